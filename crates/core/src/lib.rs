@@ -1,0 +1,19 @@
+//! The vsc domain model and policy rules: identifiers and their validation, the RA permission
+//! matrix, card states, identity checks, activation codes and the approved-client policy.
+//!
+//! Everything here is pure (no I/O, no clock, no database), so every rule can be unit-tested and
+//! the server, the CLI and the authenticator all agree on what a valid value is.
+
+pub mod activation;
+pub mod card;
+pub mod identity;
+pub mod ids;
+pub mod policy;
+pub mod ra;
+
+pub use activation::{ActivationCode, ActivationCodeError};
+pub use card::{CardState, KeyCustody};
+pub use identity::{EvidenceType, IdentityLevel};
+pub use ids::{ActivityCode, IdError, OdsCode, RoleCode, Uid};
+pub use policy::{AppVersionPolicy, ClientFacts, PolicyError};
+pub use ra::{RaAction, RaGrant, RaRole, RaScopeError};

@@ -1,0 +1,307 @@
+//! Registration Authority roles and the permission matrix of the NHS Care Identity Management
+//! (CIM) guides, with the organisation scope every RA action is checked against.
+//!
+//! A grant gives one RA role at one organisation. Grants held at the national organisation
+//! apply to every organisation: somebody has to set up the first RA Manager of a new trust.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{OdsCode, RoleCode};
+
+/// The RA roles of CIM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaRole {
+    /// RA Manager: runs the organisation's RA, may do everything.
+    RaManager,
+    /// RA Agent: creates profiles, issues and cancels cards, assigns positions.
+    RaAgent,
+    /// Sponsor: vouches for staff, assigns the positions it sponsors, unlocks cards.
+    Sponsor,
+    /// ID Checker: verifies identity and creates profiles.
+    IdChecker,
+    /// Local Smartcard Administrator: unlocks cards.
+    LocalSmartcardAdministrator,
+}
+
+impl RaRole {
+    /// Every role, in the order CIM lists them.
+    pub const ALL: [RaRole; 5] = [
+        RaRole::RaManager,
+        RaRole::RaAgent,
+        RaRole::Sponsor,
+        RaRole::IdChecker,
+        RaRole::LocalSmartcardAdministrator,
+    ];
+
+    /// The wire and database name (`ra-manager`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RaRole::RaManager => "ra-manager",
+            RaRole::RaAgent => "ra-agent",
+            RaRole::Sponsor => "sponsor",
+            RaRole::IdChecker => "id-checker",
+            RaRole::LocalSmartcardAdministrator => "local-smartcard-administrator",
+        }
+    }
+
+    /// The name a person reads.
+    pub fn title(self) -> &'static str {
+        match self {
+            RaRole::RaManager => "RA Manager",
+            RaRole::RaAgent => "RA Agent",
+            RaRole::Sponsor => "Sponsor",
+            RaRole::IdChecker => "ID Checker",
+            RaRole::LocalSmartcardAdministrator => "Local Smartcard Administrator",
+        }
+    }
+
+    /// Whether this role may perform `action` at all (scope is checked separately).
+    pub fn permits(self, action: RaAction) -> bool {
+        use RaAction::*;
+        use RaRole::*;
+        match action {
+            View => true,
+            CreateProfile | RecordIdentityCheck => matches!(self, RaManager | RaAgent | IdChecker),
+            IssueCard | CancelCard => matches!(self, RaManager | RaAgent),
+            UnlockCard => matches!(self, RaManager | RaAgent | Sponsor | LocalSmartcardAdministrator),
+            AssignPosition => matches!(self, RaManager | RaAgent | Sponsor),
+            AssignRaRole | CreateOrganisation => matches!(self, RaManager),
+        }
+    }
+}
+
+impl FromStr for RaRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase().replace(['_', ' '], "-");
+        let found = RaRole::ALL.into_iter().find(|r| {
+            r.as_str() == t
+                || match r {
+                    RaRole::RaManager => t == "ram",
+                    RaRole::RaAgent => t == "raa",
+                    RaRole::IdChecker => t == "idc",
+                    RaRole::LocalSmartcardAdministrator => t == "lsa",
+                    RaRole::Sponsor => false,
+                }
+        });
+        found.ok_or_else(|| {
+            format!(
+                "'{s}' is not an RA role: use one of ra-manager (ram), ra-agent (raa), sponsor, id-checker (idc), local-smartcard-administrator (lsa)"
+            )
+        })
+    }
+}
+
+impl fmt::Display for RaRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.title())
+    }
+}
+
+/// What an RA asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RaAction {
+    /// Read people, cards and organisations.
+    View,
+    /// Create a person's profile.
+    CreateProfile,
+    /// Record that a person's identity was checked.
+    RecordIdentityCheck,
+    /// Issue a virtual smartcard.
+    IssueCard,
+    /// Unlock a passcode-locked card.
+    UnlockCard,
+    /// Cancel a card (revoking its certificates).
+    CancelCard,
+    /// Assign a position (organisation + NRBAC role) to a person.
+    AssignPosition,
+    /// Give a person an RA role.
+    AssignRaRole,
+    /// Register a new organisation (national RA Managers only).
+    CreateOrganisation,
+}
+
+impl RaAction {
+    /// Words for error messages ("issue a card").
+    pub fn describe(self) -> &'static str {
+        match self {
+            RaAction::View => "view RA records",
+            RaAction::CreateProfile => "create a profile",
+            RaAction::RecordIdentityCheck => "record an identity check",
+            RaAction::IssueCard => "issue a card",
+            RaAction::UnlockCard => "unlock a card",
+            RaAction::CancelCard => "cancel a card",
+            RaAction::AssignPosition => "assign a position",
+            RaAction::AssignRaRole => "assign an RA role",
+            RaAction::CreateOrganisation => "create an organisation",
+        }
+    }
+}
+
+/// One RA role held at one organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RaGrant {
+    /// The role.
+    pub role: RaRole,
+    /// Where it applies.
+    pub organisation: OdsCode,
+    /// For a Sponsor: the NRBAC role codes it may assign. Empty for other roles.
+    #[serde(default)]
+    pub assignable_roles: Vec<RoleCode>,
+}
+
+/// Why an RA action was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RaScopeError {
+    /// None of the RA's roles allows the action anywhere.
+    #[error("your RA roles do not allow you to {}", action.describe())]
+    RoleNotPermitted {
+        /// The action asked for.
+        action: RaAction,
+    },
+    /// A role allows it, but not at this organisation.
+    #[error("you may {} only in your own organisation(s); {organisation} is not one of them", action.describe())]
+    OutsideOrganisation {
+        /// The action asked for.
+        action: RaAction,
+        /// The organisation it was asked for.
+        organisation: OdsCode,
+    },
+    /// A Sponsor may assign only the positions it sponsors.
+    #[error("as a Sponsor at {organisation} you may not assign role {role}")]
+    SponsorMayNotAssign {
+        /// Where.
+        organisation: OdsCode,
+        /// The role code it tried to assign.
+        role: RoleCode,
+    },
+}
+
+/// Checks that `grants` allow `action` at `organisation` (and, for a position, with `role`).
+///
+/// Returns the grant that allows it, so the audit log can say in which capacity the RA acted.
+pub fn authorize<'a>(
+    grants: &'a [RaGrant],
+    action: RaAction,
+    organisation: &OdsCode,
+    national: &OdsCode,
+    position_role: Option<&RoleCode>,
+) -> Result<&'a RaGrant, RaScopeError> {
+    let capable: Vec<&RaGrant> = grants.iter().filter(|g| g.role.permits(action)).collect();
+    if capable.is_empty() {
+        return Err(RaScopeError::RoleNotPermitted { action });
+    }
+    let in_scope: Vec<&RaGrant> = capable
+        .into_iter()
+        .filter(|g| &g.organisation == organisation || &g.organisation == national)
+        .collect();
+    if in_scope.is_empty() {
+        return Err(RaScopeError::OutsideOrganisation {
+            action,
+            organisation: organisation.clone(),
+        });
+    }
+    // Prefer a grant that is not limited by sponsorship.
+    if let Some(g) = in_scope.iter().find(|g| g.role != RaRole::Sponsor) {
+        return Ok(g);
+    }
+    match (action, position_role) {
+        (RaAction::AssignPosition, Some(role)) => in_scope
+            .into_iter()
+            .find(|g| g.assignable_roles.contains(role))
+            .ok_or_else(|| RaScopeError::SponsorMayNotAssign {
+                organisation: organisation.clone(),
+                role: role.clone(),
+            }),
+        _ => Ok(in_scope[0]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RaAction::*;
+    use RaRole::*;
+
+    fn ods(s: &str) -> OdsCode {
+        s.parse().expect("valid ODS code")
+    }
+    fn grant(role: RaRole, org: &str) -> RaGrant {
+        RaGrant {
+            role,
+            organisation: ods(org),
+            assignable_roles: vec![],
+        }
+    }
+
+    #[test]
+    fn matrix_matches_the_cim_guides() {
+        let expect = |action: RaAction, allowed: &[RaRole]| {
+            for role in RaRole::ALL {
+                assert_eq!(role.permits(action), allowed.contains(&role), "{role:?} {action:?}");
+            }
+        };
+        expect(CreateProfile, &[RaManager, RaAgent, IdChecker]);
+        expect(IssueCard, &[RaManager, RaAgent]);
+        expect(UnlockCard, &[RaManager, RaAgent, Sponsor, LocalSmartcardAdministrator]);
+        expect(CancelCard, &[RaManager, RaAgent]);
+        expect(AssignPosition, &[RaManager, RaAgent, Sponsor]);
+        expect(AssignRaRole, &[RaManager]);
+    }
+
+    #[test]
+    fn scope_is_the_ras_own_organisation_or_national() {
+        let national = ods("X26");
+        let g = [grant(RaAgent, "RX1")];
+        assert!(authorize(&g, IssueCard, &ods("RX1"), &national, None).is_ok());
+        assert_eq!(
+            authorize(&g, IssueCard, &ods("RY2"), &national, None),
+            Err(RaScopeError::OutsideOrganisation {
+                action: IssueCard,
+                organisation: ods("RY2")
+            })
+        );
+        let n = [grant(RaManager, "X26")];
+        assert!(authorize(&n, IssueCard, &ods("RY2"), &national, None).is_ok());
+    }
+
+    #[test]
+    fn lsa_may_unlock_but_not_issue() {
+        let national = ods("X26");
+        let g = [grant(LocalSmartcardAdministrator, "RX1")];
+        assert!(authorize(&g, UnlockCard, &ods("RX1"), &national, None).is_ok());
+        assert_eq!(
+            authorize(&g, IssueCard, &ods("RX1"), &national, None),
+            Err(RaScopeError::RoleNotPermitted { action: IssueCard })
+        );
+    }
+
+    #[test]
+    fn sponsor_assigns_only_sponsored_roles() {
+        let national = ods("X26");
+        let allowed: RoleCode = "S8000:G8000:R8000".parse().expect("role");
+        let other: RoleCode = "S8000:G8000:R8001".parse().expect("role");
+        let g = [RaGrant {
+            role: Sponsor,
+            organisation: ods("RX1"),
+            assignable_roles: vec![allowed.clone()],
+        }];
+        assert!(authorize(&g, AssignPosition, &ods("RX1"), &national, Some(&allowed)).is_ok());
+        assert!(matches!(
+            authorize(&g, AssignPosition, &ods("RX1"), &national, Some(&other)),
+            Err(RaScopeError::SponsorMayNotAssign { .. })
+        ));
+    }
+
+    #[test]
+    fn role_names_parse() {
+        assert_eq!("RAM".parse::<RaRole>(), Ok(RaManager));
+        assert_eq!("local smartcard administrator".parse::<RaRole>(), Ok(LocalSmartcardAdministrator));
+        assert!("admin".parse::<RaRole>().is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! The audit log: one row per state change or refused request, each row carrying the SHA-256 of
+//! its own content and of the row before it, so that editing, deleting or reordering any row
+//! breaks the chain at that row.
+//!
+//! The hash covers every column except `hash` itself, length-prefixed so that no two different
+//! rows encode to the same bytes. Removing rows from the *end* of the log cannot be detected
+//! from the log alone; `vsc audit verify` prints the head hash so an operator can anchor it
+//! elsewhere (a ticket, a log shipper) and compare later.
+
+use std::io::Write;
+
+use aws_lc_rs::digest;
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+
+use crate::{Store, StoreError};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Whether the audited request succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The change was made.
+    Success,
+    /// The request was refused; nothing but counters changed.
+    Failure,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Who: a UID, `system`, or `anonymous`.
+    pub actor: String,
+    /// What, dotted (`card.issued`).
+    pub action: String,
+    /// On whom or what: a UID, card id, ODS code.
+    pub subject: String,
+    /// The organisation it happened in (empty when none).
+    pub organisation: String,
+    /// From where: the client's address.
+    pub source: String,
+    /// Success or failure.
+    pub outcome: Outcome,
+    /// Anything else worth keeping (error codes, serials, reasons). Never secrets.
+    pub detail: serde_json::Value,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On whom.
+    pub subject: String,
+    /// Organisation.
+    pub organisation: String,
+    /// From where.
+    pub source: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// JSON detail.
+    pub detail: String,
+    /// Hash of the previous event.
+    pub prev_hash: String,
+    /// Hash of this event.
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// The hash this event should carry.
+    pub fn expected_hash(&self) -> String {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"vsc-audit/v1");
+        let seq = self.seq.to_be_bytes();
+        let at = self.at_ms.to_be_bytes();
+        let fields: [&[u8]; 10] = [
+            self.prev_hash.as_bytes(),
+            &seq,
+            &at,
+            self.actor.as_bytes(),
+            self.action.as_bytes(),
+            self.subject.as_bytes(),
+            self.organisation.as_bytes(),
+            self.source.as_bytes(),
+            self.outcome.as_bytes(),
+            self.detail.as_bytes(),
+        ];
+        for field in fields {
+            ctx.update(&(field.len() as u64).to_be_bytes());
+            ctx.update(field);
+        }
+        hex::encode(ctx.finish())
+    }
+}
+
+type Row = (i64, i64, String, String, String, String, String, String, String, String, String);
+
+fn from_row(r: Row) -> AuditEvent {
+    AuditEvent {
+        seq: r.0,
+        at_ms: r.1,
+        actor: r.2,
+        action: r.3,
+        subject: r.4,
+        organisation: r.5,
+        source: r.6,
+        outcome: r.7,
+        detail: r.8,
+        prev_hash: r.9,
+        hash: r.10,
+    }
+}
+
+const COLUMNS: &str =
+    "seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash";
+
+/// Appends `event` inside the caller's write transaction and returns its sequence number.
+pub async fn append(conn: &mut SqliteConnection, event: &NewEvent, at_ms: i64) -> Result<i64, StoreError> {
+    let last: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (seq, prev_hash) = match last {
+        Some((seq, hash)) => (seq + 1, hash),
+        None => (1, GENESIS.to_owned()),
+    };
+    let mut row = AuditEvent {
+        seq,
+        at_ms,
+        actor: event.actor.clone(),
+        action: event.action.clone(),
+        subject: event.subject.clone(),
+        organisation: event.organisation.clone(),
+        source: event.source.clone(),
+        outcome: event.outcome.as_str().to_owned(),
+        detail: event.detail.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    row.hash = row.expected_hash();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(row.seq)
+    .bind(row.at_ms)
+    .bind(&row.actor)
+    .bind(&row.action)
+    .bind(&row.subject)
+    .bind(&row.organisation)
+    .bind(&row.source)
+    .bind(&row.outcome)
+    .bind(&row.detail)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(seq)
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events: u64,
+    /// Hash of the last event checked (anchor it elsewhere to detect truncation later).
+    pub head_hash: String,
+    /// The first event that breaks the chain, and why.
+    pub first_broken: Option<BrokenEvent>,
+}
+
+/// An event that does not fit the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokenEvent {
+    /// Its sequence number.
+    pub seq: i64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Walks the whole chain in order and reports the first event that does not fit.
+pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    let mut prev_hash = GENESIS.to_owned();
+    let mut expected_seq = 1;
+    let mut events = 0;
+    let mut after = 0i64;
+    loop {
+        // Pages keep memory flat for a log of millions of rows.
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 1000"
+        )))
+        .bind(after)
+        .fetch_all(store.pool())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let event = from_row(row);
+            after = event.seq;
+            let broken = |reason: String| VerifyReport {
+                events,
+                head_hash: prev_hash.clone(),
+                first_broken: Some(BrokenEvent { seq: event.seq, reason }),
+            };
+            if event.seq != expected_seq {
+                return Ok(broken(format!(
+                    "expected event {expected_seq} next but found {}: events are missing",
+                    event.seq
+                )));
+            }
+            if event.prev_hash != prev_hash {
+                return Ok(broken("its prev_hash does not match the event before it".into()));
+            }
+            if event.expected_hash() != event.hash {
+                return Ok(broken("its content does not match its hash: the row was altered".into()));
+            }
+            prev_hash = event.hash.clone();
+            expected_seq += 1;
+            events += 1;
+        }
+    }
+    Ok(VerifyReport {
+        events,
+        head_hash: prev_hash,
+        first_broken: None,
+    })
+}
+
+/// Writes every event as one JSON object per line; returns how many.
+pub async fn export(store: &Store, out: &mut dyn Write) -> Result<u64, StoreError> {
+    let mut after = 0i64;
+    let mut count = 0;
+    loop {
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 1000"
+        )))
+        .bind(after)
+        .fetch_all(store.pool())
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let event = from_row(row);
+            after = event.seq;
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.at_ms) * 1_000_000)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default();
+            let detail: serde_json::Value =
+                serde_json::from_str(&event.detail).unwrap_or(serde_json::Value::String(event.detail.clone()));
+            let line = serde_json::json!({
+                "seq": event.seq, "at": at, "actor": event.actor, "action": event.action,
+                "subject": event.subject, "organisation": event.organisation, "source": event.source,
+                "outcome": event.outcome, "detail": detail, "prev_hash": event.prev_hash, "hash": event.hash,
+            });
+            serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
+/// Events about one subject, newest first (for the RA's view of a person or card).
+pub async fn for_subject(store: &Store, subject: &str, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE subject = ? ORDER BY seq DESC LIMIT ?"
+    )))
+    .bind(subject)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows.into_iter().map(from_row).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str) -> NewEvent {
+        NewEvent {
+            actor: "555000000001".into(),
+            action: action.into(),
+            subject: "555000000002".into(),
+            organisation: "X26".into(),
+            source: "127.0.0.1".into(),
+            outcome: Outcome::Success,
+            detail: serde_json::json!({"k": "v"}),
+        }
+    }
+
+    async fn store_with_events(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
+        for i in 0..n {
+            let mut tx = store.write().await.expect("tx");
+            append(&mut tx, &event(&format!("test.{i}")), 1000 + i as i64).await.expect("append");
+            tx.commit().await.expect("commit");
+        }
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn intact_chain_verifies() {
+        let (_dir, store) = store_with_events(5).await;
+        let report = verify(&store).await.expect("verify");
+        assert_eq!(report.events, 5);
+        assert_eq!(report.first_broken, None);
+        let mut out = Vec::new();
+        assert_eq!(export(&store, &mut out).await.expect("export"), 5);
+        assert_eq!(String::from_utf8(out).expect("utf8").lines().count(), 5);
+    }
+
+    #[tokio::test]
+    async fn altered_row_is_named() {
+        let (_dir, store) = store_with_events(5).await;
+        sqlx::query("UPDATE audit_events SET subject = 'someone-else' WHERE seq = 3")
+            .execute(store.pool())
+            .await
+            .expect("tamper");
+        let report = verify(&store).await.expect("verify");
+        assert_eq!(report.first_broken.map(|b| b.seq), Some(3));
+        assert_eq!(report.events, 2);
+    }
+
+    #[tokio::test]
+    async fn deleted_row_is_named() {
+        let (_dir, store) = store_with_events(5).await;
+        sqlx::query("DELETE FROM audit_events WHERE seq = 2")
+            .execute(store.pool())
+            .await
+            .expect("tamper");
+        let broken = verify(&store).await.expect("verify").first_broken.expect("broken");
+        assert_eq!(broken.seq, 3);
+        assert!(broken.reason.contains("missing"), "{}", broken.reason);
+    }
+
+    #[tokio::test]
+    async fn rolled_back_transaction_leaves_no_event() {
+        let (_dir, store) = store_with_events(1).await;
+        let mut tx = store.write().await.expect("tx");
+        append(&mut tx, &event("test.rolled-back"), 5).await.expect("append");
+        tx.rollback().await.expect("rollback");
+        assert_eq!(verify(&store).await.expect("verify").events, 1);
+    }
+}

@@ -1,0 +1,943 @@
+//! Typed queries, one small function per statement, composed by the server inside transactions.
+//!
+//! Functions take `&mut SqliteConnection` so that a caller holding a [`crate::Tx`] passes
+//! `&mut tx` and a reader passes a pooled connection; none of them commits on its own.
+
+use sqlx::SqliteConnection;
+
+use crate::StoreError;
+
+/// An organisation row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganisationRow {
+    /// ODS code.
+    pub ods_code: String,
+    /// Name.
+    pub name: String,
+    /// The national organisation.
+    pub national: bool,
+}
+
+/// Inserts an organisation.
+pub async fn insert_organisation(
+    conn: &mut SqliteConnection,
+    org: &OrganisationRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO organisations (ods_code, name, national, created_at) VALUES (?, ?, ?, ?)")
+        .bind(&org.ods_code)
+        .bind(&org.name)
+        .bind(org.national)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Finds an organisation.
+pub async fn organisation(conn: &mut SqliteConnection, ods: &str) -> Result<Option<OrganisationRow>, StoreError> {
+    let row: Option<(String, String, bool)> =
+        sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE ods_code = ?")
+            .bind(ods)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(ods_code, name, national)| OrganisationRow { ods_code, name, national }))
+}
+
+/// The national organisation, once bootstrapped.
+pub async fn national_organisation(conn: &mut SqliteConnection) -> Result<Option<OrganisationRow>, StoreError> {
+    let row: Option<(String, String, bool)> =
+        sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE national = 1")
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(ods_code, name, national)| OrganisationRow { ods_code, name, national }))
+}
+
+/// Every organisation, by ODS code.
+pub async fn organisations(conn: &mut SqliteConnection) -> Result<Vec<OrganisationRow>, StoreError> {
+    let rows: Vec<(String, String, bool)> =
+        sqlx::query_as("SELECT ods_code, name, national FROM organisations ORDER BY ods_code")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(ods_code, name, national)| OrganisationRow { ods_code, name, national })
+        .collect())
+}
+
+/// A person row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRow {
+    /// UID.
+    pub uid: String,
+    /// Given name.
+    pub given_name: String,
+    /// Family name.
+    pub family_name: String,
+    /// Email.
+    pub email: Option<String>,
+    /// ODS code of the registering organisation.
+    pub registered_by: String,
+}
+
+/// Inserts a person. Returns `false` if the UID is taken (the caller draws another).
+pub async fn insert_person(conn: &mut SqliteConnection, p: &PersonRow, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO people (uid, given_name, family_name, email, registered_by, created_at)
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING",
+    )
+    .bind(&p.uid)
+    .bind(&p.given_name)
+    .bind(&p.family_name)
+    .bind(&p.email)
+    .bind(&p.registered_by)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Finds a person.
+pub async fn person(conn: &mut SqliteConnection, uid: &str) -> Result<Option<PersonRow>, StoreError> {
+    let row: Option<(String, String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT uid, given_name, family_name, email, registered_by FROM people WHERE uid = ?",
+    )
+    .bind(uid)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(uid, given_name, family_name, email, registered_by)| PersonRow {
+        uid,
+        given_name,
+        family_name,
+        email,
+        registered_by,
+    }))
+}
+
+/// The organisations a person belongs to: where registered, and where holding a position.
+pub async fn person_organisations(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT registered_by FROM people WHERE uid = ?1
+         UNION SELECT ods_code FROM positions WHERE uid = ?1",
+    )
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(o,)| o).collect())
+}
+
+/// A position row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionRow {
+    /// Id.
+    pub id: String,
+    /// Holder.
+    pub uid: String,
+    /// ODS code.
+    pub ods_code: String,
+    /// NRBAC role code.
+    pub role_code: String,
+    /// Role name.
+    pub role_name: String,
+    /// Activity codes.
+    pub activities: Vec<String>,
+}
+
+/// Inserts a position. Returns `false` when the person already holds that role there.
+pub async fn insert_position(conn: &mut SqliteConnection, p: &PositionRow, now: i64) -> Result<bool, StoreError> {
+    let activities = serde_json::to_string(&p.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let done = sqlx::query(
+        "INSERT INTO positions (id, uid, ods_code, role_code, role_name, activities, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid, ods_code, role_code) DO NOTHING",
+    )
+    .bind(&p.id)
+    .bind(&p.uid)
+    .bind(&p.ods_code)
+    .bind(&p.role_code)
+    .bind(&p.role_name)
+    .bind(activities)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A person's positions.
+pub async fn positions(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<PositionRow>, StoreError> {
+    let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = ? ORDER BY created_at, id",
+    )
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, uid, ods_code, role_code, role_name, activities)| {
+            Ok(PositionRow {
+                id,
+                uid,
+                ods_code,
+                role_code,
+                role_name,
+                activities: serde_json::from_str(&activities).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .collect()
+}
+
+/// An RA role row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaRoleRow {
+    /// Holder.
+    pub uid: String,
+    /// ODS code.
+    pub ods_code: String,
+    /// Role name (`ra-manager`, …).
+    pub role: String,
+    /// Sponsors: NRBAC role codes it may assign.
+    pub assignable_roles: Vec<String>,
+}
+
+/// Grants an RA role (replacing the sponsor's assignable roles if already held).
+pub async fn upsert_ra_role(conn: &mut SqliteConnection, r: &RaRoleRow, now: i64) -> Result<(), StoreError> {
+    let assignable = serde_json::to_string(&r.assignable_roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO ra_roles (uid, ods_code, role, assignable_roles, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(uid, ods_code, role) DO UPDATE SET assignable_roles = excluded.assignable_roles",
+    )
+    .bind(&r.uid)
+    .bind(&r.ods_code)
+    .bind(&r.role)
+    .bind(assignable)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A person's RA roles.
+pub async fn ra_roles(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<RaRoleRow>, StoreError> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT uid, ods_code, role, assignable_roles FROM ra_roles WHERE uid = ? ORDER BY ods_code, role",
+    )
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(uid, ods_code, role, assignable)| {
+            Ok(RaRoleRow {
+                uid,
+                ods_code,
+                role,
+                assignable_roles: serde_json::from_str(&assignable).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .collect()
+}
+
+/// An identity-check row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityCheckRow {
+    /// Whose identity.
+    pub uid: String,
+    /// Who checked.
+    pub checked_by: String,
+    /// Organisation.
+    pub ods_code: String,
+    /// Evidence types.
+    pub evidence: Vec<String>,
+    /// e-GIF level.
+    pub level: u8,
+    /// When (Unix seconds).
+    pub checked_at: i64,
+}
+
+/// Records an identity check.
+pub async fn insert_identity_check(conn: &mut SqliteConnection, c: &IdentityCheckRow) -> Result<(), StoreError> {
+    let evidence = serde_json::to_string(&c.evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(
+        "INSERT INTO identity_checks (uid, checked_by, ods_code, evidence, level, checked_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.uid)
+    .bind(&c.checked_by)
+    .bind(&c.ods_code)
+    .bind(evidence)
+    .bind(i64::from(c.level))
+    .bind(c.checked_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A person's identity checks, oldest first.
+pub async fn identity_checks(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<IdentityCheckRow>, StoreError> {
+    let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT uid, checked_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = ? ORDER BY id",
+    )
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(uid, checked_by, ods_code, evidence, level, checked_at)| {
+            Ok(IdentityCheckRow {
+                uid,
+                checked_by,
+                ods_code,
+                evidence: serde_json::from_str(&evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                level: u8::try_from(level).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                checked_at,
+            })
+        })
+        .collect()
+}
+
+/// A device row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// Device id.
+    pub device_id: String,
+    /// The one person this device belongs to.
+    pub uid: String,
+    /// Platform.
+    pub platform: String,
+    /// App version last seen.
+    pub app_version: String,
+    /// Model.
+    pub model: String,
+    /// A simulated phone.
+    pub simulated: bool,
+}
+
+/// Finds a device.
+pub async fn device(conn: &mut SqliteConnection, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
+    let row: Option<(String, String, String, String, String, bool)> = sqlx::query_as(
+        "SELECT device_id, uid, platform, app_version, model, simulated FROM devices WHERE device_id = ?",
+    )
+    .bind(device_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(device_id, uid, platform, app_version, model, simulated)| DeviceRow {
+        device_id,
+        uid,
+        platform,
+        app_version,
+        model,
+        simulated,
+    }))
+}
+
+/// Records a device for its person (or refreshes what it reported). Never rebinds a device to
+/// another person: the statement only updates a row whose `uid` already matches.
+pub async fn upsert_device(conn: &mut SqliteConnection, d: &DeviceRow, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO devices (device_id, uid, platform, app_version, model, simulated, first_seen, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         ON CONFLICT(device_id) DO UPDATE SET platform = excluded.platform, app_version = excluded.app_version,
+             model = excluded.model, simulated = excluded.simulated, last_seen = excluded.last_seen
+         WHERE devices.uid = excluded.uid",
+    )
+    .bind(&d.device_id)
+    .bind(&d.uid)
+    .bind(&d.platform)
+    .bind(&d.app_version)
+    .bind(&d.model)
+    .bind(d.simulated)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A card row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRow {
+    /// Card id.
+    pub id: String,
+    /// Holder.
+    pub uid: String,
+    /// State name.
+    pub state: String,
+    /// Custody name.
+    pub custody: String,
+    /// Issuing organisation.
+    pub issued_by: String,
+    /// Bound device.
+    pub device_id: Option<String>,
+}
+
+const CARD_COLUMNS: &str = "id, uid, state, custody, issued_by, device_id";
+type CardTuple = (String, String, String, String, String, Option<String>);
+
+fn card_from(t: CardTuple) -> CardRow {
+    CardRow {
+        id: t.0,
+        uid: t.1,
+        state: t.2,
+        custody: t.3,
+        issued_by: t.4,
+        device_id: t.5,
+    }
+}
+
+/// Inserts a card.
+pub async fn insert_card(conn: &mut SqliteConnection, c: &CardRow, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO cards (id, uid, state, custody, issued_by, device_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.id)
+    .bind(&c.uid)
+    .bind(&c.state)
+    .bind(&c.custody)
+    .bind(&c.issued_by)
+    .bind(&c.device_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a card.
+pub async fn card(conn: &mut SqliteConnection, id: &str) -> Result<Option<CardRow>, StoreError> {
+    let row: Option<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(card_from))
+}
+
+/// A person's cards, newest first.
+pub async fn cards_of(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<CardRow>, StoreError> {
+    let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE uid = ? ORDER BY created_at DESC, id"
+    )))
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(card_from).collect())
+}
+
+/// Moves a card from one of `from` states to `to`. Returns `false` if it was in none of them
+/// (somebody else changed it first), so callers never act on a stale read.
+pub async fn transition_card(
+    conn: &mut SqliteConnection,
+    id: &str,
+    from: &[&str],
+    to: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut ok = false;
+    for state in from {
+        let done = sqlx::query(
+            "UPDATE cards SET state = ?3,
+                 activated_at = CASE WHEN ?3 = 'active' AND activated_at IS NULL THEN ?4 ELSE activated_at END,
+                 revoked_at = CASE WHEN ?3 = 'revoked' THEN ?4 ELSE revoked_at END
+             WHERE id = ?1 AND state = ?2",
+        )
+        .bind(id)
+        .bind(*state)
+        .bind(to)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        ok |= done.rows_affected() == 1;
+        if ok {
+            break;
+        }
+    }
+    Ok(ok)
+}
+
+/// Binds an enrolled card to its device and keeps the sealed recovery key.
+pub async fn bind_card_device(
+    conn: &mut SqliteConnection,
+    id: &str,
+    device_id: &str,
+    recovery_key_sealed: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET device_id = ?, recovery_key_sealed = ? WHERE id = ?")
+        .bind(device_id)
+        .bind(recovery_key_sealed)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records why a card was revoked.
+pub async fn set_revocation_reason(conn: &mut SqliteConnection, id: &str, reason: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET revocation_reason = ? WHERE id = ?")
+        .bind(reason)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The sealed recovery key of a card.
+pub async fn card_recovery_key(conn: &mut SqliteConnection, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT recovery_key_sealed FROM cards WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.and_then(|(k,)| k))
+}
+
+/// Other cards of the person that are still live (pending, active, locked, suspended).
+pub async fn live_cards_of(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<CardRow>, StoreError> {
+    let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CARD_COLUMNS} FROM cards WHERE uid = ? AND state IN ('pending','active','locked','suspended')"
+    )))
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(card_from).collect())
+}
+
+/// A certificate row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRow {
+    /// Serial (hex).
+    pub serial: String,
+    /// Card.
+    pub card_id: String,
+    /// `authentication` or `signing`.
+    pub usage: String,
+    /// DER.
+    pub der: Vec<u8>,
+    /// SHA-256 of the SubjectPublicKeyInfo (hex), unique: one key, one certificate.
+    pub spki_sha256: String,
+    /// Validity start (Unix seconds).
+    pub not_before: i64,
+    /// Validity end (Unix seconds).
+    pub not_after: i64,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+}
+
+type CertTuple = (String, String, String, Vec<u8>, String, i64, i64, Option<i64>);
+const CERT_COLUMNS: &str = "serial, card_id, usage, der, spki_sha256, not_before, not_after, revoked_at";
+
+fn cert_from(t: CertTuple) -> CertificateRow {
+    CertificateRow {
+        serial: t.0,
+        card_id: t.1,
+        usage: t.2,
+        der: t.3,
+        spki_sha256: t.4,
+        not_before: t.5,
+        not_after: t.6,
+        revoked_at: t.7,
+    }
+}
+
+/// Whether a public key already has a certificate.
+pub async fn spki_known(conn: &mut SqliteConnection, spki_sha256: &str) -> Result<bool, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT serial FROM certificates WHERE spki_sha256 = ?")
+        .bind(spki_sha256)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Stores an issued certificate.
+pub async fn insert_certificate(conn: &mut SqliteConnection, c: &CertificateRow) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO certificates ({CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&c.serial)
+    .bind(&c.card_id)
+    .bind(&c.usage)
+    .bind(&c.der)
+    .bind(&c.spki_sha256)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(c.revoked_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A card's certificates.
+pub async fn certificates_of(conn: &mut SqliteConnection, card_id: &str) -> Result<Vec<CertificateRow>, StoreError> {
+    let rows: Vec<CertTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = ? ORDER BY usage"
+    )))
+    .bind(card_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(cert_from).collect())
+}
+
+/// Revokes every unrevoked certificate of a card; returns how many.
+pub async fn revoke_certificates_of(conn: &mut SqliteConnection, card_id: &str, now: i64) -> Result<u64, StoreError> {
+    let done = sqlx::query("UPDATE certificates SET revoked_at = ? WHERE card_id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(card_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Every revoked certificate that has not yet expired (what the CRL must list): (serial, revoked_at).
+pub async fn revoked_unexpired(conn: &mut SqliteConnection, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial",
+    )
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A one-time code row (activation or unlock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    /// Public id.
+    pub id: String,
+    /// `activation` or `unlock`.
+    pub kind: String,
+    /// The card it is for.
+    pub card_id: String,
+    /// SHA-256 of the secret half.
+    pub secret_hash: Vec<u8>,
+    /// Issued by (UID or `system`).
+    pub created_by: String,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+    /// When it was redeemed.
+    pub used_at: Option<i64>,
+    /// Wrong guesses so far.
+    pub failed_attempts: i64,
+}
+
+/// Stores a new code.
+pub async fn insert_code(conn: &mut SqliteConnection, c: &CodeRow, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO one_time_codes (id, kind, card_id, secret_hash, created_by, created_at, expires_at, used_at, failed_attempts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+    )
+    .bind(&c.id)
+    .bind(&c.kind)
+    .bind(&c.card_id)
+    .bind(&c.secret_hash)
+    .bind(&c.created_by)
+    .bind(now)
+    .bind(c.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a code by its public id.
+pub async fn code(conn: &mut SqliteConnection, id: &str) -> Result<Option<CodeRow>, StoreError> {
+    let row: Option<(String, String, String, Vec<u8>, String, i64, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts FROM one_time_codes WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|t| CodeRow {
+        id: t.0,
+        kind: t.1,
+        card_id: t.2,
+        secret_hash: t.3,
+        created_by: t.4,
+        expires_at: t.5,
+        used_at: t.6,
+        failed_attempts: t.7,
+    }))
+}
+
+/// Counts a wrong guess against a code; returns the new count.
+pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Result<i64, StoreError> {
+    let row: (i64,) = sqlx::query_as(
+        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.0)
+}
+
+/// Consumes a code: succeeds for exactly one caller, and only while it is unused, unexpired and
+/// under the guess limit.
+pub async fn consume_code(conn: &mut SqliteConnection, id: &str, now: i64, max_failures: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE one_time_codes SET used_at = ?2
+         WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND failed_attempts < ?3",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(max_failures)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Voids every unused code of a kind for a card (a new activation replaces the old one).
+pub async fn void_codes(conn: &mut SqliteConnection, card_id: &str, kind: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE one_time_codes SET expires_at = ?3 WHERE card_id = ?1 AND kind = ?2 AND used_at IS NULL AND expires_at > ?3")
+        .bind(card_id)
+        .bind(kind)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a challenge.
+pub async fn insert_challenge(
+    conn: &mut SqliteConnection,
+    id: &str,
+    purpose: &str,
+    uid: &str,
+    nonce: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO challenges (id, purpose, uid, nonce, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(id)
+        .bind(purpose)
+        .bind(uid)
+        .bind(nonce)
+        .bind(now)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What consuming a challenge found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChallengeUse {
+    /// Consumed now; here is its nonce.
+    Consumed(String),
+    /// No such challenge for this purpose and person.
+    Unknown,
+    /// Already used.
+    Used,
+    /// Expired.
+    Expired,
+}
+
+/// Consumes a challenge atomically: one conditional `UPDATE … RETURNING`, so of two concurrent
+/// callers exactly one gets [`ChallengeUse::Consumed`].
+pub async fn consume_challenge(
+    conn: &mut SqliteConnection,
+    id: &str,
+    purpose: &str,
+    uid: &str,
+    now: i64,
+) -> Result<ChallengeUse, StoreError> {
+    let consumed: Option<(String,)> = sqlx::query_as(
+        "UPDATE challenges SET used_at = ?4 WHERE id = ?1 AND purpose = ?2 AND uid = ?3 AND used_at IS NULL AND expires_at > ?4
+         RETURNING nonce",
+    )
+    .bind(id)
+    .bind(purpose)
+    .bind(uid)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((nonce,)) = consumed {
+        return Ok(ChallengeUse::Consumed(nonce));
+    }
+    let row: Option<(Option<i64>, i64)> =
+        sqlx::query_as("SELECT used_at, expires_at FROM challenges WHERE id = ? AND purpose = ? AND uid = ?")
+            .bind(id)
+            .bind(purpose)
+            .bind(uid)
+            .fetch_optional(conn)
+            .await?;
+    Ok(match row {
+        None => ChallengeUse::Unknown,
+        Some((Some(_), _)) => ChallengeUse::Used,
+        Some((None, _)) => ChallengeUse::Expired,
+    })
+}
+
+/// Stores an RA session (by the hash of its token).
+pub async fn insert_ra_session(
+    conn: &mut SqliteConnection,
+    token_hash: &[u8],
+    uid: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO ra_sessions (token_hash, uid, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        .bind(token_hash)
+        .bind(uid)
+        .bind(now)
+        .bind(expires_at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The UID of a live RA session.
+pub async fn ra_session(conn: &mut SqliteConnection, token_hash: &[u8], now: i64) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT uid FROM ra_sessions WHERE token_hash = ? AND expires_at > ?")
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(u,)| u))
+}
+
+/// A stored CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRow {
+    /// `issuing` or `root`.
+    pub issuer: String,
+    /// CRL number.
+    pub crl_number: i64,
+    /// DER.
+    pub der: Vec<u8>,
+    /// thisUpdate (Unix seconds).
+    pub this_update: i64,
+    /// nextUpdate (Unix seconds).
+    pub next_update: i64,
+}
+
+/// Stores (replaces) the CRL of an issuer.
+pub async fn put_crl(conn: &mut SqliteConnection, c: &CrlRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO crls (issuer, crl_number, der, this_update, next_update) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(issuer) DO UPDATE SET crl_number = excluded.crl_number, der = excluded.der,
+             this_update = excluded.this_update, next_update = excluded.next_update",
+    )
+    .bind(&c.issuer)
+    .bind(c.crl_number)
+    .bind(&c.der)
+    .bind(c.this_update)
+    .bind(c.next_update)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The current CRL of an issuer.
+pub async fn crl(conn: &mut SqliteConnection, issuer: &str) -> Result<Option<CrlRow>, StoreError> {
+    let row: Option<(String, i64, Vec<u8>, i64, i64)> =
+        sqlx::query_as("SELECT issuer, crl_number, der, this_update, next_update FROM crls WHERE issuer = ?")
+            .bind(issuer)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(issuer, crl_number, der, this_update, next_update)| CrlRow {
+        issuer,
+        crl_number,
+        der,
+        this_update,
+        next_update,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
+        (dir, store)
+    }
+
+    async fn seed(store: &Store) {
+        let mut tx = store.write().await.expect("tx");
+        let org = OrganisationRow {
+            ods_code: "X26".into(),
+            name: "National".into(),
+            national: true,
+        };
+        insert_organisation(&mut tx, &org, 1).await.expect("org");
+        let p = PersonRow {
+            uid: "555000000001".into(),
+            given_name: "A".into(),
+            family_name: "B".into(),
+            email: None,
+            registered_by: "X26".into(),
+        };
+        assert!(insert_person(&mut tx, &p, 1).await.expect("person"));
+        assert!(!insert_person(&mut tx, &p, 1).await.expect("person again"));
+        let card = CardRow {
+            id: "card1".into(),
+            uid: p.uid.clone(),
+            state: "pending".into(),
+            custody: "device-held".into(),
+            issued_by: "X26".into(),
+            device_id: None,
+        };
+        insert_card(&mut tx, &card, 1).await.expect("card");
+        tx.commit().await.expect("commit");
+    }
+
+    #[tokio::test]
+    async fn challenge_is_consumed_once_and_expires() {
+        let (_dir, store) = store().await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        insert_challenge(&mut conn, "c1", "ra-login", "u", "n", 100, 200).await.expect("insert");
+        assert_eq!(consume_challenge(&mut conn, "c1", "ra-login", "other", 150).await.expect("c"), ChallengeUse::Unknown);
+        assert_eq!(consume_challenge(&mut conn, "c1", "ra-login", "u", 150).await.expect("c"), ChallengeUse::Consumed("n".into()));
+        assert_eq!(consume_challenge(&mut conn, "c1", "ra-login", "u", 151).await.expect("c"), ChallengeUse::Used);
+        insert_challenge(&mut conn, "c2", "ra-login", "u", "n", 100, 200).await.expect("insert");
+        assert_eq!(consume_challenge(&mut conn, "c2", "ra-login", "u", 200).await.expect("c"), ChallengeUse::Expired);
+    }
+
+    #[tokio::test]
+    async fn codes_are_single_use_expiring_and_throttled() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        for id in ["a", "b", "c"] {
+            let row = CodeRow {
+                id: id.into(),
+                kind: "activation".into(),
+                card_id: "card1".into(),
+                secret_hash: vec![1, 2, 3],
+                created_by: "system".into(),
+                expires_at: 1000,
+                used_at: None,
+                failed_attempts: 0,
+            };
+            insert_code(&mut conn, &row, 1).await.expect("insert");
+        }
+        assert!(consume_code(&mut conn, "a", 10, 5).await.expect("consume"));
+        assert!(!consume_code(&mut conn, "a", 11, 5).await.expect("again"));
+        assert!(!consume_code(&mut conn, "b", 1000, 5).await.expect("expired"));
+        for n in 1..=5 {
+            assert_eq!(record_code_failure(&mut conn, "c").await.expect("fail"), n);
+        }
+        assert!(!consume_code(&mut conn, "c", 10, 5).await.expect("throttled"));
+    }
+
+    #[tokio::test]
+    async fn devices_never_move_to_another_person() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        let mut d = DeviceRow {
+            device_id: "dev".into(),
+            uid: "555000000001".into(),
+            platform: "vsc-cli".into(),
+            app_version: "0.1.0".into(),
+            model: String::new(),
+            simulated: true,
+        };
+        assert!(upsert_device(&mut conn, &d, 1).await.expect("first"));
+        assert!(upsert_device(&mut conn, &d, 2).await.expect("same person"));
+        d.uid = "555000000002".into();
+        assert!(!upsert_device(&mut conn, &d, 3).await.expect("other person"));
+        assert_eq!(device(&mut conn, "dev").await.expect("get").map(|d| d.uid), Some("555000000001".into()));
+    }
+
+    #[tokio::test]
+    async fn card_transitions_are_conditional() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        assert!(!transition_card(&mut conn, "card1", &["active"], "revoked", 5).await.expect("t"));
+        assert!(transition_card(&mut conn, "card1", &["pending"], "active", 5).await.expect("t"));
+        assert_eq!(card(&mut conn, "card1").await.expect("get").map(|c| c.state), Some("active".into()));
+    }
+}

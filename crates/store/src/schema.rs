@@ -1,0 +1,146 @@
+//! The database schema and the migrations that build it, applied in order at start-up.
+//!
+//! Times are Unix seconds (`INTEGER`) so expiry checks happen inside SQL statements, atomically.
+//! Each migration runs in its own transaction and is recorded in `schema_migrations`.
+
+/// Migrations, oldest first. Never edit one that has shipped; append a new one.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_foundation",
+    r#"
+CREATE TABLE organisations (
+    ods_code    TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    national    INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX organisations_one_national ON organisations(national) WHERE national = 1;
+
+CREATE TABLE people (
+    uid            TEXT PRIMARY KEY,
+    given_name     TEXT NOT NULL,
+    family_name    TEXT NOT NULL,
+    email          TEXT,
+    registered_by  TEXT NOT NULL REFERENCES organisations(ods_code),
+    created_at     INTEGER NOT NULL
+);
+
+CREATE TABLE positions (
+    id          TEXT PRIMARY KEY,
+    uid         TEXT NOT NULL REFERENCES people(uid),
+    ods_code    TEXT NOT NULL REFERENCES organisations(ods_code),
+    role_code   TEXT NOT NULL,
+    role_name   TEXT NOT NULL,
+    activities  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (uid, ods_code, role_code)
+);
+
+CREATE TABLE ra_roles (
+    uid               TEXT NOT NULL REFERENCES people(uid),
+    ods_code          TEXT NOT NULL REFERENCES organisations(ods_code),
+    role              TEXT NOT NULL,
+    assignable_roles  TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    PRIMARY KEY (uid, ods_code, role)
+);
+
+CREATE TABLE identity_checks (
+    id          INTEGER PRIMARY KEY,
+    uid         TEXT NOT NULL REFERENCES people(uid),
+    checked_by  TEXT NOT NULL,
+    ods_code    TEXT NOT NULL REFERENCES organisations(ods_code),
+    evidence    TEXT NOT NULL,
+    level       INTEGER NOT NULL,
+    checked_at  INTEGER NOT NULL
+);
+
+CREATE TABLE devices (
+    device_id    TEXT PRIMARY KEY,
+    uid          TEXT NOT NULL REFERENCES people(uid),
+    platform     TEXT NOT NULL,
+    app_version  TEXT NOT NULL,
+    model        TEXT NOT NULL,
+    simulated    INTEGER NOT NULL,
+    first_seen   INTEGER NOT NULL,
+    last_seen    INTEGER NOT NULL
+);
+
+CREATE TABLE cards (
+    id                   TEXT PRIMARY KEY,
+    uid                  TEXT NOT NULL REFERENCES people(uid),
+    state                TEXT NOT NULL,
+    custody              TEXT NOT NULL,
+    issued_by            TEXT NOT NULL REFERENCES organisations(ods_code),
+    device_id            TEXT REFERENCES devices(device_id),
+    recovery_key_sealed  BLOB,
+    created_at           INTEGER NOT NULL,
+    activated_at         INTEGER,
+    revoked_at           INTEGER,
+    revocation_reason    TEXT
+);
+CREATE INDEX cards_by_uid ON cards(uid);
+
+CREATE TABLE certificates (
+    serial             TEXT PRIMARY KEY,
+    card_id            TEXT NOT NULL REFERENCES cards(id),
+    usage              TEXT NOT NULL,
+    der                BLOB NOT NULL,
+    spki_sha256        TEXT NOT NULL UNIQUE,
+    not_before         INTEGER NOT NULL,
+    not_after          INTEGER NOT NULL,
+    revoked_at         INTEGER
+);
+CREATE INDEX certificates_by_card ON certificates(card_id);
+
+CREATE TABLE one_time_codes (
+    id               TEXT PRIMARY KEY,
+    kind             TEXT NOT NULL,
+    card_id          TEXT NOT NULL REFERENCES cards(id),
+    secret_hash      BLOB NOT NULL,
+    created_by       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    used_at          INTEGER,
+    failed_attempts  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE challenges (
+    id          TEXT PRIMARY KEY,
+    purpose     TEXT NOT NULL,
+    uid         TEXT NOT NULL,
+    nonce       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);
+
+CREATE TABLE ra_sessions (
+    token_hash  BLOB PRIMARY KEY,
+    uid         TEXT NOT NULL REFERENCES people(uid),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+
+CREATE TABLE crls (
+    issuer       TEXT PRIMARY KEY,
+    crl_number   INTEGER NOT NULL,
+    der          BLOB NOT NULL,
+    this_update  INTEGER NOT NULL,
+    next_update  INTEGER NOT NULL
+);
+
+CREATE TABLE audit_events (
+    seq           INTEGER PRIMARY KEY,
+    at_ms         INTEGER NOT NULL,
+    actor         TEXT NOT NULL,
+    action        TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    organisation  TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    detail        TEXT NOT NULL,
+    prev_hash     TEXT NOT NULL,
+    hash          TEXT NOT NULL
+);
+"#,
+)];

@@ -17,7 +17,9 @@ const SECRET_LEN: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActivationCodeError {
     /// Wrong length once spaces and dashes are removed.
-    #[error("an activation code has 24 letters and digits (in groups like K7QF3M2A-9XH4-PR2D-W8TC-5N6B); this one has {0}")]
+    #[error(
+        "an activation code has 24 letters and digits (in groups like K7QF3M2A-9XH4-PR2D-W8TC-5N6B); this one has {0}"
+    )]
     Length(usize),
     /// A character outside the alphabet.
     #[error("'{0}' cannot appear in an activation code")]
@@ -90,7 +92,9 @@ impl ActivationCode {
 impl fmt::Debug for ActivationCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The secret never reaches a log through Debug.
-        f.debug_struct("ActivationCode").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ActivationCode")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +112,10 @@ mod tests {
         let shown = code.display();
         assert_eq!(shown.len(), 8 + 1 + 4 * 4 + 3);
         assert_eq!(ActivationCode::parse(&shown), Ok(code.clone()));
-        assert_eq!(ActivationCode::parse(&shown.to_lowercase().replace('-', " ")), Ok(code));
+        assert_eq!(
+            ActivationCode::parse(&shown.to_lowercase().replace('-', " ")),
+            Ok(code)
+        );
     }
 
     #[test]
@@ -116,7 +123,10 @@ mod tests {
         let a = ActivationCode::parse("OOOOOOOO-IIII-LLLL-0000-1111").expect("parses");
         assert_eq!(a.id(), "00000000");
         assert_eq!(a.secret(), "1111111100001111");
-        assert_eq!(ActivationCode::parse("ABC"), Err(ActivationCodeError::Length(3)));
+        assert_eq!(
+            ActivationCode::parse("ABC"),
+            Err(ActivationCodeError::Length(3))
+        );
         assert_eq!(
             ActivationCode::parse("UUUUUUUU-0000-0000-0000-0000"),
             Err(ActivationCodeError::Character('U'))

@@ -72,7 +72,10 @@ impl FromStr for EvidenceType {
             .find(|e| e.as_str() == t)
             .ok_or_else(|| {
                 let all: Vec<&str> = EvidenceType::ALL.iter().map(|e| e.as_str()).collect();
-                format!("'{s}' is not an evidence type: use one of {}", all.join(", "))
+                format!(
+                    "'{s}' is not an evidence type: use one of {}",
+                    all.join(", ")
+                )
             })
     }
 }
@@ -139,18 +142,25 @@ mod tests {
     #[test]
     fn level_three_needs_two_documents_one_photographic() {
         let l3 = IdentityLevel::SMARTCARD;
-        assert!(l3.supported_by(&[EvidenceType::Passport, EvidenceType::ProofOfAddress]).is_ok());
+        assert!(
+            l3.supported_by(&[EvidenceType::Passport, EvidenceType::ProofOfAddress])
+                .is_ok()
+        );
         assert!(l3.supported_by(&[EvidenceType::Passport]).is_err());
-        assert!(l3
-            .supported_by(&[EvidenceType::BirthCertificate, EvidenceType::ProofOfAddress])
-            .is_err());
+        assert!(
+            l3.supported_by(&[EvidenceType::BirthCertificate, EvidenceType::ProofOfAddress])
+                .is_err()
+        );
         assert!(IdentityLevel::try_from(4).is_err());
         assert!(IdentityLevel::try_from(0).is_err());
     }
 
     #[test]
     fn evidence_names_parse() {
-        assert_eq!("Driving licence".parse::<EvidenceType>(), Ok(EvidenceType::DrivingLicence));
+        assert_eq!(
+            "Driving licence".parse::<EvidenceType>(),
+            Ok(EvidenceType::DrivingLicence)
+        );
         assert!("library card".parse::<EvidenceType>().is_err());
     }
 }

@@ -227,7 +227,13 @@ mod tests {
     #[test]
     fn uid_accepts_twelve_digits_only() {
         assert!("555012345678".parse::<Uid>().is_ok());
-        for bad in ["", "55501234567", "5550123456789", "55501234567a", "５５５012345678"] {
+        for bad in [
+            "",
+            "55501234567",
+            "5550123456789",
+            "55501234567a",
+            "５５５012345678",
+        ] {
             assert_eq!(bad.parse::<Uid>(), Err(IdError::Uid(bad.into())), "{bad}");
         }
     }
@@ -254,7 +260,12 @@ mod tests {
     fn role_codes_have_three_parts() {
         assert!("S8000:G8000:R8000".parse::<RoleCode>().is_ok());
         assert!("s8000:g8000:r8003".parse::<RoleCode>().is_ok());
-        for bad in ["S8000:G8000", "R8000:G8000:S8000", "S8000:G8000:R", "S1:G2:R3:X4"] {
+        for bad in [
+            "S8000:G8000",
+            "R8000:G8000:S8000",
+            "S8000:G8000:R",
+            "S1:G2:R3:X4",
+        ] {
             assert!(bad.parse::<RoleCode>().is_err(), "{bad}");
         }
     }

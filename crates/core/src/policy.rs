@@ -20,7 +20,9 @@ pub enum PolicyError {
     #[error("app version '{0}' is not a semantic version (for example 1.4.2)")]
     BadVersion(String),
     /// Not on the approved list.
-    #[error("{platform} app version {version} is not approved on this server (approved: {approved}); update the app")]
+    #[error(
+        "{platform} app version {version} is not approved on this server (approved: {approved}); update the app"
+    )]
     NotApproved {
         /// Platform reported.
         platform: String,
@@ -53,7 +55,10 @@ impl AppVersionPolicy {
             .iter()
             .map(|e| {
                 let (platform, req) = match e.split_once('=') {
-                    Some((p, r)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+                    Some((p, r))
+                        if !p.is_empty()
+                            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                    {
                         (Some(p.to_owned()), r)
                     }
                     _ => (None, e.as_str()),
@@ -74,7 +79,8 @@ impl AppVersionPolicy {
         let version = Version::parse(&facts.app_version)
             .map_err(|_| PolicyError::BadVersion(facts.app_version.clone()))?;
         let approved = self.approvals.iter().any(|a| {
-            a.platform.as_deref().is_none_or(|p| p == facts.platform) && a.versions.matches(&version)
+            a.platform.as_deref().is_none_or(|p| p == facts.platform)
+                && a.versions.matches(&version)
         });
         if approved {
             Ok(())
@@ -113,12 +119,22 @@ mod tests {
 
     #[test]
     fn approves_only_listed_versions() {
-        let p = AppVersionPolicy::parse(&[">=0.1.0, <1.0.0".into(), "ios=>=3.4.0".into()]).expect("parses");
+        let p = AppVersionPolicy::parse(&[">=0.1.0, <1.0.0".into(), "ios=>=3.4.0".into()])
+            .expect("parses");
         assert!(p.check(&facts("vsc-cli", "0.1.0")).is_ok());
         assert!(p.check(&facts("ios", "3.4.1")).is_ok());
-        assert!(matches!(p.check(&facts("android", "3.4.1")), Err(PolicyError::NotApproved { .. })));
-        assert!(matches!(p.check(&facts("vsc-cli", "0.0.9")), Err(PolicyError::NotApproved { .. })));
-        assert_eq!(p.check(&facts("vsc-cli", "one")), Err(PolicyError::BadVersion("one".into())));
+        assert!(matches!(
+            p.check(&facts("android", "3.4.1")),
+            Err(PolicyError::NotApproved { .. })
+        ));
+        assert!(matches!(
+            p.check(&facts("vsc-cli", "0.0.9")),
+            Err(PolicyError::NotApproved { .. })
+        ));
+        assert_eq!(
+            p.check(&facts("vsc-cli", "one")),
+            Err(PolicyError::BadVersion("one".into()))
+        );
     }
 
     #[test]

@@ -67,7 +67,10 @@ impl RaRole {
             View => true,
             CreateProfile | RecordIdentityCheck => matches!(self, RaManager | RaAgent | IdChecker),
             IssueCard | CancelCard => matches!(self, RaManager | RaAgent),
-            UnlockCard => matches!(self, RaManager | RaAgent | Sponsor | LocalSmartcardAdministrator),
+            UnlockCard => matches!(
+                self,
+                RaManager | RaAgent | Sponsor | LocalSmartcardAdministrator
+            ),
             AssignPosition => matches!(self, RaManager | RaAgent | Sponsor),
             AssignRaRole | CreateOrganisation => matches!(self, RaManager),
         }
@@ -243,12 +246,19 @@ mod tests {
     fn matrix_matches_the_cim_guides() {
         let expect = |action: RaAction, allowed: &[RaRole]| {
             for role in RaRole::ALL {
-                assert_eq!(role.permits(action), allowed.contains(&role), "{role:?} {action:?}");
+                assert_eq!(
+                    role.permits(action),
+                    allowed.contains(&role),
+                    "{role:?} {action:?}"
+                );
             }
         };
         expect(CreateProfile, &[RaManager, RaAgent, IdChecker]);
         expect(IssueCard, &[RaManager, RaAgent]);
-        expect(UnlockCard, &[RaManager, RaAgent, Sponsor, LocalSmartcardAdministrator]);
+        expect(
+            UnlockCard,
+            &[RaManager, RaAgent, Sponsor, LocalSmartcardAdministrator],
+        );
         expect(CancelCard, &[RaManager, RaAgent]);
         expect(AssignPosition, &[RaManager, RaAgent, Sponsor]);
         expect(AssignRaRole, &[RaManager]);
@@ -301,7 +311,10 @@ mod tests {
     #[test]
     fn role_names_parse() {
         assert_eq!("RAM".parse::<RaRole>(), Ok(RaManager));
-        assert_eq!("local smartcard administrator".parse::<RaRole>(), Ok(LocalSmartcardAdministrator));
+        assert_eq!(
+            "local smartcard administrator".parse::<RaRole>(),
+            Ok(LocalSmartcardAdministrator)
+        );
         assert!("admin".parse::<RaRole>().is_err());
     }
 }

@@ -58,12 +58,16 @@ impl ActivationLink {
     /// Builds the link for `server` (its origin is kept, any path dropped).
     pub fn build(kind: LinkKind, server: &Url, code: &str, ca_fingerprint_hex: &str) -> String {
         let origin = server.origin().ascii_serialization();
-        format!("{origin}{}#code={code}&fp={ca_fingerprint_hex}", kind.path())
+        format!(
+            "{origin}{}#code={code}&fp={ca_fingerprint_hex}",
+            kind.path()
+        )
     }
 
     /// Parses a link as scanned or pasted.
     pub fn parse(link: &str) -> Result<ActivationLink, ActivationLinkError> {
-        let url = Url::parse(link.trim()).map_err(|_| ActivationLinkError::NotUrl(link.to_owned()))?;
+        let url =
+            Url::parse(link.trim()).map_err(|_| ActivationLinkError::NotUrl(link.to_owned()))?;
         if url.scheme() != "https" {
             return Err(ActivationLinkError::NotHttps);
         }
@@ -102,8 +106,16 @@ mod tests {
     #[test]
     fn round_trip() {
         let server = Url::parse("https://127.0.0.1:8443/anything").expect("url");
-        let link = ActivationLink::build(LinkKind::Activate, &server, "ABCD1234-AAAA-BBBB-CCCC-DDDD", "00ff");
-        assert_eq!(link, "https://127.0.0.1:8443/activate#code=ABCD1234-AAAA-BBBB-CCCC-DDDD&fp=00ff");
+        let link = ActivationLink::build(
+            LinkKind::Activate,
+            &server,
+            "ABCD1234-AAAA-BBBB-CCCC-DDDD",
+            "00ff",
+        );
+        assert_eq!(
+            link,
+            "https://127.0.0.1:8443/activate#code=ABCD1234-AAAA-BBBB-CCCC-DDDD&fp=00ff"
+        );
         let parsed = ActivationLink::parse(&link).expect("parses");
         assert_eq!(parsed.kind, LinkKind::Activate);
         assert_eq!(parsed.server.as_str(), "https://127.0.0.1:8443/");
@@ -113,9 +125,21 @@ mod tests {
 
     #[test]
     fn refuses_bad_links() {
-        assert_eq!(ActivationLink::parse("http://x/activate#code=a&fp=b"), Err(ActivationLinkError::NotHttps));
-        assert_eq!(ActivationLink::parse("https://x/activate#fp=b"), Err(ActivationLinkError::Missing("code")));
-        assert!(matches!(ActivationLink::parse("https://x/other#code=a&fp=b"), Err(ActivationLinkError::Path(_))));
-        assert!(matches!(ActivationLink::parse("not a link"), Err(ActivationLinkError::NotUrl(_))));
+        assert_eq!(
+            ActivationLink::parse("http://x/activate#code=a&fp=b"),
+            Err(ActivationLinkError::NotHttps)
+        );
+        assert_eq!(
+            ActivationLink::parse("https://x/activate#fp=b"),
+            Err(ActivationLinkError::Missing("code"))
+        );
+        assert!(matches!(
+            ActivationLink::parse("https://x/other#code=a&fp=b"),
+            Err(ActivationLinkError::Path(_))
+        ));
+        assert!(matches!(
+            ActivationLink::parse("not a link"),
+            Err(ActivationLinkError::NotUrl(_))
+        ));
     }
 }

@@ -121,7 +121,12 @@ pub struct ChallengeResponse {
 
 /// The exact bytes an RA's phone signs to log in: every field is bound, so a signature for one
 /// challenge, person or server cannot be replayed for another.
-pub fn ra_login_statement(challenge_id: &str, nonce_b64: &str, uid: &str, server_origin: &str) -> Vec<u8> {
+pub fn ra_login_statement(
+    challenge_id: &str,
+    nonce_b64: &str,
+    uid: &str,
+    server_origin: &str,
+) -> Vec<u8> {
     format!("vsc-ra-login/v1\nchallenge={challenge_id}\nnonce={nonce_b64}\nuid={uid}\nserver={server_origin}\n")
         .into_bytes()
 }

@@ -110,7 +110,19 @@ impl AuditEvent {
     }
 }
 
-type Row = (i64, i64, String, String, String, String, String, String, String, String, String);
+type Row = (
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 fn from_row(r: Row) -> AuditEvent {
     AuditEvent {
@@ -132,7 +144,11 @@ const COLUMNS: &str =
     "seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash";
 
 /// Appends `event` inside the caller's write transaction and returns its sequence number.
-pub async fn append(conn: &mut SqliteConnection, event: &NewEvent, at_ms: i64) -> Result<i64, StoreError> {
+pub async fn append(
+    conn: &mut SqliteConnection,
+    event: &NewEvent,
+    at_ms: i64,
+) -> Result<i64, StoreError> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -218,7 +234,10 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             let broken = |reason: String| VerifyReport {
                 events,
                 head_hash: prev_hash.clone(),
-                first_broken: Some(BrokenEvent { seq: event.seq, reason }),
+                first_broken: Some(BrokenEvent {
+                    seq: event.seq,
+                    reason,
+                }),
             };
             if event.seq != expected_seq {
                 return Ok(broken(format!(
@@ -227,10 +246,14 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
                 )));
             }
             if event.prev_hash != prev_hash {
-                return Ok(broken("its prev_hash does not match the event before it".into()));
+                return Ok(broken(
+                    "its prev_hash does not match the event before it".into(),
+                ));
             }
             if event.expected_hash() != event.hash {
-                return Ok(broken("its content does not match its hash: the row was altered".into()));
+                return Ok(broken(
+                    "its content does not match its hash: the row was altered".into(),
+                ));
             }
             prev_hash = event.hash.clone();
             expected_seq += 1;
@@ -261,12 +284,17 @@ pub async fn export(store: &Store, out: &mut dyn Write) -> Result<u64, StoreErro
         for row in rows {
             let event = from_row(row);
             after = event.seq;
-            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.at_ms) * 1_000_000)
-                .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                .unwrap_or_default();
-            let detail: serde_json::Value =
-                serde_json::from_str(&event.detail).unwrap_or(serde_json::Value::String(event.detail.clone()));
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(event.at_ms) * 1_000_000,
+            )
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+            let detail: serde_json::Value = serde_json::from_str(&event.detail)
+                .unwrap_or(serde_json::Value::String(event.detail.clone()));
             let line = serde_json::json!({
                 "seq": event.seq, "at": at, "actor": event.actor, "action": event.action,
                 "subject": event.subject, "organisation": event.organisation, "source": event.source,
@@ -281,7 +309,11 @@ pub async fn export(store: &Store, out: &mut dyn Write) -> Result<u64, StoreErro
 }
 
 /// Events about one subject, newest first (for the RA's view of a person or card).
-pub async fn for_subject(store: &Store, subject: &str, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+pub async fn for_subject(
+    store: &Store,
+    subject: &str,
+    limit: i64,
+) -> Result<Vec<AuditEvent>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM audit_events WHERE subject = ? ORDER BY seq DESC LIMIT ?"
     )))
@@ -313,7 +345,9 @@ mod tests {
         let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
         for i in 0..n {
             let mut tx = store.write().await.expect("tx");
-            append(&mut tx, &event(&format!("test.{i}")), 1000 + i as i64).await.expect("append");
+            append(&mut tx, &event(&format!("test.{i}")), 1000 + i as i64)
+                .await
+                .expect("append");
             tx.commit().await.expect("commit");
         }
         (dir, store)
@@ -349,7 +383,11 @@ mod tests {
             .execute(store.pool())
             .await
             .expect("tamper");
-        let broken = verify(&store).await.expect("verify").first_broken.expect("broken");
+        let broken = verify(&store)
+            .await
+            .expect("verify")
+            .first_broken
+            .expect("broken");
         assert_eq!(broken.seq, 3);
         assert!(broken.reason.contains("missing"), "{}", broken.reason);
     }
@@ -358,7 +396,9 @@ mod tests {
     async fn rolled_back_transaction_leaves_no_event() {
         let (_dir, store) = store_with_events(1).await;
         let mut tx = store.write().await.expect("tx");
-        append(&mut tx, &event("test.rolled-back"), 5).await.expect("append");
+        append(&mut tx, &event("test.rolled-back"), 5)
+            .await
+            .expect("append");
         tx.rollback().await.expect("rollback");
         assert_eq!(verify(&store).await.expect("verify").events, 1);
     }

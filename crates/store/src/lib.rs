@@ -30,7 +30,9 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// `--data` points to a directory with no database.
-    #[error("no vsc database at {0}: start the server once with `vsc serve --data DIR` to create it")]
+    #[error(
+        "no vsc database at {0}: start the server once with `vsc serve --data DIR` to create it"
+    )]
     Missing(String),
     /// A stored value does not parse (the database was edited by hand or is corrupt).
     #[error("stored value is corrupt: {0}")]
@@ -85,10 +87,11 @@ impl Store {
         .await?;
         for (name, sql) in schema::MIGRATIONS {
             let mut tx = self.write().await?;
-            let done: Option<(String,)> = sqlx::query_as("SELECT name FROM schema_migrations WHERE name = ?")
-                .bind(*name)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<(String,)> =
+                sqlx::query_as("SELECT name FROM schema_migrations WHERE name = ?")
+                    .bind(*name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 continue;
             }

@@ -24,44 +24,65 @@ pub async fn insert_organisation(
     org: &OrganisationRow,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO organisations (ods_code, name, national, created_at) VALUES (?, ?, ?, ?)")
-        .bind(&org.ods_code)
-        .bind(&org.name)
-        .bind(org.national)
-        .bind(now)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO organisations (ods_code, name, national, created_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(&org.ods_code)
+    .bind(&org.name)
+    .bind(org.national)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Finds an organisation.
-pub async fn organisation(conn: &mut SqliteConnection, ods: &str) -> Result<Option<OrganisationRow>, StoreError> {
+pub async fn organisation(
+    conn: &mut SqliteConnection,
+    ods: &str,
+) -> Result<Option<OrganisationRow>, StoreError> {
     let row: Option<(String, String, bool)> =
         sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE ods_code = ?")
             .bind(ods)
             .fetch_optional(conn)
             .await?;
-    Ok(row.map(|(ods_code, name, national)| OrganisationRow { ods_code, name, national }))
+    Ok(row.map(|(ods_code, name, national)| OrganisationRow {
+        ods_code,
+        name,
+        national,
+    }))
 }
 
 /// The national organisation, once bootstrapped.
-pub async fn national_organisation(conn: &mut SqliteConnection) -> Result<Option<OrganisationRow>, StoreError> {
+pub async fn national_organisation(
+    conn: &mut SqliteConnection,
+) -> Result<Option<OrganisationRow>, StoreError> {
     let row: Option<(String, String, bool)> =
         sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE national = 1")
             .fetch_optional(conn)
             .await?;
-    Ok(row.map(|(ods_code, name, national)| OrganisationRow { ods_code, name, national }))
+    Ok(row.map(|(ods_code, name, national)| OrganisationRow {
+        ods_code,
+        name,
+        national,
+    }))
 }
 
 /// Every organisation, by ODS code.
-pub async fn organisations(conn: &mut SqliteConnection) -> Result<Vec<OrganisationRow>, StoreError> {
+pub async fn organisations(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<OrganisationRow>, StoreError> {
     let rows: Vec<(String, String, bool)> =
         sqlx::query_as("SELECT ods_code, name, national FROM organisations ORDER BY ods_code")
             .fetch_all(conn)
             .await?;
     Ok(rows
         .into_iter()
-        .map(|(ods_code, name, national)| OrganisationRow { ods_code, name, national })
+        .map(|(ods_code, name, national)| OrganisationRow {
+            ods_code,
+            name,
+            national,
+        })
         .collect())
 }
 
@@ -81,7 +102,11 @@ pub struct PersonRow {
 }
 
 /// Inserts a person. Returns `false` if the UID is taken (the caller draws another).
-pub async fn insert_person(conn: &mut SqliteConnection, p: &PersonRow, now: i64) -> Result<bool, StoreError> {
+pub async fn insert_person(
+    conn: &mut SqliteConnection,
+    p: &PersonRow,
+    now: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO people (uid, given_name, family_name, email, registered_by, created_at)
          VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING",
@@ -98,24 +123,32 @@ pub async fn insert_person(conn: &mut SqliteConnection, p: &PersonRow, now: i64)
 }
 
 /// Finds a person.
-pub async fn person(conn: &mut SqliteConnection, uid: &str) -> Result<Option<PersonRow>, StoreError> {
+pub async fn person(
+    conn: &mut SqliteConnection,
+    uid: &str,
+) -> Result<Option<PersonRow>, StoreError> {
     let row: Option<(String, String, String, Option<String>, String)> = sqlx::query_as(
         "SELECT uid, given_name, family_name, email, registered_by FROM people WHERE uid = ?",
     )
     .bind(uid)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(uid, given_name, family_name, email, registered_by)| PersonRow {
-        uid,
-        given_name,
-        family_name,
-        email,
-        registered_by,
-    }))
+    Ok(row.map(
+        |(uid, given_name, family_name, email, registered_by)| PersonRow {
+            uid,
+            given_name,
+            family_name,
+            email,
+            registered_by,
+        },
+    ))
 }
 
 /// The organisations a person belongs to: where registered, and where holding a position.
-pub async fn person_organisations(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<String>, StoreError> {
+pub async fn person_organisations(
+    conn: &mut SqliteConnection,
+    uid: &str,
+) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT registered_by FROM people WHERE uid = ?1
          UNION SELECT ods_code FROM positions WHERE uid = ?1",
@@ -144,8 +177,13 @@ pub struct PositionRow {
 }
 
 /// Inserts a position. Returns `false` when the person already holds that role there.
-pub async fn insert_position(conn: &mut SqliteConnection, p: &PositionRow, now: i64) -> Result<bool, StoreError> {
-    let activities = serde_json::to_string(&p.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+pub async fn insert_position(
+    conn: &mut SqliteConnection,
+    p: &PositionRow,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let activities =
+        serde_json::to_string(&p.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let done = sqlx::query(
         "INSERT INTO positions (id, uid, ods_code, role_code, role_name, activities, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid, ods_code, role_code) DO NOTHING",
@@ -163,7 +201,10 @@ pub async fn insert_position(conn: &mut SqliteConnection, p: &PositionRow, now: 
 }
 
 /// A person's positions.
-pub async fn positions(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<PositionRow>, StoreError> {
+pub async fn positions(
+    conn: &mut SqliteConnection,
+    uid: &str,
+) -> Result<Vec<PositionRow>, StoreError> {
     let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
         "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = ? ORDER BY created_at, id",
     )
@@ -178,7 +219,8 @@ pub async fn positions(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<Pos
                 ods_code,
                 role_code,
                 role_name,
-                activities: serde_json::from_str(&activities).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                activities: serde_json::from_str(&activities)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             })
         })
         .collect()
@@ -198,8 +240,13 @@ pub struct RaRoleRow {
 }
 
 /// Grants an RA role (replacing the sponsor's assignable roles if already held).
-pub async fn upsert_ra_role(conn: &mut SqliteConnection, r: &RaRoleRow, now: i64) -> Result<(), StoreError> {
-    let assignable = serde_json::to_string(&r.assignable_roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+pub async fn upsert_ra_role(
+    conn: &mut SqliteConnection,
+    r: &RaRoleRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    let assignable = serde_json::to_string(&r.assignable_roles)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO ra_roles (uid, ods_code, role, assignable_roles, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT(uid, ods_code, role) DO UPDATE SET assignable_roles = excluded.assignable_roles",
@@ -215,7 +262,10 @@ pub async fn upsert_ra_role(conn: &mut SqliteConnection, r: &RaRoleRow, now: i64
 }
 
 /// A person's RA roles.
-pub async fn ra_roles(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<RaRoleRow>, StoreError> {
+pub async fn ra_roles(
+    conn: &mut SqliteConnection,
+    uid: &str,
+) -> Result<Vec<RaRoleRow>, StoreError> {
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT uid, ods_code, role, assignable_roles FROM ra_roles WHERE uid = ? ORDER BY ods_code, role",
     )
@@ -228,7 +278,8 @@ pub async fn ra_roles(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<RaRo
                 uid,
                 ods_code,
                 role,
-                assignable_roles: serde_json::from_str(&assignable).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                assignable_roles: serde_json::from_str(&assignable)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             })
         })
         .collect()
@@ -252,8 +303,12 @@ pub struct IdentityCheckRow {
 }
 
 /// Records an identity check.
-pub async fn insert_identity_check(conn: &mut SqliteConnection, c: &IdentityCheckRow) -> Result<(), StoreError> {
-    let evidence = serde_json::to_string(&c.evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+pub async fn insert_identity_check(
+    conn: &mut SqliteConnection,
+    c: &IdentityCheckRow,
+) -> Result<(), StoreError> {
+    let evidence =
+        serde_json::to_string(&c.evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO identity_checks (uid, checked_by, ods_code, evidence, level, checked_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -269,7 +324,10 @@ pub async fn insert_identity_check(conn: &mut SqliteConnection, c: &IdentityChec
 }
 
 /// A person's identity checks, oldest first.
-pub async fn identity_checks(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<IdentityCheckRow>, StoreError> {
+pub async fn identity_checks(
+    conn: &mut SqliteConnection,
+    uid: &str,
+) -> Result<Vec<IdentityCheckRow>, StoreError> {
     let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
         "SELECT uid, checked_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = ? ORDER BY id",
     )
@@ -282,7 +340,8 @@ pub async fn identity_checks(conn: &mut SqliteConnection, uid: &str) -> Result<V
                 uid,
                 checked_by,
                 ods_code,
-                evidence: serde_json::from_str(&evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                evidence: serde_json::from_str(&evidence)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 level: u8::try_from(level).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 checked_at,
             })
@@ -308,26 +367,35 @@ pub struct DeviceRow {
 }
 
 /// Finds a device.
-pub async fn device(conn: &mut SqliteConnection, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
+pub async fn device(
+    conn: &mut SqliteConnection,
+    device_id: &str,
+) -> Result<Option<DeviceRow>, StoreError> {
     let row: Option<(String, String, String, String, String, bool)> = sqlx::query_as(
         "SELECT device_id, uid, platform, app_version, model, simulated FROM devices WHERE device_id = ?",
     )
     .bind(device_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(device_id, uid, platform, app_version, model, simulated)| DeviceRow {
-        device_id,
-        uid,
-        platform,
-        app_version,
-        model,
-        simulated,
-    }))
+    Ok(row.map(
+        |(device_id, uid, platform, app_version, model, simulated)| DeviceRow {
+            device_id,
+            uid,
+            platform,
+            app_version,
+            model,
+            simulated,
+        },
+    ))
 }
 
 /// Records a device for its person (or refreshes what it reported). Never rebinds a device to
 /// another person: the statement only updates a row whose `uid` already matches.
-pub async fn upsert_device(conn: &mut SqliteConnection, d: &DeviceRow, now: i64) -> Result<bool, StoreError> {
+pub async fn upsert_device(
+    conn: &mut SqliteConnection,
+    d: &DeviceRow,
+    now: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO devices (device_id, uid, platform, app_version, model, simulated, first_seen, last_seen)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
@@ -379,7 +447,11 @@ fn card_from(t: CardTuple) -> CardRow {
 }
 
 /// Inserts a card.
-pub async fn insert_card(conn: &mut SqliteConnection, c: &CardRow, now: i64) -> Result<(), StoreError> {
+pub async fn insert_card(
+    conn: &mut SqliteConnection,
+    c: &CardRow,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO cards (id, uid, state, custody, issued_by, device_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
@@ -465,7 +537,11 @@ pub async fn bind_card_device(
 }
 
 /// Records why a card was revoked.
-pub async fn set_revocation_reason(conn: &mut SqliteConnection, id: &str, reason: &str) -> Result<(), StoreError> {
+pub async fn set_revocation_reason(
+    conn: &mut SqliteConnection,
+    id: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE cards SET revocation_reason = ? WHERE id = ?")
         .bind(reason)
         .bind(id)
@@ -475,16 +551,23 @@ pub async fn set_revocation_reason(conn: &mut SqliteConnection, id: &str, reason
 }
 
 /// The sealed recovery key of a card.
-pub async fn card_recovery_key(conn: &mut SqliteConnection, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT recovery_key_sealed FROM cards WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+pub async fn card_recovery_key(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT recovery_key_sealed FROM cards WHERE id = ?")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.and_then(|(k,)| k))
 }
 
 /// Other cards of the person that are still live (pending, active, locked, suspended).
-pub async fn live_cards_of(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<CardRow>, StoreError> {
+pub async fn live_cards_of(
+    conn: &mut SqliteConnection,
+    uid: &str,
+) -> Result<Vec<CardRow>, StoreError> {
     let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CARD_COLUMNS} FROM cards WHERE uid = ? AND state IN ('pending','active','locked','suspended')"
     )))
@@ -515,8 +598,18 @@ pub struct CertificateRow {
     pub revoked_at: Option<i64>,
 }
 
-type CertTuple = (String, String, String, Vec<u8>, String, i64, i64, Option<i64>);
-const CERT_COLUMNS: &str = "serial, card_id, usage, der, spki_sha256, not_before, not_after, revoked_at";
+type CertTuple = (
+    String,
+    String,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+);
+const CERT_COLUMNS: &str =
+    "serial, card_id, usage, der, spki_sha256, not_before, not_after, revoked_at";
 
 fn cert_from(t: CertTuple) -> CertificateRow {
     CertificateRow {
@@ -532,16 +625,23 @@ fn cert_from(t: CertTuple) -> CertificateRow {
 }
 
 /// Whether a public key already has a certificate.
-pub async fn spki_known(conn: &mut SqliteConnection, spki_sha256: &str) -> Result<bool, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT serial FROM certificates WHERE spki_sha256 = ?")
-        .bind(spki_sha256)
-        .fetch_optional(conn)
-        .await?;
+pub async fn spki_known(
+    conn: &mut SqliteConnection,
+    spki_sha256: &str,
+) -> Result<bool, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT serial FROM certificates WHERE spki_sha256 = ?")
+            .bind(spki_sha256)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }
 
 /// Stores an issued certificate.
-pub async fn insert_certificate(conn: &mut SqliteConnection, c: &CertificateRow) -> Result<(), StoreError> {
+pub async fn insert_certificate(
+    conn: &mut SqliteConnection,
+    c: &CertificateRow,
+) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO certificates ({CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     )))
@@ -559,7 +659,10 @@ pub async fn insert_certificate(conn: &mut SqliteConnection, c: &CertificateRow)
 }
 
 /// A card's certificates.
-pub async fn certificates_of(conn: &mut SqliteConnection, card_id: &str) -> Result<Vec<CertificateRow>, StoreError> {
+pub async fn certificates_of(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<Vec<CertificateRow>, StoreError> {
     let rows: Vec<CertTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = ? ORDER BY usage"
     )))
@@ -570,17 +673,26 @@ pub async fn certificates_of(conn: &mut SqliteConnection, card_id: &str) -> Resu
 }
 
 /// Revokes every unrevoked certificate of a card; returns how many.
-pub async fn revoke_certificates_of(conn: &mut SqliteConnection, card_id: &str, now: i64) -> Result<u64, StoreError> {
-    let done = sqlx::query("UPDATE certificates SET revoked_at = ? WHERE card_id = ? AND revoked_at IS NULL")
-        .bind(now)
-        .bind(card_id)
-        .execute(conn)
-        .await?;
+pub async fn revoke_certificates_of(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE certificates SET revoked_at = ? WHERE card_id = ? AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(card_id)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected())
 }
 
 /// Every revoked certificate that has not yet expired (what the CRL must list): (serial, revoked_at).
-pub async fn revoked_unexpired(conn: &mut SqliteConnection, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn revoked_unexpired(
+    conn: &mut SqliteConnection,
+    now: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial",
     )
@@ -611,7 +723,11 @@ pub struct CodeRow {
 }
 
 /// Stores a new code.
-pub async fn insert_code(conn: &mut SqliteConnection, c: &CodeRow, now: i64) -> Result<(), StoreError> {
+pub async fn insert_code(
+    conn: &mut SqliteConnection,
+    c: &CodeRow,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO one_time_codes (id, kind, card_id, secret_hash, created_by, created_at, expires_at, used_at, failed_attempts)
          VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
@@ -661,7 +777,12 @@ pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Resul
 
 /// Consumes a code: succeeds for exactly one caller, and only while it is unused, unexpired and
 /// under the guess limit.
-pub async fn consume_code(conn: &mut SqliteConnection, id: &str, now: i64, max_failures: i64) -> Result<bool, StoreError> {
+pub async fn consume_code(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+    max_failures: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE one_time_codes SET used_at = ?2
          WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND failed_attempts < ?3",
@@ -675,7 +796,12 @@ pub async fn consume_code(conn: &mut SqliteConnection, id: &str, now: i64, max_f
 }
 
 /// Voids every unused code of a kind for a card (a new activation replaces the old one).
-pub async fn void_codes(conn: &mut SqliteConnection, card_id: &str, kind: &str, now: i64) -> Result<(), StoreError> {
+pub async fn void_codes(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    kind: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE one_time_codes SET expires_at = ?3 WHERE card_id = ?1 AND kind = ?2 AND used_at IS NULL AND expires_at > ?3")
         .bind(card_id)
         .bind(kind)
@@ -742,13 +868,14 @@ pub async fn consume_challenge(
     if let Some((nonce,)) = consumed {
         return Ok(ChallengeUse::Consumed(nonce));
     }
-    let row: Option<(Option<i64>, i64)> =
-        sqlx::query_as("SELECT used_at, expires_at FROM challenges WHERE id = ? AND purpose = ? AND uid = ?")
-            .bind(id)
-            .bind(purpose)
-            .bind(uid)
-            .fetch_optional(conn)
-            .await?;
+    let row: Option<(Option<i64>, i64)> = sqlx::query_as(
+        "SELECT used_at, expires_at FROM challenges WHERE id = ? AND purpose = ? AND uid = ?",
+    )
+    .bind(id)
+    .bind(purpose)
+    .bind(uid)
+    .fetch_optional(conn)
+    .await?;
     Ok(match row {
         None => ChallengeUse::Unknown,
         Some((Some(_), _)) => ChallengeUse::Used,
@@ -764,23 +891,30 @@ pub async fn insert_ra_session(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO ra_sessions (token_hash, uid, created_at, expires_at) VALUES (?, ?, ?, ?)")
-        .bind(token_hash)
-        .bind(uid)
-        .bind(now)
-        .bind(expires_at)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO ra_sessions (token_hash, uid, created_at, expires_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(token_hash)
+    .bind(uid)
+    .bind(now)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// The UID of a live RA session.
-pub async fn ra_session(conn: &mut SqliteConnection, token_hash: &[u8], now: i64) -> Result<Option<String>, StoreError> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT uid FROM ra_sessions WHERE token_hash = ? AND expires_at > ?")
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(conn)
-        .await?;
+pub async fn ra_session(
+    conn: &mut SqliteConnection,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT uid FROM ra_sessions WHERE token_hash = ? AND expires_at > ?")
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.map(|(u,)| u))
 }
 
@@ -818,18 +952,21 @@ pub async fn put_crl(conn: &mut SqliteConnection, c: &CrlRow) -> Result<(), Stor
 
 /// The current CRL of an issuer.
 pub async fn crl(conn: &mut SqliteConnection, issuer: &str) -> Result<Option<CrlRow>, StoreError> {
-    let row: Option<(String, i64, Vec<u8>, i64, i64)> =
-        sqlx::query_as("SELECT issuer, crl_number, der, this_update, next_update FROM crls WHERE issuer = ?")
-            .bind(issuer)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(issuer, crl_number, der, this_update, next_update)| CrlRow {
-        issuer,
-        crl_number,
-        der,
-        this_update,
-        next_update,
-    }))
+    let row: Option<(String, i64, Vec<u8>, i64, i64)> = sqlx::query_as(
+        "SELECT issuer, crl_number, der, this_update, next_update FROM crls WHERE issuer = ?",
+    )
+    .bind(issuer)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(
+        |(issuer, crl_number, der, this_update, next_update)| CrlRow {
+            issuer,
+            crl_number,
+            der,
+            this_update,
+            next_update,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -876,12 +1013,36 @@ mod tests {
     async fn challenge_is_consumed_once_and_expires() {
         let (_dir, store) = store().await;
         let mut conn = store.pool().acquire().await.expect("conn");
-        insert_challenge(&mut conn, "c1", "ra-login", "u", "n", 100, 200).await.expect("insert");
-        assert_eq!(consume_challenge(&mut conn, "c1", "ra-login", "other", 150).await.expect("c"), ChallengeUse::Unknown);
-        assert_eq!(consume_challenge(&mut conn, "c1", "ra-login", "u", 150).await.expect("c"), ChallengeUse::Consumed("n".into()));
-        assert_eq!(consume_challenge(&mut conn, "c1", "ra-login", "u", 151).await.expect("c"), ChallengeUse::Used);
-        insert_challenge(&mut conn, "c2", "ra-login", "u", "n", 100, 200).await.expect("insert");
-        assert_eq!(consume_challenge(&mut conn, "c2", "ra-login", "u", 200).await.expect("c"), ChallengeUse::Expired);
+        insert_challenge(&mut conn, "c1", "ra-login", "u", "n", 100, 200)
+            .await
+            .expect("insert");
+        assert_eq!(
+            consume_challenge(&mut conn, "c1", "ra-login", "other", 150)
+                .await
+                .expect("c"),
+            ChallengeUse::Unknown
+        );
+        assert_eq!(
+            consume_challenge(&mut conn, "c1", "ra-login", "u", 150)
+                .await
+                .expect("c"),
+            ChallengeUse::Consumed("n".into())
+        );
+        assert_eq!(
+            consume_challenge(&mut conn, "c1", "ra-login", "u", 151)
+                .await
+                .expect("c"),
+            ChallengeUse::Used
+        );
+        insert_challenge(&mut conn, "c2", "ra-login", "u", "n", 100, 200)
+            .await
+            .expect("insert");
+        assert_eq!(
+            consume_challenge(&mut conn, "c2", "ra-login", "u", 200)
+                .await
+                .expect("c"),
+            ChallengeUse::Expired
+        );
     }
 
     #[tokio::test]
@@ -904,11 +1065,19 @@ mod tests {
         }
         assert!(consume_code(&mut conn, "a", 10, 5).await.expect("consume"));
         assert!(!consume_code(&mut conn, "a", 11, 5).await.expect("again"));
-        assert!(!consume_code(&mut conn, "b", 1000, 5).await.expect("expired"));
+        assert!(
+            !consume_code(&mut conn, "b", 1000, 5)
+                .await
+                .expect("expired")
+        );
         for n in 1..=5 {
             assert_eq!(record_code_failure(&mut conn, "c").await.expect("fail"), n);
         }
-        assert!(!consume_code(&mut conn, "c", 10, 5).await.expect("throttled"));
+        assert!(
+            !consume_code(&mut conn, "c", 10, 5)
+                .await
+                .expect("throttled")
+        );
     }
 
     #[tokio::test]
@@ -928,7 +1097,10 @@ mod tests {
         assert!(upsert_device(&mut conn, &d, 2).await.expect("same person"));
         d.uid = "555000000002".into();
         assert!(!upsert_device(&mut conn, &d, 3).await.expect("other person"));
-        assert_eq!(device(&mut conn, "dev").await.expect("get").map(|d| d.uid), Some("555000000001".into()));
+        assert_eq!(
+            device(&mut conn, "dev").await.expect("get").map(|d| d.uid),
+            Some("555000000001".into())
+        );
     }
 
     #[tokio::test]
@@ -936,8 +1108,22 @@ mod tests {
         let (_dir, store) = store().await;
         seed(&store).await;
         let mut conn = store.pool().acquire().await.expect("conn");
-        assert!(!transition_card(&mut conn, "card1", &["active"], "revoked", 5).await.expect("t"));
-        assert!(transition_card(&mut conn, "card1", &["pending"], "active", 5).await.expect("t"));
-        assert_eq!(card(&mut conn, "card1").await.expect("get").map(|c| c.state), Some("active".into()));
+        assert!(
+            !transition_card(&mut conn, "card1", &["active"], "revoked", 5)
+                .await
+                .expect("t")
+        );
+        assert!(
+            transition_card(&mut conn, "card1", &["pending"], "active", 5)
+                .await
+                .expect("t")
+        );
+        assert_eq!(
+            card(&mut conn, "card1")
+                .await
+                .expect("get")
+                .map(|c| c.state),
+            Some("active".into())
+        );
     }
 }

@@ -1,0 +1,372 @@
+//! What a front end drives: enrolment, redeeming an RA unlock code, RA login, and status.
+//!
+//! Each flow checks what it can locally (the code's format, the fingerprint, the link's kind)
+//! before any network call, and leaves the home as it was when the server refuses.
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use url::Url;
+use vsc_core::ActivationCode;
+use vsc_proto::{
+    ActivationLink, ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, LinkKind,
+    LoginRequest, LoginResponse, UnlockRedeemRequest, UnlockRedeemResponse,
+};
+use zeroize::Zeroize;
+
+use crate::AuthenticatorError;
+use crate::client::{self, Client};
+use crate::fsutil;
+use crate::home::{Enrolment, Home};
+use crate::keystore::{
+    Keystore, KeystoreError, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
+};
+
+/// The subject the phone puts in its certificate requests; the CA sets the real subject.
+pub const CSR_COMMON_NAME: &str = "vsc enrolment";
+
+/// `POST` path for enrolment.
+pub const ENROL_PATH: &str = "/api/v1/enrol";
+/// `POST` path for redeeming an unlock code.
+pub const UNLOCK_PATH: &str = "/api/v1/device/unlock";
+/// `POST` path for an RA login challenge.
+pub const CHALLENGE_PATH: &str = "/api/v1/ra/auth/challenge";
+/// `POST` path for an RA login.
+pub const LOGIN_PATH: &str = "/api/v1/ra/auth/login";
+
+/// A link, or a code typed on its own.
+enum Input {
+    Link(ActivationLink),
+    Code(String),
+}
+
+fn parse_input(input: &str) -> Result<Input, AuthenticatorError> {
+    let input = input.trim();
+    if input.contains("://") {
+        Ok(Input::Link(ActivationLink::parse(input)?))
+    } else {
+        Ok(Input::Code(input.to_owned()))
+    }
+}
+
+/// Enrols this device: creates the keystore under `passcode`, sends both certificate requests
+/// with the activation code, and on success records the enrolment.
+///
+/// `input` is an activation link, or a bare code; a bare code needs `server_override` and
+/// `fingerprint_override`, which otherwise replace what the link says. The code's format is
+/// checked before any network call. If the server refuses, the new keys are deleted so that a
+/// retry starts clean. A device already enrolled for somebody else keeps its card (one person
+/// per device); the same person's new card replaces the old one.
+pub async fn enrol(
+    home: &Home,
+    input: &str,
+    server_override: Option<Url>,
+    fingerprint_override: Option<String>,
+    passcode: &Passcode,
+    simulated: bool,
+) -> Result<EnrolResponse, AuthenticatorError> {
+    let (code, server, fingerprint) = match parse_input(input)? {
+        Input::Link(link) => {
+            if link.kind != LinkKind::Activate {
+                return Err(AuthenticatorError::WrongLinkKind {
+                    expected: "an activation link",
+                    found: "an unlock link",
+                });
+            }
+            (
+                link.code,
+                server_override.unwrap_or(link.server),
+                fingerprint_override.unwrap_or(link.ca_fingerprint),
+            )
+        }
+        Input::Code(code) => (
+            code,
+            server_override.ok_or(AuthenticatorError::MissingServer)?,
+            fingerprint_override.ok_or(AuthenticatorError::MissingFingerprint)?,
+        ),
+    };
+    let code = ActivationCode::parse(&code)?;
+    let pin = client::parse_fingerprint(&fingerprint)?;
+    let client = Client::with_fingerprint(server, &fingerprint)?;
+    let device = home.device_or_create(simulated)?;
+    let existing = home.enrolment()?;
+
+    let pending = home.pending_keystore_path();
+    remove(&pending)?;
+    let (store, recovery, keys) = SoftwareKeystore::create_with_keys(&pending, passcode)?;
+    let result = enrol_with(
+        home,
+        &client,
+        &store,
+        &recovery,
+        keys,
+        &code,
+        pin,
+        device.facts(),
+        existing,
+    )
+    .await;
+    if result.is_err() {
+        // Keys of a failed enrolment are worthless; a retry makes new ones.
+        let _ = fsutil::remove_if_exists(&pending);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn enrol_with(
+    home: &Home,
+    client: &Client,
+    store: &SoftwareKeystore,
+    recovery: &RecoveryKey,
+    keys: UnlockedKeys,
+    code: &ActivationCode,
+    pin: [u8; 32],
+    device: vsc_proto::DeviceFacts,
+    existing: Option<Enrolment>,
+) -> Result<EnrolResponse, AuthenticatorError> {
+    let mut request = EnrolRequest {
+        activation_code: code.display().to_string(),
+        device,
+        auth_csr: B64.encode(keys.auth_csr_der(CSR_COMMON_NAME)?),
+        signing_csr: B64.encode(keys.signing_csr_der(CSR_COMMON_NAME)?),
+        recovery_key: recovery.to_base64().to_string(),
+    };
+    // The private keys are not needed past this point.
+    drop(keys);
+    let response: Result<EnrolResponse, _> = client.post_json(ENROL_PATH, &request, None).await;
+    request.recovery_key.zeroize();
+    request.activation_code.zeroize();
+    let response = response?;
+
+    if let Some(existing) = existing
+        && existing.uid != response.uid
+    {
+        return Err(AuthenticatorError::OtherPerson {
+            uid: existing.uid,
+            other_uid: response.uid,
+        });
+    }
+    let root = CertificateDer::pem_slice_iter(response.ca_chain.as_bytes())
+        .filter_map(Result::ok)
+        .find(|c| client::sha256_fingerprint(c) == pin)
+        .ok_or_else(|| {
+            AuthenticatorError::BadEnrolment(
+                "the CA chain does not contain the root CA with the fingerprint from the link"
+                    .to_owned(),
+            )
+        })?;
+    check_certificate(
+        &response.auth_certificate,
+        store.auth_spki(),
+        "authentication",
+    )?;
+    check_certificate(
+        &response.signing_certificate,
+        store.signing_spki(),
+        "signing",
+    )?;
+
+    let keystore_path = home.keystore_path();
+    std::fs::rename(store.path(), &keystore_path).map_err(|source| KeystoreError::Io {
+        action: "move the new keystore to",
+        path: keystore_path.clone(),
+        source,
+    })?;
+    home.save_enrolment(&Enrolment {
+        server: client.base_url().clone(),
+        root_ca_pem: client::pem_certificate(&root),
+        ca_chain_pem: response.ca_chain.clone(),
+        uid: response.uid.clone(),
+        given_name: response.given_name.clone(),
+        family_name: response.family_name.clone(),
+        card_id: response.card_id.clone(),
+        auth_certificate_pem: response.auth_certificate.clone(),
+        signing_certificate_pem: response.signing_certificate.clone(),
+        enrolled_at: time::OffsetDateTime::now_utc(),
+    })?;
+    Ok(response)
+}
+
+/// Checks a certificate the server issued is for the key this phone holds.
+fn check_certificate(pem: &str, spki: &[u8], usage: &str) -> Result<(), AuthenticatorError> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+        AuthenticatorError::BadEnrolment(format!("the {usage} certificate is not PEM: {e}"))
+    })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+        AuthenticatorError::BadEnrolment(format!("the {usage} certificate does not parse: {e}"))
+    })?;
+    if cert.public_key().raw != spki {
+        return Err(AuthenticatorError::BadEnrolment(format!(
+            "the {usage} certificate is not for this phone's {usage} key"
+        )));
+    }
+    Ok(())
+}
+
+fn remove(path: &std::path::Path) -> Result<(), KeystoreError> {
+    fsutil::remove_if_exists(path).map_err(|source| KeystoreError::Io {
+        action: "remove",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Redeems an unlock code from an RA: the server releases the recovery key deposited at
+/// enrolment, and the keystore gets `new_passcode` (same keys, counter cleared, lock lifted).
+///
+/// `input` is an unlock link (which must be for the server and CA this phone is enrolled with)
+/// or a bare code.
+pub async fn redeem_unlock(
+    home: &Home,
+    input: &str,
+    new_passcode: &Passcode,
+) -> Result<(), AuthenticatorError> {
+    let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
+    let device = home.device()?.ok_or(AuthenticatorError::NotEnrolled)?;
+    let code = match parse_input(input)? {
+        Input::Link(link) => {
+            if link.kind != LinkKind::Unlock {
+                return Err(AuthenticatorError::WrongLinkKind {
+                    expected: "an unlock link",
+                    found: "an activation link",
+                });
+            }
+            let enrolled_origin = enrolment.server.origin().ascii_serialization();
+            let link_origin = link.server.origin().ascii_serialization();
+            if link_origin != enrolled_origin {
+                return Err(AuthenticatorError::ServerMismatch {
+                    link: link_origin,
+                    enrolled: enrolled_origin,
+                });
+            }
+            let root = CertificateDer::from_pem_slice(enrolment.root_ca_pem.as_bytes())
+                .map_err(|e| client::ClientError::BadRoot(e.to_string()))?;
+            let enrolled_fp = client::sha256_fingerprint(&root);
+            if client::parse_fingerprint(&link.ca_fingerprint)? != enrolled_fp {
+                return Err(AuthenticatorError::ServerMismatch {
+                    link: format!("the CA with fingerprint {}", link.ca_fingerprint),
+                    enrolled: format!("the CA with fingerprint {}", hex::encode(enrolled_fp)),
+                });
+            }
+            link.code
+        }
+        Input::Code(code) => code,
+    };
+    let code = ActivationCode::parse(&code)?;
+    let mut store = home.open_keystore()?;
+    let client = Client::for_home(home)?;
+    let request = UnlockRedeemRequest {
+        unlock_code: code.display().to_string(),
+        device_id: device.device_id,
+    };
+    let mut response: UnlockRedeemResponse = client.post_json(UNLOCK_PATH, &request, None).await?;
+    let recovery = RecoveryKey::from_base64(&response.recovery_key);
+    response.recovery_key.zeroize();
+    store.reset_passcode(&recovery?, new_passcode)?;
+    Ok(())
+}
+
+/// Logs an RA in: fetches a challenge for the enrolled UID, unlocks the keystore with
+/// `passcode`, signs [`vsc_proto::ra_login_statement`] with the authentication key and
+/// exchanges the signature for a session token.
+pub async fn ra_login(
+    home: &Home,
+    passcode: &Passcode,
+) -> Result<LoginResponse, AuthenticatorError> {
+    let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
+    let mut store = home.open_keystore()?;
+    if store.is_locked() {
+        // Do not spend a challenge on a store that will refuse anyway.
+        return Err(KeystoreError::Locked.into());
+    }
+    let client = Client::for_home(home)?;
+    let challenge: ChallengeResponse = client
+        .post_json(
+            CHALLENGE_PATH,
+            &ChallengeRequest {
+                uid: enrolment.uid.clone(),
+            },
+            None,
+        )
+        .await?;
+    let keys = store.unlock(passcode)?;
+    let statement = vsc_proto::ra_login_statement(
+        &challenge.challenge_id,
+        &challenge.nonce,
+        &enrolment.uid,
+        &client.origin(),
+    );
+    let signature = keys.sign_auth(&statement)?;
+    drop(keys);
+    let login: LoginResponse = client
+        .post_json(
+            LOGIN_PATH,
+            &LoginRequest {
+                challenge_id: challenge.challenge_id,
+                uid: enrolment.uid,
+                signature: B64.encode(signature),
+            },
+            None,
+        )
+        .await?;
+    Ok(login)
+}
+
+/// A summary of this device, for `status` screens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The home directory.
+    pub home: PathBuf,
+    /// The device id, once made.
+    pub device_id: Option<String>,
+    /// Whether this device holds a card.
+    pub enrolled: bool,
+    /// The holder's UID.
+    pub uid: Option<String>,
+    /// The holder's name, "given family".
+    pub name: Option<String>,
+    /// The card.
+    pub card_id: Option<String>,
+    /// The server.
+    pub server: Option<Url>,
+    /// Whether the keystore file exists.
+    pub keystore_present: bool,
+    /// Wrong passcodes since the last success.
+    pub failed_attempts: u32,
+    /// Wrong passcodes still allowed before the card locks.
+    pub remaining_attempts: u32,
+    /// Locked after too many wrong passcodes.
+    pub locked: bool,
+}
+
+/// Reads the home's state (no network, nothing decrypted).
+pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
+    let device = home.device()?;
+    let enrolment = home.enrolment()?;
+    let store = match home.open_keystore() {
+        Ok(store) => Some(store),
+        Err(KeystoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Status {
+        home: home.dir().to_owned(),
+        device_id: device.map(|d| d.device_id),
+        enrolled: enrolment.is_some() && store.is_some(),
+        uid: enrolment.as_ref().map(|e| e.uid.clone()),
+        name: enrolment
+            .as_ref()
+            .map(|e| format!("{} {}", e.given_name, e.family_name)),
+        card_id: enrolment.as_ref().map(|e| e.card_id.clone()),
+        server: enrolment.map(|e| e.server),
+        keystore_present: store.is_some(),
+        failed_attempts: store.as_ref().map_or(0, SoftwareKeystore::failed_attempts),
+        remaining_attempts: store
+            .as_ref()
+            .map_or(0, SoftwareKeystore::remaining_attempts),
+        locked: store.as_ref().is_some_and(SoftwareKeystore::is_locked),
+    })
+}

@@ -1,0 +1,69 @@
+//! `vsc`: one command for every part of the virtual smartcard platform.
+//!
+//! * `vsc serve` runs the server (RA issuance, enrolment, CA, audit) on embedded SQLite;
+//! * `vsc ra …` is the Registration Authority's console, signed in with the RA's own card;
+//! * `vsc authenticator …` is the phone app's core with a terminal front;
+//! * `vsc audit …` verifies and exports the hash-chained audit log.
+//!
+//! Every command exits 0 only on success, prints errors as one readable line with what to do
+//! next, and takes `--json` where scripts read its output.
+
+mod audit;
+mod authenticator;
+mod passcode;
+mod qr;
+mod ra;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// vsc: a virtual smartcard for health and care staff, with keys held on the person's phone.
+#[derive(Debug, Parser)]
+#[command(name = "vsc", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the vsc server (HTTPS, embedded SQLite).
+    Serve(serve::ServeArgs),
+    /// Registration Authority console: people, positions, identity checks, cards.
+    Ra(ra::RaArgs),
+    /// The phone app's core: enrol a card, unlock it, show its state.
+    Authenticator(authenticator::AuthenticatorArgs),
+    /// Verify or export the server's audit log (offline, from the data directory).
+    Audit(audit::AuditArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Ra(args) => ra::run(args).await,
+            Command::Authenticator(args) => authenticator::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! `vsc ra`: the Registration Authority console. It signs in with the RA's own virtual
+//! smartcard (the authenticator in `--home` signs the server's challenge after the passcode) and
+//! keeps the session token in `HOME/ra-session.json` (mode 0600) until it expires.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use vsc_authenticator::{Client, Home};
+use vsc_proto::{
+    AssignPosition, CancelCard, Card, CardWithCode, CreateOrganisation, CreatePerson, IssueCard,
+    Organisation, Person, RaRoleGrant, RecordIdentityCheck,
+};
+
+use crate::{authenticator, passcode, qr};
+
+/// `vsc ra`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Sign in first with `vsc ra login`; the session lasts an hour.\n\
+RA roles (CIM): ra-manager, ra-agent, sponsor, id-checker, local-smartcard-administrator."
+)]
+pub struct RaArgs {
+    /// The RA's own authenticator state directory (their virtual smartcard).
+    #[arg(long, global = true, env = "VSC_HOME", default_value_os_t = authenticator::default_home())]
+    home: PathBuf,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: RaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RaCommand {
+    /// Sign in with your virtual smartcard (asks for your passcode).
+    Login,
+    /// Show who is signed in and with which RA roles.
+    Whoami,
+    /// Organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// People: profiles, identity checks, positions, RA roles.
+    #[command(subcommand)]
+    Person(PersonCommand),
+    /// Virtual smartcards: issue, show, cancel, unlock.
+    #[command(subcommand)]
+    Card(CardCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCommand {
+    /// List organisations.
+    List,
+    /// Register an organisation (RA Managers of the national organisation).
+    Create {
+        /// ODS code, for example RX1.
+        #[arg(long)]
+        ods: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PersonCommand {
+    /// Create a profile; prints the new UID.
+    Create {
+        /// Given name.
+        #[arg(long)]
+        given: String,
+        /// Family name.
+        #[arg(long)]
+        family: String,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// ODS code of your organisation registering the person.
+        #[arg(long)]
+        org: String,
+    },
+    /// Show a profile.
+    Show {
+        /// UID.
+        uid: String,
+    },
+    /// Record an identity check (a card needs level 3: two documents, one photographic).
+    IdCheck {
+        /// UID.
+        uid: String,
+        /// Evidence seen (repeatable): passport, driving-licence, national-identity-card,
+        /// residence-permit, birth-certificate, proof-of-address, employment-evidence.
+        #[arg(long = "evidence", required = true)]
+        evidence: Vec<String>,
+        /// e-GIF level reached (1-3).
+        #[arg(long, default_value_t = 3)]
+        level: u8,
+        /// ODS code of your organisation.
+        #[arg(long)]
+        org: String,
+    },
+    /// Assign a position: an NRBAC role at an organisation.
+    Position {
+        /// UID.
+        uid: String,
+        /// ODS code.
+        #[arg(long)]
+        org: String,
+        /// NRBAC role code, S…:G…:R… (for example S8000:G8000:R8000).
+        #[arg(long)]
+        role_code: String,
+        /// Role name.
+        #[arg(long)]
+        role_name: String,
+        /// Activity code (repeatable), for example B0570.
+        #[arg(long = "activity")]
+        activities: Vec<String>,
+    },
+    /// Give a person an RA role at an organisation (RA Managers).
+    RaRole {
+        /// UID.
+        uid: String,
+        /// ODS code.
+        #[arg(long)]
+        org: String,
+        /// ra-manager, ra-agent, sponsor, id-checker or local-smartcard-administrator.
+        #[arg(long)]
+        role: String,
+        /// For a sponsor: an NRBAC role code it may assign (repeatable).
+        #[arg(long = "assignable-role")]
+        assignable_roles: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+struct QrFiles {
+    /// Also write the activation QR code as a PNG file.
+    #[arg(long, value_name = "FILE")]
+    qr_png: Option<PathBuf>,
+    /// Also write the activation QR code as an SVG file.
+    #[arg(long, value_name = "FILE")]
+    qr_svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CardCommand {
+    /// Issue a virtual smartcard; prints the one-time activation (code, link, QR code).
+    Issue {
+        /// UID.
+        uid: String,
+        /// ODS code of your organisation issuing it.
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        qr: QrFiles,
+    },
+    /// Show a card.
+    Show {
+        /// Card id.
+        id: String,
+    },
+    /// Give a pending card a new activation (the old one stops working).
+    Reactivate {
+        /// Card id.
+        id: String,
+        #[command(flatten)]
+        qr: QrFiles,
+    },
+    /// Cancel a card: revokes its certificates and publishes a new CRL.
+    Cancel {
+        /// Card id.
+        id: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Unlock a passcode-locked card: prints a one-time unlock code for the holder's phone.
+    Unlock {
+        /// Card id.
+        id: String,
+        #[command(flatten)]
+        qr: QrFiles,
+    },
+}
+
+/// The stored RA session.
+#[derive(Debug, Serialize, Deserialize)]
+struct Session {
+    token: String,
+    uid: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+fn session_path(home: &Path) -> PathBuf {
+    home.join("ra-session.json")
+}
+
+fn save_session(home: &Path, session: &Session) -> Result<()> {
+    let path = session_path(home);
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(&serde_json::to_vec(session)?)?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn load_session(home: &Path) -> Result<Session> {
+    let path = session_path(home);
+    let session: Session = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .context("not signed in: run `vsc ra login` first")?;
+    if session.expires_at <= OffsetDateTime::now_utc() {
+        bail!("your RA session has expired: run `vsc ra login` again");
+    }
+    Ok(session)
+}
+
+struct Console {
+    client: Client,
+    token: String,
+    json: bool,
+}
+
+impl Console {
+    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        Ok(self.client.get_json(path, Some(&self.token)).await?)
+    }
+    async fn post<T: Serialize, R: DeserializeOwned>(&self, path: &str, body: &T) -> Result<R> {
+        Ok(self.client.post_json(path, body, Some(&self.token)).await?)
+    }
+    fn print<T: Serialize>(&self, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            human(value);
+        }
+        Ok(())
+    }
+}
+
+fn print_person(p: &Person) {
+    println!("{} {}  UID {}", p.given_name, p.family_name, p.uid);
+    if let Some(e) = &p.email {
+        println!("  email        {e}");
+    }
+    println!("  registered   {}", p.registered_by);
+    for c in &p.identity_checks {
+        println!(
+            "  identity     level {} by {} at {} ({})",
+            c.level,
+            c.checked_by,
+            c.organisation,
+            c.evidence.join(", ")
+        );
+    }
+    for pos in &p.positions {
+        println!(
+            "  position     {} {} at {} [{}]",
+            pos.role_code,
+            pos.role_name,
+            pos.organisation,
+            pos.activities.join(" ")
+        );
+    }
+    for r in &p.ra_roles {
+        let extra = if r.assignable_roles.is_empty() {
+            String::new()
+        } else {
+            format!(" (may assign {})", r.assignable_roles.join(", "))
+        };
+        println!("  RA role      {} at {}{extra}", r.role, r.organisation);
+    }
+    for c in &p.cards {
+        println!("  card         {} {} ({})", c.id, c.state, c.custody);
+    }
+}
+
+fn print_card(c: &Card) {
+    println!(
+        "card {}  {}  holder {}  issued by {}",
+        c.id, c.state, c.uid, c.issued_by
+    );
+    if let Some(d) = &c.device_id {
+        println!("  device       {d}");
+    }
+    for cert in &c.certificates {
+        let state = if cert.revoked { "REVOKED" } else { "valid" };
+        println!(
+            "  certificate  {} serial {} until {} {state}",
+            cert.usage,
+            cert.serial,
+            cert.not_after.date()
+        );
+    }
+}
+
+fn print_code(what: &str, r: &CardWithCode, files: &QrFiles) -> Result<()> {
+    println!("{what} for card {} (holder UID {}):", r.card.id, r.card.uid);
+    println!();
+    println!("  code            {}", r.code.code);
+    println!("  link            {}", r.code.url);
+    println!("  CA fingerprint  {}", r.code.ca_fingerprint);
+    println!(
+        "  expires         {}",
+        r.code
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)?
+    );
+    if let Ok(code) = qr::terminal(&r.code.url) {
+        println!("{code}");
+    }
+    write_qr_files(&r.code.url, files)?;
+    println!("Give the code to the card holder in person; it works once.");
+    Ok(())
+}
+
+fn write_qr_files(url: &str, files: &QrFiles) -> Result<()> {
+    if let Some(p) = &files.qr_png {
+        qr::write_png(url, p)?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = &files.qr_svg {
+        qr::write_svg(url, p)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Runs `vsc ra`.
+pub async fn run(args: RaArgs) -> Result<ExitCode> {
+    let home =
+        Home::open(&args.home).with_context(|| format!("cannot use {}", args.home.display()))?;
+    if let RaCommand::Login = args.command {
+        let passcode = passcode::ask("Passcode")?;
+        let login = vsc_authenticator::ra_login(&home, &passcode).await?;
+        let session = Session {
+            token: login.token.clone(),
+            uid: login.person.uid.clone(),
+            expires_at: login.expires_at,
+        };
+        save_session(&args.home, &session)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"uid": login.person.uid, "expires_at": login.expires_at.format(&time::format_description::well_known::Rfc3339)?, "ra_roles": login.person.ra_roles})
+            );
+        } else {
+            println!(
+                "Signed in as {} {} (UID {}) until {}",
+                login.person.given_name,
+                login.person.family_name,
+                login.person.uid,
+                login
+                    .expires_at
+                    .format(&time::format_description::well_known::Rfc3339)?
+            );
+            for r in &login.person.ra_roles {
+                println!("  {} at {}", r.role, r.organisation);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let session = load_session(&args.home)?;
+    let console = Console {
+        client: Client::for_home(&home)?,
+        token: session.token,
+        json: args.json,
+    };
+    match args.command {
+        RaCommand::Login => {}
+        RaCommand::Whoami => {
+            let me: Person = console.get("/api/v1/ra/me").await?;
+            console.print(&me, print_person)?;
+        }
+        RaCommand::Org(OrgCommand::List) => {
+            let orgs: Vec<Organisation> = console.get("/api/v1/ra/organisations").await?;
+            console.print(&orgs, |orgs| {
+                for o in orgs {
+                    println!(
+                        "{:<8} {}{}",
+                        o.ods_code,
+                        o.name,
+                        if o.national { " (national)" } else { "" }
+                    );
+                }
+            })?;
+        }
+        RaCommand::Org(OrgCommand::Create { ods, name }) => {
+            let org: Organisation = console
+                .post(
+                    "/api/v1/ra/organisations",
+                    &CreateOrganisation {
+                        ods_code: ods,
+                        name,
+                    },
+                )
+                .await?;
+            console.print(&org, |o| println!("Registered {} {}", o.ods_code, o.name))?;
+        }
+        RaCommand::Person(PersonCommand::Create {
+            given,
+            family,
+            email,
+            org,
+        }) => {
+            let p: Person = console
+                .post(
+                    "/api/v1/ra/people",
+                    &CreatePerson {
+                        given_name: given,
+                        family_name: family,
+                        email,
+                        organisation: org,
+                    },
+                )
+                .await?;
+            console.print(&p, |p| {
+                println!("Created {} {} with UID {}", p.given_name, p.family_name, p.uid);
+                println!("Next: record an identity check: vsc ra person id-check {} --evidence passport --evidence proof-of-address --org {}", p.uid, p.registered_by);
+            })?;
+        }
+        RaCommand::Person(PersonCommand::Show { uid }) => {
+            let p: Person = console
+                .get(&format!("/api/v1/ra/people/{}", path_segment(&uid)?))
+                .await?;
+            console.print(&p, print_person)?;
+        }
+        RaCommand::Person(PersonCommand::IdCheck {
+            uid,
+            evidence,
+            level,
+            org,
+        }) => {
+            let p: Person = console
+                .post(
+                    &format!("/api/v1/ra/people/{}/identity-checks", path_segment(&uid)?),
+                    &RecordIdentityCheck {
+                        evidence,
+                        level,
+                        organisation: org,
+                    },
+                )
+                .await?;
+            console.print(&p, print_person)?;
+        }
+        RaCommand::Person(PersonCommand::Position {
+            uid,
+            org,
+            role_code,
+            role_name,
+            activities,
+        }) => {
+            let p: Person = console
+                .post(
+                    &format!("/api/v1/ra/people/{}/positions", path_segment(&uid)?),
+                    &AssignPosition {
+                        organisation: org,
+                        role_code,
+                        role_name,
+                        activities,
+                    },
+                )
+                .await?;
+            console.print(&p, print_person)?;
+        }
+        RaCommand::Person(PersonCommand::RaRole {
+            uid,
+            org,
+            role,
+            assignable_roles,
+        }) => {
+            let p: Person = console
+                .post(
+                    &format!("/api/v1/ra/people/{}/ra-roles", path_segment(&uid)?),
+                    &RaRoleGrant {
+                        role,
+                        organisation: org,
+                        assignable_roles,
+                    },
+                )
+                .await?;
+            console.print(&p, print_person)?;
+        }
+        RaCommand::Card(CardCommand::Issue { uid, org, qr }) => {
+            let r: CardWithCode = console
+                .post(
+                    &format!("/api/v1/ra/people/{}/cards", path_segment(&uid)?),
+                    &IssueCard { organisation: org },
+                )
+                .await?;
+            if console.json {
+                write_qr_files(&r.code.url, &qr)?;
+            }
+            console.print(&r, |r| {
+                let _ = print_code("Activation", r, &qr);
+            })?;
+        }
+        RaCommand::Card(CardCommand::Show { id }) => {
+            let c: Card = console
+                .get(&format!("/api/v1/ra/cards/{}", path_segment(&id)?))
+                .await?;
+            console.print(&c, print_card)?;
+        }
+        RaCommand::Card(CardCommand::Reactivate { id, qr }) => {
+            let r: CardWithCode = console
+                .post(
+                    &format!("/api/v1/ra/cards/{}/activation", path_segment(&id)?),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if console.json {
+                write_qr_files(&r.code.url, &qr)?;
+            }
+            console.print(&r, |r| {
+                let _ = print_code("New activation", r, &qr);
+            })?;
+        }
+        RaCommand::Card(CardCommand::Cancel { id, reason }) => {
+            let c: Card = console
+                .post(
+                    &format!("/api/v1/ra/cards/{}/cancel", path_segment(&id)?),
+                    &CancelCard { reason },
+                )
+                .await?;
+            console.print(&c, |c| {
+                println!(
+                    "Cancelled card {}; its certificates are revoked and the CRL is republished.",
+                    c.id
+                );
+                print_card(c);
+            })?;
+        }
+        RaCommand::Card(CardCommand::Unlock { id, qr }) => {
+            let r: CardWithCode = console
+                .post(
+                    &format!("/api/v1/ra/cards/{}/unlock", path_segment(&id)?),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            if console.json {
+                write_qr_files(&r.code.url, &qr)?;
+            }
+            console.print(&r, |r| {
+                let _ = print_code("Unlock code", r, &qr);
+                println!(
+                    "On the holder's phone: vsc authenticator unlock '{}'",
+                    r.code.url
+                );
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A UID or card id placed in a URL path: letters and digits only, so nothing can escape the path.
+fn path_segment(s: &str) -> Result<&str> {
+    let t = s.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        bail!("'{s}' is not a UID or card id (letters and digits only)");
+    }
+    Ok(t)
+}

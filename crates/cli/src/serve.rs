@@ -1,0 +1,168 @@
+//! `vsc serve`: opens (or creates) the instance in the data directory, prints how to reach it
+//! and, until the first RA Manager has enrolled, the bootstrap activation; serves until SIGINT
+//! or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vsc_core::AppVersionPolicy;
+use vsc_server::ServerConfig;
+use vsc_server::clock::SystemClock;
+
+use crate::qr;
+
+/// Options of `vsc serve`.
+#[derive(Debug, Args)]
+#[command(
+    about = "Run the vsc server (HTTPS, embedded SQLite)",
+    long_about = "Run the vsc server.\n\n\
+On first start the data directory is created (mode 0700) with the instance CA (a root and an \
+issuing CA, private keys sealed under master.key), the server's TLS certificate issued by that CA, \
+the SQLite database, the national organisation and a one-time activation for the first RA Manager, \
+printed as a code, a link and a QR code (and kept in DATA/bootstrap.json until redeemed).\n\n\
+The server listens on loopback unless told otherwise. Stop it with Ctrl-C or SIGTERM: in-flight \
+requests finish, then the database is closed.",
+    after_help = "Examples:\n  vsc serve\n  vsc serve --data /var/lib/vsc --listen 0.0.0.0:8443 --public-url https://vsc.example.nhs.uk:8443 --hostname vsc.example.nhs.uk"
+)]
+pub struct ServeArgs {
+    /// Data directory (database, CA, TLS certificate, master key).
+    #[arg(long, default_value = "./vsc-data", env = "VSC_DATA")]
+    data: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8443", env = "VSC_LISTEN")]
+    listen: SocketAddr,
+    /// URL phones and RAs use to reach this server (default: https://<listen address>).
+    #[arg(long, env = "VSC_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+    /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostnames: Vec<String>,
+    /// Master key file (default: DATA/master.key); keep it off the data directory's backups.
+    #[arg(long, env = "VSC_MASTER_KEY")]
+    master_key: Option<PathBuf>,
+    /// Approved authenticator versions, as semver requirements, optionally per platform
+    /// (`>=0.1.0, <0.2.0` or `ios=>=3.4.0`); repeatable. Default: this release's series.
+    #[arg(long = "approved-app-version", value_name = "REQ")]
+    approved_app_versions: Vec<String>,
+    /// ODS code of the national organisation created at first start.
+    #[arg(long, default_value = "X26")]
+    national_ods: String,
+    /// Activation lifetime in hours.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=720))]
+    activation_hours: u32,
+    /// Validity of issued certificates in days.
+    #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=1825))]
+    certificate_days: u32,
+    /// Write logs as JSON lines (for log shippers) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VSC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the server.
+pub async fn run(args: ServeArgs) -> Result<ExitCode> {
+    init_logging(args.json);
+    let mut config = ServerConfig::new(args.data.clone(), args.listen);
+    config.public_url = args.public_url;
+    config.hostnames = args.hostnames;
+    config.master_key_file = args.master_key;
+    config.national_ods = args.national_ods;
+    config.activation_ttl = time::Duration::hours(i64::from(args.activation_hours));
+    config.certificate_validity = time::Duration::days(i64::from(args.certificate_days));
+    if !args.approved_app_versions.is_empty() {
+        config.approved_app_versions =
+            AppVersionPolicy::parse(&args.approved_app_versions).map_err(anyhow::Error::msg)?;
+    }
+    let listener = std::net::TcpListener::bind(args.listen).with_context(|| {
+        format!(
+            "cannot listen on {}: is another server using it? choose another with --listen",
+            args.listen
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    let instance = vsc_server::instance::prepare(config, bound, Arc::new(SystemClock))
+        .await
+        .with_context(|| format!("cannot open the instance in {}", args.data.display()))?;
+    let state = instance.state.clone();
+    println!(
+        "vsc server {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        state.public_url()
+    );
+    println!("  data directory  {}", args.data.display());
+    println!(
+        "  CA fingerprint  {}",
+        state.ca().root_fingerprint().to_colon_hex()
+    );
+    println!("  CRL             {}", state.crl_url());
+    if instance.created {
+        println!("  (new instance: CA and TLS certificate created)");
+    }
+    if let Some(b) = &instance.bootstrap {
+        println!();
+        println!(
+            "No RA Manager has enrolled yet. Enrol the first one (UID {}) with the vsc authenticator:",
+            b.uid
+        );
+        println!();
+        println!("  code     {}", b.activation.code);
+        println!("  link     {}", b.activation.url);
+        println!(
+            "  expires  {}",
+            b.activation
+                .expires_at
+                .format(&time::format_description::well_known::Rfc3339)?
+        );
+        if let Ok(code) = qr::terminal(&b.activation.url) {
+            println!("{code}");
+        }
+        println!(
+            "  on the RA Manager's phone:  vsc authenticator enrol '{}'",
+            b.activation.url
+        );
+        println!(
+            "  (also saved in {}; a new code is printed at each start until it is used)",
+            args.data.join("bootstrap.json").display()
+        );
+    }
+    println!();
+    println!("Press Ctrl-C to stop.");
+    vsc_server::serve(instance, listener, shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,116 @@
+//! Server configuration: what `vsc serve` is told on its command line, with the defaults a
+//! single-node deployment wants.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use time::Duration;
+use vsc_core::AppVersionPolicy;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory: database, CA, TLS certificate, master key.
+    pub data_dir: PathBuf,
+    /// Address to listen on (loopback by default).
+    pub listen: SocketAddr,
+    /// The URL people and phones reach this server at; derived from `listen` when absent.
+    pub public_url: Option<url::Url>,
+    /// Extra host names or addresses for the TLS certificate.
+    pub hostnames: Vec<String>,
+    /// Master key file (default: `<data>/master.key`). Keep it elsewhere to separate it from backups.
+    pub master_key_file: Option<PathBuf>,
+    /// Name of the instance, used in the CA's subject.
+    pub instance_name: String,
+    /// ODS code and name of the national organisation created at first start.
+    pub national_ods: String,
+    /// See `national_ods`.
+    pub national_name: String,
+    /// Names of the first RA Manager created at first start.
+    pub bootstrap_given_name: String,
+    /// See `bootstrap_given_name`.
+    pub bootstrap_family_name: String,
+    /// Approved authenticator app versions.
+    pub approved_app_versions: AppVersionPolicy,
+    /// How long an activation stays valid.
+    pub activation_ttl: Duration,
+    /// How long an unlock code stays valid.
+    pub unlock_ttl: Duration,
+    /// Validity of people's certificates.
+    pub certificate_validity: Duration,
+    /// Validity of a published CRL (it is re-published well before it runs out).
+    pub crl_validity: Duration,
+    /// Lifetime of an RA session.
+    pub ra_session_ttl: Duration,
+    /// Accept simulated phones (demo and sandbox only).
+    pub sandbox: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory and listen address.
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            data_dir,
+            listen,
+            public_url: None,
+            hostnames: Vec::new(),
+            master_key_file: None,
+            instance_name: "vsc".into(),
+            national_ods: "X26".into(),
+            national_name: "National Registration Authority".into(),
+            bootstrap_given_name: "First".into(),
+            bootstrap_family_name: "RA Manager".into(),
+            approved_app_versions: default_app_policy(),
+            activation_ttl: Duration::hours(72),
+            unlock_ttl: Duration::hours(24),
+            certificate_validity: Duration::days(730),
+            crl_validity: Duration::days(7),
+            ra_session_ttl: Duration::hours(1),
+            sandbox: false,
+        }
+    }
+
+    /// The master key's path.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+}
+
+/// The approved list when none is given: this release's own authenticator series.
+pub fn default_app_policy() -> AppVersionPolicy {
+    let own = semver_series(env!("CARGO_PKG_VERSION"));
+    AppVersionPolicy::parse(&[own]).expect("a requirement built from our own version parses")
+}
+
+fn semver_series(version: &str) -> String {
+    let mut parts = version.split('.');
+    let major = parts.next().unwrap_or("0");
+    let minor = parts.next().unwrap_or("0");
+    if major == "0" {
+        format!(
+            ">=0.{minor}.0, <0.{}.0",
+            minor.parse::<u64>().unwrap_or(0) + 1
+        )
+    } else {
+        format!(
+            ">={major}.0.0, <{}.0.0",
+            major.parse::<u64>().unwrap_or(0) + 1
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_policy_approves_this_release() {
+        let facts = vsc_core::ClientFacts {
+            platform: "vsc-cli".into(),
+            app_version: env!("CARGO_PKG_VERSION").into(),
+        };
+        assert!(super::default_app_policy().check(&facts).is_ok());
+        assert_eq!(super::semver_series("1.4.2"), ">=1.0.0, <2.0.0");
+        assert_eq!(super::semver_series("0.3.1"), ">=0.3.0, <0.4.0");
+    }
+}

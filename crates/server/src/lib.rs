@@ -1,0 +1,52 @@
+//! The vsc server: RA issuance, phone enrolment, the instance CA's publication points and the
+//! audit log, served over HTTPS (rustls) by axum.
+//!
+//! [`instance::prepare`] opens or creates an instance from its data directory;
+//! [`serve`] runs it until the shutdown future completes, then drains connections and closes
+//! the database. The routes are documented in [`routes`].
+
+pub mod clock;
+pub mod codes;
+pub mod config;
+pub mod crl;
+pub mod error;
+pub mod instance;
+pub mod routes;
+pub mod state;
+pub mod throttle;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use config::ServerConfig;
+pub use instance::{BootstrapActivation, Instance, InstanceError};
+
+/// Serves `instance` on `listener` until `shutdown` completes; in-flight requests get up to ten
+/// seconds to finish.
+pub async fn serve(
+    instance: Instance,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = instance.state.clone();
+    let app = routes::router(state.clone());
+    let refresher = tokio::spawn(crl::refresher(state.clone()));
+    let handle = axum_server::Handle::<SocketAddr>::new();
+    let shutdown_handle = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(instance.tls.clone());
+    let result = axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await;
+    refresher.abort();
+    state.store().close().await;
+    tracing::info!("stopped");
+    result
+}

@@ -1,0 +1,73 @@
+//! The HTTP surface: public CA publication, the phone's device API, and the RA API. Each
+//! sub-module documents its routes.
+
+pub mod device;
+pub mod public;
+pub mod ra;
+pub mod views;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::{AppState, AuditContext};
+
+/// Largest request body accepted (CSRs and JSON are small).
+const MAX_BODY: usize = 64 * 1024;
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(public::routes())
+        .merge(device::routes())
+        .merge(ra::routes())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A JSON body whose rejection is an [`ApiError`] with code `invalid_request`, so clients get
+/// the same error shape for a malformed body as for every other refusal.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "the request body is not what this endpoint expects: {}",
+                    rejection.body_text()
+                ),
+            )),
+        }
+    }
+}
+
+/// The client's address, as an anonymous audit context.
+#[derive(Debug, Clone)]
+pub struct Client(pub AuditContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip())
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        Ok(Client(AuditContext {
+            actor: "anonymous".into(),
+            source: ip,
+        }))
+    }
+}

@@ -1,0 +1,1016 @@
+//! The Registration Authority API. RA staff sign in with their own virtual smartcard (a
+//! challenge signed by the authentication key on their phone); there are no passwords.
+//!
+//! | route | permission (CIM) |
+//! |---|---|
+//! | `POST /api/v1/ra/auth/challenge`, `POST /api/v1/ra/auth/login` | any RA role |
+//! | `GET /api/v1/ra/me` | any RA role |
+//! | `GET /api/v1/ra/organisations` | any RA role |
+//! | `POST /api/v1/ra/organisations` | RA Manager at the national organisation |
+//! | `POST /api/v1/ra/people` | create profile: RAM, RAA, IDC |
+//! | `GET /api/v1/ra/people/{uid}` | any RA role in one of the person's organisations |
+//! | `POST /api/v1/ra/people/{uid}/identity-checks` | RAM, RAA, IDC |
+//! | `POST /api/v1/ra/people/{uid}/positions` | RAM, RAA; Sponsor for the roles it sponsors |
+//! | `POST /api/v1/ra/people/{uid}/ra-roles` | RAM |
+//! | `POST /api/v1/ra/people/{uid}/cards` | issue card: RAM, RAA |
+//! | `GET /api/v1/ra/cards/{id}` | any RA role |
+//! | `POST /api/v1/ra/cards/{id}/activation` | issue card: RAM, RAA (a new code for a pending card) |
+//! | `POST /api/v1/ra/cards/{id}/cancel` | RAM, RAA |
+//! | `POST /api/v1/ra/cards/{id}/unlock` | RAM, RAA, Sponsor, LSA |
+//!
+//! Scope: an RA acts only on people who belong (by registration or position) to an organisation
+//! where it holds the role; roles held at the national organisation apply everywhere.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use sqlx::SqliteConnection;
+use vsc_core::ra::authorize;
+use vsc_core::{
+    ActivityCode, CardState, EvidenceType, IdentityLevel, KeyCustody, OdsCode, RaAction, RaGrant,
+    RaRole, RaScopeError, RoleCode, Uid,
+};
+use vsc_proto::{
+    AssignPosition, CancelCard, Card, CardWithCode, ChallengeRequest, ChallengeResponse,
+    CreateOrganisation, CreatePerson, LoginRequest, LoginResponse, Organisation, Person,
+    RaRoleGrant, RecordIdentityCheck,
+};
+use vsc_store::Tx;
+use vsc_store::repo::{
+    self, CardRow, ChallengeUse, IdentityCheckRow, OrganisationRow, PersonRow, PositionRow,
+    RaRoleRow,
+};
+
+use super::{ApiJson, Client, views};
+use crate::codes::{self, CodeKind};
+use crate::crl::{self, CrlIssuer};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, AuditContext};
+
+/// How long a login challenge stays valid.
+const CHALLENGE_TTL_SECONDS: i64 = 120;
+const LOGIN_PURPOSE: &str = "ra-login";
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/ra/auth/challenge", post(challenge))
+        .route("/api/v1/ra/auth/login", post(login))
+        .route("/api/v1/ra/me", get(me))
+        .route(
+            "/api/v1/ra/organisations",
+            get(list_organisations).post(create_organisation),
+        )
+        .route("/api/v1/ra/people", post(create_person))
+        .route("/api/v1/ra/people/{uid}", get(get_person))
+        .route(
+            "/api/v1/ra/people/{uid}/identity-checks",
+            post(record_identity_check),
+        )
+        .route("/api/v1/ra/people/{uid}/positions", post(assign_position))
+        .route("/api/v1/ra/people/{uid}/ra-roles", post(assign_ra_role))
+        .route("/api/v1/ra/people/{uid}/cards", post(issue_card))
+        .route("/api/v1/ra/cards/{id}", get(get_card))
+        .route("/api/v1/ra/cards/{id}/activation", post(reissue_activation))
+        .route("/api/v1/ra/cards/{id}/cancel", post(cancel_card))
+        .route("/api/v1/ra/cards/{id}/unlock", post(unlock_card))
+}
+
+fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+fn parse_uid(s: &str) -> ApiResult<Uid> {
+    s.parse()
+        .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_uid", e.to_string()))
+}
+
+fn parse_ods(s: &str) -> ApiResult<OdsCode> {
+    s.parse()
+        .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_ods_code", e.to_string()))
+}
+
+fn scope_error(e: RaScopeError) -> ApiError {
+    let code = match e {
+        RaScopeError::RoleNotPermitted { .. } => "ra_role_not_permitted",
+        RaScopeError::OutsideOrganisation { .. } => "ra_outside_organisation",
+        RaScopeError::SponsorMayNotAssign { .. } => "sponsor_may_not_assign",
+    };
+    ApiError::forbidden(code, e.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in
+
+async fn challenge(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<ChallengeRequest>,
+) -> ApiResult<Json<ChallengeResponse>> {
+    let uid = parse_uid(&req.uid)?;
+    // A challenge is issued whether or not the UID exists, so the endpoint cannot be used to
+    // find out who has a card; the login then fails for an unknown person.
+    let id = state.new_id()?;
+    let nonce = B64.encode(state.random::<32>()?);
+    let now = state.now();
+    let expires_at = now + time::Duration::seconds(CHALLENGE_TTL_SECONDS);
+    let mut tx = state.store().write().await?;
+    repo::insert_challenge(
+        &mut tx,
+        &id,
+        LOGIN_PURPOSE,
+        uid.as_str(),
+        &nonce,
+        now.unix_timestamp(),
+        expires_at.unix_timestamp(),
+    )
+    .await?;
+    let event = ctx.event(
+        "ra.challenge.issued",
+        uid.as_str(),
+        "",
+        serde_json::json!({"challenge_id": id}),
+    );
+    vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+    tx.commit().await?;
+    Ok(Json(ChallengeResponse {
+        challenge_id: id,
+        nonce,
+        expires_at,
+    }))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    match login_inner(&state, &ctx, &req).await {
+        Ok(r) => Ok(Json(r)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, "ra.login", &req.uid, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn login_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &LoginRequest,
+) -> ApiResult<LoginResponse> {
+    let uid = parse_uid(&req.uid)?;
+    let signature = B64
+        .decode(req.signature.trim())
+        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let now = state.now_unix();
+    let mut tx = state.store().write().await?;
+    let nonce =
+        match repo::consume_challenge(&mut tx, &req.challenge_id, LOGIN_PURPOSE, uid.as_str(), now)
+            .await?
+        {
+            ChallengeUse::Consumed(nonce) => nonce,
+            ChallengeUse::Unknown => {
+                return Err(ApiError::unauthorized(
+                    "challenge_unknown",
+                    "no such sign-in challenge for this UID; start again",
+                ));
+            }
+            ChallengeUse::Used => {
+                return Err(ApiError::unauthorized(
+                    "challenge_used",
+                    "this sign-in challenge was already used; start again",
+                ));
+            }
+            ChallengeUse::Expired => {
+                return Err(ApiError::unauthorized(
+                    "challenge_expired",
+                    "the sign-in challenge expired; start again",
+                ));
+            }
+        };
+    // The consumed challenge must stay consumed even if the signature is wrong.
+    tx.commit().await?;
+
+    let mut conn = state.store().pool().acquire().await?;
+    let spki = active_auth_key(&mut conn, uid.as_str(), now).await?;
+    let statement =
+        vsc_proto::ra_login_statement(&req.challenge_id, &nonce, uid.as_str(), &state.origin());
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &spki,
+    )
+    .verify(&statement, &signature)
+    .map_err(|_| {
+        ApiError::unauthorized(
+            "signature_invalid",
+            "the signature does not verify with this person's authentication certificate",
+        )
+    })?;
+    let grants = grants_of(&mut conn, uid.as_str()).await?;
+    if grants.is_empty() {
+        return Err(ApiError::forbidden(
+            "not_an_ra",
+            "you hold no RA role; ask your RA Manager",
+        ));
+    }
+    let token_bytes = zeroize::Zeroizing::new(state.random::<32>()?);
+    let token = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(*token_bytes));
+    let expires_at = state.now() + state.config().ra_session_ttl;
+    let mut tx = state.store().write().await?;
+    repo::insert_ra_session(
+        &mut tx,
+        &sha256(token.as_bytes()),
+        uid.as_str(),
+        now,
+        expires_at.unix_timestamp(),
+    )
+    .await?;
+    let actor = AuditContext {
+        actor: uid.to_string(),
+        source: ctx.source,
+    };
+    let roles: Vec<String> = grants
+        .iter()
+        .map(|g| format!("{}@{}", g.role.as_str(), g.organisation))
+        .collect();
+    vsc_store::audit::append(
+        &mut tx,
+        &actor.event(
+            "ra.login",
+            uid.as_str(),
+            "",
+            serde_json::json!({"roles": roles}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    let person = views::person(&mut conn, uid.as_str()).await?;
+    Ok(LoginResponse {
+        token: token.to_string(),
+        expires_at,
+        person,
+    })
+}
+
+/// The SPKI of the person's valid, unrevoked authentication certificate on an active card.
+async fn active_auth_key(conn: &mut SqliteConnection, uid: &str, now: i64) -> ApiResult<Vec<u8>> {
+    let refuse = || {
+        ApiError::unauthorized(
+            "no_active_card",
+            "this UID has no active virtual smartcard with a valid authentication certificate",
+        )
+    };
+    for card in repo::live_cards_of(conn, uid).await? {
+        if card.state != CardState::Active.as_str() {
+            continue;
+        }
+        for cert in repo::certificates_of(conn, &card.id).await? {
+            if cert.usage == "authentication"
+                && cert.revoked_at.is_none()
+                && cert.not_before <= now
+                && now < cert.not_after
+            {
+                let info = vsc_pki::certificate_info(&cert.der)?;
+                return Ok(info.spki_der);
+            }
+        }
+    }
+    Err(refuse())
+}
+
+async fn grants_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Vec<RaGrant>> {
+    repo::ra_roles(conn, uid)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Ok(RaGrant {
+                role: r.role.parse().map_err(ApiError::internal)?,
+                organisation: r
+                    .ods_code
+                    .parse()
+                    .map_err(|e: vsc_core::IdError| ApiError::internal(e))?,
+                assignable_roles: r
+                    .assignable_roles
+                    .iter()
+                    .map(|c| c.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e: vsc_core::IdError| ApiError::internal(e))?,
+            })
+        })
+        .collect()
+}
+
+/// An authenticated RA: the bearer of a live RA session token.
+#[derive(Debug, Clone)]
+pub struct RaCaller {
+    /// The RA's UID.
+    pub uid: String,
+    /// Its RA roles.
+    pub grants: Vec<RaGrant>,
+    /// For the audit log.
+    pub ctx: AuditContext,
+}
+
+impl FromRequestParts<AppState> for RaCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Client(client) = Client::from_request_parts(parts, state).await?;
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("unauthenticated", "sign in first: `vsc ra login`")
+            })?;
+        let mut conn = state.store().pool().acquire().await?;
+        let uid = repo::ra_session(
+            &mut conn,
+            &sha256(token.trim().as_bytes()),
+            state.now_unix(),
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "session_expired",
+                "your RA session has ended; sign in again with `vsc ra login`",
+            )
+        })?;
+        let grants = grants_of(&mut conn, &uid).await?;
+        if grants.is_empty() {
+            return Err(ApiError::forbidden(
+                "not_an_ra",
+                "you no longer hold an RA role",
+            ));
+        }
+        Ok(RaCaller {
+            ctx: AuditContext {
+                actor: uid.clone(),
+                source: client.source,
+            },
+            uid,
+            grants,
+        })
+    }
+}
+
+impl RaCaller {
+    fn allow(
+        &self,
+        state: &AppState,
+        action: RaAction,
+        org: &OdsCode,
+        role: Option<&RoleCode>,
+    ) -> ApiResult<()> {
+        let national: OdsCode = parse_ods(state.national_ods())?;
+        authorize(&self.grants, action, org, &national, role)
+            .map(|_| ())
+            .map_err(scope_error)
+    }
+
+    /// Allowed for `action` on a person if allowed in any organisation the person belongs to.
+    async fn allow_for_person(
+        &self,
+        state: &AppState,
+        conn: &mut SqliteConnection,
+        action: RaAction,
+        uid: &str,
+        role: Option<&RoleCode>,
+    ) -> ApiResult<()> {
+        let orgs = repo::person_organisations(conn, uid).await?;
+        if orgs.is_empty() {
+            return Err(ApiError::not_found(
+                "unknown_person",
+                format!("no person has UID {uid}"),
+            ));
+        }
+        let mut first_err = None;
+        for org in orgs {
+            match self.allow(state, action, &parse_ods(&org)?, role) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_err.unwrap_or_else(|| ApiError::internal("no organisation checked")))
+    }
+
+    async fn audit(
+        &self,
+        state: &AppState,
+        tx: &mut Tx,
+        action: &str,
+        subject: &str,
+        org: &str,
+        detail: serde_json::Value,
+    ) -> ApiResult<()> {
+        vsc_store::audit::append(
+            tx,
+            &self.ctx.event(action, subject, org, detail),
+            state.now_ms(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Runs a mutation and writes its failure (if any) to the audit log.
+async fn audited<T>(
+    state: &AppState,
+    caller: &RaCaller,
+    action: &str,
+    subject: &str,
+    fut: impl std::future::Future<Output = ApiResult<T>>,
+) -> ApiResult<Json<T>> {
+    match fut.await {
+        Ok(v) => Ok(Json(v)),
+        Err(err) => {
+            state
+                .audit_failure(&caller.ctx, action, subject, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn me(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Json<Person>> {
+    let mut conn = state.store().pool().acquire().await?;
+    Ok(Json(views::person(&mut conn, &caller.uid).await?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organisations
+
+async fn list_organisations(
+    State(state): State<AppState>,
+    _caller: RaCaller,
+) -> ApiResult<Json<Vec<Organisation>>> {
+    let mut conn = state.store().pool().acquire().await?;
+    Ok(Json(
+        repo::organisations(&mut conn)
+            .await?
+            .into_iter()
+            .map(|o| Organisation {
+                ods_code: o.ods_code,
+                name: o.name,
+                national: o.national,
+            })
+            .collect(),
+    ))
+}
+
+async fn create_organisation(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    ApiJson(req): ApiJson<CreateOrganisation>,
+) -> ApiResult<Json<Organisation>> {
+    let subject = req.ods_code.clone();
+    audited(&state, &caller, "organisation.create", &subject, async {
+        let ods = parse_ods(&req.ods_code)?;
+        let name = req.name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(ApiError::bad_request(
+                "invalid_name",
+                "an organisation name is 1 to 200 characters",
+            ));
+        }
+        caller.allow(
+            &state,
+            RaAction::CreateOrganisation,
+            &parse_ods(state.national_ods())?,
+            None,
+        )?;
+        let mut tx = state.store().write().await?;
+        if repo::organisation(&mut tx, ods.as_str()).await?.is_some() {
+            return Err(ApiError::conflict(
+                "organisation_exists",
+                format!("{ods} is already registered"),
+            ));
+        }
+        let org = OrganisationRow {
+            ods_code: ods.to_string(),
+            name: name.to_owned(),
+            national: false,
+        };
+        repo::insert_organisation(&mut tx, &org, state.now_unix()).await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "organisation.created",
+                ods.as_str(),
+                ods.as_str(),
+                serde_json::json!({"name": name}),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(Organisation {
+            ods_code: org.ods_code,
+            name: org.name,
+            national: false,
+        })
+    })
+    .await
+}
+
+async fn known_organisation(conn: &mut SqliteConnection, ods: &OdsCode) -> ApiResult<()> {
+    repo::organisation(conn, ods.as_str())
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_organisation",
+                format!("no organisation has ODS code {ods}"),
+            )
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// People
+
+fn clean_name(field: &str, value: &str) -> ApiResult<String> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("{field} must be 1 to 100 printable characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+async fn create_person(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    ApiJson(req): ApiJson<CreatePerson>,
+) -> ApiResult<Json<Person>> {
+    audited(&state, &caller, "person.create", "", async {
+        let ods = parse_ods(&req.organisation)?;
+        let given = clean_name("given name", &req.given_name)?;
+        let family = clean_name("family name", &req.family_name)?;
+        let email = match req
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            Some(e)
+                if e.len() <= 254
+                    && e.split_once('@')
+                        .is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) =>
+            {
+                Some(e.to_owned())
+            }
+            Some(e) => {
+                return Err(ApiError::bad_request(
+                    "invalid_email",
+                    format!("'{e}' is not an email address"),
+                ));
+            }
+            None => None,
+        };
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        caller.allow(&state, RaAction::CreateProfile, &ods, None)?;
+        let now = state.now_unix();
+        let uid = loop {
+            let uid = Uid::from_random(state.random::<12>()?);
+            let row = PersonRow {
+                uid: uid.to_string(),
+                given_name: given.clone(),
+                family_name: family.clone(),
+                email: email.clone(),
+                registered_by: ods.to_string(),
+            };
+            if repo::insert_person(&mut tx, &row, now).await? {
+                break uid;
+            }
+        };
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "person.created",
+                uid.as_str(),
+                ods.as_str(),
+                serde_json::json!({"given_name": given, "family_name": family}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        views::person(&mut conn, uid.as_str()).await
+    })
+    .await
+}
+
+async fn get_person(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<Person>> {
+    let uid = parse_uid(&uid)?;
+    let mut conn = state.store().pool().acquire().await?;
+    caller
+        .allow_for_person(&state, &mut conn, RaAction::View, uid.as_str(), None)
+        .await?;
+    Ok(Json(views::person(&mut conn, uid.as_str()).await?))
+}
+
+async fn record_identity_check(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<RecordIdentityCheck>,
+) -> ApiResult<Json<Person>> {
+    audited(&state, &caller, "identity.check", &uid, async {
+        let uid = parse_uid(&uid)?;
+        let ods = parse_ods(&req.organisation)?;
+        let evidence = req
+            .evidence
+            .iter()
+            .map(|e| e.parse::<EvidenceType>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request("invalid_evidence", e))?;
+        let level = IdentityLevel::try_from(req.level)
+            .map_err(|e| ApiError::bad_request("invalid_level", e))?;
+        level
+            .supported_by(&evidence)
+            .map_err(|e| ApiError::bad_request("insufficient_evidence", e))?;
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        caller
+            .allow_for_person(
+                &state,
+                &mut tx,
+                RaAction::RecordIdentityCheck,
+                uid.as_str(),
+                None,
+            )
+            .await?;
+        caller.allow(&state, RaAction::RecordIdentityCheck, &ods, None)?;
+        let names: Vec<String> = evidence.iter().map(|e| e.as_str().to_owned()).collect();
+        repo::insert_identity_check(
+            &mut tx,
+            &IdentityCheckRow {
+                uid: uid.to_string(),
+                checked_by: caller.uid.clone(),
+                ods_code: ods.to_string(),
+                evidence: names.clone(),
+                level: level.get(),
+                checked_at: state.now_unix(),
+            },
+        )
+        .await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "identity.checked",
+                uid.as_str(),
+                ods.as_str(),
+                serde_json::json!({"evidence": names, "level": level.get()}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        views::person(&mut conn, uid.as_str()).await
+    })
+    .await
+}
+
+async fn assign_position(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<AssignPosition>,
+) -> ApiResult<Json<Person>> {
+    audited(&state, &caller, "position.assign", &uid, async {
+        let uid = parse_uid(&uid)?;
+        let ods = parse_ods(&req.organisation)?;
+        let role: RoleCode = req
+            .role_code
+            .parse()
+            .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_role_code", e.to_string()))?;
+        let role_name = clean_name("role name", &req.role_name)?;
+        let activities = req
+            .activities
+            .iter()
+            .map(|a| a.parse::<ActivityCode>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        if repo::person(&mut tx, uid.as_str()).await?.is_none() {
+            return Err(ApiError::not_found("unknown_person", format!("no person has UID {uid}")));
+        }
+        // The position is at `ods`: that is where the RA must hold the right.
+        caller.allow(&state, RaAction::AssignPosition, &ods, Some(&role))?;
+        let row = PositionRow {
+            id: state.new_id()?,
+            uid: uid.to_string(),
+            ods_code: ods.to_string(),
+            role_code: role.to_string(),
+            role_name: role_name.clone(),
+            activities: activities.iter().map(ToString::to_string).collect(),
+        };
+        if !repo::insert_position(&mut tx, &row, state.now_unix()).await? {
+            return Err(ApiError::conflict("position_exists", format!("{uid} already holds {role} at {ods}")));
+        }
+        caller
+            .audit(&state, &mut tx, "position.assigned", uid.as_str(), ods.as_str(), serde_json::json!({"role_code": role, "role_name": role_name, "activities": row.activities}))
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        views::person(&mut conn, uid.as_str()).await
+    })
+    .await
+}
+
+async fn assign_ra_role(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<RaRoleGrant>,
+) -> ApiResult<Json<Person>> {
+    audited(&state, &caller, "ra_role.assign", &uid, async {
+        let uid = parse_uid(&uid)?;
+        let ods = parse_ods(&req.organisation)?;
+        let role: RaRole = req
+            .role
+            .parse()
+            .map_err(|e: String| ApiError::bad_request("invalid_ra_role", e))?;
+        let assignable = req
+            .assignable_roles
+            .iter()
+            .map(|r| r.parse::<RoleCode>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request("invalid_role_code", e.to_string()))?;
+        if role != RaRole::Sponsor && !assignable.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "only a Sponsor has assignable roles",
+            ));
+        }
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        if repo::person(&mut tx, uid.as_str()).await?.is_none() {
+            return Err(ApiError::not_found(
+                "unknown_person",
+                format!("no person has UID {uid}"),
+            ));
+        }
+        caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
+        let row = RaRoleRow {
+            uid: uid.to_string(),
+            ods_code: ods.to_string(),
+            role: role.as_str().to_owned(),
+            assignable_roles: assignable.iter().map(ToString::to_string).collect(),
+        };
+        repo::upsert_ra_role(&mut tx, &row, state.now_unix()).await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "ra_role.assigned",
+                uid.as_str(),
+                ods.as_str(),
+                serde_json::json!({"role": row.role, "assignable_roles": row.assignable_roles}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        views::person(&mut conn, uid.as_str()).await
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cards
+
+async fn issue_card(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<vsc_proto::IssueCard>,
+) -> ApiResult<Json<CardWithCode>> {
+    audited(&state, &caller, "card.issue", &uid, async {
+        let uid = parse_uid(&uid)?;
+        let ods = parse_ods(&req.organisation)?;
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        if repo::person(&mut tx, uid.as_str()).await?.is_none() {
+            return Err(ApiError::not_found("unknown_person", format!("no person has UID {uid}")));
+        }
+        caller.allow(&state, RaAction::IssueCard, &ods, None)?;
+        if !repo::person_organisations(&mut tx, uid.as_str()).await?.iter().any(|o| o == ods.as_str()) {
+            return Err(ApiError::conflict(
+                "person_not_in_organisation",
+                format!("{uid} is neither registered at nor holds a position at {ods}; assign a position first"),
+            ));
+        }
+        let verified = repo::identity_checks(&mut tx, uid.as_str())
+            .await?
+            .iter()
+            .any(|c| c.level >= IdentityLevel::SMARTCARD.get());
+        if !verified {
+            return Err(ApiError::conflict(
+                "identity_not_verified",
+                format!("{uid} has no identity check at level 3; record one (`vsc ra person id-check`) before issuing a card"),
+            ));
+        }
+        if let Some(live) = repo::live_cards_of(&mut tx, uid.as_str()).await?.first() {
+            return Err(ApiError::conflict(
+                "card_exists",
+                format!("{uid} already has card {} ({}); cancel it before issuing another", live.id, live.state),
+            ));
+        }
+        let card = CardRow {
+            id: state.new_id()?,
+            uid: uid.to_string(),
+            state: CardState::Pending.as_str().into(),
+            custody: KeyCustody::DeviceHeld.as_str().into(),
+            issued_by: ods.to_string(),
+            device_id: None,
+        };
+        repo::insert_card(&mut tx, &card, state.now_unix()).await?;
+        let issued = codes::issue(&state, &mut tx, CodeKind::Activation, &card.id, &caller.uid, state.config().activation_ttl).await?;
+        caller
+            .audit(&state, &mut tx, "card.issued", &card.id, ods.as_str(), serde_json::json!({"uid": uid, "code_id": issued.code.id(), "expires_at": issued.expires_at.unix_timestamp()}))
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        Ok(CardWithCode {
+            card: views::card(&mut conn, card).await?,
+            code: issued.to_proto(&state, CodeKind::Activation),
+        })
+    })
+    .await
+}
+
+/// Loads a card and checks the caller may act on its holder.
+async fn card_for(
+    state: &AppState,
+    caller: &RaCaller,
+    conn: &mut SqliteConnection,
+    id: &str,
+    action: RaAction,
+) -> ApiResult<CardRow> {
+    let card = views::card_by_id(conn, id).await?;
+    caller
+        .allow_for_person(state, conn, action, &card.uid, None)
+        .await?;
+    Ok(card)
+}
+
+async fn get_card(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Card>> {
+    let mut conn = state.store().pool().acquire().await?;
+    let card = card_for(&state, &caller, &mut conn, &id, RaAction::View).await?;
+    Ok(Json(views::card(&mut conn, card).await?))
+}
+
+async fn reissue_activation(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CardWithCode>> {
+    audited(&state, &caller, "activation.reissue", &id, async {
+        let mut tx = state.store().write().await?;
+        let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
+        if card.state != CardState::Pending.as_str() {
+            return Err(ApiError::conflict(
+                "card_not_pending",
+                format!(
+                    "card {id} is {}; only a pending card gets a new activation",
+                    card.state
+                ),
+            ));
+        }
+        let issued = codes::issue(
+            &state,
+            &mut tx,
+            CodeKind::Activation,
+            &card.id,
+            &caller.uid,
+            state.config().activation_ttl,
+        )
+        .await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "activation.issued",
+                &card.id,
+                &card.issued_by,
+                serde_json::json!({"uid": card.uid, "code_id": issued.code.id()}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        Ok(CardWithCode {
+            card: views::card(&mut conn, card).await?,
+            code: issued.to_proto(&state, CodeKind::Activation),
+        })
+    })
+    .await
+}
+
+async fn cancel_card(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CancelCard>,
+) -> ApiResult<Json<Card>> {
+    audited(&state, &caller, "card.cancel", &id, async {
+        let reason = req.reason.trim();
+        if reason.is_empty() || reason.len() > 500 {
+            return Err(ApiError::bad_request("invalid_reason", "give a reason of 1 to 500 characters"));
+        }
+        let mut tx = state.store().write().await?;
+        let card = card_for(&state, &caller, &mut tx, &id, RaAction::CancelCard).await?;
+        let from_state: CardState = card.state.parse().map_err(ApiError::internal)?;
+        if !from_state.can_cancel() {
+            return Err(ApiError::conflict("card_not_cancellable", format!("card {id} is already {}", card.state)));
+        }
+        let now = state.now_unix();
+        if !repo::transition_card(&mut tx, &id, &[card.state.as_str()], CardState::Revoked.as_str(), now).await? {
+            return Err(ApiError::conflict("card_changed", "the card changed meanwhile; look at it again"));
+        }
+        repo::set_revocation_reason(&mut tx, &id, reason).await?;
+        let revoked = repo::revoke_certificates_of(&mut tx, &id, now).await?;
+        repo::void_codes(&mut tx, &id, "activation", now).await?;
+        repo::void_codes(&mut tx, &id, "unlock", now).await?;
+        let crl_number = crl::publish(&state, &mut tx, CrlIssuer::Issuing).await?;
+        caller
+            .audit(&state, &mut tx, "card.cancelled", &id, &card.issued_by, serde_json::json!({"uid": card.uid, "reason": reason, "certificates_revoked": revoked, "crl_number": crl_number}))
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        let card = views::card_by_id(&mut conn, &id).await?;
+        views::card(&mut conn, card).await
+    })
+    .await
+}
+
+async fn unlock_card(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CardWithCode>> {
+    audited(&state, &caller, "card.unlock", &id, async {
+        let mut tx = state.store().write().await?;
+        let card = card_for(&state, &caller, &mut tx, &id, RaAction::UnlockCard).await?;
+        let current: CardState = card.state.parse().map_err(ApiError::internal)?;
+        if !current.can_unlock() {
+            return Err(ApiError::conflict(
+                "card_not_unlockable",
+                format!(
+                    "card {id} is {}; only an active or locked card can be unlocked",
+                    card.state
+                ),
+            ));
+        }
+        let issued = codes::issue(
+            &state,
+            &mut tx,
+            CodeKind::Unlock,
+            &card.id,
+            &caller.uid,
+            state.config().unlock_ttl,
+        )
+        .await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "card.unlock.issued",
+                &card.id,
+                &card.issued_by,
+                serde_json::json!({"uid": card.uid, "code_id": issued.code.id()}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        Ok(CardWithCode {
+            card: views::card(&mut conn, card).await?,
+            code: issued.to_proto(&state, CodeKind::Unlock),
+        })
+    })
+    .await
+}

@@ -1,0 +1,193 @@
+//! What every request handler shares: the store, the CA, the master key, the configuration,
+//! the clock and the throttle.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use time::OffsetDateTime;
+use vsc_pki::{CertificateAuthority, MasterKey};
+use vsc_store::{NewEvent, Outcome, Store};
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::throttle::FailureThrottle;
+
+/// Shared server state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    ca: CertificateAuthority,
+    master_key: MasterKey,
+    config: ServerConfig,
+    public_url: url::Url,
+    national_ods: String,
+    clock: Arc<dyn Clock>,
+    throttle: FailureThrottle,
+    rng: SystemRandom,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        store: Store,
+        ca: CertificateAuthority,
+        master_key: MasterKey,
+        config: ServerConfig,
+        public_url: url::Url,
+        national_ods: String,
+        clock: Arc<dyn Clock>,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                ca,
+                master_key,
+                config,
+                public_url,
+                national_ods,
+                clock,
+                // Ten wrong codes per address per 15 minutes.
+                throttle: FailureThrottle::new(10, 15 * 60),
+                rng: SystemRandom::new(),
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    /// The CA.
+    pub fn ca(&self) -> &CertificateAuthority {
+        &self.inner.ca
+    }
+    /// The master key.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
+    }
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+    /// The public base URL.
+    pub fn public_url(&self) -> &url::Url {
+        &self.inner.public_url
+    }
+    /// `https://host:port`, as bound into signed statements.
+    pub fn origin(&self) -> String {
+        self.inner.public_url.origin().ascii_serialization()
+    }
+    /// The national organisation's ODS code.
+    pub fn national_ods(&self) -> &str {
+        &self.inner.national_ods
+    }
+    /// The wrong-guess throttle.
+    pub fn throttle(&self) -> &FailureThrottle {
+        &self.inner.throttle
+    }
+    /// Now.
+    pub fn now(&self) -> OffsetDateTime {
+        self.inner.clock.now()
+    }
+    /// Now, Unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
+
+    /// `N` random bytes from the operating system's generator.
+    pub fn random<const N: usize>(&self) -> Result<[u8; N], ApiError> {
+        let mut out = [0u8; N];
+        self.inner
+            .rng
+            .fill(&mut out)
+            .map_err(|_| ApiError::internal("the system random generator failed"))?;
+        Ok(out)
+    }
+
+    /// A random identifier: 16 bytes, lowercase hex.
+    pub fn new_id(&self) -> Result<String, ApiError> {
+        Ok(hex::encode(self.random::<16>()?))
+    }
+
+    /// The CRL distribution point written into certificates.
+    pub fn crl_url(&self) -> String {
+        format!("{}/ca/issuing.crl", self.origin())
+    }
+
+    /// Records a refused request in its own transaction (the request's own transaction, if any,
+    /// was rolled back). Failing to audit is logged, never hidden from the operator.
+    pub async fn audit_failure(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        subject: &str,
+        organisation: &str,
+        err: &ApiError,
+    ) {
+        if err.audited {
+            return;
+        }
+        let event = NewEvent {
+            actor: ctx.actor.clone(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            organisation: organisation.to_owned(),
+            source: ctx.source.to_string(),
+            outcome: Outcome::Failure,
+            detail: serde_json::json!({"error": err.code, "message": err.message}),
+        };
+        if let Err(e) = self.append_event(&event).await {
+            tracing::error!(error = %e, action, "could not write a failure to the audit log");
+        }
+    }
+
+    /// Appends one event in a transaction of its own.
+    pub async fn append_event(&self, event: &NewEvent) -> Result<(), ApiError> {
+        let mut tx = self.store().write().await?;
+        vsc_store::audit::append(&mut tx, event, self.now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Now, Unix milliseconds (audit timestamps).
+    pub fn now_ms(&self) -> i64 {
+        i64::try_from(self.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// Who is acting and from where, for the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    /// UID, `system` or `anonymous`.
+    pub actor: String,
+    /// Client address.
+    pub source: IpAddr,
+}
+
+impl AuditContext {
+    /// An event of this actor.
+    pub fn event(
+        &self,
+        action: &str,
+        subject: &str,
+        organisation: &str,
+        detail: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            organisation: organisation.to_owned(),
+            source: self.source.to_string(),
+            outcome: Outcome::Success,
+            detail,
+        }
+    }
+}

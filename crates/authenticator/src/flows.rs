@@ -83,7 +83,8 @@ pub async fn enrol(
             )
         }
         Input::Code(code) => (
-            code,
+            // A typo in the code is the likelier mistake: name it before asking for more.
+            ActivationCode::parse(&code).map(|_| code)?,
             server_override.ok_or(AuthenticatorError::MissingServer)?,
             fingerprint_override.ok_or(AuthenticatorError::MissingFingerprint)?,
         ),

@@ -746,7 +746,8 @@ pub async fn insert_code(
 
 /// Finds a code by its public id.
 pub async fn code(conn: &mut SqliteConnection, id: &str) -> Result<Option<CodeRow>, StoreError> {
-    let row: Option<(String, String, String, Vec<u8>, String, i64, Option<i64>, i64)> = sqlx::query_as(
+    type CodeTuple = (String, String, String, Vec<u8>, String, i64, Option<i64>, i64);
+    let row: Option<CodeTuple> = sqlx::query_as(
         "SELECT id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts FROM one_time_codes WHERE id = ?",
     )
     .bind(id)

@@ -130,13 +130,11 @@ async fn enrol_inner(
             "the device id must be 16 to 128 letters, digits or dashes",
         ));
     }
-    if let Some(existing) = repo::device(&mut tx, device_id).await? {
-        if existing.uid != person.uid {
-            return Err(ApiError::conflict(
-                "device_bound_to_other_person",
-                "this phone already holds another person's card; one person per device: use your own phone, or have the other card cancelled and the app reinstalled",
-            ));
-        }
+    if repo::device(&mut tx, device_id).await?.is_some_and(|d| d.uid != person.uid) {
+        return Err(ApiError::conflict(
+            "device_bound_to_other_person",
+            "this phone already holds another person's card; one person per device: use your own phone, or have the other card cancelled and the app reinstalled",
+        ));
     }
 
     let auth_csr = decode_csr("the authentication", &req.auth_csr, KeyKind::EcdsaP256)?;

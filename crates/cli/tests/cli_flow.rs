@@ -34,7 +34,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let mut line = String::new();
-            assert!(reader.read_line(&mut line).unwrap() > 0, "server exited early:\n{seen}");
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "server exited early:\n{seen}"
+            );
             seen.push_str(&line);
             if line.starts_with("Press Ctrl-C") {
                 break;
@@ -61,7 +64,13 @@ impl Server {
     /// SIGTERM, and the exit status of a graceful stop.
     fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -81,7 +90,10 @@ impl Server {
             .arg(format!("{}{path}", self.url))
             .status()
             .expect("curl runs");
-        assert!(status.success(), "GET {path} over TLS pinned to the instance root");
+        assert!(
+            status.success(),
+            "GET {path} over TLS pinned to the instance root"
+        );
     }
 }
 
@@ -101,7 +113,12 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("vsc runs");
     if let Some(input) = stdin {
-        child.stdin.as_mut().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -123,7 +140,10 @@ fn json(args: &[&str], stdin: Option<&str>) -> serde_json::Value {
 }
 
 fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl").args(args).output().expect("openssl runs")
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs")
 }
 
 fn path(p: &Path) -> &str {
@@ -135,24 +155,48 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let server = Server::start(&data);
-    assert!(server.stdout.contains("No RA Manager has enrolled yet"), "{}", server.stdout);
+    assert!(
+        server.stdout.contains("No RA Manager has enrolled yet"),
+        "{}",
+        server.stdout
+    );
     assert!(server.stdout.contains("CA fingerprint"));
 
     // The first RA Manager enrols from the bootstrap activation the server printed and saved.
-    let bootstrap: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("bootstrap.json")).unwrap()).unwrap();
+    let bootstrap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("bootstrap.json")).unwrap()).unwrap();
     let link = bootstrap["activation"]["url"].as_str().unwrap().to_owned();
     assert!(server.stdout.contains(&link), "the link is printed");
     let ram = tmp.path().join("ram-phone");
-    let enrolled = json(&["authenticator", "--home", path(&ram), "--json", "enrol", &link], Some(PASSCODE));
+    let enrolled = json(
+        &[
+            "authenticator",
+            "--home",
+            path(&ram),
+            "--json",
+            "enrol",
+            &link,
+        ],
+        Some(PASSCODE),
+    );
     assert_eq!(enrolled["uid"], bootstrap["uid"]);
-    assert!(!data.join("bootstrap.json").exists(), "the spent bootstrap activation is deleted");
+    assert!(
+        !data.join("bootstrap.json").exists(),
+        "the spent bootstrap activation is deleted"
+    );
 
     // A wrong passcode is counted and refused with a readable line and a non-zero exit.
     let wrong = run(&["ra", "--home", path(&ram), "login"], Some("999999"));
     assert!(!wrong.status.success());
     let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(err.starts_with("error: ") && err.contains('2'), "says tries left: {err}");
-    let status = json(&["authenticator", "--home", path(&ram), "--json", "status"], None);
+    assert!(
+        err.starts_with("error: ") && err.contains('2'),
+        "says tries left: {err}"
+    );
+    let status = json(
+        &["authenticator", "--home", path(&ram), "--json", "status"],
+        None,
+    );
     assert_eq!(status["failed_attempts"], 1);
 
     let ra = |args: &[&str]| -> serde_json::Value {
@@ -161,25 +205,85 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
         json(&full, None)
     };
     ok(&["ra", "--home", path(&ram), "login"], Some(PASSCODE));
-    assert_eq!(json(&["authenticator", "--home", path(&ram), "--json", "status"], None)["failed_attempts"], 0);
-    ra(&["org", "create", "--ods", "rx1", "--name", "Example Hospitals NHS Trust"]);
+    assert_eq!(
+        json(
+            &["authenticator", "--home", path(&ram), "--json", "status"],
+            None
+        )["failed_attempts"],
+        0
+    );
+    ra(&[
+        "org",
+        "create",
+        "--ods",
+        "rx1",
+        "--name",
+        "Example Hospitals NHS Trust",
+    ]);
     let orgs = ra(&["org", "list"]);
-    assert!(orgs.as_array().unwrap().iter().any(|o| o["ods_code"] == "RX1"));
+    assert!(
+        orgs.as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["ods_code"] == "RX1")
+    );
 
-    let person = ra(&["person", "create", "--given", "Mary", "--family", "Seacole", "--email", "mary@example.nhs.uk", "--org", "RX1"]);
+    let person = ra(&[
+        "person",
+        "create",
+        "--given",
+        "Mary",
+        "--family",
+        "Seacole",
+        "--email",
+        "mary@example.nhs.uk",
+        "--org",
+        "RX1",
+    ]);
     let uid = person["uid"].as_str().unwrap().to_owned();
     assert_eq!(uid.len(), 12);
     assert!(uid.bytes().all(|b| b.is_ascii_digit()));
-    ra(&["person", "id-check", &uid, "--evidence", "passport", "--evidence", "proof-of-address", "--level", "3", "--org", "RX1"]);
+    ra(&[
+        "person",
+        "id-check",
+        &uid,
+        "--evidence",
+        "passport",
+        "--evidence",
+        "proof-of-address",
+        "--level",
+        "3",
+        "--org",
+        "RX1",
+    ]);
     let person = ra(&[
-        "person", "position", &uid, "--org", "RX1", "--role-code", "S8000:G8000:R8000", "--role-name",
-        "Clinical Practitioner Access Role", "--activity", "B0570",
+        "person",
+        "position",
+        &uid,
+        "--org",
+        "RX1",
+        "--role-code",
+        "S8000:G8000:R8000",
+        "--role-name",
+        "Clinical Practitioner Access Role",
+        "--activity",
+        "B0570",
     ]);
     assert_eq!(person["positions"][0]["activities"][0], "B0570");
 
     let png = tmp.path().join("activation.png");
     let svg = tmp.path().join("activation.svg");
-    let issued = ra(&["card", "issue", &uid, "--org", "RX1", "--qr-png", path(&png), "--qr-svg", path(&svg)]);
+    let issued = ra(&[
+        "card",
+        "issue",
+        &uid,
+        "--org",
+        "RX1",
+        "--qr-png",
+        path(&png),
+        "--qr-svg",
+        path(&svg),
+    ]);
     assert_eq!(&std::fs::read(&png).unwrap()[1..4], b"PNG");
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
     let card_id = issued["card"]["id"].as_str().unwrap().to_owned();
@@ -190,7 +294,17 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
     // The person enrols by typing the code (with the server and fingerprint the RA gave).
     let mary = tmp.path().join("mary-phone");
     let out = ok(
-        &["authenticator", "--home", path(&mary), "enrol", code, "--server", &server.url, "--ca-fingerprint", fingerprint],
+        &[
+            "authenticator",
+            "--home",
+            path(&mary),
+            "enrol",
+            code,
+            "--server",
+            &server.url,
+            "--ca-fingerprint",
+            fingerprint,
+        ],
         Some("135791"),
     );
     assert!(out.contains("Enrolled: Mary Seacole"), "{out}");
@@ -199,42 +313,115 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
     assert_eq!(card["certificates"].as_array().unwrap().len(), 2);
 
     // OpenSSL agrees the certificates chain to the instance CA, with the right usages.
-    let enrolment: serde_json::Value = serde_json::from_slice(&std::fs::read(mary.join("enrolment.json")).unwrap()).unwrap();
+    let enrolment: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mary.join("enrolment.json")).unwrap()).unwrap();
     let auth_pem = tmp.path().join("auth.pem");
     let sign_pem = tmp.path().join("sign.pem");
-    std::fs::write(&auth_pem, enrolment["auth_certificate_pem"].as_str().unwrap()).unwrap();
-    std::fs::write(&sign_pem, enrolment["signing_certificate_pem"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        &auth_pem,
+        enrolment["auth_certificate_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &sign_pem,
+        enrolment["signing_certificate_pem"].as_str().unwrap(),
+    )
+    .unwrap();
     let root = data.join("ca/root.pem");
     let issuing = data.join("ca/issuing.pem");
     for cert in [&auth_pem, &sign_pem] {
-        let v = openssl(&["verify", "-CAfile", path(&root), "-untrusted", path(&issuing), path(cert)]);
-        assert!(v.status.success(), "openssl verify: {}", String::from_utf8_lossy(&v.stdout));
+        let v = openssl(&[
+            "verify",
+            "-CAfile",
+            path(&root),
+            "-untrusted",
+            path(&issuing),
+            path(cert),
+        ]);
+        assert!(
+            v.status.success(),
+            "openssl verify: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
         assert!(String::from_utf8_lossy(&v.stdout).contains(": OK"));
     }
-    let text = String::from_utf8(openssl(&["x509", "-noout", "-text", "-in", path(&auth_pem)]).stdout).unwrap();
+    let text =
+        String::from_utf8(openssl(&["x509", "-noout", "-text", "-in", path(&auth_pem)]).stdout)
+            .unwrap();
     assert!(text.contains("TLS Web Client Authentication"), "{text}");
     assert!(text.contains(&uid), "the UID is in the subject");
     assert!(text.contains("ca/issuing.crl"), "CRL distribution point");
-    let text = String::from_utf8(openssl(&["x509", "-noout", "-text", "-in", path(&sign_pem)]).stdout).unwrap();
+    let text =
+        String::from_utf8(openssl(&["x509", "-noout", "-text", "-in", path(&sign_pem)]).stdout)
+            .unwrap();
     assert!(text.contains("Non Repudiation"), "{text}");
-    assert!(text.contains("rsaEncryption") && text.contains("2048 bit"), "{text}");
+    assert!(
+        text.contains("rsaEncryption") && text.contains("2048 bit"),
+        "{text}"
+    );
 
     // Cancelling revokes both certificates; the published CRL lists them.
-    let cancelled = ra(&["card", "cancel", &card_id, "--reason", "left the organisation"]);
+    let cancelled = ra(&[
+        "card",
+        "cancel",
+        &card_id,
+        "--reason",
+        "left the organisation",
+    ]);
     assert_eq!(cancelled["state"], "revoked");
     let crl_der = tmp.path().join("issuing.crl");
     server.curl("/ca/issuing.crl", &crl_der);
-    let crl_text = String::from_utf8(openssl(&["crl", "-inform", "DER", "-noout", "-text", "-in", path(&crl_der)]).stdout).unwrap();
+    let crl_text = String::from_utf8(
+        openssl(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-noout",
+            "-text",
+            "-in",
+            path(&crl_der),
+        ])
+        .stdout,
+    )
+    .unwrap();
     for cert in cancelled["certificates"].as_array().unwrap() {
         assert_eq!(cert["revoked"], true);
         let serial = cert["serial"].as_str().unwrap().to_uppercase();
-        assert!(crl_text.contains(&serial), "CRL lists {serial}:\n{crl_text}");
+        assert!(
+            crl_text.contains(&serial),
+            "CRL lists {serial}:\n{crl_text}"
+        );
     }
     let crl_pem = tmp.path().join("issuing.crl.pem");
-    assert!(openssl(&["crl", "-inform", "DER", "-in", path(&crl_der), "-out", path(&crl_pem)]).status.success());
-    let v = openssl(&["verify", "-crl_check", "-CRLfile", path(&crl_pem), "-CAfile", path(&root), "-untrusted", path(&issuing), path(&auth_pem)]);
+    assert!(
+        openssl(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            path(&crl_der),
+            "-out",
+            path(&crl_pem)
+        ])
+        .status
+        .success()
+    );
+    let v = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CRLfile",
+        path(&crl_pem),
+        "-CAfile",
+        path(&root),
+        "-untrusted",
+        path(&issuing),
+        path(&auth_pem),
+    ]);
     assert!(!v.status.success());
-    assert!(String::from_utf8_lossy(&v.stdout).contains("certificate revoked") || String::from_utf8_lossy(&v.stderr).contains("certificate revoked"));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("certificate revoked")
+            || String::from_utf8_lossy(&v.stderr).contains("certificate revoked")
+    );
 
     // The audit log is intact and exports as JSON lines, then the server stops cleanly.
     let report = json(&["audit", "verify", "--data", path(&data), "--json"], None);
@@ -244,13 +431,31 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
     let export = ok(&["audit", "export", "--data", path(&data)], None);
     let actions: Vec<String> = export
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["action"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(actions.len() as u64, events);
-    for expected in ["instance.bootstrapped", "card.enrolled", "ra.login", "person.created", "card.issued", "card.cancelled"] {
-        assert!(actions.iter().any(|a| a == expected), "{expected} in {actions:?}");
+    for expected in [
+        "instance.bootstrapped",
+        "card.enrolled",
+        "ra.login",
+        "person.created",
+        "card.issued",
+        "card.cancelled",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == expected),
+            "{expected} in {actions:?}"
+        );
     }
-    assert!(actions.iter().any(|a| a == "ra.login"), "failed login was audited too");
+    assert!(
+        actions.iter().any(|a| a == "ra.login"),
+        "failed login was audited too"
+    );
     assert!(server.stop().success(), "graceful stop exits 0");
 
     // A restart keeps the instance and prints no bootstrap code once an RA Manager is active.
@@ -260,9 +465,14 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
     assert!(again.stop().success());
 
     // Tampering with one audit row is caught and named.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let store = vsc_store::Store::open_existing(&data.join("vsc.db")).await.unwrap();
+        let store = vsc_store::Store::open_existing(&data.join("vsc.db"))
+            .await
+            .unwrap();
         sqlx::query("UPDATE audit_events SET actor = '000000000000' WHERE seq = 5")
             .execute(store.pool())
             .await
@@ -290,16 +500,39 @@ fn every_command_has_help_and_bad_usage_fails() {
     ] {
         let out = run(&args, None);
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
+            "{args:?}"
+        );
     }
-    assert!(!run(&["serve", "--listen", "not-an-address"], None).status.success());
+    assert!(
+        !run(&["serve", "--listen", "not-an-address"], None)
+            .status
+            .success()
+    );
     let out = run(&["audit", "verify", "--data", "/nonexistent/vsc"], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("vsc serve"), "tells what to do next");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vsc serve"),
+        "tells what to do next"
+    );
     let out = run(&["ra", "--home", "/nonexistent/home", "whoami"], None);
     assert!(!out.status.success());
     let tmp = tempfile::tempdir().unwrap();
-    let out = run(&["authenticator", "--home", path(tmp.path()), "enrol", "NOT-A-CODE"], Some(PASSCODE));
+    let out = run(
+        &[
+            "authenticator",
+            "--home",
+            path(tmp.path()),
+            "enrol",
+            "NOT-A-CODE",
+        ],
+        Some(PASSCODE),
+    );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("activation code"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("activation code"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -330,6 +330,21 @@ impl Client {
         self.send(path, request).await
     }
 
+    /// `GET path` with extra request headers (for example a sign-in request's
+    /// `X-Vsc-Request-Secret`), and read a JSON answer.
+    pub async fn get_json_with_headers<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<R, ClientError> {
+        let url = self.url(path)?;
+        let mut request = self.http.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(path, request).await
+    }
+
     /// `POST path` with a JSON body, optionally with a bearer token, and read a JSON answer.
     pub async fn post_json<T: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
@@ -351,6 +366,47 @@ impl Client {
             .map_err(|e| ClientError::Setup(format!("bad path {path}: {e}")))
     }
 
+    /// `GET path` for a long-lived stream of server-sent events, with a bearer token. Returns
+    /// the response once its headers arrived with a success status; the caller reads the body
+    /// with [`Client::next_chunk`]. The body may stay open for up to `lifetime`; the caller is
+    /// expected to notice a silent connection itself.
+    pub(crate) async fn open_event_stream(
+        &self,
+        path: &str,
+        bearer: &str,
+        lifetime: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let url = self.url(path)?;
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(bearer)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .header(reqwest::header::CACHE_CONTROL, "no-cache")
+            .timeout(lifetime)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.map_err(|e| self.connect_error(&e))?;
+            return Err(self.status_error(path, status, &body));
+        }
+        Ok(response)
+    }
+
+    /// The next piece of a streamed body; `None` at its end.
+    pub(crate) async fn next_chunk(
+        &self,
+        response: &mut reqwest::Response,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        response
+            .chunk()
+            .await
+            .map(|c| c.map(|b| b.to_vec()))
+            .map_err(|e| self.connect_error(&e))
+    }
+
     async fn send<R: DeserializeOwned>(
         &self,
         path: &str,
@@ -360,26 +416,31 @@ impl Client {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.connect_error(&e))?;
         if !status.is_success() {
-            if let Ok(err) = serde_json::from_slice::<vsc_proto::ErrorBody>(&body) {
-                return Err(ClientError::Server {
-                    status: status.as_u16(),
-                    code: err.error.code,
-                    message: err.error.message,
-                });
-            }
-            let text = String::from_utf8_lossy(&body);
-            let snippet: String = text.chars().take(200).collect();
-            return Err(ClientError::UnexpectedResponse {
-                server: self.origin(),
-                path: path.to_owned(),
-                status: status.as_u16(),
-                snippet,
-            });
+            return Err(self.status_error(path, status, &body));
         }
         serde_json::from_slice(&body).map_err(|e| ClientError::BadResponse {
             path: path.to_owned(),
             reason: e.to_string(),
         })
+    }
+
+    /// The error for a failure status: the server's vsc error if the body is one.
+    fn status_error(&self, path: &str, status: reqwest::StatusCode, body: &[u8]) -> ClientError {
+        if let Ok(err) = serde_json::from_slice::<vsc_proto::ErrorBody>(body) {
+            return ClientError::Server {
+                status: status.as_u16(),
+                code: err.error.code,
+                message: err.error.message,
+            };
+        }
+        let text = String::from_utf8_lossy(body);
+        let snippet: String = text.chars().take(200).collect();
+        ClientError::UnexpectedResponse {
+            server: self.origin(),
+            path: path.to_owned(),
+            status: status.as_u16(),
+            snippet,
+        }
     }
 
     fn connect_error(&self, err: &reqwest::Error) -> ClientError {

@@ -1,4 +1,5 @@
 //! What a front end drives: enrolment, redeeming an RA unlock code, RA login, and status.
+//! Receiving and answering sign-in requests is in [`crate::phone`].
 //!
 //! Each flow checks what it can locally (the code's format, the fingerprint, the link's kind)
 //! before any network call, and leaves the home as it was when the server refuses.
@@ -19,6 +20,7 @@ use zeroize::Zeroize;
 
 use crate::AuthenticatorError;
 use crate::client::{self, Client};
+use crate::device_key::DeviceKey;
 use crate::fsutil;
 use crate::home::{Enrolment, Home};
 use crate::keystore::{
@@ -52,8 +54,10 @@ fn parse_input(input: &str) -> Result<Input, AuthenticatorError> {
     }
 }
 
-/// Enrols this device: creates the keystore under `passcode`, sends both certificate requests
-/// with the activation code, and on success records the enrolment.
+/// Enrols this device: creates the keystore under `passcode` and a device channel key
+/// ([`crate::device_key`]), sends both certificate requests and the channel key's public half
+/// with the activation code, and on success installs the keystore and the channel key and
+/// records the enrolment.
 ///
 /// `input` is an activation link, or a bare code; a bare code needs `server_override` and
 /// `fingerprint_override`, which otherwise replace what the link says. The code's format is
@@ -98,12 +102,15 @@ pub async fn enrol(
     let pending = home.pending_keystore_path();
     remove(&pending)?;
     let (store, recovery, keys) = SoftwareKeystore::create_with_keys(&pending, passcode)?;
+    // The channel key is made now and written to the home only once the enrolment succeeded.
+    let device_key = DeviceKey::generate(&device.device_id)?;
     let result = enrol_with(
         home,
         &client,
         &store,
         &recovery,
         keys,
+        &device_key,
         &code,
         pin,
         device.facts(),
@@ -124,6 +131,7 @@ async fn enrol_with(
     store: &SoftwareKeystore,
     recovery: &RecoveryKey,
     keys: UnlockedKeys,
+    device_key: &DeviceKey,
     code: &ActivationCode,
     pin: [u8; 32],
     device: vsc_proto::DeviceFacts,
@@ -135,6 +143,8 @@ async fn enrol_with(
         auth_csr: B64.encode(keys.auth_csr_der(CSR_COMMON_NAME)?),
         signing_csr: B64.encode(keys.signing_csr_der(CSR_COMMON_NAME)?),
         recovery_key: recovery.to_base64().to_string(),
+        // Authenticates only the connection that receives requests; see `crate::device_key`.
+        device_key: Some(device_key.spki_base64()),
     };
     // The private keys are not needed past this point.
     drop(keys);
@@ -171,6 +181,8 @@ async fn enrol_with(
         "signing",
     )?;
 
+    // The server now knows only the new channel key: install it with the new keystore.
+    home.save_device_key(device_key)?;
     let keystore_path = home.keystore_path();
     std::fs::rename(store.path(), &keystore_path).map_err(|source| KeystoreError::Io {
         action: "move the new keystore to",
@@ -324,6 +336,10 @@ pub struct Status {
     pub home: PathBuf,
     /// The device id, once made.
     pub device_id: Option<String>,
+    /// A simulated phone (demo, sandbox, tests).
+    pub simulated: bool,
+    /// Whether the device channel key exists (needed to receive sign-in requests).
+    pub device_key_present: bool,
     /// Whether this device holds a card.
     pub enrolled: bool,
     /// The holder's UID.
@@ -355,7 +371,9 @@ pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
     };
     Ok(Status {
         home: home.dir().to_owned(),
+        simulated: device.as_ref().is_some_and(|d| d.simulated),
         device_id: device.map(|d| d.device_id),
+        device_key_present: home.device_key_path().exists(),
         enrolled: enrolment.is_some() && store.is_some(),
         uid: enrolment.as_ref().map(|e| e.uid.clone()),
         name: enrolment

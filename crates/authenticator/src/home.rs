@@ -6,7 +6,9 @@
 //! * `enrolment.json`: written after a successful enrolment: the server's base URL, the root CA
 //!   (the only trust anchor from then on), the CA chain, the person, the card and its two
 //!   certificates;
-//! * `keystore.json`: see [`crate::keystore`].
+//! * `keystore.json`: see [`crate::keystore`];
+//! * `device-key.json`: the device channel key, see [`crate::device_key`] (not under the
+//!   passcode: it only authenticates the connection that receives requests).
 //!
 //! The directory is created 0700 and every file is written 0600 through a temporary file and a
 //! rename. One person per device: a home holds at most one enrolment.
@@ -19,6 +21,7 @@ use time::OffsetDateTime;
 use url::Url;
 use vsc_proto::DeviceFacts;
 
+use crate::device_key::DeviceKey;
 use crate::fsutil;
 use crate::keystore::{KeystoreError, SoftwareKeystore};
 
@@ -29,6 +32,7 @@ const DEVICE_FILE: &str = "device.json";
 const ENROLMENT_FILE: &str = "enrolment.json";
 const KEYSTORE_FILE: &str = "keystore.json";
 const PENDING_KEYSTORE_FILE: &str = "keystore.pending.json";
+const DEVICE_KEY_FILE: &str = "device-key.json";
 
 /// Why the home directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +187,21 @@ impl Home {
             write_json(&self.device_path(), &device)?;
         }
         Ok(device)
+    }
+
+    /// `device-key.json`.
+    pub fn device_key_path(&self) -> PathBuf {
+        self.dir.join(DEVICE_KEY_FILE)
+    }
+
+    /// The device channel key, if enrolment made one.
+    pub fn device_key(&self) -> Result<Option<DeviceKey>, HomeError> {
+        DeviceKey::load(&self.device_key_path())
+    }
+
+    /// Installs the device channel key (after a successful enrolment).
+    pub(crate) fn save_device_key(&self, key: &DeviceKey) -> Result<(), HomeError> {
+        key.save(&self.device_key_path())
     }
 
     /// The enrolment, if this device has one.

@@ -3,20 +3,29 @@
 //! A person's virtual smartcard lives on their phone: two private keys (ECDSA P-256 for
 //! authentication, RSA-2048 for signing) in a [`keystore`] opened with a passcode, certified by
 //! the instance CA at enrolment. This crate holds the state directory ([`home`]), the HTTPS
-//! [`client`] that trusts only the instance's root CA, and the [`flows`] a front end drives:
-//! enrolment, redeeming an RA unlock code, RA login, and status.
+//! [`client`] that trusts only the instance's root CA, the [`flows`] a front end drives
+//! (enrolment, redeeming an RA unlock code, RA login, status), and the [`phone`] side of signing
+//! in: the device channel that receives sign-in requests (authenticated with the
+//! [`device_key`]) and the approval signed with the card's key after the passcode.
 
 pub mod client;
+pub mod device_key;
 pub mod flows;
 mod fsutil;
 pub mod home;
 pub mod keystore;
+pub mod phone;
+mod sse;
 
 pub use client::{Client, ClientError, PinnedRootVerifier};
+pub use device_key::DeviceKey;
 pub use flows::{Status, enrol, ra_login, redeem_unlock, status};
 pub use home::{Device, Enrolment, Home, HomeError};
 pub use keystore::{
     Keystore, KeystoreError, MAX_ATTEMPTS, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
+};
+pub use phone::{
+    DeviceEvent, ListenNotice, Listener, PhoneLink, Transport, auto_approve, check_request,
 };
 
 /// Why a flow failed. Each message says what to do next.
@@ -77,6 +86,91 @@ pub enum AuthenticatorError {
         "the server's enrolment answer cannot be used ({0}); nothing was saved, so tell your RA and ask for a new activation code"
     )]
     BadEnrolment(String),
+    /// Enrolled before device channel keys existed (or `device-key.json` was removed).
+    #[error(
+        "this phone has no device key, so it cannot receive sign-in requests; it was enrolled by an older version or device-key.json was removed: ask your RA for a new activation code and enrol again"
+    )]
+    NoDeviceKey,
+    /// The context shown would not be the one signed.
+    #[error(
+        "sign-in request {request_id} was refused on this phone: its details do not match the digest the server sent, so what you would see is not what you would approve. Do not approve it; sign in again at the workstation, and tell your IT service desk if this repeats"
+    )]
+    ContextMismatch {
+        /// The request.
+        request_id: String,
+    },
+    /// The numbers to choose from are not three distinct two-digit numbers.
+    #[error(
+        "sign-in request {request_id} was refused on this phone: it does not offer three different numbers to choose from; sign in again at the workstation"
+    )]
+    BadChoices {
+        /// The request.
+        request_id: String,
+    },
+    /// The request has expired.
+    #[error(
+        "sign-in request {request_id} has expired; sign in again at the workstation to get a new one (if every request looks expired, check this phone's clock)"
+    )]
+    RequestExpired {
+        /// The request.
+        request_id: String,
+    },
+    /// The number is not one of the three offered.
+    #[error(
+        "{number:02} is not one of the numbers this request offers ({:02}, {:02} or {:02}); pick the one the workstation shows",
+        choices[0], choices[1], choices[2]
+    )]
+    NotAChoice {
+        /// What was picked.
+        number: u8,
+        /// What was offered.
+        choices: [u8; 3],
+    },
+    /// A request id that cannot be one.
+    #[error("'{0}' is not a sign-in request id; copy it from `vsc authenticator pending`")]
+    BadRequestId(String),
+    /// No pending request with that id.
+    #[error(
+        "there is no pending sign-in request {0} for this phone: it was answered, withdrawn or has expired; list the pending ones with `vsc authenticator pending`"
+    )]
+    NoSuchRequest(String),
+    /// Automatic approval asked of a real phone.
+    #[error(
+        "automatic approval is only for a simulated phone (demo and sandbox); this phone was enrolled as a real one, so approve each request yourself"
+    )]
+    NotSimulated,
+    /// The server did not answer the event stream with an event stream.
+    #[error(
+        "the server answered the event stream with '{content_type}' instead of text/event-stream; something between this phone and the server may be changing responses, so long-poll instead"
+    )]
+    NoEventStream {
+        /// What came instead.
+        content_type: String,
+    },
+    /// The event stream could not be parsed.
+    #[error("the server's event stream could not be read ({0}); reconnect")]
+    EventStream(String),
+    /// One event could not be read.
+    #[error(
+        "the server sent a '{event}' event this app cannot read ({reason}); the server and this app may be different versions, so check for an app update"
+    )]
+    BadEvent {
+        /// The event type.
+        event: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Not even a keep-alive for too long.
+    #[error(
+        "the server sent nothing for {seconds} seconds, not even a keep-alive; the connection is assumed dead, reconnect"
+    )]
+    StreamSilent {
+        /// How long.
+        seconds: u64,
+    },
+    /// The server closed the event stream.
+    #[error("the server closed the event stream; reconnect")]
+    StreamEnded,
     /// An unlock link for another server or CA than the one this phone is enrolled with.
     #[error(
         "the unlock link is for {link}, but this phone is enrolled with {enrolled}; use an unlock code from the RA of the service that issued your card"

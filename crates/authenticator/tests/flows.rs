@@ -141,6 +141,18 @@ async fn enrol(State(mock): State<Arc<Mock>>, Json(req): Json<EnrolRequest>) -> 
     assert_eq!(B64.decode(&req.recovery_key).expect("b64").len(), 32);
     let (auth_certificate, auth_spki) = issue(&mock.pki, &req.auth_csr);
     let (signing_certificate, _) = issue(&mock.pki, &req.signing_csr);
+    let device_key = B64
+        .decode(
+            req.device_key
+                .as_deref()
+                .expect("enrolment sends a device key"),
+        )
+        .expect("base64");
+    assert_eq!(device_key.len(), 91, "a P-256 SubjectPublicKeyInfo");
+    assert_ne!(
+        device_key, auth_spki,
+        "the device key is not the card's key"
+    );
     if uid == ALICE {
         records.recovery_key = Some(req.recovery_key.clone());
         records.auth_spki = Some(auth_spki);
@@ -424,6 +436,7 @@ async fn enrol_login_lock_unlock() {
     );
 
     // One person per device.
+    let device_key_before = std::fs::read(home.device_key_path()).expect("device key");
     let err = vsc_authenticator::enrol(
         &home,
         &link(LinkKind::Activate, &server, BOB_CODE, &fp),
@@ -450,6 +463,11 @@ async fn enrol_login_lock_unlock() {
     assert_eq!(
         home.enrolment().expect("read").expect("enrolled").uid,
         ALICE
+    );
+    assert_eq!(
+        std::fs::read(home.device_key_path()).expect("device key"),
+        device_key_before,
+        "a refused enrolment leaves the device key alone"
     );
 
     // RA login: the mock verifies the signature over the statement bound to its origin.

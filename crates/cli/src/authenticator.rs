@@ -1,12 +1,20 @@
 //! `vsc authenticator`: the phone app's core with a terminal front. State (device id, the
-//! encrypted keystore, the enrolment) lives in `--home`.
+//! encrypted keystore, the device channel key, the enrolment) lives in `--home`.
+//!
+//! Besides enrolment, unlock and status, this is where the phone answers sign-in requests:
+//! `listen` waits for them and asks the person (or, for a simulated phone, approves by itself),
+//! `pending` lists them, `approve` and `decline` answer one.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use vsc_authenticator::Home;
+use time::OffsetDateTime;
+use vsc_authenticator::phone::{DeviceEvent, PhoneLink};
+use vsc_authenticator::{AuthenticatorError, Home, KeystoreError};
+use vsc_proto::signin::PendingAuthRequest;
 
 use crate::passcode;
 
@@ -16,7 +24,7 @@ use crate::passcode;
     after_help = "Non-interactive use: give the passcode in VSC_PASSCODE or as one line on standard input."
 )]
 pub struct AuthenticatorArgs {
-    /// The app's state directory (keystore, device id, enrolment).
+    /// The app's state directory (keystore, device id, device key, enrolment).
     #[arg(long, global = true, env = "VSC_HOME", default_value_os_t = default_home())]
     pub home: PathBuf,
     /// Print results as JSON.
@@ -39,6 +47,16 @@ pub fn default_home() -> PathBuf {
 enum AuthenticatorCommand {
     /// Enrol this device with an activation link (or a code plus --server and --ca-fingerprint):
     /// generates the keys, sets the passcode, receives the certificates.
+    #[command(
+        long_about = "Enrol this device with an activation link (or a code plus --server and --ca-fingerprint).\n\n\
+The authenticator pins the server by the CA fingerprint in the link, generates the card's two keys \
+(ECDSA P-256 for authentication, RSA-2048 for signing) into a keystore sealed under the passcode you \
+choose, and a device key that lets this phone receive sign-in requests. Only public keys and \
+certificate requests leave the device.",
+        after_help = "Examples:\n  vsc authenticator enrol 'https://vsc.example.nhs.uk/activate#code=…&fp=…'\n  \
+vsc authenticator enrol 4N0GD003-V4CV-C996-GJ33-ZMG6 --server https://vsc.example.nhs.uk --ca-fingerprint E2:F1:…\n  \
+vsc authenticator --home ./demo-phone enrol --simulated 'https://127.0.0.1:8443/activate#…'   # sandbox only"
+    )]
     Enrol {
         /// The activation link or code from your RA.
         activation: String,
@@ -48,6 +66,11 @@ enum AuthenticatorCommand {
         /// The server's CA fingerprint (64 hex digits), when giving a bare code.
         #[arg(long)]
         ca_fingerprint: Option<String>,
+        /// Declare this a simulated phone (demo, sandbox, tests). Only a sandbox server accepts
+        /// one; it then tells the phone the right number of each sign-in request, so that
+        /// `listen --auto-approve` can approve by itself.
+        #[arg(long)]
+        simulated: bool,
     },
     /// Set a new passcode with the unlock code your RA or Local Smartcard Administrator gave you.
     Unlock {
@@ -56,6 +79,75 @@ enum AuthenticatorCommand {
     },
     /// Show this device's card and keystore state.
     Status,
+    /// Wait for sign-in requests and answer them (Ctrl-C stops).
+    #[command(
+        long_about = "Wait for sign-in requests and answer them; Ctrl-C stops.\n\n\
+The phone keeps one connection to the server (server-sent events, falling back to long-polling, \
+reconnecting by itself), authenticated with this device's key. A request made while the phone was \
+offline arrives as soon as it connects again, as long as it has not expired.\n\n\
+For each request it shows where and why you are signing in (workstation, address, purpose, time \
+left) and three numbers. Type the number the workstation shows, then your passcode: the card's \
+authentication key signs the request, its context and the number. Only the right number approves; \
+one of the other two refuses the request. Type d to decline, or n if you did not try to sign in \
+(\"I didn't do this\"): that is recorded as an alert and blocks new sign-in requests to your card \
+for a while.",
+        after_help = "Examples:\n  vsc authenticator listen\n  \
+VSC_PASSCODE=123456 vsc authenticator --home ./demo-phone listen --auto-approve   # a simulated phone"
+    )]
+    Listen {
+        /// Approve every request by itself (simulated phones on a sandbox server only; the
+        /// passcode is asked once, at start). Each approval is printed.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Long-poll instead of keeping an event stream open (for networks that break
+        /// streaming responses).
+        #[arg(long)]
+        long_poll: bool,
+    },
+    /// List the sign-in requests waiting for this phone.
+    #[command(
+        long_about = "List the sign-in requests waiting for this phone: id, workstation, address, purpose, \
+time left and the three numbers to choose from. With --wait, wait up to that many seconds (at most 30) \
+for one to arrive if none is waiting.",
+        after_help = "Examples:\n  vsc authenticator pending\n  vsc authenticator --json pending --wait 30"
+    )]
+    Pending {
+        /// Seconds to wait for a request if none is waiting (0 to 30).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=30))]
+        wait: u64,
+    },
+    /// Approve a sign-in request with the number the workstation shows (asks for the passcode).
+    #[command(
+        long_about = "Approve one sign-in request with the number the workstation shows.\n\n\
+The request is checked first (its details must match the digest the server sent, and it must not have \
+expired), then the passcode unlocks the card, whose authentication key signs the request id, the \
+server's nonce, the digest of the context and the number. Only the right number approves; one of the \
+other two refuses the request for good.",
+        after_help = "Examples:\n  vsc authenticator approve 7f3c…e1 --number 42\n  \
+VSC_PASSCODE=123456 vsc authenticator --json approve 7f3c…e1 --number 42"
+    )]
+    Approve {
+        /// The request's id (from `pending` or `listen`).
+        request_id: String,
+        /// The two-digit number the workstation shows.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=99))]
+        number: u8,
+    },
+    /// Decline a sign-in request, or report that you did not make it (--not-me).
+    #[command(
+        long_about = "Decline a sign-in request.\n\n\
+With --not-me (\"I didn't do this\"), the server records an alert naming the workstation and address the \
+request came from, and refuses new sign-in requests to your card for a while. Use it when you did not \
+just try to sign in: somebody else may be trying to use your card.",
+        after_help = "Examples:\n  vsc authenticator decline 7f3c…e1\n  vsc authenticator decline 7f3c…e1 --not-me"
+    )]
+    Decline {
+        /// The request's id (from `pending` or `listen`).
+        request_id: String,
+        /// Report "I didn't do this" instead of a plain decline.
+        #[arg(long)]
+        not_me: bool,
+    },
 }
 
 /// Runs `vsc authenticator`.
@@ -67,6 +159,7 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
             activation,
             server,
             ca_fingerprint,
+            simulated,
         } => {
             let passcode = passcode::ask_new("Choose a passcode (6 or more digits)")?;
             let done = vsc_authenticator::enrol(
@@ -75,23 +168,31 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
                 server,
                 ca_fingerprint,
                 &passcode,
-                false,
+                simulated,
             )
             .await?;
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({"uid": done.uid, "card_id": done.card_id, "given_name": done.given_name, "family_name": done.family_name})
+                    serde_json::json!({"uid": done.uid, "card_id": done.card_id, "given_name": done.given_name, "family_name": done.family_name, "simulated": simulated})
                 );
             } else {
                 println!(
-                    "Enrolled: {} {} (UID {}), card {}",
-                    done.given_name, done.family_name, done.uid, done.card_id
+                    "Enrolled: {} {} (UID {}), card {}{}",
+                    done.given_name,
+                    done.family_name,
+                    done.uid,
+                    done.card_id,
+                    if simulated { " (simulated phone)" } else { "" }
                 );
                 println!(
                     "Your keys were made on this device and never leave it. Keep your passcode secret:"
                 );
                 println!("after 3 wrong passcodes the card locks and your RA must unlock it.");
+                println!(
+                    "To receive sign-in requests: vsc authenticator --home {} listen",
+                    home.dir().display()
+                );
             }
         }
         AuthenticatorCommand::Unlock { code } => {
@@ -105,46 +206,345 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
                 );
             }
         }
-        AuthenticatorCommand::Status => {
-            let s = vsc_authenticator::status(&home)?;
+        AuthenticatorCommand::Status => status(&home, args.json)?,
+        AuthenticatorCommand::Listen {
+            auto_approve,
+            long_poll,
+        } => {
+            if auto_approve {
+                listen_auto(&home).await?;
+            } else {
+                listen_interactive(&home, long_poll).await?;
+            }
+        }
+        AuthenticatorCommand::Pending { wait } => {
+            let link = PhoneLink::new(&home)?;
+            let pending = link.pending(wait).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&pending)?);
+            } else if pending.is_empty() {
+                println!("No sign-in requests are waiting for this phone.");
+            } else {
+                let now = OffsetDateTime::now_utc();
+                for (i, request) in pending.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print_request(request, now);
+                }
+            }
+        }
+        AuthenticatorCommand::Approve { request_id, number } => {
+            let link = PhoneLink::new(&home)?;
+            let request = find_pending(&link, &request_id).await?;
+            if !request.choices.contains(&number) {
+                return Err(AuthenticatorError::NotAChoice {
+                    number,
+                    choices: request.choices,
+                }
+                .into());
+            }
+            vsc_authenticator::check_request(&request, OffsetDateTime::now_utc())?;
+            let passcode = passcode::ask("Passcode to approve")?;
+            link.approve(&request, number, &passcode).await?;
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({
-                        "home": s.home, "device_id": s.device_id, "enrolled": s.enrolled, "uid": s.uid,
-                        "name": s.name, "card_id": s.card_id, "server": s.server.map(|u| u.to_string()),
-                        "failed_attempts": s.failed_attempts, "remaining_attempts": s.remaining_attempts, "locked": s.locked,
-                    })
-                );
-            } else if !s.enrolled {
-                println!(
-                    "Not enrolled (home {}). Enrol with: vsc authenticator enrol '<activation link>'",
-                    s.home.display()
+                    serde_json::json!({"request_id": request_id, "state": "approved"})
                 );
             } else {
                 println!(
-                    "Card {} for {} (UID {})",
-                    s.card_id.unwrap_or_default(),
-                    s.name.unwrap_or_default(),
-                    s.uid.unwrap_or_default()
+                    "Approved: {} will sign you in.",
+                    clean(&request.context.workstation_name)
                 );
+            }
+        }
+        AuthenticatorCommand::Decline { request_id, not_me } => {
+            let link = PhoneLink::new(&home)?;
+            link.decline(&request_id, not_me).await?;
+            if args.json {
                 println!(
-                    "  server    {}",
-                    s.server.map(|u| u.to_string()).unwrap_or_default()
+                    "{}",
+                    serde_json::json!({"request_id": request_id, "state": if not_me { "reported" } else { "declined" }})
                 );
-                println!("  device    {}", s.device_id.unwrap_or_default());
-                if s.locked {
-                    println!(
-                        "  LOCKED after too many wrong passcodes: ask your RA or Local Smartcard Administrator to unlock it"
-                    );
-                } else {
-                    println!(
-                        "  passcode  {} wrong attempts, {} left",
-                        s.failed_attempts, s.remaining_attempts
-                    );
-                }
+            } else if not_me {
+                println!("{REPORTED}");
+            } else {
+                println!("Declined.");
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const REPORTED: &str = "Reported: the sign-in request was refused and recorded as an alert, and new sign-in requests to your card are blocked for a while. If you did not try to sign in, tell your RA or IT service desk.";
+
+fn status(home: &Home, json: bool) -> Result<()> {
+    let s = vsc_authenticator::status(home)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "home": s.home, "device_id": s.device_id, "enrolled": s.enrolled, "uid": s.uid,
+                "name": s.name, "card_id": s.card_id, "server": s.server.map(|u| u.to_string()),
+                "failed_attempts": s.failed_attempts, "remaining_attempts": s.remaining_attempts, "locked": s.locked,
+                "simulated": s.simulated, "device_key": s.device_key_present,
+            })
+        );
+    } else if !s.enrolled {
+        println!(
+            "Not enrolled (home {}). Enrol with: vsc authenticator enrol '<activation link>'",
+            s.home.display()
+        );
+    } else {
+        println!(
+            "Card {} for {} (UID {})",
+            s.card_id.unwrap_or_default(),
+            s.name.unwrap_or_default(),
+            s.uid.unwrap_or_default()
+        );
+        println!(
+            "  server    {}",
+            s.server.map(|u| u.to_string()).unwrap_or_default()
+        );
+        println!(
+            "  device    {}{}",
+            s.device_id.unwrap_or_default(),
+            if s.simulated { " (simulated)" } else { "" }
+        );
+        if !s.device_key_present {
+            println!(
+                "  no device key: this phone cannot receive sign-in requests; enrol again with a new activation code"
+            );
+        }
+        if s.locked {
+            println!(
+                "  LOCKED after too many wrong passcodes: ask your RA or Local Smartcard Administrator to unlock it"
+            );
+        } else {
+            println!(
+                "  passcode  {} wrong attempts, {} left",
+                s.failed_attempts, s.remaining_attempts
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The pending request with this id.
+async fn find_pending(link: &PhoneLink, request_id: &str) -> Result<PendingAuthRequest> {
+    link.pending(0)
+        .await?
+        .into_iter()
+        .find(|r| r.request_id == request_id)
+        .ok_or_else(|| AuthenticatorError::NoSuchRequest(request_id.to_owned()).into())
+}
+
+/// Text from the server made safe for a terminal: control characters (escape sequences) are
+/// replaced.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// "1 min 52 s", or "expired".
+fn time_left(request: &PendingAuthRequest, now: OffsetDateTime) -> String {
+    let left = (request.expires_at - now).whole_seconds();
+    match left {
+        ..=0 => "expired".to_owned(),
+        1..=59 => format!("{left} s"),
+        _ => format!("{} min {} s", left / 60, left % 60),
+    }
+}
+
+fn numbers(request: &PendingAuthRequest) -> String {
+    request
+        .choices
+        .iter()
+        .map(|n| format!("{n:02}"))
+        .collect::<Vec<_>>()
+        .join("   ")
+}
+
+fn print_request(request: &PendingAuthRequest, now: OffsetDateTime) {
+    let ctx = &request.context;
+    println!("Sign-in request {}", request.request_id);
+    println!(
+        "  workstation  {} (id {})",
+        clean(&ctx.workstation_name),
+        clean(&ctx.workstation_id)
+    );
+    if !ctx.client_address.is_empty() {
+        println!("  address      {}", clean(&ctx.client_address));
+    }
+    println!("  purpose      {}", clean(&ctx.purpose));
+    println!("  time left    {}", time_left(request, now));
+    println!("  numbers      {}", numbers(request));
+}
+
+async fn listen_auto(home: &Home) -> Result<()> {
+    let status = vsc_authenticator::status(home)?;
+    if !status.enrolled {
+        return Err(AuthenticatorError::NotEnrolled.into());
+    }
+    if !status.simulated {
+        return Err(AuthenticatorError::NotSimulated.into());
+    }
+    let passcode = passcode::ask("Passcode of the simulated phone")?;
+    println!("Simulated phone: approving sign-in requests by itself. Press Ctrl-C to stop.");
+    vsc_authenticator::auto_approve(home.clone(), passcode, |line| println!("{line}"), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    println!("Stopped.");
+    Ok(())
+}
+
+pub(crate) async fn listen_interactive(home: &Home, long_poll: bool) -> Result<()> {
+    let link = PhoneLink::new(home)?;
+    let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
+    let mut listener = link.listener().on_notice(|n| eprintln!("{n}"));
+    if long_poll {
+        listener = listener.long_poll_only();
+    }
+    println!(
+        "Listening for sign-in requests for {} {} (UID {}) at {}. Press Ctrl-C to stop.",
+        enrolment.given_name,
+        enrolment.family_name,
+        enrolment.uid,
+        link.server_origin()
+    );
+    // Ctrl-C keeps its default meaning (end the program), also in the middle of a question.
+    loop {
+        match listener.next().await? {
+            DeviceEvent::Request(request) => answer(&link, &request).await?,
+            DeviceEvent::Closed { request_id, state } if state == "closed" => {
+                println!("Request {request_id} is no longer pending.");
+            }
+            DeviceEvent::Closed { request_id, state } => {
+                println!("Request {request_id} is now {state}.");
+            }
+            DeviceEvent::Resync => {}
+        }
+    }
+}
+
+/// One line from standard input; `None` at its end.
+fn read_line(prompt: &str) -> Result<Option<String>> {
+    print!("{prompt}");
+    std::io::stdout()
+        .flush()
+        .context("cannot write to the terminal")?;
+    let mut line = String::new();
+    let n = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read standard input")?;
+    if n == 0 {
+        println!();
+        return Ok(None);
+    }
+    Ok(Some(line.trim().to_owned()))
+}
+
+/// Shows a request and asks what to do with it. Errors about this request are printed and
+/// listening goes on; `Err` only when nobody can answer any more (standard input closed).
+async fn answer(link: &PhoneLink, request: &PendingAuthRequest) -> Result<()> {
+    println!();
+    if let Err(e) = vsc_authenticator::check_request(request, OffsetDateTime::now_utc()) {
+        eprintln!("error: {e}");
+        return Ok(());
+    }
+    print_request(request, OffsetDateTime::now_utc());
+    let number = loop {
+        let Some(reply) = read_line(
+            "Which number does the workstation show? Type it, d to decline, or n if you did not try to sign in: ",
+        )?
+        else {
+            bail!("standard input closed; stopped listening");
+        };
+        match reply.to_ascii_lowercase().as_str() {
+            "d" => {
+                match link.decline(&request.request_id, false).await {
+                    Ok(()) => println!("Declined."),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+                return Ok(());
+            }
+            "n" => {
+                match link.decline(&request.request_id, true).await {
+                    Ok(()) => println!("{REPORTED}"),
+                    Err(e) => eprintln!("error: {e}"),
+                }
+                return Ok(());
+            }
+            other => match other.parse::<u8>() {
+                Ok(n) if request.choices.contains(&n) => break n,
+                _ => eprintln!(
+                    "Type one of {}, or d, or n.",
+                    numbers(request)
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+        }
+    };
+    // A wrong passcode may be typed again at a terminal (the keystore counts every one).
+    let retry = std::io::stdin().is_terminal() && std::env::var_os(passcode::ENV).is_none();
+    loop {
+        let passcode = passcode::ask("Passcode to approve")?;
+        match link.approve(request, number, &passcode).await {
+            Ok(()) => {
+                println!(
+                    "Approved: {} will sign you in.",
+                    clean(&request.context.workstation_name)
+                );
+                return Ok(());
+            }
+            Err(e @ AuthenticatorError::Keystore(KeystoreError::WrongPasscode { .. })) if retry => {
+                eprintln!("error: {e}");
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vsc_proto::signin::AuthContext;
+
+    #[test]
+    fn requests_print_safely() {
+        assert_eq!(clean("PC\u{1b}[2J-1\n"), "PC\u{FFFD}[2J-1\u{FFFD}");
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let mut request = PendingAuthRequest {
+            request_id: "r".into(),
+            uid: "123456789012".into(),
+            nonce: String::new(),
+            context: AuthContext {
+                workstation_id: "w".into(),
+                workstation_name: "n".into(),
+                client_address: String::new(),
+                agent_version: "0".into(),
+                purpose: "p".into(),
+            },
+            context_digest: String::new(),
+            created_at: 0,
+            choices: [7, 42, 99],
+            hint_number: None,
+            expires_at: now + time::Duration::seconds(112),
+        };
+        assert_eq!(time_left(&request, now), "1 min 52 s");
+        assert_eq!(numbers(&request), "07   42   99");
+        request.expires_at = now + time::Duration::seconds(5);
+        assert_eq!(time_left(&request, now), "5 s");
+        request.expires_at = now;
+        assert_eq!(time_left(&request, now), "expired");
+    }
 }

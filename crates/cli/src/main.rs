@@ -8,11 +8,15 @@
 //! Every command exits 0 only on success, prints errors as one readable line with what to do
 //! next, and takes `--json` where scripts read its output.
 
+mod agent;
 mod audit;
 mod authenticator;
+mod demo;
+mod lab;
 mod passcode;
 mod qr;
 mod ra;
+mod sandbox;
 mod serve;
 
 use std::process::ExitCode;
@@ -37,6 +41,12 @@ enum Command {
     Authenticator(authenticator::AuthenticatorArgs),
     /// Verify or export the server's audit log (offline, from the data directory).
     Audit(audit::AuditArgs),
+    /// The identity agent: sign in with your phone, keep the session, serve tickets on loopback.
+    Agent(agent::AgentArgs),
+    /// Walk through the whole sign-in path on a throwaway server (no set-up needed).
+    Demo(demo::DemoArgs),
+    /// Run a local sandbox for integrators: server, agent and a simulated phone.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +67,9 @@ fn main() -> ExitCode {
             Command::Ra(args) => ra::run(args).await,
             Command::Authenticator(args) => authenticator::run(args).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Sandbox(args) => sandbox::run(args).await,
         }
     });
     match result {

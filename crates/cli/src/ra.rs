@@ -58,6 +58,18 @@ enum RaCommand {
 enum OrgCommand {
     /// List organisations.
     List,
+    /// Set how long sign-in sessions last at an organisation (its RA Managers).
+    SessionLimits {
+        /// ODS code.
+        #[arg(long)]
+        ods: String,
+        /// Idle timeout in minutes (default policy: 15).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=1440))]
+        idle_minutes: i64,
+        /// Absolute timeout in hours (default policy: 12).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..=24))]
+        max_hours: i64,
+    },
     /// Register an organisation (RA Managers of the national organisation).
     Create {
         /// ODS code, for example RX1.
@@ -411,6 +423,32 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                 )
                 .await?;
             console.print(&org, |o| println!("Registered {} {}", o.ods_code, o.name))?;
+        }
+        RaCommand::Org(OrgCommand::SessionLimits {
+            ods,
+            idle_minutes,
+            max_hours,
+        }) => {
+            let limits = vsc_proto::SessionLimits {
+                idle_seconds: idle_minutes * 60,
+                max_seconds: max_hours * 3600,
+            };
+            let set: vsc_proto::SessionLimits = console
+                .post(
+                    &format!(
+                        "/api/v1/ra/organisations/{}/session-limits",
+                        path_segment(&ods)?
+                    ),
+                    &limits,
+                )
+                .await?;
+            console.print(&set, |l| {
+                println!(
+                    "Sessions at {ods} now end after {} idle minutes and at most {} hours.",
+                    l.idle_seconds / 60,
+                    l.max_seconds / 3600
+                );
+            })?;
         }
         RaCommand::Person(PersonCommand::Create {
             given,

@@ -132,6 +132,20 @@ pub fn validate_csr(der_or_pem: &[u8], expected: KeyKind) -> Result<ValidatedCsr
     })
 }
 
+/// Checks a bare SubjectPublicKeyInfo (DER) for the `expected` key kind, for keys that arrive
+/// without a CSR (a phone's device channel key). Returns the DER unchanged.
+pub fn validate_public_key(spki_der: &[u8], expected: KeyKind) -> Result<Vec<u8>, CsrError> {
+    let (rest, spki) =
+        SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CsrError::Malformed(
+            "trailing data after the public key".into(),
+        ));
+    }
+    check_key(&spki, expected)?;
+    Ok(spki_der.to_vec())
+}
+
 fn decode_input(der_or_pem: &[u8]) -> Result<Vec<u8>, CsrError> {
     if !der_or_pem.trim_ascii_start().starts_with(b"-----BEGIN") {
         return Ok(der_or_pem.to_vec());
@@ -337,6 +351,24 @@ mod tests {
         assert!(matches!(
             validate_csr(&tampered, KeyKind::EcdsaP256),
             Err(CsrError::ProofOfPossession)
+        ));
+    }
+
+    #[test]
+    fn bare_public_keys_are_checked_like_csr_keys() {
+        let p256 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let spki = rcgen::PublicKeyData::subject_public_key_info(&p256);
+        assert_eq!(
+            validate_public_key(&spki, KeyKind::EcdsaP256).expect("valid"),
+            spki
+        );
+        assert!(matches!(
+            validate_public_key(&spki, KeyKind::Rsa2048),
+            Err(CsrError::WrongKeyType { .. })
+        ));
+        assert!(matches!(
+            validate_public_key(b"junk", KeyKind::EcdsaP256),
+            Err(CsrError::Malformed(_))
         ));
     }
 

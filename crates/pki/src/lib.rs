@@ -30,7 +30,7 @@ pub mod pem;
 pub use ca::{CertProfile, CertificateAuthority, PersonSubject};
 pub use cert::{CertificateInfo, IssuedCertificate, certificate_info};
 pub use crl::{RevocationReason, RevokedEntry};
-pub use csr::{CsrError, KeyKind, ValidatedCsr, validate_csr};
+pub use csr::{CsrError, KeyKind, ValidatedCsr, validate_csr, validate_public_key};
 pub use error::PkiError;
 pub use fingerprint::Fingerprint;
 pub use master_key::MasterKey;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub mod activation_url;
+pub mod signin;
 pub use activation_url::{ActivationLink, ActivationLinkError, LinkKind};
 
 /// Prefix of every API route.
@@ -61,6 +62,11 @@ pub struct EnrolRequest {
     /// 32 random bytes, base64: the phone's recovery key, released back to it only after an
     /// RA unlock so the person can set a new passcode without new keys.
     pub recovery_key: String,
+    /// The device's channel key (ECDSA P-256 SubjectPublicKeyInfo, base64 DER). It only
+    /// authenticates the phone's connection for receiving requests; approvals are signed with
+    /// the card's keys behind the passcode.
+    #[serde(default)]
+    pub device_key: Option<String>,
 }
 
 /// Answer to [`EnrolRequest`].
@@ -172,6 +178,15 @@ pub struct CreateOrganisation {
     pub ods_code: String,
     /// Name.
     pub name: String,
+}
+
+/// `POST /api/v1/ra/organisations/{ods}/session-limits`: how long sign-in sessions last there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Idle timeout, seconds (60 to 86 400).
+    pub idle_seconds: i64,
+    /// Absolute timeout, seconds (300 to 86 400, and at least the idle timeout).
+    pub max_seconds: i64,
 }
 
 /// `POST /api/v1/ra/people`.

@@ -119,11 +119,15 @@ pub async fn issue(
 
 /// Redeems a typed code. On success the code is consumed inside the returned transaction: the
 /// caller finishes its work in it and commits, or drops it and the code stays unused.
+///
+/// `subject` is set to the code's card as soon as the code is found, so that a refusal (used,
+/// expired, locked) is audited against the card it was for.
 pub async fn redeem(
     state: &AppState,
     ctx: &AuditContext,
     kind: CodeKind,
     typed: &str,
+    subject: &mut String,
 ) -> Result<(Tx, CodeRow), ApiError> {
     let [malformed, unknown, used, expired, locked, wrong] = kind.errors();
     let what = kind.as_str();
@@ -147,6 +151,7 @@ pub async fn redeem(
             ));
         }
     };
+    subject.clone_from(&row.card_id);
     if row.used_at.is_some() {
         return Err(ApiError::gone(
             used,

@@ -44,6 +44,55 @@ pub struct ServerConfig {
     pub ra_session_ttl: Duration,
     /// Accept simulated phones (demo and sandbox only).
     pub sandbox: bool,
+    /// Sign-in settings.
+    pub signin: SigninConfig,
+}
+
+/// How sign-in requests are limited.
+#[derive(Debug, Clone)]
+pub struct SigninConfig {
+    /// How long an authentication request waits for the phone (at most 10 minutes).
+    pub request_ttl: Duration,
+    /// At most this many requests per card within `request_window`.
+    pub requests_per_window: i64,
+    /// See `requests_per_window`.
+    pub request_window: Duration,
+    /// Consecutive failures (wrong number, bad signature, declines) that lock a card (1 to 100).
+    pub failure_limit: i64,
+    /// How long "I didn't do this" blocks new requests to the card.
+    pub not_me_block: Duration,
+    /// Lifetime of a device token.
+    pub device_token_ttl: Duration,
+}
+
+impl Default for SigninConfig {
+    fn default() -> SigninConfig {
+        SigninConfig {
+            request_ttl: Duration::minutes(2),
+            requests_per_window: 10,
+            request_window: Duration::minutes(10),
+            failure_limit: 5,
+            not_me_block: Duration::hours(1),
+            device_token_ttl: Duration::minutes(15),
+        }
+    }
+}
+
+impl SigninConfig {
+    /// Checks the limits the product promises (requests live at most 10 minutes; a card locks
+    /// after at most 100 failures).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_ttl <= Duration::ZERO || self.request_ttl > Duration::minutes(10) {
+            return Err("a sign-in request lives between 1 second and 10 minutes".into());
+        }
+        if !(1..=100).contains(&self.failure_limit) {
+            return Err("the failure limit is between 1 and 100".into());
+        }
+        if self.requests_per_window < 1 {
+            return Err("allow at least one sign-in request per window".into());
+        }
+        Ok(())
+    }
 }
 
 impl ServerConfig {
@@ -67,6 +116,7 @@ impl ServerConfig {
             crl_validity: Duration::days(7),
             ra_session_ttl: Duration::hours(1),
             sandbox: false,
+            signin: SigninConfig::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod codes;
 pub mod config;
 pub mod crl;
 pub mod error;
+pub mod hub;
 pub mod instance;
 pub mod routes;
 pub mod state;
@@ -34,8 +35,10 @@ pub async fn serve(
     let refresher = tokio::spawn(crl::refresher(state.clone()));
     let handle = axum_server::Handle::<SocketAddr>::new();
     let shutdown_handle = handle.clone();
+    let hub_state = state.clone();
     tokio::spawn(async move {
         shutdown.await;
+        hub_state.hub().stop();
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
     });

@@ -12,6 +12,7 @@ use vsc_store::{NewEvent, Outcome, Store};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::hub::Hub;
 use crate::throttle::FailureThrottle;
 
 /// Shared server state.
@@ -30,7 +31,9 @@ struct Inner {
     national_ods: String,
     clock: Arc<dyn Clock>,
     throttle: FailureThrottle,
+    challenge_throttle: FailureThrottle,
     rng: SystemRandom,
+    hub: Hub,
 }
 
 impl AppState {
@@ -55,7 +58,10 @@ impl AppState {
                 clock,
                 // Ten wrong codes per address per 15 minutes.
                 throttle: FailureThrottle::new(10, 15 * 60),
+                // Unauthenticated endpoints that write a row: 60 a minute per address.
+                challenge_throttle: FailureThrottle::new(60, 60),
                 rng: SystemRandom::new(),
+                hub: Hub::default(),
             }),
         }
     }
@@ -87,6 +93,23 @@ impl AppState {
     /// The national organisation's ODS code.
     pub fn national_ods(&self) -> &str {
         &self.inner.national_ods
+    }
+    /// Limits unauthenticated calls that create records (challenges), per address: checks
+    /// and counts one call, refusing it once the address is over its allowance.
+    pub fn admit_unauthenticated(&self, source: IpAddr) -> Result<(), ApiError> {
+        let now = self.now_unix();
+        if !self.inner.challenge_throttle.allowed(source, now) {
+            return Err(ApiError::too_many(
+                "too_many_requests",
+                "too many requests from this address; wait a minute and try again",
+            ));
+        }
+        self.inner.challenge_throttle.record_failure(source, now);
+        Ok(())
+    }
+    /// Notifications between requests.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
     /// The wrong-guess throttle.
     pub fn throttle(&self) -> &FailureThrottle {

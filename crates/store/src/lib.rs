@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod repo;
 pub mod schema;
+pub mod signin;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -746,7 +746,16 @@ pub async fn insert_code(
 
 /// Finds a code by its public id.
 pub async fn code(conn: &mut SqliteConnection, id: &str) -> Result<Option<CodeRow>, StoreError> {
-    type CodeTuple = (String, String, String, Vec<u8>, String, i64, Option<i64>, i64);
+    type CodeTuple = (
+        String,
+        String,
+        String,
+        Vec<u8>,
+        String,
+        i64,
+        Option<i64>,
+        i64,
+    );
     let row: Option<CodeTuple> = sqlx::query_as(
         "SELECT id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts FROM one_time_codes WHERE id = ?",
     )
@@ -917,6 +926,15 @@ pub async fn ra_session(
             .fetch_optional(conn)
             .await?;
     Ok(row.map(|(u,)| u))
+}
+
+/// Ends every RA session of a person (their card was cancelled); returns how many.
+pub async fn end_ra_sessions_of(conn: &mut SqliteConnection, uid: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM ra_sessions WHERE uid = ?")
+        .bind(uid)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// A stored CRL.

@@ -4,9 +4,10 @@
 //! Each migration runs in its own transaction and is recorded in `schema_migrations`.
 
 /// Migrations, oldest first. Never edit one that has shipped; append a new one.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_foundation",
-    r#"
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_foundation",
+        r#"
 CREATE TABLE organisations (
     ods_code    TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -143,4 +144,57 @@ CREATE TABLE audit_events (
     hash          TEXT NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        "0002_signin",
+        r#"
+ALTER TABLE devices ADD COLUMN public_key BLOB;
+ALTER TABLE organisations ADD COLUMN session_idle_seconds INTEGER NOT NULL DEFAULT 900;
+ALTER TABLE organisations ADD COLUMN session_max_seconds INTEGER NOT NULL DEFAULT 43200;
+ALTER TABLE cards ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cards ADD COLUMN blocked_until INTEGER;
+
+CREATE TABLE device_tokens (
+    token_hash  BLOB PRIMARY KEY,
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+
+CREATE TABLE auth_requests (
+    id                TEXT PRIMARY KEY,
+    card_id           TEXT NOT NULL REFERENCES cards(id),
+    uid               TEXT NOT NULL,
+    nonce             TEXT NOT NULL,
+    context           TEXT NOT NULL,
+    context_digest    TEXT NOT NULL,
+    workstation_id    TEXT NOT NULL,
+    number            INTEGER NOT NULL,
+    choices           TEXT NOT NULL,
+    poll_secret_hash  BLOB NOT NULL,
+    source            TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    expires_at        INTEGER NOT NULL,
+    state             TEXT NOT NULL,
+    decided_at        INTEGER
+);
+CREATE INDEX auth_requests_by_card ON auth_requests(card_id, state, created_at);
+
+CREATE TABLE sessions (
+    id              TEXT PRIMARY KEY,
+    ticket_hash     BLOB NOT NULL UNIQUE,
+    uid             TEXT NOT NULL REFERENCES people(uid),
+    card_id         TEXT NOT NULL REFERENCES cards(id),
+    request_id      TEXT NOT NULL UNIQUE REFERENCES auth_requests(id),
+    position_id     TEXT REFERENCES positions(id),
+    workstation_id  TEXT NOT NULL,
+    auth_time       INTEGER NOT NULL,
+    last_used       INTEGER NOT NULL,
+    idle_seconds    INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    ended_at        INTEGER,
+    end_reason      TEXT
+);
+"#,
+    ),
+];

@@ -77,9 +77,14 @@ async fn enrol_inner(
     req: EnrolRequest,
     subject: &mut String,
 ) -> ApiResult<EnrolResponse> {
-    let (mut tx, code) =
-        codes::redeem(state, ctx, CodeKind::Activation, &req.activation_code).await?;
-    subject.clone_from(&code.card_id);
+    let (mut tx, code) = codes::redeem(
+        state,
+        ctx,
+        CodeKind::Activation,
+        &req.activation_code,
+        subject,
+    )
+    .await?;
     let card = repo::card(&mut tx, &code.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("activation without card"))?;
@@ -130,7 +135,10 @@ async fn enrol_inner(
             "the device id must be 16 to 128 letters, digits or dashes",
         ));
     }
-    if repo::device(&mut tx, device_id).await?.is_some_and(|d| d.uid != person.uid) {
+    if repo::device(&mut tx, device_id)
+        .await?
+        .is_some_and(|d| d.uid != person.uid)
+    {
         return Err(ApiError::conflict(
             "device_bound_to_other_person",
             "this phone already holds another person's card; one person per device: use your own phone, or have the other card cancelled and the app reinstalled",
@@ -147,6 +155,19 @@ async fn enrol_inner(
             ));
         }
     }
+    let device_key = match req.device_key.as_deref() {
+        None => None,
+        Some(b64) => {
+            let der = B64.decode(b64.trim()).map_err(|_| {
+                ApiError::bad_request("device_key_malformed", "the device key is not base64")
+            })?;
+            Some(
+                vsc_pki::validate_public_key(&der, KeyKind::EcdsaP256).map_err(|e| {
+                    ApiError::bad_request("device_key_malformed", format!("the device key: {e}"))
+                })?,
+            )
+        }
+    };
     let recovery_key = B64
         .decode(req.recovery_key.trim())
         .ok()
@@ -175,6 +196,9 @@ async fn enrol_inner(
             "device_bound_to_other_person",
             "this phone already holds another person's card; one person per device",
         ));
+    }
+    if let Some(key) = &device_key {
+        vsc_store::signin::set_device_key(&mut tx, device_id, key).await?;
     }
     let subject_dn = PersonSubject {
         uid: person.uid.clone(),
@@ -281,8 +305,8 @@ async fn unlock_inner(
     req: UnlockRedeemRequest,
     subject: &mut String,
 ) -> ApiResult<UnlockRedeemResponse> {
-    let (mut tx, code) = codes::redeem(state, ctx, CodeKind::Unlock, &req.unlock_code).await?;
-    subject.clone_from(&code.card_id);
+    let (mut tx, code) =
+        codes::redeem(state, ctx, CodeKind::Unlock, &req.unlock_code, subject).await?;
     let card = repo::card(&mut tx, &code.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("unlock code without card"))?;
@@ -301,6 +325,7 @@ async fn unlock_inner(
         ));
     }
     repo::transition_card(&mut tx, &card.id, &["locked"], "active", now).await?;
+    vsc_store::signin::reset_card_failures(&mut tx, &card.id).await?;
     let sealed = repo::card_recovery_key(&mut tx, &card.id)
         .await?
         .ok_or_else(|| ApiError::internal("card has no recovery key"))?;

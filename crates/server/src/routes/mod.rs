@@ -4,6 +4,8 @@
 pub mod device;
 pub mod public;
 pub mod ra;
+pub mod session;
+pub mod signin;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .merge(public::routes())
         .merge(device::routes())
         .merge(ra::routes())
+        .merge(signin::routes())
+        .merge(session::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -37,18 +41,34 @@ pub fn router(state: AppState) -> Router {
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip())
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let path = req.uri().path().to_owned();
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(ApiError::bad_request(
-                "invalid_request",
-                format!(
-                    "the request body is not what this endpoint expects: {}",
-                    rejection.body_text()
-                ),
-            )),
+            Err(rejection) => {
+                let err = ApiError::bad_request(
+                    "invalid_request",
+                    format!(
+                        "the request body is not what this endpoint expects: {}",
+                        rejection.body_text()
+                    ),
+                );
+                let ctx = AuditContext {
+                    actor: "anonymous".into(),
+                    source: ip,
+                };
+                state
+                    .audit_failure(&ctx, "api.request", &path, "", &err)
+                    .await;
+                Err(err)
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | `GET /api/v1/ra/me` | any RA role |
 //! | `GET /api/v1/ra/organisations` | any RA role |
 //! | `POST /api/v1/ra/organisations` | RA Manager at the national organisation |
+//! | `POST /api/v1/ra/organisations/{ods}/session-limits` | RA Manager at that organisation |
 //! | `POST /api/v1/ra/people` | create profile: RAM, RAA, IDC |
 //! | `GET /api/v1/ra/people/{uid}` | any RA role in one of the person's organisations |
 //! | `POST /api/v1/ra/people/{uid}/identity-checks` | RAM, RAA, IDC |
@@ -64,6 +65,10 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/ra/organisations",
             get(list_organisations).post(create_organisation),
         )
+        .route(
+            "/api/v1/ra/organisations/{ods}/session-limits",
+            post(set_session_limits),
+        )
         .route("/api/v1/ra/people", post(create_person))
         .route("/api/v1/ra/people/{uid}", get(get_person))
         .route(
@@ -112,6 +117,7 @@ async fn challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
+    state.admit_unauthenticated(ctx.source)?;
     let uid = parse_uid(&req.uid)?;
     // A challenge is issued whether or not the UID exists, so the endpoint cannot be used to
     // find out who has a card; the login then fails for an unknown person.
@@ -327,20 +333,34 @@ impl FromRequestParts<AppState> for RaCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Client(client) = Client::from_request_parts(parts, state).await?;
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("unauthenticated", "sign in first: `vsc ra login`")
-            })?;
-        let mut conn = state.store().pool().acquire().await?;
-        let uid = repo::ra_session(
-            &mut conn,
-            &sha256(token.trim().as_bytes()),
-            state.now_unix(),
-        )
+        match ra_caller(parts, state, &client).await {
+            Ok(caller) => Ok(caller),
+            Err(err) => {
+                let path = parts.uri.path().to_owned();
+                state
+                    .audit_failure(&client, "ra.session", &path, "", &err)
+                    .await;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Checks the bearer token: a live RA session of a person who still holds an RA role *and* an
+/// active card with a valid authentication certificate (cancelling an RA's card ends their
+/// console access at once, not when the session runs out).
+async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> ApiResult<RaCaller> {
+    let token = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized("unauthenticated", "sign in first: `vsc ra login`")
+        })?;
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    let uid = repo::ra_session(&mut conn, &sha256(token.trim().as_bytes()), now)
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized(
@@ -348,22 +368,22 @@ impl FromRequestParts<AppState> for RaCaller {
                 "your RA session has ended; sign in again with `vsc ra login`",
             )
         })?;
-        let grants = grants_of(&mut conn, &uid).await?;
-        if grants.is_empty() {
-            return Err(ApiError::forbidden(
-                "not_an_ra",
-                "you no longer hold an RA role",
-            ));
-        }
-        Ok(RaCaller {
-            ctx: AuditContext {
-                actor: uid.clone(),
-                source: client.source,
-            },
-            uid,
-            grants,
-        })
+    active_auth_key(&mut conn, &uid, now).await?;
+    let grants = grants_of(&mut conn, &uid).await?;
+    if grants.is_empty() {
+        return Err(ApiError::forbidden(
+            "not_an_ra",
+            "you no longer hold an RA role",
+        ));
     }
+    Ok(RaCaller {
+        ctx: AuditContext {
+            actor: uid.clone(),
+            source: client.source,
+        },
+        uid,
+        grants,
+    })
 }
 
 impl RaCaller {
@@ -522,6 +542,38 @@ async fn create_organisation(
             name: org.name,
             national: false,
         })
+    })
+    .await
+}
+
+async fn set_session_limits(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(ods): Path<String>,
+    ApiJson(req): ApiJson<vsc_proto::SessionLimits>,
+) -> ApiResult<Json<vsc_proto::SessionLimits>> {
+    let subject = ods.clone();
+    audited(&state, &caller, "organisation.session_limits", &subject, async {
+        let ods = parse_ods(&ods)?;
+        if !(60..=86_400).contains(&req.idle_seconds)
+            || !(300..=86_400).contains(&req.max_seconds)
+            || req.max_seconds < req.idle_seconds
+        {
+            return Err(ApiError::bad_request(
+                "invalid_session_limits",
+                "the idle timeout is 1 minute to 24 hours, the absolute timeout 5 minutes to 24 hours and not shorter than the idle timeout",
+            ));
+        }
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        // Session policy is the organisation's RA Manager's call, like assigning RA roles.
+        caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
+        vsc_store::signin::set_session_limits(&mut tx, ods.as_str(), req.idle_seconds, req.max_seconds).await?;
+        caller
+            .audit(&state, &mut tx, "organisation.session_limits_set", ods.as_str(), ods.as_str(), serde_json::json!({"idle_seconds": req.idle_seconds, "max_seconds": req.max_seconds}))
+            .await?;
+        tx.commit().await?;
+        Ok(req.clone())
     })
     .await
 }
@@ -954,11 +1006,13 @@ async fn cancel_card(
         }
         repo::set_revocation_reason(&mut tx, &id, reason).await?;
         let revoked = repo::revoke_certificates_of(&mut tx, &id, now).await?;
+        let sessions_ended = vsc_store::signin::end_sessions_of_card(&mut tx, &id, now, "card-cancelled").await?;
+        repo::end_ra_sessions_of(&mut tx, &card.uid).await?;
         repo::void_codes(&mut tx, &id, "activation", now).await?;
         repo::void_codes(&mut tx, &id, "unlock", now).await?;
         let crl_number = crl::publish(&state, &mut tx, CrlIssuer::Issuing).await?;
         caller
-            .audit(&state, &mut tx, "card.cancelled", &id, &card.issued_by, serde_json::json!({"uid": card.uid, "reason": reason, "certificates_revoked": revoked, "crl_number": crl_number}))
+            .audit(&state, &mut tx, "card.cancelled", &id, &card.issued_by, serde_json::json!({"uid": card.uid, "reason": reason, "certificates_revoked": revoked, "sessions_ended": sessions_ended, "crl_number": crl_number}))
             .await?;
         tx.commit().await?;
         let mut conn = state.store().pool().acquire().await?;

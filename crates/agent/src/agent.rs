@@ -1,0 +1,1100 @@
+//! The agent: one workstation's session, held in memory.
+//!
+//! An [`Agent`] signs a person in with their phone ([`Agent::login`]), keeps the ticket, hands it
+//! out ([`Agent::get_ticket`] signs in first when there is none; [`Agent::ticket_no_auth`] never
+//! does), selects a role ([`Agent::select_role`]), locks and unlocks the workstation
+//! ([`Agent::lock`], [`Agent::unlock`]: a fresh phone approval that keeps the role), and logs out
+//! ([`Agent::logout`]: the server session ends at once, like removing a smartcard).
+//!
+//! It notices a session that ended on the server (logout elsewhere, timeout, card cancelled or
+//! locked): before handing out a ticket it asks the server about the session unless it did so
+//! within [`AgentConfig::recheck_after`], and while it serves ([`Agent::serve`]) it asks again
+//! when the session's idle or absolute deadline passes. Asking counts as use of the session on
+//! the server, so the agent asks only at those moments.
+//!
+//! `Agent` is a cheap handle (`Clone`); all clones share one session. Sign-ins are serialised:
+//! a second caller waits for the first sign-in and then uses its session.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use url::Url;
+use vsc_authenticator::ClientError;
+use vsc_proto::signin::{AuthContext, SessionInfo, SessionRole};
+use zeroize::Zeroizing;
+
+use crate::local::{AgentStatus, PendingPrompt, SessionState, TicketAnswer};
+use crate::server::{ServerLink, ServerTrust};
+use crate::{AgentError, Result};
+
+/// The purpose of an ordinary sign-in, shown on the phone.
+pub const PURPOSE_SIGN_IN: &str = "Sign in to clinical systems";
+/// The purpose of an unlock, shown on the phone.
+pub const PURPOSE_UNLOCK: &str = "Unlock workstation";
+/// What the agent reports as its version in the sign-in context.
+pub const AGENT_VERSION: &str = concat!("vsc-agent/", env!("CARGO_PKG_VERSION"));
+
+/// How long one long-poll for the phone's answer waits on the server.
+const POLL_WAIT_SECONDS: u64 = 25;
+/// Pause before asking again after the server could not be reached.
+const RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// How often the watcher looks at the session when nothing is due.
+const WATCH_TICK: Duration = Duration::from_secs(30);
+/// Slack after a deadline before the watcher asks the server (clocks differ a little).
+const DEADLINE_SLACK: Duration = Duration::from_secs(2);
+/// Server codes that mean the ticket is dead.
+const ENDED_CODES: &[&str] = &[
+    "session_ended",
+    "session_expired",
+    "session_idle_timeout",
+    "ticket_invalid",
+];
+
+/// The workstation as the phone shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workstation {
+    /// Stable id (generated once per agent home).
+    pub id: String,
+    /// Name a person recognises; the host name by default.
+    pub name: String,
+    /// The workstation's address; `None` finds the local address used to reach the server.
+    pub address: Option<String>,
+}
+
+impl Workstation {
+    /// A workstation whose address is found when needed.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Workstation {
+        Workstation {
+            id: id.into(),
+            name: name.into(),
+            address: None,
+        }
+    }
+}
+
+/// Something the person at the workstation should know; see [`AgentConfig::on_event`].
+#[derive(Debug, Clone)]
+pub enum AgentEvent {
+    /// A sign-in (or unlock) request is waiting: show `number`, the person picks it on the phone.
+    Number {
+        /// Whose phone was asked.
+        uid: String,
+        /// The two-digit number to show.
+        number: u8,
+        /// Why (sign-in or unlock).
+        purpose: String,
+        /// When the request expires.
+        expires_at: OffsetDateTime,
+    },
+    /// A session started. `selected_role` is `None` when the person has several roles to
+    /// choose from.
+    SignedIn {
+        /// The session.
+        session: SessionInfo,
+    },
+    /// A role was selected.
+    RoleSelected {
+        /// The session.
+        session: SessionInfo,
+    },
+    /// A sign-in or unlock did not complete.
+    SignInFailed {
+        /// Why, and what to do next.
+        message: String,
+    },
+    /// The workstation was locked.
+    Locked,
+    /// The workstation was unlocked with a new session.
+    Unlocked {
+        /// The new session.
+        session: SessionInfo,
+    },
+    /// The session ended (logout here, or an end noticed on the server); the ticket is gone.
+    SignedOut {
+        /// Why.
+        reason: String,
+    },
+    /// Something went wrong that does not stop the agent (the server unreachable for a check,
+    /// a preset role that could not be selected).
+    Warning {
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Receives [`AgentEvent`]s. Called without any agent lock held; keep it quick.
+pub type EventHandler = Arc<dyn Fn(&AgentEvent) + Send + Sync>;
+
+/// How an [`Agent`] is set up.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The vsc server's base URL.
+    pub server: Url,
+    /// How to trust it.
+    pub trust: ServerTrust,
+    /// This workstation.
+    pub workstation: Workstation,
+    /// Whom `get-ticket` signs in when nobody is signed in (updated by each sign-in).
+    pub default_uid: Option<String>,
+    /// A role (position id or role code) to select after a sign-in that leaves the choice open.
+    pub default_role: Option<String>,
+    /// The purpose of a sign-in started by `get-ticket`.
+    pub purpose: String,
+    /// How long a check of the session with the server stays good before a ticket is handed
+    /// out again without asking (zero: ask every time).
+    pub recheck_after: Duration,
+    /// Where events go (the agent's terminal, a tray icon, a test).
+    pub on_event: Option<EventHandler>,
+}
+
+impl fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("server", &self.server.as_str())
+            .field("trust", &self.trust)
+            .field("workstation", &self.workstation)
+            .field("default_uid", &self.default_uid)
+            .field("default_role", &self.default_role)
+            .field("purpose", &self.purpose)
+            .field("recheck_after", &self.recheck_after)
+            .field("on_event", &self.on_event.is_some())
+            .finish()
+    }
+}
+
+impl AgentConfig {
+    /// Defaults: no preset UID or role, the ordinary purpose, a check at most every 10 seconds.
+    pub fn new(server: Url, trust: ServerTrust, workstation: Workstation) -> AgentConfig {
+        AgentConfig {
+            server,
+            trust,
+            workstation,
+            default_uid: None,
+            default_role: None,
+            purpose: PURPOSE_SIGN_IN.to_owned(),
+            recheck_after: Duration::from_secs(10),
+            on_event: None,
+        }
+    }
+}
+
+/// A session ticket: a bearer secret. Zeroized when dropped; its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ticket(Zeroizing<String>);
+
+impl Ticket {
+    /// Wraps a ticket.
+    pub fn new(ticket: String) -> Ticket {
+        Ticket(Zeroizing::new(ticket))
+    }
+
+    /// The ticket itself, to send to a relying system. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ticket(…)")
+    }
+}
+
+/// The session the agent holds.
+struct Held {
+    ticket: Ticket,
+    info: SessionInfo,
+    /// When the server last confirmed the session.
+    checked_at: Instant,
+    /// The session's idle timeout as the server applies it, learnt when the session was made.
+    idle_len: time::Duration,
+    /// When the watcher should ask the server next (idle or absolute deadline, local time).
+    deadline: Instant,
+}
+
+impl Held {
+    fn new(ticket: Ticket, info: SessionInfo) -> Held {
+        let now = Instant::now();
+        // A new session's idle deadline is counted from its creation, moments after the
+        // approval (`auth_time`); both times are the server's, so clock skew does not matter.
+        let idle_len = (info.idle_expires_at - info.auth_time)
+            .clamp(time::Duration::seconds(30), time::Duration::days(1));
+        Held {
+            deadline: deadline_after(&info, idle_len, now),
+            ticket,
+            info,
+            checked_at: now,
+            idle_len,
+        }
+    }
+
+    fn confirmed(&mut self, info: SessionInfo) {
+        let now = Instant::now();
+        self.deadline = deadline_after(&info, self.idle_len, now);
+        self.info = info;
+        self.checked_at = now;
+    }
+}
+
+/// When the session's idle or absolute deadline passes, in local time, for `info` received at
+/// `now`: the server's answer renewed the idle deadline, so it lies `idle_len` ahead, and the
+/// absolute one `expires_at - idle_expires_at` further than that. Only server times are
+/// compared, so the workstation's clock need not agree with the server's.
+fn deadline_after(info: &SessionInfo, idle_len: time::Duration, now: Instant) -> Instant {
+    let to_absolute = info.expires_at - info.idle_expires_at + idle_len;
+    let left = Duration::try_from(idle_len.min(to_absolute)).unwrap_or(Duration::ZERO);
+    now + left + DEADLINE_SLACK
+}
+
+/// A request waiting for the phone.
+struct Pending {
+    request_id: String,
+    poll_secret: Zeroizing<String>,
+    prompt: PendingPrompt,
+    cancel: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    held: Option<Held>,
+    locked: bool,
+    pending: Option<Pending>,
+    /// Why the last session ended.
+    last_end: Option<String>,
+    /// Changes whenever `held` is replaced, so a slow server answer about an old session
+    /// never touches a newer one.
+    generation: u64,
+    default_uid: Option<String>,
+}
+
+struct Inner {
+    config: AgentConfig,
+    link: ServerLink,
+    state: Mutex<State>,
+    /// Serialises sign-ins and unlocks.
+    signing: tokio::sync::Mutex<()>,
+    /// Set by [`Agent::close`]: no new sign-ins.
+    closed: AtomicBool,
+}
+
+/// The identity agent. Cheap to clone; clones share one session.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Agent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Agent")
+            .field("server", &self.inner.config.server.as_str())
+            .field("state", &self.status().state)
+            .finish()
+    }
+}
+
+/// What a check of the session with the server found.
+enum Check {
+    Alive,
+    Ended,
+    Unknown,
+}
+
+impl Agent {
+    /// An agent for `config`. Checks the server URL and trust anchor; makes no connection.
+    pub fn new(config: AgentConfig) -> Result<Agent> {
+        let link = ServerLink::new(&config.server, &config.trust)?;
+        let state = State {
+            default_uid: config.default_uid.clone(),
+            ..State::default()
+        };
+        Ok(Agent {
+            inner: Arc::new(Inner {
+                config,
+                link,
+                state: Mutex::new(state),
+                signing: tokio::sync::Mutex::new(()),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The connection to the vsc server.
+    pub fn server(&self) -> &ServerLink {
+        &self.inner.link
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.inner.config
+    }
+
+    /// Sets whom `get-ticket` signs in when nobody is signed in.
+    pub fn set_default_uid(&self, uid: Option<String>) {
+        self.state().default_uid = uid;
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; carry on with it.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn emit(&self, event: AgentEvent) {
+        if let Some(handler) = &self.inner.config.on_event {
+            handler(&event);
+        }
+    }
+
+    /// Signs `uid` in: opens a request with `purpose` (the configured one when `None`), calls
+    /// `on_number` with the number to show, waits for the phone, and keeps the new session (a
+    /// session held before is logged out). Selects the configured default role when the choice
+    /// is open. Dropping the returned future withdraws the request.
+    pub async fn login(
+        &self,
+        uid: &str,
+        purpose: Option<&str>,
+        on_number: impl FnOnce(u8),
+    ) -> Result<SessionInfo> {
+        let _serial = self.inner.signing.lock().await;
+        let purpose = purpose.unwrap_or(&self.inner.config.purpose).to_owned();
+        self.login_serialised(uid, &purpose, on_number).await
+    }
+
+    async fn login_serialised(
+        &self,
+        uid: &str,
+        purpose: &str,
+        on_number: impl FnOnce(u8),
+    ) -> Result<SessionInfo> {
+        let (ticket, mut info) = match self.sign_in(uid, purpose, on_number).await {
+            Ok(signed_in) => signed_in,
+            Err(e) => {
+                self.emit(AgentEvent::SignInFailed {
+                    message: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        if info.selected_role.is_none()
+            && let Some(preset) = &self.inner.config.default_role
+        {
+            let chosen = match resolve_role(&info.roles, preset) {
+                Ok(position) => self
+                    .inner
+                    .link
+                    .select_role(ticket.expose(), &position)
+                    .await
+                    .map_err(AgentError::from),
+                Err(e) => Err(e),
+            };
+            match chosen {
+                Ok(updated) => info = updated,
+                Err(e) => self.emit(AgentEvent::Warning {
+                    message: format!("the preset role could not be selected: {e}"),
+                }),
+            }
+        }
+        let old = {
+            let mut s = self.state();
+            let old = s.held.replace(Held::new(ticket, info.clone()));
+            s.locked = false;
+            s.generation += 1;
+            s.last_end = None;
+            s.default_uid = Some(info.uid.clone());
+            old
+        };
+        self.emit(AgentEvent::SignedIn {
+            session: info.clone(),
+        });
+        if let Some(old) = old {
+            // A new sign-in replaces the old session ("another card inserted").
+            let _ = self.inner.link.logout(old.ticket.expose()).await;
+        }
+        Ok(info)
+    }
+
+    /// One request to the phone, from opening to collecting. Does not touch the held session.
+    async fn sign_in(
+        &self,
+        uid: &str,
+        purpose: &str,
+        on_number: impl FnOnce(u8),
+    ) -> Result<(Ticket, SessionInfo)> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(AgentError::Cancelled);
+        }
+        let context = self.context(purpose).await;
+        let created = self.inner.link.create_request(uid, &context).await?;
+        let request_id = created.request_id;
+        let poll_secret = Zeroizing::new(created.poll_secret);
+        let prompt = PendingPrompt {
+            uid: uid.to_owned(),
+            number: created.number,
+            purpose: purpose.to_owned(),
+            expires_at: created.expires_at,
+        };
+        let (cancel_tx, mut cancel_rx) = watch::channel(false);
+        {
+            let mut s = self.state();
+            if let Some(previous) = s.pending.replace(Pending {
+                request_id: request_id.clone(),
+                poll_secret: poll_secret.clone(),
+                prompt,
+                cancel: cancel_tx,
+            }) {
+                // Cannot happen while sign-ins are serialised; if it did, stop the older one.
+                let _ = previous.cancel.send(true);
+            }
+        }
+        let mut guard = PendingGuard {
+            agent: self.clone(),
+            request_id: request_id.clone(),
+            armed: true,
+        };
+        self.emit(AgentEvent::Number {
+            uid: uid.to_owned(),
+            number: created.number,
+            purpose: purpose.to_owned(),
+            expires_at: created.expires_at,
+        });
+        on_number(created.number);
+        let left = Duration::try_from(created.expires_at - OffsetDateTime::now_utc())
+            .unwrap_or(Duration::ZERO);
+        // Past this (local) moment the server has surely expired the request.
+        let give_up = Instant::now() + left + Duration::from_secs(30);
+        let result = loop {
+            let poll = self
+                .inner
+                .link
+                .poll(&request_id, &poll_secret, POLL_WAIT_SECONDS);
+            let outcome = tokio::select! {
+                outcome = poll => outcome,
+                _ = cancel_rx.wait_for(|cancelled| *cancelled) => break Err(AgentError::Cancelled),
+            };
+            match outcome {
+                Err(ClientError::Connect { .. }) if Instant::now() < give_up => {
+                    // A network hiccup: the request is still waiting on the server.
+                    tokio::select! {
+                        _ = tokio::time::sleep(RETRY_PAUSE) => continue,
+                        _ = cancel_rx.wait_for(|cancelled| *cancelled) => break Err(AgentError::Cancelled),
+                    }
+                }
+                Err(e) => break Err(e.into()),
+                Ok(o) => match o.state.as_str() {
+                    "pending" | "approved" => continue,
+                    "collected" => match (o.ticket, o.session) {
+                        (Some(ticket), Some(session)) => break Ok((Ticket::new(ticket), session)),
+                        _ => {
+                            break Err(AgentError::UnexpectedState(
+                                "collected, without a ticket".into(),
+                            ));
+                        }
+                    },
+                    "declined" => break Err(AgentError::Declined),
+                    "reported" => break Err(AgentError::Reported),
+                    "failed" => break Err(AgentError::Failed),
+                    "expired" => break Err(AgentError::Expired),
+                    "superseded" => break Err(AgentError::Superseded),
+                    "cancelled" => break Err(AgentError::Cancelled),
+                    other => break Err(AgentError::UnexpectedState(other.to_owned())),
+                },
+            }
+        };
+        guard.armed = false;
+        self.clear_pending(&request_id);
+        result
+    }
+
+    fn clear_pending(&self, request_id: &str) -> Option<Pending> {
+        let mut s = self.state();
+        if s.pending.as_ref().map(|p| p.request_id.as_str()) == Some(request_id) {
+            s.pending.take()
+        } else {
+            None
+        }
+    }
+
+    /// The sign-in context of this workstation.
+    async fn context(&self, purpose: &str) -> AuthContext {
+        let ws = &self.inner.config.workstation;
+        let client_address = match &ws.address {
+            Some(a) => a.clone(),
+            None => local_address_towards(&self.inner.config.server)
+                .await
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+        };
+        AuthContext {
+            workstation_id: ws.id.clone(),
+            workstation_name: ws.name.clone(),
+            client_address,
+            agent_version: AGENT_VERSION.to_owned(),
+            purpose: purpose.to_owned(),
+        }
+    }
+
+    /// Withdraws the request waiting for the phone, if any; the sign-in waiting on it fails with
+    /// [`AgentError::Cancelled`]. Returns whether there was one.
+    pub async fn cancel_pending(&self) -> bool {
+        let pending = self.state().pending.take();
+        match pending {
+            None => false,
+            Some(p) => {
+                let _ = p.cancel.send(true);
+                // `request_already_decided` means the phone answered first; nothing to undo.
+                let _ = self.inner.link.cancel(&p.request_id, &p.poll_secret).await;
+                true
+            }
+        }
+    }
+
+    /// Stops new sign-ins and withdraws the pending one (when the agent stops).
+    pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.cancel_pending().await;
+    }
+
+    /// get-ticket: the current ticket, signing the default UID in first when nobody is signed in
+    /// (the number goes to [`AgentEvent::Number`]). Refused while the workstation is locked.
+    pub async fn get_ticket(&self) -> Result<TicketAnswer> {
+        if let Some(answer) = self.live_answer().await? {
+            return Ok(answer);
+        }
+        let _serial = self.inner.signing.lock().await;
+        // Somebody may have signed in while this caller waited.
+        if let Some(answer) = self.live_answer().await? {
+            return Ok(answer);
+        }
+        let uid = self.state().default_uid.clone().ok_or(AgentError::NoUid)?;
+        let purpose = self.inner.config.purpose.clone();
+        self.login_serialised(&uid, &purpose, |_| {}).await?;
+        Ok(self.answer())
+    }
+
+    /// get-ticket-no-auth: the current ticket, or none (signed out, locked, or signing in);
+    /// never starts a sign-in.
+    pub async fn ticket_no_auth(&self) -> TicketAnswer {
+        match self.live_answer().await {
+            Ok(Some(answer)) => answer,
+            Ok(None) | Err(_) => self.answer(),
+        }
+    }
+
+    /// The current ticket as this agent knows it, without asking the server: `None` when
+    /// nobody is signed in or the workstation is locked.
+    pub fn ticket(&self) -> Option<Ticket> {
+        let s = self.state();
+        match (&s.held, s.locked) {
+            (Some(h), false) => Some(h.ticket.clone()),
+            _ => None,
+        }
+    }
+
+    /// The held session's ticket when it is usable, after checking with the server if the last
+    /// check is older than `recheck_after`. `Ok(None)`: nobody is signed in (any more).
+    async fn live_answer(&self) -> Result<Option<TicketAnswer>> {
+        let (ticket, generation, due) = {
+            let s = self.state();
+            let Some(held) = &s.held else {
+                return Ok(None);
+            };
+            if s.locked {
+                return Err(AgentError::Locked);
+            }
+            (
+                held.ticket.clone(),
+                s.generation,
+                held.checked_at.elapsed() >= self.inner.config.recheck_after,
+            )
+        };
+        if due {
+            self.check(&ticket, generation).await;
+        }
+        let s = self.state();
+        if s.locked && s.held.is_some() {
+            return Err(AgentError::Locked);
+        }
+        Ok(s.held.as_ref().map(|h| TicketAnswer {
+            state: SessionState::SignedIn,
+            ticket: Some(h.ticket.expose().to_owned()),
+            session: Some(h.info.clone()),
+        }))
+    }
+
+    /// What get-ticket-no-auth says from the local state alone.
+    fn answer(&self) -> TicketAnswer {
+        let s = self.state();
+        let state = session_state(&s);
+        let (ticket, session) = match (&s.held, state) {
+            (Some(h), SessionState::SignedIn) => {
+                (Some(h.ticket.expose().to_owned()), Some(h.info.clone()))
+            }
+            _ => (None, None),
+        };
+        TicketAnswer {
+            state,
+            ticket,
+            session,
+        }
+    }
+
+    /// Asks the server about the session of `ticket` (this counts as use). Drops the session if
+    /// the server says it ended.
+    async fn check(&self, ticket: &Ticket, generation: u64) -> Check {
+        match self.inner.link.session(ticket.expose()).await {
+            Ok(info) => {
+                let mut s = self.state();
+                if s.generation == generation
+                    && let Some(held) = s.held.as_mut()
+                {
+                    held.confirmed(info);
+                }
+                Check::Alive
+            }
+            Err(ClientError::Server { code, message, .. })
+                if ENDED_CODES.contains(&code.as_str()) =>
+            {
+                self.drop_session(generation, &format!("{message} ({code})"));
+                Check::Ended
+            }
+            Err(e) => {
+                {
+                    let mut s = self.state();
+                    if s.generation == generation
+                        && let Some(held) = s.held.as_mut()
+                    {
+                        held.deadline = Instant::now() + WATCH_TICK;
+                    }
+                }
+                self.emit(AgentEvent::Warning {
+                    message: format!("could not check the session with the server: {e}"),
+                });
+                Check::Unknown
+            }
+        }
+    }
+
+    /// Forgets the session of `generation` (it ended on the server).
+    fn drop_session(&self, generation: u64, reason: &str) {
+        let dropped = {
+            let mut s = self.state();
+            if s.generation == generation && s.held.is_some() {
+                s.held = None;
+                s.locked = false;
+                s.generation += 1;
+                s.last_end = Some(reason.to_owned());
+                true
+            } else {
+                false
+            }
+        };
+        if dropped {
+            self.emit(AgentEvent::SignedOut {
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    /// Asks the server about the held session now (it counts as use), dropping it if it ended.
+    /// Returns the status afterwards.
+    pub async fn check_session(&self) -> AgentStatus {
+        let held = {
+            let s = self.state();
+            s.held.as_ref().map(|h| (h.ticket.clone(), s.generation))
+        };
+        if let Some((ticket, generation)) = held {
+            self.check(&ticket, generation).await;
+        }
+        self.status()
+    }
+
+    /// Selects one of the session's roles, by position id or by role code.
+    pub async fn select_role(&self, selector: &str) -> Result<SessionInfo> {
+        let (ticket, generation, roles) = {
+            let s = self.state();
+            let held = s.held.as_ref().ok_or(AgentError::NotSignedIn)?;
+            if s.locked {
+                return Err(AgentError::Locked);
+            }
+            (held.ticket.clone(), s.generation, held.info.roles.clone())
+        };
+        let position = match resolve_role(&roles, selector) {
+            Ok(p) => p,
+            Err(e) => {
+                // The person may have been given a position since signing in: look again.
+                match self.check(&ticket, generation).await {
+                    Check::Alive => {}
+                    Check::Ended => return Err(self.ended_error()),
+                    Check::Unknown => return Err(e),
+                }
+                let roles = self
+                    .state()
+                    .held
+                    .as_ref()
+                    .map(|h| h.info.roles.clone())
+                    .unwrap_or_default();
+                resolve_role(&roles, selector)?
+            }
+        };
+        match self
+            .inner
+            .link
+            .select_role(ticket.expose(), &position)
+            .await
+        {
+            Ok(info) => {
+                {
+                    let mut s = self.state();
+                    if s.generation == generation
+                        && let Some(held) = s.held.as_mut()
+                    {
+                        held.confirmed(info.clone());
+                    }
+                }
+                self.emit(AgentEvent::RoleSelected {
+                    session: info.clone(),
+                });
+                Ok(info)
+            }
+            Err(ClientError::Server { code, message, .. })
+                if ENDED_CODES.contains(&code.as_str()) =>
+            {
+                self.drop_session(generation, &format!("{message} ({code})"));
+                Err(self.ended_error())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn ended_error(&self) -> AgentError {
+        AgentError::SessionEnded(
+            self.state()
+                .last_end
+                .clone()
+                .unwrap_or_else(|| "ended on the server".into()),
+        )
+    }
+
+    /// Locks the workstation: the ticket is no longer handed out until an unlock. The server
+    /// session stays.
+    pub fn lock(&self) -> Result<()> {
+        let newly = {
+            let mut s = self.state();
+            if s.held.is_none() {
+                return Err(AgentError::NotSignedIn);
+            }
+            !std::mem::replace(&mut s.locked, true)
+        };
+        if newly {
+            self.emit(AgentEvent::Locked);
+        }
+        Ok(())
+    }
+
+    /// Unlocks the workstation with a fresh phone approval (purpose "Unlock workstation") by
+    /// the person who locked it: the new session gets the same role, the old session is logged
+    /// out. If the phone does not approve, the workstation stays locked. Unlocking a workstation
+    /// that is not locked changes nothing.
+    pub async fn unlock(&self, on_number: impl FnOnce(u8)) -> Result<SessionInfo> {
+        let _serial = self.inner.signing.lock().await;
+        let (uid, position, generation) = {
+            let s = self.state();
+            let held = s.held.as_ref().ok_or(AgentError::NotSignedIn)?;
+            if !s.locked {
+                return Ok(held.info.clone());
+            }
+            (
+                held.info.uid.clone(),
+                held.info
+                    .selected_role
+                    .as_ref()
+                    .map(|r| r.position_id.clone()),
+                s.generation,
+            )
+        };
+        let (ticket, mut info) = match self.sign_in(&uid, PURPOSE_UNLOCK, on_number).await {
+            Ok(signed_in) => signed_in,
+            Err(e) => {
+                self.emit(AgentEvent::SignInFailed {
+                    message: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        if let Some(position_id) = position
+            && info.selected_role.as_ref().map(|r| &r.position_id) != Some(&position_id)
+        {
+            match self
+                .inner
+                .link
+                .select_role(ticket.expose(), &position_id)
+                .await
+            {
+                Ok(updated) => info = updated,
+                Err(e) => {
+                    let _ = self.inner.link.logout(ticket.expose()).await;
+                    let err = AgentError::RoleNotRestored {
+                        position_id,
+                        reason: e.to_string(),
+                    };
+                    self.emit(AgentEvent::SignInFailed {
+                        message: err.to_string(),
+                    });
+                    return Err(err);
+                }
+            }
+        }
+        let old = {
+            let mut s = self.state();
+            if s.generation != generation || s.held.is_none() {
+                // Logged out (or the session ended) while the phone was asked: do not revive it.
+                None
+            } else {
+                let old = s.held.replace(Held::new(ticket.clone(), info.clone()));
+                s.locked = false;
+                s.generation += 1;
+                Some(old)
+            }
+        };
+        let Some(old) = old else {
+            let _ = self.inner.link.logout(ticket.expose()).await;
+            return Err(self.ended_error());
+        };
+        self.emit(AgentEvent::Unlocked {
+            session: info.clone(),
+        });
+        if let Some(old) = old {
+            let _ = self.inner.link.logout(old.ticket.expose()).await;
+        }
+        Ok(info)
+    }
+
+    /// Logs out: the ticket is dropped here at once and the server session ends ("card
+    /// removal"); a sign-in waiting for the phone is withdrawn. Logging out when nobody is
+    /// signed in changes nothing.
+    pub async fn logout(&self) -> Result<()> {
+        let (held, pending) = {
+            let mut s = self.state();
+            let held = s.held.take();
+            s.locked = false;
+            if held.is_some() {
+                s.generation += 1;
+                s.last_end = Some("logged out".into());
+            }
+            (held, s.pending.take())
+        };
+        if let Some(p) = pending {
+            let _ = p.cancel.send(true);
+            let _ = self.inner.link.cancel(&p.request_id, &p.poll_secret).await;
+        }
+        let Some(held) = held else {
+            return Ok(());
+        };
+        self.emit(AgentEvent::SignedOut {
+            reason: "logged out".into(),
+        });
+        match self.inner.link.logout(held.ticket.expose()).await {
+            Ok(()) => Ok(()),
+            Err(ClientError::Server { code, .. }) if ENDED_CODES.contains(&code.as_str()) => Ok(()),
+            Err(e) => Err(AgentError::LogoutUnconfirmed(e)),
+        }
+    }
+
+    /// What the agent holds, from its own state (no server call, no ticket).
+    pub fn status(&self) -> AgentStatus {
+        let s = self.state();
+        let config = &self.inner.config;
+        AgentStatus {
+            state: session_state(&s),
+            server: config.server.to_string(),
+            workstation_id: config.workstation.id.clone(),
+            workstation_name: config.workstation.name.clone(),
+            agent_version: AGENT_VERSION.to_owned(),
+            session: s.held.as_ref().map(|h| h.info.clone()),
+            pending: s.pending.as_ref().map(|p| p.prompt.clone()),
+            default_uid: s.default_uid.clone(),
+            last_end: s.last_end.clone(),
+        }
+    }
+
+    /// Watches the held session's deadlines and asks the server when one passes, so that a
+    /// session that ended there (timeout, logout elsewhere, card cancelled) is dropped here.
+    /// Runs until the returned future is dropped; [`Agent::serve`] runs it.
+    pub async fn watch(self) {
+        loop {
+            let due = {
+                let s = self.state();
+                s.held
+                    .as_ref()
+                    .map(|h| (h.deadline, h.ticket.clone(), s.generation))
+            };
+            match due {
+                Some((deadline, ticket, generation)) if Instant::now() >= deadline => {
+                    if let Check::Ended = self.check(&ticket, generation).await {
+                        continue;
+                    }
+                }
+                Some((deadline, _, _)) => {
+                    let wake = deadline.min(Instant::now() + WATCH_TICK);
+                    tokio::time::sleep_until(wake.into()).await;
+                }
+                None => tokio::time::sleep(WATCH_TICK).await,
+            }
+        }
+    }
+}
+
+/// Withdraws a request when the sign-in waiting on it is dropped (Ctrl-C, a caller that went
+/// away).
+struct PendingGuard {
+    agent: Agent,
+    request_id: String,
+    armed: bool,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Some(pending) = self.agent.clear_pending(&self.request_id) else {
+            return;
+        };
+        let _ = pending.cancel.send(true);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let link = self.agent.inner.link.clone();
+            runtime.spawn(async move {
+                let _ = link.cancel(&pending.request_id, &pending.poll_secret).await;
+            });
+        }
+    }
+}
+
+fn session_state(s: &State) -> SessionState {
+    match (&s.held, s.locked, &s.pending) {
+        (Some(_), true, _) => SessionState::Locked,
+        (Some(_), false, _) => SessionState::SignedIn,
+        (None, _, Some(_)) => SessionState::SigningIn,
+        (None, _, None) => SessionState::SignedOut,
+    }
+}
+
+/// The position `selector` names among `roles`: a position id, or a role code held once.
+pub fn resolve_role(roles: &[SessionRole], selector: &str) -> Result<String> {
+    let selector = selector.trim();
+    if let Some(role) = roles.iter().find(|r| r.position_id == selector) {
+        return Ok(role.position_id.clone());
+    }
+    let by_code: Vec<&SessionRole> = roles
+        .iter()
+        .filter(|r| r.role_code.eq_ignore_ascii_case(selector))
+        .collect();
+    match by_code.as_slice() {
+        [one] => Ok(one.position_id.clone()),
+        [] => Err(AgentError::UnknownRole {
+            given: selector.to_owned(),
+            choices: describe_roles(roles.iter()),
+        }),
+        many => Err(AgentError::AmbiguousRole {
+            given: selector.to_owned(),
+            choices: describe_roles(many.iter().copied()),
+        }),
+    }
+}
+
+/// "position id (role code role name at ODS organisation name)", joined with "; ".
+pub fn describe_roles<'a>(roles: impl Iterator<Item = &'a SessionRole>) -> String {
+    let list: Vec<String> = roles
+        .map(|r| {
+            format!(
+                "{} ({} {} at {} {})",
+                r.position_id, r.role_code, r.role_name, r.organisation, r.organisation_name
+            )
+        })
+        .collect();
+    if list.is_empty() {
+        "none (you have no positions: ask your RA to assign one)".to_owned()
+    } else {
+        list.join("; ")
+    }
+}
+
+/// The local address this computer uses to reach `server` (no packet is sent).
+async fn local_address_towards(server: &Url) -> Option<IpAddr> {
+    let host = server.host_str()?;
+    let port = server.port_or_known_default()?;
+    let target: SocketAddr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await
+        .ok()?
+        .next()?;
+    let unspecified = match target {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let socket = UdpSocket::bind(SocketAddr::new(unspecified, 0)).ok()?;
+    socket.connect(target).ok()?;
+    Some(socket.local_addr().ok()?.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(position_id: &str, role_code: &str, org: &str) -> SessionRole {
+        SessionRole {
+            position_id: position_id.into(),
+            role_code: role_code.into(),
+            role_name: "Clinical Practitioner Access Role".into(),
+            organisation: org.into(),
+            organisation_name: format!("Trust {org}"),
+            activities: vec![],
+        }
+    }
+
+    #[test]
+    fn roles_resolve_by_position_id_or_unique_role_code() {
+        let roles = vec![
+            role("p1", "S8000:G8000:R8000", "RX1"),
+            role("p2", "S8000:G8000:R8000", "RX2"),
+            role("p3", "S0080:G0450:R5080", "RX1"),
+        ];
+        assert_eq!(resolve_role(&roles, "p2").expect("by id"), "p2");
+        assert_eq!(
+            resolve_role(&roles, " s0080:g0450:r5080 ").expect("by code"),
+            "p3"
+        );
+        let err = resolve_role(&roles, "S8000:G8000:R8000").expect_err("ambiguous");
+        assert!(matches!(err, AgentError::AmbiguousRole { .. }), "{err}");
+        assert!(
+            err.to_string().contains("p1") && err.to_string().contains("p2"),
+            "{err}"
+        );
+        let err = resolve_role(&roles, "nope").expect_err("unknown");
+        assert!(matches!(err, AgentError::UnknownRole { .. }), "{err}");
+        let err = resolve_role(&[], "p1").expect_err("none");
+        assert!(err.to_string().contains("no positions"), "{err}");
+    }
+
+    #[test]
+    fn tickets_do_not_show_in_debug_output() {
+        let t = Ticket::new("very-secret-ticket".into());
+        assert_eq!(format!("{t:?}"), "Ticket(…)");
+        assert_eq!(t.expose(), "very-secret-ticket");
+    }
+
+    #[tokio::test]
+    async fn local_address_is_found_for_a_loopback_server() {
+        let url = Url::parse("https://127.0.0.1:8443/").expect("url");
+        assert_eq!(
+            local_address_towards(&url).await,
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! A local lab for `vsc demo`, `vsc sandbox` and `vsc bench`: the real server in-process over
+//! real TLS on loopback (sandbox mode, so simulated phones are accepted), the first RA Manager
+//! enrolled on a simulated phone and signed in, and helpers to register people and enrol their
+//! simulated phones through the same RA API and enrolment flow a real deployment uses.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+use vsc_authenticator::{Client, Home, Passcode};
+use vsc_proto::{
+    AssignPosition, CardWithCode, CreateOrganisation, CreatePerson, IssueCard, Person,
+    RecordIdentityCheck,
+};
+use vsc_server::ServerConfig;
+use vsc_server::clock::SystemClock;
+use vsc_server::state::AppState;
+
+/// The passcode of every simulated phone in the lab (printed by the sandbox).
+pub const LAB_PASSCODE: &str = "123456";
+
+/// The organisation the lab registers people at.
+pub const LAB_ODS: &str = "SBX1";
+
+/// A position to give a lab person.
+#[derive(Debug, Clone)]
+pub struct LabPosition {
+    /// NRBAC role code.
+    pub role_code: &'static str,
+    /// Role name.
+    pub role_name: &'static str,
+    /// Activity codes.
+    pub activities: &'static [&'static str],
+}
+
+/// Clinical practitioner with prescribing activities.
+pub const CLINICIAN: LabPosition = LabPosition {
+    role_code: "S8000:G8000:R8000",
+    role_name: "Clinical Practitioner Access Role",
+    activities: &["B0570", "B0068", "B0420"],
+};
+
+/// An admin role without prescribing.
+pub const ADMIN: LabPosition = LabPosition {
+    role_code: "S8001:G8005:R8008",
+    role_name: "Admin/Clinical Support Access Role",
+    activities: &["B0264"],
+};
+
+/// The running lab.
+pub struct Lab {
+    /// The server's state (store, CA, configuration).
+    pub state: AppState,
+    /// The server's base URL.
+    pub url: url::Url,
+    /// The first RA Manager's simulated phone.
+    pub ram_home: Home,
+    /// Their RA session token.
+    ram_token: String,
+    client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// The passcode as the authenticator wants it.
+pub fn lab_passcode() -> Result<Passcode> {
+    Ok(Passcode::new(LAB_PASSCODE)?)
+}
+
+impl Lab {
+    /// Starts the server in `dir/server` on `listen`; on first start enrols the first RA Manager
+    /// on a simulated phone in `dir/phones/ra-manager` and registers the lab organisation.
+    pub async fn start(
+        dir: &Path,
+        listen: SocketAddr,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Result<Lab> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut config = ServerConfig::new(dir.join("server"), listen);
+        config.sandbox = true;
+        configure(&mut config);
+        let listener = std::net::TcpListener::bind(listen).with_context(|| {
+            format!("cannot listen on {listen}: choose another address with --listen")
+        })?;
+        let bound = listener.local_addr()?;
+        let instance = vsc_server::instance::prepare(config, bound, Arc::new(SystemClock))
+            .await
+            .context("cannot prepare the lab server")?;
+        let state = instance.state.clone();
+        let bootstrap = instance.bootstrap.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(vsc_server::serve(instance, listener, async move {
+            let _ = rx.await;
+        }));
+        let url = state.public_url().clone();
+        let ram_home = Home::open(dir.join("phones").join("ra-manager"))?;
+        if let Some(b) = bootstrap {
+            vsc_authenticator::enrol(
+                &ram_home,
+                &b.activation.url,
+                None,
+                None,
+                &lab_passcode()?,
+                true,
+            )
+            .await
+            .context("the lab's RA Manager could not enrol")?;
+        }
+        let login = vsc_authenticator::ra_login(&ram_home, &lab_passcode()?)
+            .await
+            .context("the lab's RA Manager could not sign in")?;
+        let client = Client::for_home(&ram_home)?;
+        let lab = Lab {
+            state,
+            url,
+            ram_home,
+            ram_token: login.token,
+            client,
+            shutdown: Some(tx),
+            server: Some(server),
+        };
+        let orgs: Vec<vsc_proto::Organisation> = lab.get("/api/v1/ra/organisations").await?;
+        if !orgs.iter().any(|o| o.ods_code == LAB_ODS) {
+            let _: vsc_proto::Organisation = lab
+                .post(
+                    "/api/v1/ra/organisations",
+                    &CreateOrganisation {
+                        ods_code: LAB_ODS.into(),
+                        name: "vsc Sandbox Trust".into(),
+                    },
+                )
+                .await?;
+        }
+        Ok(lab)
+    }
+
+    /// The root CA (PEM).
+    pub fn root_pem(&self) -> String {
+        self.state.ca().root_pem()
+    }
+
+    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+        Ok(self.client.get_json(path, Some(&self.ram_token)).await?)
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R> {
+        Ok(self
+            .client
+            .post_json(path, body, Some(&self.ram_token))
+            .await?)
+    }
+
+    /// Registers a person with identity check and positions, and issues their card.
+    pub async fn register(
+        &self,
+        given: &str,
+        family: &str,
+        positions: &[LabPosition],
+    ) -> Result<(String, CardWithCode)> {
+        let person: Person = self
+            .post(
+                "/api/v1/ra/people",
+                &CreatePerson {
+                    given_name: given.into(),
+                    family_name: family.into(),
+                    email: None,
+                    organisation: LAB_ODS.into(),
+                },
+            )
+            .await?;
+        let uid = person.uid;
+        let _: Person = self
+            .post(
+                &format!("/api/v1/ra/people/{uid}/identity-checks"),
+                &RecordIdentityCheck {
+                    evidence: vec!["passport".into(), "proof-of-address".into()],
+                    level: 3,
+                    organisation: LAB_ODS.into(),
+                },
+            )
+            .await?;
+        for p in positions {
+            let _: Person = self
+                .post(
+                    &format!("/api/v1/ra/people/{uid}/positions"),
+                    &AssignPosition {
+                        organisation: LAB_ODS.into(),
+                        role_code: p.role_code.into(),
+                        role_name: p.role_name.into(),
+                        activities: p.activities.iter().map(|a| (*a).to_owned()).collect(),
+                    },
+                )
+                .await?;
+        }
+        let card: CardWithCode = self
+            .post(
+                &format!("/api/v1/ra/people/{uid}/cards"),
+                &IssueCard {
+                    organisation: LAB_ODS.into(),
+                },
+            )
+            .await?;
+        Ok((uid, card))
+    }
+
+    /// Enrols a simulated phone in `home_dir` with an activation link.
+    pub async fn enrol_phone(&self, home_dir: &Path, link: &str) -> Result<Home> {
+        let home = Home::open(home_dir)?;
+        vsc_authenticator::enrol(&home, link, None, None, &lab_passcode()?, true)
+            .await
+            .with_context(|| {
+                format!(
+                    "the simulated phone in {} could not enrol",
+                    home_dir.display()
+                )
+            })?;
+        Ok(home)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.server.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("the lab server stopped with an error: {e}"),
+                Err(e) => bail!("the lab server task failed: {e}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}

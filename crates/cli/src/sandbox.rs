@@ -1,0 +1,235 @@
+//! `vsc sandbox`: a long-running local environment for integrators. The server on embedded
+//! SQLite (in sandbox mode: it accepts simulated phones), an identity agent serving its ticket
+//! API on loopback, and a test person whose simulated phone approves sign-ins by itself (or asks
+//! in this terminal with `--interactive`). Prints every endpoint, then a line `ready` once all
+//! of them answer, so scripts can wait for it. Ctrl-C or SIGTERM stops everything cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use vsc_agent::{Agent, AgentHome, LocalClient};
+
+use crate::lab::{self, CLINICIAN, Lab};
+
+/// Options of `vsc sandbox`.
+#[derive(Debug, Args)]
+#[command(
+    about = "Run a local sandbox: server, identity agent and a test person's simulated phone",
+    long_about = "Runs a local environment for integrators: a vsc server on embedded SQLite in \
+sandbox mode (simulated phones accepted), an identity agent with its ticket API on loopback, and \
+a test person (a clinician) whose simulated phone approves every sign-in by itself, or asks in \
+this terminal with --interactive.\n\nEverything lives in --data and is reused by the next run. \
+When all endpoints answer, the sandbox prints a line `ready`. Stop it with Ctrl-C or SIGTERM.\n\n\
+A server started with `vsc serve` refuses simulated phones; only the sandbox and `vsc demo` accept them.",
+    after_help = "Examples:\n  vsc sandbox\n  vsc sandbox --data /tmp/vsc-sandbox --listen 127.0.0.1:0 --agent-listen 127.0.0.1:0\n  \
+vsc agent --home ./vsc-sandbox/agent ticket"
+)]
+pub struct SandboxArgs {
+    /// Where the sandbox keeps its server, phones and agent (reused across runs).
+    #[arg(long, default_value = "./vsc-sandbox", env = "VSC_SANDBOX_DATA")]
+    data: PathBuf,
+    /// Server address (loopback).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// The identity agent's ticket API address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8444")]
+    agent_listen: SocketAddr,
+    /// Ask in this terminal before approving, instead of approving by itself.
+    #[arg(long)]
+    interactive: bool,
+}
+
+/// What the sandbox remembers between runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct SandboxFile {
+    uid: String,
+    card_id: String,
+}
+
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
+async fn until(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Runs the sandbox.
+pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
+    if !args.agent_listen.ip().is_loopback() {
+        anyhow::bail!("the agent's ticket API listens on loopback only; use 127.0.0.1 or [::1]");
+    }
+    let data = args.data.clone();
+    let lab = Lab::start(&data, args.listen, |_| {}).await?;
+    let state_file = data.join("sandbox.json");
+    let phone_dir = data.join("phones").join("test-person");
+    let person: SandboxFile = match std::fs::read(&state_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(p) => p,
+        None => {
+            let (uid, card) = lab.register("Test", "Clinician", &[CLINICIAN]).await?;
+            lab.enrol_phone(&phone_dir, &card.code.url).await?;
+            let p = SandboxFile {
+                uid,
+                card_id: card.card.id,
+            };
+            std::fs::write(&state_file, serde_json::to_vec_pretty(&p)?)
+                .with_context(|| format!("cannot write {}", state_file.display()))?;
+            p
+        }
+    };
+    let phone_home = vsc_authenticator::Home::open(&phone_dir)?;
+
+    // The identity agent, configured for this server and the test person.
+    let agent_home = AgentHome::open(data.join("agent"))?;
+    let mut file = agent_home.load_or_init()?;
+    file = agent_home
+        .update(|f| {
+            f.server = Some(lab.url.clone());
+            f.root_ca_pem = Some(lab.root_pem());
+            f.last_uid = Some(person.uid.clone());
+            if f.workstation_name.is_none() {
+                f.workstation_name = Some("SANDBOX-WORKSTATION".into());
+            }
+        })
+        .unwrap_or(file);
+    let mut config = agent_home.agent_config(&file)?;
+    config.on_event = Some(crate::agent::event_printer(agent_home.clone(), false));
+    let agent = Agent::new(config)?;
+    let secret = agent_home.secret()?;
+    let listener = vsc_agent::bind_loopback(args.agent_listen).await?;
+    let agent_addr = listener.local_addr()?;
+    agent_home.write_address(agent_addr)?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent_task = {
+        let agent = agent.clone();
+        let secret = secret.clone();
+        let stop = until(stop_rx.clone());
+        tokio::spawn(async move { agent.serve(listener, secret, stop).await })
+    };
+    let phone_task = if args.interactive {
+        let home = phone_home.clone();
+        let stop = until(stop_rx.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                r = crate::authenticator::listen_interactive(&home, false) => r,
+                () = stop => Ok(()),
+            }
+        })
+    } else {
+        let home = phone_home.clone();
+        let stop = until(stop_rx.clone());
+        tokio::spawn(async move {
+            vsc_authenticator::auto_approve(
+                home,
+                lab::lab_passcode()?,
+                |line| println!("phone: {line}"),
+                stop,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        })
+    };
+
+    let ca_file = data.join("server").join("ca").join("root.pem");
+    println!("vsc sandbox ({})", data.display());
+    println!("  server           {}", lab.url);
+    println!(
+        "  CA certificate   {}  (fingerprint {})",
+        ca_file.display(),
+        lab.state.ca().root_fingerprint().to_colon_hex()
+    );
+    println!(
+        "  agent ticket API http://{agent_addr}/v1/ticket  (header X-Vsc-Agent-Secret: contents of {})",
+        agent_home.secret_path().display()
+    );
+    println!(
+        "  test person      Test Clinician, UID {} (card {})",
+        person.uid, person.card_id
+    );
+    println!(
+        "  RA Manager       phone in {} (vsc ra --home {} login)",
+        lab.ram_home.dir().display(),
+        lab.ram_home.dir().display()
+    );
+    println!(
+        "  passcode         {} (every simulated phone here)",
+        lab::LAB_PASSCODE
+    );
+    println!(
+        "  phone            {}",
+        if args.interactive {
+            "asks in this terminal"
+        } else {
+            "approves every sign-in by itself"
+        }
+    );
+    println!(
+        "  try              vsc agent --home {} ticket",
+        agent_home.dir().display()
+    );
+    println!(
+        "                   curl -s --cacert {} -d '{{\"ticket\":\"…\"}}' {}api/v1/tickets/validate",
+        ca_file.display(),
+        lab.url
+    );
+
+    // Ready once both the server and the agent answer.
+    let local = LocalClient::new(agent_addr, secret)?;
+    let info: vsc_proto::ServerInfo =
+        vsc_authenticator::Client::with_root_pem(lab.url.clone(), &lab.root_pem())?
+            .get_json("/api/v1/info", None)
+            .await
+            .context("the sandbox server does not answer")?;
+    local
+        .status()
+        .await
+        .context("the sandbox agent does not answer")?;
+    tracing::debug!(version = info.version, "sandbox server answered");
+    println!("ready");
+
+    let mut phone_task = phone_task;
+    tokio::select! {
+        () = stop_signal() => {},
+        finished = &mut phone_task => {
+            match finished {
+                Ok(Ok(())) => eprintln!("error: the simulated phone stopped"),
+                Ok(Err(e)) => eprintln!("error: the simulated phone stopped: {e:#}"),
+                Err(e) => eprintln!("error: the simulated phone failed: {e}"),
+            }
+        }
+    }
+    println!("stopping");
+    let _ = stop_tx.send(true);
+    // "Card removal": the session held by the sandbox's agent ends with it.
+    if agent.ticket().is_some() {
+        let _ = agent.logout().await;
+    }
+    if let Ok(Err(e)) = agent_task.await {
+        eprintln!("warning: the agent stopped with an error: {e}");
+    }
+    phone_task.abort();
+    let _ = agent_home.clear_address(agent_addr);
+    lab.stop().await?;
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

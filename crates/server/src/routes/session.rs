@@ -1,0 +1,379 @@
+//! Sessions: created once when the agent collects an approved request, then used with the
+//! ticket as a bearer secret.
+//!
+//! | route | caller | what |
+//! |---|---|---|
+//! | `GET /api/v1/session[?touch=false]` | ticket holder | the session, its roles and timeouts (counts as use unless `touch=false`) |
+//! | `POST /api/v1/session/role` | ticket holder | select one of the person's positions |
+//! | `POST /api/v1/session/logout` | ticket holder | end the session at once ("card removal") |
+//! | `POST /api/v1/tickets/validate` | relying system | who, which role, which organisation, when, how assured |
+//!
+//! The ticket is 256 random bits, returned once and stored only as its SHA-256. A session ends at
+//! logout, after its idle timeout, at its absolute timeout, or when its card is cancelled or locked.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sqlx::SqliteConnection;
+use time::OffsetDateTime;
+use vsc_proto::signin::{
+    AuthRequestOutcome, SelectRole, SessionInfo, SessionRole, TicketValidation, ValidateTicket,
+};
+use vsc_store::repo;
+use vsc_store::signin::{self as db, AuthRequestRow, SessionRow};
+
+use super::signin::sha256;
+use super::{ApiJson, Client};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, AuditContext};
+
+/// Level of assurance reported for sessions: the software keystore protects keys with a passcode
+/// but not with hardware, so the honest level is AAL2; hardware-attested keystores will report AAL3.
+pub const LEVEL_OF_ASSURANCE: &str = "AAL2";
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/session", get(current))
+        .route("/api/v1/session/role", post(select_role))
+        .route("/api/v1/session/logout", post(logout))
+        .route("/api/v1/tickets/validate", post(validate))
+}
+
+fn ts(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The person's positions as session roles.
+async fn roles_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Vec<SessionRole>> {
+    let mut roles = Vec::new();
+    for p in repo::positions(conn, uid).await? {
+        let org_name = repo::organisation(conn, &p.ods_code)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_default();
+        roles.push(SessionRole {
+            position_id: p.id,
+            role_code: p.role_code,
+            role_name: p.role_name,
+            organisation: p.ods_code,
+            organisation_name: org_name,
+            activities: p.activities,
+        });
+    }
+    Ok(roles)
+}
+
+async fn info(conn: &mut SqliteConnection, s: &SessionRow) -> ApiResult<SessionInfo> {
+    let person = repo::person(conn, &s.uid)
+        .await?
+        .ok_or_else(|| ApiError::internal("session without person"))?;
+    let roles = roles_of(conn, &s.uid).await?;
+    let selected_role = s
+        .position_id
+        .as_ref()
+        .and_then(|id| roles.iter().find(|r| &r.position_id == id).cloned());
+    Ok(SessionInfo {
+        uid: s.uid.clone(),
+        given_name: person.given_name,
+        family_name: person.family_name,
+        selected_role,
+        roles,
+        auth_time: ts(s.auth_time),
+        idle_expires_at: ts(s.last_used + s.idle_seconds),
+        expires_at: ts(s.expires_at),
+    })
+}
+
+/// Creates the session for an approved request, once: of concurrent collectors exactly one gets
+/// the ticket.
+pub async fn collect(
+    state: &AppState,
+    ctx: &AuditContext,
+    row: &AuthRequestRow,
+) -> ApiResult<AuthRequestOutcome> {
+    let now = state.now_unix();
+    let mut tx = state.store().write().await?;
+    if !db::collect_request(&mut tx, &row.id).await? {
+        return Ok(AuthRequestOutcome {
+            state: "collected".into(),
+            ticket: None,
+            session: None,
+        });
+    }
+    let card = repo::card(&mut tx, &row.card_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("request without card"))?;
+    let (idle, max) = db::session_limits(&mut tx, &card.issued_by)
+        .await?
+        .unwrap_or((900, 43_200));
+    let positions = repo::positions(&mut tx, &row.uid).await?;
+    // With one position there is nothing to choose.
+    let position_id = (positions.len() == 1).then(|| positions[0].id.clone());
+    let ticket = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
+    let session = SessionRow {
+        id: state.new_id()?,
+        ticket_hash: sha256(ticket.as_bytes()),
+        uid: row.uid.clone(),
+        card_id: row.card_id.clone(),
+        request_id: row.id.clone(),
+        position_id,
+        workstation_id: row.workstation_id.clone(),
+        auth_time: row.decided_at.unwrap_or(now),
+        last_used: now,
+        idle_seconds: idle,
+        expires_at: now + max,
+        ended_at: None,
+        end_reason: None,
+    };
+    db::insert_session(&mut tx, &session).await?;
+    let actor = AuditContext {
+        actor: row.uid.clone(),
+        source: ctx.source,
+    };
+    vsc_store::audit::append(
+        &mut tx,
+        &actor.event(
+            "session.created",
+            &row.uid,
+            &card.issued_by,
+            serde_json::json!({"session_id": session.id, "request_id": row.id, "workstation_id": row.workstation_id, "role": session.position_id}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut conn = state.store().pool().acquire().await?;
+    Ok(AuthRequestOutcome {
+        state: "collected".into(),
+        ticket: Some(ticket.to_string()),
+        session: Some(info(&mut conn, &session).await?),
+    })
+}
+
+/// Finds the live session of a ticket. With `touch` the call counts as use and moves the idle
+/// deadline; without, it only looks (an agent checking its own session must not keep an unused
+/// session alive).
+async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<SessionRow> {
+    let mut conn = state.store().pool().acquire().await?;
+    let s = db::session_by_ticket(&mut conn, &sha256(ticket.trim().as_bytes()))
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "ticket_invalid",
+                "this ticket does not belong to any session",
+            )
+        })?;
+    let now = state.now_unix();
+    if s.ended_at.is_some() {
+        return Err(ApiError::unauthorized(
+            "session_ended",
+            format!(
+                "this session has ended ({}); sign in again",
+                s.end_reason.as_deref().unwrap_or("logout")
+            ),
+        ));
+    }
+    if s.expires_at <= now {
+        return Err(ApiError::unauthorized(
+            "session_expired",
+            "this session reached its maximum length; sign in again",
+        ));
+    }
+    if s.last_used + s.idle_seconds <= now {
+        return Err(ApiError::unauthorized(
+            "session_idle_timeout",
+            "this session was idle too long; sign in again",
+        ));
+    }
+    if !touch {
+        return Ok(s);
+    }
+    // The conditional update also catches an end that happened since the read.
+    if !db::touch_session(&mut conn, &s.id, now).await? {
+        return Err(ApiError::unauthorized(
+            "session_ended",
+            "this session has ended; sign in again",
+        ));
+    }
+    Ok(SessionRow {
+        last_used: now,
+        ..s
+    })
+}
+
+/// The bearer of a live session ticket.
+#[derive(Debug, Clone)]
+pub struct TicketHolder {
+    /// The session.
+    pub session: SessionRow,
+    /// For the audit log.
+    pub ctx: AuditContext,
+}
+
+impl FromRequestParts<AppState> for TicketHolder {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Client(client) = Client::from_request_parts(parts, state).await?;
+        let ticket = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "ticket_missing",
+                    "send the session ticket as a bearer token",
+                )
+            })?;
+        // `?touch=false` looks without counting as use.
+        let touch = !parts
+            .uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv == "touch=false"));
+        let session = live_session(state, ticket, touch).await?;
+        Ok(TicketHolder {
+            ctx: AuditContext {
+                actor: session.uid.clone(),
+                source: client.source,
+            },
+            session,
+        })
+    }
+}
+
+async fn current(
+    State(state): State<AppState>,
+    holder: TicketHolder,
+) -> ApiResult<Json<SessionInfo>> {
+    let mut conn = state.store().pool().acquire().await?;
+    Ok(Json(info(&mut conn, &holder.session).await?))
+}
+
+async fn select_role(
+    State(state): State<AppState>,
+    holder: TicketHolder,
+    ApiJson(req): ApiJson<SelectRole>,
+) -> ApiResult<Json<SessionInfo>> {
+    let s = &holder.session;
+    let mut tx = state.store().write().await?;
+    let positions = repo::positions(&mut tx, &s.uid).await?;
+    let Some(position) = positions.iter().find(|p| p.id == req.position_id) else {
+        let err = ApiError::bad_request(
+            "unknown_role",
+            "that position is not one of this person's roles",
+        );
+        drop(tx);
+        state
+            .audit_failure(&holder.ctx, "session.role", &s.uid, "", &err)
+            .await;
+        return Err(err);
+    };
+    if !db::set_session_position(&mut tx, &s.id, &position.id).await? {
+        return Err(ApiError::unauthorized(
+            "session_ended",
+            "this session has ended; sign in again",
+        ));
+    }
+    vsc_store::audit::append(
+        &mut tx,
+        &holder.ctx.event(
+            "session.role_selected",
+            &s.uid,
+            &position.ods_code,
+            serde_json::json!({"session_id": s.id, "position_id": position.id, "role_code": position.role_code}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    let mut conn = state.store().pool().acquire().await?;
+    let updated = SessionRow {
+        position_id: Some(position.id.clone()),
+        ..s.clone()
+    };
+    Ok(Json(info(&mut conn, &updated).await?))
+}
+
+/// Ends the session of the bearer ticket at once, whether or not it has timed out meanwhile
+/// (so `ended_at` always records the logout), without counting as use.
+async fn logout(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let ticket = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "ticket_missing",
+                "send the session ticket as a bearer token",
+            )
+        })?;
+    let mut tx = state.store().write().await?;
+    let s = db::session_by_ticket(&mut tx, &sha256(ticket.trim().as_bytes()))
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "ticket_invalid",
+                "this ticket does not belong to any session",
+            )
+        })?;
+    let ended = db::end_session(&mut tx, &s.id, state.now_unix(), "logout").await?;
+    if ended {
+        let actor = AuditContext {
+            actor: s.uid.clone(),
+            source: ctx.source,
+        };
+        vsc_store::audit::append(
+            &mut tx,
+            &actor.event(
+                "session.ended",
+                &s.uid,
+                "",
+                serde_json::json!({"session_id": s.id, "reason": "logout"}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(
+        serde_json::json!({"ended": true, "already_ended": !ended}),
+    ))
+}
+
+async fn validate(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<ValidateTicket>,
+) -> ApiResult<Json<TicketValidation>> {
+    let s = match live_session(&state, &req.ticket, true).await {
+        Ok(s) => s,
+        Err(err) => {
+            state
+                .audit_failure(&ctx, "ticket.validate", "", "", &err)
+                .await;
+            return Err(err);
+        }
+    };
+    let mut conn = state.store().pool().acquire().await?;
+    let info = info(&mut conn, &s).await?;
+    Ok(Json(TicketValidation {
+        uid: info.uid,
+        given_name: info.given_name,
+        family_name: info.family_name,
+        role: info.selected_role,
+        auth_time: info.auth_time,
+        level_of_assurance: LEVEL_OF_ASSURANCE.into(),
+        expires_at: info.expires_at,
+    }))
+}

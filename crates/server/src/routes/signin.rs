@@ -1,0 +1,1032 @@
+//! Signing in with the phone.
+//!
+//! | route | caller | what |
+//! |---|---|---|
+//! | `POST /api/v1/auth/requests` | agent | open a request bound to the workstation's context; returns the number to show |
+//! | `GET /api/v1/auth/requests/{id}?wait=S` | agent (`X-Vsc-Request-Secret`) | the outcome; an approved request is collected once, creating the session |
+//! | `POST /api/v1/auth/requests/{id}/cancel` | agent (`X-Vsc-Request-Secret`) | withdraw a pending request |
+//! | `POST /api/v1/device/challenge`, `POST /api/v1/device/token` | phone | a short-lived token bound to the device key |
+//! | `GET /api/v1/device/events` | phone (device token) | server-sent events: pending requests now and as they come |
+//! | `GET /api/v1/device/requests?wait=S` | phone (device token) | long-poll fallback: the pending requests |
+//! | `POST /api/v1/device/requests/{id}/approve` | phone (device token) | number + signature by the card's authentication key |
+//! | `POST /api/v1/device/requests/{id}/decline` | phone (device token) | `declined`, or `not-me` ("I didn't do this") |
+//!
+//! Each request is single use and expires; approval is a conditional update in the database, so
+//! of any number of concurrent approvals exactly one wins and exactly one session is created.
+
+use std::convert::Infallible;
+use std::time::Duration as StdDuration;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use sqlx::SqliteConnection;
+use subtle::ConstantTimeEq;
+use tokio::sync::broadcast::error::RecvError;
+use vsc_core::{CardState, Uid};
+use vsc_proto::ChallengeResponse;
+use vsc_proto::signin::{
+    ApproveAuthRequest, AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest,
+    DeclineAuthRequest, DeviceChallengeRequest, DeviceToken, DeviceTokenRequest,
+    PendingAuthRequest,
+};
+use vsc_store::repo::{self, ChallengeUse};
+use vsc_store::signin::{self as db, AuthRequestRow};
+
+use super::{ApiJson, Client, session};
+use crate::error::{ApiError, ApiResult};
+use crate::hub::Event;
+use crate::state::{AppState, AuditContext};
+
+const DEVICE_TOKEN_PURPOSE: &str = "device-token";
+const DEVICE_CHALLENGE_TTL_SECONDS: i64 = 120;
+/// Longest a long-poll waits before answering "still pending".
+const MAX_WAIT_SECONDS: u64 = 30;
+const POLL_SECRET_HEADER: &str = "x-vsc-request-secret";
+/// How long after its expiry an approved request can still be collected.
+const COLLECT_GRACE_SECONDS: i64 = 60;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/requests", post(create_request))
+        .route("/api/v1/auth/requests/{id}", get(request_outcome))
+        .route("/api/v1/auth/requests/{id}/cancel", post(cancel_request))
+        .route("/api/v1/device/challenge", post(device_challenge))
+        .route("/api/v1/device/token", post(device_token))
+        .route("/api/v1/device/events", get(device_events))
+        .route("/api/v1/device/requests", get(device_requests))
+        .route("/api/v1/device/requests/{id}/approve", post(approve))
+        .route("/api/v1/device/requests/{id}/decline", post(decline))
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+fn check_context_field(name: &str, value: &str, required: bool) -> ApiResult<()> {
+    if (required && value.trim().is_empty())
+        || value.chars().count() > 200
+        || value.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_context",
+            format!(
+                "context {name} must be {}at most 200 printable characters",
+                if required { "1 to " } else { "" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_context(ctx: &AuthContext) -> ApiResult<()> {
+    check_context_field("workstation_id", &ctx.workstation_id, true)?;
+    check_context_field("workstation_name", &ctx.workstation_name, true)?;
+    check_context_field("client_address", &ctx.client_address, false)?;
+    check_context_field("agent_version", &ctx.agent_version, true)?;
+    check_context_field("purpose", &ctx.purpose, true)
+}
+
+/// Three distinct two-digit numbers with the right one at a random place.
+fn number_and_choices(state: &AppState) -> ApiResult<(u8, [u8; 3])> {
+    let mut picked: Vec<u8> = Vec::with_capacity(3);
+    while picked.len() < 3 {
+        // Rejection sampling keeps 10..=99 uniform.
+        let [b] = state.random::<1>()?;
+        if b < 180 {
+            let n = 10 + b % 90;
+            if !picked.contains(&n) {
+                picked.push(n);
+            }
+        }
+    }
+    let number = picked[0];
+    let [r] = state.random::<1>()?;
+    picked.swap(0, usize::from(r % 3));
+    Ok((number, [picked[0], picked[1], picked[2]]))
+}
+
+/// The card a sign-in for `uid` goes to: their one active card.
+async fn active_card_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<repo::CardRow> {
+    let cards = repo::live_cards_of(conn, uid).await?;
+    if let Some(card) = cards.iter().find(|c| c.state == CardState::Active.as_str()) {
+        return Ok(card.clone());
+    }
+    if let Some(card) = cards.iter().find(|c| c.state == CardState::Locked.as_str()) {
+        return Err(ApiError::forbidden(
+            "card_locked",
+            format!(
+                "card {} is locked after repeated failures; an RA or Local Smartcard Administrator must unlock it",
+                card.id
+            ),
+        ));
+    }
+    Err(ApiError::not_found(
+        "no_active_card",
+        format!("{uid} has no active virtual smartcard"),
+    ))
+}
+
+async fn create_request(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<CreateAuthRequest>,
+) -> ApiResult<(StatusCode, Json<AuthRequestCreated>)> {
+    // Guessing UIDs to find who has a card costs a failure each, throttled per address.
+    if !state.throttle().allowed(ctx.source, state.now_unix()) {
+        return Err(ApiError::too_many(
+            "too_many_attempts",
+            "too many failed sign-in requests from this address; wait 15 minutes",
+        ));
+    }
+    match create_request_inner(&state, &ctx, &req).await {
+        Ok(created) => Ok((StatusCode::CREATED, Json(created))),
+        Err(err) => {
+            if matches!(err.code, "no_active_card" | "invalid_uid") {
+                state
+                    .throttle()
+                    .record_failure(ctx.source, state.now_unix());
+            }
+            state
+                .audit_failure(&ctx, "auth.request", &req.uid, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn create_request_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &CreateAuthRequest,
+) -> ApiResult<AuthRequestCreated> {
+    let uid: Uid = req
+        .uid
+        .parse()
+        .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_uid", e.to_string()))?;
+    validate_context(&req.context)?;
+    let cfg = &state.config().signin;
+    let now = state.now();
+    let now_unix = now.unix_timestamp();
+    let mut tx = state.store().write().await?;
+    let card = active_card_of(&mut tx, uid.as_str()).await?;
+    let (_, blocked_until) = db::card_guard(&mut tx, &card.id).await?;
+    if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
+        return Err(ApiError::forbidden(
+            "card_blocked",
+            format!(
+                "sign-in to this card is blocked for {} more minutes after its holder reported a request they did not make",
+                (until - now_unix + 59) / 60
+            ),
+        ));
+    }
+    let since = now_unix - cfg.request_window.whole_seconds();
+    if db::requests_since(&mut tx, &card.id, since).await? >= cfg.requests_per_window {
+        return Err(ApiError::too_many(
+            "too_many_requests",
+            format!(
+                "too many sign-in requests for this card; wait {} minutes",
+                cfg.request_window.whole_minutes()
+            ),
+        ));
+    }
+    let mut superseded = Vec::new();
+    for open in db::open_requests_for_card(&mut tx, &card.id, now_unix).await? {
+        if open.workstation_id != req.context.workstation_id {
+            return Err(ApiError::conflict(
+                "request_already_open",
+                "a sign-in request for this card is already waiting on the phone; approve or decline it, or wait for it to expire",
+            ));
+        }
+        // The same workstation asking again replaces its own earlier request.
+        db::decide_request(&mut tx, &open.id, "superseded", now_unix).await?;
+        superseded.push(open.id);
+    }
+    let (number, choices) = number_and_choices(state)?;
+    let poll_secret = URL_SAFE_NO_PAD.encode(state.random::<32>()?);
+    let expires_at = now + cfg.request_ttl;
+    let row = AuthRequestRow {
+        id: state.new_id()?,
+        card_id: card.id.clone(),
+        uid: uid.to_string(),
+        nonce: B64.encode(state.random::<32>()?),
+        context: serde_json::to_string(&req.context).map_err(ApiError::internal)?,
+        context_digest: vsc_proto::signin::context_digest(&req.context, now_unix),
+        workstation_id: req.context.workstation_id.clone(),
+        number,
+        choices: serde_json::to_string(&choices).map_err(ApiError::internal)?,
+        poll_secret_hash: sha256(poll_secret.as_bytes()),
+        source: ctx.source.to_string(),
+        created_at: now_unix,
+        expires_at: expires_at.unix_timestamp(),
+        state: "pending".into(),
+        decided_at: None,
+    };
+    db::insert_auth_request(&mut tx, &row).await?;
+    let event = ctx.event(
+        "auth.requested",
+        uid.as_str(),
+        &card.issued_by,
+        serde_json::json!({"request_id": row.id, "card_id": card.id, "context": req.context, "superseded": superseded}),
+    );
+    vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+    tx.commit().await?;
+    for id in superseded {
+        state.hub().publish(Event::Decided {
+            card_id: card.id.clone(),
+            request_id: id,
+            state: "superseded".into(),
+        });
+    }
+    state.hub().publish(Event::Opened {
+        card_id: card.id,
+        request_id: row.id.clone(),
+    });
+    Ok(AuthRequestCreated {
+        request_id: row.id,
+        poll_secret,
+        number,
+        expires_at,
+    })
+}
+
+/// `?wait=SECONDS`.
+#[derive(Debug, Deserialize)]
+struct Wait {
+    #[serde(default)]
+    wait: u64,
+}
+
+/// Loads a request the caller proves it opened (by its poll secret).
+async fn request_with_secret(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<AuthRequestRow> {
+    let secret = headers
+        .get(POLL_SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "request_secret_missing",
+                "send the request's secret in X-Vsc-Request-Secret",
+            )
+        })?;
+    let mut conn = state.store().pool().acquire().await?;
+    let row = db::auth_request(&mut conn, id).await?;
+    match row {
+        Some(r) if bool::from(sha256(secret.as_bytes()).ct_eq(&r.poll_secret_hash)) => Ok(r),
+        _ => Err(ApiError::not_found(
+            "unknown_request",
+            "no such sign-in request",
+        )),
+    }
+}
+
+async fn request_outcome(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    Path(id): Path<String>,
+    Query(wait): Query<Wait>,
+    headers: HeaderMap,
+) -> ApiResult<Json<AuthRequestOutcome>> {
+    // Subscribe before reading, so a decision between the read and the wait is not missed.
+    let mut events = state.hub().subscribe();
+    let deadline =
+        tokio::time::Instant::now() + StdDuration::from_secs(wait.wait.min(MAX_WAIT_SECONDS));
+    loop {
+        let row = request_with_secret(&state, &id, &headers).await?;
+        let expired = row.state == "pending" && row.expires_at <= state.now_unix();
+        // An approval is collected within a minute of the request's expiry, or never: a ticket
+        // must not wait indefinitely for whoever holds the poll secret.
+        if row.state == "approved" && row.expires_at + COLLECT_GRACE_SECONDS > state.now_unix() {
+            return Ok(Json(session::collect(&state, &ctx, &row).await?));
+        }
+        let expired = expired || row.state == "approved";
+        if row.state != "pending" || expired {
+            let state_name = if expired {
+                "expired".to_owned()
+            } else {
+                row.state
+            };
+            return Ok(Json(AuthRequestOutcome {
+                state: state_name,
+                ticket: None,
+                session: None,
+            }));
+        }
+        // Pending: wait for its decision, its expiry or the deadline.
+        let until_expiry =
+            StdDuration::from_secs(u64::try_from(row.expires_at - state.now_unix()).unwrap_or(0));
+        let wake = deadline.min(tokio::time::Instant::now() + until_expiry);
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(Json(AuthRequestOutcome {
+                state: "pending".into(),
+                ticket: None,
+                session: None,
+            }));
+        }
+        loop {
+            match tokio::time::timeout_at(wake, events.recv()).await {
+                Ok(Ok(Event::Decided { request_id, .. })) if request_id == id => break,
+                Ok(Ok(_)) => continue,
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) | Err(_) => break,
+            }
+        }
+    }
+}
+
+async fn cancel_request(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<AuthRequestOutcome>> {
+    let row = request_with_secret(&state, &id, &headers).await?;
+    let mut tx = state.store().write().await?;
+    if !db::decide_request(&mut tx, &id, "cancelled", state.now_unix()).await? {
+        return Err(ApiError::conflict(
+            "request_already_decided",
+            "the request is no longer pending",
+        ));
+    }
+    vsc_store::audit::append(
+        &mut tx,
+        &ctx.event(
+            "auth.cancelled",
+            &row.uid,
+            "",
+            serde_json::json!({"request_id": id}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.hub().publish(Event::Decided {
+        card_id: row.card_id,
+        request_id: id,
+        state: "cancelled".into(),
+    });
+    Ok(Json(AuthRequestOutcome {
+        state: "cancelled".into(),
+        ticket: None,
+        session: None,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The phone
+
+async fn device_challenge(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<DeviceChallengeRequest>,
+) -> ApiResult<Json<ChallengeResponse>> {
+    state.admit_unauthenticated(ctx.source)?;
+    let mut tx = state.store().write().await?;
+    if db::device_key(&mut tx, &req.device_id).await?.is_none() {
+        return Err(ApiError::not_found(
+            "unknown_device",
+            "this device is not enrolled (or enrolled before device keys existed): enrol again",
+        ));
+    }
+    let id = state.new_id()?;
+    let nonce = B64.encode(state.random::<32>()?);
+    let now = state.now();
+    let expires_at = now + time::Duration::seconds(DEVICE_CHALLENGE_TTL_SECONDS);
+    repo::insert_challenge(
+        &mut tx,
+        &id,
+        DEVICE_TOKEN_PURPOSE,
+        &req.device_id,
+        &nonce,
+        now.unix_timestamp(),
+        expires_at.unix_timestamp(),
+    )
+    .await?;
+    vsc_store::audit::append(
+        &mut tx,
+        &ctx.event(
+            "device.challenge.issued",
+            &req.device_id,
+            "",
+            serde_json::json!({"challenge_id": id}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(ChallengeResponse {
+        challenge_id: id,
+        nonce,
+        expires_at,
+    }))
+}
+
+async fn device_token(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<DeviceTokenRequest>,
+) -> ApiResult<Json<DeviceToken>> {
+    match device_token_inner(&state, &ctx, &req).await {
+        Ok(t) => Ok(Json(t)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, "device.token", &req.device_id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn device_token_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &DeviceTokenRequest,
+) -> ApiResult<DeviceToken> {
+    let signature = B64
+        .decode(req.signature.trim())
+        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let now = state.now_unix();
+    let mut tx = state.store().write().await?;
+    let nonce = match repo::consume_challenge(
+        &mut tx,
+        &req.challenge_id,
+        DEVICE_TOKEN_PURPOSE,
+        &req.device_id,
+        now,
+    )
+    .await?
+    {
+        ChallengeUse::Consumed(n) => n,
+        ChallengeUse::Unknown => {
+            return Err(ApiError::unauthorized(
+                "challenge_unknown",
+                "no such challenge for this device",
+            ));
+        }
+        ChallengeUse::Used => {
+            return Err(ApiError::unauthorized(
+                "challenge_used",
+                "this challenge was already used",
+            ));
+        }
+        ChallengeUse::Expired => {
+            return Err(ApiError::unauthorized(
+                "challenge_expired",
+                "the challenge expired; ask for a new one",
+            ));
+        }
+    };
+    tx.commit().await?;
+    let mut tx = state.store().write().await?;
+    let (key, uid) = db::device_key(&mut tx, &req.device_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_device", "this device is not enrolled"))?;
+    let statement = vsc_proto::signin::device_token_statement(
+        &req.challenge_id,
+        &nonce,
+        &req.device_id,
+        &state.origin(),
+    );
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &key,
+    )
+    .verify(&statement, &signature)
+    .map_err(|_| {
+        ApiError::unauthorized(
+            "signature_invalid",
+            "the signature does not verify with this device's key",
+        )
+    })?;
+    let token = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
+    let expires_at = state.now() + state.config().signin.device_token_ttl;
+    db::insert_device_token(
+        &mut tx,
+        &sha256(token.as_bytes()),
+        &req.device_id,
+        now,
+        expires_at.unix_timestamp(),
+    )
+    .await?;
+    let actor = AuditContext {
+        actor: uid,
+        source: ctx.source,
+    };
+    vsc_store::audit::append(
+        &mut tx,
+        &actor.event(
+            "device.token.issued",
+            &req.device_id,
+            "",
+            serde_json::json!({}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(DeviceToken {
+        token: token.to_string(),
+        expires_at,
+    })
+}
+
+/// A phone presenting a live device token.
+#[derive(Debug, Clone)]
+pub struct DeviceCaller {
+    /// The device.
+    pub device_id: String,
+    /// SHA-256 of the device token it presented.
+    pub token_hash: Vec<u8>,
+    /// Its person.
+    pub uid: String,
+    /// For the audit log.
+    pub ctx: AuditContext,
+}
+
+impl FromRequestParts<AppState> for DeviceCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Client(client) = Client::from_request_parts(parts, state).await?;
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthorized("device_unauthenticated", "get a device token first")
+            })?;
+        let mut conn = state.store().pool().acquire().await?;
+        let token_hash = sha256(token.trim().as_bytes());
+        let device_id = db::device_for_token(&mut conn, &token_hash, state.now_unix())
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "device_token_expired",
+                    "the device token is unknown or expired; get a new one",
+                )
+            })?;
+        let device = repo::device(&mut conn, &device_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("token for unknown device"))?;
+        Ok(DeviceCaller {
+            ctx: AuditContext {
+                actor: device.uid.clone(),
+                source: client.source,
+            },
+            device_id,
+            token_hash,
+            uid: device.uid,
+        })
+    }
+}
+
+/// Cards bound to the device that can be asked to sign in.
+async fn device_cards(
+    conn: &mut SqliteConnection,
+    caller: &DeviceCaller,
+) -> ApiResult<Vec<String>> {
+    Ok(repo::live_cards_of(conn, &caller.uid)
+        .await?
+        .into_iter()
+        .filter(|c| c.device_id.as_deref() == Some(caller.device_id.as_str()))
+        .map(|c| c.id)
+        .collect())
+}
+
+fn to_pending(
+    state: &AppState,
+    row: &AuthRequestRow,
+    simulated: bool,
+) -> ApiResult<PendingAuthRequest> {
+    Ok(PendingAuthRequest {
+        request_id: row.id.clone(),
+        uid: row.uid.clone(),
+        nonce: row.nonce.clone(),
+        context: serde_json::from_str(&row.context).map_err(ApiError::internal)?,
+        context_digest: row.context_digest.clone(),
+        created_at: row.created_at,
+        choices: serde_json::from_str(&row.choices).map_err(ApiError::internal)?,
+        hint_number: (state.config().sandbox && simulated).then_some(row.number),
+        expires_at: time::OffsetDateTime::from_unix_timestamp(row.expires_at)
+            .map_err(ApiError::internal)?,
+    })
+}
+
+async fn pending_for_device(
+    state: &AppState,
+    caller: &DeviceCaller,
+) -> ApiResult<Vec<PendingAuthRequest>> {
+    let mut conn = state.store().pool().acquire().await?;
+    let simulated = repo::device(&mut conn, &caller.device_id)
+        .await?
+        .is_some_and(|d| d.simulated);
+    let now = state.now_unix();
+    let mut out = Vec::new();
+    for card in device_cards(&mut conn, caller).await? {
+        for row in db::open_requests_for_card(&mut conn, &card, now).await? {
+            out.push(to_pending(state, &row, simulated)?);
+        }
+    }
+    Ok(out)
+}
+
+async fn device_requests(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+    Query(wait): Query<Wait>,
+) -> ApiResult<Json<Vec<PendingAuthRequest>>> {
+    let mut events = state.hub().subscribe();
+    let pending = pending_for_device(&state, &caller).await?;
+    if !pending.is_empty() || wait.wait == 0 {
+        return Ok(Json(pending));
+    }
+    let cards = {
+        let mut conn = state.store().pool().acquire().await?;
+        device_cards(&mut conn, &caller).await?
+    };
+    let deadline =
+        tokio::time::Instant::now() + StdDuration::from_secs(wait.wait.min(MAX_WAIT_SECONDS));
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(Event::Opened { card_id, .. })) if cards.contains(&card_id) => break,
+            Ok(Ok(_)) => continue,
+            Ok(Err(RecvError::Lagged(_))) => break,
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    Ok(Json(pending_for_device(&state, &caller).await?))
+}
+
+async fn device_events(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+) -> ApiResult<Sse<impl futures_core::Stream<Item = Result<SseEvent, Infallible>>>> {
+    let mut events = state.hub().subscribe();
+    let initial = pending_for_device(&state, &caller).await?;
+    let cards = {
+        let mut conn = state.store().pool().acquire().await?;
+        device_cards(&mut conn, &caller).await?
+    };
+    let simulated = {
+        let mut conn = state.store().pool().acquire().await?;
+        repo::device(&mut conn, &caller.device_id)
+            .await?
+            .is_some_and(|d| d.simulated)
+    };
+    let stopped = state.hub().stopped();
+    let token_hash = caller.token_hash.clone();
+    let stream = async_stream::stream! {
+        for p in initial {
+            if let Ok(data) = serde_json::to_string(&p) {
+                yield Ok(SseEvent::default().event("auth-request").data(data));
+            }
+        }
+        tokio::pin!(stopped);
+        // The stream re-checks its token now and then: an expired token or a cancelled card
+        // must not keep receiving requests on a connection opened before.
+        let mut recheck = tokio::time::interval(StdDuration::from_secs(30));
+        recheck.tick().await;
+        loop {
+            let event = tokio::select! {
+                () = &mut stopped => break,
+                _ = recheck.tick() => {
+                    if !stream_still_authorised(&state, &token_hash, &cards).await {
+                        break;
+                    }
+                    continue;
+                }
+                event = events.recv() => event,
+            };
+            match event {
+                Ok(Event::Opened { card_id, request_id }) if cards.contains(&card_id) => {
+                    let row = match state.store().pool().acquire().await {
+                        Ok(mut conn) => db::auth_request(&mut conn, &request_id).await.ok().flatten(),
+                        Err(_) => None,
+                    };
+                    if let Some(p) = row.and_then(|r| to_pending(&state, &r, simulated).ok())
+                        && let Ok(data) = serde_json::to_string(&p)
+                    {
+                        yield Ok(SseEvent::default().event("auth-request").data(data));
+                    }
+                }
+                Ok(Event::Decided { card_id, request_id, state: decided }) if cards.contains(&card_id) => {
+                    let data = serde_json::json!({"request_id": request_id, "state": decided}).to_string();
+                    yield Ok(SseEvent::default().event("auth-request-closed").data(data));
+                }
+                Ok(_) => {}
+                // Fell behind: tell the phone to re-read what is pending.
+                Err(RecvError::Lagged(_)) => yield Ok(SseEvent::default().event("resync").data("{}")),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(StdDuration::from_secs(15))))
+}
+
+/// Whether an open event stream may go on: its device token is still live and at least one of
+/// its cards is still active.
+async fn stream_still_authorised(state: &AppState, token_hash: &[u8], cards: &[String]) -> bool {
+    let Ok(mut conn) = state.store().pool().acquire().await else {
+        return true;
+    };
+    let now = state.now_unix();
+    if !matches!(
+        db::device_for_token(&mut conn, token_hash, now).await,
+        Ok(Some(_))
+    ) {
+        return false;
+    }
+    for card in cards {
+        if let Ok(Some(c)) = repo::card(&mut conn, card).await
+            && c.state == CardState::Active.as_str()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Loads a request the calling device may decide, with the card it is for.
+async fn request_for_device(
+    conn: &mut SqliteConnection,
+    caller: &DeviceCaller,
+    id: &str,
+    now: i64,
+) -> ApiResult<(AuthRequestRow, repo::CardRow)> {
+    let row = db::auth_request(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_request", "no such sign-in request"))?;
+    let card = repo::card(conn, &row.card_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("request without card"))?;
+    if card.device_id.as_deref() != Some(caller.device_id.as_str()) || card.uid != caller.uid {
+        return Err(ApiError::forbidden(
+            "request_not_for_this_device",
+            "this request is for a card held on another device",
+        ));
+    }
+    if row.state != "pending" {
+        return Err(ApiError::conflict(
+            "request_already_decided",
+            format!(
+                "this request is already {}; it cannot be used again",
+                row.state
+            ),
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(ApiError::gone(
+            "request_expired",
+            "this request has expired; sign in again at the workstation",
+        ));
+    }
+    Ok((row, card))
+}
+
+/// The SPKI of a card's valid, unrevoked authentication certificate.
+async fn card_auth_key(
+    conn: &mut SqliteConnection,
+    card: &repo::CardRow,
+    now: i64,
+) -> ApiResult<Vec<u8>> {
+    if card.state != CardState::Active.as_str() {
+        return Err(ApiError::forbidden(
+            "card_not_active",
+            format!("the card is {}", card.state),
+        ));
+    }
+    for cert in repo::certificates_of(conn, &card.id).await? {
+        if cert.usage == "authentication"
+            && cert.revoked_at.is_none()
+            && cert.not_before <= now
+            && now < cert.not_after
+        {
+            return Ok(vsc_pki::certificate_info(&cert.der)?.spki_der);
+        }
+    }
+    Err(ApiError::forbidden(
+        "certificate_invalid",
+        "the card's authentication certificate is revoked or outside its validity",
+    ))
+}
+
+/// Records a failed approval: the request fails, the card's failure count rises and, at the
+/// limit, the card locks and its sessions end. Commits, then returns `err` marked audited.
+async fn fail_request(
+    state: &AppState,
+    caller: &DeviceCaller,
+    row: &AuthRequestRow,
+    card: &repo::CardRow,
+    new_state: &str,
+    err: ApiError,
+) -> ApiError {
+    let result: ApiResult<()> = async {
+        let now = state.now_unix();
+        let mut tx = state.store().write().await?;
+        let decided = db::decide_request(&mut tx, &row.id, new_state, now).await?;
+        let failures = db::record_card_failure(&mut tx, &card.id).await?;
+        let mut locked = false;
+        if failures >= state.config().signin.failure_limit
+            && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?
+        {
+            db::end_sessions_of_card(&mut tx, &card.id, now, "card-locked").await?;
+            locked = true;
+        }
+        let mut event = caller.ctx.event(
+            "auth.failed",
+            &row.uid,
+            &card.issued_by,
+            serde_json::json!({"request_id": row.id, "card_id": card.id, "error": err.code, "consecutive_failures": failures, "card_locked": locked}),
+        );
+        event.outcome = vsc_store::Outcome::Failure;
+        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        if locked {
+            let lock_event = caller.ctx.event(
+                "card.locked",
+                &card.id,
+                &card.issued_by,
+                serde_json::json!({"uid": card.uid, "reason": "consecutive sign-in failures", "failures": failures}),
+            );
+            vsc_store::audit::append(&mut tx, &lock_event, state.now_ms()).await?;
+        }
+        tx.commit().await?;
+        if decided {
+            state.hub().publish(Event::Decided {
+                card_id: card.id.clone(),
+                request_id: row.id.clone(),
+                state: new_state.into(),
+            });
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => err.audited(),
+        Err(e) => e,
+    }
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ApproveAuthRequest>,
+) -> ApiResult<Json<AuthRequestOutcome>> {
+    match approve_inner(&state, &caller, &id, &req).await {
+        Ok(o) => Ok(Json(o)),
+        Err(err) => {
+            state
+                .audit_failure(&caller.ctx, "auth.approve", &id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn approve_inner(
+    state: &AppState,
+    caller: &DeviceCaller,
+    id: &str,
+    req: &ApproveAuthRequest,
+) -> ApiResult<AuthRequestOutcome> {
+    let signature = B64
+        .decode(req.signature.trim())
+        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
+    let key = card_auth_key(&mut conn, &card, now).await?;
+    drop(conn);
+    let statement = vsc_proto::signin::approval_statement(
+        &row.id,
+        &row.nonce,
+        &row.context_digest,
+        req.number,
+        &state.origin(),
+    );
+    let signature_ok = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &key,
+    )
+    .verify(&statement, &signature)
+    .is_ok();
+    if !signature_ok {
+        let err = ApiError::unauthorized(
+            "signature_invalid",
+            "the approval's signature does not verify with the card's authentication certificate (or the context was altered)",
+        );
+        return Err(fail_request(state, caller, &row, &card, "failed", err).await);
+    }
+    if req.number != row.number {
+        let err = ApiError::forbidden(
+            "wrong_number",
+            "that is not the number the workstation shows; the request is refused",
+        );
+        return Err(fail_request(state, caller, &row, &card, "failed", err).await);
+    }
+    let mut tx = state.store().write().await?;
+    if !db::decide_request(&mut tx, &row.id, "approved", state.now_unix()).await? {
+        return Err(ApiError::conflict(
+            "request_already_decided",
+            "this request was already decided",
+        ));
+    }
+    db::reset_card_failures(&mut tx, &card.id).await?;
+    vsc_store::audit::append(
+        &mut tx,
+        &caller.ctx.event("auth.approved", &row.uid, &card.issued_by, serde_json::json!({"request_id": row.id, "card_id": card.id, "device_id": caller.device_id})),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.hub().publish(Event::Decided {
+        card_id: card.id,
+        request_id: row.id,
+        state: "approved".into(),
+    });
+    Ok(AuthRequestOutcome {
+        state: "approved".into(),
+        ticket: None,
+        session: None,
+    })
+}
+
+async fn decline(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<DeclineAuthRequest>,
+) -> ApiResult<Json<AuthRequestOutcome>> {
+    match decline_inner(&state, &caller, &id, &req).await {
+        Ok(o) => Ok(Json(o)),
+        Err(err) => {
+            state
+                .audit_failure(&caller.ctx, "auth.decline", &id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn decline_inner(
+    state: &AppState,
+    caller: &DeviceCaller,
+    id: &str,
+    req: &DeclineAuthRequest,
+) -> ApiResult<AuthRequestOutcome> {
+    let not_me = match req.reason.as_str() {
+        "declined" => false,
+        "not-me" => true,
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_reason",
+                format!("'{other}' is not a reason: use declined or not-me"),
+            ));
+        }
+    };
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
+    drop(conn);
+    let new_state = if not_me { "reported" } else { "declined" };
+    if not_me {
+        let mut tx = state.store().write().await?;
+        let until = now + state.config().signin.not_me_block.whole_seconds();
+        db::block_card_until(&mut tx, &card.id, until).await?;
+        let mut alert = caller.ctx.event(
+            "alert.not_me",
+            &row.uid,
+            &card.issued_by,
+            serde_json::json!({"request_id": row.id, "card_id": card.id, "requested_from": row.source, "context": serde_json::from_str::<serde_json::Value>(&row.context).unwrap_or_default(), "blocked_until": until}),
+        );
+        alert.outcome = vsc_store::Outcome::Failure;
+        vsc_store::audit::append(&mut tx, &alert, state.now_ms()).await?;
+        tx.commit().await?;
+        tracing::warn!(uid = %row.uid, request_id = %row.id, source = %row.source, "ALERT: the card holder reported a sign-in request they did not make");
+    }
+    let err = ApiError::new(StatusCode::OK, "declined", "declined");
+    let audited = fail_request(state, caller, &row, &card, new_state, err).await;
+    if audited.status != StatusCode::OK {
+        return Err(audited);
+    }
+    Ok(AuthRequestOutcome {
+        state: new_state.into(),
+        ticket: None,
+        session: None,
+    })
+}

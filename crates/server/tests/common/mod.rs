@@ -1,0 +1,696 @@
+//! Test harness: the real server in-process over real TLS on loopback, with a clock the test can
+//! move forward, and phones that are the real authenticator library in temporary directories.
+//!
+//! Every helper panics with a message saying what failed, so a test reads as the story it checks.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use url::Url;
+use vsc_authenticator::{AuthenticatorError, Client, ClientError, Home, Passcode};
+use vsc_proto::{
+    AssignPosition, CardWithCode, CreateOrganisation, CreatePerson, DeviceFacts, EnrolRequest,
+    EnrolResponse, IssueCard, LinkKind, Person, RaRoleGrant, RecordIdentityCheck,
+};
+use vsc_server::clock::OffsetClock;
+use vsc_server::state::AppState;
+use vsc_server::{BootstrapActivation, ServerConfig};
+use vsc_store::AuditEvent;
+
+/// The passcode every test phone is enrolled with.
+pub const PASSCODE: &str = "123456";
+
+/// The passcode, checked.
+pub fn passcode() -> Passcode {
+    Passcode::new(PASSCODE).expect("a six-digit passcode is valid")
+}
+
+/// A running server.
+pub struct TestServer {
+    /// The server's shared state (store, CA, configuration).
+    pub state: AppState,
+    /// The server's clock; `advance` moves it forward.
+    pub clock: OffsetClock,
+    /// The server's base URL.
+    pub url: Url,
+    /// The root CA fingerprint, lowercase hex.
+    pub fp: String,
+    /// The first RA Manager's activation.
+    pub bootstrap: BootstrapActivation,
+    /// A client pinned to the instance root, as a phone before enrolment.
+    pub client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    serve: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A phone: the authenticator's home in a temporary directory.
+pub struct Phone {
+    /// The home.
+    pub home: Home,
+    _dir: TempDir,
+}
+
+impl Phone {
+    /// A new, empty phone.
+    pub fn new() -> Phone {
+        let dir = tempfile::tempdir().expect("temporary directory for a phone");
+        let home = Home::open(dir.path().join("home")).expect("open the phone's home");
+        Phone { home, _dir: dir }
+    }
+
+    /// This phone's device id (made on first use).
+    pub fn device_id(&self) -> String {
+        match self.home.device().expect("read device.json") {
+            Some(device) => device.device_id,
+            None => {
+                self.home
+                    .device_or_create(false)
+                    .expect("device id")
+                    .device_id
+            }
+        }
+    }
+}
+
+/// An enrolled, signed-in RA.
+pub struct Ra {
+    /// The RA's phone.
+    pub phone: Phone,
+    /// UID.
+    pub uid: String,
+    /// Card id.
+    pub card_id: String,
+    /// Session token.
+    pub token: String,
+}
+
+/// Starts a server with the default configuration.
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+/// Starts a server after `configure` has adjusted its configuration.
+pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    let dir = tempfile::tempdir().expect("temporary data directory");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let bound = listener.local_addr().expect("bound address");
+    let mut config = ServerConfig::new(dir.path().join("data"), bound);
+    configure(&mut config);
+    let clock = OffsetClock::default();
+    let instance = vsc_server::instance::prepare(config, bound, Arc::new(clock.clone()))
+        .await
+        .expect("prepare a fresh instance");
+    let state = instance.state.clone();
+    let bootstrap = instance
+        .bootstrap
+        .clone()
+        .expect("a fresh instance has a bootstrap activation");
+    let (tx, rx) = oneshot::channel::<()>();
+    let serve = tokio::spawn(vsc_server::serve(instance, listener, async {
+        rx.await.ok();
+    }));
+    let url = state.public_url().clone();
+    let fp = state.ca().root_fingerprint().to_hex();
+    let client = Client::with_fingerprint(url.clone(), &fp).expect("pinned client");
+    TestServer {
+        state,
+        clock,
+        url,
+        fp,
+        bootstrap,
+        client,
+        shutdown: Some(tx),
+        serve: Some(serve),
+        _dir: dir,
+    }
+}
+
+/// Standard base64 of a DER CSR pair: the two requests an enrolment carries.
+#[derive(Clone)]
+pub struct Csrs {
+    /// ECDSA P-256, base64 DER.
+    pub auth: String,
+    /// RSA-2048, base64 DER.
+    pub signing: String,
+}
+
+/// A CSR for `key`, DER.
+pub fn csr_der(key: &rcgen::KeyPair) -> Vec<u8> {
+    rcgen::CertificateParams::default()
+        .serialize_request(key)
+        .expect("build a CSR")
+        .der()
+        .to_vec()
+}
+
+/// A fresh P-256 CSR, DER.
+pub fn p256_csr() -> Vec<u8> {
+    csr_der(&rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key"))
+}
+
+/// A fresh RSA-2048 CSR, DER.
+pub fn rsa2048_csr() -> Vec<u8> {
+    csr_der(
+        &rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+            .expect("RSA-2048 key"),
+    )
+}
+
+impl Csrs {
+    /// New keys, new requests.
+    pub fn generate() -> Csrs {
+        Csrs {
+            auth: B64.encode(p256_csr()),
+            signing: B64.encode(rsa2048_csr()),
+        }
+    }
+}
+
+/// What a real (not simulated) phone of this release says about itself.
+pub fn device_facts(device_id: &str) -> DeviceFacts {
+    DeviceFacts {
+        device_id: device_id.to_owned(),
+        platform: "vsc-cli".to_owned(),
+        app_version: env!("CARGO_PKG_VERSION").to_owned(),
+        model: "integration test".to_owned(),
+        simulated: false,
+    }
+}
+
+/// A hand-made enrolment request. Built through serde so that optional fields added to the
+/// wire type later keep their defaults.
+pub fn enrol_request(code: &str, device_id: &str, csrs: &Csrs) -> EnrolRequest {
+    serde_json::from_value(serde_json::json!({
+        "activation_code": code,
+        "device": device_facts(device_id),
+        "auth_csr": csrs.auth,
+        "signing_csr": csrs.signing,
+        "recovery_key": B64.encode([7u8; 32]),
+    }))
+    .expect("an enrolment request")
+}
+
+/// `code` with one character of its secret part (the last one) changed.
+pub fn mistype_secret(code: &str) -> String {
+    let mut chars: Vec<char> = code.chars().collect();
+    let last = chars.len() - 1;
+    chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+/// `code` with one character of its id part (the first one) changed.
+pub fn mistype_id(code: &str) -> String {
+    let mut chars: Vec<char> = code.chars().collect();
+    chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+/// Asserts a request was refused with `status` and `code`; returns the server's message.
+#[track_caller]
+pub fn assert_api_error<T: Debug>(
+    result: Result<T, ClientError>,
+    status: u16,
+    code: &str,
+) -> String {
+    match result {
+        Err(ClientError::Server {
+            status: s,
+            code: c,
+            message,
+        }) => {
+            assert_eq!(
+                (s, c.as_str()),
+                (status, code),
+                "expected HTTP {status} {code}, got HTTP {s} {c}: {message}"
+            );
+            message
+        }
+        other => panic!("expected HTTP {status} {code}, got {other:?}"),
+    }
+}
+
+/// [`assert_api_error`] for a flow of the authenticator library.
+#[track_caller]
+pub fn assert_flow_error<T: Debug>(
+    result: Result<T, AuthenticatorError>,
+    status: u16,
+    code: &str,
+) -> String {
+    match result {
+        Err(AuthenticatorError::Client(e)) => assert_api_error::<()>(Err(e), status, code),
+        other => panic!("expected HTTP {status} {code} from the server, got {other:?}"),
+    }
+}
+
+/// The machine code of a server refusal inside a flow error, if it is one.
+pub fn server_code(err: &AuthenticatorError) -> Option<(u16, String)> {
+    match err {
+        AuthenticatorError::Client(ClientError::Server { status, code, .. }) => {
+            Some((*status, code.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Rows of every table that a refused request must leave alone, as text. Excluded: the audit
+/// log, the wrong-guess counter of one-time codes and login challenges (consumed even when the
+/// login then fails) — the "counters".
+pub type Snapshot = BTreeMap<String, Vec<String>>;
+
+const SNAPSHOT_TABLES: &[&str] = &[
+    "organisations",
+    "people",
+    "positions",
+    "ra_roles",
+    "identity_checks",
+    "devices",
+    "cards",
+    "certificates",
+    "one_time_codes",
+    "ra_sessions",
+    "crls",
+];
+
+impl TestServer {
+    /// A new phone enrols with `link` (activation link) under [`PASSCODE`].
+    pub async fn enrol(
+        &self,
+        phone: &Phone,
+        link: &str,
+    ) -> Result<EnrolResponse, AuthenticatorError> {
+        vsc_authenticator::enrol(&phone.home, link, None, None, &passcode(), false).await
+    }
+
+    /// Signs `phone` in as an RA; returns the session token.
+    pub async fn login(&self, phone: &Phone) -> String {
+        vsc_authenticator::ra_login(&phone.home, &passcode())
+            .await
+            .expect("RA login")
+            .token
+    }
+
+    /// Enrols the first RA Manager with the bootstrap activation and signs them in.
+    pub async fn enrol_bootstrap_ram(&self) -> Ra {
+        let phone = Phone::new();
+        let enrolled = self
+            .enrol(&phone, &self.bootstrap.activation.url)
+            .await
+            .expect("the bootstrap RA Manager enrols");
+        assert_eq!(enrolled.uid, self.bootstrap.uid);
+        let token = self.login(&phone).await;
+        Ra {
+            phone,
+            uid: enrolled.uid,
+            card_id: enrolled.card_id,
+            token,
+        }
+    }
+
+    /// `GET path` with an optional bearer token.
+    pub async fn get<R: DeserializeOwned>(
+        &self,
+        token: Option<&str>,
+        path: &str,
+    ) -> Result<R, ClientError> {
+        self.client.get_json(path, token).await
+    }
+
+    /// `POST path` with a JSON body and an optional bearer token.
+    pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        self.client.post_json(path, body, token).await
+    }
+
+    /// `POST /api/v1/enrol` with a hand-made body.
+    pub async fn enrol_raw(&self, request: &EnrolRequest) -> Result<EnrolResponse, ClientError> {
+        self.post(None, "/api/v1/enrol", request).await
+    }
+
+    /// A reqwest client trusting only the instance root, for bodies that are not JSON at all.
+    pub fn raw_http(&self) -> reqwest::Client {
+        let mut roots = rustls::RootCertStore::empty();
+        let der = vsc_pki::pem_to_der(&self.state.ca().root_pem()).expect("root PEM");
+        roots
+            .add(rustls::pki_types::CertificateDer::from(der))
+            .expect("root certificate");
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(config)
+            .build()
+            .expect("reqwest client")
+    }
+
+    /// Registers an organisation.
+    pub async fn create_org(&self, token: &str, ods: &str) {
+        let _: vsc_proto::Organisation = self
+            .post(
+                Some(token),
+                "/api/v1/ra/organisations",
+                &CreateOrganisation {
+                    ods_code: ods.to_owned(),
+                    name: format!("Trust {ods}"),
+                },
+            )
+            .await
+            .expect("create organisation");
+    }
+
+    /// Creates a person registered by `org`; returns the UID.
+    pub async fn create_person(&self, token: &str, org: &str) -> String {
+        let person: Person = self
+            .post(
+                Some(token),
+                "/api/v1/ra/people",
+                &CreatePerson {
+                    given_name: "Test".to_owned(),
+                    family_name: format!("Person of {org}"),
+                    email: None,
+                    organisation: org.to_owned(),
+                },
+            )
+            .await
+            .expect("create person");
+        person.uid
+    }
+
+    /// Records a level-3 identity check (passport and driving licence) at `org`.
+    pub async fn id_check(&self, token: &str, uid: &str, org: &str) {
+        let _: Person = self
+            .post(
+                Some(token),
+                &format!("/api/v1/ra/people/{uid}/identity-checks"),
+                &RecordIdentityCheck {
+                    evidence: vec!["passport".to_owned(), "driving-licence".to_owned()],
+                    level: 3,
+                    organisation: org.to_owned(),
+                },
+            )
+            .await
+            .expect("record identity check");
+    }
+
+    /// Issues a card at `org`.
+    pub async fn issue_card(&self, token: &str, uid: &str, org: &str) -> CardWithCode {
+        self.try_issue_card(token, uid, org)
+            .await
+            .expect("issue card")
+    }
+
+    /// Tries to issue a card at `org`.
+    pub async fn try_issue_card(
+        &self,
+        token: &str,
+        uid: &str,
+        org: &str,
+    ) -> Result<CardWithCode, ClientError> {
+        self.post(
+            Some(token),
+            &format!("/api/v1/ra/people/{uid}/cards"),
+            &IssueCard {
+                organisation: org.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Gives `uid` an RA role at `org`.
+    pub async fn grant_ra_role(
+        &self,
+        token: &str,
+        uid: &str,
+        org: &str,
+        role: &str,
+        assignable: &[&str],
+    ) {
+        let _: Person = self
+            .post(
+                Some(token),
+                &format!("/api/v1/ra/people/{uid}/ra-roles"),
+                &RaRoleGrant {
+                    role: role.to_owned(),
+                    organisation: org.to_owned(),
+                    assignable_roles: assignable.iter().map(|r| (*r).to_owned()).collect(),
+                },
+            )
+            .await
+            .expect("grant RA role");
+    }
+
+    /// Tries to assign a position.
+    pub async fn assign_position(
+        &self,
+        token: &str,
+        uid: &str,
+        org: &str,
+        role_code: &str,
+    ) -> Result<Person, ClientError> {
+        self.post(
+            Some(token),
+            &format!("/api/v1/ra/people/{uid}/positions"),
+            &AssignPosition {
+                organisation: org.to_owned(),
+                role_code: role_code.to_owned(),
+                role_name: "Clinical Practitioner Access Role".to_owned(),
+                activities: vec!["B0570".to_owned()],
+            },
+        )
+        .await
+    }
+
+    /// A person's profile.
+    pub async fn person(&self, token: &str, uid: &str) -> Person {
+        self.get(Some(token), &format!("/api/v1/ra/people/{uid}"))
+            .await
+            .expect("read person")
+    }
+
+    /// A card.
+    pub async fn card(&self, token: &str, id: &str) -> vsc_proto::Card {
+        self.get(Some(token), &format!("/api/v1/ra/cards/{id}"))
+            .await
+            .expect("read card")
+    }
+
+    /// A person registered at `org`, identity checked and with a pending card.
+    pub async fn person_with_card(&self, token: &str, org: &str) -> (String, CardWithCode) {
+        let uid = self.create_person(token, org).await;
+        self.id_check(token, &uid, org).await;
+        let card = self.issue_card(token, &uid, org).await;
+        (uid, card)
+    }
+
+    /// A person at `org` whose card is enrolled on a new phone.
+    pub async fn enrolled_person(&self, token: &str, org: &str) -> (String, String, Phone) {
+        let (uid, card) = self.person_with_card(token, org).await;
+        let phone = Phone::new();
+        self.enrol(&phone, &card.code.url).await.expect("enrol");
+        (uid, card.card.id, phone)
+    }
+
+    /// A person at `org` holding `role` there (with `assignable` roles for a Sponsor), enrolled
+    /// and signed in.
+    pub async fn new_ra(&self, token: &str, org: &str, role: &str, assignable: &[&str]) -> Ra {
+        let (uid, card) = self.person_with_card(token, org).await;
+        self.grant_ra_role(token, &uid, org, role, assignable).await;
+        let phone = Phone::new();
+        self.enrol(&phone, &card.code.url)
+            .await
+            .expect("the new RA enrols");
+        let token = self.login(&phone).await;
+        Ra {
+            phone,
+            uid,
+            card_id: card.card.id,
+            token,
+        }
+    }
+
+    /// The state of a card, straight from the database.
+    pub async fn card_state(&self, card_id: &str) -> String {
+        let (state,): (String,) = sqlx::query_as("SELECT state FROM cards WHERE id = ?")
+            .bind(card_id)
+            .fetch_one(self.state.store().pool())
+            .await
+            .expect("card row");
+        state
+    }
+
+    /// How many certificates a card has.
+    pub async fn certificate_count(&self, card_id: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM certificates WHERE card_id = ?")
+            .bind(card_id)
+            .fetch_one(self.state.store().pool())
+            .await
+            .expect("count certificates");
+        n
+    }
+
+    /// The wrong-guess counter of the code with this public id.
+    pub async fn code_failures(&self, code: &str) -> i64 {
+        let id: String = code.chars().take(8).collect();
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT failed_attempts FROM one_time_codes WHERE id = ?")
+                .bind(id)
+                .fetch_one(self.state.store().pool())
+                .await
+                .expect("code row");
+        n
+    }
+
+    /// Whether the code with this public id has been used.
+    pub async fn code_used(&self, code: &str) -> bool {
+        let id: String = code.chars().take(8).collect();
+        let (used,): (Option<i64>,) =
+            sqlx::query_as("SELECT used_at FROM one_time_codes WHERE id = ?")
+                .bind(id)
+                .fetch_one(self.state.store().pool())
+                .await
+                .expect("code row");
+        used.is_some()
+    }
+
+    /// Every row that a refused request must leave alone (see [`Snapshot`]).
+    pub async fn snapshot(&self) -> Snapshot {
+        let pool = self.state.store().pool();
+        let mut out = Snapshot::new();
+        for table in SNAPSHOT_TABLES {
+            let columns: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            )))
+            .fetch_all(pool)
+            .await
+            .expect("table columns");
+            let expr = columns
+                .iter()
+                .map(|(c,)| c.as_str())
+                .filter(|c| !(*table == "one_time_codes" && *c == "failed_attempts"))
+                .map(|c| format!("quote({c})"))
+                .collect::<Vec<_>>()
+                .join(" || '|' || ");
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {expr} FROM {table} ORDER BY 1"
+            )))
+            .fetch_all(pool)
+            .await
+            .expect("table rows");
+            out.insert(
+                (*table).to_owned(),
+                rows.into_iter().map(|(r,)| r).collect(),
+            );
+        }
+        out
+    }
+
+    /// Asserts nothing but counters and the audit log changed since `before`.
+    #[track_caller]
+    pub fn assert_unchanged(&self, before: &Snapshot, after: &Snapshot, what: &str) {
+        assert!(
+            !before["people"].is_empty() && !before["cards"].is_empty(),
+            "{what}: the snapshot is empty, so comparing it proves nothing"
+        );
+        for (table, rows) in before {
+            assert_eq!(
+                Some(rows),
+                after.get(table),
+                "{what}: table {table} changed although the request was refused"
+            );
+        }
+    }
+
+    /// Failure events of `action`, oldest first.
+    pub async fn audit_failures(&self, action: &str) -> Vec<AuditEvent> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, actor, subject, outcome, detail FROM audit_events
+             WHERE action = ? AND outcome = 'failure' ORDER BY seq",
+        )
+        .bind(action)
+        .fetch_all(self.state.store().pool())
+        .await
+        .expect("audit query");
+        rows.into_iter()
+            .map(|(seq, actor, subject, outcome, detail)| AuditEvent {
+                seq,
+                at_ms: 0,
+                actor,
+                action: action.to_owned(),
+                subject,
+                organisation: String::new(),
+                source: String::new(),
+                outcome,
+                detail,
+                prev_hash: String::new(),
+                hash: String::new(),
+            })
+            .collect()
+    }
+
+    /// Failure events of `action` whose detail carries error `code`.
+    pub async fn audit_failures_with(&self, action: &str, code: &str) -> Vec<AuditEvent> {
+        self.audit_failures(action)
+            .await
+            .into_iter()
+            .filter(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.detail)
+                    .ok()
+                    .and_then(|d| d.get("error").and_then(|c| c.as_str().map(str::to_owned)))
+                    .as_deref()
+                    == Some(code)
+            })
+            .collect()
+    }
+
+    /// Asserts exactly `n` failure events of `action` carry error `code`; returns them.
+    pub async fn assert_audited(&self, action: &str, code: &str, n: usize) -> Vec<AuditEvent> {
+        let found = self.audit_failures_with(action, code).await;
+        assert_eq!(
+            found.len(),
+            n,
+            "expected {n} failure event(s) {action} with error {code} in the audit log, found {found:?}; all {action} failures: {:?}",
+            self.audit_failures(action).await
+        );
+        found
+    }
+
+    /// Asserts the audit chain verifies end to end.
+    pub async fn assert_audit_intact(&self) {
+        let report = vsc_store::audit::verify(self.state.store())
+            .await
+            .expect("verify the audit log");
+        assert_eq!(report.first_broken, None, "the audit chain is broken");
+        assert!(report.events > 0);
+    }
+}
+
+/// Whether `url` is a well-formed one-time-code link of `kind`.
+pub fn is_link(url: &str, kind: LinkKind) -> bool {
+    vsc_proto::ActivationLink::parse(url).is_ok_and(|l| l.kind == kind)
+}

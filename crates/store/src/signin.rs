@@ -1,0 +1,505 @@
+//! Typed queries for signing in with the phone: device keys and tokens, authentication requests
+//! (with their single-use state changes), per-card failure counters and blocks, and sessions.
+
+use sqlx::SqliteConnection;
+
+use crate::StoreError;
+
+/// Records the device's channel key (SPKI DER), replacing an earlier one.
+pub async fn set_device_key(
+    conn: &mut SqliteConnection,
+    device_id: &str,
+    spki: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE devices SET public_key = ? WHERE device_id = ?")
+        .bind(spki)
+        .bind(device_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The device's channel key and its person.
+pub async fn device_key(
+    conn: &mut SqliteConnection,
+    device_id: &str,
+) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+    let row: Option<(Option<Vec<u8>>, String)> =
+        sqlx::query_as("SELECT public_key, uid FROM devices WHERE device_id = ?")
+            .bind(device_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|(k, uid)| k.map(|k| (k, uid))))
+}
+
+/// Stores a device token (by hash).
+pub async fn insert_device_token(
+    conn: &mut SqliteConnection,
+    token_hash: &[u8],
+    device_id: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO device_tokens (token_hash, device_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        .bind(token_hash)
+        .bind(device_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *conn)
+        .await?;
+    // Expired tokens are useless; dropping them here keeps the table small without a sweeper.
+    sqlx::query("DELETE FROM device_tokens WHERE expires_at <= ?")
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The device a live token belongs to.
+pub async fn device_for_token(
+    conn: &mut SqliteConnection,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT device_id FROM device_tokens WHERE token_hash = ? AND expires_at > ?",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(d,)| d))
+}
+
+/// An authentication request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequestRow {
+    /// Id.
+    pub id: String,
+    /// Card asked.
+    pub card_id: String,
+    /// Holder.
+    pub uid: String,
+    /// Nonce (base64).
+    pub nonce: String,
+    /// Context (JSON).
+    pub context: String,
+    /// Context digest (hex).
+    pub context_digest: String,
+    /// Workstation id from the context.
+    pub workstation_id: String,
+    /// The right number.
+    pub number: u8,
+    /// The three numbers offered (JSON array).
+    pub choices: String,
+    /// SHA-256 of the agent's poll secret.
+    pub poll_secret_hash: Vec<u8>,
+    /// The agent's address.
+    pub source: String,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+    /// `pending`, `approved`, `collected`, `declined`, `reported`, `failed`, `superseded`, `cancelled`.
+    pub state: String,
+    /// When it left `pending`.
+    pub decided_at: Option<i64>,
+}
+
+type RequestTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+);
+
+const REQUEST_COLUMNS: &str = "id, card_id, uid, nonce, context, context_digest, workstation_id, number, choices, \
+     poll_secret_hash, source, created_at, expires_at, state, decided_at";
+
+fn request_from(t: RequestTuple) -> AuthRequestRow {
+    AuthRequestRow {
+        id: t.0,
+        card_id: t.1,
+        uid: t.2,
+        nonce: t.3,
+        context: t.4,
+        context_digest: t.5,
+        workstation_id: t.6,
+        number: u8::try_from(t.7).unwrap_or(0),
+        choices: t.8,
+        poll_secret_hash: t.9,
+        source: t.10,
+        created_at: t.11,
+        expires_at: t.12,
+        state: t.13,
+        decided_at: t.14,
+    }
+}
+
+/// Stores a new request.
+pub async fn insert_auth_request(
+    conn: &mut SqliteConnection,
+    r: &AuthRequestRow,
+) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO auth_requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&r.id)
+    .bind(&r.card_id)
+    .bind(&r.uid)
+    .bind(&r.nonce)
+    .bind(&r.context)
+    .bind(&r.context_digest)
+    .bind(&r.workstation_id)
+    .bind(i64::from(r.number))
+    .bind(&r.choices)
+    .bind(&r.poll_secret_hash)
+    .bind(&r.source)
+    .bind(r.created_at)
+    .bind(r.expires_at)
+    .bind(&r.state)
+    .bind(r.decided_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a request.
+pub async fn auth_request(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<AuthRequestRow>, StoreError> {
+    let row: Option<RequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(request_from))
+}
+
+/// A card's pending, unexpired requests, oldest first.
+pub async fn open_requests_for_card(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+) -> Result<Vec<AuthRequestRow>, StoreError> {
+    let rows: Vec<RequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at, id"
+    )))
+    .bind(card_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(request_from).collect())
+}
+
+/// Requests made for a card since `since` (for the per-window cap).
+pub async fn requests_since(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM auth_requests WHERE card_id = ? AND created_at > ?")
+            .bind(card_id)
+            .bind(since)
+            .fetch_one(conn)
+            .await?;
+    Ok(n)
+}
+
+/// Moves a pending, unexpired request to `to`. Exactly one caller wins.
+pub async fn decide_request(
+    conn: &mut SqliteConnection,
+    id: &str,
+    to: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE auth_requests SET state = ?2, decided_at = ?3 WHERE id = ?1 AND state = 'pending' AND expires_at > ?3",
+    )
+    .bind(id)
+    .bind(to)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Moves an approved request to `collected` (its session is created once). Exactly one caller wins.
+pub async fn collect_request(conn: &mut SqliteConnection, id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE auth_requests SET state = 'collected' WHERE id = ? AND state = 'approved'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Counts a failed sign-in against a card; returns the new count.
+pub async fn record_card_failure(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "UPDATE cards SET consecutive_failures = consecutive_failures + 1 WHERE id = ? RETURNING consecutive_failures",
+    )
+    .bind(card_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Clears a card's failure count (after a success or an RA unlock).
+pub async fn reset_card_failures(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE cards SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures <> 0",
+    )
+    .bind(card_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Blocks new requests to a card until `until` (after "I didn't do this").
+pub async fn block_card_until(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    until: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET blocked_until = ? WHERE id = ?")
+        .bind(until)
+        .bind(card_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A card's failure count and block.
+pub async fn card_guard(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<(i64, Option<i64>), StoreError> {
+    Ok(
+        sqlx::query_as("SELECT consecutive_failures, blocked_until FROM cards WHERE id = ?")
+            .bind(card_id)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
+/// An organisation's session timeouts (idle, absolute), seconds.
+pub async fn session_limits(
+    conn: &mut SqliteConnection,
+    ods: &str,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT session_idle_seconds, session_max_seconds FROM organisations WHERE ods_code = ?",
+    )
+    .bind(ods)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Sets an organisation's session timeouts.
+pub async fn set_session_limits(
+    conn: &mut SqliteConnection,
+    ods: &str,
+    idle: i64,
+    max: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE organisations SET session_idle_seconds = ?, session_max_seconds = ? WHERE ods_code = ?")
+        .bind(idle)
+        .bind(max)
+        .bind(ods)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Id.
+    pub id: String,
+    /// SHA-256 of the ticket.
+    pub ticket_hash: Vec<u8>,
+    /// Holder.
+    pub uid: String,
+    /// Card used.
+    pub card_id: String,
+    /// The request it came from.
+    pub request_id: String,
+    /// Selected position.
+    pub position_id: Option<String>,
+    /// Workstation.
+    pub workstation_id: String,
+    /// When the phone approved.
+    pub auth_time: i64,
+    /// Last use.
+    pub last_used: i64,
+    /// Idle timeout, seconds.
+    pub idle_seconds: i64,
+    /// Absolute expiry.
+    pub expires_at: i64,
+    /// When it ended (logout, card removal, timeout).
+    pub ended_at: Option<i64>,
+    /// Why.
+    pub end_reason: Option<String>,
+}
+
+type SessionTuple = (
+    String,
+    Vec<u8>,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+const SESSION_COLUMNS: &str = "id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time, \
+     last_used, idle_seconds, expires_at, ended_at, end_reason";
+
+fn session_from(t: SessionTuple) -> SessionRow {
+    SessionRow {
+        id: t.0,
+        ticket_hash: t.1,
+        uid: t.2,
+        card_id: t.3,
+        request_id: t.4,
+        position_id: t.5,
+        workstation_id: t.6,
+        auth_time: t.7,
+        last_used: t.8,
+        idle_seconds: t.9,
+        expires_at: t.10,
+        ended_at: t.11,
+        end_reason: t.12,
+    }
+}
+
+/// Stores a session.
+pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&s.id)
+    .bind(&s.ticket_hash)
+    .bind(&s.uid)
+    .bind(&s.card_id)
+    .bind(&s.request_id)
+    .bind(&s.position_id)
+    .bind(&s.workstation_id)
+    .bind(s.auth_time)
+    .bind(s.last_used)
+    .bind(s.idle_seconds)
+    .bind(s.expires_at)
+    .bind(s.ended_at)
+    .bind(&s.end_reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a session by its ticket's hash.
+pub async fn session_by_ticket(
+    conn: &mut SqliteConnection,
+    ticket_hash: &[u8],
+) -> Result<Option<SessionRow>, StoreError> {
+    let row: Option<SessionTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE ticket_hash = ?"
+    )))
+    .bind(ticket_hash)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(session_from))
+}
+
+/// Records use of a live session (moving its idle deadline). `false` if it has ended or timed out.
+pub async fn touch_session(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET last_used = ?2
+         WHERE id = ?1 AND ended_at IS NULL AND expires_at > ?2 AND last_used + idle_seconds > ?2",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Selects the session's role; `false` if the session has ended meanwhile.
+pub async fn set_session_position(
+    conn: &mut SqliteConnection,
+    id: &str,
+    position_id: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE sessions SET position_id = ? WHERE id = ? AND ended_at IS NULL")
+        .bind(position_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a session; `false` if it had already ended.
+pub async fn end_session(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends every live session of a card (cancellation, lock).
+pub async fn end_sessions_of_card(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE card_id = ? AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(card_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -391,11 +391,10 @@ impl PhoneLink {
         Listener::new(self.clone())
     }
 
-    /// Approves `request` with the number the person picked: checks the request
-    /// ([`check_request`]) and that `number` is one of its three, unlocks the keystore with
-    /// `passcode` (a wrong passcode is counted, the third locks the card), signs
-    /// [`vsc_proto::signin::approval_statement`] with the card's authentication key and sends
-    /// number and signature. Nothing is sent if a local check fails or the passcode is wrong.
+    /// Approves `request` with the number the workstation shows: unlocks the keystore with
+    /// `passcode` (a wrong one is counted), signs the approval statement with the card's
+    /// authentication key, and sends the number and signature. Nothing is sent if a local check
+    /// fails or the passcode is wrong.
     ///
     /// A number that is one of the three but not the one the workstation shows is refused by
     /// the server (`wrong_number`), and the request is then dead.
@@ -405,6 +404,32 @@ impl PhoneLink {
         number: u8,
         passcode: &Passcode,
     ) -> Result<(), AuthenticatorError> {
+        let statement = self.checked_statement(request, number)?;
+        let signature = sign_with_card(&self.inner.home, passcode, statement).await?;
+        self.send_approval(request, number, signature).await
+    }
+
+    /// Like [`PhoneLink::approve`], with keys already unlocked. For load tests only: a real
+    /// phone asks for the passcode for every approval; a benchmark of the *server* keeps the
+    /// simulated phones' keys open so their passcode KDF, which a real fleet runs on thousands
+    /// of separate devices, is not counted against the server.
+    pub async fn approve_with_keys(
+        &self,
+        request: &PendingAuthRequest,
+        number: u8,
+        keys: &crate::keystore::UnlockedKeys,
+    ) -> Result<(), AuthenticatorError> {
+        let statement = self.checked_statement(request, number)?;
+        let signature = keys.sign_auth(&statement)?;
+        self.send_approval(request, number, signature).await
+    }
+
+    /// The approval statement for `number`, after every local check.
+    fn checked_statement(
+        &self,
+        request: &PendingAuthRequest,
+        number: u8,
+    ) -> Result<Vec<u8>, AuthenticatorError> {
         check_request(request, OffsetDateTime::now_utc())?;
         check_request_id(&request.request_id)?;
         if !request.choices.contains(&number) {
@@ -415,14 +440,21 @@ impl PhoneLink {
         }
         // Recomputed by `check_request` and equal to the server's; signed as recomputed.
         let digest = vsc_proto::signin::context_digest(&request.context, request.created_at);
-        let statement = vsc_proto::signin::approval_statement(
+        Ok(vsc_proto::signin::approval_statement(
             &request.request_id,
             &request.nonce,
             &digest,
             number,
             &self.inner.client.origin(),
-        );
-        let signature = sign_with_card(&self.inner.home, passcode, statement).await?;
+        ))
+    }
+
+    async fn send_approval(
+        &self,
+        request: &PendingAuthRequest,
+        number: u8,
+        signature: Vec<u8>,
+    ) -> Result<(), AuthenticatorError> {
         let path = format!("{DEVICE_REQUESTS_PATH}/{}/approve", request.request_id);
         let body = ApproveAuthRequest {
             number,

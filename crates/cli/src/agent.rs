@@ -545,6 +545,7 @@ async fn serve(
                 .await
         })
     };
+    let stop = crate::signals::stop_signals()?;
     if !json {
         println!(
             "vsc agent {} for {} on http://{addr}/ (workstation {}); Ctrl-C stops it and logs out.",
@@ -553,7 +554,6 @@ async fn serve(
             agent.config().workstation.name,
         );
     }
-    let stop = stop_signal();
     tokio::pin!(stop);
     let mut failed: Option<anyhow::Error> = None;
     let mut stopped = false;
@@ -604,29 +604,6 @@ async fn serve(
         println!("Agent stopped.");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes at Ctrl-C or (on Unix) SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn fmt_time(t: time::OffsetDateTime) -> String {

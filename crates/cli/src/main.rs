@@ -11,6 +11,7 @@
 mod agent;
 mod audit;
 mod authenticator;
+mod bench;
 mod demo;
 mod lab;
 mod passcode;
@@ -18,6 +19,7 @@ mod qr;
 mod ra;
 mod sandbox;
 mod serve;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -43,6 +45,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The identity agent: sign in with your phone, keep the session, serve tickets on loopback.
     Agent(agent::AgentArgs),
+    /// Measure the server: complete sign-ins per second and their latency.
+    Bench(bench::BenchArgs),
     /// Walk through the whole sign-in path on a throwaway server (no set-up needed).
     Demo(demo::DemoArgs),
     /// Run a local sandbox for integrators: server, agent and a simulated phone.
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
             Command::Authenticator(args) => authenticator::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Agent(args) => agent::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
         }

@@ -51,21 +51,6 @@ struct SandboxFile {
     card_id: String,
 }
 
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
-}
-
 async fn until(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
@@ -75,6 +60,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     if !args.agent_listen.ip().is_loopback() {
         anyhow::bail!("the agent's ticket API listens on loopback only; use 127.0.0.1 or [::1]");
     }
+    let stop = crate::signals::stop_signals()?;
     let data = args.data.clone();
     let lab = Lab::start(&data, args.listen, |_| {}).await?;
     let state_file = data.join("sandbox.json");
@@ -209,7 +195,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
 
     let mut phone_task = phone_task;
     tokio::select! {
-        () = stop_signal() => {},
+        () = stop => {},
         finished = &mut phone_task => {
             match finished {
                 Ok(Ok(())) => eprintln!("error: the simulated phone stopped"),

@@ -75,24 +75,6 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-}
-
 /// Runs the server.
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     init_logging(args.json);
@@ -107,6 +89,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         config.approved_app_versions =
             AppVersionPolicy::parse(&args.approved_app_versions).map_err(anyhow::Error::msg)?;
     }
+    let stop = crate::signals::stop_signals()?;
     let listener = std::net::TcpListener::bind(args.listen).with_context(|| {
         format!(
             "cannot listen on {}: is another server using it? choose another with --listen",
@@ -161,7 +144,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     println!();
     println!("Press Ctrl-C to stop.");
-    vsc_server::serve(instance, listener, shutdown_signal())
+    vsc_server::serve(instance, listener, stop)
         .await
         .context("the server stopped with an error")?;
     Ok(ExitCode::SUCCESS)

@@ -107,6 +107,14 @@ pub async fn collect(
     let card = repo::card(&mut tx, &row.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("request without card"))?;
+    // The card may have been cancelled or locked between the approval and this collection.
+    if let Err(err) = super::signin::card_auth_key(&mut tx, &card, now).await {
+        drop(tx);
+        state
+            .audit_failure(ctx, "session.create", &row.uid, &card.issued_by, &err)
+            .await;
+        return Err(err.audited());
+    }
     let (idle, max) = db::session_limits(&mut tx, &card.issued_by)
         .await?
         .unwrap_or((900, 43_200));
@@ -231,13 +239,32 @@ impl FromRequestParts<AppState> for TicketHolder {
                     "ticket_missing",
                     "send the session ticket as a bearer token",
                 )
-            })?;
+            });
+        let ticket = match ticket {
+            Ok(t) => t,
+            Err(err) => {
+                let path = parts.uri.path().to_owned();
+                state
+                    .audit_failure(&client, "session.ticket", &path, "", &err)
+                    .await;
+                return Err(err);
+            }
+        };
         // `?touch=false` looks without counting as use.
         let touch = !parts
             .uri
             .query()
             .is_some_and(|q| q.split('&').any(|kv| kv == "touch=false"));
-        let session = live_session(state, ticket, touch).await?;
+        let session = match live_session(state, ticket, touch).await {
+            Ok(s) => s,
+            Err(err) => {
+                let path = parts.uri.path().to_owned();
+                state
+                    .audit_failure(&client, "session.ticket", &path, "", &err)
+                    .await;
+                return Err(err);
+            }
+        };
         Ok(TicketHolder {
             ctx: AuditContext {
                 actor: session.uid.clone(),

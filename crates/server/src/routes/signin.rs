@@ -143,10 +143,14 @@ async fn create_request(
 ) -> ApiResult<(StatusCode, Json<AuthRequestCreated>)> {
     // Guessing UIDs to find who has a card costs a failure each, throttled per address.
     if !state.throttle().allowed(ctx.source, state.now_unix()) {
-        return Err(ApiError::too_many(
+        let err = ApiError::too_many(
             "too_many_attempts",
             "too many failed sign-in requests from this address; wait 15 minutes",
-        ));
+        );
+        state
+            .audit_failure(&ctx, "auth.request", &req.uid, "", &err)
+            .await;
+        return Err(err);
     }
     match create_request_inner(&state, &ctx, &req).await {
         Ok(created) => Ok((StatusCode::CREATED, Json(created))),
@@ -269,6 +273,19 @@ struct Wait {
 /// Loads a request the caller proves it opened (by its poll secret).
 async fn request_with_secret(
     state: &AppState,
+    ctx: &AuditContext,
+    id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<AuthRequestRow> {
+    let result = request_with_secret_inner(state, id, headers).await;
+    if let Err(err) = &result {
+        state.audit_failure(ctx, "auth.poll", id, "", err).await;
+    }
+    result
+}
+
+async fn request_with_secret_inner(
+    state: &AppState,
     id: &str,
     headers: &HeaderMap,
 ) -> ApiResult<AuthRequestRow> {
@@ -301,10 +318,12 @@ async fn request_outcome(
 ) -> ApiResult<Json<AuthRequestOutcome>> {
     // Subscribe before reading, so a decision between the read and the wait is not missed.
     let mut events = state.hub().subscribe();
-    let deadline =
+    let stopped = state.hub().stopped();
+    tokio::pin!(stopped);
+    let mut deadline =
         tokio::time::Instant::now() + StdDuration::from_secs(wait.wait.min(MAX_WAIT_SECONDS));
     loop {
-        let row = request_with_secret(&state, &id, &headers).await?;
+        let row = request_with_secret(&state, &ctx, &id, &headers).await?;
         let expired = row.state == "pending" && row.expires_at <= state.now_unix();
         // An approval is collected within a minute of the request's expiry, or never: a ticket
         // must not wait indefinitely for whoever holds the poll secret.
@@ -336,7 +355,15 @@ async fn request_outcome(
             }));
         }
         loop {
-            match tokio::time::timeout_at(wake, events.recv()).await {
+            let event = tokio::select! {
+                // Stopping: answer with the current state now instead of holding the shutdown.
+                () = &mut stopped => {
+                    deadline = tokio::time::Instant::now();
+                    break;
+                }
+                event = tokio::time::timeout_at(wake, events.recv()) => event,
+            };
+            match event {
                 Ok(Ok(Event::Decided { request_id, .. })) if request_id == id => break,
                 Ok(Ok(_)) => continue,
                 Ok(Err(RecvError::Lagged(_))) => break,
@@ -352,7 +379,7 @@ async fn cancel_request(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Json<AuthRequestOutcome>> {
-    let row = request_with_secret(&state, &id, &headers).await?;
+    let row = request_with_secret(&state, &ctx, &id, &headers).await?;
     let mut tx = state.store().write().await?;
     if !db::decide_request(&mut tx, &id, "cancelled", state.now_unix()).await? {
         return Err(ApiError::conflict(
@@ -392,6 +419,22 @@ async fn device_challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
+    match device_challenge_inner(&state, &ctx, &req).await {
+        Ok(c) => Ok(Json(c)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, "device.challenge", &req.device_id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn device_challenge_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &DeviceChallengeRequest,
+) -> ApiResult<ChallengeResponse> {
     state.admit_unauthenticated(ctx.source)?;
     let mut tx = state.store().write().await?;
     if db::device_key(&mut tx, &req.device_id).await?.is_none() {
@@ -426,11 +469,11 @@ async fn device_challenge(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(ChallengeResponse {
+    Ok(ChallengeResponse {
         challenge_id: id,
         nonce,
         expires_at,
-    }))
+    })
 }
 
 async fn device_token(
@@ -562,37 +605,53 @@ impl FromRequestParts<AppState> for DeviceCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Client(client) = Client::from_request_parts(parts, state).await?;
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("device_unauthenticated", "get a device token first")
-            })?;
-        let mut conn = state.store().pool().acquire().await?;
-        let token_hash = sha256(token.trim().as_bytes());
-        let device_id = db::device_for_token(&mut conn, &token_hash, state.now_unix())
-            .await?
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "device_token_expired",
-                    "the device token is unknown or expired; get a new one",
-                )
-            })?;
-        let device = repo::device(&mut conn, &device_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("token for unknown device"))?;
-        Ok(DeviceCaller {
-            ctx: AuditContext {
-                actor: device.uid.clone(),
-                source: client.source,
-            },
-            device_id,
-            token_hash,
-            uid: device.uid,
-        })
+        let result = device_caller(parts, state, &client).await;
+        if let Err(err) = &result {
+            let path = parts.uri.path().to_owned();
+            state
+                .audit_failure(&client, "device.session", &path, "", err)
+                .await;
+        }
+        result
     }
+}
+
+/// Checks the device token of a phone's request.
+async fn device_caller(
+    parts: &Parts,
+    state: &AppState,
+    client: &AuditContext,
+) -> ApiResult<DeviceCaller> {
+    let token = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized("device_unauthenticated", "get a device token first")
+        })?;
+    let mut conn = state.store().pool().acquire().await?;
+    let token_hash = sha256(token.trim().as_bytes());
+    let device_id = db::device_for_token(&mut conn, &token_hash, state.now_unix())
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "device_token_expired",
+                "the device token is unknown or expired; get a new one",
+            )
+        })?;
+    let device = repo::device(&mut conn, &device_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("token for unknown device"))?;
+    Ok(DeviceCaller {
+        ctx: AuditContext {
+            actor: device.uid.clone(),
+            source: client.source,
+        },
+        device_id,
+        token_hash,
+        uid: device.uid,
+    })
 }
 
 /// Cards bound to the device that can be asked to sign in.
@@ -661,8 +720,14 @@ async fn device_requests(
     };
     let deadline =
         tokio::time::Instant::now() + StdDuration::from_secs(wait.wait.min(MAX_WAIT_SECONDS));
+    let stopped = state.hub().stopped();
+    tokio::pin!(stopped);
     loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
+        let event = tokio::select! {
+            () = &mut stopped => break,
+            event = tokio::time::timeout_at(deadline, events.recv()) => event,
+        };
+        match event {
             Ok(Ok(Event::Opened { card_id, .. })) if cards.contains(&card_id) => break,
             Ok(Ok(_)) => continue,
             Ok(Err(RecvError::Lagged(_))) => break,
@@ -799,7 +864,7 @@ async fn request_for_device(
 }
 
 /// The SPKI of a card's valid, unrevoked authentication certificate.
-async fn card_auth_key(
+pub(crate) async fn card_auth_key(
     conn: &mut SqliteConnection,
     card: &repo::CardRow,
     now: i64,
@@ -835,50 +900,73 @@ async fn fail_request(
     new_state: &str,
     err: ApiError,
 ) -> ApiError {
-    let result: ApiResult<()> = async {
-        let now = state.now_unix();
-        let mut tx = state.store().write().await?;
-        let decided = db::decide_request(&mut tx, &row.id, new_state, now).await?;
-        let failures = db::record_card_failure(&mut tx, &card.id).await?;
-        let mut locked = false;
-        if failures >= state.config().signin.failure_limit
-            && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?
-        {
-            db::end_sessions_of_card(&mut tx, &card.id, now, "card-locked").await?;
-            locked = true;
-        }
-        let mut event = caller.ctx.event(
-            "auth.failed",
-            &row.uid,
-            &card.issued_by,
-            serde_json::json!({"request_id": row.id, "card_id": card.id, "error": err.code, "consecutive_failures": failures, "card_locked": locked}),
-        );
-        event.outcome = vsc_store::Outcome::Failure;
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
-        if locked {
-            let lock_event = caller.ctx.event(
-                "card.locked",
-                &card.id,
-                &card.issued_by,
-                serde_json::json!({"uid": card.uid, "reason": "consecutive sign-in failures", "failures": failures}),
-            );
-            vsc_store::audit::append(&mut tx, &lock_event, state.now_ms()).await?;
-        }
-        tx.commit().await?;
-        if decided {
-            state.hub().publish(Event::Decided {
-                card_id: card.id.clone(),
-                request_id: row.id.clone(),
-                state: new_state.into(),
-            });
-        }
-        Ok(())
-    }
-    .await;
-    match result {
-        Ok(()) => err.audited(),
+    match fail_request_inner(state, caller, row, card, new_state, &err, |_| Ok(())).await {
+        Ok(true) => err.audited(),
+        // Somebody else decided the request first: this attempt counts for nothing.
+        Ok(false) => ApiError::conflict(
+            "request_already_decided",
+            "this request was already decided; it cannot be used again",
+        ),
         Err(e) => e,
     }
+}
+
+/// The transaction behind [`fail_request`]: decides the request and, only if this call decided
+/// it, counts the failure (so racing bad attempts on one request count once), locks the card at
+/// the limit, audits, and runs `also` (more writes of the same decision) before committing.
+async fn fail_request_inner(
+    state: &AppState,
+    caller: &DeviceCaller,
+    row: &AuthRequestRow,
+    card: &repo::CardRow,
+    new_state: &str,
+    err: &ApiError,
+    also: impl FnOnce(&mut Vec<vsc_store::NewEvent>) -> ApiResult<()>,
+) -> ApiResult<bool> {
+    let now = state.now_unix();
+    let mut tx = state.store().write().await?;
+    if !db::decide_request(&mut tx, &row.id, new_state, now).await? {
+        return Ok(false);
+    }
+    let failures = db::record_card_failure(&mut tx, &card.id).await?;
+    let mut locked = false;
+    if failures >= state.config().signin.failure_limit
+        && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?
+    {
+        db::end_sessions_of_card(&mut tx, &card.id, now, "card-locked").await?;
+        locked = true;
+    }
+    let mut event = caller.ctx.event(
+        "auth.failed",
+        &row.uid,
+        &card.issued_by,
+        serde_json::json!({"request_id": row.id, "card_id": card.id, "error": err.code, "consecutive_failures": failures, "card_locked": locked}),
+    );
+    event.outcome = vsc_store::Outcome::Failure;
+    let mut events = vec![event];
+    if locked {
+        events.push(caller.ctx.event(
+            "card.locked",
+            &card.id,
+            &card.issued_by,
+            serde_json::json!({"uid": card.uid, "reason": "consecutive sign-in failures", "failures": failures}),
+        ));
+    }
+    also(&mut events)?;
+    for e in &events {
+        vsc_store::audit::append(&mut tx, e, state.now_ms()).await?;
+    }
+    if new_state == "reported" {
+        let until = now + state.config().signin.not_me_block.whole_seconds();
+        db::block_card_until(&mut tx, &card.id, until).await?;
+    }
+    tx.commit().await?;
+    state.hub().publish(Event::Decided {
+        card_id: card.id.clone(),
+        request_id: row.id.clone(),
+        state: new_state.into(),
+    });
+    Ok(true)
 }
 
 async fn approve(
@@ -1004,10 +1092,13 @@ async fn decline_inner(
     let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
     drop(conn);
     let new_state = if not_me { "reported" } else { "declined" };
-    if not_me {
-        let mut tx = state.store().write().await?;
-        let until = now + state.config().signin.not_me_block.whole_seconds();
-        db::block_card_until(&mut tx, &card.id, until).await?;
+    let err = ApiError::new(
+        StatusCode::OK,
+        if not_me { "not_me" } else { "declined" },
+        new_state,
+    );
+    let until = now + state.config().signin.not_me_block.whole_seconds();
+    let alert = not_me.then(|| {
         let mut alert = caller.ctx.event(
             "alert.not_me",
             &row.uid,
@@ -1015,14 +1106,23 @@ async fn decline_inner(
             serde_json::json!({"request_id": row.id, "card_id": card.id, "requested_from": row.source, "context": serde_json::from_str::<serde_json::Value>(&row.context).unwrap_or_default(), "blocked_until": until}),
         );
         alert.outcome = vsc_store::Outcome::Failure;
-        vsc_store::audit::append(&mut tx, &alert, state.now_ms()).await?;
-        tx.commit().await?;
-        tracing::warn!(uid = %row.uid, request_id = %row.id, source = %row.source, "ALERT: the card holder reported a sign-in request they did not make");
+        alert
+    });
+    // The decision, the failure count, the block and the alert commit together, and only if
+    // this call decided the request.
+    let decided = fail_request_inner(state, caller, &row, &card, new_state, &err, |events| {
+        events.extend(alert);
+        Ok(())
+    })
+    .await?;
+    if !decided {
+        return Err(ApiError::conflict(
+            "request_already_decided",
+            "this request was already decided; it cannot be used again",
+        ));
     }
-    let err = ApiError::new(StatusCode::OK, "declined", "declined");
-    let audited = fail_request(state, caller, &row, &card, new_state, err).await;
-    if audited.status != StatusCode::OK {
-        return Err(audited);
+    if not_me {
+        tracing::warn!(uid = %row.uid, request_id = %row.id, source = %row.source, "ALERT: the card holder reported a sign-in request they did not make");
     }
     Ok(AuthRequestOutcome {
         state: new_state.into(),

@@ -16,10 +16,17 @@ use serde::de::DeserializeOwned;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use url::Url;
-use vsc_authenticator::{AuthenticatorError, Client, ClientError, Home, Passcode};
+use vsc_authenticator::{
+    AuthenticatorError, Client, ClientError, Home, Keystore as _, Passcode, PhoneLink,
+};
+use vsc_proto::signin::{
+    ApproveAuthRequest, AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest,
+    DeviceChallengeRequest, DeviceToken, DeviceTokenRequest, PendingAuthRequest, SessionInfo,
+    TicketValidation, ValidateTicket,
+};
 use vsc_proto::{
-    AssignPosition, CardWithCode, CreateOrganisation, CreatePerson, DeviceFacts, EnrolRequest,
-    EnrolResponse, IssueCard, LinkKind, Person, RaRoleGrant, RecordIdentityCheck,
+    AssignPosition, CardWithCode, ChallengeResponse, CreateOrganisation, CreatePerson, DeviceFacts,
+    EnrolRequest, EnrolResponse, IssueCard, LinkKind, Person, RaRoleGrant, RecordIdentityCheck,
 };
 use vsc_server::clock::OffsetClock;
 use vsc_server::state::AppState;
@@ -693,4 +700,370 @@ impl TestServer {
 /// Whether `url` is a well-formed one-time-code link of `kind`.
 pub fn is_link(url: &str, kind: LinkKind) -> bool {
     vsc_proto::ActivationLink::parse(url).is_ok_and(|l| l.kind == kind)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signing in with the phone: the agent's calls, the phone's device channel, sessions.
+
+/// A workstation's context as its agent sends it.
+pub fn auth_context(workstation: &str) -> AuthContext {
+    AuthContext {
+        workstation_id: workstation.to_owned(),
+        workstation_name: format!("WARD-7-{workstation}"),
+        client_address: "10.1.2.3".to_owned(),
+        agent_version: "0.1.0".to_owned(),
+        purpose: "Sign in to clinical systems".to_owned(),
+    }
+}
+
+/// Signs `statement` with the card's authentication key held by `home` (keystore unlocked with
+/// [`PASSCODE`], on a blocking thread: Argon2id takes a moment); standard base64 of the DER.
+pub async fn sign_with_card(home: &Home, statement: Vec<u8>) -> String {
+    let home = home.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut store = home.open_keystore().expect("open the keystore");
+        let keys = store.unlock(&passcode()).expect("unlock the keystore");
+        B64.encode(keys.sign_auth(&statement).expect("sign with the card key"))
+    })
+    .await
+    .expect("signing thread")
+}
+
+/// The approval statement of `request` for `number`, with the context digest `digest`.
+pub fn approval_statement_with(
+    request: &PendingAuthRequest,
+    digest: &str,
+    number: u8,
+    origin: &str,
+) -> Vec<u8> {
+    vsc_proto::signin::approval_statement(
+        &request.request_id,
+        &request.nonce,
+        digest,
+        number,
+        origin,
+    )
+}
+
+/// A session ticket's validation, or the server's refusal.
+pub type Validation = Result<TicketValidation, ClientError>;
+
+impl TestServer {
+    /// A new phone enrols with `link` under [`PASSCODE`], as a simulated phone or not.
+    pub async fn enrol_as(
+        &self,
+        phone: &Phone,
+        link: &str,
+        simulated: bool,
+    ) -> Result<EnrolResponse, AuthenticatorError> {
+        vsc_authenticator::enrol(&phone.home, link, None, None, &passcode(), simulated).await
+    }
+
+    /// [`TestServer::enrolled_person`] with a phone that is simulated or not.
+    pub async fn enrolled_person_as(
+        &self,
+        token: &str,
+        org: &str,
+        simulated: bool,
+    ) -> (String, String, Phone) {
+        let (uid, card) = self.person_with_card(token, org).await;
+        let phone = Phone::new();
+        self.enrol_as(&phone, &card.code.url, simulated)
+            .await
+            .expect("enrol");
+        (uid, card.card.id, phone)
+    }
+
+    /// The agent opens a sign-in request for `uid` with `context`.
+    pub async fn try_open_request(
+        &self,
+        uid: &str,
+        context: &AuthContext,
+    ) -> Result<AuthRequestCreated, ClientError> {
+        self.post(
+            None,
+            "/api/v1/auth/requests",
+            &CreateAuthRequest {
+                uid: uid.to_owned(),
+                context: context.clone(),
+            },
+        )
+        .await
+    }
+
+    /// The agent of `workstation` opens a sign-in request for `uid`.
+    pub async fn open_request(&self, uid: &str, workstation: &str) -> AuthRequestCreated {
+        let created = self
+            .try_open_request(uid, &auth_context(workstation))
+            .await
+            .expect("the agent opens a sign-in request");
+        assert!(
+            (10..=99).contains(&created.number),
+            "a two-digit number: {created:?}"
+        );
+        created
+    }
+
+    /// What the agent sees for its request, waiting up to `wait` seconds.
+    pub async fn try_outcome(
+        &self,
+        created: &AuthRequestCreated,
+        wait: u64,
+    ) -> Result<AuthRequestOutcome, ClientError> {
+        self.client
+            .get_json_with_headers(
+                &format!("/api/v1/auth/requests/{}?wait={wait}", created.request_id),
+                &[("X-Vsc-Request-Secret", &created.poll_secret)],
+            )
+            .await
+    }
+
+    /// [`TestServer::try_outcome`], which must succeed.
+    pub async fn outcome(&self, created: &AuthRequestCreated, wait: u64) -> AuthRequestOutcome {
+        self.try_outcome(created, wait)
+            .await
+            .expect("the agent reads the outcome")
+    }
+
+    /// A device challenge for `device_id`.
+    pub async fn try_device_challenge(
+        &self,
+        device_id: &str,
+    ) -> Result<ChallengeResponse, ClientError> {
+        self.post(
+            None,
+            "/api/v1/device/challenge",
+            &DeviceChallengeRequest {
+                device_id: device_id.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// The device-token exchange for `phone` (challenge, signature by its device channel key,
+    /// token), with the statement's signature made by `sign`.
+    pub async fn try_device_token_signed_by(
+        &self,
+        phone: &Phone,
+        sign: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Result<DeviceToken, ClientError> {
+        let device_id = phone.device_id();
+        let challenge = self.try_device_challenge(&device_id).await?;
+        let statement = vsc_proto::signin::device_token_statement(
+            &challenge.challenge_id,
+            &challenge.nonce,
+            &device_id,
+            &self.state.origin(),
+        );
+        self.post(
+            None,
+            "/api/v1/device/token",
+            &DeviceTokenRequest {
+                device_id,
+                challenge_id: challenge.challenge_id,
+                signature: B64.encode(sign(&statement)),
+            },
+        )
+        .await
+    }
+
+    /// A device token for an enrolled `phone`, as its app gets one.
+    pub async fn device_token(&self, phone: &Phone) -> String {
+        let key = phone
+            .home
+            .device_key()
+            .expect("read the device key")
+            .expect("an enrolled phone has a device key");
+        self.try_device_token_signed_by(phone, |statement| {
+            key.sign(statement).expect("sign with the device key")
+        })
+        .await
+        .expect("a device token")
+        .token
+    }
+
+    /// The requests pending for the device holding `token`.
+    pub async fn try_device_pending(
+        &self,
+        token: &str,
+    ) -> Result<Vec<PendingAuthRequest>, ClientError> {
+        self.get(Some(token), "/api/v1/device/requests").await
+    }
+
+    /// The pending request `request_id` as the device holding `token` receives it.
+    pub async fn pending_request(&self, token: &str, request_id: &str) -> PendingAuthRequest {
+        let pending = self
+            .try_device_pending(token)
+            .await
+            .expect("the phone reads its pending requests");
+        pending
+            .into_iter()
+            .find(|r| r.request_id == request_id)
+            .unwrap_or_else(|| panic!("request {request_id} is pending for this phone"))
+    }
+
+    /// An approval of `request` with `number`, signed by the card key held by `signer`.
+    pub async fn signed_approval(
+        &self,
+        signer: &Phone,
+        request: &PendingAuthRequest,
+        number: u8,
+    ) -> ApproveAuthRequest {
+        let statement = approval_statement_with(
+            request,
+            &request.context_digest,
+            number,
+            &self.state.origin(),
+        );
+        ApproveAuthRequest {
+            number,
+            signature: sign_with_card(&signer.home, statement).await,
+        }
+    }
+
+    /// `POST /api/v1/device/requests/{id}/approve` with a device token and a hand-made body.
+    pub async fn approve_raw(
+        &self,
+        token: &str,
+        request_id: &str,
+        body: &ApproveAuthRequest,
+    ) -> Result<AuthRequestOutcome, ClientError> {
+        self.post(
+            Some(token),
+            &format!("/api/v1/device/requests/{request_id}/approve"),
+            body,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/tickets/validate`, as a relying system.
+    pub async fn validate(&self, ticket: &str) -> Validation {
+        self.post(
+            None,
+            "/api/v1/tickets/validate",
+            &ValidateTicket {
+                ticket: ticket.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// The session of a ticket, as its holder sees it.
+    pub async fn session_info(&self, ticket: &str) -> Result<SessionInfo, ClientError> {
+        self.get(Some(ticket), "/api/v1/session").await
+    }
+
+    /// `POST /api/v1/session/logout` with `ticket`: the HTTP status and the JSON body, if any.
+    pub async fn logout(&self, ticket: &str) -> (u16, Option<serde_json::Value>) {
+        let url = self.url.join("api/v1/session/logout").expect("logout URL");
+        let response = self
+            .raw_http()
+            .post(url)
+            .bearer_auth(ticket)
+            .send()
+            .await
+            .expect("logout request");
+        let status = response.status().as_u16();
+        let body = response.bytes().await.expect("logout response body");
+        (status, serde_json::from_slice(&body).ok())
+    }
+
+    /// A whole sign-in with the real phone: the agent opens a request for `uid` from
+    /// `workstation`, the phone approves it with the right number, the agent collects the
+    /// ticket. Returns the request and the ticket.
+    pub async fn sign_in(
+        &self,
+        phone: &Phone,
+        uid: &str,
+        workstation: &str,
+    ) -> (AuthRequestCreated, String) {
+        let link = PhoneLink::new(&phone.home).expect("the phone's link");
+        let created = self.open_request(uid, workstation).await;
+        let request = link
+            .pending(5)
+            .await
+            .expect("the phone reads its pending requests")
+            .into_iter()
+            .find(|r| r.request_id == created.request_id)
+            .expect("the request reaches the phone");
+        link.approve(&request, created.number, &passcode())
+            .await
+            .expect("the phone approves with the right number");
+        let collected = self.outcome(&created, 5).await;
+        assert_eq!(collected.state, "collected");
+        let ticket = collected.ticket.expect("a ticket, the first time");
+        (created, ticket)
+    }
+
+    /// How many sessions exist (live or ended).
+    pub async fn session_count(&self) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+            .fetch_one(self.state.store().pool())
+            .await
+            .expect("count sessions");
+        n
+    }
+
+    /// A sign-in request's state, straight from the database.
+    pub async fn request_state(&self, request_id: &str) -> String {
+        let (state,): (String,) = sqlx::query_as("SELECT state FROM auth_requests WHERE id = ?")
+            .bind(request_id)
+            .fetch_one(self.state.store().pool())
+            .await
+            .expect("request row");
+        state
+    }
+
+    /// A card's consecutive sign-in failures, straight from the database.
+    pub async fn card_failures(&self, card_id: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT consecutive_failures FROM cards WHERE id = ?")
+            .bind(card_id)
+            .fetch_one(self.state.store().pool())
+            .await
+            .expect("card row");
+        n
+    }
+
+    /// Events of `action` with any outcome, oldest first.
+    pub async fn audit_events(&self, action: &str) -> Vec<AuditEvent> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT seq, actor, subject, outcome, detail FROM audit_events
+             WHERE action = ? ORDER BY seq",
+        )
+        .bind(action)
+        .fetch_all(self.state.store().pool())
+        .await
+        .expect("audit query");
+        rows.into_iter()
+            .map(|(seq, actor, subject, outcome, detail)| AuditEvent {
+                seq,
+                at_ms: 0,
+                actor,
+                action: action.to_owned(),
+                subject,
+                organisation: String::new(),
+                source: String::new(),
+                outcome,
+                detail,
+                prev_hash: String::new(),
+                hash: String::new(),
+            })
+            .collect()
+    }
+
+    /// Stops the server as its owner does (the shutdown signal, then the graceful shutdown) and
+    /// waits for `serve` to return; how long that took. Panics if it takes more than `limit`.
+    pub async fn stop(&mut self, limit: std::time::Duration) -> std::time::Duration {
+        let started = std::time::Instant::now();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let serve = self.serve.take().expect("the server is running");
+        tokio::time::timeout(limit, serve)
+            .await
+            .unwrap_or_else(|_| panic!("the server did not stop within {limit:?}"))
+            .expect("the serve task")
+            .expect("serve returns Ok");
+        started.elapsed()
+    }
 }

@@ -1,0 +1,167 @@
+//! Sessions end: after the idle timeout, at the absolute timeout, and on an unknown ticket
+//! nothing is found; an organisation's RA Manager sets that organisation's timeouts.
+
+use time::{Duration, OffsetDateTime};
+use vsc_proto::SessionLimits;
+
+use crate::common::{TestServer, assert_api_error, start};
+
+fn near(a: OffsetDateTime, b: OffsetDateTime) -> bool {
+    (a - b).whole_seconds().abs() <= 5
+}
+
+async fn still_valid(s: &TestServer, ticket: &str, when: &str) {
+    s.validate(ticket)
+        .await
+        .unwrap_or_else(|e| panic!("the session is still valid {when}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_time_out_when_idle_and_after_twelve_hours() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    let (uid, _card, phone) = s.enrolled_person(t, "RX1").await;
+    let (_, idle) = s.sign_in(&phone, &uid, "pc-1").await;
+    let (_, busy) = s.sign_in(&phone, &uid, "pc-2").await;
+    assert_eq!(s.session_count().await, 2);
+
+    assert_api_error(s.validate("no-such-ticket").await, 401, "ticket_invalid");
+    s.assert_audited("ticket.validate", "ticket_invalid", 1)
+        .await;
+
+    // Fifteen minutes without use end a session; use keeps the other alive.
+    s.clock.advance(Duration::minutes(10));
+    still_valid(&s, &busy, "after 10 minutes").await;
+    s.clock.advance(Duration::minutes(6));
+    assert_api_error(s.validate(&idle).await, 401, "session_idle_timeout");
+    assert_api_error(s.session_info(&idle).await, 401, "session_idle_timeout");
+    s.assert_audited("ticket.validate", "session_idle_timeout", 1)
+        .await;
+    still_valid(&s, &busy, "6 minutes after its last use").await;
+
+    // Used every 10 minutes, it still ends 12 hours after sign-in.
+    let mut minutes = 16;
+    while minutes + 10 < 12 * 60 {
+        s.clock.advance(Duration::minutes(10));
+        minutes += 10;
+        still_valid(&s, &busy, &format!("after {minutes} minutes")).await;
+    }
+    s.clock.advance(Duration::minutes(12 * 60 + 1 - minutes));
+    assert_api_error(s.validate(&busy).await, 401, "session_expired");
+    assert_api_error(s.session_info(&busy).await, 401, "session_expired");
+    s.assert_audited("ticket.validate", "session_expired", 1)
+        .await;
+    // Timeouts do not come back to life.
+    assert_api_error(s.validate(&idle).await, 401, "session_expired");
+    assert_eq!(s.session_count().await, 2);
+    s.assert_audit_intact().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ra_manager_sets_the_organisations_session_timeouts() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    let agent = s.new_ra(t, "RX1", "ra-agent", &[]).await;
+    let path = "/api/v1/ra/organisations/RX1/session-limits";
+    let limits = SessionLimits {
+        idle_seconds: 120,
+        max_seconds: 600,
+    };
+
+    // Only an RA Manager, only sensible values, only a known organisation.
+    assert_api_error(
+        s.post::<_, SessionLimits>(Some(&agent.token), path, &limits)
+            .await,
+        403,
+        "ra_role_not_permitted",
+    );
+    s.assert_audited("organisation.session_limits", "ra_role_not_permitted", 1)
+        .await;
+    for (idle_seconds, max_seconds) in [(30, 600), (120, 100), (600, 300), (120, 100_000)] {
+        assert_api_error(
+            s.post::<_, SessionLimits>(
+                Some(t),
+                path,
+                &SessionLimits {
+                    idle_seconds,
+                    max_seconds,
+                },
+            )
+            .await,
+            400,
+            "invalid_session_limits",
+        );
+    }
+    s.assert_audited("organisation.session_limits", "invalid_session_limits", 4)
+        .await;
+    assert_api_error(
+        s.post::<_, SessionLimits>(
+            Some(t),
+            "/api/v1/ra/organisations/RZ9/session-limits",
+            &limits,
+        )
+        .await,
+        404,
+        "unknown_organisation",
+    );
+    s.assert_audited("organisation.session_limits", "unknown_organisation", 1)
+        .await;
+    assert_api_error(
+        s.post::<_, SessionLimits>(None, path, &limits).await,
+        401,
+        "unauthenticated",
+    );
+
+    let set: SessionLimits = s
+        .post(Some(t), path, &limits)
+        .await
+        .expect("the RA Manager sets RX1's timeouts");
+    assert_eq!((set.idle_seconds, set.max_seconds), (120, 600));
+    assert_eq!(
+        s.audit_events("organisation.session_limits_set")
+            .await
+            .len(),
+        1
+    );
+
+    // Sessions of RX1's cards follow them.
+    let (uid, _card, phone) = s.enrolled_person(t, "RX1").await;
+    let (_, idle) = s.sign_in(&phone, &uid, "pc-1").await;
+    let (_, busy) = s.sign_in(&phone, &uid, "pc-2").await;
+    let info = s.session_info(&busy).await.expect("session");
+    let now = s.state.now();
+    assert!(
+        near(info.idle_expires_at, now + Duration::seconds(120)),
+        "{info:?}"
+    );
+    assert!(
+        near(info.expires_at, now + Duration::seconds(600)),
+        "{info:?}"
+    );
+    // Those of another organisation's cards keep the defaults.
+    let (_, national) = s.sign_in(&ram.phone, &ram.uid, "pc-3").await;
+    let info = s.session_info(&national).await.expect("session");
+    assert!(near(info.expires_at, now + Duration::hours(12)), "{info:?}");
+
+    s.clock.advance(Duration::seconds(100));
+    still_valid(&s, &busy, "after 100 s").await;
+    s.clock.advance(Duration::seconds(30));
+    assert_api_error(s.validate(&idle).await, 401, "session_idle_timeout");
+    still_valid(&s, &busy, "after 130 s").await;
+    for n in 1..=4 {
+        s.clock.advance(Duration::seconds(100));
+        still_valid(&s, &busy, &format!("{n} × 100 s later")).await;
+    }
+    s.clock.advance(Duration::seconds(80));
+    assert_api_error(s.validate(&busy).await, 401, "session_expired");
+    s.assert_audited("ticket.validate", "session_idle_timeout", 1)
+        .await;
+    s.assert_audited("ticket.validate", "session_expired", 1)
+        .await;
+    assert_eq!(s.session_count().await, 3);
+    s.assert_audit_intact().await;
+}

@@ -51,6 +51,18 @@ pub const ADMIN: LabPosition = LabPosition {
     activities: &["B0264"],
 };
 
+/// Points a lab phone at the lab server's current address. A lab started on port 0 gets a new
+/// port each run; its simulated phones live in the lab directory and move with it.
+pub fn follow_server(home: &Home, url: &url::Url) -> Result<()> {
+    if let Some(mut enrolment) = home.enrolment()?
+        && enrolment.server != *url
+    {
+        enrolment.server = url.clone();
+        home.save_enrolment(&enrolment)?;
+    }
+    Ok(())
+}
+
 /// The running lab.
 pub struct Lab {
     /// The server's state (store, CA, configuration).
@@ -98,6 +110,7 @@ impl Lab {
         }));
         let url = state.public_url().clone();
         let ram_home = Home::open(dir.join("phones").join("ra-manager"))?;
+        follow_server(&ram_home, &url)?;
         if let Some(b) = bootstrap {
             vsc_authenticator::enrol(
                 &ram_home,

@@ -83,6 +83,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         }
     };
     let phone_home = vsc_authenticator::Home::open(&phone_dir)?;
+    lab::follow_server(&phone_home, &lab.url)?;
 
     // The identity agent, configured for this server and the test person.
     let agent_home = AgentHome::open(data.join("agent"))?;

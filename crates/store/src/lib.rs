@@ -43,10 +43,15 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// The database.
+/// The database: a pool of readers and a single writer connection.
+///
+/// SQLite admits one writer at a time. Giving writes their own one-connection pool makes
+/// writers queue in the pool (in order, without polling) instead of colliding inside SQLite and
+/// sleeping in its busy handler, which under load turned into long latency tails.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl Store {
@@ -73,18 +78,23 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // The writer first: it creates the file and switches it to WAL before readers open it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.create_if_missing(false))
             .await?;
-        Ok(Store { pool })
+        Ok(Store { pool, writer })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         for (name, sql) in schema::MIGRATIONS {
             let mut tx = self.write().await?;
@@ -109,10 +119,10 @@ impl Store {
 
     /// Begins a write transaction, taking SQLite's write lock at once.
     pub async fn write(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// The pool, for reads.
+    /// The pool, for reads (writes go through [`Store::write`]).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -120,5 +130,6 @@ impl Store {
     /// Closes every connection (on shutdown), checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }

@@ -249,6 +249,21 @@ pub async fn collect_request(conn: &mut SqliteConnection, id: &str) -> Result<bo
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks an approved request that can no longer be collected (its card was cancelled or locked
+/// after the approval) as `failed`, so the agent sees a final state.
+pub async fn fail_approved_request(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE auth_requests SET state = 'failed' WHERE id = ? AND state = 'approved'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Counts a failed sign-in against a card; returns the new count.
 pub async fn record_card_failure(
     conn: &mut SqliteConnection,

@@ -110,6 +110,10 @@ pub async fn collect(
     // The card may have been cancelled or locked between the approval and this collection.
     if let Err(err) = super::signin::card_auth_key(&mut tx, &card, now).await {
         drop(tx);
+        // The approval is spent: later polls see `failed` instead of this refusal again.
+        let mut tx = state.store().write().await?;
+        db::fail_approved_request(&mut tx, &row.id).await?;
+        tx.commit().await?;
         state
             .audit_failure(ctx, "session.create", &row.uid, &card.issued_by, &err)
             .await;
@@ -201,7 +205,11 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
         return Ok(s);
     }
     // The conditional update also catches an end that happened since the read.
-    if !db::touch_session(&mut conn, &s.id, now).await? {
+    drop(conn);
+    let mut tx = state.store().write().await?;
+    let touched = db::touch_session(&mut tx, &s.id, now).await?;
+    tx.commit().await?;
+    if !touched {
         return Err(ApiError::unauthorized(
             "session_ended",
             "this session has ended; sign in again",
@@ -335,6 +343,22 @@ async fn logout(
     Client(ctx): Client,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
+    match logout_inner(&state, &ctx, &headers).await {
+        Ok(v) => Ok(Json(v)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, "session.logout", "", "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn logout_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<serde_json::Value> {
     let ticket = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -373,9 +397,7 @@ async fn logout(
         .await?;
     }
     tx.commit().await?;
-    Ok(Json(
-        serde_json::json!({"ended": true, "already_ended": !ended}),
-    ))
+    Ok(serde_json::json!({"ended": true, "already_ended": !ended}))
 }
 
 async fn validate(

@@ -21,8 +21,8 @@ use vsc_authenticator::{
 };
 use vsc_proto::signin::{
     ApproveAuthRequest, AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest,
-    DeviceChallengeRequest, DeviceToken, DeviceTokenRequest, PendingAuthRequest, SessionInfo,
-    TicketValidation, ValidateTicket,
+    DeclineAuthRequest, DeviceChallengeRequest, DeviceToken, DeviceTokenRequest,
+    PendingAuthRequest, SessionInfo, TicketValidation, ValidateTicket,
 };
 use vsc_proto::{
     AssignPosition, CardWithCode, ChallengeResponse, CreateOrganisation, CreatePerson, DeviceFacts,
@@ -1065,5 +1065,76 @@ impl TestServer {
             .expect("the serve task")
             .expect("serve returns Ok");
         started.elapsed()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Races made deterministic, look-only session checks, declines and what sessions and cards
+// record.
+
+impl TestServer {
+    /// Takes SQLite's write lock in a transaction of the test's own, standing in for another
+    /// request's transaction: every write the server begins meanwhile waits (busy timeout, 10 s)
+    /// until the returned transaction commits or rolls back; reads go on. End it explicitly.
+    pub async fn hold_write_lock(&self) -> vsc_store::Tx {
+        self.state
+            .store()
+            .write()
+            .await
+            .expect("take the database's write lock")
+    }
+
+    /// The phone's long-poll for its pending requests, waiting up to `wait` seconds.
+    pub async fn try_device_pending_wait(
+        &self,
+        token: &str,
+        wait: u64,
+    ) -> Result<Vec<PendingAuthRequest>, ClientError> {
+        self.get(Some(token), &format!("/api/v1/device/requests?wait={wait}"))
+            .await
+    }
+
+    /// `POST /api/v1/device/requests/{id}/decline` with a device token and `reason`
+    /// (`declined`, or `not-me` for "I didn't do this").
+    pub async fn decline_raw(
+        &self,
+        token: &str,
+        request_id: &str,
+        reason: &str,
+    ) -> Result<AuthRequestOutcome, ClientError> {
+        self.post(
+            Some(token),
+            &format!("/api/v1/device/requests/{request_id}/decline"),
+            &DeclineAuthRequest {
+                reason: reason.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// The session of a ticket, looked at without counting as use (`?touch=false`).
+    pub async fn session_look(&self, ticket: &str) -> Result<SessionInfo, ClientError> {
+        self.get(Some(ticket), "/api/v1/session?touch=false").await
+    }
+
+    /// When the session created by collecting `request_id` ended, and why, straight from the
+    /// database.
+    pub async fn session_end(&self, request_id: &str) -> (Option<i64>, Option<String>) {
+        sqlx::query_as("SELECT ended_at, end_reason FROM sessions WHERE request_id = ?")
+            .bind(request_id)
+            .fetch_one(self.state.store().pool())
+            .await
+            .expect("session row")
+    }
+
+    /// Until when sign-in to a card is blocked (unix seconds), straight from the database.
+    pub async fn card_blocked_until(&self, card_id: &str) -> Option<i64> {
+        let (until,): (Option<i64>,) =
+            sqlx::query_as("SELECT blocked_until FROM cards WHERE id = ?")
+                .bind(card_id)
+                .fetch_one(self.state.store().pool())
+                .await
+                .expect("card row");
+        until
     }
 }

@@ -13,10 +13,15 @@
 mod common;
 
 mod approvals;
+mod audited_refusals;
+mod collect_recheck;
 mod concurrency;
 mod device_channel;
+mod failure_races;
 mod happy_path;
 mod limits;
+mod long_poll_shutdown;
 mod requests;
+mod session_end;
 mod sessions;
 mod shutdown;

@@ -1,0 +1,214 @@
+//! `vsc demo` and `vsc sandbox` through the real binary: the demo tells the whole story and
+//! exits 0; the sandbox prints `ready`, serves tickets through its agent that the server
+//! validates over TLS, stops cleanly on SIGTERM and reuses its data on the next start.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const VSC: &str = env!("CARGO_BIN_EXE_vsc");
+
+#[test]
+fn demo_walks_through_sign_in_and_exits_cleanly() {
+    let out = Command::new(VSC)
+        .arg("demo")
+        .output()
+        .expect("vsc demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "The RA registers a clinician",
+        "Workstation shows:",
+        "which number does the workstation show?",
+        "Role selection",
+        "\"level_of_assurance\": \"AAL2\"",
+        "Unlocking needs a fresh approval",
+        "the role is kept: Clinical Practitioner Access Role",
+        "session_ended",
+        "Done.",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+}
+
+struct Sandbox {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Sandbox {
+    fn start(data: &Path) -> Sandbox {
+        let mut child = Command::new(VSC)
+            .args([
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+                "--agent-listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vsc sandbox starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut sandbox = Sandbox {
+            child,
+            lines,
+            seen: String::new(),
+        };
+        sandbox.wait_for("ready", Duration::from_secs(90));
+        sandbox
+    }
+
+    fn wait_for(&mut self, wanted: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if line.trim() == wanted {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line {wanted:?} within {limit:?}; output so far:\n{}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    fn field(&self, label: &str) -> String {
+        self.seen
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} line in:\n{}", self.seen))
+            .trim()
+            .to_owned()
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the sandbox ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[test]
+fn sandbox_is_ready_serves_tickets_and_stops_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sandbox");
+    let sandbox = Sandbox::start(&data);
+    let server = sandbox
+        .field("server")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let person = sandbox.field("test person");
+    let uid = person
+        .split("UID ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // An application asks the agent for a ticket: the simulated phone approves by itself.
+    let out = Command::new(VSC)
+        .args(["agent", "--home"])
+        .arg(data.join("agent"))
+        .arg("ticket")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ticket = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(ticket.len() >= 40, "a 256-bit ticket: {ticket}");
+
+    // A relying system validates it over the server's real TLS.
+    let body = format!("{{\"ticket\":\"{ticket}\"}}");
+    let out = Command::new("curl")
+        .args(["-sSf", "--cacert"])
+        .arg(data.join("server/ca/root.pem"))
+        .args(["-H", "content-type: application/json", "-d", &body])
+        .arg(format!("{server}api/v1/tickets/validate"))
+        .output()
+        .expect("curl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let validation: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(validation["uid"], uid.as_str());
+    assert_eq!(validation["role"]["role_code"], "S8000:G8000:R8000");
+
+    // Without the agent's secret the ticket API refuses.
+    let agent_url = sandbox
+        .field("agent ticket API")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &agent_url])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+
+    assert!(
+        sandbox.stop().success(),
+        "SIGTERM stops the sandbox cleanly"
+    );
+
+    // The next start reuses the same person.
+    let again = Sandbox::start(&data);
+    assert!(again.field("test person").contains(&uid));
+    assert!(again.stop().success());
+}

@@ -73,6 +73,15 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// The bearer token of a request (`Authorization: Bearer …`), trimmed; `None` when absent.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The client's address, as an anonymous audit context.
 #[derive(Debug, Clone)]
 pub struct Client(pub AuditContext);

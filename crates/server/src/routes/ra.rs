@@ -350,14 +350,9 @@ impl FromRequestParts<AppState> for RaCaller {
 /// active card with a valid authentication certificate (cancelling an RA's card ends their
 /// console access at once, not when the session runs out).
 async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> ApiResult<RaCaller> {
-    let token = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthorized("unauthenticated", "sign in first: `vsc ra login`")
-        })?;
+    let token = super::bearer_token(&parts.headers).ok_or_else(|| {
+        ApiError::unauthorized("unauthenticated", "sign in first: `vsc ra login`")
+    })?;
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
     let uid = repo::ra_session(&mut conn, &sha256(token.trim().as_bytes()), now)
@@ -937,6 +932,39 @@ async fn get_card(
     Ok(Json(views::card(&mut conn, card).await?))
 }
 
+/// Issues a one-time code (activation or unlock) for `card` inside `tx`, audits it as `action`,
+/// commits, and answers with the card and the code.
+async fn issue_code(
+    state: &AppState,
+    caller: &RaCaller,
+    mut tx: Tx,
+    card: CardRow,
+    kind: CodeKind,
+    action: &str,
+) -> ApiResult<CardWithCode> {
+    let ttl = match kind {
+        CodeKind::Activation => state.config().activation_ttl,
+        CodeKind::Unlock => state.config().unlock_ttl,
+    };
+    let issued = codes::issue(state, &mut tx, kind, &card.id, &caller.uid, ttl).await?;
+    caller
+        .audit(
+            state,
+            &mut tx,
+            action,
+            &card.id,
+            &card.issued_by,
+            serde_json::json!({"uid": card.uid, "code_id": issued.code.id()}),
+        )
+        .await?;
+    tx.commit().await?;
+    let mut conn = state.store().pool().acquire().await?;
+    Ok(CardWithCode {
+        card: views::card(&mut conn, card).await?,
+        code: issued.to_proto(state, kind),
+    })
+}
+
 async fn reissue_activation(
     State(state): State<AppState>,
     caller: RaCaller,
@@ -954,31 +982,15 @@ async fn reissue_activation(
                 ),
             ));
         }
-        let issued = codes::issue(
+        issue_code(
             &state,
-            &mut tx,
+            &caller,
+            tx,
+            card,
             CodeKind::Activation,
-            &card.id,
-            &caller.uid,
-            state.config().activation_ttl,
+            "activation.issued",
         )
-        .await?;
-        caller
-            .audit(
-                &state,
-                &mut tx,
-                "activation.issued",
-                &card.id,
-                &card.issued_by,
-                serde_json::json!({"uid": card.uid, "code_id": issued.code.id()}),
-            )
-            .await?;
-        tx.commit().await?;
-        let mut conn = state.store().pool().acquire().await?;
-        Ok(CardWithCode {
-            card: views::card(&mut conn, card).await?,
-            code: issued.to_proto(&state, CodeKind::Activation),
-        })
+        .await
     })
     .await
 }
@@ -1040,31 +1052,15 @@ async fn unlock_card(
                 ),
             ));
         }
-        let issued = codes::issue(
+        issue_code(
             &state,
-            &mut tx,
+            &caller,
+            tx,
+            card,
             CodeKind::Unlock,
-            &card.id,
-            &caller.uid,
-            state.config().unlock_ttl,
+            "card.unlock.issued",
         )
-        .await?;
-        caller
-            .audit(
-                &state,
-                &mut tx,
-                "card.unlock.issued",
-                &card.id,
-                &card.issued_by,
-                serde_json::json!({"uid": card.uid, "code_id": issued.code.id()}),
-            )
-            .await?;
-        tx.commit().await?;
-        let mut conn = state.store().pool().acquire().await?;
-        Ok(CardWithCode {
-            card: views::card(&mut conn, card).await?,
-            code: issued.to_proto(&state, CodeKind::Unlock),
-        })
+        .await
     })
     .await
 }

@@ -237,17 +237,12 @@ impl FromRequestParts<AppState> for TicketHolder {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Client(client) = Client::from_request_parts(parts, state).await?;
-        let ticket = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "ticket_missing",
-                    "send the session ticket as a bearer token",
-                )
-            });
+        let ticket = super::bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized(
+                "ticket_missing",
+                "send the session ticket as a bearer token",
+            )
+        });
         let ticket = match ticket {
             Ok(t) => t,
             Err(err) => {
@@ -359,16 +354,12 @@ async fn logout_inner(
     ctx: &AuditContext,
     headers: &axum::http::HeaderMap,
 ) -> ApiResult<serde_json::Value> {
-    let ticket = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "ticket_missing",
-                "send the session ticket as a bearer token",
-            )
-        })?;
+    let ticket = super::bearer_token(headers).ok_or_else(|| {
+        ApiError::unauthorized(
+            "ticket_missing",
+            "send the session ticket as a bearer token",
+        )
+    })?;
     let mut tx = state.store().write().await?;
     let s = db::session_by_ticket(&mut tx, &sha256(ticket.trim().as_bytes()))
         .await?

@@ -622,14 +622,9 @@ async fn device_caller(
     state: &AppState,
     client: &AuditContext,
 ) -> ApiResult<DeviceCaller> {
-    let token = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::unauthorized("device_unauthenticated", "get a device token first")
-        })?;
+    let token = super::bearer_token(&parts.headers).ok_or_else(|| {
+        ApiError::unauthorized("device_unauthenticated", "get a device token first")
+    })?;
     let mut conn = state.store().pool().acquire().await?;
     let token_hash = sha256(token.trim().as_bytes());
     let device_id = db::device_for_token(&mut conn, &token_hash, state.now_unix())

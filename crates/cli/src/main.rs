@@ -1,9 +1,12 @@
 //! `vsc`: one command for every part of the virtual smartcard platform.
 //!
-//! * `vsc serve` runs the server (RA issuance, enrolment, CA, audit) on embedded SQLite;
+//! * `vsc serve` runs the server (RA issuance, enrolment, CA, sign-in, audit) on embedded SQLite;
 //! * `vsc ra …` is the Registration Authority's console, signed in with the RA's own card;
 //! * `vsc authenticator …` is the phone app's core with a terminal front;
-//! * `vsc audit …` verifies and exports the hash-chained audit log.
+//! * `vsc agent …` is the identity agent on the workstation;
+//! * `vsc audit …` verifies and exports the hash-chained audit log;
+//! * `vsc demo`, `vsc sandbox` and `vsc bench` run the whole system in one process, to learn it,
+//!   to integrate with it, and to measure it.
 //!
 //! Every command exits 0 only on success, prints errors as one readable line with what to do
 //! next, and takes `--json` where scripts read its output.
@@ -39,7 +42,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Registration Authority console: people, positions, identity checks, cards.
     Ra(ra::RaArgs),
-    /// The phone app's core: enrol a card, unlock it, show its state.
+    /// The phone app's core: enrol a card, answer sign-in requests, unlock it, show its state.
     Authenticator(authenticator::AuthenticatorArgs),
     /// Verify or export the server's audit log (offline, from the data directory).
     Audit(audit::AuditArgs),

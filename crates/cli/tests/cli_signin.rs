@@ -212,3 +212,39 @@ fn sandbox_is_ready_serves_tickets_and_stops_cleanly() {
     assert!(again.field("test person").contains(&uid));
     assert!(again.stop().success());
 }
+
+#[test]
+fn bench_login_measures_and_reports_json() {
+    let out = Command::new(VSC)
+        .args([
+            "bench",
+            "login",
+            "--phones",
+            "2",
+            "--sequential",
+            "3",
+            "--seconds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .expect("vsc bench runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3, "sequential, concurrent, paced");
+    assert_eq!(runs[0]["mode"], "sequential");
+    assert_eq!(runs[0]["sign_ins"], 3);
+    for run in runs {
+        assert!(run["per_second"].as_f64().unwrap() > 0.0, "{run}");
+        assert!(
+            run["p99_ms"].as_f64().unwrap() >= run["p50_ms"].as_f64().unwrap(),
+            "{run}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("audit log intact"));
+}

@@ -57,6 +57,21 @@ pub struct ServeArgs {
     /// Validity of issued certificates in days.
     #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=1825))]
     certificate_days: u32,
+    /// How long a sign-in request waits for the phone, in seconds (at most 600).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(10..=600))]
+    signin_request_seconds: u32,
+    /// Sign-in requests allowed per card within --signin-window-minutes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    signin_requests_per_window: u32,
+    /// The window of --signin-requests-per-window, in minutes.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    signin_window_minutes: u32,
+    /// Consecutive sign-in failures (wrong number, bad signature, declines) that lock a card.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    signin_failure_limit: u32,
+    /// How long "I didn't do this" blocks new sign-in requests to the card, in minutes.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    not_me_block_minutes: u32,
     /// Write logs as JSON lines (for log shippers) instead of text.
     #[arg(long)]
     json: bool,
@@ -85,6 +100,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     config.national_ods = args.national_ods;
     config.activation_ttl = time::Duration::hours(i64::from(args.activation_hours));
     config.certificate_validity = time::Duration::days(i64::from(args.certificate_days));
+    config.signin.request_ttl = time::Duration::seconds(i64::from(args.signin_request_seconds));
+    config.signin.requests_per_window = i64::from(args.signin_requests_per_window);
+    config.signin.request_window = time::Duration::minutes(i64::from(args.signin_window_minutes));
+    config.signin.failure_limit = i64::from(args.signin_failure_limit);
+    config.signin.not_me_block = time::Duration::minutes(i64::from(args.not_me_block_minutes));
     if !args.approved_app_versions.is_empty() {
         config.approved_app_versions =
             AppVersionPolicy::parse(&args.approved_app_versions).map_err(anyhow::Error::msg)?;

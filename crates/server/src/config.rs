@@ -153,6 +153,29 @@ fn semver_series(version: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::SigninConfig;
+    use time::Duration;
+
+    #[test]
+    fn signin_limits_keep_their_promises() {
+        assert!(SigninConfig::default().validate().is_ok());
+        let too_many = SigninConfig {
+            failure_limit: 101,
+            ..SigninConfig::default()
+        };
+        assert!(too_many.validate().is_err());
+        let too_long = SigninConfig {
+            request_ttl: Duration::minutes(11),
+            ..SigninConfig::default()
+        };
+        assert!(too_long.validate().is_err());
+        let no_cap = SigninConfig {
+            requests_per_window: 0,
+            ..SigninConfig::default()
+        };
+        assert!(no_cap.validate().is_err());
+    }
+
     #[test]
     fn default_policy_approves_this_release() {
         let facts = vsc_core::ClientFacts {

@@ -66,6 +66,9 @@ pub enum InstanceError {
     /// TLS configuration failed.
     #[error("TLS configuration failed: {0}")]
     Tls(String),
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 impl From<ApiError> for InstanceError {
@@ -113,6 +116,7 @@ pub async fn prepare(
     bound: SocketAddr,
     clock: Arc<dyn Clock>,
 ) -> Result<Instance, InstanceError> {
+    config.signin.validate().map_err(InstanceError::Config)?;
     let data = config.data_dir.clone();
     ensure_private_dir(&data)?;
     let master_key = MasterKey::load_or_create(&config.master_key_path())?;

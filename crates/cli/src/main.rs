@@ -16,6 +16,7 @@ mod audit;
 mod authenticator;
 mod bench;
 mod demo;
+mod eps;
 mod lab;
 mod passcode;
 mod qr;
@@ -50,6 +51,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Measure the server: complete sign-ins per second and their latency.
     Bench(bench::BenchArgs),
+    /// Electronic prescriptions: verify signatures as the EPS verifier does.
+    Eps(eps::EpsArgs),
     /// Walk through the whole sign-in path on a throwaway server (no set-up needed).
     Demo(demo::DemoArgs),
     /// Run a local sandbox for integrators: server, agent and a simulated phone.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             Command::Agent(args) => agent::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Eps(args) => eps::run(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
         }
     });

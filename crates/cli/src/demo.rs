@@ -77,7 +77,7 @@ async fn phone_approves(listener: &mut Listener, number: oneshot::Receiver<u8>) 
     let number = number.await.context("the workstation showed no number")?;
     say(format!(
         "Ada picks {number} and types her passcode; the phone signs request id, server nonce, context digest {}… and {number}",
-        &request.context_digest[..12]
+        request.context_digest.get(..12).unwrap_or(&request.context_digest)
     ));
     listener
         .link()
@@ -231,7 +231,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "Done. The audit log recorded {} events, every one hash-chained (head {}…).",
         report.events,
-        &report.head_hash[..16]
+        report.head_hash.get(..16).unwrap_or(&report.head_hash)
     );
     agent.close().await;
     lab.stop().await?;

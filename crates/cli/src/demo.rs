@@ -77,7 +77,10 @@ async fn phone_approves(listener: &mut Listener, number: oneshot::Receiver<u8>) 
     let number = number.await.context("the workstation showed no number")?;
     say(format!(
         "Ada picks {number} and types her passcode; the phone signs request id, server nonce, context digest {}… and {number}",
-        request.context_digest.get(..12).unwrap_or(&request.context_digest)
+        request
+            .context_digest
+            .get(..12)
+            .unwrap_or(&request.context_digest)
     ));
     listener
         .link()

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::agent::{AgentConfig, Workstation};
-use crate::fsutil;
 use crate::secret::LocalSecret;
 use crate::server::ServerTrust;
 use crate::{AgentError, Result};
+use vsc_authenticator::fsutil;
 
 const CONFIG_FILE: &str = "agent.json";
 const SECRET_FILE: &str = "agent.secret";

@@ -18,7 +18,6 @@
 //! * [`server`]: the calls the agent makes to the vsc server.
 
 pub mod agent;
-mod fsutil;
 pub mod home;
 pub mod local;
 pub mod local_client;

@@ -12,8 +12,8 @@ use std::path::Path;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::fsutil;
 use crate::{AgentError, Result};
+use vsc_authenticator::fsutil;
 
 /// The header callers of the local API send the secret in.
 pub const SECRET_HEADER: &str = "x-vsc-agent-secret";

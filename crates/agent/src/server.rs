@@ -10,22 +10,11 @@
 //! | [`ServerLink::logout`] | `POST /api/v1/session/logout` (ticket) |
 //! | [`ServerLink::validate`] | `POST /api/v1/tickets/validate` (what a relying system asks) |
 //!
-//! JSON calls go through the authenticator's pinned [`Client`]. Two things it cannot do yet —
-//! a `POST` with the request secret header (cancel), and accept the empty `204` answer of a
-//! logout — go through a second HTTP client built with the same trust anchor, whose errors are
-//! the same [`ClientError`]s.
+//! Every call goes through the authenticator's pinned [`Client`], which trusts only the root CA
+//! (or fingerprint) the agent was configured with.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use rustls::RootCertStore;
-use rustls::client::WebPkiServerVerifier;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-use serde::de::DeserializeOwned;
 use url::Url;
-use vsc_authenticator::client::parse_fingerprint;
-use vsc_authenticator::{Client, ClientError, PinnedRootVerifier};
+use vsc_authenticator::{Client, ClientError};
 use vsc_proto::signin::{
     AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest, SelectRole,
     SessionInfo, TicketValidation, ValidateTicket,
@@ -33,9 +22,6 @@ use vsc_proto::signin::{
 
 /// The header carrying a request's poll secret.
 const REQUEST_SECRET_HEADER: &str = "x-vsc-request-secret";
-/// Long enough for the longest long-poll the server allows (30 s) plus a margin.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the agent recognises its server: the instance root CA, or its SHA-256 fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,55 +37,17 @@ pub enum ServerTrust {
 #[derive(Debug, Clone)]
 pub struct ServerLink {
     api: Client,
-    raw: reqwest::Client,
 }
 
 impl ServerLink {
     /// A link to `server`, trusting only what `trust` names. Checks the URL and the trust
     /// anchor; makes no connection.
     pub fn new(server: &Url, trust: &ServerTrust) -> Result<ServerLink, ClientError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Setup(e.to_string()))?;
-        let (api, mut config) = match trust {
-            ServerTrust::Fingerprint(fp) => {
-                let pin = parse_fingerprint(fp)?;
-                let config = builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(PinnedRootVerifier::new(pin)))
-                    .with_no_client_auth();
-                (Client::with_fingerprint(server.clone(), fp)?, config)
-            }
-            ServerTrust::RootPem(pem) => {
-                let api = Client::with_root_pem(server.clone(), pem)?;
-                let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    let cert = cert.map_err(|e| ClientError::BadRoot(e.to_string()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| ClientError::BadRoot(e.to_string()))?;
-                }
-                let verifier =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .build()
-                        .map_err(|e| ClientError::BadRoot(e.to_string()))?;
-                (
-                    api,
-                    builder.with_webpki_verifier(verifier).with_no_client_auth(),
-                )
-            }
+        let api = match trust {
+            ServerTrust::Fingerprint(fp) => Client::with_fingerprint(server.clone(), fp)?,
+            ServerTrust::RootPem(pem) => Client::with_root_pem(server.clone(), pem)?,
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let raw = reqwest::Client::builder()
-            .tls_backend_preconfigured(config)
-            .https_only(true)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("vsc-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ClientError::Setup(error_chain(&e)))?;
-        Ok(ServerLink { api, raw })
+        Ok(ServerLink { api })
     }
 
     /// The server's base URL (ends with `/`).
@@ -151,13 +99,15 @@ impl ServerLink {
     /// `request_already_decided`.
     pub async fn cancel(&self, request_id: &str, poll_secret: &str) -> Result<(), ClientError> {
         let path = format!("/api/v1/auth/requests/{}/cancel", checked_id(request_id)?);
-        let request = self
-            .raw
-            .post(self.url(&path)?)
-            .header(REQUEST_SECRET_HEADER, poll_secret);
-        self.send_raw::<serde_json::Value>(&path, request)
-            .await
-            .map(|_| ())
+        let _: serde_json::Value = self
+            .api
+            .post_json_with_headers(
+                &path,
+                &serde_json::json!({}),
+                &[(REQUEST_SECRET_HEADER, poll_secret)],
+            )
+            .await?;
+        Ok(())
     }
 
     /// The session of `ticket` (this counts as use of the session).
@@ -187,11 +137,15 @@ impl ServerLink {
 
     /// Ends the session of `ticket` at once.
     pub async fn logout(&self, ticket: &str) -> Result<(), ClientError> {
-        let path = "/api/v1/session/logout";
-        let request = self.raw.post(self.url(path)?).bearer_auth(ticket);
-        self.send_raw::<serde_json::Value>(path, request)
-            .await
-            .map(|_| ())
+        let _: serde_json::Value = self
+            .api
+            .post_json(
+                "/api/v1/session/logout",
+                &serde_json::json!({}),
+                Some(ticket),
+            )
+            .await?;
+        Ok(())
     }
 
     /// What a relying system learns from `ticket`.
@@ -205,56 +159,6 @@ impl ServerLink {
                 None,
             )
             .await
-    }
-
-    fn url(&self, path: &str) -> Result<Url, ClientError> {
-        self.api
-            .base_url()
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| ClientError::Setup(format!("bad path {path}: {e}")))
-    }
-
-    /// Sends `request`; `None` for an empty success (`204`).
-    async fn send_raw<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        request: reqwest::RequestBuilder,
-    ) -> Result<Option<R>, ClientError> {
-        let response = request.send().await.map_err(|e| self.connect_error(&e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.connect_error(&e))?;
-        if !status.is_success() {
-            if let Ok(err) = serde_json::from_slice::<vsc_proto::ErrorBody>(&body) {
-                return Err(ClientError::Server {
-                    status: status.as_u16(),
-                    code: err.error.code,
-                    message: err.error.message,
-                });
-            }
-            let text = String::from_utf8_lossy(&body);
-            return Err(ClientError::UnexpectedResponse {
-                server: self.origin(),
-                path: path.to_owned(),
-                status: status.as_u16(),
-                snippet: text.chars().take(200).collect(),
-            });
-        }
-        if body.is_empty() {
-            return Ok(None);
-        }
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| ClientError::BadResponse {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })
-    }
-
-    fn connect_error(&self, err: &reqwest::Error) -> ClientError {
-        ClientError::Connect {
-            server: self.origin(),
-            detail: error_chain(err),
-        }
     }
 }
 
@@ -273,20 +177,6 @@ fn checked_id(id: &str) -> Result<&str, ClientError> {
             reason: "the request id has characters a request id cannot have".into(),
         })
     }
-}
-
-/// Every message in an error's chain, joined, without repeats.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(err);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -360,6 +360,21 @@ impl Client {
         self.send(path, request).await
     }
 
+    /// `POST path` with a JSON body and extra headers (such as a request's poll secret).
+    pub async fn post_json_with_headers<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &T,
+        headers: &[(&str, &str)],
+    ) -> Result<R, ClientError> {
+        let url = self.url(path)?;
+        let mut request = self.http.post(url).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(path, request).await
+    }
+
     fn url(&self, path: &str) -> Result<Url, ClientError> {
         self.base
             .join(path.trim_start_matches('/'))

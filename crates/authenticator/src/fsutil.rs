@@ -1,13 +1,14 @@
-//! Small file-system helpers shared by the keystore and the home directory: private directories
-//! (0700) and private files (0600) written through a temporary file and a rename, so a crash or a
-//! full disk never leaves a half-written file behind.
+//! Small file-system helpers for private state on the phone and the workstation (keystore, home
+//! directory, the agent's secret): private directories (0700) and private files (0600) written
+//! through a temporary file and a rename or link, so a crash or a full disk never leaves a
+//! half-written file behind.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Creates `dir` (and its parents) if it does not exist; a directory this creates is 0700.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -46,36 +47,79 @@ fn create_private_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Writes `bytes` to `path` (mode 0600): first to a temporary file in the same directory, flushed
-/// to disk, then renamed over `path`. Readers see either the old or the new content, never a mix.
-pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to a new private temporary sibling of `path`, flushed to disk.
+fn write_temp(path: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
     let temp = temp_sibling(path)?;
-    let result = (|| {
+    let written = (|| {
         let mut file = create_private_file(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)?;
-        // Make the rename itself durable.
-        #[cfg(unix)]
-        if let Some(parent) = path.parent() {
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            File::open(parent)?.sync_all()?;
-        }
-        Ok(())
+        file.sync_all()
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    match written {
+        Ok(()) => Ok(temp),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
     }
-    result
+}
+
+/// Makes a rename or link in `path`'s directory durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Some(parent) = path.parent() {
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` (mode 0600): first to a temporary file in the same directory, flushed
+/// to disk, then renamed over `path`. Readers see either the old or the new content, never a mix.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temp = write_temp(path, bytes)?;
+    if let Err(e) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_parent(path)
+}
+
+/// Creates `path` (mode 0600) with `bytes` if it does not exist yet, atomically: the content is
+/// written to a temporary file first and then hard-linked into place, which fails if another
+/// process got there first. Returns whether this call created the file.
+pub fn create_private_once(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let temp = write_temp(path, bytes)?;
+    let linked = fs::hard_link(&temp, path);
+    let _ = fs::remove_file(&temp);
+    match linked {
+        Ok(()) => sync_parent(path).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether group or others may access a file with this metadata (always `false` where modes do
+/// not exist).
+pub fn accessible_by_others(meta: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o077 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
 }
 
 /// Removes `path` if it exists.
-pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
+pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

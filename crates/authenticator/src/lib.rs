@@ -11,7 +11,7 @@
 pub mod client;
 pub mod device_key;
 pub mod flows;
-mod fsutil;
+pub mod fsutil;
 pub mod home;
 pub mod keystore;
 pub mod phone;

@@ -1,6 +1,7 @@
 //! The HTTP surface: public CA publication, the phone's device API, and the RA API. Each
 //! sub-module documents its routes.
 
+pub mod challenge;
 pub mod device;
 pub mod public;
 pub mod ra;

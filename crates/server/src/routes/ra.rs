@@ -41,18 +41,15 @@ use vsc_proto::{
 };
 use vsc_store::Tx;
 use vsc_store::repo::{
-    self, CardRow, ChallengeUse, IdentityCheckRow, OrganisationRow, PersonRow, PositionRow,
-    RaRoleRow,
+    self, CardRow, IdentityCheckRow, OrganisationRow, PersonRow, PositionRow, RaRoleRow,
 };
 
-use super::{ApiJson, Client, views};
+use super::{ApiJson, Client, challenge, views};
 use crate::codes::{self, CodeKind};
 use crate::crl::{self, CrlIssuer};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, AuditContext};
 
-/// How long a login challenge stays valid.
-const CHALLENGE_TTL_SECONDS: i64 = 120;
 const LOGIN_PURPOSE: &str = "ra-login";
 
 /// The routes.
@@ -121,34 +118,18 @@ async fn challenge(
     let uid = parse_uid(&req.uid)?;
     // A challenge is issued whether or not the UID exists, so the endpoint cannot be used to
     // find out who has a card; the login then fails for an unknown person.
-    let id = state.new_id()?;
-    let nonce = B64.encode(state.random::<32>()?);
-    let now = state.now();
-    let expires_at = now + time::Duration::seconds(CHALLENGE_TTL_SECONDS);
     let mut tx = state.store().write().await?;
-    repo::insert_challenge(
+    let issued = challenge::issue(
+        &state,
         &mut tx,
-        &id,
+        &ctx,
         LOGIN_PURPOSE,
         uid.as_str(),
-        &nonce,
-        now.unix_timestamp(),
-        expires_at.unix_timestamp(),
+        "ra.challenge.issued",
     )
     .await?;
-    let event = ctx.event(
-        "ra.challenge.issued",
-        uid.as_str(),
-        "",
-        serde_json::json!({"challenge_id": id}),
-    );
-    vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;
-    Ok(Json(ChallengeResponse {
-        challenge_id: id,
-        nonce,
-        expires_at,
-    }))
+    Ok(Json(issued))
 }
 
 async fn login(
@@ -179,29 +160,7 @@ async fn login_inner(
     let now = state.now_unix();
     let mut tx = state.store().write().await?;
     let nonce =
-        match repo::consume_challenge(&mut tx, &req.challenge_id, LOGIN_PURPOSE, uid.as_str(), now)
-            .await?
-        {
-            ChallengeUse::Consumed(nonce) => nonce,
-            ChallengeUse::Unknown => {
-                return Err(ApiError::unauthorized(
-                    "challenge_unknown",
-                    "no such sign-in challenge for this UID; start again",
-                ));
-            }
-            ChallengeUse::Used => {
-                return Err(ApiError::unauthorized(
-                    "challenge_used",
-                    "this sign-in challenge was already used; start again",
-                ));
-            }
-            ChallengeUse::Expired => {
-                return Err(ApiError::unauthorized(
-                    "challenge_expired",
-                    "the sign-in challenge expired; start again",
-                ));
-            }
-        };
+        challenge::consume(&mut tx, &req.challenge_id, LOGIN_PURPOSE, uid.as_str(), now).await?;
     // The consumed challenge must stay consumed even if the signature is wrong.
     tx.commit().await?;
 
@@ -573,6 +532,13 @@ async fn set_session_limits(
     .await
 }
 
+async fn known_person(conn: &mut SqliteConnection, uid: &Uid) -> ApiResult<()> {
+    repo::person(conn, uid.as_str())
+        .await?
+        .map(|_| ())
+        .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))
+}
+
 async fn known_organisation(conn: &mut SqliteConnection, ods: &OdsCode) -> ApiResult<()> {
     repo::organisation(conn, ods.as_str())
         .await?
@@ -760,9 +726,7 @@ async fn assign_position(
             .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
-        if repo::person(&mut tx, uid.as_str()).await?.is_none() {
-            return Err(ApiError::not_found("unknown_person", format!("no person has UID {uid}")));
-        }
+        known_person(&mut tx, &uid).await?;
         // The position is at `ods`: that is where the RA must hold the right.
         caller.allow(&state, RaAction::AssignPosition, &ods, Some(&role))?;
         let row = PositionRow {
@@ -813,12 +777,7 @@ async fn assign_ra_role(
         }
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
-        if repo::person(&mut tx, uid.as_str()).await?.is_none() {
-            return Err(ApiError::not_found(
-                "unknown_person",
-                format!("no person has UID {uid}"),
-            ));
-        }
+        known_person(&mut tx, &uid).await?;
         caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
         let row = RaRoleRow {
             uid: uid.to_string(),
@@ -858,9 +817,7 @@ async fn issue_card(
         let ods = parse_ods(&req.organisation)?;
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
-        if repo::person(&mut tx, uid.as_str()).await?.is_none() {
-            return Err(ApiError::not_found("unknown_person", format!("no person has UID {uid}")));
-        }
+        known_person(&mut tx, &uid).await?;
         caller.allow(&state, RaAction::IssueCard, &ods, None)?;
         if !repo::person_organisations(&mut tx, uid.as_str()).await?.iter().any(|o| o == ods.as_str()) {
             return Err(ApiError::conflict(

@@ -36,16 +36,15 @@ use vsc_proto::signin::{
     DeclineAuthRequest, DeviceChallengeRequest, DeviceToken, DeviceTokenRequest,
     PendingAuthRequest,
 };
-use vsc_store::repo::{self, ChallengeUse};
+use vsc_store::repo;
 use vsc_store::signin::{self as db, AuthRequestRow};
 
-use super::{ApiJson, Client, session};
+use super::{ApiJson, Client, challenge, session};
 use crate::error::{ApiError, ApiResult};
 use crate::hub::Event;
 use crate::state::{AppState, AuditContext};
 
 const DEVICE_TOKEN_PURPOSE: &str = "device-token";
-const DEVICE_CHALLENGE_TTL_SECONDS: i64 = 120;
 /// Longest a long-poll waits before answering "still pending".
 const MAX_WAIT_SECONDS: u64 = 30;
 const POLL_SECRET_HEADER: &str = "x-vsc-request-secret";
@@ -443,37 +442,17 @@ async fn device_challenge_inner(
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
-    let id = state.new_id()?;
-    let nonce = B64.encode(state.random::<32>()?);
-    let now = state.now();
-    let expires_at = now + time::Duration::seconds(DEVICE_CHALLENGE_TTL_SECONDS);
-    repo::insert_challenge(
+    let issued = challenge::issue(
+        state,
         &mut tx,
-        &id,
+        ctx,
         DEVICE_TOKEN_PURPOSE,
         &req.device_id,
-        &nonce,
-        now.unix_timestamp(),
-        expires_at.unix_timestamp(),
-    )
-    .await?;
-    vsc_store::audit::append(
-        &mut tx,
-        &ctx.event(
-            "device.challenge.issued",
-            &req.device_id,
-            "",
-            serde_json::json!({"challenge_id": id}),
-        ),
-        state.now_ms(),
+        "device.challenge.issued",
     )
     .await?;
     tx.commit().await?;
-    Ok(ChallengeResponse {
-        challenge_id: id,
-        nonce,
-        expires_at,
-    })
+    Ok(issued)
 }
 
 async fn device_token(
@@ -502,35 +481,14 @@ async fn device_token_inner(
         .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
     let now = state.now_unix();
     let mut tx = state.store().write().await?;
-    let nonce = match repo::consume_challenge(
+    let nonce = challenge::consume(
         &mut tx,
         &req.challenge_id,
         DEVICE_TOKEN_PURPOSE,
         &req.device_id,
         now,
     )
-    .await?
-    {
-        ChallengeUse::Consumed(n) => n,
-        ChallengeUse::Unknown => {
-            return Err(ApiError::unauthorized(
-                "challenge_unknown",
-                "no such challenge for this device",
-            ));
-        }
-        ChallengeUse::Used => {
-            return Err(ApiError::unauthorized(
-                "challenge_used",
-                "this challenge was already used",
-            ));
-        }
-        ChallengeUse::Expired => {
-            return Err(ApiError::unauthorized(
-                "challenge_expired",
-                "the challenge expired; ask for a new one",
-            ));
-        }
-    };
+    .await?;
     tx.commit().await?;
     let mut tx = state.store().write().await?;
     let (key, uid) = db::device_key(&mut tx, &req.device_id)

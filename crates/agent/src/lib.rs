@@ -18,6 +18,7 @@
 //! * [`server`]: the calls the agent makes to the vsc server.
 
 pub mod agent;
+pub mod eps;
 pub mod home;
 pub mod local;
 pub mod local_client;
@@ -124,6 +125,22 @@ pub enum AgentError {
         "the server answered the sign-in with state '{0}', which this agent does not understand; check for an agent update"
     )]
     UnexpectedState(String),
+    /// The prescriber declined the signing request on the phone.
+    #[error("the signing request was declined on the phone; nothing was signed")]
+    SigningDeclined,
+    /// The phone did not answer the signing request in time.
+    #[error(
+        "the signing request expired before the phone answered; send it again and approve it on your phone"
+    )]
+    SigningExpired,
+    /// A prescription could not be prepared for signing (not EPS XML, missing parts).
+    #[error("prescription '{id}' cannot be signed: {reason}")]
+    Prescription {
+        /// The caller's id for it.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The session ended on the server.
     #[error("the session has ended ({0}); sign in again")]
     SessionEnded(String),

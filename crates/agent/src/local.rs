@@ -18,6 +18,12 @@
 //! | `POST /v1/lock` | lock: the ticket is not handed out until an unlock | [`AgentStatus`] |
 //! | `POST /v1/unlock` | unlock with a fresh phone approval, keeping the role (waits for the phone) | [`AgentStatus`] |
 //! | `POST /v1/logout` | end the session here and on the server at once | [`AgentStatus`] |
+//! | `POST /v1/eps/sign {algorithm?, stamp_author_time?, prescriptions: [{id, xml}]}` | sign ParentPrescriptions with the phone (one approval for the batch) | [`SignedBatch`] |
+//! | `POST /v1/eps/sign-xml?algorithm=&stamp_author_time=` (XML body) | sign one ParentPrescription: XML in, signed XML out | `application/xml` |
+//! | `POST /v1/signing/prepare {algorithm?, stamp_author_time?, prescriptions}` | NHS Signing Service shape: base64 canonical SignedInfo per id (no phone) | `{algorithm, payloads: [{id, payload, digest, summary}]}` |
+//! | `POST /v1/signing/sign {algorithm, payloads: [{id, payload, description?}]}` | sign prepared SignedInfo; the phone marks the descriptions unverified | `{signatures: [{id, signature}], certificate, failed_signatures}` |
+//!
+//! `algorithm` is `RS1` (rsa-sha1) or `RS256` (rsa-sha256, the default).
 
 use std::fmt;
 use std::future::Future;
@@ -34,16 +40,21 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use vsc_authenticator::ClientError;
+use vsc_eps::sign::SignatureAlgorithm;
 use vsc_proto::signin::{SelectRole, SessionInfo};
+use vsc_proto::signing::{SigningItem, SigningOutcome};
 use vsc_proto::{ErrorBody, ErrorDetail};
 use zeroize::Zeroize;
 
 use crate::agent::Agent;
+use crate::eps::{PreparedPayload, PrescriptionToSign, SignedBatch, prepare_prescriptions};
 use crate::secret::{LocalSecret, SECRET_HEADER};
 use crate::{AgentError, Result};
 
-/// Largest request body accepted (the bodies are tiny).
+/// Largest request body accepted by the session routes (the bodies are tiny).
 const MAX_BODY: usize = 4096;
+/// Largest body of the signing routes: a batch of prescriptions.
+const MAX_SIGNING_BODY: usize = 16 * 1024 * 1024;
 
 /// Where the agent's session stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,9 +219,17 @@ pub fn router(agent: Agent, secret: LocalSecret) -> Router {
         .route("/v1/lock", post(lock))
         .route("/v1/unlock", post(unlock))
         .route("/v1/logout", post(logout))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .merge(
+            Router::new()
+                .route("/v1/eps/sign", post(eps_sign))
+                .route("/v1/eps/sign-xml", post(eps_sign_xml))
+                .route("/v1/signing/prepare", post(signing_prepare))
+                .route("/v1/signing/sign", post(signing_sign))
+                .layer(DefaultBodyLimit::max(MAX_SIGNING_BODY)),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::new(secret), guard))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(agent)
 }
 
@@ -316,6 +335,9 @@ impl IntoResponse for LocalError {
             AgentError::Superseded => (StatusCode::CONFLICT, "superseded"),
             AgentError::Cancelled => (StatusCode::CONFLICT, "cancelled"),
             AgentError::SessionEnded(_) => (StatusCode::UNAUTHORIZED, "session_ended"),
+            AgentError::SigningDeclined => (StatusCode::FORBIDDEN, "signing_declined"),
+            AgentError::SigningExpired => (StatusCode::GONE, "signing_expired"),
+            AgentError::Prescription { .. } => (StatusCode::BAD_REQUEST, "prescription_invalid"),
             AgentError::UnknownRole { .. } => (StatusCode::BAD_REQUEST, "unknown_role"),
             AgentError::AmbiguousRole { .. } => (StatusCode::BAD_REQUEST, "ambiguous_role"),
             AgentError::RoleNotRestored { .. } => (StatusCode::CONFLICT, "role_not_restored"),
@@ -351,6 +373,130 @@ fn body<T>(
 ) -> std::result::Result<T, LocalError> {
     body.map(|Json(b)| b)
         .map_err(|rejection| LocalError::BadBody(rejection.body_text()))
+}
+
+fn algorithm_of(code: Option<&str>) -> std::result::Result<SignatureAlgorithm, LocalError> {
+    match code.unwrap_or("RS256") {
+        c @ ("RS1" | "RS256") => c
+            .parse()
+            .map_err(|_| LocalError::BadBody(format!("unknown algorithm {c}"))),
+        other => Err(LocalError::BadBody(format!(
+            "'{other}' is not a signing algorithm: use RS1 (rsa-sha1) or RS256"
+        ))),
+    }
+}
+
+/// `POST /v1/eps/sign` and `/v1/signing/prepare`.
+#[derive(Debug, Deserialize)]
+struct PrescriptionsBody {
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    stamp_author_time: bool,
+    prescriptions: Vec<PrescriptionToSign>,
+}
+
+async fn eps_sign(
+    State(agent): State<Agent>,
+    request: std::result::Result<Json<PrescriptionsBody>, JsonRejection>,
+) -> LocalResult<SignedBatch> {
+    let request = body(request)?;
+    let algorithm = algorithm_of(request.algorithm.as_deref())?;
+    Ok(Json(
+        agent
+            .sign_prescriptions(algorithm, request.prescriptions, request.stamp_author_time)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignXmlQuery {
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    stamp_author_time: bool,
+}
+
+async fn eps_sign_xml(
+    State(agent): State<Agent>,
+    Query(query): Query<SignXmlQuery>,
+    xml: String,
+) -> std::result::Result<Response, LocalError> {
+    let algorithm = algorithm_of(query.algorithm.as_deref())?;
+    let batch = agent
+        .sign_prescriptions(
+            algorithm,
+            vec![PrescriptionToSign {
+                id: "prescription".into(),
+                xml,
+            }],
+            query.stamp_author_time,
+        )
+        .await?;
+    match (
+        batch.signed.into_iter().next(),
+        batch.failed_signatures.first(),
+    ) {
+        (Some(signed), _) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            )],
+            signed.xml,
+        )
+            .into_response()),
+        (None, failure) => Ok(error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_signed",
+            failure.map_or_else(|| "nothing was signed".to_owned(), |f| f.reason.clone()),
+        )),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct PreparedAnswer {
+    algorithm: String,
+    payloads: Vec<PreparedPayload>,
+}
+
+async fn signing_prepare(
+    request: std::result::Result<Json<PrescriptionsBody>, JsonRejection>,
+) -> LocalResult<PreparedAnswer> {
+    let request = body(request)?;
+    let algorithm = algorithm_of(request.algorithm.as_deref())?;
+    let mut prescriptions = request.prescriptions;
+    if request.stamp_author_time {
+        let now = OffsetDateTime::now_utc();
+        for p in &mut prescriptions {
+            p.xml = crate::eps::stamp_author_time(&p.xml, now).map_err(|reason| {
+                AgentError::Prescription {
+                    id: p.id.clone(),
+                    reason,
+                }
+            })?;
+        }
+    }
+    Ok(Json(PreparedAnswer {
+        algorithm: algorithm.signing_service_code().to_owned(),
+        payloads: prepare_prescriptions(algorithm, &prescriptions)?,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct SignPreparedBody {
+    algorithm: String,
+    payloads: Vec<SigningItem>,
+}
+
+async fn signing_sign(
+    State(agent): State<Agent>,
+    request: std::result::Result<Json<SignPreparedBody>, JsonRejection>,
+) -> LocalResult<SigningOutcome> {
+    let request = body(request)?;
+    let algorithm = algorithm_of(Some(&request.algorithm))?;
+    Ok(Json(
+        agent.sign_prepared(algorithm, request.payloads).await?,
+    ))
 }
 
 async fn get_ticket(State(agent): State<Agent>) -> LocalResult<TicketAnswer> {

@@ -142,6 +142,22 @@ impl LocalClient {
             .await
     }
 
+    /// Signs prescriptions with the phone (`POST /v1/eps/sign`): one approval for the batch.
+    pub async fn sign_prescriptions(
+        &self,
+        algorithm: &str,
+        stamp_author_time: bool,
+        prescriptions: &[crate::eps::PrescriptionToSign],
+    ) -> Result<crate::eps::SignedBatch> {
+        let body = serde_json::json!({
+            "algorithm": algorithm,
+            "stamp_author_time": stamp_author_time,
+            "prescriptions": prescriptions,
+        });
+        self.call(Method::POST, "/v1/eps/sign", Some(&body), LONG)
+            .await
+    }
+
     async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: Method,

@@ -148,6 +148,31 @@ impl ServerLink {
         Ok(())
     }
 
+    /// Opens a signing request in the session of `ticket`.
+    pub async fn create_signing(
+        &self,
+        ticket: &str,
+        request: &vsc_proto::signing::CreateSigningRequest,
+    ) -> Result<vsc_proto::signing::SigningRequestCreated, ClientError> {
+        self.api
+            .post_json("/api/v1/signing/requests", request, Some(ticket))
+            .await
+    }
+
+    /// A signing request's outcome, waiting up to `wait_seconds` while it is pending.
+    pub async fn signing_outcome(
+        &self,
+        ticket: &str,
+        request_id: &str,
+        wait_seconds: u64,
+    ) -> Result<vsc_proto::signing::SigningOutcome, ClientError> {
+        let path = format!(
+            "/api/v1/signing/requests/{}?wait={wait_seconds}",
+            checked_id(request_id)?
+        );
+        self.api.get_json(&path, Some(ticket)).await
+    }
+
     /// What a relying system learns from `ticket`.
     pub async fn validate(&self, ticket: &str) -> Result<TicketValidation, ClientError> {
         self.api

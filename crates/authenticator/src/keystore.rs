@@ -30,7 +30,9 @@
 //! # Limits of the software store
 //!
 //! aws-lc-rs offers RSA PKCS#1 v1.5 signing only with SHA-256/384/512 and no raw RSA private
-//! operation, so there is no SHA-1 signature here.
+//! operation; SHA-1 signatures over a digest (EPS `rsa-sha1`) go through `vsc-rsa-digest`, which
+//! calls the same AWS-LC library, so the unlocked keys keep the signing key's PKCS#8 bytes
+//! (zeroized on drop) for it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -247,6 +249,13 @@ pub trait Keystore {
     fn sign_rsa_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, KeystoreError>;
     /// RSA PKCS#1 v1.5 over a SHA-256 digest computed elsewhere.
     fn sign_rsa_sha256_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, KeystoreError>;
+    /// RSA PKCS#1 v1.5 over a SHA-1 or SHA-256 digest computed elsewhere (EPS `rsa-sha1` and
+    /// `rsa-sha256`).
+    fn sign_rsa_digest(
+        &self,
+        algorithm: vsc_rsa_digest::DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, KeystoreError>;
 }
 
 /// Argon2id parameters as stored.
@@ -372,6 +381,7 @@ impl SoftwareKeystore {
         let keys = UnlockedKeys {
             auth,
             signing,
+            signing_pkcs8: Zeroizing::new(signing_pkcs8.as_ref().to_vec()),
             auth_spki: auth_spki.clone(),
             signing_spki: signing_spki.clone(),
         };
@@ -591,6 +601,7 @@ impl SoftwareKeystore {
         Ok(UnlockedKeys {
             auth,
             signing,
+            signing_pkcs8,
             auth_spki: self.auth_spki.clone(),
             signing_spki: self.signing_spki.clone(),
         })
@@ -650,6 +661,7 @@ fn write_file(path: &Path, file: &KeystoreFile) -> Result<(), KeystoreError> {
 pub struct UnlockedKeys {
     auth: EcdsaKeyPair,
     signing: RsaKeyPair,
+    signing_pkcs8: Zeroizing<Vec<u8>>,
     auth_spki: Vec<u8>,
     signing_spki: Vec<u8>,
 }
@@ -709,6 +721,25 @@ impl Keystore for UnlockedKeys {
             .sign_digest(&RSA_PKCS1_SHA256, &digest, &mut sig)
             .map_err(|_| KeystoreError::Crypto("RSA sign digest"))?;
         Ok(sig)
+    }
+
+    fn sign_rsa_digest(
+        &self,
+        algorithm: vsc_rsa_digest::DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, KeystoreError> {
+        self.rsa_digest(algorithm, digest)
+    }
+}
+
+impl UnlockedKeys {
+    fn rsa_digest(
+        &self,
+        algorithm: vsc_rsa_digest::DigestAlgorithm,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, KeystoreError> {
+        vsc_rsa_digest::sign_digest(&self.signing_pkcs8, algorithm, digest)
+            .map_err(|_| KeystoreError::Crypto("RSA sign digest"))
     }
 }
 

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod home;
 pub mod keystore;
 pub mod phone;
+pub mod signing;
 mod sse;
 
 pub use client::{Client, ClientError, PinnedRootVerifier};
@@ -150,6 +151,14 @@ pub enum AuthenticatorError {
     /// The event stream could not be parsed.
     #[error("the server's event stream could not be read ({0}); reconnect")]
     EventStream(String),
+    /// A signing request this app will not sign at all.
+    #[error("signing request {request_id} cannot be signed: {reason}")]
+    BadSigningRequest {
+        /// The request.
+        request_id: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// One event could not be read.
     #[error(
         "the server sent a '{event}' event this app cannot read ({reason}); the server and this app may be different versions, so check for an app update"

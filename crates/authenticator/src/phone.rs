@@ -44,6 +44,7 @@ use vsc_proto::signin::{
     ApproveAuthRequest, AuthRequestOutcome, DeclineAuthRequest, DeviceChallengeRequest,
     DeviceToken, DeviceTokenRequest, PendingAuthRequest,
 };
+use vsc_proto::signing::{CompleteSigningRequest, PendingSigningRequest, SigningOutcome};
 use zeroize::Zeroizing;
 
 use crate::AuthenticatorError;
@@ -51,6 +52,7 @@ use crate::client::{Client, ClientError};
 use crate::device_key::DeviceKey;
 use crate::home::{Home, HomeError};
 use crate::keystore::{Keystore as _, KeystoreError, Passcode};
+use crate::signing::SigningReview;
 use crate::sse::{SseEvent, SseParser};
 
 /// `POST`: a challenge for the device key.
@@ -61,6 +63,8 @@ pub const DEVICE_TOKEN_PATH: &str = "/api/v1/device/token";
 pub const DEVICE_EVENTS_PATH: &str = "/api/v1/device/events";
 /// `GET`: the pending requests (long-poll with `?wait=S`); `POST …/{id}/approve`, `…/decline`.
 pub const DEVICE_REQUESTS_PATH: &str = "/api/v1/device/requests";
+/// `GET`: signing requests waiting for this phone; `POST …/{id}/complete` or `…/{id}/decline`.
+pub const DEVICE_SIGNING_PATH: &str = "/api/v1/device/signing";
 
 /// The server answers a long-poll after at most this long.
 pub const MAX_WAIT_SECONDS: u64 = 30;
@@ -87,6 +91,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub enum DeviceEvent {
     /// A sign-in request waiting for an answer.
     Request(PendingAuthRequest),
+    /// A signing request (prescriptions) waiting for an answer, fetched in full after the event
+    /// stream named it.
+    Signing(PendingSigningRequest),
     /// A request is no longer pending: `state` is `approved`, `declined`, `reported`, `failed`,
     /// `cancelled`, `superseded`; or `closed` when a long-poll found it gone without saying why.
     Closed {
@@ -111,7 +118,10 @@ impl DeviceEvent {
             "auth-request" => Ok(Some(DeviceEvent::Request(
                 serde_json::from_str(&raw.data).map_err(bad)?,
             ))),
-            "auth-request-closed" => {
+            // The stream only names a signing request (a batch can be megabytes): fetching
+            // what is pending brings it, exactly as after a resync.
+            "signing-request" => Ok(Some(DeviceEvent::Resync)),
+            "auth-request-closed" | "signing-request-closed" => {
                 #[derive(Deserialize)]
                 struct Closed {
                     request_id: String,
@@ -483,6 +493,66 @@ impl PhoneLink {
     }
 }
 
+impl PhoneLink {
+    /// The signing requests waiting for this phone (`GET` [`DEVICE_SIGNING_PATH`]).
+    pub async fn pending_signing(&self) -> Result<Vec<PendingSigningRequest>, AuthenticatorError> {
+        let client = &self.inner.client;
+        self.authed(|token| async move { client.get_json(DEVICE_SIGNING_PATH, Some(&token)).await })
+            .await
+    }
+
+    /// Signs a reviewed signing request: `passcode` opens the keystore (a wrong one is
+    /// counted), each item is signed separately with the card's signing key, and the signatures
+    /// go to the server, which verifies each against the signing certificate.
+    pub async fn sign(
+        &self,
+        review: &SigningReview,
+        passcode: &Passcode,
+    ) -> Result<SigningOutcome, AuthenticatorError> {
+        check_request_id(&review.request_id)?;
+        let home = self.inner.home.clone();
+        let passcode = passcode.clone();
+        let review_copy = review.clone();
+        let body = tokio::task::spawn_blocking(
+            move || -> Result<CompleteSigningRequest, AuthenticatorError> {
+                let mut store = home.open_keystore()?;
+                let keys = store.unlock(&passcode)?;
+                review_copy.sign(&keys)
+            },
+        )
+        .await
+        .map_err(|_| KeystoreError::Crypto("sign (the worker thread stopped)"))??;
+        self.complete_signing(&review.request_id, &body).await
+    }
+
+    /// Sends the phone's answer to a signing request.
+    pub async fn complete_signing(
+        &self,
+        request_id: &str,
+        body: &CompleteSigningRequest,
+    ) -> Result<SigningOutcome, AuthenticatorError> {
+        check_request_id(request_id)?;
+        let path = format!("{DEVICE_SIGNING_PATH}/{request_id}/complete");
+        let (path, client) = (path.as_str(), &self.inner.client);
+        self.authed(|token| async move { client.post_json(path, body, Some(&token)).await })
+            .await
+    }
+
+    /// Declines a signing request.
+    pub async fn decline_signing(&self, request_id: &str) -> Result<(), AuthenticatorError> {
+        check_request_id(request_id)?;
+        let path = format!("{DEVICE_SIGNING_PATH}/{request_id}/decline");
+        let body = DeclineAuthRequest {
+            reason: "declined".to_owned(),
+        };
+        let (path, body, client) = (path.as_str(), &body, &self.inner.client);
+        let _: SigningOutcome = self
+            .authed(|token| async move { client.post_json(path, body, Some(&token)).await })
+            .await?;
+        Ok(())
+    }
+}
+
 /// Unlocks the keystore with `passcode` and signs `statement` with the card's authentication
 /// key, on a blocking thread (Argon2id takes a moment).
 async fn sign_with_card(
@@ -721,6 +791,13 @@ impl Listener {
                     self.delivered.insert(r.request_id.clone(), r.expires_at);
                     return Some(event);
                 }
+                DeviceEvent::Signing(r) => {
+                    if self.delivered.contains_key(&r.request_id) {
+                        continue;
+                    }
+                    self.delivered.insert(r.request_id.clone(), r.expires_at);
+                    return Some(event);
+                }
                 DeviceEvent::Closed { request_id, .. } => {
                     self.delivered.remove(request_id);
                     return Some(event);
@@ -733,8 +810,16 @@ impl Listener {
 
     /// Queues what the server says is pending now: new requests, and a `Closed` for each
     /// delivered request that is no longer there. Returns whether anything was new.
-    fn absorb(&mut self, pending: Vec<PendingAuthRequest>) -> bool {
-        let ids: HashSet<&str> = pending.iter().map(|r| r.request_id.as_str()).collect();
+    fn absorb(
+        &mut self,
+        pending: Vec<PendingAuthRequest>,
+        signing: Vec<PendingSigningRequest>,
+    ) -> bool {
+        let ids: HashSet<&str> = pending
+            .iter()
+            .map(|r| r.request_id.as_str())
+            .chain(signing.iter().map(|r| r.request_id.as_str()))
+            .collect();
         let mut gone: Vec<String> = self
             .delivered
             .keys()
@@ -755,6 +840,12 @@ impl Listener {
                 self.queue.push_back(DeviceEvent::Request(r));
             }
         }
+        for r in signing {
+            if !self.delivered.contains_key(&r.request_id) {
+                new = true;
+                self.queue.push_back(DeviceEvent::Signing(r));
+            }
+        }
         new
     }
 
@@ -768,7 +859,8 @@ impl Listener {
             if !self.delivered.is_empty() {
                 // Back after a break: requests delivered before may have closed meanwhile.
                 let pending = self.link.pending(0).await?;
-                self.absorb(pending);
+                let signing = self.link.pending_signing().await?;
+                self.absorb(pending, signing);
             }
         }
         let Some(connection) = self.connection.as_mut() else {
@@ -777,7 +869,8 @@ impl Listener {
         match connection.next().await {
             Ok(Some(DeviceEvent::Resync)) => {
                 let pending = self.link.pending(0).await?;
-                self.absorb(pending);
+                let signing = self.link.pending_signing().await?;
+                self.absorb(pending, signing);
                 Ok(())
             }
             Ok(Some(event)) => {
@@ -805,13 +898,14 @@ impl Listener {
             return Ok(());
         }
         let pending = self.link.pending(LONG_POLL_SECONDS).await?;
+        let signing = self.link.pending_signing().await?;
         if !self.polling {
             self.polling = true;
             self.failures = 0;
             self.notify(ListenNotice::Connected(Transport::LongPoll));
         }
-        let had_any = !pending.is_empty();
-        if !self.absorb(pending) && had_any {
+        let had_any = !pending.is_empty() || !signing.is_empty();
+        if !self.absorb(pending, signing) && had_any {
             // The server answers at once while anything is pending; do not spin.
             self.next_attempt = Some(Instant::now() + LONG_POLL_PAUSE);
         }
@@ -935,8 +1029,13 @@ pub async fn auto_approve(
             () = &mut shutdown => return Ok(()),
             event = listener.next() => event?,
         };
-        let DeviceEvent::Request(request) = event else {
-            continue;
+        let request = match event {
+            DeviceEvent::Request(request) => request,
+            DeviceEvent::Signing(request) => {
+                auto_sign(&link, &request, &passcode, on_event.as_ref()).await?;
+                continue;
+            }
+            _ => continue,
         };
         let from = &request.context.workstation_name;
         let Some(number) = request.hint_number else {
@@ -958,6 +1057,44 @@ pub async fn auto_approve(
             )),
         }
     }
+}
+
+/// The simulated phone's answer to a signing request: review (the same checks a real phone
+/// makes), sign every item it can, report.
+async fn auto_sign(
+    link: &PhoneLink,
+    request: &PendingSigningRequest,
+    passcode: &Passcode,
+    on_event: &(dyn Fn(&str) + Send + Sync),
+) -> Result<(), AuthenticatorError> {
+    let review = match crate::signing::review(request) {
+        Ok(r) => r,
+        Err(e) => {
+            on_event(&format!(
+                "declining signing request {}: {e}",
+                request.request_id
+            ));
+            if let Err(e) = link.decline_signing(&request.request_id).await {
+                on_event(&format!("could not decline {}: {e}", request.request_id));
+            }
+            return Ok(());
+        }
+    };
+    match link.sign(&review, passcode).await {
+        Ok(outcome) => on_event(&format!(
+            "signed request {} from {}: {} signed, {} not signed",
+            request.request_id,
+            request.workstation,
+            outcome.signatures.len(),
+            outcome.failed_signatures.len()
+        )),
+        Err(e @ AuthenticatorError::Keystore(_)) => return Err(e),
+        Err(e) => on_event(&format!(
+            "could not sign request {}: {e}",
+            request.request_id
+        )),
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1156,15 +1293,15 @@ mod tests {
         one.expires_at = OffsetDateTime::now_utc() + time::Duration::minutes(2);
         let mut two = one.clone();
         two.request_id = "req-2".into();
-        assert!(listener.absorb(vec![one.clone()]));
+        assert!(listener.absorb(vec![one.clone()], Vec::new()));
         assert_eq!(listener.pop(), Some(DeviceEvent::Request(one.clone())));
         assert_eq!(listener.pop(), None);
         // Delivered once only.
-        assert!(!listener.absorb(vec![one.clone()]));
+        assert!(!listener.absorb(vec![one.clone()], Vec::new()));
         listener.queue.push_back(DeviceEvent::Request(one.clone()));
         assert_eq!(listener.pop(), None);
         // One vanishes, another arrives.
-        assert!(listener.absorb(vec![two.clone()]));
+        assert!(listener.absorb(vec![two.clone()], Vec::new()));
         assert_eq!(
             listener.pop(),
             Some(DeviceEvent::Closed {

@@ -419,6 +419,7 @@ pub(crate) async fn listen_interactive(home: &Home, long_poll: bool) -> Result<(
     loop {
         match listener.next().await? {
             DeviceEvent::Request(request) => answer(&link, &request).await?,
+            DeviceEvent::Signing(request) => answer_signing(&link, &request).await?,
             DeviceEvent::Closed { request_id, state } if state == "closed" => {
                 println!("Request {request_id} is no longer pending.");
             }
@@ -428,6 +429,55 @@ pub(crate) async fn listen_interactive(home: &Home, long_poll: bool) -> Result<(
             DeviceEvent::Resync => {}
         }
     }
+}
+
+/// Shows what a signing request would sign (derived on this phone from the prescriptions'
+/// own fragments) and asks before signing. `Err` only when standard input is closed.
+async fn answer_signing(
+    link: &PhoneLink,
+    request: &vsc_proto::signing::PendingSigningRequest,
+) -> Result<()> {
+    println!();
+    let review = match vsc_authenticator::signing::review(request) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}; declining");
+            if let Err(e) = link.decline_signing(&request.request_id).await {
+                eprintln!("error: could not decline: {e}");
+            }
+            return Ok(());
+        }
+    };
+    for line in review.display_lines() {
+        println!("{line}");
+    }
+    let Some(reply) =
+        read_line("Sign all of the above? Type y to sign, anything else to decline: ")?
+    else {
+        bail!("standard input closed; stopped listening");
+    };
+    if !reply.eq_ignore_ascii_case("y") {
+        match link.decline_signing(&request.request_id).await {
+            Ok(()) => println!("Declined; nothing was signed."),
+            Err(e) => eprintln!("error: {e}"),
+        }
+        return Ok(());
+    }
+    let passcode = passcode::ask("Passcode to sign")?;
+    match link.sign(&review, &passcode).await {
+        Ok(outcome) => println!(
+            "Signed {} of {}.{}",
+            outcome.signatures.len(),
+            review.items.len() + review.refused.len(),
+            outcome
+                .failed_signatures
+                .iter()
+                .map(|f| format!("\n  not signed {}: {}", f.id, f.reason))
+                .collect::<String>()
+        ),
+        Err(e) => eprintln!("error: {e}"),
+    }
+    Ok(())
 }
 
 /// One line from standard input; `None` at its end.

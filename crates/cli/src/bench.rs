@@ -33,6 +33,8 @@ pub struct BenchArgs {
 enum BenchCommand {
     /// Complete sign-ins (request → push → approval → ticket) per second, sequential and concurrent.
     Login(LoginBench),
+    /// A batch of prescriptions signed end to end (agent → server → phone → back), per batch.
+    Sign(crate::bench_sign::SignBench),
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +291,7 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
 pub async fn run(args: BenchArgs) -> Result<ExitCode> {
     match args.command {
         BenchCommand::Login(l) => login_bench(l).await,
+        BenchCommand::Sign(s) => crate::bench_sign::run(s).await,
     }
 }
 

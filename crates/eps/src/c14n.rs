@@ -93,7 +93,7 @@ fn prefix_of(qname: &str) -> Option<&str> {
 }
 
 /// The qualified name of an element, read from its start tag in the source.
-fn element_qname<'a>(node: Node<'_, 'a>) -> &'a str {
+pub(crate) fn element_qname<'a>(node: Node<'_, 'a>) -> &'a str {
     let input = node.document().input_text();
     let start = node.range().start + 1;
     let rest = input.get(start..).unwrap_or("");

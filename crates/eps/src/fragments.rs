@@ -48,6 +48,14 @@ impl DigestAlgorithm {
         }
     }
 
+    /// The XML-DSig `DigestMethod` URI of this algorithm.
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Sha1 => "http://www.w3.org/2000/09/xmldsig#sha1",
+            Self::Sha256 => "http://www.w3.org/2001/04/xmlenc#sha256",
+        }
+    }
+
     /// Hash `data` with this algorithm.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         let algorithm = match self {
@@ -60,17 +68,20 @@ impl DigestAlgorithm {
 
 /// True when `node` is an element named `name` in the HL7 v3 namespace or in
 /// no namespace (EPS test data uses both).
-fn is_hl7(node: Node<'_, '_>, name: &str) -> bool {
+pub(crate) fn is_hl7(node: Node<'_, '_>, name: &str) -> bool {
     node.is_element()
         && node.tag_name().name() == name
         && matches!(node.tag_name().namespace(), None | Some(HL7_NS))
 }
 
-fn child<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
+pub(crate) fn child<'a, 'i>(node: Node<'a, 'i>, name: &str) -> Option<Node<'a, 'i>> {
     node.children().find(|n| is_hl7(*n, name))
 }
 
-fn children<'a, 'i>(node: Node<'a, 'i>, name: &'a str) -> impl Iterator<Item = Node<'a, 'i>> {
+pub(crate) fn children<'a, 'i>(
+    node: Node<'a, 'i>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'i>> {
     node.children().filter(move |n| is_hl7(*n, name))
 }
 

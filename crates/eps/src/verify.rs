@@ -4,23 +4,59 @@
 //! present), [`Check::OneCertificate`], [`Check::Signature`] (RSA PKCS#1 v1.5
 //! over the exclusive C14N of `SignedInfo`), [`Check::Digest`] (the
 //! prescription's fragments hash to `DigestValue`), [`Check::Revocation`]
-//! (not implemented yet: always skipped), [`Check::ValidAtSigningTime`]
-//! (certificate validity at `author/time`), [`Check::TrustedIssuer`] (the
-//! certificate is signed by a trusted CA given by the caller; skipped when
-//! none is given).
+//! (CRLs of the certificate's CA and of that CA's own issuers),
+//! [`Check::ValidAtSigningTime`] (certificate validity at `author/time`),
+//! [`Check::TrustedIssuer`] (the certificate chains to a trusted CA given by
+//! the caller; skipped when none is given).
 //!
 //! RSA keys must be at least 2048 bits unless
 //! [`VerifyOptions::allow_legacy_1024_bit_rsa`] is set (EPS's INT test
 //! certificates, and most of the test corpus, use 1024-bit keys).
 //! `author/time` carries no zone and is taken as UTC.
+//!
+//! # Chains
+//!
+//! The CA certificates are the trust anchors
+//! ([`VerifyOptions::trusted_ca_der`] and
+//! [`VerifyOptions::additional_trusted_ca_ders`]) and the intermediates
+//! ([`VerifyOptions::intermediate_ca_ders`]). A certificate's issuer is a
+//! given CA certificate whose subject is the certificate's issuer name *and*
+//! whose key verifies the certificate's signature; intermediates must also
+//! be CA certificates (basic constraints). The chain is followed from the
+//! signing certificate until it reaches an anchor (at most
+//! [`MAX_CHAIN_LENGTH`] links). Validity periods of the CA certificates are
+//! not checked (EPS judges only the signing certificate, at `author/time`).
+//!
+//! # Revocation
+//!
+//! A CRL ([`VerifyOptions::crl_ders`]) is used only when its issuer name is
+//! the subject of a CA in the chain *and* its signature verifies with that
+//! CA's key; any other CRL is ignored (an unreadable one fails the check).
+//! The signing certificate is looked up on the CRLs of its issuing CA; each
+//! CA of the chain below the anchor is looked up on the CRLs of its own
+//! issuer (anchors are trusted as given and not looked up). A listed
+//! certificate makes the check fail, as EPS decides it:
+//! * with reason `keyCompromise`, `cACompromise` or `aACompromise`, always;
+//! * with any other reason, or none, only if the prescription was signed
+//!   (`author/time`) at or after the revocation date. Revoked later, the
+//!   check passes and says so.
+//!
+//! With no usable CRL for the signing certificate's issuer the check is
+//! skipped ("no CRL for issuer …"). A CRL whose `nextUpdate` has passed at
+//! verification time ([`VerifyOptions::verification_time`], default now) is
+//! still used, and the message says it is stale: a stale CRL can only miss a
+//! revocation, never invent one, and the caller decides what staleness means.
+//! A CA in the chain whose own issuer has no usable CRL is named in the
+//! message of an otherwise passing check.
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use roxmltree::{Document, Node};
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
+use x509_parser::revocation_list::RevokedCertificate;
 
 use crate::XMLDSIG_NS;
 use crate::c14n::{self, C14nOptions};
@@ -111,13 +147,30 @@ impl VerificationReport {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyOptions<'a> {
     /// DER of a CA certificate trusted to have issued the signing
-    /// certificate. Without it the trusted-issuer check is skipped.
+    /// certificate (directly or through [`Self::intermediate_ca_ders`]).
+    /// Without any trusted CA the trusted-issuer check is skipped.
     pub trusted_ca_der: Option<&'a [u8]>,
+    /// DER of further trusted CA certificates (trust anchors), alongside
+    /// [`Self::trusted_ca_der`].
+    pub additional_trusted_ca_ders: &'a [&'a [u8]],
+    /// DER of intermediate CA certificates that may link the signing
+    /// certificate to a trusted CA. Not trusted by themselves.
+    pub intermediate_ca_ders: &'a [&'a [u8]],
+    /// DER of CRLs, issued by the trusted or intermediate CAs. Without a
+    /// usable CRL for the signing certificate's issuer the revocation check
+    /// is skipped.
+    pub crl_ders: &'a [&'a [u8]],
     /// Accept RSA keys of 1024 to 2047 bits (EPS's INT-environment test
     /// certificates use 1024-bit keys). Off by default: keys below 2048 bits
     /// then fail the signature check.
     pub allow_legacy_1024_bit_rsa: bool,
+    /// The time of verification, used only to tell whether a CRL is stale
+    /// (past its `nextUpdate`). `None`: the system clock.
+    pub verification_time: Option<OffsetDateTime>,
 }
+
+/// The most CA certificates a chain may have above the signing certificate.
+pub const MAX_CHAIN_LENGTH: usize = 8;
 
 /// Errors that stop verification before any check can run.
 #[derive(Debug, thiserror::Error)]
@@ -297,22 +350,36 @@ pub fn verify_parent_prescription(
     let (outcome, message) = check_digest(parent, signed_info);
     report.push(Check::Digest, outcome, message);
 
+    // CA certificates for revocation and chain building.
+    let cas = CaCertificates::parse(options);
+    let chain = Chain::build(&cert, &cas);
+    let signed_at = fragments::author_time(parent).ok().and_then(parse_hl7_time);
+
     // 5. Revocation.
-    report.push(
-        Check::Revocation,
-        Outcome::Skipped,
-        "revocation checking (CRLs of the certificate and its CA) is not implemented yet",
-    );
+    let now = options
+        .verification_time
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    let (outcome, message) = check_revocation(&cert, &chain, options.crl_ders, signed_at, now);
+    report.push(Check::Revocation, outcome, message);
 
     // 6. Validity at author/time.
     let (outcome, message) = check_validity(parent, &cert);
     report.push(Check::ValidAtSigningTime, outcome, message);
 
     // 7. Trusted issuer.
-    let (outcome, message) = check_issuer(&cert, options.trusted_ca_der);
+    let (outcome, message) = check_issuer(&cas, &chain);
     report.push(Check::TrustedIssuer, outcome, message);
 
     Ok(report)
+}
+
+/// Whether a DER certificate is self-issued (its subject is its issuer): how
+/// a bundle of CA certificates tells root CAs from intermediates. `None`
+/// when `der` is not a certificate.
+pub fn certificate_is_self_issued(der: &[u8]) -> Option<bool> {
+    X509Certificate::from_der(der)
+        .ok()
+        .map(|(_, cert)| cert.subject() == cert.issuer())
 }
 
 fn skip_rest(report: &mut VerificationReport, reason: &str) {
@@ -442,42 +509,370 @@ fn check_validity(parent: Node<'_, '_>, cert: &X509Certificate<'_>) -> (Outcome,
     }
 }
 
-fn check_issuer(cert: &X509Certificate<'_>, trusted_ca_der: Option<&[u8]>) -> (Outcome, String) {
-    let Some(ca_der) = trusted_ca_der else {
+/// The caller's CA certificates, parsed.
+struct CaCertificates<'a> {
+    anchors: Vec<X509Certificate<'a>>,
+    intermediates: Vec<X509Certificate<'a>>,
+    /// Problems with the given certificates (unreadable ones).
+    problems: Vec<String>,
+}
+
+impl<'a> CaCertificates<'a> {
+    fn parse(options: &VerifyOptions<'a>) -> Self {
+        let mut problems = Vec::new();
+        let mut parse = |ders: &mut dyn Iterator<Item = &'a [u8]>, kind: &str| {
+            let mut certs = Vec::new();
+            for (i, der) in ders.enumerate() {
+                match X509Certificate::from_der(der) {
+                    Ok((_, cert)) => certs.push(cert),
+                    Err(e) => problems.push(format!("{kind} {} is not valid X.509: {e}", i + 1)),
+                }
+            }
+            certs
+        };
+        let anchors = parse(
+            &mut options
+                .trusted_ca_der
+                .into_iter()
+                .chain(options.additional_trusted_ca_ders.iter().copied()),
+            "trusted CA",
+        );
+        let intermediates = parse(
+            &mut options.intermediate_ca_ders.iter().copied(),
+            "intermediate CA",
+        );
+        CaCertificates {
+            anchors,
+            intermediates,
+            problems,
+        }
+    }
+}
+
+/// The CA certificates above a certificate, as far as they could be found.
+struct Chain<'c, 'a> {
+    /// The issuer of the signing certificate first, then its issuer, ….
+    cas: Vec<&'c X509Certificate<'a>>,
+    /// Whether the last of `cas` is a trust anchor.
+    anchored: bool,
+    /// Why the chain stops short of an anchor.
+    stopped: Option<String>,
+}
+
+/// Whether `issuer` issued `cert`: names match and its key verifies the
+/// signature.
+fn issued_by(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    cert.issuer() == issuer.subject() && cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+impl<'c, 'a> Chain<'c, 'a> {
+    fn build(leaf: &X509Certificate<'_>, cas: &'c CaCertificates<'a>) -> Self {
+        let mut chain: Vec<&'c X509Certificate<'a>> = Vec::new();
+        let mut stopped = None;
+        let mut anchored = false;
+        loop {
+            let current: &X509Certificate<'_> = chain.last().map_or(leaf, |c| *c);
+            if let Some(anchor) = cas.anchors.iter().find(|a| issued_by(current, a)) {
+                chain.push(anchor);
+                anchored = true;
+                break;
+            }
+            if current.subject() == current.issuer() && !chain.is_empty() {
+                stopped = Some(format!(
+                    "{} is self-issued and not a trusted CA",
+                    current.subject()
+                ));
+                break;
+            }
+            if chain.len() >= MAX_CHAIN_LENGTH {
+                stopped = Some(format!(
+                    "no trusted CA within {MAX_CHAIN_LENGTH} certificates"
+                ));
+                break;
+            }
+            let next = cas.intermediates.iter().find(|i| {
+                i.is_ca() && !chain.iter().any(|c| std::ptr::eq(*c, *i)) && issued_by(current, i)
+            });
+            match next {
+                Some(intermediate) => chain.push(intermediate),
+                None => {
+                    let named = cas
+                        .anchors
+                        .iter()
+                        .chain(&cas.intermediates)
+                        .any(|c| c.subject() == current.issuer());
+                    stopped = Some(if named {
+                        format!(
+                            "the signature of {} does not verify with the key of any given CA named {} (or that CA is not a CA certificate)",
+                            current.subject(),
+                            current.issuer()
+                        )
+                    } else {
+                        format!(
+                            "issuer {} of {} is neither a trusted CA nor a given intermediate",
+                            current.issuer(),
+                            current.subject()
+                        )
+                    });
+                    break;
+                }
+            }
+        }
+        Chain {
+            cas: chain,
+            anchored,
+            stopped,
+        }
+    }
+}
+
+fn check_issuer(cas: &CaCertificates<'_>, chain: &Chain<'_, '_>) -> (Outcome, String) {
+    if !cas.problems.is_empty() {
+        return (Outcome::Failed, cas.problems.join("; "));
+    }
+    if cas.anchors.is_empty() {
         return (
             Outcome::Skipped,
             "no trusted CA certificate was supplied".to_owned(),
         );
-    };
-    let ca = match X509Certificate::from_der(ca_der) {
-        Ok((_, ca)) => ca,
-        Err(e) => {
-            return (
-                Outcome::Failed,
-                format!("trusted CA is not valid X.509: {e}"),
-            );
-        }
-    };
-    if cert.issuer() != ca.subject() {
-        return (
+    }
+    match (chain.anchored, chain.cas.split_last()) {
+        (true, Some((anchor, []))) => (
+            Outcome::Passed,
+            format!("issued by trusted CA {}", anchor.subject()),
+        ),
+        (true, Some((anchor, intermediates))) => (
+            Outcome::Passed,
+            format!(
+                "chains to trusted CA {} through {}",
+                anchor.subject(),
+                intermediates
+                    .iter()
+                    .map(|c| c.subject().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", then ")
+            ),
+        ),
+        _ => (
             Outcome::Failed,
             format!(
-                "certificate issuer {} is not the trusted CA {}",
-                cert.issuer(),
-                ca.subject()
+                "not issued by a trusted CA: {}",
+                chain.stopped.as_deref().unwrap_or("no chain")
+            ),
+        ),
+    }
+}
+
+/// RFC 5280 names of CRL reason codes.
+fn reason_name(code: u8) -> String {
+    match code {
+        0 => "unspecified".to_owned(),
+        1 => "keyCompromise".to_owned(),
+        2 => "cACompromise".to_owned(),
+        3 => "affiliationChanged".to_owned(),
+        4 => "superseded".to_owned(),
+        5 => "cessationOfOperation".to_owned(),
+        6 => "certificateHold".to_owned(),
+        8 => "removeFromCRL".to_owned(),
+        9 => "privilegeWithdrawn".to_owned(),
+        10 => "aACompromise".to_owned(),
+        other => format!("code {other}"),
+    }
+}
+
+fn format_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// A certificate found on a CRL, and whether EPS treats it as revoked for a
+/// prescription signed at `signed_at`.
+struct Listing {
+    revoked: bool,
+    description: String,
+}
+
+fn judge_listing(entry: &RevokedCertificate<'_>, signed_at: Option<OffsetDateTime>) -> Listing {
+    let revoked_on = entry.revocation_date.to_datetime();
+    let reason = entry.reason_code().map(|(_, code)| code.0);
+    let reason_text = reason.map_or_else(|| "none given".to_owned(), reason_name);
+    let compromise = matches!(reason, Some(1 | 2 | 10));
+    let description = format!(
+        "revoked on {}, reason {reason_text}",
+        format_time(revoked_on)
+    );
+    let revoked = compromise || signed_at.is_none_or(|at| at >= revoked_on);
+    Listing {
+        revoked,
+        description,
+    }
+}
+
+/// The usable CRLs of `ca` (issuer name matches and signature verifies), and
+/// how many named it without a valid signature.
+fn crls_of<'r, 'x>(
+    ca: &X509Certificate<'_>,
+    crls: &'r [CertificateRevocationList<'x>],
+) -> (Vec<&'r CertificateRevocationList<'x>>, usize) {
+    let named: Vec<&CertificateRevocationList<'_>> =
+        crls.iter().filter(|c| c.issuer() == ca.subject()).collect();
+    let usable: Vec<&CertificateRevocationList<'_>> = named
+        .iter()
+        .copied()
+        .filter(|c| c.verify_signature(ca.public_key()).is_ok())
+        .collect();
+    let bad = named.len() - usable.len();
+    (usable, bad)
+}
+
+/// Look `serial` up on `crls`.
+fn find_listing<'r, 'x>(
+    serial: &x509_parser::num_bigint::BigUint,
+    crls: &[&'r CertificateRevocationList<'x>],
+) -> Option<&'r RevokedCertificate<'x>> {
+    crls.iter()
+        .flat_map(|crl| crl.iter_revoked_certificates())
+        .find(|entry| entry.serial() == serial)
+}
+
+/// A note when the freshest of `crls` is past its `nextUpdate`.
+fn staleness(
+    ca: &X509Certificate<'_>,
+    crls: &[&CertificateRevocationList<'_>],
+    now: OffsetDateTime,
+) -> Option<String> {
+    let freshest = crls.iter().max_by_key(|c| c.last_update().to_datetime())?;
+    let next = freshest.next_update()?.to_datetime();
+    (next < now).then(|| {
+        format!(
+            "the CRL of {} is stale (nextUpdate {} has passed)",
+            ca.subject(),
+            format_time(next)
+        )
+    })
+}
+
+fn check_revocation(
+    cert: &X509Certificate<'_>,
+    chain: &Chain<'_, '_>,
+    crl_ders: &[&[u8]],
+    signed_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> (Outcome, String) {
+    if crl_ders.is_empty() {
+        return (Outcome::Skipped, "no CRL was supplied".to_owned());
+    }
+    let mut crls = Vec::new();
+    for (i, der) in crl_ders.iter().enumerate() {
+        match CertificateRevocationList::from_der(der) {
+            Ok((_, crl)) => crls.push(crl),
+            Err(e) => {
+                return (
+                    Outcome::Failed,
+                    format!("CRL {} is not a valid DER CRL: {e}", i + 1),
+                );
+            }
+        }
+    }
+    let Some(issuer) = chain.cas.first() else {
+        return (
+            Outcome::Skipped,
+            format!(
+                "no CRL for issuer {}: it is not among the given CA certificates, so no CRL can be authenticated",
+                cert.issuer()
             ),
         );
+    };
+    let (usable, bad) = crls_of(issuer, &crls);
+    if usable.is_empty() {
+        let mut message = format!("no CRL for issuer {}", issuer.subject());
+        if bad > 0 {
+            message.push_str(&format!(
+                " ({bad} CRL(s) name it but their signatures do not verify with its key)"
+            ));
+        }
+        return (Outcome::Skipped, message);
     }
-    match cert.verify_signature(Some(ca.public_key())) {
-        Ok(()) => (
-            Outcome::Passed,
-            format!("issued by trusted CA {}", ca.subject()),
-        ),
-        Err(e) => (
-            Outcome::Failed,
-            format!("certificate signature does not verify with the trusted CA: {e}"),
-        ),
+    let mut notes = Vec::new();
+    notes.extend(staleness(issuer, &usable, now));
+    if let Some(entry) = find_listing(&cert.tbs_certificate.serial, &usable) {
+        let listing = judge_listing(entry, signed_at);
+        if listing.revoked {
+            let mut message = format!("certificate {}", listing.description);
+            for note in &notes {
+                message.push_str("; ");
+                message.push_str(note);
+            }
+            return (Outcome::Failed, message);
+        }
+        notes.push(format!(
+            "the certificate is on the CRL ({}) but the prescription was signed before that",
+            listing.description
+        ));
     }
+    // Each CA below the anchor, on its own issuer's CRLs.
+    for pair in chain.cas.windows(2) {
+        let (ca, parent) = (pair[0], pair[1]);
+        let (usable, bad) = crls_of(parent, &crls);
+        if usable.is_empty() {
+            let mut note = format!(
+                "revocation of issuing CA {} not checked: no CRL for issuer {}",
+                ca.subject(),
+                parent.subject()
+            );
+            if bad > 0 {
+                note.push_str(&format!(" ({bad} with a signature that does not verify)"));
+            }
+            notes.push(note);
+            break;
+        }
+        notes.extend(staleness(parent, &usable, now));
+        if let Some(entry) = find_listing(&ca.tbs_certificate.serial, &usable) {
+            let listing = judge_listing(entry, signed_at);
+            if listing.revoked {
+                return (
+                    Outcome::Failed,
+                    format!(
+                        "issuing CA {} revoked: {}",
+                        ca.subject(),
+                        listing.description
+                    ),
+                );
+            }
+            notes.push(format!(
+                "issuing CA {} is on its issuer's CRL ({}) but the prescription was signed before that",
+                ca.subject(),
+                listing.description
+            ));
+        }
+    }
+    if !chain.anchored
+        && let Some(last) = chain.cas.last()
+        && last.subject() != last.issuer()
+    {
+        notes.push(format!(
+            "revocation of {} not checked: its issuer is not among the given CA certificates",
+            last.subject()
+        ));
+    }
+    let mut message = format!(
+        "certificate serial {} is not revoked by {}",
+        cert.raw_serial_as_string(),
+        issuer.subject()
+    );
+    for note in notes {
+        message.push_str("; ");
+        message.push_str(&note);
+    }
+    (Outcome::Passed, message)
 }
 
 #[cfg(test)]

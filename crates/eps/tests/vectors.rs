@@ -228,6 +228,7 @@ fn corpus_signer_is_issued_by_level1d_ca() {
         &VerifyOptions {
             trusted_ca_der: Some(&ca),
             allow_legacy_1024_bit_rsa: true,
+            ..VerifyOptions::default()
         },
     )
     .expect("verify");

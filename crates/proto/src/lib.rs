@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 pub mod activation_url;
 pub mod signin;
+pub mod signing;
 pub use activation_url::{ActivationLink, ActivationLinkError, LinkKind};
 
 /// Prefix of every API route.

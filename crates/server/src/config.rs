@@ -46,6 +46,50 @@ pub struct ServerConfig {
     pub sandbox: bool,
     /// Sign-in settings.
     pub signin: SigninConfig,
+    /// How signing (EPS prescriptions) is limited.
+    pub signing: SigningConfig,
+}
+
+/// Who may sign prescriptions, and how much at once.
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    /// How long a signing request waits for the phone (1 second to 10 minutes).
+    pub request_ttl: Duration,
+    /// The most prescriptions in one request (one approval): 1 to 1000, 100 by default.
+    pub max_batch: usize,
+    /// Activity codes of which the session's role must hold at least one to sign
+    /// prescriptions. Default: `B0420` (independent prescribing).
+    pub prescribing_activities: Vec<String>,
+}
+
+impl Default for SigningConfig {
+    fn default() -> SigningConfig {
+        SigningConfig {
+            request_ttl: Duration::minutes(5),
+            max_batch: 100,
+            prescribing_activities: vec!["B0420".into()],
+        }
+    }
+}
+
+impl SigningConfig {
+    /// Checks the limits.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_ttl <= Duration::ZERO || self.request_ttl > Duration::minutes(10) {
+            return Err("a signing request lives between 1 second and 10 minutes".into());
+        }
+        if !(1..=1000).contains(&self.max_batch) {
+            return Err("a signing batch holds between 1 and 1000 items".into());
+        }
+        if self.prescribing_activities.is_empty() {
+            return Err("name at least one prescribing activity code".into());
+        }
+        for code in &self.prescribing_activities {
+            code.parse::<vsc_core::ActivityCode>()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
 }
 
 /// How sign-in requests are limited.
@@ -117,6 +161,7 @@ impl ServerConfig {
             ra_session_ttl: Duration::hours(1),
             sandbox: false,
             signin: SigninConfig::default(),
+            signing: SigningConfig::default(),
         }
     }
 

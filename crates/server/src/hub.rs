@@ -1,5 +1,5 @@
-//! In-process notifications: a new authentication request for a card (pushed to that card's
-//! phone), and a request's decision (waking the agent that polls for it).
+//! In-process notifications: a new authentication or signing request for a card (pushed to that
+//! card's phone), and a request's decision (waking the agent that polls for it).
 //!
 //! The database stays the source of truth; a notification only tells a waiter to look again, so
 //! a missed one costs latency, never correctness. With several server nodes, a phone connected
@@ -20,6 +20,22 @@ pub enum Event {
     },
     /// A request left `pending`.
     Decided {
+        /// The card.
+        card_id: String,
+        /// The request.
+        request_id: String,
+        /// Its new state.
+        state: String,
+    },
+    /// A signing request was opened for `card_id`.
+    SigningOpened {
+        /// The card.
+        card_id: String,
+        /// The request.
+        request_id: String,
+    },
+    /// A signing request left `pending`.
+    SigningDecided {
         /// The card.
         card_id: String,
         /// The request.

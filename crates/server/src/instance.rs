@@ -117,6 +117,7 @@ pub async fn prepare(
     clock: Arc<dyn Clock>,
 ) -> Result<Instance, InstanceError> {
     config.signin.validate().map_err(InstanceError::Config)?;
+    config.signing.validate().map_err(InstanceError::Config)?;
     let data = config.data_dir.clone();
     ensure_private_dir(&data)?;
     let master_key = MasterKey::load_or_create(&config.master_key_path())?;

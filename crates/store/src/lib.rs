@@ -11,6 +11,7 @@ pub mod audit;
 pub mod repo;
 pub mod schema;
 pub mod signin;
+pub mod signing;
 
 use std::path::Path;
 use std::str::FromStr;

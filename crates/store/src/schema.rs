@@ -197,4 +197,26 @@ CREATE TABLE sessions (
 );
 "#,
     ),
+    (
+        "0003_signing",
+        r#"
+CREATE TABLE signing_requests (
+    id              TEXT PRIMARY KEY,
+    card_id         TEXT NOT NULL REFERENCES cards(id),
+    uid             TEXT NOT NULL,
+    session_id      TEXT NOT NULL REFERENCES sessions(id),
+    kind            TEXT NOT NULL,
+    algorithm       TEXT NOT NULL,
+    items           TEXT NOT NULL,
+    workstation     TEXT NOT NULL,
+    role            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    decided_at      INTEGER,
+    outcome         TEXT
+);
+CREATE INDEX signing_requests_open ON signing_requests(card_id, state);
+"#,
+    ),
 ];

@@ -7,6 +7,7 @@ pub mod public;
 pub mod ra;
 pub mod session;
 pub mod signin;
+pub mod signing;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -33,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(signin::routes())
         .merge(session::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // Batches of prescriptions are larger; those routes carry their own limit.
+        .merge(signing::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

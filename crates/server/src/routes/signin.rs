@@ -681,7 +681,11 @@ async fn device_requests(
             event = tokio::time::timeout_at(deadline, events.recv()) => event,
         };
         match event {
-            Ok(Ok(Event::Opened { card_id, .. })) if cards.contains(&card_id) => break,
+            Ok(Ok(Event::Opened { card_id, .. } | Event::SigningOpened { card_id, .. }))
+                if cards.contains(&card_id) =>
+            {
+                break;
+            }
             Ok(Ok(_)) => continue,
             Ok(Err(RecvError::Lagged(_))) => break,
             Ok(Err(RecvError::Closed)) | Err(_) => break,
@@ -696,6 +700,7 @@ async fn device_events(
 ) -> ApiResult<Sse<impl futures_core::Stream<Item = Result<SseEvent, Infallible>>>> {
     let mut events = state.hub().subscribe();
     let initial = pending_for_device(&state, &caller).await?;
+    let initial_signing = super::signing::pending_for_device(&state, &caller).await?;
     let cards = {
         let mut conn = state.store().pool().acquire().await?;
         device_cards(&mut conn, &caller).await?
@@ -713,6 +718,12 @@ async fn device_events(
             if let Ok(data) = serde_json::to_string(&p) {
                 yield Ok(SseEvent::default().event("auth-request").data(data));
             }
+        }
+        // A signing request can be megabytes (a batch of prescriptions): the stream only names
+        // it, and the phone fetches it with `GET /api/v1/device/signing`.
+        for p in initial_signing {
+            let data = serde_json::json!({"request_id": p.request_id}).to_string();
+            yield Ok(SseEvent::default().event("signing-request").data(data));
         }
         tokio::pin!(stopped);
         // The stream re-checks its token now and then: an expired token or a cancelled card
@@ -741,6 +752,14 @@ async fn device_events(
                     {
                         yield Ok(SseEvent::default().event("auth-request").data(data));
                     }
+                }
+                Ok(Event::SigningOpened { card_id, request_id }) if cards.contains(&card_id) => {
+                    let data = serde_json::json!({"request_id": request_id}).to_string();
+                    yield Ok(SseEvent::default().event("signing-request").data(data));
+                }
+                Ok(Event::SigningDecided { card_id, request_id, state: decided }) if cards.contains(&card_id) => {
+                    let data = serde_json::json!({"request_id": request_id, "state": decided}).to_string();
+                    yield Ok(SseEvent::default().event("signing-request-closed").data(data));
                 }
                 Ok(Event::Decided { card_id, request_id, state: decided }) if cards.contains(&card_id) => {
                     let data = serde_json::json!({"request_id": request_id, "state": decided}).to_string();

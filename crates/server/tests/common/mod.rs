@@ -493,6 +493,28 @@ impl TestServer {
         .await
     }
 
+    /// Assigns a position with the given activity codes.
+    pub async fn assign_position_with(
+        &self,
+        token: &str,
+        uid: &str,
+        org: &str,
+        role_code: &str,
+        activities: &[&str],
+    ) -> Result<Person, ClientError> {
+        self.post(
+            Some(token),
+            &format!("/api/v1/ra/people/{uid}/positions"),
+            &AssignPosition {
+                organisation: org.to_owned(),
+                role_code: role_code.to_owned(),
+                role_name: "Clinical Practitioner Access Role".to_owned(),
+                activities: activities.iter().map(|a| (*a).to_owned()).collect(),
+            },
+        )
+        .await
+    }
+
     /// A person's profile.
     pub async fn person(&self, token: &str, uid: &str) -> Person {
         self.get(Some(token), &format!("/api/v1/ra/people/{uid}"))

@@ -25,3 +25,4 @@ mod requests;
 mod session_end;
 mod sessions;
 mod shutdown;
+mod signing;

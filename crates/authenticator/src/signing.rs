@@ -1,0 +1,223 @@
+//! What the phone does with a signing request: it signs only what it can show.
+//!
+//! For prescriptions the request carries each prescription's signature *fragments*. The phone
+//! canonicalises and hashes them itself, builds the SignedInfo itself, and derives what it
+//! shows (patient, prescriber, each item's medication, dose and quantity, the prescription id)
+//! from those same fragments, so the screen and the signature cannot disagree. For prepared
+//! SignedInfo (a prescribing system that prepares its own, as with the NHS Signing Service) the
+//! phone cannot see the prescription: it shows the caller's description marked as unverified,
+//! and signs only an XML-DSig SignedInfo for the agreed algorithm (never an arbitrary blob).
+//!
+//! A batch is one approval that lists every prescription; each is signed separately.
+
+use aws_lc_rs::digest;
+use vsc_eps::sign::SignatureAlgorithm;
+use vsc_proto::signing::{
+    CompleteSigningRequest, FailedSignature, ItemSignature, PendingSigningRequest, SigningKind,
+};
+use vsc_rsa_digest::DigestAlgorithm;
+
+use crate::AuthenticatorError;
+use crate::keystore::Keystore;
+
+/// One item as the phone understood it.
+#[derive(Debug, Clone)]
+pub struct ReviewedItem {
+    /// The caller's id for it.
+    pub id: String,
+    /// What the screen shows for it.
+    pub lines: Vec<String>,
+    /// Whether `lines` were derived from the signed bytes (prescriptions) or only supplied by
+    /// the caller (prepared SignedInfo).
+    pub verified: bool,
+    /// The canonical SignedInfo that will be signed.
+    signed_info: Vec<u8>,
+}
+
+/// A signing request after the phone's own checks: what it will show and sign.
+#[derive(Debug, Clone)]
+pub struct SigningReview {
+    /// The request.
+    pub request_id: String,
+    /// The algorithm.
+    pub algorithm: SignatureAlgorithm,
+    /// The items the phone can sign.
+    pub items: Vec<ReviewedItem>,
+    /// Items it will not sign, and why.
+    pub refused: Vec<FailedSignature>,
+    /// Header lines (who asks, from where, in which role).
+    pub header: Vec<String>,
+}
+
+/// A short fingerprint of bytes, for a person to compare: the first 8 bytes of SHA-256, hex in
+/// groups of four.
+pub fn short_fingerprint(bytes: &[u8]) -> String {
+    let d = digest::digest(&digest::SHA256, bytes);
+    let hex = hex::encode(&d.as_ref()[..8]);
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Checks a signing request and works out, for each item, what to show and what to sign.
+pub fn review(request: &PendingSigningRequest) -> Result<SigningReview, AuthenticatorError> {
+    let algorithm: SignatureAlgorithm =
+        request
+            .algorithm
+            .parse()
+            .map_err(|_| AuthenticatorError::BadSigningRequest {
+                request_id: request.request_id.clone(),
+                reason: format!("unknown algorithm '{}'", request.algorithm),
+            })?;
+    let mut items = Vec::new();
+    let mut refused = Vec::new();
+    for item in &request.items {
+        let outcome = match request.kind {
+            SigningKind::Prescriptions => review_prescription(item, algorithm),
+            SigningKind::Prepared => review_prepared(item, algorithm),
+        };
+        match outcome {
+            Ok(reviewed) => items.push(reviewed),
+            Err(reason) => refused.push(FailedSignature {
+                id: item.id.clone(),
+                reason,
+            }),
+        }
+    }
+    let what = match request.kind {
+        SigningKind::Prescriptions => "prescription",
+        SigningKind::Prepared => "prepared signature",
+    };
+    let mut header = vec![
+        format!(
+            "Sign {} {what}{} ({})",
+            request.items.len(),
+            if request.items.len() == 1 { "" } else { "s" },
+            algorithm.signing_service_code()
+        ),
+        format!("from {} as {}", request.workstation, request.role),
+    ];
+    if request.kind == SigningKind::Prepared {
+        header.push(
+            "WARNING: the prescribing system prepared these; this phone cannot see the prescriptions and cannot check the descriptions below".into(),
+        );
+    }
+    Ok(SigningReview {
+        request_id: request.request_id.clone(),
+        algorithm,
+        items,
+        refused,
+        header,
+    })
+}
+
+fn review_prescription(
+    item: &vsc_proto::signing::SigningItem,
+    algorithm: SignatureAlgorithm,
+) -> Result<ReviewedItem, String> {
+    let fragments = item
+        .fragments
+        .as_deref()
+        .ok_or("the item has no prescription fragments")?;
+    let (_digest, signed_info) = vsc_eps::sign::prepare_from_fragments(fragments, algorithm)
+        .map_err(|e| format!("the fragments cannot be read: {e}"))?;
+    let summary = vsc_eps::summary::summarize_fragments(fragments)
+        .map_err(|e| format!("the prescription cannot be shown: {e}"))?;
+    let mut lines = summary.display_lines();
+    lines.push(format!(
+        "signature fingerprint {}",
+        short_fingerprint(signed_info.as_bytes())
+    ));
+    Ok(ReviewedItem {
+        id: item.id.clone(),
+        lines,
+        verified: true,
+        signed_info: signed_info.into_bytes(),
+    })
+}
+
+fn review_prepared(
+    item: &vsc_proto::signing::SigningItem,
+    algorithm: SignatureAlgorithm,
+) -> Result<ReviewedItem, String> {
+    use base64::Engine as _;
+    let payload = item.payload.as_deref().ok_or("the item has no payload")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload.trim())
+        .map_err(|_| "the payload is not base64".to_owned())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| "the payload is not UTF-8".to_owned())?;
+    let doc =
+        roxmltree::Document::parse(text).map_err(|e| format!("the payload is not XML: {e}"))?;
+    let root = doc.root_element();
+    if !root.has_tag_name((vsc_eps::XMLDSIG_NS, "SignedInfo")) {
+        return Err("the payload is not an XML-DSig SignedInfo".into());
+    }
+    let method = root
+        .children()
+        .find(|n| n.has_tag_name((vsc_eps::XMLDSIG_NS, "SignatureMethod")))
+        .and_then(|n| n.attribute("Algorithm"));
+    if method != Some(algorithm.signature_method_uri()) {
+        return Err(format!(
+            "the SignedInfo's SignatureMethod is not {}",
+            algorithm.signature_method_uri()
+        ));
+    }
+    let description = item
+        .description
+        .as_deref()
+        .unwrap_or("(no description given)");
+    Ok(ReviewedItem {
+        id: item.id.clone(),
+        lines: vec![
+            format!("UNVERIFIED (from the prescribing system): {description}"),
+            format!("signature fingerprint {}", short_fingerprint(&bytes)),
+        ],
+        verified: false,
+        signed_info: bytes,
+    })
+}
+
+impl SigningReview {
+    /// Everything the approval screen shows, one line each.
+    pub fn display_lines(&self) -> Vec<String> {
+        let mut out = self.header.clone();
+        for (n, item) in self.items.iter().enumerate() {
+            out.push(format!("[{}] {}", n + 1, item.id));
+            out.extend(item.lines.iter().map(|l| format!("    {l}")));
+        }
+        for r in &self.refused {
+            out.push(format!("NOT SIGNED {}: {}", r.id, r.reason));
+        }
+        out
+    }
+
+    /// Signs every reviewed item separately with the card's signing key (after the passcode
+    /// has opened `keys`).
+    pub fn sign(&self, keys: &dyn Keystore) -> Result<CompleteSigningRequest, AuthenticatorError> {
+        let mut signatures = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            let (alg, d) = match self.algorithm {
+                SignatureAlgorithm::RsaSha1 => (
+                    DigestAlgorithm::Sha1,
+                    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &item.signed_info),
+                ),
+                SignatureAlgorithm::RsaSha256 => (
+                    DigestAlgorithm::Sha256,
+                    digest::digest(&digest::SHA256, &item.signed_info),
+                ),
+            };
+            let signature = keys.sign_rsa_digest(alg, d.as_ref())?;
+            use base64::Engine as _;
+            signatures.push(ItemSignature {
+                id: item.id.clone(),
+                signature: base64::engine::general_purpose::STANDARD.encode(signature),
+            });
+        }
+        Ok(CompleteSigningRequest {
+            signatures,
+            refused: self.refused.clone(),
+        })
+    }
+}

@@ -1,0 +1,247 @@
+//! Prescription signing end to end, through the real binary: `vsc sandbox` (server, identity
+//! agent, simulated phone), `vsc eps sign` (agent → server → phone → back) over every corpus
+//! prescription with rsa-sha1 and rsa-sha256, then `vsc eps verify` with the sandbox's CA and
+//! CRL, and an independent check that uses libxml2's exclusive C14N and OpenSSL (not our code).
+//! Tampering with a signed part is caught; tampering with an unsigned part is not, as in EPS.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+
+use common::{Sandbox, VSC};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../eps/tests/data/corpus");
+const INDEPENDENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../eps/tests/independent/eps_check.py"
+);
+
+fn corpus_copies(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(CORPUS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    entries.sort();
+    for src in entries {
+        // The corpus's stale signatures come out first, as a prescribing system's unsigned
+        // prescription would arrive.
+        let xml = std::fs::read_to_string(&src).unwrap();
+        let unsigned = vsc_eps::sign::strip_signature(&xml).unwrap();
+        let dst = dir.join(src.file_name().unwrap());
+        std::fs::write(&dst, unsigned).unwrap();
+        out.push(dst);
+    }
+    out
+}
+
+fn sign(agent_home: &Path, algorithm: &str, files: &[PathBuf], out: &Path) {
+    let result = Command::new(VSC)
+        .args([
+            "eps",
+            "sign",
+            "--stamp-author-time",
+            "--algorithm",
+            algorithm,
+        ])
+        .arg("--agent-home")
+        .arg(agent_home)
+        .arg("--out-dir")
+        .arg(out)
+        .args(files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "vsc eps sign {algorithm} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("signed ")).count(),
+        files.len(),
+        "{stdout}"
+    );
+}
+
+/// `vsc eps verify --json`: (exit success, the per-file reports, everything printed).
+fn verify(trust: &Path, crl: &Path, files: &[PathBuf]) -> (bool, serde_json::Value, String) {
+    let out = Command::new(VSC)
+        .args(["eps", "verify", "--json", "--trust"])
+        .arg(trust)
+        .arg("--crl")
+        .arg(crl)
+        .args(files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let reports = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.success(),
+        reports,
+        format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+fn independent(file: &Path) -> (bool, String) {
+    let out = Command::new("/usr/bin/python3")
+        .arg(INDEPENDENT)
+        .arg(file)
+        .output()
+        .expect("/usr/bin/python3 with python3-lxml (the test command installs them)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn signed_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sandbox");
+    let sandbox = Sandbox::start(&data);
+    let server = sandbox.field("server");
+    let agent_home = data.join("agent");
+    let inputs = corpus_copies(&tmp.path().join("unsigned"));
+    assert_eq!(inputs.len(), 43, "the corpus has 43 prescriptions");
+
+    // The trust bundle (root + issuing CA) and the issuing CA's CRL, as a receiver gets them.
+    let ca = data.join("server").join("ca");
+    let trust = tmp.path().join("trust.pem");
+    std::fs::write(
+        &trust,
+        [
+            std::fs::read(ca.join("root.pem")).unwrap(),
+            std::fs::read(ca.join("issuing.pem")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let crl = tmp.path().join("issuing.crl");
+    let curl = Command::new("curl")
+        .args(["-sSf", "--cacert"])
+        .arg(ca.join("root.pem"))
+        .arg("-o")
+        .arg(&crl)
+        .arg(format!("{}/ca/issuing.crl", server.trim_end_matches('/')))
+        .status()
+        .unwrap();
+    assert!(curl.success(), "the CRL downloads over the server's TLS");
+
+    for algorithm in ["RS1", "RS256"] {
+        let out = tmp.path().join(format!("signed-{algorithm}"));
+        sign(&agent_home, algorithm, &inputs, &out);
+        let signed = signed_files(&out);
+        assert_eq!(signed.len(), inputs.len());
+
+        let (ok, reports, printed) = verify(&trust, &crl, &signed);
+        assert!(ok, "vsc eps verify {algorithm}:\n{printed}");
+        // Every check ran and passed: revocation against the CRL and the chain to the root too.
+        let reports = reports.as_array().expect("one report per file");
+        assert_eq!(reports.len(), signed.len());
+        for report in reports {
+            let checks = report["checks"].as_array().unwrap();
+            assert_eq!(checks.len(), 7, "{report}");
+            assert!(
+                checks.iter().all(|c| c["outcome"] == "passed"),
+                "{algorithm}: not every check passed: {report}"
+            );
+        }
+
+        for file in &signed {
+            let (ok, why) = independent(file);
+            assert!(
+                ok,
+                "independent check of {} ({algorithm}): {why}",
+                file.display()
+            );
+        }
+
+        // Tampering: a dose (signed) breaks the digest; repeatNumber/low (unsigned) does not.
+        let victim = &signed[0];
+        let xml = std::fs::read_to_string(victim).unwrap();
+        let dose = xml
+            .split("<pertinentDosageInstructions")
+            .nth(1)
+            .and_then(|rest| rest.split("<value>").nth(1))
+            .and_then(|rest| rest.split("</value>").next())
+            .unwrap()
+            .to_owned();
+        let tampered = tmp.path().join(format!("tampered-dose-{algorithm}.xml"));
+        std::fs::write(
+            &tampered,
+            xml.replacen(
+                &format!("<value>{dose}</value>"),
+                "<value>take 40 at once</value>",
+                1,
+            ),
+        )
+        .unwrap();
+        let (ok, reports, printed) = verify(&trust, &crl, std::slice::from_ref(&tampered));
+        assert!(!ok, "a changed dose must not verify:\n{printed}");
+        let failed: Vec<_> = reports[0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["outcome"] == "failed")
+            .map(|c| c["check"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(failed, ["digest"], "{printed}");
+
+        // An unsigned part (repeatNumber/low) may change, as in EPS.
+        if let Some(with_repeat) = signed.iter().find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("<repeatNumber>")
+        }) {
+            let xml = std::fs::read_to_string(with_repeat).unwrap();
+            let start = xml.find("<repeatNumber>").unwrap();
+            let low = xml[start..].find("<low value=\"").unwrap() + start + "<low value=\"".len();
+            let mut changed = xml.clone();
+            changed.replace_range(low..low + 1, "7");
+            assert_ne!(changed, xml);
+            let unsigned_change = tmp.path().join(format!("repeat-{algorithm}.xml"));
+            std::fs::write(&unsigned_change, changed).unwrap();
+            let (ok, _, printed) = verify(&trust, &crl, std::slice::from_ref(&unsigned_change));
+            assert!(ok, "repeatNumber/low is not signed:\n{printed}");
+        }
+        let (ok, _) = independent(&tampered);
+        assert!(!ok, "the independent check must catch the changed dose too");
+    }
+
+    // Every signature is in the audit log, with its outcome.
+    let audit = Command::new(VSC)
+        .args(["audit", "export", "--data"])
+        .arg(data.join("server"))
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    let signatures = audit
+        .lines()
+        .filter(|l| l.contains("\"eps.signature\""))
+        .count();
+    assert_eq!(
+        signatures,
+        2 * inputs.len(),
+        "one audit event per signature"
+    );
+    assert!(sandbox.stop().success());
+}

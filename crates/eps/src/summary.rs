@@ -1,0 +1,482 @@
+//! What the phone shows before it signs a prescription.
+//!
+//! [`summarize_fragments`] reads the `FragmentsToBeHashed` document alone:
+//! the very bytes whose digest the phone signs. Everything in that summary is
+//! therefore covered by the signature. [`summarize_prescription`] gives the
+//! same summary for a whole prescription (it builds the fragments first) and
+//! adds the short-form prescription id, which is *not* signed.
+//!
+//! Where things are, inside the fragments:
+//! * the prescription id: `id/@root` of the first fragment (the
+//!   `pertinentPrescription`'s first id); the signing time: `time/@value`;
+//! * the prescriber: the `AgentPerson` fragment — its `id` (SDS role profile
+//!   id), `code` (job role code), `agentPerson/id` (SDS user id, root
+//!   `1.2.826.0.1285.0.2.0.65`, or professional code, root
+//!   `1.2.826.0.1285.0.2.1.54`), `agentPerson/name` and
+//!   `representedOrganization` (name and ODS code);
+//! * the patient: the `recordTarget` fragment — `Patient/id` with root
+//!   `2.16.840.1.113883.2.1.4.1` (NHS number) and `patientPerson/name`;
+//! * one fragment per line item: `product/manufacturedProduct/
+//!   manufacturedRequestedMaterial/code/@displayName`, the dosage
+//!   instructions' `value` text, and `component/lineItemQuantity/quantity`.
+
+use roxmltree::{Document, Node};
+use serde::{Deserialize, Serialize};
+
+use crate::fragments::{self, FragmentsError, child, children, is_hl7};
+use crate::verify::parse_hl7_time;
+
+/// OID of NHS numbers.
+pub const NHS_NUMBER_ROOT: &str = "2.16.840.1.113883.2.1.4.1";
+/// OID of SDS user ids.
+pub const SDS_USER_ID_ROOT: &str = "1.2.826.0.1285.0.2.0.65";
+/// OID of SDS role profile ids.
+pub const SDS_ROLE_PROFILE_ID_ROOT: &str = "1.2.826.0.1285.0.2.0.67";
+/// OID of prescribers' professional codes (GMC, NMC, GPhC, HCPC, …).
+pub const PROFESSIONAL_CODE_ROOT: &str = "1.2.826.0.1285.0.2.1.54";
+
+/// Errors summarising a prescription.
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    /// The input is not well-formed XML.
+    #[error("XML parse error: {0}")]
+    Xml(#[from] roxmltree::Error),
+    /// The prescription lacks something its fragments need.
+    #[error(transparent)]
+    Prescription(#[from] FragmentsError),
+    /// The fragments document does not have EPS's structure (time and id;
+    /// prescriber; patient; at least one line item).
+    #[error("not an EPS fragments document: {0}")]
+    Structure(String),
+    /// A required part is absent.
+    #[error("missing {0}")]
+    Missing(&'static str),
+}
+
+/// A prescription as the prescriber is shown it before signing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrescriptionSummary {
+    /// The prescription's long-form id (`pertinentPrescription/id[0]/@root`),
+    /// a signed fragment.
+    pub prescription_id: String,
+    /// The short-form prescription id (`id[1]/@extension`). Not signed, and
+    /// only available from a whole prescription.
+    pub short_form_id: Option<String>,
+    /// `author/time/@value` (HL7 `YYYYMMDDhhmmss`, no zone).
+    pub author_time: String,
+    /// The patient.
+    pub patient: PatientSummary,
+    /// The prescriber (the author).
+    pub prescriber: PrescriberSummary,
+    /// The line items, in order (at least one).
+    pub items: Vec<LineItemSummary>,
+}
+
+/// The patient of a prescription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientSummary {
+    /// Prefix, given names and family name, space-separated.
+    pub name: String,
+    /// The NHS number (ten digits, as written).
+    pub nhs_number: String,
+}
+
+/// The prescriber of a prescription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrescriberSummary {
+    /// Prefix, given names and family name, if present.
+    pub name: Option<String>,
+    /// The SDS user id (`agentPerson/id` with the SDS user id root), if
+    /// present.
+    pub sds_user_id: Option<String>,
+    /// The professional code (`agentPerson/id` with the professional code
+    /// root), if present.
+    pub professional_code: Option<String>,
+    /// The SDS role profile id (`AgentPerson/id/@extension`), if present.
+    pub sds_role_profile_id: Option<String>,
+    /// The job role code (`AgentPerson/code/@code`), if present.
+    pub role_code: Option<String>,
+    /// The organisation the prescriber acts for, if present.
+    pub organisation: Option<OrganisationSummary>,
+}
+
+/// An organisation (name and ODS code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganisationSummary {
+    /// The organisation's name, if present.
+    pub name: Option<String>,
+    /// The ODS code (`id/@extension`), if present.
+    pub ods_code: Option<String>,
+}
+
+/// One line item (medication) of a prescription.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineItemSummary {
+    /// The medication's name (`code/@displayName`; the code itself if there
+    /// is no display name).
+    pub medication: String,
+    /// The dosage instructions (several are joined with `"; "`), if present.
+    pub dose: Option<String>,
+    /// The quantity with its unit (e.g. `"100 tablet"`), if present.
+    pub quantity: Option<String>,
+}
+
+/// Summarise a `FragmentsToBeHashed` document (canonical or not): what the
+/// phone derives from the bytes it signs. The fragments must be in EPS's
+/// order — `{time, id}`, `AgentPerson`, `recordTarget`, then one or more
+/// `pertinentLineItem`s — or this fails.
+pub fn summarize_fragments(fragments_xml: &str) -> Result<PrescriptionSummary, SummaryError> {
+    let doc = Document::parse(fragments_xml)?;
+    let root = doc.root_element();
+    if !root.has_tag_name("FragmentsToBeHashed") {
+        return Err(SummaryError::Structure(format!(
+            "root element is {:?}",
+            root.tag_name().name()
+        )));
+    }
+    let fragments: Vec<Node<'_, '_>> = root.children().filter(Node::is_element).collect();
+    if let Some(other) = fragments.iter().find(|f| !f.has_tag_name("Fragment")) {
+        return Err(SummaryError::Structure(format!(
+            "unexpected element {:?}",
+            other.tag_name().name()
+        )));
+    }
+    let expect = |index: usize, names: &[&str], what: &str| {
+        let found = fragments
+            .get(index)
+            .map(|f| expected_children(*f, names))
+            .unwrap_or_default();
+        found.ok_or_else(|| {
+            SummaryError::Structure(format!(
+                "expected {what} ({}) in fragment {}",
+                names.join(", "),
+                index + 1
+            ))
+        })
+    };
+    let first = expect(0, &["time", "id"], "signing time and prescription id")?;
+    let agent = expect(1, &["AgentPerson"], "the prescriber")?;
+    let record_target = expect(2, &["recordTarget"], "the patient")?;
+    let mut items = Vec::new();
+    for index in 3..fragments.len() {
+        let item = expect(index, &["pertinentLineItem"], "a line item")?;
+        items.push(line_item(item[0])?);
+    }
+    if items.is_empty() {
+        return Err(SummaryError::Missing(
+            "line items (no pertinentLineItem fragment)",
+        ));
+    }
+    Ok(PrescriptionSummary {
+        prescription_id: first[1]
+            .attribute("root")
+            .ok_or(SummaryError::Missing("prescription id/@root"))?
+            .to_owned(),
+        short_form_id: None,
+        author_time: first[0]
+            .attribute("value")
+            .ok_or(SummaryError::Missing("author time/@value"))?
+            .to_owned(),
+        patient: patient(record_target[0])?,
+        prescriber: prescriber(agent[0]),
+        items,
+    })
+}
+
+/// The element children of `fragment` when they are exactly `names` (HL7
+/// elements, in that order).
+fn expected_children<'a, 'i>(fragment: Node<'a, 'i>, names: &[&str]) -> Option<Vec<Node<'a, 'i>>> {
+    let found: Vec<Node<'a, 'i>> = fragment.children().filter(Node::is_element).collect();
+    (found.len() == names.len() && found.iter().zip(names).all(|(n, name)| is_hl7(*n, name)))
+        .then_some(found)
+}
+
+/// Summarise a whole prescription document (a `ParentPrescription`, alone or
+/// inside a message): the summary of its fragments plus the short-form id.
+pub fn summarize_prescription(xml: &str) -> Result<PrescriptionSummary, SummaryError> {
+    let doc = Document::parse(xml)?;
+    let parent = fragments::find_parent_prescription(&doc)?;
+    let mut summary = summarize_fragments(&fragments::fragments_xml(parent)?)?;
+    let prescription = fragments::pertinent_prescription(parent)?;
+    summary.short_form_id = children(prescription, "id")
+        .nth(1)
+        .and_then(|id| id.attribute("extension"))
+        .map(str::to_owned);
+    Ok(summary)
+}
+
+/// The trimmed text of an element, if any.
+fn text(node: Node<'_, '_>) -> Option<String> {
+    let joined: String = node
+        .descendants()
+        .filter(Node::is_text)
+        .filter_map(|t| t.text())
+        .collect();
+    let collapsed = joined.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!collapsed.is_empty()).then_some(collapsed)
+}
+
+/// A person's name: prefix, given names, family name and suffix, in that
+/// order; or the name's text when it has no parts.
+fn person_name(person: Node<'_, '_>) -> Option<String> {
+    let names: Vec<Node<'_, '_>> = children(person, "name").collect();
+    let name = names
+        .iter()
+        .find(|n| n.attribute("use") == Some("L"))
+        .or(names.first())?;
+    let mut parts = Vec::new();
+    for part in ["prefix", "given", "family", "suffix"] {
+        parts.extend(children(*name, part).filter_map(text));
+    }
+    if parts.is_empty() {
+        text(*name)
+    } else {
+        Some(parts.join(" "))
+    }
+}
+
+fn patient(record_target: Node<'_, '_>) -> Result<PatientSummary, SummaryError> {
+    let patient =
+        child(record_target, "Patient").ok_or(SummaryError::Missing("recordTarget/Patient"))?;
+    let nhs_number = children(patient, "id")
+        .find(|id| id.attribute("root") == Some(NHS_NUMBER_ROOT))
+        .and_then(|id| id.attribute("extension"))
+        .ok_or(SummaryError::Missing("the patient's NHS number"))?
+        .to_owned();
+    let name = child(patient, "patientPerson")
+        .and_then(person_name)
+        .ok_or(SummaryError::Missing("the patient's name"))?;
+    Ok(PatientSummary { name, nhs_number })
+}
+
+fn prescriber(agent: Node<'_, '_>) -> PrescriberSummary {
+    let person = child(agent, "agentPerson");
+    let person_id = |root: &str| {
+        person
+            .into_iter()
+            .flat_map(|p| children(p, "id"))
+            .find(|id| id.attribute("root") == Some(root))
+            .and_then(|id| id.attribute("extension"))
+            .map(str::to_owned)
+    };
+    let organisation = child(agent, "representedOrganization").map(|org| OrganisationSummary {
+        name: child(org, "name").and_then(text),
+        ods_code: child(org, "id")
+            .and_then(|id| id.attribute("extension"))
+            .map(str::to_owned),
+    });
+    PrescriberSummary {
+        name: person.and_then(person_name),
+        sds_user_id: person_id(SDS_USER_ID_ROOT),
+        professional_code: person_id(PROFESSIONAL_CODE_ROOT),
+        sds_role_profile_id: child(agent, "id")
+            .and_then(|id| id.attribute("extension"))
+            .map(str::to_owned),
+        role_code: child(agent, "code")
+            .and_then(|code| code.attribute("code"))
+            .map(str::to_owned),
+        organisation,
+    }
+}
+
+fn line_item(item: Node<'_, '_>) -> Result<LineItemSummary, SummaryError> {
+    let code = child(item, "product")
+        .and_then(|p| child(p, "manufacturedProduct"))
+        .and_then(|p| child(p, "manufacturedRequestedMaterial"))
+        .and_then(|m| child(m, "code"))
+        .ok_or(SummaryError::Missing(
+            "a line item's medication (product/…/code)",
+        ))?;
+    let medication = code
+        .attribute("displayName")
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| code.attribute("code"))
+        .ok_or(SummaryError::Missing(
+            "a line item's medication name or code",
+        ))?
+        .trim()
+        .to_owned();
+    let doses: Vec<String> = children(item, "pertinentInformation2")
+        .filter_map(|info| child(info, "pertinentDosageInstructions"))
+        .filter_map(|d| child(d, "value"))
+        .filter_map(text)
+        .collect();
+    let quantity = children(item, "component")
+        .filter_map(|c| child(c, "lineItemQuantity"))
+        .find_map(|q| child(q, "quantity"))
+        .and_then(quantity_text);
+    Ok(LineItemSummary {
+        medication,
+        dose: (!doses.is_empty()).then(|| doses.join("; ")),
+        quantity,
+    })
+}
+
+/// `quantity/@value` and its unit: the translation's display name, or the
+/// UCUM unit when it is not the dimensionless `1`.
+fn quantity_text(quantity: Node<'_, '_>) -> Option<String> {
+    let value = quantity.attribute("value")?.trim();
+    let unit = child(quantity, "translation")
+        .and_then(|t| t.attribute("displayName"))
+        .or_else(|| quantity.attribute("unit").filter(|u| *u != "1"))
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    Some(match unit {
+        Some(unit) => format!("{value} {unit}"),
+        None => value.to_owned(),
+    })
+}
+
+/// An NHS number as people write it (`999 054 8609`), or as given when it
+/// is not ten digits.
+fn spaced_nhs_number(number: &str) -> String {
+    if number.len() == 10 && number.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{} {} {}", &number[..3], &number[3..6], &number[6..])
+    } else {
+        number.to_owned()
+    }
+}
+
+impl PrescriptionSummary {
+    /// Human-readable lines for a screen, e.g.
+    ///
+    /// ```text
+    /// Prescription 92DC91-A83008-4DCD88 (id 4A3D73FE-6013-4446-ADD3-909167DCFAC7)
+    /// Written 2021-07-26 12:05:22
+    /// Patient: MR DONOTUSE XXTESTPATIENT-TGNP, NHS 999 054 8609
+    /// Prescriber: DR C BOIN, HALLGARTH SURGERY (A83008); role R8000, role profile 200102238987, professional code 6095103
+    /// 1. Paracetamol 500mg soluble tablets — One tablet to be taken four times a day — 100 tablet
+    /// ```
+    pub fn display_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        lines.push(match &self.short_form_id {
+            Some(short) => format!("Prescription {short} (id {})", self.prescription_id),
+            None => format!("Prescription {}", self.prescription_id),
+        });
+        lines.push(match parse_hl7_time(&self.author_time) {
+            Some(t) => format!(
+                "Written {:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
+            None => format!("Written {}", self.author_time),
+        });
+        lines.push(format!(
+            "Patient: {}, NHS {}",
+            self.patient.name,
+            spaced_nhs_number(&self.patient.nhs_number)
+        ));
+        let p = &self.prescriber;
+        let mut who = p.name.clone().unwrap_or_else(|| "(no name)".to_owned());
+        if let Some(org) = &p.organisation {
+            match (&org.name, &org.ods_code) {
+                (Some(name), Some(code)) => who.push_str(&format!(", {name} ({code})")),
+                (Some(name), None) => who.push_str(&format!(", {name}")),
+                (None, Some(code)) => who.push_str(&format!(", organisation {code}")),
+                (None, None) => {}
+            }
+        }
+        let ids: Vec<String> = [
+            ("role", &p.role_code),
+            ("role profile", &p.sds_role_profile_id),
+            ("SDS user", &p.sds_user_id),
+            ("professional code", &p.professional_code),
+        ]
+        .into_iter()
+        .filter_map(|(label, value)| value.as_ref().map(|v| format!("{label} {v}")))
+        .collect();
+        if ids.is_empty() {
+            lines.push(format!("Prescriber: {who}"));
+        } else {
+            lines.push(format!("Prescriber: {who}; {}", ids.join(", ")));
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            let mut line = format!("{}. {}", i + 1, item.medication);
+            for part in [&item.dose, &item.quantity].into_iter().flatten() {
+                line.push_str(" — ");
+                line.push_str(part);
+            }
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAGMENTS: &str = concat!(
+        "<FragmentsToBeHashed>",
+        "<Fragment><time xmlns=\"urn:hl7-org:v3\" value=\"20210726120522\"></time>",
+        "<id xmlns=\"urn:hl7-org:v3\" root=\"P-1\"></id></Fragment>",
+        "<Fragment><AgentPerson xmlns=\"urn:hl7-org:v3\"><id root=\"1.2.826.0.1285.0.2.0.67\" extension=\"R1\"></id>",
+        "<agentPerson><id root=\"1.2.826.0.1285.0.2.0.65\" extension=\"U1\"></id></agentPerson></AgentPerson></Fragment>",
+        "<Fragment><recordTarget xmlns=\"urn:hl7-org:v3\"><Patient><id root=\"2.16.840.1.113883.2.1.4.1\" extension=\"9990548609\"></id>",
+        "<patientPerson><name>Zoë &amp; Co</name></patientPerson></Patient></recordTarget></Fragment>",
+        "ITEMS",
+        "</FragmentsToBeHashed>"
+    );
+    const ITEM: &str = concat!(
+        "<Fragment><pertinentLineItem xmlns=\"urn:hl7-org:v3\"><product><manufacturedProduct><manufacturedRequestedMaterial>",
+        "<code code=\"123\"></code></manufacturedRequestedMaterial></manufacturedProduct></product>",
+        "<component><lineItemQuantity><quantity value=\"5\" unit=\"mL\"></quantity></lineItemQuantity></component>",
+        "</pertinentLineItem></Fragment>"
+    );
+
+    #[test]
+    fn minimal_fragments() {
+        let summary = summarize_fragments(&FRAGMENTS.replace("ITEMS", ITEM)).expect("summary");
+        assert_eq!(summary.prescription_id, "P-1");
+        assert_eq!(summary.patient.name, "Zoë & Co");
+        assert_eq!(summary.prescriber.sds_user_id.as_deref(), Some("U1"));
+        assert_eq!(summary.prescriber.name, None);
+        assert_eq!(summary.prescriber.organisation, None);
+        assert_eq!(
+            summary.items,
+            vec![LineItemSummary {
+                medication: "123".to_owned(),
+                dose: None,
+                quantity: Some("5 mL".to_owned()),
+            }]
+        );
+        assert_eq!(
+            summary.display_lines(),
+            vec![
+                "Prescription P-1",
+                "Written 2021-07-26 12:05:22",
+                "Patient: Zoë & Co, NHS 999 054 8609",
+                "Prescriber: (no name); role profile R1, SDS user U1",
+                "1. 123 — 5 mL",
+            ]
+        );
+    }
+
+    #[test]
+    fn structure_is_enforced() {
+        assert!(matches!(
+            summarize_fragments(&FRAGMENTS.replace("ITEMS", "")),
+            Err(SummaryError::Missing(_))
+        ));
+        let no_patient = FRAGMENTS
+            .replace("ITEMS", ITEM)
+            .replace("recordTarget", "other");
+        assert!(matches!(
+            summarize_fragments(&no_patient),
+            Err(SummaryError::Structure(_))
+        ));
+        let extra = FRAGMENTS.replace("ITEMS", &format!("{ITEM}<Fragment><x/></Fragment>"));
+        assert!(matches!(
+            summarize_fragments(&extra),
+            Err(SummaryError::Structure(_))
+        ));
+        assert!(matches!(
+            summarize_fragments("<ParentPrescription/>"),
+            Err(SummaryError::Structure(_))
+        ));
+    }
+}

@@ -1,0 +1,756 @@
+//! Signing prescriptions with the card's signing key, which never leaves the phone.
+//!
+//! | route | caller | what |
+//! |---|---|---|
+//! | `POST /api/v1/signing/requests` | agent (session ticket) | open a request: a batch of prescriptions (their fragments) or of prepared SignedInfo |
+//! | `GET /api/v1/signing/requests/{id}?wait=S` | agent (same session's ticket) | the outcome: verified signatures, the certificate, refused items |
+//! | `GET /api/v1/device/signing` | phone (device token) | signing requests waiting for it, in full (the event stream only names them: `signing-request`) |
+//! | `POST /api/v1/device/signing/{id}/complete` | phone (device token) | one signature per item (and items it refused) |
+//! | `POST /api/v1/device/signing/{id}/decline` | phone (device token) | the prescriber said no |
+//!
+//! Policy, checked when the request opens: the session is live and its role holds a
+//! prescribing activity; the card is active and its keys are held on the phone (a card with
+//! server-held keys can sign in, never sign a prescription); its signing certificate is valid
+//! and unrevoked. For prescriptions the server computes each digest and SignedInfo itself (the
+//! phone does the same independently), so every returned signature is verified here against
+//! the signing certificate before anyone collects it, and every item is audited with its
+//! prescription id, digest, signer and outcome in the transaction that completes the request.
+
+use std::time::Duration as StdDuration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use sqlx::SqliteConnection;
+use tokio::sync::broadcast::error::RecvError;
+use tower_http::limit::RequestBodyLimitLayer;
+use vsc_core::{CardState, KeyCustody};
+use vsc_eps::sign::SignatureAlgorithm;
+use vsc_proto::signin::DeclineAuthRequest;
+use vsc_proto::signing::{
+    CompleteSigningRequest, CreateSigningRequest, FailedSignature, PendingSigningRequest,
+    SigningItem, SigningKind, SigningOutcome, SigningRequestCreated,
+};
+use vsc_store::repo;
+use vsc_store::signing::{self as db, SigningRequestRow};
+
+use super::ApiJson;
+use super::session::TicketHolder;
+use super::signin::DeviceCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::hub::Event;
+use crate::state::AppState;
+
+/// Largest signing request body: 100 prescriptions' fragments with room to spare.
+const MAX_SIGNING_BODY: usize = 16 * 1024 * 1024;
+/// Longest a long-poll waits before answering "still pending".
+const MAX_WAIT_SECONDS: u64 = 30;
+/// Longest item id.
+const MAX_ITEM_ID: usize = 64;
+/// Largest single item (fragments or SignedInfo), bytes.
+const MAX_ITEM_BYTES: usize = 256 * 1024;
+/// Pending signing requests one card may have at once.
+const MAX_OPEN_PER_CARD: i64 = 4;
+
+/// The routes (with their own, larger body limit).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/signing/requests", post(create))
+        .route("/api/v1/signing/requests/{id}", get(outcome))
+        .route("/api/v1/device/signing", get(device_pending))
+        .route("/api/v1/device/signing/{id}/complete", post(complete))
+        .route("/api/v1/device/signing/{id}/decline", post(decline))
+        .layer(DefaultBodyLimit::max(MAX_SIGNING_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_SIGNING_BODY))
+}
+
+/// An item as the server keeps it: what was asked, and what the signature must cover.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredItem {
+    /// What the phone receives.
+    item: SigningItem,
+    /// The canonical SignedInfo the signature must cover.
+    signed_info: String,
+    /// Hex digest of the canonical fragments (prescriptions only).
+    #[serde(default)]
+    digest: Option<String>,
+    /// The prescription's id from the fragments (prescriptions only).
+    #[serde(default)]
+    prescription_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Wait {
+    #[serde(default)]
+    wait: u64,
+}
+
+fn parse_algorithm(code: &str) -> ApiResult<SignatureAlgorithm> {
+    match code {
+        "RS1" | "RS256" => code
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_algorithm", "use RS1 (rsa-sha1) or RS256")),
+        other => Err(ApiError::bad_request(
+            "invalid_algorithm",
+            format!("'{other}' is not a signing algorithm: use RS1 (rsa-sha1) or RS256"),
+        )),
+    }
+}
+
+/// Checks the items' shape and computes what each signature must cover.
+fn prepare_items(
+    kind: SigningKind,
+    algorithm: SignatureAlgorithm,
+    items: &[SigningItem],
+    max_batch: usize,
+) -> ApiResult<Vec<StoredItem>> {
+    if items.is_empty() || items.len() > max_batch {
+        return Err(ApiError::bad_request(
+            "batch_size",
+            format!(
+                "a signing request holds 1 to {max_batch} items; this one has {}",
+                items.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let id_ok = !item.id.is_empty()
+            && item.id.len() <= MAX_ITEM_ID
+            && item.id.chars().all(|c| c.is_ascii_graphic());
+        if !id_ok {
+            return Err(ApiError::bad_request(
+                "invalid_item_id",
+                format!("item ids are 1 to {MAX_ITEM_ID} printable ASCII characters"),
+            ));
+        }
+        if !seen.insert(item.id.as_str()) {
+            return Err(ApiError::bad_request(
+                "duplicate_item_id",
+                format!("the item id '{}' appears twice", item.id),
+            ));
+        }
+        let stored = match kind {
+            SigningKind::Prescriptions => {
+                let fragments = item.fragments.as_deref().ok_or_else(|| {
+                    ApiError::bad_request(
+                        "fragments_missing",
+                        format!("item '{}' has no fragments", item.id),
+                    )
+                })?;
+                if fragments.len() > MAX_ITEM_BYTES {
+                    return Err(ApiError::bad_request(
+                        "item_too_large",
+                        format!("item '{}' is larger than {MAX_ITEM_BYTES} bytes", item.id),
+                    ));
+                }
+                let bad = |e: &dyn std::fmt::Display| {
+                    ApiError::bad_request("fragments_invalid", format!("item '{}': {e}", item.id))
+                };
+                let (digest, signed_info) =
+                    vsc_eps::sign::prepare_from_fragments(fragments, algorithm)
+                        .map_err(|e| bad(&e))?;
+                let summary =
+                    vsc_eps::summary::summarize_fragments(fragments).map_err(|e| bad(&e))?;
+                StoredItem {
+                    item: SigningItem {
+                        id: item.id.clone(),
+                        fragments: Some(fragments.to_owned()),
+                        payload: None,
+                        description: None,
+                    },
+                    signed_info,
+                    digest: Some(hex::encode(digest)),
+                    prescription_id: Some(summary.prescription_id),
+                }
+            }
+            SigningKind::Prepared => {
+                let payload = item.payload.as_deref().ok_or_else(|| {
+                    ApiError::bad_request(
+                        "payload_missing",
+                        format!("item '{}' has no payload", item.id),
+                    )
+                })?;
+                let bytes = B64.decode(payload.trim()).map_err(|_| {
+                    ApiError::bad_request(
+                        "payload_invalid",
+                        format!("item '{}': the payload is not base64", item.id),
+                    )
+                })?;
+                if bytes.len() > MAX_ITEM_BYTES {
+                    return Err(ApiError::bad_request(
+                        "item_too_large",
+                        format!("item '{}' is larger than {MAX_ITEM_BYTES} bytes", item.id),
+                    ));
+                }
+                let signed_info = String::from_utf8(bytes).map_err(|_| {
+                    ApiError::bad_request(
+                        "payload_invalid",
+                        format!("item '{}': the payload is not UTF-8 XML", item.id),
+                    )
+                })?;
+                check_prepared_signed_info(&item.id, &signed_info, algorithm)?;
+                StoredItem {
+                    item: SigningItem {
+                        id: item.id.clone(),
+                        fragments: None,
+                        payload: Some(payload.trim().to_owned()),
+                        description: item.description.clone(),
+                    },
+                    signed_info,
+                    digest: None,
+                    prescription_id: None,
+                }
+            }
+        };
+        out.push(stored);
+    }
+    Ok(out)
+}
+
+/// A prepared payload must at least be a SignedInfo for the named algorithm: the phone signs
+/// it blind, so it must not be able to sign anything else (a CSR, a TLS handshake, a token).
+fn check_prepared_signed_info(
+    id: &str,
+    signed_info: &str,
+    algorithm: SignatureAlgorithm,
+) -> ApiResult<()> {
+    let bad = |why: String| ApiError::bad_request("payload_invalid", format!("item '{id}': {why}"));
+    let doc = roxmltree::Document::parse(signed_info)
+        .map_err(|e| bad(format!("the payload is not XML ({e})")))?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "SignedInfo"
+        || root.tag_name().namespace() != Some(vsc_eps::XMLDSIG_NS)
+    {
+        return Err(bad("the payload is not an XML-DSig SignedInfo".into()));
+    }
+    let method = root
+        .children()
+        .find(|n| n.has_tag_name((vsc_eps::XMLDSIG_NS, "SignatureMethod")))
+        .and_then(|n| n.attribute("Algorithm"));
+    if method != Some(algorithm.signature_method_uri()) {
+        return Err(bad(format!(
+            "its SignatureMethod is not {}",
+            algorithm.signature_method_uri()
+        )));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    holder: TicketHolder,
+    ApiJson(req): ApiJson<CreateSigningRequest>,
+) -> ApiResult<Json<SigningRequestCreated>> {
+    match create_inner(&state, &holder, &req).await {
+        Ok(created) => Ok(Json(created)),
+        Err(err) => {
+            state
+                .audit_failure(
+                    &holder.ctx,
+                    "signing.request",
+                    &holder.session.uid,
+                    "",
+                    &err,
+                )
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn create_inner(
+    state: &AppState,
+    holder: &TicketHolder,
+    req: &CreateSigningRequest,
+) -> ApiResult<SigningRequestCreated> {
+    let session = &holder.session;
+    let config = &state.config().signing;
+    let algorithm = parse_algorithm(&req.algorithm)?;
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    let card = repo::card(&mut conn, &session.card_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("session without card"))?;
+    if card.state != CardState::Active.as_str() {
+        return Err(ApiError::forbidden(
+            "card_not_active",
+            format!("the card is {}; it cannot sign", card.state),
+        ));
+    }
+    if card.custody != KeyCustody::DeviceHeld.as_str() {
+        return Err(ApiError::forbidden(
+            "keys_not_on_phone",
+            "prescriptions are signed only with keys held on the prescriber's phone; this card's keys are held by the server (authentication only). Ask your RA for a phone-held card",
+        ));
+    }
+    let position_id = session.position_id.as_deref().ok_or_else(|| {
+        ApiError::forbidden(
+            "no_role_selected",
+            "select a prescribing role for this session first (vsc agent role)",
+        )
+    })?;
+    let positions = repo::positions(&mut conn, &session.uid).await?;
+    let position = positions
+        .iter()
+        .find(|p| p.id == position_id)
+        .ok_or_else(|| ApiError::internal("session role not found"))?;
+    if !position
+        .activities
+        .iter()
+        .any(|a| config.prescribing_activities.contains(a))
+    {
+        return Err(ApiError::forbidden(
+            "not_a_prescribing_role",
+            format!(
+                "the role '{}' at {} does not include prescribing (one of {}); select a prescribing role",
+                position.role_name,
+                position.ods_code,
+                config.prescribing_activities.join(", ")
+            ),
+        ));
+    }
+    signing_certificate(&mut conn, &card.id, now).await?;
+    let items = prepare_items(req.kind, algorithm, &req.items, config.max_batch)?;
+    let workstation = match vsc_store::signin::auth_request(&mut conn, &session.request_id).await? {
+        Some(r) => serde_json::from_str::<vsc_proto::signin::AuthContext>(&r.context)
+            .map(|c| c.workstation_name)
+            .unwrap_or_else(|_| session.workstation_id.clone()),
+        None => session.workstation_id.clone(),
+    };
+    drop(conn);
+
+    let id = state.new_id()?;
+    let expires_at = now + config.request_ttl.whole_seconds();
+    let row = SigningRequestRow {
+        id: id.clone(),
+        card_id: card.id.clone(),
+        uid: session.uid.clone(),
+        session_id: session.id.clone(),
+        kind: req.kind.as_str().into(),
+        algorithm: req.algorithm.clone(),
+        items: serde_json::to_string(&items).map_err(ApiError::internal)?,
+        workstation,
+        role: format!(
+            "{} ({}) at {}",
+            position.role_name, position.role_code, position.ods_code
+        ),
+        created_at: now,
+        expires_at,
+        state: "pending".into(),
+        decided_at: None,
+        outcome: None,
+    };
+    let mut tx = state.store().write().await?;
+    if db::count_open_for_card(&mut tx, &card.id, now).await? >= MAX_OPEN_PER_CARD {
+        return Err(ApiError::too_many(
+            "too_many_signing_requests",
+            "this card already has signing requests waiting on the phone; answer or let them expire first",
+        ));
+    }
+    db::insert(&mut tx, &row).await?;
+    let listed: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!({"id": i.item.id, "prescription_id": i.prescription_id, "digest": i.digest}))
+        .collect();
+    vsc_store::audit::append(
+        &mut tx,
+        &holder.ctx.event(
+            "signing.requested",
+            &session.uid,
+            &position.ods_code,
+            serde_json::json!({"request_id": id, "card_id": card.id, "session_id": session.id, "kind": req.kind.as_str(), "algorithm": req.algorithm, "items": listed}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.hub().publish(Event::SigningOpened {
+        card_id: card.id,
+        request_id: id.clone(),
+    });
+    Ok(SigningRequestCreated {
+        request_id: id,
+        expires_at: time::OffsetDateTime::from_unix_timestamp(expires_at)
+            .map_err(ApiError::internal)?,
+    })
+}
+
+/// The card's valid, unrevoked signing certificate (DER).
+async fn signing_certificate(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+) -> ApiResult<Vec<u8>> {
+    for cert in repo::certificates_of(conn, card_id).await? {
+        if cert.usage == "signing"
+            && cert.revoked_at.is_none()
+            && cert.not_before <= now
+            && now < cert.not_after
+        {
+            return Ok(cert.der);
+        }
+    }
+    Err(ApiError::forbidden(
+        "signing_certificate_invalid",
+        "the card has no valid, unrevoked signing certificate; ask your RA to renew the card",
+    ))
+}
+
+fn outcome_of(row: &SigningRequestRow, now: i64) -> ApiResult<SigningOutcome> {
+    if let Some(stored) = &row.outcome {
+        return serde_json::from_str(stored).map_err(ApiError::internal);
+    }
+    let state = if row.state == "pending" && row.expires_at <= now {
+        "expired"
+    } else {
+        row.state.as_str()
+    };
+    Ok(SigningOutcome {
+        state: state.into(),
+        signatures: Vec::new(),
+        certificate: None,
+        failed_signatures: Vec::new(),
+    })
+}
+
+async fn outcome(
+    State(state): State<AppState>,
+    holder: TicketHolder,
+    Path(id): Path<String>,
+    Query(wait): Query<Wait>,
+) -> ApiResult<Json<SigningOutcome>> {
+    let mut events = state.hub().subscribe();
+    let load = || async {
+        let mut conn = state.store().pool().acquire().await?;
+        let row = db::get(&mut conn, &id).await?;
+        match row {
+            Some(r) if r.session_id == holder.session.id => Ok(r),
+            // Another session's request looks exactly like no request.
+            _ => Err(ApiError::not_found(
+                "unknown_signing_request",
+                "no such signing request for this session",
+            )),
+        }
+    };
+    let row = load().await?;
+    if row.state != "pending" || wait.wait == 0 {
+        return Ok(Json(outcome_of(&row, state.now_unix())?));
+    }
+    let deadline =
+        tokio::time::Instant::now() + StdDuration::from_secs(wait.wait.min(MAX_WAIT_SECONDS));
+    let expiry = tokio::time::Instant::now()
+        + StdDuration::from_secs(u64::try_from(row.expires_at - state.now_unix()).unwrap_or(0));
+    let stopped = state.hub().stopped();
+    tokio::pin!(stopped);
+    loop {
+        let event = tokio::select! {
+            () = &mut stopped => break,
+            () = tokio::time::sleep_until(expiry.min(deadline)) => break,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(Event::SigningDecided { request_id, .. }) if request_id == id => break,
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => break,
+            Err(RecvError::Closed) => break,
+        }
+    }
+    let row = load().await?;
+    Ok(Json(outcome_of(&row, state.now_unix())?))
+}
+
+fn to_pending(row: &SigningRequestRow) -> ApiResult<PendingSigningRequest> {
+    let items: Vec<StoredItem> = serde_json::from_str(&row.items).map_err(ApiError::internal)?;
+    let kind = match row.kind.as_str() {
+        "prescriptions" => SigningKind::Prescriptions,
+        "prepared" => SigningKind::Prepared,
+        other => return Err(ApiError::internal(format!("stored kind {other}"))),
+    };
+    Ok(PendingSigningRequest {
+        request_id: row.id.clone(),
+        uid: row.uid.clone(),
+        kind,
+        algorithm: row.algorithm.clone(),
+        workstation: row.workstation.clone(),
+        role: row.role.clone(),
+        items: items.into_iter().map(|i| i.item).collect(),
+        created_at: time::OffsetDateTime::from_unix_timestamp(row.created_at)
+            .map_err(ApiError::internal)?,
+        expires_at: time::OffsetDateTime::from_unix_timestamp(row.expires_at)
+            .map_err(ApiError::internal)?,
+    })
+}
+
+/// The signing requests waiting for the calling phone.
+pub(crate) async fn pending_for_device(
+    state: &AppState,
+    caller: &DeviceCaller,
+) -> ApiResult<Vec<PendingSigningRequest>> {
+    let mut conn = state.store().pool().acquire().await?;
+    let now = state.now_unix();
+    let mut out = Vec::new();
+    for card in repo::live_cards_of(&mut conn, &caller.uid).await? {
+        if card.device_id.as_deref() != Some(caller.device_id.as_str()) {
+            continue;
+        }
+        for row in db::open_for_card(&mut conn, &card.id, now).await? {
+            out.push(to_pending(&row)?);
+        }
+    }
+    Ok(out)
+}
+
+async fn device_pending(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+) -> ApiResult<Json<Vec<PendingSigningRequest>>> {
+    Ok(Json(pending_for_device(&state, &caller).await?))
+}
+
+/// Loads a request the calling device may answer now, with its card.
+async fn request_for_device(
+    conn: &mut SqliteConnection,
+    caller: &DeviceCaller,
+    id: &str,
+    now: i64,
+) -> ApiResult<(SigningRequestRow, repo::CardRow)> {
+    let row = db::get(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_signing_request", "no such signing request"))?;
+    let card = repo::card(conn, &row.card_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("signing request without card"))?;
+    if card.device_id.as_deref() != Some(caller.device_id.as_str()) || card.uid != caller.uid {
+        return Err(ApiError::forbidden(
+            "request_not_for_this_device",
+            "this signing request is for a card held on another device",
+        ));
+    }
+    if row.state != "pending" {
+        return Err(ApiError::conflict(
+            "request_already_decided",
+            format!("this signing request is already {}", row.state),
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(ApiError::gone(
+            "request_expired",
+            "this signing request has expired; sign again at the workstation",
+        ));
+    }
+    if card.state != CardState::Active.as_str() {
+        return Err(ApiError::forbidden(
+            "card_not_active",
+            format!("the card is {}; it cannot sign", card.state),
+        ));
+    }
+    Ok((row, card))
+}
+
+/// Verifies one RSA PKCS#1 v1.5 signature over `signed_info` with the certificate's key.
+fn signature_verifies(
+    algorithm: SignatureAlgorithm,
+    certificate_der: &[u8],
+    signed_info: &[u8],
+    signature: &[u8],
+) -> bool {
+    use aws_lc_rs::signature::{
+        RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
+    };
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(certificate_der) else {
+        return false;
+    };
+    let key = &cert.public_key().subject_public_key.data;
+    let params = match algorithm {
+        SignatureAlgorithm::RsaSha1 => &RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+        SignatureAlgorithm::RsaSha256 => &RSA_PKCS1_2048_8192_SHA256,
+    };
+    UnparsedPublicKey::new(params, key)
+        .verify(signed_info, signature)
+        .is_ok()
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CompleteSigningRequest>,
+) -> ApiResult<Json<SigningOutcome>> {
+    match complete_inner(&state, &caller, &id, &req).await {
+        Ok(o) => Ok(Json(o)),
+        Err(err) => {
+            state
+                .audit_failure(&caller.ctx, "signing.complete", &id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn complete_inner(
+    state: &AppState,
+    caller: &DeviceCaller,
+    id: &str,
+    req: &CompleteSigningRequest,
+) -> ApiResult<SigningOutcome> {
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
+    let certificate = signing_certificate(&mut conn, &card.id, now).await?;
+    drop(conn);
+    let algorithm = parse_algorithm(&row.algorithm)?;
+    let items: Vec<StoredItem> = serde_json::from_str(&row.items).map_err(ApiError::internal)?;
+
+    let mut signatures = Vec::new();
+    let mut failed = Vec::new();
+    let mut events = Vec::new();
+    for item in &items {
+        let id = &item.item.id;
+        let given = req.signatures.iter().find(|s| &s.id == id);
+        let refused = req.refused.iter().find(|r| &r.id == id);
+        let verdict = match (given, refused) {
+            (Some(sig), None) => match B64.decode(sig.signature.trim()) {
+                Ok(bytes)
+                    if signature_verifies(
+                        algorithm,
+                        &certificate,
+                        item.signed_info.as_bytes(),
+                        &bytes,
+                    ) =>
+                {
+                    Ok(sig.clone())
+                }
+                Ok(_) => Err("the signature does not verify with the signing certificate over the SignedInfo the server computed".to_owned()),
+                Err(_) => Err("the signature is not base64".to_owned()),
+            },
+            (None, Some(r)) => Err(format!("refused on the phone: {}", r.reason)),
+            (Some(_), Some(_)) => Err("the phone both signed and refused this item".to_owned()),
+            (None, None) => Err("the phone returned nothing for this item".to_owned()),
+        };
+        let mut event = caller.ctx.event(
+            "eps.signature",
+            &row.uid,
+            &card.issued_by,
+            serde_json::json!({
+                "request_id": row.id,
+                "item_id": id,
+                "prescription_id": item.prescription_id,
+                "digest": item.digest,
+                "algorithm": row.algorithm,
+                "kind": row.kind,
+                "card_id": card.id,
+                "signer": row.uid,
+                "error": verdict.as_ref().err(),
+            }),
+        );
+        match verdict {
+            Ok(sig) => signatures.push(sig),
+            Err(reason) => {
+                event.outcome = vsc_store::Outcome::Failure;
+                failed.push(FailedSignature {
+                    id: id.clone(),
+                    reason,
+                });
+            }
+        }
+        events.push(event);
+    }
+    let outcome = SigningOutcome {
+        state: "completed".into(),
+        signatures,
+        certificate: Some(B64.encode(&certificate)),
+        failed_signatures: failed,
+    };
+    let stored = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
+    let mut tx = state.store().write().await?;
+    if !db::decide(
+        &mut tx,
+        &row.id,
+        "completed",
+        Some(&stored),
+        state.now_unix(),
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "request_already_decided",
+            "this signing request was already answered (or has just expired)",
+        ));
+    }
+    let at = state.now_ms();
+    for e in &events {
+        vsc_store::audit::append(&mut tx, e, at).await?;
+    }
+    tx.commit().await?;
+    state.hub().publish(Event::SigningDecided {
+        card_id: card.id,
+        request_id: row.id,
+        state: "completed".into(),
+    });
+    Ok(outcome)
+}
+
+async fn decline(
+    State(state): State<AppState>,
+    caller: DeviceCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<DeclineAuthRequest>,
+) -> ApiResult<Json<SigningOutcome>> {
+    let result = async {
+        if req.reason != "declined" && req.reason != "not-me" {
+            return Err(ApiError::bad_request(
+                "invalid_reason",
+                format!("'{}' is not a reason: use declined or not-me", req.reason),
+            ));
+        }
+        let now = state.now_unix();
+        let mut conn = state.store().pool().acquire().await?;
+        let (row, card) = request_for_device(&mut conn, &caller, &id, now).await?;
+        drop(conn);
+        let outcome = SigningOutcome {
+            state: "declined".into(),
+            signatures: Vec::new(),
+            certificate: None,
+            failed_signatures: Vec::new(),
+        };
+        let stored = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
+        let mut tx = state.store().write().await?;
+        if !db::decide(&mut tx, &row.id, "declined", Some(&stored), now).await? {
+            return Err(ApiError::conflict(
+                "request_already_decided",
+                "this signing request was already answered",
+            ));
+        }
+        let mut event = caller.ctx.event(
+            "signing.declined",
+            &row.uid,
+            &card.issued_by,
+            serde_json::json!({"request_id": row.id, "card_id": card.id, "reason": req.reason}),
+        );
+        event.outcome = vsc_store::Outcome::Failure;
+        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        tx.commit().await?;
+        state.hub().publish(Event::SigningDecided {
+            card_id: card.id,
+            request_id: row.id,
+            state: "declined".into(),
+        });
+        Ok(outcome)
+    }
+    .await;
+    match result {
+        Ok(o) => Ok(Json(o)),
+        Err(err) => {
+            state
+                .audit_failure(&caller.ctx, "signing.decline", &id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}

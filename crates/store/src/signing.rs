@@ -1,0 +1,169 @@
+//! Typed queries for signing requests (EPS prescriptions signed on the phone): one row per
+//! request, its items as JSON, and a single-use state change from `pending` to a decision.
+
+use sqlx::SqliteConnection;
+
+use crate::StoreError;
+
+/// A signing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningRequestRow {
+    /// Id.
+    pub id: String,
+    /// The card whose signing key signs.
+    pub card_id: String,
+    /// Its holder.
+    pub uid: String,
+    /// The session that asked.
+    pub session_id: String,
+    /// `prescriptions` or `prepared`.
+    pub kind: String,
+    /// `RS1` or `RS256`.
+    pub algorithm: String,
+    /// The items as the server keeps them (JSON).
+    pub items: String,
+    /// The workstation's name, for the phone's screen.
+    pub workstation: String,
+    /// The session's role, for the phone's screen.
+    pub role: String,
+    /// Opened.
+    pub created_at: i64,
+    /// Answers accepted until.
+    pub expires_at: i64,
+    /// `pending`, `completed`, `declined`, `cancelled`.
+    pub state: String,
+    /// When it left `pending`.
+    pub decided_at: Option<i64>,
+    /// The outcome (JSON) once completed.
+    pub outcome: Option<String>,
+}
+
+type Tuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+const COLUMNS: &str = "id, card_id, uid, session_id, kind, algorithm, items, workstation, role, \
+     created_at, expires_at, state, decided_at, outcome";
+
+fn from_tuple(t: Tuple) -> SigningRequestRow {
+    SigningRequestRow {
+        id: t.0,
+        card_id: t.1,
+        uid: t.2,
+        session_id: t.3,
+        kind: t.4,
+        algorithm: t.5,
+        items: t.6,
+        workstation: t.7,
+        role: t.8,
+        created_at: t.9,
+        expires_at: t.10,
+        state: t.11,
+        decided_at: t.12,
+        outcome: t.13,
+    }
+}
+
+/// Stores a new request.
+pub async fn insert(conn: &mut SqliteConnection, r: &SigningRequestRow) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO signing_requests ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&r.id)
+    .bind(&r.card_id)
+    .bind(&r.uid)
+    .bind(&r.session_id)
+    .bind(&r.kind)
+    .bind(&r.algorithm)
+    .bind(&r.items)
+    .bind(&r.workstation)
+    .bind(&r.role)
+    .bind(r.created_at)
+    .bind(r.expires_at)
+    .bind(&r.state)
+    .bind(r.decided_at)
+    .bind(&r.outcome)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One request.
+pub async fn get(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<SigningRequestRow>, StoreError> {
+    let row: Option<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM signing_requests WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(from_tuple))
+}
+
+/// The card's requests still waiting for the phone at `now`.
+pub async fn open_for_card(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+) -> Result<Vec<SigningRequestRow>, StoreError> {
+    let rows: Vec<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM signing_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at"
+    )))
+    .bind(card_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(from_tuple).collect())
+}
+
+/// How many of the card's requests are pending at `now`.
+pub async fn count_open_for_card(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM signing_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ?",
+    )
+    .bind(card_id)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Moves a pending, unexpired request to `to` with its outcome. Returns whether this call did
+/// it: of any number of concurrent answers exactly one wins.
+pub async fn decide(
+    conn: &mut SqliteConnection,
+    id: &str,
+    to: &str,
+    outcome: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE signing_requests SET state = ?2, outcome = ?3, decided_at = ?4 \
+         WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
+    )
+    .bind(id)
+    .bind(to)
+    .bind(outcome)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

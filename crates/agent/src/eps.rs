@@ -169,6 +169,7 @@ impl Agent {
                 fragments: Some(prep.canonical_fragments.clone()),
                 payload: None,
                 description: None,
+                slot: None,
             });
             prepared.push(prep);
         }
@@ -227,6 +228,7 @@ impl Agent {
                 fragments: None,
                 payload: p.payload,
                 description: p.description,
+                slot: None,
             })
             .collect();
         self.run_signing(CreateSigningRequest {

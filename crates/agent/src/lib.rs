@@ -18,6 +18,7 @@
 //! * [`server`]: the calls the agent makes to the vsc server.
 
 pub mod agent;
+pub mod card;
 pub mod eps;
 pub mod home;
 pub mod local;

@@ -173,6 +173,40 @@ impl ServerLink {
         self.api.get_json(&path, Some(ticket)).await
     }
 
+    /// The session's card: certificates, holder, PIN state.
+    pub async fn card_info(&self, ticket: &str) -> Result<vsc_proto::card::CardInfo, ClientError> {
+        self.api.get_json("/api/v1/card", Some(ticket)).await
+    }
+
+    /// Checks a card PIN typed at this workstation (a wrong one uses up a try).
+    pub async fn verify_card_pin(
+        &self,
+        ticket: &str,
+        pin: &str,
+    ) -> Result<vsc_proto::card::CardPinResult, ClientError> {
+        self.api
+            .post_json(
+                "/api/v1/card/pin/verify",
+                &vsc_proto::card::VerifyCardPin {
+                    pin: pin.to_owned(),
+                },
+                Some(ticket),
+            )
+            .await
+    }
+
+    /// Sends a card private-key operation to the phone; collect it with
+    /// [`ServerLink::signing_outcome`].
+    pub async fn card_operation(
+        &self,
+        ticket: &str,
+        operation: &vsc_proto::card::CardOperation,
+    ) -> Result<vsc_proto::signing::SigningRequestCreated, ClientError> {
+        self.api
+            .post_json("/api/v1/card/operations", operation, Some(ticket))
+            .await
+    }
+
     /// What a relying system learns from `ticket`.
     pub async fn validate(&self, ticket: &str) -> Result<TicketValidation, ClientError> {
         self.api

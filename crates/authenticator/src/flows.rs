@@ -4,6 +4,7 @@
 //! Each flow checks what it can locally (the code's format, the fingerprint, the link's kind)
 //! before any network call, and leaves the home as it was when the server refuses.
 
+use crate::keystore::PivKey;
 use std::path::PathBuf;
 
 use base64::Engine as _;
@@ -145,6 +146,12 @@ async fn enrol_with(
         recovery_key: recovery.to_base64().to_string(),
         // Authenticates only the connection that receives requests; see `crate::device_key`.
         device_key: Some(device_key.spki_base64()),
+        piv_auth_csr: keys
+            .piv_csr_der(PivKey::Authentication, CSR_COMMON_NAME)?
+            .map(|der| B64.encode(der)),
+        piv_signing_csr: keys
+            .piv_csr_der(PivKey::Signature, CSR_COMMON_NAME)?
+            .map(|der| B64.encode(der)),
     };
     // The private keys are not needed past this point.
     drop(keys);
@@ -180,6 +187,22 @@ async fn enrol_with(
         store.signing_spki(),
         "signing",
     )?;
+    for (pem, key, what) in [
+        (
+            &response.piv_auth_certificate,
+            PivKey::Authentication,
+            "smartcard 9A",
+        ),
+        (
+            &response.piv_signing_certificate,
+            PivKey::Signature,
+            "smartcard 9C",
+        ),
+    ] {
+        if let (Some(pem), Some(spki)) = (pem, store.piv_spki(key)) {
+            check_certificate(pem, &spki, what)?;
+        }
+    }
 
     // The server now knows only the new channel key: install it with the new keystore.
     home.save_device_key(device_key)?;

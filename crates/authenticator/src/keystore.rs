@@ -9,7 +9,8 @@
 //!   key Argon2id derives from the passcode, once under a random 256-bit *recovery key*. The
 //!   recovery key is deposited with the server at enrolment and released back to this phone only
 //!   after an RA unlock, so a locked-out person gets a new passcode without new keys;
-//! * the PKCS#8 private keys (ECDSA P-256 for authentication, RSA-2048 for signing) sealed under
+//! * the PKCS#8 private keys (ECDSA P-256 for authentication, RSA-2048 for signing, and the
+//!   virtual smartcard's two ECDSA P-256 PIV keys for slots 9A and 9C) sealed under
 //!   the DEK. Every sealed blob carries AAD naming its purpose (and, for a private key, its
 //!   public key), so blobs cannot be swapped for one another;
 //! * the public keys (SubjectPublicKeyInfo DER, base64), the failed-attempt counter and the lock
@@ -74,6 +75,8 @@ const AAD_DEK_PASSCODE: &[u8] = b"vsc-keystore/v1 dek wrapped by passcode";
 const AAD_DEK_RECOVERY: &[u8] = b"vsc-keystore/v1 dek wrapped by recovery key";
 const AAD_AUTH_KEY: &[u8] = b"vsc-keystore/v1 authentication key p256 pkcs8\n";
 const AAD_SIGNING_KEY: &[u8] = b"vsc-keystore/v1 signing key rsa2048 pkcs8\n";
+const AAD_PIV_AUTH_KEY: &[u8] = b"vsc-keystore/v1 piv 9a key p256 pkcs8\n";
+const AAD_PIV_SIGN_KEY: &[u8] = b"vsc-keystore/v1 piv 9c key p256 pkcs8\n";
 
 /// Shortest passcode.
 const PASSCODE_MIN: usize = 6;
@@ -256,6 +259,13 @@ pub trait Keystore {
         algorithm: vsc_rsa_digest::DigestAlgorithm,
         digest: &[u8],
     ) -> Result<Vec<u8>, KeystoreError>;
+    /// A PKCS#10 request for a virtual-smartcard key, signed by that key; `None` for a store
+    /// made before the card existed.
+    fn piv_csr_der(&self, key: PivKey, common_name: &str)
+    -> Result<Option<Vec<u8>>, KeystoreError>;
+    /// ECDSA P-256 with a virtual-smartcard key over a SHA-256-sized digest computed elsewhere
+    /// (by the workstation's middleware); ASN.1 DER signature.
+    fn sign_piv_digest(&self, key: PivKey, digest: &[u8; 32]) -> Result<Vec<u8>, KeystoreError>;
 }
 
 /// Argon2id parameters as stored.
@@ -275,6 +285,38 @@ struct Sealed {
     ciphertext: String,
 }
 
+/// A sealed ECDSA P-256 private key with its public key (SPKI, base64).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SealedEcKey {
+    private_key: Sealed,
+    public_key: String,
+}
+
+/// The virtual smartcard's two key slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PivKey {
+    /// Slot 9A, PIV Authentication.
+    Authentication,
+    /// Slot 9C, Digital Signature.
+    Signature,
+}
+
+impl PivKey {
+    fn index(self) -> usize {
+        match self {
+            PivKey::Authentication => 0,
+            PivKey::Signature => 1,
+        }
+    }
+
+    fn aad(self) -> &'static [u8] {
+        match self {
+            PivKey::Authentication => AAD_PIV_AUTH_KEY,
+            PivKey::Signature => AAD_PIV_SIGN_KEY,
+        }
+    }
+}
+
 /// The on-disk form.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeystoreFile {
@@ -286,6 +328,10 @@ struct KeystoreFile {
     signing_private_key: Sealed,
     auth_public_key: String,
     signing_public_key: String,
+    /// The virtual smartcard's keys (slot 9A, slot 9C): sealed private key and public key.
+    /// Absent in stores made before the card existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    piv_keys: Option<[SealedEcKey; 2]>,
     failed_attempts: u32,
     locked: bool,
 }
@@ -357,6 +403,8 @@ impl SoftwareKeystore {
         let signing_pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&signing)
             .map_err(|_| KeystoreError::Crypto("serialise RSA key"))?;
         let signing_spki = rsa_spki(&signing)?;
+        let (piv_auth, sealed_piv_auth) = new_piv_key(&dek, PivKey::Authentication)?;
+        let (piv_sign, sealed_piv_sign) = new_piv_key(&dek, PivKey::Signature)?;
 
         let file = KeystoreFile {
             version: FORMAT_VERSION,
@@ -375,6 +423,7 @@ impl SoftwareKeystore {
             kdf,
             auth_public_key: B64.encode(&auth_spki),
             signing_public_key: B64.encode(&signing_spki),
+            piv_keys: Some([sealed_piv_auth, sealed_piv_sign]),
             failed_attempts: 0,
             locked: false,
         };
@@ -382,6 +431,7 @@ impl SoftwareKeystore {
             auth,
             signing,
             signing_pkcs8: Zeroizing::new(signing_pkcs8.as_ref().to_vec()),
+            piv: Some([piv_auth, piv_sign]),
             auth_spki: auth_spki.clone(),
             signing_spki: signing_spki.clone(),
         };
@@ -488,6 +538,12 @@ impl SoftwareKeystore {
     /// The authentication key's SubjectPublicKeyInfo (DER), readable without the passcode.
     pub fn auth_spki(&self) -> &[u8] {
         &self.auth_spki
+    }
+
+    /// A virtual-smartcard key's SubjectPublicKeyInfo (DER), if this store has the card's keys.
+    pub fn piv_spki(&self, key: PivKey) -> Option<Vec<u8>> {
+        let sealed = self.file.piv_keys.as_ref()?;
+        B64.decode(&sealed[key.index()].public_key).ok()
     }
 
     /// The signing key's SubjectPublicKeyInfo (DER), readable without the passcode.
@@ -598,13 +654,43 @@ impl SoftwareKeystore {
         if ec_spki(&auth)? != self.auth_spki || rsa_spki(&signing)? != self.signing_spki {
             return Err(self.corrupt("a private key does not match its public key".to_owned()));
         }
+        let piv = match &self.file.piv_keys {
+            None => None,
+            Some([a, b]) => Some([
+                self.open_piv_key(dek, PivKey::Authentication, a)?,
+                self.open_piv_key(dek, PivKey::Signature, b)?,
+            ]),
+        };
         Ok(UnlockedKeys {
             auth,
             signing,
             signing_pkcs8,
+            piv,
             auth_spki: self.auth_spki.clone(),
             signing_spki: self.signing_spki.clone(),
         })
+    }
+
+    fn open_piv_key(
+        &self,
+        dek: &[u8; KEY_LEN],
+        key: PivKey,
+        sealed: &SealedEcKey,
+    ) -> Result<EcdsaKeyPair, KeystoreError> {
+        let spki = B64
+            .decode(&sealed.public_key)
+            .map_err(|e| self.corrupt(format!("smartcard public key: {e}")))?;
+        let pkcs8 = open_sealed(dek, &key_aad(key.aad(), &spki), &sealed.private_key)
+            .map_err(|r| self.corrupt(r))?
+            .ok_or_else(|| {
+                self.corrupt("a smartcard key does not open with the data key".to_owned())
+            })?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8)
+            .map_err(|e| self.corrupt(format!("smartcard key: {e}")))?;
+        if ec_spki(&pair)? != spki {
+            return Err(self.corrupt("a smartcard key does not match its public key".to_owned()));
+        }
+        Ok(pair)
     }
 
     /// Counts a wrong passcode, saves the count, and says what it means.
@@ -662,6 +748,7 @@ pub struct UnlockedKeys {
     auth: EcdsaKeyPair,
     signing: RsaKeyPair,
     signing_pkcs8: Zeroizing<Vec<u8>>,
+    piv: Option<[EcdsaKeyPair; 2]>,
     auth_spki: Vec<u8>,
     signing_spki: Vec<u8>,
 }
@@ -729,6 +816,28 @@ impl Keystore for UnlockedKeys {
         digest: &[u8],
     ) -> Result<Vec<u8>, KeystoreError> {
         self.rsa_digest(algorithm, digest)
+    }
+
+    fn piv_csr_der(
+        &self,
+        key: PivKey,
+        common_name: &str,
+    ) -> Result<Option<Vec<u8>>, KeystoreError> {
+        match &self.piv {
+            Some(keys) => Ok(Some(csr(&EcSigner(&keys[key.index()]), common_name)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn sign_piv_digest(&self, key: PivKey, digest: &[u8; 32]) -> Result<Vec<u8>, KeystoreError> {
+        let keys = self.piv.as_ref().ok_or(KeystoreError::Crypto(
+            "this keystore has no smartcard keys (enrol again)",
+        ))?;
+        let digest = import_sha256(digest)?;
+        let sig = keys[key.index()]
+            .sign_digest(&digest)
+            .map_err(|_| KeystoreError::Crypto("ECDSA sign digest"))?;
+        Ok(sig.as_ref().to_vec())
     }
 }
 
@@ -803,6 +912,24 @@ fn csr(key: &impl rcgen::SigningKey, common_name: &str) -> Result<Vec<u8>, Keyst
         .serialize_request(key)
         .map_err(|_| KeystoreError::Crypto("build certificate signing request"))?;
     Ok(request.der().to_vec())
+}
+
+/// A new virtual-smartcard key, sealed under the DEK with its public key in the AAD.
+fn new_piv_key(
+    dek: &[u8; KEY_LEN],
+    key: PivKey,
+) -> Result<(EcdsaKeyPair, SealedEcKey), KeystoreError> {
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+        .map_err(|_| KeystoreError::Crypto("generate ECDSA P-256 key"))?;
+    let pkcs8 = pair
+        .to_pkcs8v1()
+        .map_err(|_| KeystoreError::Crypto("serialise ECDSA key"))?;
+    let spki = ec_spki(&pair)?;
+    let sealed = SealedEcKey {
+        private_key: seal(dek, &key_aad(key.aad(), &spki), pkcs8.as_ref())?,
+        public_key: B64.encode(&spki),
+    };
+    Ok((pair, sealed))
 }
 
 fn ec_spki(key: &EcdsaKeyPair) -> Result<Vec<u8>, KeystoreError> {

@@ -26,7 +26,8 @@ pub use keystore::{
     Keystore, KeystoreError, MAX_ATTEMPTS, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
 };
 pub use phone::{
-    DeviceEvent, ListenNotice, Listener, PhoneLink, Transport, auto_approve, check_request,
+    AutoApprove, DeviceEvent, ListenNotice, Listener, PhoneLink, Transport, auto_approve,
+    auto_approve_with, check_request,
 };
 
 /// Why a flow failed. Each message says what to do next.

@@ -538,6 +538,23 @@ impl PhoneLink {
             .await
     }
 
+    /// Sets the card PIN (6 to 8 digits) that the virtual smartcard asks for at the
+    /// workstation. The server keeps only its hash; setting it clears the wrong-PIN count.
+    pub async fn set_card_pin(&self, pin: &str) -> Result<(), AuthenticatorError> {
+        let body = vsc_proto::card::SetCardPin {
+            pin: pin.to_owned(),
+        };
+        let (body, client) = (&body, &self.inner.client);
+        let _: serde_json::Value = self
+            .authed(|token| async move {
+                client
+                    .post_json("/api/v1/device/card-pin", body, Some(&token))
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Declines a signing request.
     pub async fn decline_signing(&self, request_id: &str) -> Result<(), AuthenticatorError> {
         check_request_id(request_id)?;
@@ -1008,6 +1025,24 @@ pub async fn auto_approve(
     on_event: impl Fn(&str) + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AuthenticatorError> {
+    auto_approve_with(home, passcode, AutoApprove::default(), on_event, shutdown).await
+}
+
+/// What the simulated phone of [`auto_approve_with`] does besides approving sign-ins.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AutoApprove {
+    /// Decline every virtual-smartcard operation (to show a refusal) instead of signing it.
+    pub decline_card_operations: bool,
+}
+
+/// [`auto_approve`] with options.
+pub async fn auto_approve_with(
+    home: Home,
+    passcode: Passcode,
+    options: AutoApprove,
+    on_event: impl Fn(&str) + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AuthenticatorError> {
     let device = home.device()?.ok_or(AuthenticatorError::NotEnrolled)?;
     if !device.simulated {
         return Err(AuthenticatorError::NotSimulated);
@@ -1032,6 +1067,20 @@ pub async fn auto_approve(
         let request = match event {
             DeviceEvent::Request(request) => request,
             DeviceEvent::Signing(request) => {
+                if options.decline_card_operations
+                    && request.kind == vsc_proto::signing::SigningKind::Card
+                {
+                    match link.decline_signing(&request.request_id).await {
+                        Ok(()) => on_event(&format!(
+                            "declined card operation {} from {}",
+                            request.request_id, request.workstation
+                        )),
+                        Err(e) => {
+                            on_event(&format!("could not decline {}: {e}", request.request_id))
+                        }
+                    }
+                    continue;
+                }
                 auto_sign(&link, &request, &passcode, on_event.as_ref()).await?;
                 continue;
             }

@@ -18,7 +18,7 @@ use vsc_proto::signing::{
 use vsc_rsa_digest::DigestAlgorithm;
 
 use crate::AuthenticatorError;
-use crate::keystore::Keystore;
+use crate::keystore::{Keystore, KeystoreError, PivKey};
 
 /// One item as the phone understood it.
 #[derive(Debug, Clone)]
@@ -30,8 +30,10 @@ pub struct ReviewedItem {
     /// Whether `lines` were derived from the signed bytes (prescriptions) or only supplied by
     /// the caller (prepared SignedInfo).
     pub verified: bool,
-    /// The canonical SignedInfo that will be signed.
+    /// What will be signed: the canonical SignedInfo, or a card operation's input.
     signed_info: Vec<u8>,
+    /// For a card operation: the slot (`9a` or `9c`).
+    card_slot: Option<String>,
 }
 
 /// A signing request after the phone's own checks: what it will show and sign.
@@ -63,20 +65,25 @@ pub fn short_fingerprint(bytes: &[u8]) -> String {
 
 /// Checks a signing request and works out, for each item, what to show and what to sign.
 pub fn review(request: &PendingSigningRequest) -> Result<SigningReview, AuthenticatorError> {
-    let algorithm: SignatureAlgorithm =
+    let algorithm: SignatureAlgorithm = if request.kind == SigningKind::Card {
+        // Card operations carry their own per-slot algorithm; this one is not used.
+        SignatureAlgorithm::RsaSha256
+    } else {
         request
             .algorithm
             .parse()
             .map_err(|_| AuthenticatorError::BadSigningRequest {
                 request_id: request.request_id.clone(),
                 reason: format!("unknown algorithm '{}'", request.algorithm),
-            })?;
+            })?
+    };
     let mut items = Vec::new();
     let mut refused = Vec::new();
     for item in &request.items {
         let outcome = match request.kind {
             SigningKind::Prescriptions => review_prescription(item, algorithm),
             SigningKind::Prepared => review_prepared(item, algorithm),
+            SigningKind::Card => review_card(item),
         };
         match outcome {
             Ok(reviewed) => items.push(reviewed),
@@ -89,7 +96,25 @@ pub fn review(request: &PendingSigningRequest) -> Result<SigningReview, Authenti
     let what = match request.kind {
         SigningKind::Prescriptions => "prescription",
         SigningKind::Prepared => "prepared signature",
+        SigningKind::Card => "smartcard operation",
     };
+    if request.kind == SigningKind::Card {
+        let header = vec![format!(
+            "Use your smartcard key on {} ({})",
+            request.workstation,
+            items
+                .first()
+                .and_then(|i: &ReviewedItem| i.card_slot.as_deref())
+                .unwrap_or("?")
+        )];
+        return Ok(SigningReview {
+            request_id: request.request_id.clone(),
+            algorithm,
+            items,
+            refused,
+            header,
+        });
+    }
     let mut header = vec![
         format!(
             "Sign {} {what}{} ({})",
@@ -110,6 +135,35 @@ pub fn review(request: &PendingSigningRequest) -> Result<SigningReview, Authenti
         items,
         refused,
         header,
+    })
+}
+
+fn review_card(item: &vsc_proto::signing::SigningItem) -> Result<ReviewedItem, String> {
+    use base64::Engine as _;
+    let slot = item
+        .slot
+        .as_deref()
+        .ok_or("the card operation names no slot")?;
+    let input = base64::engine::general_purpose::STANDARD
+        .decode(item.payload.as_deref().unwrap_or("").trim())
+        .map_err(|_| "the card operation's input is not base64".to_owned())?;
+    if !matches!(slot, "9a" | "9c") || input.len() != 32 {
+        return Err(format!(
+            "slot {slot} signs a 32-byte digest, not {} bytes",
+            input.len()
+        ));
+    }
+    Ok(ReviewedItem {
+        id: item.id.clone(),
+        lines: vec![
+            item.description
+                .clone()
+                .unwrap_or_else(|| format!("slot {slot}")),
+            format!("fingerprint {}", short_fingerprint(&input)),
+        ],
+        verified: false,
+        signed_info: input,
+        card_slot: Some(slot.to_owned()),
     })
 }
 
@@ -135,6 +189,7 @@ fn review_prescription(
         lines,
         verified: true,
         signed_info: signed_info.into_bytes(),
+        card_slot: None,
     })
 }
 
@@ -176,6 +231,7 @@ fn review_prepared(
         ],
         verified: false,
         signed_info: bytes,
+        card_slot: None,
     })
 }
 
@@ -198,6 +254,23 @@ impl SigningReview {
     pub fn sign(&self, keys: &dyn Keystore) -> Result<CompleteSigningRequest, AuthenticatorError> {
         let mut signatures = Vec::with_capacity(self.items.len());
         for item in &self.items {
+            use base64::Engine as _;
+            if let Some(slot) = &item.card_slot {
+                let key = if slot == "9c" {
+                    PivKey::Signature
+                } else {
+                    PivKey::Authentication
+                };
+                let digest: &[u8; 32] = item.signed_info.as_slice().try_into().map_err(|_| {
+                    KeystoreError::Crypto("a card operation signs a 32-byte digest")
+                })?;
+                let result = keys.sign_piv_digest(key, digest)?;
+                signatures.push(ItemSignature {
+                    id: item.id.clone(),
+                    signature: base64::engine::general_purpose::STANDARD.encode(result),
+                });
+                continue;
+            }
             let (alg, d) = match self.algorithm {
                 SignatureAlgorithm::RsaSha1 => (
                     DigestAlgorithm::Sha1,
@@ -209,7 +282,6 @@ impl SigningReview {
                 ),
             };
             let signature = keys.sign_rsa_digest(alg, d.as_ref())?;
-            use base64::Engine as _;
             signatures.push(ItemSignature {
                 id: item.id.clone(),
                 signature: base64::engine::general_purpose::STANDARD.encode(signature),

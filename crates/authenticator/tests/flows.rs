@@ -165,6 +165,8 @@ async fn enrol(State(mock): State<Arc<Mock>>, Json(req): Json<EnrolRequest>) -> 
         card_id: format!("card-{uid}"),
         auth_certificate,
         signing_certificate,
+        piv_auth_certificate: None,
+        piv_signing_certificate: None,
         ca_chain: format!("{}{}", mock.pki.issuing.pem(), mock.pki.root.pem()),
     })
     .into_response()

@@ -42,13 +42,33 @@ pub struct SandboxArgs {
     /// Ask in this terminal before approving, instead of approving by itself.
     #[arg(long)]
     interactive: bool,
+    /// Where vpcd (vsmartcard's virtual reader in pcscd) listens: the test person's virtual
+    /// smartcard is inserted there while the agent's session lasts.
+    #[arg(long, default_value = "127.0.0.1:35963")]
+    vpcd: SocketAddr,
+    /// Do not present the virtual smartcard.
+    #[arg(long)]
+    no_card: bool,
+    /// The simulated phone declines every smartcard operation (to see what a refusal does).
+    #[arg(long)]
+    decline_card_operations: bool,
 }
+
+/// The sandbox's card PIN (printed at start; a real person sets theirs on the phone).
+const SANDBOX_CARD_PIN: &str = "123456";
 
 /// What the sandbox remembers between runs.
 #[derive(Debug, Serialize, Deserialize)]
 struct SandboxFile {
     uid: String,
     card_id: String,
+}
+
+/// Gives vpcd a moment to take the card (the link connects within a tick; pcscd polls its
+/// readers every 400 ms). Nothing is sent to vpcd here: it serves one connection per slot, so a
+/// probe could take the card's place.
+async fn wait_for_card(_vpcd: SocketAddr) {
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
 }
 
 async fn until(mut rx: watch::Receiver<bool>) {
@@ -84,6 +104,13 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     };
     let phone_home = vsc_authenticator::Home::open(&phone_dir)?;
     lab::follow_server(&phone_home, &lab.url)?;
+    if !args.no_card {
+        // Each start sets the card PIN again (which also clears earlier wrong tries).
+        vsc_authenticator::PhoneLink::new(&phone_home)?
+            .set_card_pin(SANDBOX_CARD_PIN)
+            .await
+            .context("set the sandbox's card PIN")?;
+    }
 
     // The identity agent, configured for this server and the test person.
     let agent_home = AgentHome::open(data.join("agent"))?;
@@ -125,10 +152,14 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     } else {
         let home = phone_home.clone();
         let stop = until(stop_rx.clone());
+        let options = vsc_authenticator::AutoApprove {
+            decline_card_operations: args.decline_card_operations,
+        };
         tokio::spawn(async move {
-            vsc_authenticator::auto_approve(
+            vsc_authenticator::auto_approve_with(
                 home,
                 lab::lab_passcode()?,
+                options,
                 |line| println!("phone: {line}"),
                 stop,
             )
@@ -170,6 +201,20 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
             "approves every sign-in by itself"
         }
     );
+    if args.no_card {
+        println!("  card             not presented (--no-card)");
+    } else {
+        println!("  card PIN         {SANDBOX_CARD_PIN}");
+        println!(
+            "  card reader      Virtual PCD 00 00 (vpcd {}){}",
+            args.vpcd,
+            if args.decline_card_operations {
+                "; the phone declines card operations"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
         "  try              vsc agent --home {} ticket",
         agent_home.dir().display()
@@ -191,6 +236,21 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         .status()
         .await
         .context("the sandbox agent does not answer")?;
+    let card_task = if args.no_card {
+        None
+    } else {
+        // Signed in before `ready`, so the card is in the reader when `ready` is printed.
+        agent
+            .get_ticket()
+            .await
+            .context("the sandbox agent cannot sign in")?;
+        let agent = agent.clone();
+        let mode = vsc_vpcd::Mode::Connect(args.vpcd);
+        let stop = stop_rx.clone();
+        let task = tokio::spawn(async move { agent.present_card(mode, stop).await });
+        wait_for_card(args.vpcd).await;
+        Some(task)
+    };
     tracing::debug!(version = info.version, "sandbox server answered");
     println!("ready");
 
@@ -215,6 +275,9 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         eprintln!("warning: the agent stopped with an error: {e}");
     }
     phone_task.abort();
+    if let Some(task) = card_task {
+        let _ = task.await;
+    }
     let _ = agent_home.clear_address(agent_addr);
     lab.stop().await?;
     println!("stopped");

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub mod activation_url;
+pub mod card;
 pub mod signin;
 pub mod signing;
 pub use activation_url::{ActivationLink, ActivationLinkError, LinkKind};
@@ -68,6 +69,13 @@ pub struct EnrolRequest {
     /// the card's keys behind the passcode.
     #[serde(default)]
     pub device_key: Option<String>,
+    /// PKCS#10 for the virtual smartcard's PIV Authentication key (slot 9A, ECDSA P-256),
+    /// base64 DER. The card's keys are separate from the keys above: see `card`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piv_auth_csr: Option<String>,
+    /// PKCS#10 for the virtual smartcard's Digital Signature key (slot 9C, ECDSA P-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piv_signing_csr: Option<String>,
 }
 
 /// Answer to [`EnrolRequest`].
@@ -85,6 +93,12 @@ pub struct EnrolResponse {
     pub auth_certificate: String,
     /// Signing certificate (PEM).
     pub signing_certificate: String,
+    /// The virtual smartcard's slot 9A certificate (PEM), when requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piv_auth_certificate: Option<String>,
+    /// The virtual smartcard's slot 9C certificate (PEM), when requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub piv_signing_certificate: Option<String>,
     /// Issuing CA then root CA (PEM).
     pub ca_chain: String,
 }

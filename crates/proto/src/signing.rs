@@ -24,6 +24,9 @@ pub enum SigningKind {
     Prescriptions,
     /// SignedInfo prepared by the caller (base64 canonical XML), with the caller's description.
     Prepared,
+    /// A private-key operation of the virtual PIV card (one item: `slot` and base64 `payload`,
+    /// the digest or PKCS#1 block OpenSC sent).
+    Card,
 }
 
 impl SigningKind {
@@ -32,6 +35,7 @@ impl SigningKind {
         match self {
             SigningKind::Prescriptions => "prescriptions",
             SigningKind::Prepared => "prepared",
+            SigningKind::Card => "card",
         }
     }
 }
@@ -47,9 +51,13 @@ pub struct SigningItem {
     /// [`SigningKind::Prepared`]: base64 of the canonical SignedInfo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
-    /// [`SigningKind::Prepared`]: what the caller says this is (shown as unverified).
+    /// [`SigningKind::Prepared`]: what the caller says this is (shown as unverified);
+    /// [`SigningKind::Card`]: the slot, its purpose and the workstation's stated reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// [`SigningKind::Card`]: `9a` or `9c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
 }
 
 /// `POST /api/v1/signing/requests` (session ticket as bearer token).

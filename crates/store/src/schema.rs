@@ -219,4 +219,11 @@ CREATE TABLE signing_requests (
 CREATE INDEX signing_requests_open ON signing_requests(card_id, state);
 "#,
     ),
+    (
+        "0004_card_pin",
+        r#"
+ALTER TABLE cards ADD COLUMN pin_hash TEXT;
+ALTER TABLE cards ADD COLUMN pin_failures INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];

@@ -167,3 +167,56 @@ pub async fn decide(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The card's PIN hash (Argon2id PHC string, if set) and its consecutive wrong PINs.
+pub async fn card_pin(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<Option<(Option<String>, i64)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT pin_hash, pin_failures FROM cards WHERE id = ?")
+            .bind(card_id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// Sets the card's PIN hash and clears its wrong-PIN count.
+pub async fn set_card_pin(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    pin_hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET pin_hash = ?, pin_failures = 0 WHERE id = ?")
+        .bind(pin_hash)
+        .bind(card_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Counts a wrong PIN; returns the new count.
+pub async fn record_pin_failure(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "UPDATE cards SET pin_failures = pin_failures + 1 WHERE id = ? RETURNING pin_failures",
+    )
+    .bind(card_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Clears the wrong-PIN count (a right PIN, or an RA unlock).
+pub async fn reset_pin_failures(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET pin_failures = 0 WHERE id = ? AND pin_failures <> 0")
+        .bind(card_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

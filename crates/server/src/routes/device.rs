@@ -147,7 +147,33 @@ async fn enrol_inner(
 
     let auth_csr = decode_csr("the authentication", &req.auth_csr, KeyKind::EcdsaP256)?;
     let signing_csr = decode_csr("the signing", &req.signing_csr, KeyKind::Rsa2048)?;
-    for csr in [&auth_csr, &signing_csr] {
+    // The virtual smartcard's own keys (optional: an app without the card sends none).
+    let piv_auth_csr = req
+        .piv_auth_csr
+        .as_deref()
+        .map(|b64| decode_csr("the smartcard 9A", b64, KeyKind::EcdsaP256))
+        .transpose()?;
+    let piv_signing_csr = req
+        .piv_signing_csr
+        .as_deref()
+        .map(|b64| decode_csr("the smartcard 9C", b64, KeyKind::EcdsaP256))
+        .transpose()?;
+    let mut spkis = std::collections::HashSet::new();
+    for csr in [
+        Some(&auth_csr),
+        Some(&signing_csr),
+        piv_auth_csr.as_ref(),
+        piv_signing_csr.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !spkis.insert(csr.spki_sha256_hex()) {
+            return Err(ApiError::conflict(
+                "key_reused",
+                "the same key appears twice in this request; every certificate needs its own key",
+            ));
+        }
         if repo::spki_known(&mut tx, &csr.spki_sha256_hex()).await? {
             return Err(ApiError::conflict(
                 "key_reused",
@@ -208,10 +234,17 @@ async fn enrol_inner(
     let validity = state.config().certificate_validity;
     let crl_url = state.crl_url();
     let mut issued = Vec::new();
-    for (csr, profile, usage) in [
+    let mut requested = vec![
         (&auth_csr, CertProfile::Authentication, "authentication"),
         (&signing_csr, CertProfile::Signing, "signing"),
-    ] {
+    ];
+    if let Some(csr) = &piv_auth_csr {
+        requested.push((csr, CertProfile::Authentication, "piv-authentication"));
+    }
+    if let Some(csr) = &piv_signing_csr {
+        requested.push((csr, CertProfile::Signing, "piv-signature"));
+    }
+    for (csr, profile, usage) in requested {
         let cert = state.ca().issue_person_certificate(
             csr,
             profile,
@@ -269,8 +302,12 @@ async fn enrol_inner(
     tx.commit().await?;
     // The bootstrap activation is spent: its file must not outlive it.
     let _ = std::fs::remove_file(state.config().data_dir.join("bootstrap.json"));
-    let [auth, signing] =
-        <[_; 2]>::try_from(issued).map_err(|_| ApiError::internal("expected two certificates"))?;
+    let mut issued = issued.into_iter();
+    let (Some(auth), Some(signing)) = (issued.next(), issued.next()) else {
+        return Err(ApiError::internal("expected two certificates"));
+    };
+    let piv_auth = piv_auth_csr.as_ref().and_then(|_| issued.next());
+    let piv_signing = piv_signing_csr.as_ref().and_then(|_| issued.next());
     Ok(EnrolResponse {
         uid: person.uid,
         given_name: person.given_name,
@@ -278,6 +315,8 @@ async fn enrol_inner(
         card_id: card.id,
         auth_certificate: auth.pem(),
         signing_certificate: signing.pem(),
+        piv_auth_certificate: piv_auth.map(|c| c.pem()),
+        piv_signing_certificate: piv_signing.map(|c| c.pem()),
         ca_chain: format!("{}{}", state.ca().issuing_pem(), state.ca().root_pem()),
     })
 }
@@ -326,6 +365,7 @@ async fn unlock_inner(
     }
     repo::transition_card(&mut tx, &card.id, &["locked"], "active", now).await?;
     vsc_store::signin::reset_card_failures(&mut tx, &card.id).await?;
+    vsc_store::signing::reset_pin_failures(&mut tx, &card.id).await?;
     let sealed = repo::card_recovery_key(&mut tx, &card.id)
         .await?
         .ok_or_else(|| ApiError::internal("card has no recovery key"))?;

@@ -1,6 +1,7 @@
 //! The HTTP surface: public CA publication, the phone's device API, and the RA API. Each
 //! sub-module documents its routes.
 
+pub mod card;
 pub mod challenge;
 pub mod device;
 pub mod public;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ra::routes())
         .merge(signin::routes())
         .merge(session::routes())
+        .merge(card::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Batches of prescriptions are larger; those routes carry their own limit.
         .merge(signing::routes())

@@ -162,11 +162,18 @@ fn prepare_items(
                         fragments: Some(fragments.to_owned()),
                         payload: None,
                         description: None,
+                        slot: None,
                     },
                     signed_info,
                     digest: Some(hex::encode(digest)),
                     prescription_id: Some(summary.prescription_id),
                 }
+            }
+            SigningKind::Card => {
+                return Err(ApiError::bad_request(
+                    "invalid_kind",
+                    "card operations go to POST /api/v1/card/operations",
+                ));
             }
             SigningKind::Prepared => {
                 let payload = item.payload.as_deref().ok_or_else(|| {
@@ -200,6 +207,7 @@ fn prepare_items(
                         fragments: None,
                         payload: Some(payload.trim().to_owned()),
                         description: item.description.clone(),
+                        slot: None,
                     },
                     signed_info,
                     digest: None,
@@ -386,8 +394,18 @@ async fn signing_certificate(
     card_id: &str,
     now: i64,
 ) -> ApiResult<Vec<u8>> {
+    certificate_of(conn, card_id, "signing", now).await
+}
+
+/// The card's valid, unrevoked certificate for `usage` (DER).
+async fn certificate_of(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    usage: &str,
+    now: i64,
+) -> ApiResult<Vec<u8>> {
     for cert in repo::certificates_of(conn, card_id).await? {
-        if cert.usage == "signing"
+        if cert.usage == usage
             && cert.revoked_at.is_none()
             && cert.not_before <= now
             && now < cert.not_after
@@ -469,6 +487,7 @@ fn to_pending(row: &SigningRequestRow) -> ApiResult<PendingSigningRequest> {
     let kind = match row.kind.as_str() {
         "prescriptions" => SigningKind::Prescriptions,
         "prepared" => SigningKind::Prepared,
+        "card" => SigningKind::Card,
         other => return Err(ApiError::internal(format!("stored kind {other}"))),
     };
     Ok(PendingSigningRequest {
@@ -552,6 +571,34 @@ async fn request_for_device(
     Ok((row, card))
 }
 
+/// Whether the phone's result for a card operation is an ECDSA P-256 signature over the
+/// digest that verifies with the slot's certificate.
+fn card_result_acceptable(item: &SigningItem, certificate_der: &[u8], result: &[u8]) -> bool {
+    use aws_lc_rs::digest::{Digest, SHA256};
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    match item.slot.as_deref() {
+        Some("9a" | "9c") => {
+            let Some(input) = item.payload.as_deref().and_then(|p| B64.decode(p).ok()) else {
+                return false;
+            };
+            let Ok(digest) = Digest::import_less_safe(&input, &SHA256) else {
+                return false;
+            };
+            let Ok((_, cert)) = X509Certificate::from_der(certificate_der) else {
+                return false;
+            };
+            UnparsedPublicKey::new(
+                &ECDSA_P256_SHA256_ASN1,
+                &cert.public_key().subject_public_key.data,
+            )
+            .verify_digest(&digest, result)
+            .is_ok()
+        }
+        _ => false,
+    }
+}
+
 /// Verifies one RSA PKCS#1 v1.5 signature over `signed_info` with the certificate's key.
 fn signature_verifies(
     algorithm: SignatureAlgorithm,
@@ -602,10 +649,21 @@ async fn complete_inner(
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
     let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
-    let certificate = signing_certificate(&mut conn, &card.id, now).await?;
-    drop(conn);
-    let algorithm = parse_algorithm(&row.algorithm)?;
     let items: Vec<StoredItem> = serde_json::from_str(&row.items).map_err(ApiError::internal)?;
+    let card_slot = (row.kind == SigningKind::Card.as_str())
+        .then(|| items.first().and_then(|i| i.item.slot.clone()))
+        .flatten();
+    let certificate = match card_slot.as_deref() {
+        Some("9a") => certificate_of(&mut conn, &card.id, "piv-authentication", now).await?,
+        Some(_) => certificate_of(&mut conn, &card.id, "piv-signature", now).await?,
+        None => signing_certificate(&mut conn, &card.id, now).await?,
+    };
+    drop(conn);
+    let algorithm = match card_slot {
+        // A card operation has no XML-DSig algorithm; the check below is per slot.
+        Some(_) => SignatureAlgorithm::RsaSha256,
+        None => parse_algorithm(&row.algorithm)?,
+    };
 
     let mut signatures = Vec::new();
     let mut failed = Vec::new();
@@ -615,6 +673,15 @@ async fn complete_inner(
         let given = req.signatures.iter().find(|s| &s.id == id);
         let refused = req.refused.iter().find(|r| &r.id == id);
         let verdict = match (given, refused) {
+            (Some(sig), None) if card_slot.is_some() => {
+                match B64.decode(sig.signature.trim()) {
+                    Ok(bytes) if card_result_acceptable(&item.item, &certificate, &bytes) => {
+                        Ok(sig.clone())
+                    }
+                    Ok(_) => Err("the card operation's result does not verify with the card's certificate".to_owned()),
+                    Err(_) => Err("the signature is not base64".to_owned()),
+                }
+            }
             (Some(sig), None) => match B64.decode(sig.signature.trim()) {
                 Ok(bytes)
                     if signature_verifies(
@@ -634,7 +701,11 @@ async fn complete_inner(
             (None, None) => Err("the phone returned nothing for this item".to_owned()),
         };
         let mut event = caller.ctx.event(
-            "eps.signature",
+            if card_slot.is_some() {
+                "card.operation"
+            } else {
+                "eps.signature"
+            },
             &row.uid,
             &card.issued_by,
             serde_json::json!({

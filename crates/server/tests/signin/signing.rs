@@ -31,6 +31,7 @@ fn corpus_items(n: usize) -> Vec<SigningItem> {
             fragments: Some(p.canonical_fragments),
             payload: None,
             description: None,
+            slot: None,
         })
         .collect()
 }
@@ -212,6 +213,7 @@ async fn policy_refusals_are_specific_and_change_nothing() {
         fragments: Some("<FragmentsToBeHashed><Fragment>".into()),
         payload: None,
         description: None,
+        slot: None,
     }];
     assert_api_error(
         open(&s2, &ticket, "RS1", garbage).await,

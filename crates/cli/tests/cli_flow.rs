@@ -310,7 +310,8 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
     assert!(out.contains("Enrolled: Mary Seacole"), "{out}");
     let card = ra(&["card", "show", &card_id]);
     assert_eq!(card["state"], "active");
-    assert_eq!(card["certificates"].as_array().unwrap().len(), 2);
+    // Sign-in, EPS signing, and the virtual smartcard's 9A and 9C.
+    assert_eq!(card["certificates"].as_array().unwrap().len(), 4);
 
     // OpenSSL agrees the certificates chain to the instance CA, with the right usages.
     let enrolment: serde_json::Value =

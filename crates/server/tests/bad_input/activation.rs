@@ -2,6 +2,7 @@
 //! pending and the code usable (unless it is spent or locked); only the wrong-guess counter and
 //! the audit log change.
 
+use crate::common::CARD_CERTIFICATES;
 use crate::common::{
     Csrs, Phone, assert_api_error, assert_flow_error, enrol_request, mistype_id, mistype_secret,
     start,
@@ -28,7 +29,10 @@ async fn used_activation_is_gone() {
     s.assert_unchanged(&before, &after, "used activation");
     assert!(second.home.enrolment().expect("read").is_none());
     assert_eq!(s.card_state(&enrolled.card_id).await, "active");
-    assert_eq!(s.certificate_count(&enrolled.card_id).await, 2);
+    assert_eq!(
+        s.certificate_count(&enrolled.card_id).await,
+        CARD_CERTIFICATES
+    );
     s.assert_audited("card.enrol", "activation_used", 1).await;
     s.assert_audit_intact().await;
 }

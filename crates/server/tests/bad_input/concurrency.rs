@@ -1,6 +1,7 @@
 //! Races on one activation code: whatever the interleaving, exactly one enrolment wins and the
 //! card gets exactly its two certificates.
 
+use crate::common::CARD_CERTIFICATES;
 use std::sync::Arc;
 
 use tokio::sync::Barrier;
@@ -65,7 +66,7 @@ async fn one_activation_code_enrols_exactly_once() {
     assert!(losers.iter().all(|c| c == "activation_used"), "{losers:?}");
     let (phone, enrolled) = &winners[0];
     assert_eq!(enrolled.card_id, card.card.id);
-    assert_eq!(s.certificate_count(&card.card.id).await, 2);
+    assert_eq!(s.certificate_count(&card.card.id).await, CARD_CERTIFICATES);
     let stored = s.card(t, &card.card.id).await;
     assert_eq!(stored.state, "active");
     assert_eq!(

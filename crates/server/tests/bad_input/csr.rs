@@ -1,6 +1,7 @@
 //! Certificate requests the CA must refuse: broken proof of possession, weak keys, keys of the
 //! wrong type. A refused enrolment does not consume the activation and issues no certificate.
 
+use crate::common::CARD_CERTIFICATES;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -120,7 +121,7 @@ async fn refused_csrs_leave_the_activation_unused() {
     s.enrol(&phone, &card.code.url)
         .await
         .expect("the activation survives refused CSRs");
-    assert_eq!(s.certificate_count(&card.card.id).await, 2);
+    assert_eq!(s.certificate_count(&card.card.id).await, CARD_CERTIFICATES);
     assert_eq!(s.card_state(&card.card.id).await, "active");
 
     for (code, n) in [

@@ -36,6 +36,10 @@ use vsc_store::AuditEvent;
 /// The passcode every test phone is enrolled with.
 pub const PASSCODE: &str = "123456";
 
+/// Certificates a card enrolled by the real app holds: sign-in, EPS signing, and the virtual
+/// smartcard's 9A and 9C.
+pub const CARD_CERTIFICATES: i64 = 4;
+
 /// The passcode, checked.
 pub fn passcode() -> Passcode {
     Passcode::new(PASSCODE).expect("a six-digit passcode is valid")

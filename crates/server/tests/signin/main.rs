@@ -14,6 +14,7 @@ mod common;
 
 mod approvals;
 mod audited_refusals;
+mod card;
 mod collect_recheck;
 mod concurrency;
 mod device_channel;

@@ -1,0 +1,169 @@
+//! The virtual smartcard's server side: its own certificates, the card PIN (set on the phone,
+//! counted on the server, three wrong tries lock the card), and card operations approved and
+//! signed on the phone with the card's own keys.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use vsc_authenticator::PhoneLink;
+use vsc_proto::card::{CardInfo, CardOperation, CardPinResult, VerifyCardPin};
+use vsc_proto::signing::{SigningOutcome, SigningRequestCreated};
+
+use crate::common::{TestServer, assert_api_error, passcode, start};
+
+/// A signed-in person: ticket, card id, phone link, and the phone (whose home lives as long as
+/// it does).
+async fn signed_in(s: &TestServer) -> (String, String, PhoneLink, crate::common::Phone) {
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    let (uid, card_id, phone) = s.enrolled_person(t, "RX1").await;
+    s.assign_position(t, &uid, "RX1", "S8000:G8000:R8000")
+        .await
+        .expect("position");
+    let created = s.open_request(&uid, "pc-1").await;
+    let link = PhoneLink::new(&phone.home).expect("link");
+    let request = link.pending(0).await.expect("pending").remove(0);
+    link.approve(&request, created.number, &passcode())
+        .await
+        .expect("approve");
+    let ticket = s.outcome(&created, 5).await.ticket.expect("ticket");
+    (ticket, card_id, link, phone)
+}
+
+async fn verify_pin(
+    s: &TestServer,
+    ticket: &str,
+    pin: &str,
+) -> Result<CardPinResult, vsc_authenticator::ClientError> {
+    s.post(
+        Some(ticket),
+        "/api/v1/card/pin/verify",
+        &VerifyCardPin { pin: pin.into() },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_card_has_its_own_keys_and_a_pin_that_locks_after_three_wrong_tries() {
+    let s = start().await;
+    let (ticket, card_id, link, _phone) = signed_in(&s).await;
+    let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
+    assert_eq!(info.card_id, card_id);
+    assert!(!info.pin_set);
+    assert_eq!(info.pin_tries_left, 3);
+    // The card's keys are its own: four certificates, four different keys (the database
+    // refuses a key twice), none of them the sign-in or the EPS key.
+    assert_eq!(s.certificate_count(&card_id).await, 4);
+    assert_ne!(info.auth_certificate, info.signing_certificate);
+
+    assert_api_error(verify_pin(&s, &ticket, "123456").await, 409, "pin_not_set");
+    assert!(link.set_card_pin("12345").await.is_err(), "too short");
+    link.set_card_pin("246810").await.expect("set the PIN");
+    let ok = verify_pin(&s, &ticket, "246810").await.expect("verify");
+    assert!(ok.correct);
+
+    for left in [2u8, 1] {
+        let wrong = verify_pin(&s, &ticket, "000000").await.expect("verify");
+        assert_eq!(
+            (wrong.correct, wrong.tries_left, wrong.blocked),
+            (false, left, false)
+        );
+    }
+    // A right PIN resets the count; then three wrong ones lock the card.
+    assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
+    for _ in 0..2 {
+        verify_pin(&s, &ticket, "999999").await.expect("verify");
+    }
+    let third = verify_pin(&s, &ticket, "1")
+        .await
+        .expect("a malformed PIN counts too");
+    assert!(third.blocked, "{third:?}");
+    assert_eq!(s.card_state(&card_id).await, "locked");
+    // The session ended with the lock, and the right PIN no longer helps.
+    assert!(verify_pin(&s, &ticket, "246810").await.is_err());
+    assert_eq!(s.audit_events("card.pin.failed").await.len(), 5);
+    assert_eq!(s.audit_events("card.locked").await.len(), 1);
+    s.assert_audit_intact().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
+    let s = start().await;
+    let (ticket, _card_id, link, _phone) = signed_in(&s).await;
+    let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"ssh session id");
+    for (slot, cert) in [
+        ("9a", &info.auth_certificate),
+        ("9c", &info.signing_certificate),
+    ] {
+        let created: SigningRequestCreated = s
+            .post(
+                Some(&ticket),
+                "/api/v1/card/operations",
+                &CardOperation {
+                    slot: slot.into(),
+                    input: B64.encode(digest.as_ref()),
+                    purpose: Some("ssh".into()),
+                },
+            )
+            .await
+            .expect("a card operation opens");
+        let pending = link.pending_signing().await.expect("pending");
+        assert_eq!(pending.len(), 1);
+        let review = vsc_authenticator::signing::review(&pending[0]).expect("review");
+        let screen = review.display_lines().join("\n");
+        assert!(screen.contains(&slot.to_ascii_uppercase()), "{screen}");
+        assert!(screen.contains("fingerprint"), "{screen}");
+        assert!(screen.contains("the workstation says: ssh"), "{screen}");
+        let answer = link.sign(&review, &passcode()).await.expect("sign");
+        assert_eq!(answer.signatures.len(), 1, "{answer:?}");
+        let seen: SigningOutcome = s
+            .get(
+                Some(&ticket),
+                &format!("/api/v1/signing/requests/{}?wait=0", created.request_id),
+            )
+            .await
+            .expect("outcome");
+        let signature = B64.decode(&seen.signatures[0].signature).unwrap();
+        let spki = vsc_pki::certificate_info(&B64.decode(cert).unwrap())
+            .unwrap()
+            .spki_der;
+        // The signature verifies with the slot's certificate, over the digest sent.
+        let key = x509_key(&spki);
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+            &key,
+        )
+        .verify(b"ssh session id", &signature)
+        .expect("the card's signature verifies");
+    }
+
+    // Malformed inputs are refused before anything reaches the phone.
+    for (slot, input, code) in [
+        ("9e", B64.encode([0u8; 32]), "invalid_slot"),
+        ("9a", B64.encode([0u8; 31]), "input_length"),
+        ("9c", "not base64".to_owned(), "input_malformed"),
+    ] {
+        let result: Result<SigningRequestCreated, _> = s
+            .post(
+                Some(&ticket),
+                "/api/v1/card/operations",
+                &CardOperation {
+                    slot: slot.into(),
+                    input,
+                    purpose: None,
+                },
+            )
+            .await;
+        assert_api_error(result, 400, code);
+    }
+    assert!(link.pending_signing().await.unwrap().is_empty());
+    s.assert_audit_intact().await;
+}
+
+/// The public key bits of a SubjectPublicKeyInfo (what aws-lc-rs verifies with).
+fn x509_key(spki: &[u8]) -> Vec<u8> {
+    use x509_parser::prelude::FromDer;
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).expect("spki");
+    info.subject_public_key.data.to_vec()
+}

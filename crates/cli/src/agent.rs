@@ -70,6 +70,10 @@ struct RunOpts {
     /// The role to select when a sign-in leaves the choice open: a position id or a role code.
     #[arg(long)]
     role: Option<String>,
+    /// Present the virtual smartcard (PIV) to PC/SC through vpcd at this address while you
+    /// are signed in (vpcd's default is 127.0.0.1:35963; see docs/VIRTUAL-CARD.md).
+    #[arg(long, value_name = "ADDR")]
+    vpcd: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -545,8 +549,20 @@ async fn serve(
                 .await
         })
     };
+    let (card_stop_tx, card_stop_rx) = tokio::sync::watch::channel(false);
+    let card = run.vpcd.map(|vpcd| {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            agent
+                .present_card(vsc_vpcd::Mode::Connect(vpcd), card_stop_rx)
+                .await;
+        })
+    });
     let stop = crate::signals::stop_signals()?;
     if !json {
+        if let Some(vpcd) = run.vpcd {
+            println!("The virtual smartcard goes into vpcd at {vpcd} while you are signed in.");
+        }
         println!(
             "vsc agent {} for {} on http://{addr}/ (workstation {}); Ctrl-C stops it and logs out.",
             env!("CARGO_PKG_VERSION"),
@@ -589,6 +605,10 @@ async fn serve(
         (&mut stop).await;
     }
     let _ = stop_tx.send(());
+    let _ = card_stop_tx.send(true);
+    if let Some(card) = card {
+        let _ = card.await;
+    }
     let logout = agent.logout().await;
     match server.await {
         Ok(Ok(())) => {}

@@ -79,6 +79,15 @@ vsc authenticator --home ./demo-phone enrol --simulated 'https://127.0.0.1:8443/
     },
     /// Show this device's card and keystore state.
     Status,
+    /// Set the PIN of the virtual smartcard (typed at the workstation when OpenSC, ssh or a
+    /// browser uses the card). 6 to 8 digits; 3 wrong tries lock the card until an RA unlock.
+    #[command(
+        long_about = "Set the PIN of the virtual smartcard the identity agent presents to the workstation.\n\nThe PIN is 6 to 8 digits. The server keeps only an Argon2id hash of it and counts wrong tries: the \
+third wrong PIN in a row locks the card until an RA unlocks it. Setting the PIN clears the count. \
+The PIN is read from VSC_CARD_PIN or standard input.",
+        after_help = "Examples:\n  vsc authenticator card-pin\n  VSC_CARD_PIN=246810 vsc authenticator card-pin"
+    )]
+    CardPin,
     /// Wait for sign-in requests and answer them (Ctrl-C stops).
     #[command(
         long_about = "Wait for sign-in requests and answer them; Ctrl-C stops.\n\n\
@@ -207,6 +216,20 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
             }
         }
         AuthenticatorCommand::Status => status(&home, args.json)?,
+        AuthenticatorCommand::CardPin => {
+            let pin = match std::env::var("VSC_CARD_PIN") {
+                Ok(pin) => zeroize::Zeroizing::new(pin),
+                Err(_) => match read_line("New card PIN (6 to 8 digits): ")? {
+                    Some(pin) => zeroize::Zeroizing::new(pin),
+                    None => bail!("no PIN given"),
+                },
+            };
+            if !vsc_proto::card::pin_is_well_formed(&pin) {
+                bail!("a card PIN is 6 to 8 digits");
+            }
+            PhoneLink::new(&home)?.set_card_pin(&pin).await?;
+            println!("The card PIN is set.");
+        }
         AuthenticatorCommand::Listen {
             auto_approve,
             long_poll,

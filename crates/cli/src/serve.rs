@@ -69,6 +69,16 @@ pub struct ServeArgs {
     /// Consecutive sign-in failures (wrong number, bad signature, declines) that lock a card.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     signin_failure_limit: u32,
+    /// Activity code that lets a role sign prescriptions (repeatable; default B0420,
+    /// independent prescribing).
+    #[arg(long = "prescribing-activity", value_name = "CODE")]
+    prescribing_activities: Vec<String>,
+    /// Most prescriptions in one signing request (one approval on the phone).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    signing_max_batch: u32,
+    /// Seconds a signing request waits for the phone.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(10..=600))]
+    signing_request_seconds: u32,
     /// How long "I didn't do this" blocks new sign-in requests to the card, in minutes.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_080))]
     not_me_block_minutes: u32,
@@ -104,6 +114,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     config.signin.requests_per_window = i64::from(args.signin_requests_per_window);
     config.signin.request_window = time::Duration::minutes(i64::from(args.signin_window_minutes));
     config.signin.failure_limit = i64::from(args.signin_failure_limit);
+    if !args.prescribing_activities.is_empty() {
+        config.signing.prescribing_activities = args.prescribing_activities.clone();
+    }
+    config.signing.max_batch = args.signing_max_batch as usize;
+    config.signing.request_ttl =
+        time::Duration::seconds(i64::from(args.signing_request_seconds));
     config.signin.not_me_block = time::Duration::minutes(i64::from(args.not_me_block_minutes));
     if !args.approved_app_versions.is_empty() {
         config.approved_app_versions =

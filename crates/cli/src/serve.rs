@@ -118,8 +118,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         config.signing.prescribing_activities = args.prescribing_activities.clone();
     }
     config.signing.max_batch = args.signing_max_batch as usize;
-    config.signing.request_ttl =
-        time::Duration::seconds(i64::from(args.signing_request_seconds));
+    config.signing.request_ttl = time::Duration::seconds(i64::from(args.signing_request_seconds));
     config.signin.not_me_block = time::Duration::minutes(i64::from(args.not_me_block_minutes));
     if !args.approved_app_versions.is_empty() {
         config.approved_app_versions =

@@ -227,6 +227,152 @@ fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently(
         assert!(!ok, "the independent check must catch the changed dose too");
     }
 
+    // The agent's API as a prescribing system uses it (curl, the secret header).
+    let agent_url = sandbox
+        .field("agent ticket API")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches("/v1/ticket")
+        .to_owned();
+    let secret = std::fs::read_to_string(agent_home.join("agent.secret")).unwrap();
+    let header = format!("X-Vsc-Agent-Secret: {}", secret.trim());
+    let curl = |path: &str, body_file: &Path, content_type: &str| -> (bool, Vec<u8>) {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-H", &header, "-H"])
+            .arg(format!("Content-Type: {content_type}"))
+            .arg("--data-binary")
+            .arg(format!("@{}", body_file.display()))
+            .arg(format!("{agent_url}{path}"))
+            .output()
+            .unwrap();
+        (out.status.success(), out.stdout)
+    };
+
+    // XML in, signed XML out.
+    let (ok, signed_xml) = curl(
+        "/v1/eps/sign-xml?algorithm=RS1&stamp_author_time=true",
+        &inputs[1],
+        "application/xml",
+    );
+    assert!(ok, "{}", String::from_utf8_lossy(&signed_xml));
+    let single = tmp.path().join("single.xml");
+    std::fs::write(&single, &signed_xml).unwrap();
+    let (ok, _, printed) = verify(&trust, &crl, std::slice::from_ref(&single));
+    assert!(ok, "{printed}");
+    assert!(independent(&single).0);
+
+    // The Signing Service shape: prepare, then sign the prepared SignedInfo.
+    let request = tmp.path().join("prepare.json");
+    std::fs::write(
+        &request,
+        serde_json::json!({
+            "algorithm": "RS1",
+            "stamp_author_time": true,
+            "prescriptions": [{"id": "rx-a", "xml": std::fs::read_to_string(&inputs[2]).unwrap()}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, prepared) = curl("/v1/signing/prepare", &request, "application/json");
+    assert!(ok, "{}", String::from_utf8_lossy(&prepared));
+    let prepared: serde_json::Value = serde_json::from_slice(&prepared).unwrap();
+    let payload = prepared["payloads"][0]["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        prepared["payloads"][0]["summary"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Prescription"),
+        "{prepared}"
+    );
+    // A payload that is not a SignedInfo is refused with the whole request: nothing signed.
+    std::fs::write(
+        &request,
+        serde_json::json!({
+            "algorithm": "RS1",
+            "payloads": [
+                {"id": "rx-a", "payload": payload, "description": "rx-a"},
+                {"id": "not-signed-info", "payload": "PGZvby8+", "description": "a blob"},
+            ],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, answer) = curl("/v1/signing/sign", &request, "application/json");
+    assert!(!ok);
+    assert!(
+        String::from_utf8_lossy(&answer).contains("payload_invalid"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    std::fs::write(
+        &request,
+        serde_json::json!({
+            "algorithm": "RS1",
+            "payloads": [
+                {"id": "rx-a", "payload": payload, "description": "rx-a as the system describes it"},
+            ],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (ok, answer) = curl("/v1/signing/sign", &request, "application/json");
+    assert!(ok, "{}", String::from_utf8_lossy(&answer));
+    let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(
+        answer["signatures"].as_array().unwrap().len(),
+        1,
+        "{answer}"
+    );
+    assert!(answer["failed_signatures"].as_array().unwrap().is_empty());
+    // OpenSSL checks the signature over the prepared SignedInfo with the returned certificate.
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (signed_info, signature, cert) = (
+        tmp.path().join("si.xml"),
+        tmp.path().join("si.sig"),
+        tmp.path().join("signer.der"),
+    );
+    std::fs::write(&signed_info, b64.decode(&payload).unwrap()).unwrap();
+    std::fs::write(
+        &signature,
+        b64.decode(answer["signatures"][0]["signature"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &cert,
+        b64.decode(answer["certificate"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let pubkey = tmp.path().join("signer.pub");
+    assert!(
+        Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-pubkey", "-noout", "-in"])
+            .arg(&cert)
+            .arg("-out")
+            .arg(&pubkey)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let checked = Command::new("openssl")
+        .args(["dgst", "-sha1", "-verify"])
+        .arg(&pubkey)
+        .arg("-signature")
+        .arg(&signature)
+        .arg(&signed_info)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+
     // Every signature is in the audit log, with its outcome.
     let audit = Command::new(VSC)
         .args(["audit", "export", "--data"])
@@ -238,9 +384,10 @@ fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently(
         .lines()
         .filter(|l| l.contains("\"eps.signature\""))
         .count();
+    // 2 × 43 corpus signatures, one through sign-xml, one prepared.
     assert_eq!(
         signatures,
-        2 * inputs.len(),
+        2 * inputs.len() + 2,
         "one audit event per signature"
     );
     assert!(sandbox.stop().success());

@@ -31,7 +31,6 @@ use super::ApiJson;
 use super::session::TicketHolder;
 use super::signin::DeviceCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::hub::Event;
 use crate::state::AppState;
 
 /// The routes.
@@ -334,12 +333,7 @@ async fn operation_inner(
     let card = session_card(state, holder).await?;
     let session = &holder.session;
     let mut conn = state.store().pool().acquire().await?;
-    let workstation = match vsc_store::signin::auth_request(&mut conn, &session.request_id).await? {
-        Some(r) => serde_json::from_str::<vsc_proto::signin::AuthContext>(&r.context)
-            .map(|c| c.workstation_name)
-            .unwrap_or_else(|_| session.workstation_id.clone()),
-        None => session.workstation_id.clone(),
-    };
+    let workstation = super::signing::session_workstation(&mut conn, session).await?;
     drop(conn);
     let reason: String = req
         .purpose
@@ -385,27 +379,11 @@ async fn operation_inner(
         decided_at: None,
         outcome: None,
     };
-    let mut tx = state.store().write().await?;
-    db::insert(&mut tx, &row).await?;
-    vsc_store::audit::append(
-        &mut tx,
-        &holder.ctx.event(
-            "card.operation.requested",
-            &card.id,
-            &card.issued_by,
-            serde_json::json!({"request_id": id, "slot": slot, "session_id": session.id, "input_sha256": stored[0]["digest"]}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
-    tx.commit().await?;
-    state.hub().publish(Event::SigningOpened {
-        card_id: card.id,
-        request_id: id.clone(),
-    });
-    Ok(SigningRequestCreated {
-        request_id: id,
-        expires_at: time::OffsetDateTime::from_unix_timestamp(expires_at)
-            .map_err(ApiError::internal)?,
-    })
+    let event = holder.ctx.event(
+        "card.operation.requested",
+        &card.id,
+        &card.issued_by,
+        serde_json::json!({"request_id": id, "slot": slot, "session_id": session.id, "input_sha256": stored[0]["digest"]}),
+    );
+    super::signing::open_request(state, &row, &event).await
 }

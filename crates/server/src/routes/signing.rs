@@ -324,12 +324,7 @@ async fn create_inner(
     }
     signing_certificate(&mut conn, &card.id, now).await?;
     let items = prepare_items(req.kind, algorithm, &req.items, config.max_batch)?;
-    let workstation = match vsc_store::signin::auth_request(&mut conn, &session.request_id).await? {
-        Some(r) => serde_json::from_str::<vsc_proto::signin::AuthContext>(&r.context)
-            .map(|c| c.workstation_name)
-            .unwrap_or_else(|_| session.workstation_id.clone()),
-        None => session.workstation_id.clone(),
-    };
+    let workstation = session_workstation(&mut conn, session).await?;
     drop(conn);
 
     let id = state.new_id()?;
@@ -353,37 +348,58 @@ async fn create_inner(
         decided_at: None,
         outcome: None,
     };
+    let listed: Vec<serde_json::Value> = items
+        .iter()
+        .map(|i| serde_json::json!({"id": i.item.id, "prescription_id": i.prescription_id, "digest": i.digest}))
+        .collect();
+    let event = holder.ctx.event(
+        "signing.requested",
+        &session.uid,
+        &position.ods_code,
+        serde_json::json!({"request_id": id, "card_id": card.id, "session_id": session.id, "kind": req.kind.as_str(), "algorithm": req.algorithm, "items": listed}),
+    );
+    open_request(state, &row, &event).await
+}
+
+/// The name of the workstation a session signed in from, as its agent reported it.
+pub(crate) async fn session_workstation(
+    conn: &mut SqliteConnection,
+    session: &vsc_store::signin::SessionRow,
+) -> ApiResult<String> {
+    Ok(
+        match vsc_store::signin::auth_request(conn, &session.request_id).await? {
+            Some(r) => serde_json::from_str::<vsc_proto::signin::AuthContext>(&r.context)
+                .map(|c| c.workstation_name)
+                .unwrap_or_else(|_| session.workstation_id.clone()),
+            None => session.workstation_id.clone(),
+        },
+    )
+}
+
+/// Stores a new signing request (at most [`MAX_OPEN_PER_CARD`] pending per card) with its audit
+/// event in one transaction, tells the phone, and answers the agent.
+pub(crate) async fn open_request(
+    state: &AppState,
+    row: &SigningRequestRow,
+    event: &vsc_store::NewEvent,
+) -> ApiResult<SigningRequestCreated> {
     let mut tx = state.store().write().await?;
-    if db::count_open_for_card(&mut tx, &card.id, now).await? >= MAX_OPEN_PER_CARD {
+    if db::count_open_for_card(&mut tx, &row.card_id, row.created_at).await? >= MAX_OPEN_PER_CARD {
         return Err(ApiError::too_many(
             "too_many_signing_requests",
             "this card already has signing requests waiting on the phone; answer or let them expire first",
         ));
     }
-    db::insert(&mut tx, &row).await?;
-    let listed: Vec<serde_json::Value> = items
-        .iter()
-        .map(|i| serde_json::json!({"id": i.item.id, "prescription_id": i.prescription_id, "digest": i.digest}))
-        .collect();
-    vsc_store::audit::append(
-        &mut tx,
-        &holder.ctx.event(
-            "signing.requested",
-            &session.uid,
-            &position.ods_code,
-            serde_json::json!({"request_id": id, "card_id": card.id, "session_id": session.id, "kind": req.kind.as_str(), "algorithm": req.algorithm, "items": listed}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
+    db::insert(&mut tx, row).await?;
+    vsc_store::audit::append(&mut tx, event, state.now_ms()).await?;
     tx.commit().await?;
     state.hub().publish(Event::SigningOpened {
-        card_id: card.id,
-        request_id: id.clone(),
+        card_id: row.card_id.clone(),
+        request_id: row.id.clone(),
     });
     Ok(SigningRequestCreated {
-        request_id: id,
-        expires_at: time::OffsetDateTime::from_unix_timestamp(expires_at)
+        request_id: row.id.clone(),
+        expires_at: time::OffsetDateTime::from_unix_timestamp(row.expires_at)
             .map_err(ApiError::internal)?,
     })
 }

@@ -30,8 +30,8 @@
 //!
 //! # Limits of the software store
 //!
-//! aws-lc-rs offers RSA PKCS#1 v1.5 signing only with SHA-256/384/512 and no raw RSA private
-//! operation; SHA-1 signatures over a digest (EPS `rsa-sha1`) go through `vsc-rsa-digest`, which
+//! aws-lc-rs offers RSA PKCS#1 v1.5 signing only with SHA-256/384/512 over a message; signatures
+//! over a digest (EPS `rsa-sha1` and `rsa-sha256`) go through `vsc-rsa-digest`, which
 //! calls the same AWS-LC library, so the unlocked keys keep the signing key's PKCS#8 bytes
 //! (zeroized on drop) for it.
 

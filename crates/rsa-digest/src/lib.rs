@@ -1,20 +1,14 @@
 //! RSA PKCS#1 v1.5 signatures that aws-lc-rs cannot make, made by the same AWS-LC library.
 //!
-//! The phone's signing key is RSA-2048 because EPS verifies RSA PKCS#1 v1.5 signatures. Two
-//! operations it needs are not in aws-lc-rs's safe API:
+//! The phone's EPS signing key is RSA-2048 because EPS verifies RSA PKCS#1 v1.5 signatures, and
+//! EPS still accepts (and most prescribing systems still send) `rsa-sha1` SignedInfo. aws-lc-rs
+//! signs with SHA-256/384/512 only, and only over a message. [`sign_digest`] signs a SHA-1 or
+//! SHA-256 digest computed elsewhere (the phone hashes the SignedInfo it built itself).
 //!
-//! * **a signature over a digest that was computed elsewhere, with SHA-1.** EPS still accepts
-//!   (and most prescribing systems still send) `rsa-sha1` SignedInfo. aws-lc-rs signs with
-//!   SHA-256/384/512 only. [`sign_digest`] signs a SHA-1 or SHA-256 digest.
-//! * **the private-key operation on a PKCS#1 v1.5 signature block** that a PIV middleware
-//!   (OpenSC, Windows, macOS) has already padded (PIV GENERAL AUTHENTICATE, algorithm 07).
-//!   [`sign_pkcs1_block`] accepts only a well-formed *signature* block (type 1), never an
-//!   arbitrary integer: an RSA card key that computed `m^d` for any `m` would decrypt for
-//!   whoever can reach the card.
-//!
-//! Both end in AWS-LC's `RSA_sign_raw` with PKCS#1 v1.5 type-1 padding, which is constant-time
-//! and blinded like every other RSA private operation in aws-lc-rs; no RSA arithmetic is
-//! written here. The crate is the only place in the workspace allowed `unsafe`, confined to
+//! It builds the DigestInfo and ends in AWS-LC's `RSA_sign_raw` with PKCS#1 v1.5 type-1
+//! padding, which is constant-time and blinded like every other RSA private operation in
+//! aws-lc-rs; no RSA arithmetic is written here, and no unpadded (decrypting) operation is
+//! offered. The crate is the only place in the workspace allowed `unsafe`, confined to
 //! the private [`ffi`] module, which states the invariants each call relies on.
 
 mod ffi;
@@ -70,9 +64,6 @@ pub enum RsaError {
         /// The length given.
         actual: usize,
     },
-    /// The input to [`sign_pkcs1_block`] is not a PKCS#1 v1.5 signature block for this key.
-    #[error("not a PKCS#1 v1.5 signature block for this key: {0}")]
-    NotASignatureBlock(&'static str),
     /// AWS-LC refused the operation.
     #[error("the RSA private-key operation failed")]
     Operation,
@@ -101,49 +92,6 @@ pub fn sign_digest(
     key.sign_padded_pkcs1(&digest_info)
 }
 
-/// The private-key operation on a complete PKCS#1 v1.5 signature block, as a PIV card performs
-/// it for GENERAL AUTHENTICATE with algorithm 07.
-///
-/// The block must be exactly as long as the modulus and shaped `00 01 FF…FF 00 T` with at least
-/// eight `FF` bytes (RFC 8017 §9.2). `T` is usually a `DigestInfo`, but TLS 1.0/1.1 client
-/// authentication signs a bare 36-byte MD5‖SHA-1, so `T` is not parsed. Anything else, in
-/// particular an encryption block (type 2) or a bare integer, is refused.
-pub fn sign_pkcs1_block(pkcs8_der: &[u8], block: &[u8]) -> Result<Vec<u8>, RsaError> {
-    let key = ffi::RsaPrivateKey::from_pkcs8(pkcs8_der)?;
-    if block.len() != key.modulus_len() {
-        return Err(RsaError::NotASignatureBlock(
-            "its length differs from the modulus length",
-        ));
-    }
-    let payload = signature_block_payload(block)?;
-    key.sign_padded_pkcs1(payload)
-}
-
-/// `T` from `00 01 FF…FF 00 T`, or why the block is not a signature block.
-fn signature_block_payload(block: &[u8]) -> Result<&[u8], RsaError> {
-    let rest = match block {
-        [0x00, 0x01, rest @ ..] => rest,
-        [0x00, 0x02, ..] => {
-            return Err(RsaError::NotASignatureBlock(
-                "it is an encryption block (type 2); the card does not decrypt",
-            ));
-        }
-        _ => return Err(RsaError::NotASignatureBlock("it does not start 00 01")),
-    };
-    let padding = rest.iter().take_while(|&&b| b == 0xFF).count();
-    if padding < 8 {
-        return Err(RsaError::NotASignatureBlock(
-            "fewer than eight FF padding bytes",
-        ));
-    }
-    match rest.get(padding..) {
-        Some([0x00, payload @ ..]) if !payload.is_empty() => Ok(payload),
-        _ => Err(RsaError::NotASignatureBlock(
-            "the padding is not followed by 00 and a payload",
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,14 +108,6 @@ mod tests {
             .as_ref()
             .to_vec();
         (pair, der)
-    }
-
-    fn type1_block(payload: &[u8], len: usize) -> Vec<u8> {
-        let mut block = vec![0x00, 0x01];
-        block.resize(len - payload.len() - 1, 0xFF);
-        block.push(0x00);
-        block.extend_from_slice(payload);
-        block
     }
 
     #[test]
@@ -200,70 +140,6 @@ mod tests {
         );
         public.verify(message, &sig).expect("verifies");
         assert!(public.verify(b"something else", &sig).is_err());
-    }
-
-    #[test]
-    fn signature_block_gives_the_same_signature_as_the_digest() {
-        let (_, der) = key();
-        let digest = digest::digest(&digest::SHA256, b"ssh session id");
-        let mut digest_info = DigestAlgorithm::Sha256.digest_info_prefix().to_vec();
-        digest_info.extend_from_slice(digest.as_ref());
-        let block = type1_block(&digest_info, 256);
-        assert_eq!(
-            sign_pkcs1_block(&der, &block).expect("block"),
-            sign_digest(&der, DigestAlgorithm::Sha256, digest.as_ref()).expect("digest")
-        );
-    }
-
-    #[test]
-    fn a_bare_tls_md5_sha1_payload_is_signed() {
-        let (_, der) = key();
-        let block = type1_block(&[0x5A; 36], 256);
-        assert_eq!(sign_pkcs1_block(&der, &block).expect("block").len(), 256);
-    }
-
-    #[test]
-    fn anything_but_a_signature_block_is_refused() {
-        let (_, der) = key();
-        let mut encryption = vec![0x00, 0x02];
-        encryption.resize(200, 0x11);
-        encryption.push(0x00);
-        encryption.resize(256, 0x22);
-        let short_padding = {
-            let mut b = vec![0x00, 0x01, 0xFF, 0xFF, 0xFF, 0x00];
-            b.resize(256, 0x33);
-            b
-        };
-        let no_separator = vec![0xFF; 256]
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| match i {
-                0 => 0x00,
-                1 => 0x01,
-                _ => b,
-            });
-        let cases: Vec<(&str, Vec<u8>)> = vec![
-            ("encryption block", encryption),
-            ("short padding", short_padding),
-            ("no separator", no_separator.collect()),
-            ("bare integer", vec![0x42; 256]),
-            ("too short", type1_block(&[1, 2, 3], 128)),
-            ("empty payload", {
-                let mut b = vec![0x00, 0x01];
-                b.resize(255, 0xFF);
-                b.push(0x00);
-                b
-            }),
-        ];
-        for (name, block) in cases {
-            assert!(
-                matches!(
-                    sign_pkcs1_block(&der, &block),
-                    Err(RsaError::NotASignatureBlock(_))
-                ),
-                "{name} was not refused"
-            );
-        }
     }
 
     #[test]

@@ -746,9 +746,11 @@ fn the_virtual_card_works_with_opensc_ssh_and_yubico_piv_tool() {
     let up = run_in(logs, &mut Command::new(PCSCD_UP));
     assert!(up.ok(), "scripts/pcscd-up:\n{}", up.report());
     let nothing_else = || {
-        "another card holds vpcd's slot: stop other sandboxes and agents presenting a card to \
-         127.0.0.1:35963 (or anything else connected to vpcd) while this test runs"
-            .to_owned()
+        format!(
+            "another card holds vpcd's slot: stop other sandboxes and agents presenting a card \
+             to {} while this test runs (or set VSC_CARD_TEST_VPCD=127.0.0.1:35964)",
+            vpcd()
+        )
     };
     wait_card(logs, false, SETTLE, &nothing_else);
 

@@ -1,4 +1,4 @@
-//! The only `unsafe` code in the workspace: four AWS-LC calls behind a safe owner type.
+//! The only `unsafe` code in the workspace: seven AWS-LC calls behind a safe owner type.
 //!
 //! Why FFI at all: aws-lc-rs deliberately offers no SHA-1 RSA signing and no raw private-key
 //! operation, and its RSA key type cannot be extended from outside (its encoding trait is

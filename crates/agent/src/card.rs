@@ -24,11 +24,18 @@ const CHECK_EVERY: Duration = Duration::from_millis(300);
 /// How long one poll for the phone's answer waits on the server.
 const POLL_WAIT_SECONDS: u64 = 25;
 
+/// How long a signature the phone declined is refused again without asking: OpenSC repeats a
+/// refused GENERAL AUTHENTICATE several times by itself, and one "no" should not become four
+/// questions.
+const REMEMBER_DECLINE: Duration = Duration::from_secs(30);
+
 /// The card as vpcd sees it: the PIV application, answering for the current session.
 struct SessionCard {
     agent: Agent,
     ticket: Ticket,
     card: Card,
+    /// Operations the phone declined lately: (slot, input, when).
+    declined: Vec<(Slot, Vec<u8>, tokio::time::Instant)>,
 }
 
 impl vsc_vpcd::VirtualCard for SessionCard {
@@ -51,14 +58,37 @@ impl vsc_vpcd::VirtualCard for SessionCard {
     async fn transmit(&mut self, apdu: Vec<u8>) -> Vec<u8> {
         match self.card.process(&apdu) {
             Step::Reply(reply) => reply,
+            Step::Host(HostRequest::Sign { slot, input, .. })
+                if self.recently_declined(slot, &input) =>
+            {
+                self.card.resume(HostResult::Denied)
+            }
             Step::Host(request) => {
+                let operation = match &request {
+                    HostRequest::Sign { slot, input, .. } => Some((*slot, input.clone())),
+                    HostRequest::VerifyPin { .. } => None,
+                };
                 let result = host(&self.agent, &self.ticket, request).await;
+                if let (HostResult::Denied, Some((slot, input))) = (&result, operation) {
+                    self.declined
+                        .push((slot, input, tokio::time::Instant::now()));
+                }
                 if let HostResult::PinWrong { tries_left } = &result {
                     self.card.set_pin_tries_left(*tries_left);
                 }
                 self.card.resume(result)
             }
         }
+    }
+}
+
+impl SessionCard {
+    fn recently_declined(&mut self, slot: Slot, input: &[u8]) -> bool {
+        self.declined
+            .retain(|(_, _, at)| at.elapsed() < REMEMBER_DECLINE);
+        self.declined
+            .iter()
+            .any(|(s, i, _)| *s == slot && i.as_slice() == input)
     }
 }
 
@@ -167,6 +197,7 @@ async fn session_card(agent: &Agent, ticket: &Ticket) -> Result<SessionCard, Str
         agent: agent.clone(),
         ticket: ticket.clone(),
         card,
+        declined: Vec::new(),
     })
 }
 

@@ -205,8 +205,13 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         println!("  card             not presented (--no-card)");
     } else {
         println!("  card PIN         {SANDBOX_CARD_PIN}");
+        // vpcd's two slots listen on consecutive ports: 35963 is "Virtual PCD 00 00".
+        let reader = match args.vpcd.port().checked_sub(35963) {
+            Some(slot @ 0..=1) => format!("Virtual PCD 00 0{slot}"),
+            _ => "Virtual PCD".to_owned(),
+        };
         println!(
-            "  card reader      Virtual PCD 00 00 (vpcd {}){}",
+            "  card reader      {reader} (vpcd {}){}",
             args.vpcd,
             if args.decline_card_operations {
                 "; the phone declines card operations"

@@ -763,8 +763,10 @@ fn the_virtual_card_works_with_opensc_ssh_and_yubico_piv_tool() {
     );
     let reader_line = sandbox.field("card reader");
     assert!(
-        reader_line.starts_with(reader()) && reader_line.contains(vpcd()),
-        "{reader_line}"
+        reader_line.starts_with(&format!("{} (vpcd {})", reader(), vpcd())),
+        "the sandbox names the wrong reader: {reader_line:?}, wanted \"{} (vpcd {})\"",
+        reader(),
+        vpcd()
     );
     // "Test Clinician, UID 123456789012 (card …)"
     let person = sandbox.field("test person");

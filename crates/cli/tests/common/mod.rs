@@ -27,6 +27,8 @@ impl Sandbox {
                 "127.0.0.1:0",
                 "--agent-listen",
                 "127.0.0.1:0",
+                // The virtual card has its own test (cli_card), which owns vpcd's reader.
+                "--no-card",
                 "--data",
             ])
             .arg(data)

@@ -14,6 +14,10 @@ mod common;
 use common::{Sandbox, VSC};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../eps/tests/data/corpus");
+const SPECIAL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../eps/tests/data/special-characters.xml"
+);
 const INDEPENDENT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../eps/tests/independent/eps_check.py"
@@ -28,6 +32,8 @@ fn corpus_copies(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "xml"))
         .collect();
     entries.sort();
+    // `&`, `<`, non-ASCII names, attributes in unusual order, namespace prefixes.
+    entries.push(PathBuf::from(SPECIAL));
     for src in entries {
         // The corpus's stale signatures come out first, as a prescribing system's unsigned
         // prescription would arrive.
@@ -121,7 +127,7 @@ fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently(
     let server = sandbox.field("server");
     let agent_home = data.join("agent");
     let inputs = corpus_copies(&tmp.path().join("unsigned"));
-    assert_eq!(inputs.len(), 43, "the corpus has 43 prescriptions");
+    assert_eq!(inputs.len(), 44, "the corpus's 43 prescriptions and the special one");
 
     // The trust bundle (root + issuing CA) and the issuing CA's CRL, as a receiver gets them.
     let ca = data.join("server").join("ca");
@@ -384,7 +390,7 @@ fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently(
         .lines()
         .filter(|l| l.contains("\"eps.signature\""))
         .count();
-    // 2 × 43 corpus signatures, one through sign-xml, one prepared.
+    // 2 × 44 signatures, one through sign-xml, one prepared.
     assert_eq!(
         signatures,
         2 * inputs.len() + 2,

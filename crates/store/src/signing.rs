@@ -220,3 +220,30 @@ pub async fn reset_pin_failures(
         .await?;
     Ok(())
 }
+
+/// Records that the card PIN was verified (`Some(now)`) or failed (`None`) in a session.
+pub async fn set_session_pin_verified(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    at: Option<i64>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET card_pin_verified_at = ? WHERE id = ?")
+        .bind(at)
+        .bind(session_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the card PIN has been verified in a session (and not failed since).
+pub async fn session_pin_verified(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+) -> Result<bool, StoreError> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT card_pin_verified_at FROM sessions WHERE id = ?")
+            .bind(session_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(matches!(row, Some((Some(_),))))
+}

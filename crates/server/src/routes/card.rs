@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `GET /api/v1/card` | agent (session ticket) | certificates, holder, PIN state of the session's card |
 //! | `POST /api/v1/card/pin/verify` | agent (session ticket) | check a PIN typed at the workstation |
-//! | `POST /api/v1/card/operations` | agent (session ticket) | a GENERAL AUTHENTICATE for slot 9A or 9C, to be approved on the phone |
+//! | `POST /api/v1/card/operations` | agent (session ticket) | a GENERAL AUTHENTICATE for slot 9A or 9C, to be approved on the phone (after the PIN was verified in this session) |
 //! | `POST /api/v1/device/card-pin` | phone (device token) | set the card PIN |
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -169,6 +169,7 @@ async fn verify_pin_inner(
     let mut tx = state.store().write().await?;
     let result = if correct {
         db::reset_pin_failures(&mut tx, &card.id).await?;
+        db::set_session_pin_verified(&mut tx, &holder.session.id, Some(now)).await?;
         vsc_store::audit::append(
             &mut tx,
             &holder.ctx.event(
@@ -187,6 +188,7 @@ async fn verify_pin_inner(
         }
     } else {
         let failures = db::record_pin_failure(&mut tx, &card.id).await?;
+        db::set_session_pin_verified(&mut tx, &holder.session.id, None).await?;
         let blocked = failures >= i64::from(PIN_TRIES)
             && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?;
         if blocked {
@@ -333,6 +335,14 @@ async fn operation_inner(
     let card = session_card(state, holder).await?;
     let session = &holder.session;
     let mut conn = state.store().pool().acquire().await?;
+    // The card asks for its PIN before a private-key operation; the server holds the session
+    // to the same rule, so software holding only the ticket cannot skip the PIN.
+    if !db::session_pin_verified(&mut conn, &session.id).await? {
+        return Err(ApiError::forbidden(
+            "card_pin_not_verified",
+            "verify the card PIN in this session before using the card's keys",
+        ));
+    }
     let workstation = super::signing::session_workstation(&mut conn, session).await?;
     drop(conn);
     let reason: String = req

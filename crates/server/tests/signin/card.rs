@@ -92,20 +92,30 @@ async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
     let (ticket, _card_id, link, _phone) = signed_in(&s).await;
     let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"ssh session id");
+    let operation = |slot: &str| CardOperation {
+        slot: slot.into(),
+        input: B64.encode(digest.as_ref()),
+        purpose: Some("ssh".into()),
+    };
+    // No operation before the PIN is verified in this session, and none after a wrong PIN.
+    link.set_card_pin("246810").await.expect("set the PIN");
+    let early: Result<SigningRequestCreated, _> = s
+        .post(Some(&ticket), "/api/v1/card/operations", &operation("9a"))
+        .await;
+    assert_api_error(early, 403, "card_pin_not_verified");
+    assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
+    assert!(!verify_pin(&s, &ticket, "000000").await.unwrap().correct);
+    let after_wrong: Result<SigningRequestCreated, _> = s
+        .post(Some(&ticket), "/api/v1/card/operations", &operation("9a"))
+        .await;
+    assert_api_error(after_wrong, 403, "card_pin_not_verified");
+    assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
     for (slot, cert) in [
         ("9a", &info.auth_certificate),
         ("9c", &info.signing_certificate),
     ] {
         let created: SigningRequestCreated = s
-            .post(
-                Some(&ticket),
-                "/api/v1/card/operations",
-                &CardOperation {
-                    slot: slot.into(),
-                    input: B64.encode(digest.as_ref()),
-                    purpose: Some("ssh".into()),
-                },
-            )
+            .post(Some(&ticket), "/api/v1/card/operations", &operation(slot))
             .await
             .expect("a card operation opens");
         let pending = link.pending_signing().await.expect("pending");

@@ -127,7 +127,11 @@ fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently(
     let server = sandbox.field("server");
     let agent_home = data.join("agent");
     let inputs = corpus_copies(&tmp.path().join("unsigned"));
-    assert_eq!(inputs.len(), 44, "the corpus's 43 prescriptions and the special one");
+    assert_eq!(
+        inputs.len(),
+        44,
+        "the corpus's 43 prescriptions and the special one"
+    );
 
     // The trust bundle (root + issuing CA) and the issuing CA's CRL, as a receiver gets them.
     let ca = data.join("server").join("ca");

@@ -235,16 +235,33 @@ fn review_prepared(
     })
 }
 
+/// A line as the screen may show it: control characters and the Unicode controls that reorder
+/// or hide text (bidirectional overrides and isolates, zero-width characters) are replaced by
+/// `�`, so a prescription cannot make "5 mg" display as something other than what is signed.
+pub fn displayable(line: &str) -> String {
+    line.chars()
+        .map(|c| {
+            let hidden = c.is_control()
+                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+            if hidden { '\u{FFFD}' } else { c }
+        })
+        .collect()
+}
+
 impl SigningReview {
-    /// Everything the approval screen shows, one line each.
+    /// Everything the approval screen shows, one line each (made [`displayable`]).
     pub fn display_lines(&self) -> Vec<String> {
-        let mut out = self.header.clone();
+        let mut out: Vec<String> = self.header.iter().map(|l| displayable(l)).collect();
         for (n, item) in self.items.iter().enumerate() {
-            out.push(format!("[{}] {}", n + 1, item.id));
-            out.extend(item.lines.iter().map(|l| format!("    {l}")));
+            out.push(format!("[{}] {}", n + 1, displayable(&item.id)));
+            out.extend(item.lines.iter().map(|l| format!("    {}", displayable(l))));
         }
         for r in &self.refused {
-            out.push(format!("NOT SIGNED {}: {}", r.id, r.reason));
+            out.push(format!(
+                "NOT SIGNED {}: {}",
+                displayable(&r.id),
+                displayable(&r.reason)
+            ));
         }
         out
     }
@@ -291,5 +308,21 @@ impl SigningReview {
             signatures,
             refused: self.refused.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_and_reordering_characters_are_shown_as_replacements() {
+        assert_eq!(displayable("Paracetamol 500mg"), "Paracetamol 500mg");
+        assert_eq!(displayable("Zoë Ångström"), "Zoë Ångström");
+        assert_eq!(displayable("5\u{202E}gm 05"), "5\u{FFFD}gm 05");
+        assert_eq!(
+            displayable("a\u{200B}b\nc\u{2066}"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
+        );
     }
 }

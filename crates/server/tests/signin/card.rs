@@ -10,9 +10,9 @@ use vsc_proto::signing::{SigningOutcome, SigningRequestCreated};
 
 use crate::common::{TestServer, assert_api_error, passcode, start};
 
-/// A signed-in person: ticket, card id, phone link, and the phone (whose home lives as long as
-/// it does).
-async fn signed_in(s: &TestServer) -> (String, String, PhoneLink, crate::common::Phone) {
+/// A signed-in person: ticket, card id, phone link, the phone (whose home lives as long as it
+/// does), and the RA token that registered them.
+async fn signed_in(s: &TestServer) -> (String, String, PhoneLink, crate::common::Phone, String) {
     let ram = s.enrol_bootstrap_ram().await;
     let t = ram.token.as_str();
     s.create_org(t, "RX1").await;
@@ -27,7 +27,7 @@ async fn signed_in(s: &TestServer) -> (String, String, PhoneLink, crate::common:
         .await
         .expect("approve");
     let ticket = s.outcome(&created, 5).await.ticket.expect("ticket");
-    (ticket, card_id, link, phone)
+    (ticket, card_id, link, phone, ram.token.clone())
 }
 
 async fn verify_pin(
@@ -46,7 +46,7 @@ async fn verify_pin(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_card_has_its_own_keys_and_a_pin_that_locks_after_three_wrong_tries() {
     let s = start().await;
-    let (ticket, card_id, link, _phone) = signed_in(&s).await;
+    let (ticket, card_id, link, phone, ra_token) = signed_in(&s).await;
     let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
     assert_eq!(info.card_id, card_id);
     assert!(!info.pin_set);
@@ -83,13 +83,32 @@ async fn the_card_has_its_own_keys_and_a_pin_that_locks_after_three_wrong_tries(
     assert!(verify_pin(&s, &ticket, "246810").await.is_err());
     assert_eq!(s.audit_events("card.pin.failed").await.len(), 5);
     assert_eq!(s.audit_events("card.locked").await.len(), 1);
+
+    // Only an RA unlock brings the card back, with its tries restored.
+    let unlock: vsc_proto::CardWithCode = s
+        .post(
+            Some(&ra_token),
+            &format!("/api/v1/ra/cards/{card_id}/unlock"),
+            &serde_json::json!({}),
+        )
+        .await
+        .expect("the RA unlocks the card");
+    vsc_authenticator::redeem_unlock(&phone.home, &unlock.code.url, &passcode())
+        .await
+        .expect("the phone redeems the unlock code");
+    assert_eq!(s.card_state(&card_id).await, "active");
+    let uid = s.card(&ra_token, &card_id).await.uid;
+    let (_, ticket) = s.sign_in(&phone, &uid, "pc-1").await;
+    let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
+    assert_eq!(info.pin_tries_left, 3);
+    assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
     s.assert_audit_intact().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
     let s = start().await;
-    let (ticket, _card_id, link, _phone) = signed_in(&s).await;
+    let (ticket, _card_id, link, _phone, _ra) = signed_in(&s).await;
     let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"ssh session id");
     let operation = |slot: &str| CardOperation {

@@ -57,12 +57,19 @@ fn output_path(args: &SignArgs, input: &Path) -> PathBuf {
 
 /// Runs `vsc eps sign`.
 pub async fn run(args: SignArgs) -> Result<ExitCode> {
-    let home = AgentHome::open(&args.agent_home)?;
-    let client = LocalClient::for_home(&home).with_context(|| {
-        format!(
-            "no identity agent is running with home {}; start `vsc sandbox` (or `vsc agent run`) first, or give --agent-home",
+    let no_agent = || {
+        anyhow::anyhow!(
+            "no identity agent is running with home {}; start `vsc sandbox` (its agent lives in ./vsc-sandbox/agent) or `vsc agent run`, or give --agent-home",
             args.agent_home.display()
         )
+    };
+    if !args.agent_home.is_dir() {
+        return Err(no_agent());
+    }
+    let home = AgentHome::open(&args.agent_home)?;
+    let client = LocalClient::for_home(&home).map_err(|e| match e {
+        vsc_agent::AgentError::NoAgent { .. } => no_agent(),
+        other => other.into(),
     })?;
     let mut prescriptions = Vec::with_capacity(args.files.len());
     let mut paths = std::collections::HashMap::new();

@@ -181,7 +181,7 @@ pub async fn card_pin(
     )
 }
 
-/// Sets the card's PIN hash and clears its wrong-PIN count.
+/// Sets the card's PIN hash, clears its wrong-PIN count and every session's verified PIN.
 pub async fn set_card_pin(
     conn: &mut SqliteConnection,
     card_id: &str,
@@ -189,6 +189,11 @@ pub async fn set_card_pin(
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE cards SET pin_hash = ?, pin_failures = 0 WHERE id = ?")
         .bind(pin_hash)
+        .bind(card_id)
+        .execute(&mut *conn)
+        .await?;
+    // A new PIN must be proven again in every session.
+    sqlx::query("UPDATE sessions SET card_pin_verified_at = NULL WHERE card_id = ?")
         .bind(card_id)
         .execute(conn)
         .await?;

@@ -146,12 +146,24 @@ async fn verify_pin_inner(
     pin: &str,
 ) -> ApiResult<CardPinResult> {
     let card = session_card(state, holder).await?;
-    let hash = {
-        let mut conn = state.store().pool().acquire().await?;
-        db::card_pin(&mut conn, &card.id)
-            .await?
-            .and_then(|(h, _)| h)
-    };
+    // The whole check runs in one write transaction: the try is counted against the state it
+    // was checked in, so concurrent guesses cannot outrun the three-try limit (a right PIN
+    // landing between wrong ones cannot reset a count that has already locked the card). The
+    // hash comparison (about 20 ms) holds the writer meanwhile; PIN checks are rare.
+    let mut tx = state.store().write().await?;
+    let current = repo::card(&mut tx, &card.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("card vanished"))?;
+    let (hash, failures) = db::card_pin(&mut tx, &card.id).await?.unwrap_or((None, 0));
+    if current.state != CardState::Active.as_str() || failures >= i64::from(PIN_TRIES) {
+        return Err(ApiError::forbidden(
+            "card_not_active",
+            format!(
+                "the card is {}; an RA must unlock it before it can be used",
+                current.state
+            ),
+        ));
+    }
     let hash = hash.ok_or_else(|| {
         ApiError::conflict(
             "pin_not_set",
@@ -160,13 +172,17 @@ async fn verify_pin_inner(
     })?;
     // A malformed PIN is a wrong PIN: the card counts every try, whatever it looks like.
     let correct = pin_is_well_formed(pin) && {
-        let parsed = PasswordHash::new(&hash).map_err(ApiError::internal)?;
-        pin_hasher()?
-            .verify_password(pin.as_bytes(), &parsed)
-            .is_ok()
+        let pin = Zeroizing::new(pin.to_owned());
+        tokio::task::spawn_blocking(move || -> ApiResult<bool> {
+            let parsed = PasswordHash::new(&hash).map_err(ApiError::internal)?;
+            Ok(pin_hasher()?
+                .verify_password(pin.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
+        .map_err(ApiError::internal)??
     };
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
     let result = if correct {
         db::reset_pin_failures(&mut tx, &card.id).await?;
         db::set_session_pin_verified(&mut tx, &holder.session.id, Some(now)).await?;
@@ -251,10 +267,15 @@ async fn set_pin(
             })?;
         drop(conn);
         let salt = SaltString::encode_b64(&state.random::<16>()?).map_err(ApiError::internal)?;
-        let hash = pin_hasher()?
-            .hash_password(pin.as_bytes(), &salt)
-            .map_err(ApiError::internal)?
-            .to_string();
+        let secret = Zeroizing::new(pin.as_bytes().to_vec());
+        let hash = tokio::task::spawn_blocking(move || -> ApiResult<String> {
+            Ok(pin_hasher()?
+                .hash_password(&secret, &salt)
+                .map_err(ApiError::internal)?
+                .to_string())
+        })
+        .await
+        .map_err(ApiError::internal)??;
         let mut tx = state.store().write().await?;
         db::set_card_pin(&mut tx, &card.id, &hash).await?;
         vsc_store::audit::append(

@@ -196,3 +196,32 @@ fn x509_key(spki: &[u8]) -> Vec<u8> {
     let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).expect("spki");
     info.subject_public_key.data.to_vec()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_cannot_outrun_the_three_tries() {
+    let s = std::sync::Arc::new(start().await);
+    let (ticket, card_id, link, _phone, _ra) = signed_in(&s).await;
+    link.set_card_pin("246810").await.expect("set the PIN");
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(12));
+    let guesses: Vec<_> = (0..12)
+        .map(|i| {
+            let (s, ticket, barrier) = (s.clone(), ticket.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                verify_pin(&s, &ticket, &format!("{:06}", 100_000 + i)).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for guess in guesses {
+        results.push(guess.await.expect("guess task"));
+    }
+    let counted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(CardPinResult { correct: false, .. })))
+        .count();
+    assert_eq!(counted, 3, "exactly three guesses are checked: {results:?}");
+    assert_eq!(s.card_state(&card_id).await, "locked");
+    assert!(verify_pin(&s, &ticket, "246810").await.is_err());
+    s.assert_audit_intact().await;
+}

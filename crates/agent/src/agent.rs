@@ -183,19 +183,30 @@ impl AgentConfig {
     }
 }
 
-/// A session ticket: a bearer secret. Zeroized when dropped; its `Debug` hides it.
+/// A session ticket: a bearer secret, with the session's agent key, which never leaves the agent
+/// (signing and the virtual card need both). Zeroized when dropped; its `Debug` hides them.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Ticket(Zeroizing<String>);
+pub struct Ticket(Zeroizing<String>, Option<Zeroizing<String>>);
 
 impl Ticket {
     /// Wraps a ticket.
     pub fn new(ticket: String) -> Ticket {
-        Ticket(Zeroizing::new(ticket))
+        Ticket(Zeroizing::new(ticket), None)
+    }
+
+    /// Wraps a ticket and the session's agent key.
+    pub fn with_agent_key(ticket: String, agent_key: Option<String>) -> Ticket {
+        Ticket(Zeroizing::new(ticket), agent_key.map(Zeroizing::new))
     }
 
     /// The ticket itself, to send to a relying system. Do not log it.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The session's agent key, for the server only (never hand it to a relying system).
+    pub fn agent_key(&self) -> Option<&str> {
+        self.1.as_deref().map(String::as_str)
     }
 }
 
@@ -490,7 +501,9 @@ impl Agent {
                 Ok(o) => match o.state.as_str() {
                     "pending" | "approved" => continue,
                     "collected" => match (o.ticket, o.session) {
-                        (Some(ticket), Some(session)) => break Ok((Ticket::new(ticket), session)),
+                        (Some(ticket), Some(session)) => {
+                            break Ok((Ticket::with_agent_key(ticket, o.agent_key), session));
+                        }
                         _ => {
                             break Err(AgentError::UnexpectedState(
                                 "collected, without a ticket".into(),

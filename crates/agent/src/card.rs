@@ -101,7 +101,7 @@ async fn host(agent: &Agent, ticket: &Ticket, request: HostRequest) -> HostResul
                 return HostResult::Failed;
             };
             let pin = zeroize::Zeroizing::new(pin.to_owned());
-            match link.verify_card_pin(ticket.expose(), &pin).await {
+            match link.verify_card_pin(ticket, &pin).await {
                 Ok(r) if r.correct => HostResult::PinCorrect,
                 Ok(r) if r.blocked => {
                     // The server locked the card and ended its sessions: notice it now, so the
@@ -128,7 +128,7 @@ async fn host(agent: &Agent, ticket: &Ticket, request: HostRequest) -> HostResul
                 input: B64.encode(&input),
                 purpose: None,
             };
-            let created = match link.card_operation(ticket.expose(), &operation).await {
+            let created = match link.card_operation(ticket, &operation).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "the card operation was refused");
@@ -137,7 +137,7 @@ async fn host(agent: &Agent, ticket: &Ticket, request: HostRequest) -> HostResul
             };
             loop {
                 match link
-                    .signing_outcome(ticket.expose(), &created.request_id, POLL_WAIT_SECONDS)
+                    .signing_outcome(ticket, &created.request_id, POLL_WAIT_SECONDS)
                     .await
                 {
                     Ok(o) if o.state == "pending" => continue,
@@ -166,7 +166,7 @@ async fn host(agent: &Agent, ticket: &Ticket, request: HostRequest) -> HostResul
 async fn session_card(agent: &Agent, ticket: &Ticket) -> Result<SessionCard, String> {
     let info = agent
         .server()
-        .card_info(ticket.expose())
+        .card_info(ticket)
         .await
         .map_err(|e| e.to_string())?;
     let decode = |b64: &str| {

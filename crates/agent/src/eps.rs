@@ -246,7 +246,7 @@ impl Agent {
         self.get_ticket().await?;
         let ticket = self.ticket().ok_or(AgentError::NotSignedIn)?;
         let link = self.server();
-        let created = link.create_signing(ticket.expose(), &request).await?;
+        let created = link.create_signing(&ticket, &request).await?;
         let give_up = tokio::time::Instant::now()
             + Duration::from_secs(
                 u64::try_from(
@@ -257,7 +257,7 @@ impl Agent {
             );
         loop {
             let outcome = link
-                .signing_outcome(ticket.expose(), &created.request_id, POLL_WAIT_SECONDS)
+                .signing_outcome(&ticket, &created.request_id, POLL_WAIT_SECONDS)
                 .await?;
             match outcome.state.as_str() {
                 "pending" if tokio::time::Instant::now() < give_up => continue,

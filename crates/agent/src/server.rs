@@ -13,6 +13,7 @@
 //! Every call goes through the authenticator's pinned [`Client`], which trusts only the root CA
 //! (or fingerprint) the agent was configured with.
 
+use crate::agent::Ticket;
 use url::Url;
 use vsc_authenticator::{Client, ClientError};
 use vsc_proto::signin::{
@@ -148,21 +149,50 @@ impl ServerLink {
         Ok(())
     }
 
+    /// The headers that prove the agent: the ticket and the session's agent key.
+    fn agent_headers(ticket: &Ticket) -> Vec<(&'static str, String)> {
+        let mut headers = vec![("authorization", format!("Bearer {}", ticket.expose()))];
+        if let Some(key) = ticket.agent_key() {
+            headers.push((vsc_proto::signin::AGENT_KEY_HEADER, key.to_owned()));
+        }
+        headers
+    }
+
+    async fn agent_get<R: serde::de::DeserializeOwned>(
+        &self,
+        ticket: &Ticket,
+        path: &str,
+    ) -> Result<R, ClientError> {
+        let headers = Self::agent_headers(ticket);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.api.get_json_with_headers(path, &headers).await
+    }
+
+    async fn agent_post<B: serde::Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+        &self,
+        ticket: &Ticket,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let headers = Self::agent_headers(ticket);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        self.api.post_json_with_headers(path, body, &headers).await
+    }
+
     /// Opens a signing request in the session of `ticket`.
     pub async fn create_signing(
         &self,
-        ticket: &str,
+        ticket: &Ticket,
         request: &vsc_proto::signing::CreateSigningRequest,
     ) -> Result<vsc_proto::signing::SigningRequestCreated, ClientError> {
-        self.api
-            .post_json("/api/v1/signing/requests", request, Some(ticket))
+        self.agent_post(ticket, "/api/v1/signing/requests", request)
             .await
     }
 
     /// A signing request's outcome, waiting up to `wait_seconds` while it is pending.
     pub async fn signing_outcome(
         &self,
-        ticket: &str,
+        ticket: &Ticket,
         request_id: &str,
         wait_seconds: u64,
     ) -> Result<vsc_proto::signing::SigningOutcome, ClientError> {
@@ -170,40 +200,41 @@ impl ServerLink {
             "/api/v1/signing/requests/{}?wait={wait_seconds}",
             checked_id(request_id)?
         );
-        self.api.get_json(&path, Some(ticket)).await
+        self.agent_get(ticket, &path).await
     }
 
     /// The session's card: certificates, holder, PIN state.
-    pub async fn card_info(&self, ticket: &str) -> Result<vsc_proto::card::CardInfo, ClientError> {
-        self.api.get_json("/api/v1/card", Some(ticket)).await
+    pub async fn card_info(
+        &self,
+        ticket: &Ticket,
+    ) -> Result<vsc_proto::card::CardInfo, ClientError> {
+        self.agent_get(ticket, "/api/v1/card").await
     }
 
     /// Checks a card PIN typed at this workstation (a wrong one uses up a try).
     pub async fn verify_card_pin(
         &self,
-        ticket: &str,
+        ticket: &Ticket,
         pin: &str,
     ) -> Result<vsc_proto::card::CardPinResult, ClientError> {
-        self.api
-            .post_json(
-                "/api/v1/card/pin/verify",
-                &vsc_proto::card::VerifyCardPin {
-                    pin: pin.to_owned(),
-                },
-                Some(ticket),
-            )
-            .await
+        self.agent_post(
+            ticket,
+            "/api/v1/card/pin/verify",
+            &vsc_proto::card::VerifyCardPin {
+                pin: pin.to_owned(),
+            },
+        )
+        .await
     }
 
     /// Sends a card private-key operation to the phone; collect it with
     /// [`ServerLink::signing_outcome`].
     pub async fn card_operation(
         &self,
-        ticket: &str,
+        ticket: &Ticket,
         operation: &vsc_proto::card::CardOperation,
     ) -> Result<vsc_proto::signing::SigningRequestCreated, ClientError> {
-        self.api
-            .post_json("/api/v1/card/operations", operation, Some(ticket))
+        self.agent_post(ticket, "/api/v1/card/operations", operation)
             .await
     }
 

@@ -98,7 +98,16 @@ pub struct AuthRequestOutcome {
     pub ticket: Option<String>,
     /// The session, with the ticket.
     pub session: Option<SessionInfo>,
+    /// Present once, with the ticket: the key only the workstation's identity agent holds. The
+    /// ticket travels to relying systems; signing and the virtual card's operations also need
+    /// this key (header [`AGENT_KEY_HEADER`]), so a system that only saw the ticket cannot use
+    /// the person's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_key: Option<String>,
 }
+
+/// The header that carries the session's agent key.
+pub const AGENT_KEY_HEADER: &str = "x-vsc-agent-key";
 
 /// A request as the phone receives it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

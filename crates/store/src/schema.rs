@@ -225,6 +225,7 @@ CREATE INDEX signing_requests_open ON signing_requests(card_id, state);
 ALTER TABLE cards ADD COLUMN pin_hash TEXT;
 ALTER TABLE cards ADD COLUMN pin_failures INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN card_pin_verified_at INTEGER;
+ALTER TABLE sessions ADD COLUMN agent_key_hash BLOB;
 "#,
     ),
 ];

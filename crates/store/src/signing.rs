@@ -252,3 +252,30 @@ pub async fn session_pin_verified(
             .await?;
     Ok(matches!(row, Some((Some(_),))))
 }
+
+/// Stores the SHA-256 of a session's agent key.
+pub async fn set_session_agent_key(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    key_hash: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET agent_key_hash = ? WHERE id = ?")
+        .bind(key_hash)
+        .bind(session_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The SHA-256 of a session's agent key, if it has one.
+pub async fn session_agent_key_hash(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row: Option<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT agent_key_hash FROM sessions WHERE id = ?")
+            .bind(session_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|(h,)| h))
+}

@@ -5,9 +5,9 @@
 //!
 //! | route | caller | what |
 //! |---|---|---|
-//! | `GET /api/v1/card` | agent (session ticket) | certificates, holder, PIN state of the session's card |
-//! | `POST /api/v1/card/pin/verify` | agent (session ticket) | check a PIN typed at the workstation |
-//! | `POST /api/v1/card/operations` | agent (session ticket) | a GENERAL AUTHENTICATE for slot 9A or 9C, to be approved on the phone (after the PIN was verified in this session) |
+//! | `GET /api/v1/card` | agent (session ticket + agent key) | certificates, holder, PIN state of the session's card |
+//! | `POST /api/v1/card/pin/verify` | agent (session ticket + agent key) | check a PIN typed at the workstation |
+//! | `POST /api/v1/card/operations` | agent (session ticket + agent key) | a GENERAL AUTHENTICATE for slot 9A or 9C, to be approved on the phone (after the PIN was verified in this session) |
 //! | `POST /api/v1/device/card-pin` | phone (device token) | set the card PIN |
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -28,7 +28,7 @@ use vsc_store::signing::{self as db, SigningRequestRow};
 use zeroize::Zeroizing;
 
 use super::ApiJson;
-use super::session::TicketHolder;
+use super::session::{AgentSession, TicketHolder};
 use super::signin::DeviceCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -79,7 +79,7 @@ fn tries_left(failures: i64) -> u8 {
 
 async fn card_info(
     State(state): State<AppState>,
-    holder: TicketHolder,
+    AgentSession(holder): AgentSession,
 ) -> ApiResult<Json<CardInfo>> {
     let card = session_card(&state, &holder).await?;
     let mut conn = state.store().pool().acquire().await?;
@@ -125,7 +125,7 @@ async fn card_info(
 
 async fn verify_pin(
     State(state): State<AppState>,
-    holder: TicketHolder,
+    AgentSession(holder): AgentSession,
     ApiJson(req): ApiJson<VerifyCardPin>,
 ) -> ApiResult<Json<CardPinResult>> {
     let pin = Zeroizing::new(req.pin);
@@ -318,7 +318,7 @@ fn slot_facts(slot: &str) -> ApiResult<(&'static str, &'static str, usize)> {
 
 async fn operation(
     State(state): State<AppState>,
-    holder: TicketHolder,
+    AgentSession(holder): AgentSession,
     ApiJson(req): ApiJson<CardOperation>,
 ) -> ApiResult<Json<SigningRequestCreated>> {
     match operation_inner(&state, &holder, &req).await {

@@ -102,6 +102,7 @@ pub async fn collect(
             state: "collected".into(),
             ticket: None,
             session: None,
+            agent_key: None,
         });
     }
     let card = repo::card(&mut tx, &row.card_id)
@@ -142,6 +143,11 @@ pub async fn collect(
         end_reason: None,
     };
     db::insert_session(&mut tx, &session).await?;
+    // The agent's own key, beside the ticket that relying systems will see (see
+    // `AGENT_KEY_HEADER`): only its hash is kept.
+    let agent_key = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
+    vsc_store::signing::set_session_agent_key(&mut tx, &session.id, &sha256(agent_key.as_bytes()))
+        .await?;
     let actor = AuditContext {
         actor: row.uid.clone(),
         source: ctx.source,
@@ -163,6 +169,7 @@ pub async fn collect(
         state: "collected".into(),
         ticket: Some(ticket.to_string()),
         session: Some(info(&mut conn, &session).await?),
+        agent_key: Some(agent_key.to_string()),
     })
 }
 
@@ -275,6 +282,51 @@ impl FromRequestParts<AppState> for TicketHolder {
             },
             session,
         })
+    }
+}
+
+/// A session's holder that is also the workstation's identity agent: the ticket plus the
+/// session's agent key (header [`vsc_proto::signin::AGENT_KEY_HEADER`], compared in constant
+/// time with the stored hash). Signing and the virtual card's operations need it; a relying
+/// system that only saw the ticket gets `agent_key_required`.
+#[derive(Debug)]
+pub struct AgentSession(pub TicketHolder);
+
+impl FromRequestParts<AppState> for AgentSession {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let holder = TicketHolder::from_request_parts(parts, state).await?;
+        let given = parts
+            .headers
+            .get(vsc_proto::signin::AGENT_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|k| sha256(k.trim().as_bytes()));
+        let mut conn = state.store().pool().acquire().await?;
+        let stored =
+            vsc_store::signing::session_agent_key_hash(&mut conn, &holder.session.id).await?;
+        drop(conn);
+        let matches = match (given, stored) {
+            (Some(given), Some(stored)) => bool::from(subtle::ConstantTimeEq::ct_eq(
+                given.as_slice(),
+                stored.as_slice(),
+            )),
+            _ => false,
+        };
+        if !matches {
+            let err = ApiError::unauthorized(
+                "agent_key_required",
+                "only the workstation's identity agent may sign or use the card: send the session's agent key (X-Vsc-Agent-Key) with the ticket",
+            );
+            let path = parts.uri.path().to_owned();
+            state
+                .audit_failure(&holder.ctx, "session.agent_key", &path, "", &err)
+                .await;
+            return Err(err);
+        }
+        Ok(AgentSession(holder))
     }
 }
 

@@ -340,6 +340,7 @@ async fn request_outcome(
                 state: state_name,
                 ticket: None,
                 session: None,
+                agent_key: None,
             }));
         }
         // Pending: wait for its decision, its expiry or the deadline.
@@ -351,6 +352,7 @@ async fn request_outcome(
                 state: "pending".into(),
                 ticket: None,
                 session: None,
+                agent_key: None,
             }));
         }
         loop {
@@ -407,6 +409,7 @@ async fn cancel_request(
         state: "cancelled".into(),
         ticket: None,
         session: None,
+        agent_key: None,
     }))
 }
 
@@ -1023,6 +1026,7 @@ async fn approve_inner(
         state: "approved".into(),
         ticket: None,
         session: None,
+        agent_key: None,
     })
 }
 
@@ -1100,5 +1104,6 @@ async fn decline_inner(
         state: new_state.into(),
         ticket: None,
         session: None,
+        agent_key: None,
     })
 }

@@ -2,8 +2,8 @@
 //!
 //! | route | caller | what |
 //! |---|---|---|
-//! | `POST /api/v1/signing/requests` | agent (session ticket) | open a request: a batch of prescriptions (their fragments) or of prepared SignedInfo |
-//! | `GET /api/v1/signing/requests/{id}?wait=S` | agent (same session's ticket) | the outcome: verified signatures, the certificate, refused items |
+//! | `POST /api/v1/signing/requests` | agent (session ticket + agent key) | open a request: a batch of prescriptions (their fragments) or of prepared SignedInfo |
+//! | `GET /api/v1/signing/requests/{id}?wait=S` | agent (same session's ticket + agent key) | the outcome: verified signatures, the certificate, refused items |
 //! | `GET /api/v1/device/signing` | phone (device token) | signing requests waiting for it, in full (the event stream only names them: `signing-request`) |
 //! | `POST /api/v1/device/signing/{id}/complete` | phone (device token) | one signature per item (and items it refused) |
 //! | `POST /api/v1/device/signing/{id}/decline` | phone (device token) | the prescriber said no |
@@ -38,7 +38,7 @@ use vsc_store::repo;
 use vsc_store::signing::{self as db, SigningRequestRow};
 
 use super::ApiJson;
-use super::session::TicketHolder;
+use super::session::{AgentSession, TicketHolder};
 use super::signin::DeviceCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::hub::Event;
@@ -251,7 +251,7 @@ fn check_prepared_signed_info(
 
 async fn create(
     State(state): State<AppState>,
-    holder: TicketHolder,
+    AgentSession(holder): AgentSession,
     ApiJson(req): ApiJson<CreateSigningRequest>,
 ) -> ApiResult<Json<SigningRequestCreated>> {
     match create_inner(&state, &holder, &req).await {
@@ -454,7 +454,7 @@ fn outcome_of(row: &SigningRequestRow, now: i64) -> ApiResult<SigningOutcome> {
 
 async fn outcome(
     State(state): State<AppState>,
-    holder: TicketHolder,
+    AgentSession(holder): AgentSession,
     Path(id): Path<String>,
     Query(wait): Query<Wait>,
 ) -> ApiResult<Json<SigningOutcome>> {

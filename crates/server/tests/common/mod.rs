@@ -36,6 +36,16 @@ use vsc_store::AuditEvent;
 /// The passcode every test phone is enrolled with.
 pub const PASSCODE: &str = "123456";
 
+/// A session as its identity agent holds it: the ticket (which relying systems see too) and the
+/// agent key (which only the agent has).
+#[derive(Debug, Clone)]
+pub struct AgentAuth {
+    /// The session ticket.
+    pub ticket: String,
+    /// The session's agent key.
+    pub key: String,
+}
+
 /// Certificates a card enrolled by the real app holds: sign-in, EPS signing, and the virtual
 /// smartcard's 9A and 9C.
 pub const CARD_CERTIFICATES: i64 = 4;
@@ -352,6 +362,44 @@ impl TestServer {
         body: &B,
     ) -> Result<R, ClientError> {
         self.client.post_json(path, body, token).await
+    }
+
+    /// `GET path` as the session's identity agent: the ticket and the agent key.
+    pub async fn agent_get<R: DeserializeOwned>(
+        &self,
+        auth: &AgentAuth,
+        path: &str,
+    ) -> Result<R, ClientError> {
+        let bearer = format!("Bearer {}", auth.ticket);
+        self.client
+            .get_json_with_headers(
+                path,
+                &[
+                    ("authorization", bearer.as_str()),
+                    (vsc_proto::signin::AGENT_KEY_HEADER, auth.key.as_str()),
+                ],
+            )
+            .await
+    }
+
+    /// `POST path` as the session's identity agent: the ticket and the agent key.
+    pub async fn agent_post<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        auth: &AgentAuth,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let bearer = format!("Bearer {}", auth.ticket);
+        self.client
+            .post_json_with_headers(
+                path,
+                body,
+                &[
+                    ("authorization", bearer.as_str()),
+                    (vsc_proto::signin::AGENT_KEY_HEADER, auth.key.as_str()),
+                ],
+            )
+            .await
     }
 
     /// `POST /api/v1/enrol` with a hand-made body.
@@ -1003,6 +1051,17 @@ impl TestServer {
         uid: &str,
         workstation: &str,
     ) -> (AuthRequestCreated, String) {
+        let (created, auth) = self.sign_in_agent(phone, uid, workstation).await;
+        (created, auth.ticket)
+    }
+
+    /// Like [`TestServer::sign_in`], with what the agent holds: the ticket and the agent key.
+    pub async fn sign_in_agent(
+        &self,
+        phone: &Phone,
+        uid: &str,
+        workstation: &str,
+    ) -> (AuthRequestCreated, AgentAuth) {
         let link = PhoneLink::new(&phone.home).expect("the phone's link");
         let created = self.open_request(uid, workstation).await;
         let request = link
@@ -1017,8 +1076,11 @@ impl TestServer {
             .expect("the phone approves with the right number");
         let collected = self.outcome(&created, 5).await;
         assert_eq!(collected.state, "collected");
-        let ticket = collected.ticket.expect("a ticket, the first time");
-        (created, ticket)
+        let auth = AgentAuth {
+            ticket: collected.ticket.expect("a ticket, the first time"),
+            key: collected.agent_key.expect("the agent key, with the ticket"),
+        };
+        (created, auth)
     }
 
     /// How many sessions exist (live or ended).

@@ -8,11 +8,11 @@ use vsc_authenticator::PhoneLink;
 use vsc_proto::card::{CardInfo, CardOperation, CardPinResult, VerifyCardPin};
 use vsc_proto::signing::{SigningOutcome, SigningRequestCreated};
 
-use crate::common::{TestServer, assert_api_error, passcode, start};
+use crate::common::{AgentAuth, TestServer, assert_api_error, passcode, start};
 
 /// A signed-in person: ticket, card id, phone link, the phone (whose home lives as long as it
 /// does), and the RA token that registered them.
-async fn signed_in(s: &TestServer) -> (String, String, PhoneLink, crate::common::Phone, String) {
+async fn signed_in(s: &TestServer) -> (AgentAuth, String, PhoneLink, crate::common::Phone, String) {
     let ram = s.enrol_bootstrap_ram().await;
     let t = ram.token.as_str();
     s.create_org(t, "RX1").await;
@@ -26,17 +26,21 @@ async fn signed_in(s: &TestServer) -> (String, String, PhoneLink, crate::common:
     link.approve(&request, created.number, &passcode())
         .await
         .expect("approve");
-    let ticket = s.outcome(&created, 5).await.ticket.expect("ticket");
-    (ticket, card_id, link, phone, ram.token.clone())
+    let collected = s.outcome(&created, 5).await;
+    let auth = AgentAuth {
+        ticket: collected.ticket.expect("ticket"),
+        key: collected.agent_key.expect("agent key"),
+    };
+    (auth, card_id, link, phone, ram.token.clone())
 }
 
 async fn verify_pin(
     s: &TestServer,
-    ticket: &str,
+    auth: &AgentAuth,
     pin: &str,
 ) -> Result<CardPinResult, vsc_authenticator::ClientError> {
-    s.post(
-        Some(ticket),
+    s.agent_post(
+        auth,
         "/api/v1/card/pin/verify",
         &VerifyCardPin { pin: pin.into() },
     )
@@ -47,7 +51,7 @@ async fn verify_pin(
 async fn the_card_has_its_own_keys_and_a_pin_that_locks_after_three_wrong_tries() {
     let s = start().await;
     let (ticket, card_id, link, phone, ra_token) = signed_in(&s).await;
-    let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
+    let info: CardInfo = s.agent_get(&ticket, "/api/v1/card").await.expect("card");
     assert_eq!(info.card_id, card_id);
     assert!(!info.pin_set);
     assert_eq!(info.pin_tries_left, 3);
@@ -98,8 +102,8 @@ async fn the_card_has_its_own_keys_and_a_pin_that_locks_after_three_wrong_tries(
         .expect("the phone redeems the unlock code");
     assert_eq!(s.card_state(&card_id).await, "active");
     let uid = s.card(&ra_token, &card_id).await.uid;
-    let (_, ticket) = s.sign_in(&phone, &uid, "pc-1").await;
-    let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
+    let (_, ticket) = s.sign_in_agent(&phone, &uid, "pc-1").await;
+    let info: CardInfo = s.agent_get(&ticket, "/api/v1/card").await.expect("card");
     assert_eq!(info.pin_tries_left, 3);
     assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
     s.assert_audit_intact().await;
@@ -109,23 +113,32 @@ async fn the_card_has_its_own_keys_and_a_pin_that_locks_after_three_wrong_tries(
 async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
     let s = start().await;
     let (ticket, _card_id, link, _phone, _ra) = signed_in(&s).await;
-    let info: CardInfo = s.get(Some(&ticket), "/api/v1/card").await.expect("card");
+    let info: CardInfo = s.agent_get(&ticket, "/api/v1/card").await.expect("card");
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"ssh session id");
     let operation = |slot: &str| CardOperation {
         slot: slot.into(),
         input: B64.encode(digest.as_ref()),
         purpose: Some("ssh".into()),
     };
+    // A relying system that saw only the ticket cannot use the card.
+    let ticket_only: Result<SigningRequestCreated, _> = s
+        .post(
+            Some(&ticket.ticket),
+            "/api/v1/card/operations",
+            &operation("9a"),
+        )
+        .await;
+    assert_api_error(ticket_only, 401, "agent_key_required");
     // No operation before the PIN is verified in this session, and none after a wrong PIN.
     link.set_card_pin("246810").await.expect("set the PIN");
     let early: Result<SigningRequestCreated, _> = s
-        .post(Some(&ticket), "/api/v1/card/operations", &operation("9a"))
+        .agent_post(&ticket, "/api/v1/card/operations", &operation("9a"))
         .await;
     assert_api_error(early, 403, "card_pin_not_verified");
     assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
     assert!(!verify_pin(&s, &ticket, "000000").await.unwrap().correct);
     let after_wrong: Result<SigningRequestCreated, _> = s
-        .post(Some(&ticket), "/api/v1/card/operations", &operation("9a"))
+        .agent_post(&ticket, "/api/v1/card/operations", &operation("9a"))
         .await;
     assert_api_error(after_wrong, 403, "card_pin_not_verified");
     assert!(verify_pin(&s, &ticket, "246810").await.unwrap().correct);
@@ -134,7 +147,7 @@ async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
         ("9c", &info.signing_certificate),
     ] {
         let created: SigningRequestCreated = s
-            .post(Some(&ticket), "/api/v1/card/operations", &operation(slot))
+            .agent_post(&ticket, "/api/v1/card/operations", &operation(slot))
             .await
             .expect("a card operation opens");
         let pending = link.pending_signing().await.expect("pending");
@@ -147,8 +160,8 @@ async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
         let answer = link.sign(&review, &passcode()).await.expect("sign");
         assert_eq!(answer.signatures.len(), 1, "{answer:?}");
         let seen: SigningOutcome = s
-            .get(
-                Some(&ticket),
+            .agent_get(
+                &ticket,
                 &format!("/api/v1/signing/requests/{}?wait=0", created.request_id),
             )
             .await
@@ -174,8 +187,8 @@ async fn card_operations_are_signed_on_the_phone_and_checked_by_the_server() {
         ("9c", "not base64".to_owned(), "input_malformed"),
     ] {
         let result: Result<SigningRequestCreated, _> = s
-            .post(
-                Some(&ticket),
+            .agent_post(
+                &ticket,
                 "/api/v1/card/operations",
                 &CardOperation {
                     slot: slot.into(),

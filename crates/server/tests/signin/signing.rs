@@ -8,7 +8,7 @@ use vsc_proto::signing::{
     SigningOutcome, SigningRequestCreated,
 };
 
-use crate::common::{TestServer, assert_api_error, passcode, start};
+use crate::common::{AgentAuth, TestServer, assert_api_error, passcode, start};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../eps/tests/data/corpus");
 
@@ -36,8 +36,11 @@ fn corpus_items(n: usize) -> Vec<SigningItem> {
         .collect()
 }
 
-/// A signed-in prescriber (role with `activities`): the ticket and the phone.
-async fn prescriber(s: &TestServer, activities: &[&str]) -> (String, String, crate::common::Phone) {
+/// A signed-in prescriber (role with `activities`): what their agent holds, the card, the phone.
+async fn prescriber(
+    s: &TestServer,
+    activities: &[&str],
+) -> (AgentAuth, String, crate::common::Phone) {
     let ram = s.enrol_bootstrap_ram().await;
     let t = ram.token.as_str();
     s.create_org(t, "RX1").await;
@@ -57,18 +60,22 @@ async fn prescriber(s: &TestServer, activities: &[&str]) -> (String, String, cra
     link.approve(&request, created.number, &passcode())
         .await
         .expect("approve");
-    let ticket = s.outcome(&created, 5).await.ticket.expect("a ticket");
-    (ticket, card_id, phone)
+    let collected = s.outcome(&created, 5).await;
+    let auth = AgentAuth {
+        ticket: collected.ticket.expect("a ticket"),
+        key: collected.agent_key.expect("the agent key, with the ticket"),
+    };
+    (auth, card_id, phone)
 }
 
 async fn open(
     s: &TestServer,
-    ticket: &str,
+    auth: &AgentAuth,
     algorithm: &str,
     items: Vec<SigningItem>,
 ) -> Result<SigningRequestCreated, vsc_authenticator::ClientError> {
-    s.post(
-        Some(ticket),
+    s.agent_post(
+        auth,
         "/api/v1/signing/requests",
         &CreateSigningRequest {
             kind: SigningKind::Prescriptions,
@@ -79,13 +86,10 @@ async fn open(
     .await
 }
 
-async fn outcome(s: &TestServer, ticket: &str, id: &str) -> SigningOutcome {
-    s.get(
-        Some(ticket),
-        &format!("/api/v1/signing/requests/{id}?wait=0"),
-    )
-    .await
-    .expect("outcome")
+async fn outcome(s: &TestServer, auth: &AgentAuth, id: &str) -> SigningOutcome {
+    s.agent_get(auth, &format!("/api/v1/signing/requests/{id}?wait=0"))
+        .await
+        .expect("outcome")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,10 +224,36 @@ async fn policy_refusals_are_specific_and_change_nothing() {
         400,
         "fragments_invalid",
     );
+    let forged = AgentAuth {
+        ticket: "not-a-ticket".into(),
+        key: ticket.key.clone(),
+    };
     assert_api_error(
-        open(&s2, "not-a-ticket", "RS1", corpus_items(1)).await,
+        open(&s2, &forged, "RS1", corpus_items(1)).await,
         401,
         "ticket_invalid",
+    );
+    // The ticket alone (what a relying system sees) cannot sign.
+    let ticket_only: Result<SigningRequestCreated, _> = s2
+        .post(
+            Some(&ticket.ticket),
+            "/api/v1/signing/requests",
+            &CreateSigningRequest {
+                kind: SigningKind::Prescriptions,
+                algorithm: "RS1".into(),
+                items: corpus_items(1),
+            },
+        )
+        .await;
+    assert_api_error(ticket_only, 401, "agent_key_required");
+    let wrong_key = AgentAuth {
+        ticket: ticket.ticket.clone(),
+        key: "not-the-key".into(),
+    };
+    assert_api_error(
+        open(&s2, &wrong_key, "RS1", corpus_items(1)).await,
+        401,
+        "agent_key_required",
     );
 
     // Keys held by the server (appliance mode) never sign a prescription.

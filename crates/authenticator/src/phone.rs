@@ -706,6 +706,8 @@ pub struct Listener {
     queue: VecDeque<DeviceEvent>,
     /// Requests delivered and not known to be closed, with their expiry.
     delivered: HashMap<String, OffsetDateTime>,
+    /// Which of `delivered` are signing requests.
+    delivered_signing: HashSet<String>,
     failures: u32,
     sse_failures: u32,
     retry_sse_at: Option<Instant>,
@@ -735,6 +737,7 @@ impl Listener {
             polling: false,
             queue: VecDeque::new(),
             delivered: HashMap::new(),
+            delivered_signing: HashSet::new(),
             failures: 0,
             sse_failures: 0,
             retry_sse_at: None,
@@ -799,6 +802,9 @@ impl Listener {
         let now = OffsetDateTime::now_utc();
         self.delivered
             .retain(|_, expires| *expires > now - time::Duration::minutes(1));
+        let delivered = &self.delivered;
+        self.delivered_signing
+            .retain(|id| delivered.contains_key(id));
         while let Some(event) = self.queue.pop_front() {
             match &event {
                 DeviceEvent::Request(r) => {
@@ -813,10 +819,12 @@ impl Listener {
                         continue;
                     }
                     self.delivered.insert(r.request_id.clone(), r.expires_at);
+                    self.delivered_signing.insert(r.request_id.clone());
                     return Some(event);
                 }
                 DeviceEvent::Closed { request_id, .. } => {
                     self.delivered.remove(request_id);
+                    self.delivered_signing.remove(request_id);
                     return Some(event);
                 }
                 DeviceEvent::Resync => {}
@@ -827,11 +835,15 @@ impl Listener {
 
     /// Queues what the server says is pending now: new requests, and a `Closed` for each
     /// delivered request that is no longer there. Returns whether anything was new.
+    /// `signing` is `None` when the signing requests could not be read this time: then the
+    /// signing requests delivered before are not taken for closed.
     fn absorb(
         &mut self,
         pending: Vec<PendingAuthRequest>,
-        signing: Vec<PendingSigningRequest>,
+        signing: Option<Vec<PendingSigningRequest>>,
     ) -> bool {
+        let signing_known = signing.is_some();
+        let signing = signing.unwrap_or_default();
         let ids: HashSet<&str> = pending
             .iter()
             .map(|r| r.request_id.as_str())
@@ -841,6 +853,7 @@ impl Listener {
             .delivered
             .keys()
             .filter(|id| !ids.contains(id.as_str()))
+            .filter(|id| signing_known || !self.delivered_signing.contains(id.as_str()))
             .cloned()
             .collect();
         gone.sort();
@@ -876,7 +889,7 @@ impl Listener {
             if !self.delivered.is_empty() {
                 // Back after a break: requests delivered before may have closed meanwhile.
                 let pending = self.link.pending(0).await?;
-                let signing = self.link.pending_signing().await?;
+                let signing = self.signing_requests().await;
                 self.absorb(pending, signing);
             }
         }
@@ -886,7 +899,7 @@ impl Listener {
         match connection.next().await {
             Ok(Some(DeviceEvent::Resync)) => {
                 let pending = self.link.pending(0).await?;
-                let signing = self.link.pending_signing().await?;
+                let signing = self.signing_requests().await;
                 self.absorb(pending, signing);
                 Ok(())
             }
@@ -915,18 +928,32 @@ impl Listener {
             return Ok(());
         }
         let pending = self.link.pending(LONG_POLL_SECONDS).await?;
-        let signing = self.link.pending_signing().await?;
+        let signing = self.signing_requests().await;
         if !self.polling {
             self.polling = true;
             self.failures = 0;
             self.notify(ListenNotice::Connected(Transport::LongPoll));
         }
-        let had_any = !pending.is_empty() || !signing.is_empty();
+        let had_any = !pending.is_empty() || signing.as_ref().is_some_and(|s| !s.is_empty());
         if !self.absorb(pending, signing) && had_any {
             // The server answers at once while anything is pending; do not spin.
             self.next_attempt = Some(Instant::now() + LONG_POLL_PAUSE);
         }
         Ok(())
+    }
+
+    /// The signing requests waiting now, or `None` (reported as a notice) when they cannot be
+    /// read: a failure there must not stop sign-in requests from arriving.
+    async fn signing_requests(&self) -> Option<Vec<PendingSigningRequest>> {
+        match self.link.pending_signing().await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                self.notify(ListenNotice::Skipped {
+                    reason: format!("signing requests could not be read: {e}"),
+                });
+                None
+            }
+        }
     }
 
     /// After a failed step: `Err` if retrying cannot help, else schedules the next attempt.
@@ -1342,15 +1369,15 @@ mod tests {
         one.expires_at = OffsetDateTime::now_utc() + time::Duration::minutes(2);
         let mut two = one.clone();
         two.request_id = "req-2".into();
-        assert!(listener.absorb(vec![one.clone()], Vec::new()));
+        assert!(listener.absorb(vec![one.clone()], Some(Vec::new())));
         assert_eq!(listener.pop(), Some(DeviceEvent::Request(one.clone())));
         assert_eq!(listener.pop(), None);
         // Delivered once only.
-        assert!(!listener.absorb(vec![one.clone()], Vec::new()));
+        assert!(!listener.absorb(vec![one.clone()], Some(Vec::new())));
         listener.queue.push_back(DeviceEvent::Request(one.clone()));
         assert_eq!(listener.pop(), None);
         // One vanishes, another arrives.
-        assert!(listener.absorb(vec![two.clone()], Vec::new()));
+        assert!(listener.absorb(vec![two.clone()], Some(Vec::new())));
         assert_eq!(
             listener.pop(),
             Some(DeviceEvent::Closed {

@@ -241,8 +241,17 @@ fn review_prepared(
 pub fn displayable(line: &str) -> String {
     line.chars()
         .map(|c| {
+            // Controls, format characters (soft hyphen, Arabic letter mark, Mongolian vowel
+            // separator, zero-width and bidirectional controls, invisible operators, tags), line
+            // and paragraph separators, blank fillers, and private-use characters.
             let hidden = c.is_control()
-                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+                || matches!(c,
+                    '\u{00AD}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+                    | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
+                    | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+                    | '\u{E000}'..='\u{F8FF}' | '\u{E0000}'..='\u{E0FFF}'
+                    | '\u{F0000}'..='\u{10FFFF}');
             if hidden { '\u{FFFD}' } else { c }
         })
         .collect()
@@ -324,5 +333,6 @@ mod tests {
             displayable("a\u{200B}b\nc\u{2066}"),
             "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
         );
+        assert_eq!(displayable("x\u{00AD}y\u{E0041}"), "x\u{FFFD}y\u{FFFD}");
     }
 }

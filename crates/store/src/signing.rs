@@ -114,14 +114,16 @@ pub async fn get(
     Ok(row.map(from_tuple))
 }
 
-/// The card's requests still waiting for the phone at `now`.
+/// The card's requests still waiting for the phone at `now`, from sessions that are still live.
 pub async fn open_for_card(
     conn: &mut SqliteConnection,
     card_id: &str,
     now: i64,
 ) -> Result<Vec<SigningRequestRow>, StoreError> {
     let rows: Vec<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM signing_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at"
+        "SELECT {COLUMNS} FROM signing_requests WHERE card_id = ?1 AND state = 'pending' AND expires_at > ?2 \
+         AND session_id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at > ?2) \
+         ORDER BY created_at"
     )))
     .bind(card_id)
     .bind(now)
@@ -130,17 +132,22 @@ pub async fn open_for_card(
     Ok(rows.into_iter().map(from_tuple).collect())
 }
 
-/// How many of the card's requests are pending at `now`.
+/// How many of the card's requests of one family are pending at `now`: card operations
+/// (`cards = true`) or prescriptions and prepared signatures, counted apart so that a busy
+/// smartcard cannot hold up prescribing, nor the reverse.
 pub async fn count_open_for_card(
     conn: &mut SqliteConnection,
     card_id: &str,
+    cards: bool,
     now: i64,
 ) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM signing_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ?",
+        "SELECT COUNT(*) FROM signing_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ? \
+         AND (kind = 'card') = ?",
     )
     .bind(card_id)
     .bind(now)
+    .bind(cards)
     .fetch_one(conn)
     .await?;
     Ok(n)
@@ -278,4 +285,20 @@ pub async fn session_agent_key_hash(
             .fetch_optional(conn)
             .await?;
     Ok(row.and_then(|(h,)| h))
+}
+
+/// Whether a session is live at `now` (not ended, not past its absolute expiry).
+pub async fn session_is_live(
+    conn: &mut SqliteConnection,
+    session_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL AND expires_at > ?",
+    )
+    .bind(session_id)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
 }

@@ -63,7 +63,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
                     "invalid_request",
                     format!(
                         "the request body is not what this endpoint expects: {}",
-                        rejection.body_text()
+                        without_quoted_values(&rejection.body_text())
                     ),
                 );
                 let ctx = AuditContext {
@@ -76,6 +76,33 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
                 Err(err)
             }
         }
+    }
+}
+
+/// A JSON error message without the values it quotes: serde quotes the offending value between
+/// backticks ("invalid type: integer `123456`"), and that value may be a PIN, a code or a key;
+/// the message goes back to the client and into the audit log.
+fn without_quoted_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside = false;
+    for part in message.split('`') {
+        out.push_str(if inside { "…" } else { part });
+        inside = !inside;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quoted_values_leave_error_messages() {
+        assert_eq!(
+            super::without_quoted_values(
+                "Failed to deserialize: pin: invalid type: integer `123456`, expected a string"
+            ),
+            "Failed to deserialize: pin: invalid type: integer …, expected a string"
+        );
+        assert_eq!(super::without_quoted_values("no quotes"), "no quotes");
     }
 }
 

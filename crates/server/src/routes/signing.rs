@@ -31,8 +31,8 @@ use vsc_core::{CardState, KeyCustody};
 use vsc_eps::sign::SignatureAlgorithm;
 use vsc_proto::signin::DeclineAuthRequest;
 use vsc_proto::signing::{
-    CompleteSigningRequest, CreateSigningRequest, FailedSignature, PendingSigningRequest,
-    SigningItem, SigningKind, SigningOutcome, SigningRequestCreated,
+    CompleteSigningRequest, CreateSigningRequest, FailedSignature, ItemSignature,
+    PendingSigningRequest, SigningItem, SigningKind, SigningOutcome, SigningRequestCreated,
 };
 use vsc_store::repo;
 use vsc_store::signing::{self as db, SigningRequestRow};
@@ -52,7 +52,8 @@ const MAX_WAIT_SECONDS: u64 = 30;
 const MAX_ITEM_ID: usize = 64;
 /// Largest single item (fragments or SignedInfo), bytes.
 const MAX_ITEM_BYTES: usize = 256 * 1024;
-/// Pending signing requests one card may have at once.
+/// Pending requests one card may have at once, in each family (prescriptions and prepared
+/// signatures; card operations).
 const MAX_OPEN_PER_CARD: i64 = 4;
 
 /// The routes (with their own, larger body limit).
@@ -306,7 +307,12 @@ async fn create_inner(
     let position = positions
         .iter()
         .find(|p| p.id == position_id)
-        .ok_or_else(|| ApiError::internal("session role not found"))?;
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "no_role_selected",
+                "the session's role no longer exists; select a prescribing role again",
+            )
+        })?;
     if !position
         .activities
         .iter()
@@ -323,6 +329,13 @@ async fn create_inner(
         ));
     }
     signing_certificate(&mut conn, &card.id, now).await?;
+    // Checked again when the request is stored; here so a caller at the limit costs no XML work.
+    if db::count_open_for_card(&mut conn, &card.id, false, now).await? >= MAX_OPEN_PER_CARD {
+        return Err(ApiError::too_many(
+            "too_many_signing_requests",
+            "this card already has signing requests waiting on the phone; answer or let them expire first",
+        ));
+    }
     let items = prepare_items(req.kind, algorithm, &req.items, config.max_batch)?;
     let workstation = session_workstation(&mut conn, session).await?;
     drop(conn);
@@ -384,7 +397,10 @@ pub(crate) async fn open_request(
     event: &vsc_store::NewEvent,
 ) -> ApiResult<SigningRequestCreated> {
     let mut tx = state.store().write().await?;
-    if db::count_open_for_card(&mut tx, &row.card_id, row.created_at).await? >= MAX_OPEN_PER_CARD {
+    let cards = row.kind == SigningKind::Card.as_str();
+    if db::count_open_for_card(&mut tx, &row.card_id, cards, row.created_at).await?
+        >= MAX_OPEN_PER_CARD
+    {
         return Err(ApiError::too_many(
             "too_many_signing_requests",
             "this card already has signing requests waiting on the phone; answer or let them expire first",
@@ -534,7 +550,13 @@ pub(crate) async fn pending_for_device(
             continue;
         }
         for row in db::open_for_card(&mut conn, &card.id, now).await? {
-            out.push(to_pending(&row)?);
+            // One unreadable row must not hide every other request from the phone.
+            match to_pending(&row) {
+                Ok(p) => out.push(p),
+                Err(e) => {
+                    tracing::error!(request_id = %row.id, error = %e.message, "unreadable signing request skipped")
+                }
+            }
         }
     }
     Ok(out)
@@ -576,6 +598,13 @@ async fn request_for_device(
         return Err(ApiError::gone(
             "request_expired",
             "this signing request has expired; sign again at the workstation",
+        ));
+    }
+    // Nothing is signed for a session that has ended (logout, lock-out, card locked).
+    if !db::session_is_live(conn, &row.session_id, now).await? {
+        return Err(ApiError::gone(
+            "session_ended",
+            "the workstation session that asked has ended; nothing was signed",
         ));
     }
     if card.state != CardState::Active.as_str() {
@@ -684,10 +713,14 @@ async fn complete_inner(
     let mut signatures = Vec::new();
     let mut failed = Vec::new();
     let mut events = Vec::new();
+    let given_by_id: std::collections::HashMap<&str, &ItemSignature> =
+        req.signatures.iter().map(|s| (s.id.as_str(), s)).collect();
+    let refused_by_id: std::collections::HashMap<&str, &FailedSignature> =
+        req.refused.iter().map(|r| (r.id.as_str(), r)).collect();
     for item in &items {
         let id = &item.item.id;
-        let given = req.signatures.iter().find(|s| &s.id == id);
-        let refused = req.refused.iter().find(|r| &r.id == id);
+        let given = given_by_id.get(id.as_str()).copied();
+        let refused = refused_by_id.get(id.as_str()).copied();
         let verdict = match (given, refused) {
             (Some(sig), None) if card_slot.is_some() => {
                 match B64.decode(sig.signature.trim()) {

@@ -290,3 +290,35 @@ async fn a_declined_request_signs_nothing() {
     assert!(seen.signatures.is_empty());
     assert!(s.audit_events("eps.signature").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_signed_for_a_session_that_has_ended() {
+    let s = start().await;
+    let (auth, _card, phone) = prescriber(&s, &["B0420"]).await;
+    let created = open(&s, &auth, "RS1", corpus_items(2)).await.expect("open");
+    let link = PhoneLink::new(&phone.home).expect("link");
+    let pending = link.pending_signing().await.expect("pending");
+    let review = vsc_authenticator::signing::review(&pending[0]).expect("review");
+    // The prescriber logs out before answering on the phone.
+    let _: serde_json::Value = s
+        .post(
+            Some(&auth.ticket),
+            "/api/v1/session/logout",
+            &serde_json::json!({}),
+        )
+        .await
+        .expect("logout");
+    assert!(
+        link.pending_signing().await.expect("pending").is_empty(),
+        "an ended session's requests are no longer shown"
+    );
+    let late = link.sign(&review, &passcode()).await;
+    match late {
+        Err(vsc_authenticator::AuthenticatorError::Client(
+            vsc_authenticator::ClientError::Server { status, code, .. },
+        )) => assert_eq!((status, code.as_str()), (410, "session_ended")),
+        other => panic!("expected session_ended, got {other:?}"),
+    }
+    assert!(s.audit_events("eps.signature").await.is_empty());
+    let _ = created;
+}

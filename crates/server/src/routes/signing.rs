@@ -789,6 +789,17 @@ async fn complete_inner(
     };
     let stored = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
     let mut tx = state.store().write().await?;
+    // Checked again under the write lock: a cancellation or lock that landed while the
+    // signatures were being verified wins, and nothing is handed out.
+    let still_active = repo::card(&mut tx, &card.id)
+        .await?
+        .is_some_and(|c| c.state == CardState::Active.as_str());
+    if !still_active {
+        return Err(ApiError::forbidden(
+            "card_not_active",
+            "the card was cancelled or locked while the phone was signing; nothing was signed",
+        ));
+    }
     if !db::decide(
         &mut tx,
         &row.id,

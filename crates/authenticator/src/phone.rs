@@ -555,12 +555,17 @@ impl PhoneLink {
         Ok(())
     }
 
-    /// Declines a signing request.
-    pub async fn decline_signing(&self, request_id: &str) -> Result<(), AuthenticatorError> {
+    /// Declines a signing request; with `not_me`, reports "I didn't do this": the server ends
+    /// the session that asked and raises an alert.
+    pub async fn decline_signing(
+        &self,
+        request_id: &str,
+        not_me: bool,
+    ) -> Result<(), AuthenticatorError> {
         check_request_id(request_id)?;
         let path = format!("{DEVICE_SIGNING_PATH}/{request_id}/decline");
         let body = DeclineAuthRequest {
-            reason: "declined".to_owned(),
+            reason: if not_me { "not-me" } else { "declined" }.to_owned(),
         };
         let (path, body, client) = (path.as_str(), &body, &self.inner.client);
         let _: SigningOutcome = self
@@ -1097,7 +1102,7 @@ pub async fn auto_approve_with(
                 if options.decline_card_operations
                     && request.kind == vsc_proto::signing::SigningKind::Card
                 {
-                    match link.decline_signing(&request.request_id).await {
+                    match link.decline_signing(&request.request_id, false).await {
                         Ok(()) => on_event(&format!(
                             "declined card operation {} from {}",
                             request.request_id, request.workstation
@@ -1150,7 +1155,7 @@ async fn auto_sign(
                 "declining signing request {}: {e}",
                 request.request_id
             ));
-            if let Err(e) = link.decline_signing(&request.request_id).await {
+            if let Err(e) = link.decline_signing(&request.request_id, false).await {
                 on_event(&format!("could not decline {}: {e}", request.request_id));
             }
             return Ok(());

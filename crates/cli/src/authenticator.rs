@@ -465,7 +465,7 @@ async fn answer_signing(
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}; declining");
-            if let Err(e) = link.decline_signing(&request.request_id).await {
+            if let Err(e) = link.decline_signing(&request.request_id, false).await {
                 eprintln!("error: could not decline: {e}");
             }
             return Ok(());
@@ -474,13 +474,18 @@ async fn answer_signing(
     for line in review.display_lines() {
         println!("{line}");
     }
-    let Some(reply) =
-        read_line("Sign all of the above? Type y to sign, anything else to decline: ")?
+    let Some(reply) = read_line(
+        "Sign all of the above? Type y to sign, n if you did not ask for this, anything else to decline: ",
+    )?
     else {
         bail!("standard input closed; stopped listening");
     };
     if !reply.eq_ignore_ascii_case("y") {
-        match link.decline_signing(&request.request_id).await {
+        let not_me = reply.eq_ignore_ascii_case("n");
+        match link.decline_signing(&request.request_id, not_me).await {
+            Ok(()) if not_me => println!(
+                "Reported: nothing was signed, the workstation's session is ended and the security team is alerted."
+            ),
             Ok(()) => println!("Declined; nothing was signed."),
             Err(e) => eprintln!("error: {e}"),
         }

@@ -6,7 +6,7 @@
 //! | `GET /api/v1/signing/requests/{id}?wait=S` | agent (same session's ticket + agent key) | the outcome: verified signatures, the certificate, refused items |
 //! | `GET /api/v1/device/signing` | phone (device token) | signing requests waiting for it, in full (the event stream only names them: `signing-request`) |
 //! | `POST /api/v1/device/signing/{id}/complete` | phone (device token) | one signature per item (and items it refused) |
-//! | `POST /api/v1/device/signing/{id}/decline` | phone (device token) | the prescriber said no |
+//! | `POST /api/v1/device/signing/{id}/decline` | phone (device token) | `declined`, or `not-me` ("I didn't do this": the asking session ends, alert) |
 //!
 //! Policy, checked when the request opens: the session is live and its role holds a
 //! prescribing activity; the card is active and its keys are held on the phone (a card with
@@ -858,15 +858,24 @@ async fn decline(
                 "this signing request was already answered",
             ));
         }
+        let not_me = req.reason == "not-me";
+        // "I didn't do this": the session that asked is ended at once (its ticket and agent key
+        // are worthless from now on), and the security team gets an alert.
+        let ended = not_me
+            && vsc_store::signin::end_session(&mut tx, &row.session_id, now, "reported-by-holder")
+                .await?;
         let mut event = caller.ctx.event(
-            "signing.declined",
+            if not_me { "alert.not_me" } else { "signing.declined" },
             &row.uid,
             &card.issued_by,
-            serde_json::json!({"request_id": row.id, "card_id": card.id, "reason": req.reason}),
+            serde_json::json!({"request_id": row.id, "card_id": card.id, "kind": row.kind, "workstation": row.workstation, "session_id": row.session_id, "session_ended": ended, "reason": req.reason}),
         );
         event.outcome = vsc_store::Outcome::Failure;
         vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
+        if not_me {
+            tracing::warn!(uid = %row.uid, request_id = %row.id, workstation = %row.workstation, "ALERT: the card holder reported a signing request they did not make; its session is ended");
+        }
         state.hub().publish(Event::SigningDecided {
             card_id: card.id,
             request_id: row.id,

@@ -282,7 +282,7 @@ async fn a_declined_request_signs_nothing() {
         .await
         .expect("open");
     let link = PhoneLink::new(&phone.home).expect("link");
-    link.decline_signing(&created.request_id)
+    link.decline_signing(&created.request_id, false)
         .await
         .expect("decline");
     let seen = outcome(&s, &ticket, &created.request_id).await;
@@ -321,4 +321,24 @@ async fn nothing_is_signed_for_a_session_that_has_ended() {
     }
     assert!(s.audit_events("eps.signature").await.is_empty());
     let _ = created;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn i_did_not_do_this_ends_the_asking_session_and_raises_an_alert() {
+    let s = start().await;
+    let (auth, _card, phone) = prescriber(&s, &["B0420"]).await;
+    let created = open(&s, &auth, "RS1", corpus_items(1)).await.expect("open");
+    let link = PhoneLink::new(&phone.home).expect("link");
+    link.decline_signing(&created.request_id, true)
+        .await
+        .expect("report");
+    assert_eq!(s.audit_events("alert.not_me").await.len(), 1);
+    // The ticket and its agent key are worthless now.
+    assert_api_error(
+        open(&s, &auth, "RS1", corpus_items(1)).await,
+        401,
+        "session_ended",
+    );
+    assert!(s.audit_events("eps.signature").await.is_empty());
+    s.assert_audit_intact().await;
 }

@@ -203,22 +203,7 @@ fn review_prepared(
         .decode(payload.trim())
         .map_err(|_| "the payload is not base64".to_owned())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| "the payload is not UTF-8".to_owned())?;
-    let doc =
-        roxmltree::Document::parse(text).map_err(|e| format!("the payload is not XML: {e}"))?;
-    let root = doc.root_element();
-    if !root.has_tag_name((vsc_eps::XMLDSIG_NS, "SignedInfo")) {
-        return Err("the payload is not an XML-DSig SignedInfo".into());
-    }
-    let method = root
-        .children()
-        .find(|n| n.has_tag_name((vsc_eps::XMLDSIG_NS, "SignatureMethod")))
-        .and_then(|n| n.attribute("Algorithm"));
-    if method != Some(algorithm.signature_method_uri()) {
-        return Err(format!(
-            "the SignedInfo's SignatureMethod is not {}",
-            algorithm.signature_method_uri()
-        ));
-    }
+    vsc_eps::sign::check_signed_info(text, algorithm).map_err(|e| e.to_string())?;
     let description = item
         .description
         .as_deref()

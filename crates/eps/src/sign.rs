@@ -52,6 +52,39 @@ pub enum SignError {
     /// A signature algorithm name that is not one of EPS's.
     #[error("unknown signature algorithm {0:?} (expected RS1, RS256, sha1 or sha256)")]
     UnknownAlgorithm(String),
+    /// A prepared payload is not an XML-DSig SignedInfo for the agreed algorithm.
+    #[error("not an XML-DSig SignedInfo for {algorithm}: {reason}")]
+    NotSignedInfo {
+        /// The algorithm agreed for the request.
+        algorithm: SignatureAlgorithm,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Checks that a prepared payload is an XML-DSig `SignedInfo` whose `SignatureMethod` is
+/// `algorithm`: what may be signed without seeing the prescription behind it (never a CSR, a
+/// TLS handshake or any other blob).
+pub fn check_signed_info(xml: &str, algorithm: SignatureAlgorithm) -> Result<(), SignError> {
+    let doc = Document::parse(xml)?;
+    let root = doc.root_element();
+    if !root.has_tag_name((XMLDSIG_NS, "SignedInfo")) {
+        return Err(SignError::NotSignedInfo {
+            algorithm,
+            reason: "the root element is not an XML-DSig SignedInfo",
+        });
+    }
+    let method = root
+        .children()
+        .find(|n| n.has_tag_name((XMLDSIG_NS, "SignatureMethod")))
+        .and_then(|n| n.attribute("Algorithm"));
+    if method != Some(algorithm.signature_method_uri()) {
+        return Err(SignError::NotSignedInfo {
+            algorithm,
+            reason: "its SignatureMethod is another algorithm",
+        });
+    }
+    Ok(())
 }
 
 /// The signature algorithms EPS accepts: RSA PKCS#1 v1.5 with SHA-1 or
@@ -407,6 +440,24 @@ impl StartTag {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_signed_info_for_the_agreed_algorithm_passes_the_prepared_check() {
+        let si = signed_info(SignatureAlgorithm::RsaSha1, &[7; 20]);
+        check_signed_info(&si, SignatureAlgorithm::RsaSha1).expect("our own SignedInfo");
+        assert!(matches!(
+            check_signed_info(&si, SignatureAlgorithm::RsaSha256),
+            Err(SignError::NotSignedInfo { .. })
+        ));
+        assert!(matches!(
+            check_signed_info("<foo/>", SignatureAlgorithm::RsaSha1),
+            Err(SignError::NotSignedInfo { .. })
+        ));
+        assert!(matches!(
+            check_signed_info("<SignedInfo>", SignatureAlgorithm::RsaSha1),
+            Err(SignError::Xml(_))
+        ));
+    }
 
     #[test]
     fn algorithm_names() {

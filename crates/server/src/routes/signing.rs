@@ -201,7 +201,10 @@ fn prepare_items(
                         format!("item '{}': the payload is not UTF-8 XML", item.id),
                     )
                 })?;
-                check_prepared_signed_info(&item.id, &signed_info, algorithm)?;
+                // The phone signs it blind, so it must not be able to sign anything else.
+                vsc_eps::sign::check_signed_info(&signed_info, algorithm).map_err(|e| {
+                    ApiError::bad_request("payload_invalid", format!("item '{}': {e}", item.id))
+                })?;
                 StoredItem {
                     item: SigningItem {
                         id: item.id.clone(),
@@ -219,35 +222,6 @@ fn prepare_items(
         out.push(stored);
     }
     Ok(out)
-}
-
-/// A prepared payload must at least be a SignedInfo for the named algorithm: the phone signs
-/// it blind, so it must not be able to sign anything else (a CSR, a TLS handshake, a token).
-fn check_prepared_signed_info(
-    id: &str,
-    signed_info: &str,
-    algorithm: SignatureAlgorithm,
-) -> ApiResult<()> {
-    let bad = |why: String| ApiError::bad_request("payload_invalid", format!("item '{id}': {why}"));
-    let doc = roxmltree::Document::parse(signed_info)
-        .map_err(|e| bad(format!("the payload is not XML ({e})")))?;
-    let root = doc.root_element();
-    if root.tag_name().name() != "SignedInfo"
-        || root.tag_name().namespace() != Some(vsc_eps::XMLDSIG_NS)
-    {
-        return Err(bad("the payload is not an XML-DSig SignedInfo".into()));
-    }
-    let method = root
-        .children()
-        .find(|n| n.has_tag_name((vsc_eps::XMLDSIG_NS, "SignatureMethod")))
-        .and_then(|n| n.attribute("Algorithm"));
-    if method != Some(algorithm.signature_method_uri()) {
-        return Err(bad(format!(
-            "its SignatureMethod is not {}",
-            algorithm.signature_method_uri()
-        )));
-    }
-    Ok(())
 }
 
 async fn create(

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use vsc_core::{CardState, KeyCustody};
+use vsc_core::CardState;
 use vsc_proto::card::{
     CardInfo, CardOperation, CardPinResult, PIN_TRIES, SetCardPin, VerifyCardPin,
     pin_is_well_formed,
@@ -52,25 +52,12 @@ fn pin_hasher() -> ApiResult<Argon2<'static>> {
 /// The session's card, which must be active with its keys on the phone.
 async fn session_card(state: &AppState, holder: &TicketHolder) -> ApiResult<repo::CardRow> {
     let mut conn = state.store().pool().acquire().await?;
-    let card = repo::card(&mut conn, &holder.session.card_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("session without card"))?;
-    if card.state != CardState::Active.as_str() {
-        return Err(ApiError::forbidden(
-            "card_not_active",
-            format!(
-                "the card is {}; an RA must unlock it before it can be used",
-                card.state
-            ),
-        ));
-    }
-    if card.custody != KeyCustody::DeviceHeld.as_str() {
-        return Err(ApiError::forbidden(
-            "keys_not_on_phone",
-            "the virtual smartcard needs keys held on the phone",
-        ));
-    }
-    Ok(card)
+    super::signing::phone_card(
+        &mut conn,
+        &holder.session,
+        "the virtual smartcard needs keys held on the phone",
+    )
+    .await
 }
 
 fn tries_left(failures: i64) -> u8 {
@@ -386,11 +373,16 @@ async fn operation_inner(
         description: Some(description),
         slot: Some(slot.into()),
     };
-    let stored = serde_json::json!([{
-        "item": item,
-        "signed_info": "",
-        "digest": hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input)),
-    }]);
+    let input_sha256 = hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        &input,
+    ));
+    let stored = [super::signing::StoredItem {
+        item,
+        signed_info: String::new(),
+        digest: Some(input_sha256.clone()),
+        prescription_id: None,
+    }];
     let id = state.new_id()?;
     let now = state.now_unix();
     let expires_at = now + state.config().signin.request_ttl.whole_seconds();
@@ -401,7 +393,7 @@ async fn operation_inner(
         session_id: session.id.clone(),
         kind: SigningKind::Card.as_str().into(),
         algorithm: "ES256".into(),
-        items: stored.to_string(),
+        items: serde_json::to_string(&stored).map_err(ApiError::internal)?,
         workstation,
         role: String::new(),
         created_at: now,
@@ -414,7 +406,7 @@ async fn operation_inner(
         "card.operation.requested",
         &card.id,
         &card.issued_by,
-        serde_json::json!({"request_id": id, "slot": slot, "session_id": session.id, "input_sha256": stored[0]["digest"]}),
+        serde_json::json!({"request_id": id, "slot": slot, "session_id": session.id, "input_sha256": input_sha256}),
     );
     super::signing::open_request(state, &row, &event).await
 }

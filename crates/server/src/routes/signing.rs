@@ -70,17 +70,46 @@ pub fn routes() -> Router<AppState> {
 
 /// An item as the server keeps it: what was asked, and what the signature must cover.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredItem {
+pub(crate) struct StoredItem {
     /// What the phone receives.
-    item: SigningItem,
-    /// The canonical SignedInfo the signature must cover.
-    signed_info: String,
-    /// Hex digest of the canonical fragments (prescriptions only).
+    pub(crate) item: SigningItem,
+    /// The canonical SignedInfo the signature must cover (empty for a card operation, whose
+    /// input is the item's payload).
+    pub(crate) signed_info: String,
+    /// Hex digest: of the canonical fragments (prescriptions), of the input (card operations).
     #[serde(default)]
-    digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// The prescription's id from the fragments (prescriptions only).
     #[serde(default)]
-    prescription_id: Option<String>,
+    pub(crate) prescription_id: Option<String>,
+}
+
+/// The session's card, which must be active and hold its keys on the phone; `custody_refusal`
+/// says why server-held keys will not do for this use.
+pub(crate) async fn phone_card(
+    conn: &mut SqliteConnection,
+    session: &vsc_store::signin::SessionRow,
+    custody_refusal: &str,
+) -> ApiResult<repo::CardRow> {
+    let card = repo::card(conn, &session.card_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("session without card"))?;
+    if card.state != CardState::Active.as_str() {
+        return Err(ApiError::forbidden(
+            "card_not_active",
+            format!(
+                "the card is {}; an RA must unlock it before it can be used",
+                card.state
+            ),
+        ));
+    }
+    if card.custody != KeyCustody::DeviceHeld.as_str() {
+        return Err(ApiError::forbidden(
+            "keys_not_on_phone",
+            custody_refusal.to_owned(),
+        ));
+    }
+    Ok(card)
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,21 +285,12 @@ async fn create_inner(
     let algorithm = parse_algorithm(&req.algorithm)?;
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
-    let card = repo::card(&mut conn, &session.card_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("session without card"))?;
-    if card.state != CardState::Active.as_str() {
-        return Err(ApiError::forbidden(
-            "card_not_active",
-            format!("the card is {}; it cannot sign", card.state),
-        ));
-    }
-    if card.custody != KeyCustody::DeviceHeld.as_str() {
-        return Err(ApiError::forbidden(
-            "keys_not_on_phone",
-            "prescriptions are signed only with keys held on the prescriber's phone; this card's keys are held by the server (authentication only). Ask your RA for a phone-held card",
-        ));
-    }
+    let card = phone_card(
+        &mut conn,
+        session,
+        "prescriptions are signed only with keys held on the prescriber's phone; this card's keys are held by the server (authentication only). Ask your RA for a phone-held card",
+    )
+    .await?;
     let position_id = session.position_id.as_deref().ok_or_else(|| {
         ApiError::forbidden(
             "no_role_selected",

@@ -106,6 +106,18 @@ pub fn stamp_author_time(
     Ok(out)
 }
 
+/// [`stamp_author_time`] for each prescription; the first one that cannot be stamped is the
+/// error.
+pub fn stamp_all(prescriptions: &mut [PrescriptionToSign], at: time::OffsetDateTime) -> Result<()> {
+    for p in prescriptions {
+        p.xml = stamp_author_time(&p.xml, at).map_err(|reason| AgentError::Prescription {
+            id: p.id.clone(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
 /// Prepares SignedInfo for each prescription without signing (no phone, no server).
 pub fn prepare_prescriptions(
     algorithm: SignatureAlgorithm,
@@ -145,15 +157,7 @@ impl Agent {
         stamp_author_time: bool,
     ) -> Result<SignedBatch> {
         if stamp_author_time {
-            let now = time::OffsetDateTime::now_utc();
-            for p in &mut prescriptions {
-                p.xml = self::stamp_author_time(&p.xml, now).map_err(|reason| {
-                    AgentError::Prescription {
-                        id: p.id.clone(),
-                        reason,
-                    }
-                })?;
-            }
+            stamp_all(&mut prescriptions, time::OffsetDateTime::now_utc())?;
         }
         let mut prepared = Vec::with_capacity(prescriptions.len());
         let mut items = Vec::with_capacity(prescriptions.len());

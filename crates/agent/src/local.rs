@@ -466,15 +466,7 @@ async fn signing_prepare(
     let algorithm = algorithm_of(request.algorithm.as_deref())?;
     let mut prescriptions = request.prescriptions;
     if request.stamp_author_time {
-        let now = OffsetDateTime::now_utc();
-        for p in &mut prescriptions {
-            p.xml = crate::eps::stamp_author_time(&p.xml, now).map_err(|reason| {
-                AgentError::Prescription {
-                    id: p.id.clone(),
-                    reason,
-                }
-            })?;
-        }
+        crate::eps::stamp_all(&mut prescriptions, OffsetDateTime::now_utc())?;
     }
     Ok(Json(PreparedAnswer {
         algorithm: algorithm.signing_service_code().to_owned(),

@@ -392,6 +392,24 @@ impl Pkcs11<'_> {
         )
     }
 
+    /// Logs in with `pin` and signs `document` with the 9A key (ECDSA-SHA256) into `out`.
+    fn sign_9a(&self, pin: &str, document: &Path, out: &Path) -> Ran {
+        self.run(&[
+            "--login",
+            "--pin",
+            pin,
+            "--sign",
+            "--id",
+            "01",
+            "-m",
+            "ECDSA-SHA256",
+            "-i",
+            document.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    }
+
     fn list_slots(&self) -> Ran {
         run_in(
             self.logs,
@@ -1040,20 +1058,7 @@ fn the_virtual_card_works_with_opensc_ssh_and_yubico_piv_tool() {
     .expect_ok();
     wait_card(logs, false, SETTLE, &|| sandbox.output());
     let after = tmp.join("after-logout.sig");
-    let refused = p11.run(&[
-        "--login",
-        "--pin",
-        &pin,
-        "--sign",
-        "--id",
-        "01",
-        "-m",
-        "ECDSA-SHA256",
-        "-i",
-        document.to_str().unwrap(),
-        "-o",
-        after.to_str().unwrap(),
-    ]);
+    let refused = p11.sign_9a(&pin, &document, &after);
     assert!(
         !refused.ok() && !after.exists(),
         "signing worked after logout:\n{}",
@@ -1119,20 +1124,7 @@ fn the_virtual_card_works_with_opensc_ssh_and_yubico_piv_tool() {
         sshd.log()
     );
     let declined = tmp.join("declined.sig");
-    let refused = p11.run(&[
-        "--login",
-        "--pin",
-        &pin,
-        "--sign",
-        "--id",
-        "01",
-        "-m",
-        "ECDSA-SHA256",
-        "-i",
-        document.to_str().unwrap(),
-        "-o",
-        declined.to_str().unwrap(),
-    ]);
+    let refused = p11.sign_9a(&pin, &document, &declined);
     assert!(
         !refused.ok(),
         "pkcs11-tool signed though the phone declines:\n{}",

@@ -17,7 +17,9 @@ use vsc_agent::{
 use vsc_authenticator::phone::PhoneLink;
 use vsc_authenticator::{Client, ClientError, Home, Passcode};
 use vsc_proto::signin::{SessionInfo, TicketValidation};
-use vsc_proto::{AssignPosition, Person};
+use vsc_proto::{
+    AssignPosition, CardWithCode, CreatePerson, IssueCard, Person, RecordIdentityCheck,
+};
 use vsc_server::clock::OffsetClock;
 
 const PASSCODE: &str = "123456";
@@ -30,7 +32,7 @@ fn passcode() -> Passcode {
     Passcode::new(PASSCODE).expect("a six-digit passcode is valid")
 }
 
-/// A server, the bootstrap RA Manager's enrolled simulated phone (with two positions), and an
+/// A server, a clinician's enrolled simulated phone (with two positions), and an
 /// agent serving on loopback.
 struct World {
     clock: OffsetClock,
@@ -80,10 +82,11 @@ async fn world() -> World {
     let url: Url = state.public_url().clone();
     let root_pem = state.ca().root_pem();
 
-    // The first RA Manager's simulated phone.
-    let phone = Home::open(dir.path().join("phone")).expect("phone home");
+    // The first RA Manager's simulated phone: the RA who registers the clinician (an RA may not
+    // give themselves positions or cards).
+    let ra_phone = Home::open(dir.path().join("ra-phone")).expect("RA phone home");
     vsc_authenticator::enrol(
-        &phone,
+        &ra_phone,
         &bootstrap.activation.url,
         None,
         None,
@@ -91,20 +94,46 @@ async fn world() -> World {
         true,
     )
     .await
-    .expect("enrol the simulated phone");
-
-    // Two positions, so that role selection is a real choice.
-    let ra = vsc_authenticator::ra_login(&phone, &passcode())
+    .expect("enrol the RA Manager's simulated phone");
+    let ra = vsc_authenticator::ra_login(&ra_phone, &passcode())
         .await
         .expect("RA login");
     let relying = Client::with_root_pem(url.clone(), &root_pem).expect("client");
+    let clinician: Person = relying
+        .post_json(
+            "/api/v1/ra/people",
+            &CreatePerson {
+                given_name: "Test".into(),
+                family_name: "Clinician".into(),
+                email: None,
+                organisation: "X26".into(),
+            },
+            Some(&ra.token),
+        )
+        .await
+        .expect("create the clinician");
+    let uid = clinician.uid;
+    let _: Person = relying
+        .post_json(
+            &format!("/api/v1/ra/people/{uid}/identity-checks"),
+            &RecordIdentityCheck {
+                evidence: vec!["passport".into(), "driving-licence".into()],
+                level: 3,
+                organisation: "X26".into(),
+            },
+            Some(&ra.token),
+        )
+        .await
+        .expect("record the identity check");
+
+    // Two positions, so that role selection is a real choice.
     for (code, name) in [
         (CLINICIAN, "Clinical Practitioner Access Role"),
         (ADMIN, "Admin and Clerical"),
     ] {
         let _: Person = relying
             .post_json(
-                &format!("/api/v1/ra/people/{}/positions", bootstrap.uid),
+                &format!("/api/v1/ra/people/{uid}/positions"),
                 &AssignPosition {
                     organisation: "X26".into(),
                     role_code: code.into(),
@@ -116,6 +145,22 @@ async fn world() -> World {
             .await
             .expect("assign a position");
     }
+    let card: CardWithCode = relying
+        .post_json(
+            &format!("/api/v1/ra/people/{uid}/cards"),
+            &IssueCard {
+                organisation: "X26".into(),
+            },
+            Some(&ra.token),
+        )
+        .await
+        .expect("issue the clinician's card");
+
+    // The clinician's simulated phone.
+    let phone = Home::open(dir.path().join("phone")).expect("phone home");
+    vsc_authenticator::enrol(&phone, &card.code.url, None, None, &passcode(), true)
+        .await
+        .expect("enrol the simulated phone");
 
     // The agent, configured the way `vsc agent login --server … --ca-file …` leaves its home.
     let home = AgentHome::open(dir.path().join("agent")).expect("agent home");
@@ -124,7 +169,7 @@ async fn world() -> World {
             f.server = Some(url.clone());
             f.root_ca_pem = Some(root_pem.clone());
             f.workstation_name = Some("WARD-7-PC-03".into());
-            f.last_uid = Some(bootstrap.uid.clone());
+            f.last_uid = Some(uid.clone());
         })
         .expect("write agent.json");
     let mut agent_config = home.agent_config(&file).expect("agent config");
@@ -157,7 +202,7 @@ async fn world() -> World {
 
     World {
         clock,
-        uid: bootstrap.uid,
+        uid,
         phone,
         agent,
         client,

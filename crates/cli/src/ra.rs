@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use vsc_authenticator::{Client, Home};
 use vsc_proto::{
-    AssignPosition, CancelCard, Card, CardWithCode, CreateOrganisation, CreatePerson, IssueCard,
-    Organisation, Person, RaRoleGrant, RecordIdentityCheck,
+    AssignPosition, CancelCard, Card, CardWithCode, CreateOrganisation, CreatePerson,
+    DecidePositionRequest, IssueCard, Organisation, Person, PositionRequest, RaRoleGrant,
+    RecordIdentityCheck, RequestPosition,
 };
 
 use crate::{authenticator, passcode, qr};
@@ -24,7 +25,10 @@ use crate::{authenticator, passcode, qr};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Sign in first with `vsc ra login`; the session lasts an hour.\n\
-RA roles (CIM): ra-manager, ra-agent, sponsor, id-checker, local-smartcard-administrator."
+RA roles (CIM): ra-manager, ra-agent, sponsor, id-checker, local-smartcard-administrator.\n\
+You act only on people registered at, or holding a position at, your organisation(s), and \
+never on your own record. A first position at another organisation needs a position request \
+that the person's registering organisation approves (`vsc ra position-request`)."
 )]
 pub struct RaArgs {
     /// The RA's own authenticator state directory (their virtual smartcard).
@@ -52,6 +56,76 @@ enum RaCommand {
     /// Virtual smartcards: issue, show, cancel, unlock.
     #[command(subcommand)]
     Card(CardCommand),
+    /// Positions at another organisation: request, list, approve, decline.
+    #[command(subcommand)]
+    PositionRequest(PositionRequestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PositionRequestCommand {
+    /// Ask for a position at your organisation for someone registered elsewhere who holds no
+    /// position here yet. An RA Manager or RA Agent of their registering organisation approves
+    /// it; until then you cannot see or act on them.
+    Create {
+        /// UID.
+        uid: String,
+        /// ODS code of your organisation (where the position would be).
+        #[arg(long)]
+        org: String,
+        /// NRBAC role code, S…:G…:R….
+        #[arg(long)]
+        role_code: String,
+        /// Role name.
+        #[arg(long)]
+        role_name: String,
+        /// Activity code (repeatable).
+        #[arg(long = "activity")]
+        activities: Vec<String>,
+    },
+    /// Pending requests you may decide (people registered at your organisation) or made.
+    List,
+    /// Approve a request for a person registered at your organisation: the position is
+    /// created and the other organisation's RAs can act on the person from then on.
+    Approve {
+        /// Request id.
+        id: String,
+        /// A note for the audit log.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Decline a request (or withdraw one you made).
+    Decline {
+        /// Request id.
+        id: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        note: Option<String>,
+    },
+}
+
+/// RFC 5280 reasons an RA gives when cancelling a card; they go into the CRL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReasonCode {
+    /// The phone was lost or stolen, or the passcode or a key may be known to someone else.
+    /// Signatures made after --invalidity-date (or at all, without one) are rejected.
+    KeyCompromise,
+    /// The holder moved to another organisation or changed their name.
+    AffiliationChanged,
+    /// A new card replaces this one (e.g. a new phone while the old one is still in hand).
+    Superseded,
+    /// The holder left or no longer needs a card.
+    CessationOfOperation,
+}
+
+impl ReasonCode {
+    fn wire(self) -> &'static str {
+        match self {
+            ReasonCode::KeyCompromise => "key-compromise",
+            ReasonCode::AffiliationChanged => "affiliation-changed",
+            ReasonCode::Superseded => "superseded",
+            ReasonCode::CessationOfOperation => "cessation-of-operation",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +192,11 @@ enum PersonCommand {
         #[arg(long)]
         org: String,
     },
-    /// Assign a position: an NRBAC role at an organisation.
+    /// Assign a position: an NRBAC role at an organisation. For someone registered elsewhere
+    /// who holds no position at that organisation yet, use `vsc ra position-request create`
+    /// (unless you are also an RA Manager or RA Agent of their registering organisation). A
+    /// Sponsor assigns only the roles and activities it sponsors; prescribing activities only
+    /// RA Managers and RA Agents.
     Position {
         /// UID.
         uid: String,
@@ -148,6 +226,10 @@ enum PersonCommand {
         /// For a sponsor: an NRBAC role code it may assign (repeatable).
         #[arg(long = "assignable-role")]
         assignable_roles: Vec<String>,
+        /// For a sponsor: an activity code it may put into the positions it assigns
+        /// (repeatable; never a prescribing activity).
+        #[arg(long = "assignable-activity")]
+        assignable_activities: Vec<String>,
     },
 }
 
@@ -185,13 +267,27 @@ enum CardCommand {
         #[command(flatten)]
         qr: QrFiles,
     },
-    /// Cancel a card: revokes its certificates and publishes a new CRL.
+    /// Cancel a card: revokes its certificates and publishes a new CRL carrying the reason.
+    #[command(after_help = "Which reason code:\n  \
+key-compromise          lost or stolen phone; passcode or key possibly known to others.\n                          \
+Add --invalidity-date with the last time the phone was known safe:\n                          \
+signatures made after it are rejected (without it: all of them).\n  \
+affiliation-changed     moved to another organisation, changed name.\n  \
+superseded              replaced by a new card while the old phone is still in hand.\n  \
+cessation-of-operation  left, or no longer needs a card.")]
     Cancel {
         /// Card id.
         id: String,
-        /// Why (kept in the audit log).
+        /// The RFC 5280 reason, carried in the CRL (see below).
+        #[arg(long, value_enum)]
+        reason_code: ReasonCode,
+        /// Why, in words (kept in the audit log).
         #[arg(long)]
         reason: String,
+        /// key-compromise only: since when the phone or key may have been in other hands
+        /// (RFC 3339, e.g. 2026-03-01T14:30:00Z; not in the future).
+        #[arg(long, value_name = "RFC3339")]
+        invalidity_date: Option<String>,
     },
     /// Unlock a passcode-locked card: prints a one-time unlock code for the holder's phone.
     Unlock {
@@ -299,6 +395,24 @@ fn print_person(p: &Person) {
     }
     for c in &p.cards {
         println!("  card         {} {} ({})", c.id, c.state, c.custody);
+    }
+}
+
+fn print_position_request(r: &PositionRequest) {
+    println!(
+        "position request {}  {}  UID {} (registered at {})",
+        r.id, r.state, r.uid, r.home_organisation
+    );
+    println!(
+        "  position     {} {} at {} [{}]",
+        r.role_code,
+        r.role_name,
+        r.organisation,
+        r.activities.join(" ")
+    );
+    println!("  requested by {}", r.requested_by);
+    if let Some(d) = &r.decided_by {
+        println!("  decided by   {d}");
     }
 }
 
@@ -521,6 +635,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
             org,
             role,
             assignable_roles,
+            assignable_activities,
         }) => {
             let p: Person = console
                 .post(
@@ -529,6 +644,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                         role,
                         organisation: org,
                         assignable_roles,
+                        assignable_activities,
                     },
                 )
                 .await?;
@@ -568,11 +684,23 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                 let _ = print_code("New activation", r, &qr);
             })?;
         }
-        RaCommand::Card(CardCommand::Cancel { id, reason }) => {
+        RaCommand::Card(CardCommand::Cancel {
+            id,
+            reason_code,
+            reason,
+            invalidity_date,
+        }) => {
+            if invalidity_date.is_some() && reason_code != ReasonCode::KeyCompromise {
+                bail!("--invalidity-date goes only with --reason-code key-compromise");
+            }
             let c: Card = console
                 .post(
                     &format!("/api/v1/ra/cards/{}/cancel", path_segment(&id)?),
-                    &CancelCard { reason },
+                    &CancelCard {
+                        reason_code: Some(reason_code.wire().to_owned()),
+                        reason,
+                        invalidity_date,
+                    },
                 )
                 .await?;
             console.print(&c, |c| {
@@ -582,6 +710,70 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                 );
                 print_card(c);
             })?;
+        }
+        RaCommand::PositionRequest(PositionRequestCommand::Create {
+            uid,
+            org,
+            role_code,
+            role_name,
+            activities,
+        }) => {
+            let r: PositionRequest = console
+                .post(
+                    "/api/v1/ra/position-requests",
+                    &RequestPosition {
+                        uid: path_segment(&uid)?.to_owned(),
+                        position: AssignPosition {
+                            organisation: org,
+                            role_code,
+                            role_name,
+                            activities,
+                        },
+                    },
+                )
+                .await?;
+            console.print(&r, |r| {
+                print_position_request(r);
+                println!(
+                    "Ask an RA Manager or RA Agent of {} to approve it: vsc ra position-request approve {}",
+                    r.home_organisation, r.id
+                );
+            })?;
+        }
+        RaCommand::PositionRequest(PositionRequestCommand::List) => {
+            let list: Vec<PositionRequest> = console.get("/api/v1/ra/position-requests").await?;
+            console.print(&list, |list| {
+                if list.is_empty() {
+                    println!("No pending position requests.");
+                }
+                for r in list {
+                    print_position_request(r);
+                }
+            })?;
+        }
+        RaCommand::PositionRequest(PositionRequestCommand::Approve { id, note }) => {
+            let r: PositionRequest = console
+                .post(
+                    &format!(
+                        "/api/v1/ra/position-requests/{}/approve",
+                        path_segment(&id)?
+                    ),
+                    &DecidePositionRequest { note },
+                )
+                .await?;
+            console.print(&r, print_position_request)?;
+        }
+        RaCommand::PositionRequest(PositionRequestCommand::Decline { id, note }) => {
+            let r: PositionRequest = console
+                .post(
+                    &format!(
+                        "/api/v1/ra/position-requests/{}/decline",
+                        path_segment(&id)?
+                    ),
+                    &DecidePositionRequest { note },
+                )
+                .await?;
+            console.print(&r, print_position_request)?;
         }
         RaCommand::Card(CardCommand::Unlock { id, qr }) => {
             let r: CardWithCode = console

@@ -361,13 +361,28 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
         "{text}"
     );
 
-    // Cancelling revokes both certificates; the published CRL lists them.
+    // Cancelling revokes both certificates; the published CRL lists them with the reason and,
+    // for a key compromise, since when the key may have been in other hands.
+    let invalid_since = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "-d", "2 seconds ago", "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
     let cancelled = ra(&[
         "card",
         "cancel",
         &card_id,
+        "--reason-code",
+        "key-compromise",
+        "--invalidity-date",
+        &invalid_since,
         "--reason",
-        "left the organisation",
+        "phone stolen",
     ]);
     assert_eq!(cancelled["state"], "revoked");
     let crl_der = tmp.path().join("issuing.crl");
@@ -393,6 +408,10 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
             "CRL lists {serial}:\n{crl_text}"
         );
     }
+    assert!(
+        crl_text.contains("Key Compromise") && crl_text.contains("Invalidity Date"),
+        "the CRL entries carry the reason and the invalidity date:\n{crl_text}"
+    );
     let crl_pem = tmp.path().join("issuing.crl.pem");
     assert!(
         openssl(&[

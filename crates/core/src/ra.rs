@@ -3,13 +3,20 @@
 //!
 //! A grant gives one RA role at one organisation. Grants held at the national organisation
 //! apply to every organisation: somebody has to set up the first RA Manager of a new trust.
+//!
+//! Three limits sit on top of the matrix (issue 9): an RA never acts on their own record
+//! ([`not_own_record`]); what a position may carry is limited by the role granting it
+//! ([`authorize_position`]: a Sponsor only the roles *and* activities it sponsors, never a
+//! prescribing activity); and bringing a person into an organisation where they are not yet
+//! registered and hold no position takes the consent of their registering organisation
+//! ([`RaAction::ReleaseToOrganisation`]), which the server enforces with position requests.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OdsCode, RoleCode};
+use crate::ids::{ActivityCode, OdsCode, RoleCode};
 
 /// The RA roles of CIM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +79,7 @@ impl RaRole {
                 RaManager | RaAgent | Sponsor | LocalSmartcardAdministrator
             ),
             AssignPosition => matches!(self, RaManager | RaAgent | Sponsor),
+            ReleaseToOrganisation => matches!(self, RaManager | RaAgent),
             AssignRaRole | CreateOrganisation => matches!(self, RaManager),
         }
     }
@@ -123,6 +131,9 @@ pub enum RaAction {
     CancelCard,
     /// Assign a position (organisation + NRBAC role) to a person.
     AssignPosition,
+    /// Consent, as the person's registering organisation, to a position at another
+    /// organisation (which brings the person into that organisation's scope).
+    ReleaseToOrganisation,
     /// Give a person an RA role.
     AssignRaRole,
     /// Register a new organisation (national RA Managers only).
@@ -140,6 +151,9 @@ impl RaAction {
             RaAction::UnlockCard => "unlock a card",
             RaAction::CancelCard => "cancel a card",
             RaAction::AssignPosition => "assign a position",
+            RaAction::ReleaseToOrganisation => {
+                "approve a position at another organisation for a person registered here"
+            }
             RaAction::AssignRaRole => "assign an RA role",
             RaAction::CreateOrganisation => "create an organisation",
         }
@@ -156,6 +170,10 @@ pub struct RaGrant {
     /// For a Sponsor: the NRBAC role codes it may assign. Empty for other roles.
     #[serde(default)]
     pub assignable_roles: Vec<RoleCode>,
+    /// For a Sponsor: the activity codes it may put into the positions it assigns. Empty for
+    /// other roles (RA Managers and RA Agents grant any activity).
+    #[serde(default)]
+    pub assignable_activities: Vec<ActivityCode>,
 }
 
 /// Why an RA action was refused.
@@ -183,6 +201,108 @@ pub enum RaScopeError {
         /// The role code it tried to assign.
         role: RoleCode,
     },
+    /// A Sponsor may put only the activities it sponsors into a position.
+    #[error("as a Sponsor at {organisation} you may not grant activity {activity}")]
+    SponsorMayNotAssignActivity {
+        /// Where.
+        organisation: OdsCode,
+        /// The activity code it tried to grant.
+        activity: ActivityCode,
+    },
+    /// Prescribing activities are granted by RA Managers and RA Agents only.
+    #[error(
+        "activity {activity} lets its holder sign prescriptions; only an RA Manager or RA Agent of {organisation} may grant it"
+    )]
+    PrescribingActivityNotPermitted {
+        /// Where.
+        organisation: OdsCode,
+        /// The prescribing activity code.
+        activity: ActivityCode,
+    },
+    /// Nobody acts as an RA on their own record.
+    #[error("you may not {} on your own record; ask another RA of your organisation", action.describe())]
+    OwnRecord {
+        /// The action asked for.
+        action: RaAction,
+    },
+}
+
+/// Refuses an RA action whose subject is the RA themself: positions, RA roles, identity checks
+/// and cards of one's own are always somebody else's decision.
+pub fn not_own_record(
+    caller_uid: &str,
+    subject_uid: &str,
+    action: RaAction,
+) -> Result<(), RaScopeError> {
+    if caller_uid == subject_uid {
+        return Err(RaScopeError::OwnRecord { action });
+    }
+    Ok(())
+}
+
+/// Checks that `grants` allow assigning the position `role` with `activities` at
+/// `organisation`. RA Managers and RA Agents (there or national) may grant any role and
+/// activity; a Sponsor only a role in its `assignable_roles`, only activities in its
+/// `assignable_activities`, and never one of `prescribing` (the activity codes that let a
+/// holder sign prescriptions).
+pub fn authorize_position<'a>(
+    grants: &'a [RaGrant],
+    organisation: &OdsCode,
+    national: &OdsCode,
+    role: &RoleCode,
+    activities: &[ActivityCode],
+    prescribing: &[ActivityCode],
+) -> Result<&'a RaGrant, RaScopeError> {
+    let action = RaAction::AssignPosition;
+    let capable: Vec<&RaGrant> = grants.iter().filter(|g| g.role.permits(action)).collect();
+    if capable.is_empty() {
+        return Err(RaScopeError::RoleNotPermitted { action });
+    }
+    let in_scope: Vec<&RaGrant> = capable
+        .into_iter()
+        .filter(|g| &g.organisation == organisation || &g.organisation == national)
+        .collect();
+    if in_scope.is_empty() {
+        return Err(RaScopeError::OutsideOrganisation {
+            action,
+            organisation: organisation.clone(),
+        });
+    }
+    if let Some(g) = in_scope.iter().find(|g| g.role != RaRole::Sponsor) {
+        return Ok(g);
+    }
+    // Only Sponsor grants are left: the most specific refusal wins.
+    if let Some(a) = activities.iter().find(|a| prescribing.contains(a)) {
+        return Err(RaScopeError::PrescribingActivityNotPermitted {
+            organisation: organisation.clone(),
+            activity: a.clone(),
+        });
+    }
+    let mut refusal = None;
+    for g in in_scope {
+        if !g.assignable_roles.contains(role) {
+            refusal.get_or_insert(RaScopeError::SponsorMayNotAssign {
+                organisation: organisation.clone(),
+                role: role.clone(),
+            });
+            continue;
+        }
+        if let Some(a) = activities
+            .iter()
+            .find(|a| !g.assignable_activities.contains(a))
+        {
+            refusal = Some(RaScopeError::SponsorMayNotAssignActivity {
+                organisation: organisation.clone(),
+                activity: a.clone(),
+            });
+            continue;
+        }
+        return Ok(g);
+    }
+    Err(refusal.unwrap_or(RaScopeError::SponsorMayNotAssign {
+        organisation: organisation.clone(),
+        role: role.clone(),
+    }))
 }
 
 /// Checks that `grants` allow `action` at `organisation` (and, for a position, with `role`).
@@ -239,6 +359,7 @@ mod tests {
             role,
             organisation: ods(org),
             assignable_roles: vec![],
+            assignable_activities: vec![],
         }
     }
 
@@ -262,6 +383,57 @@ mod tests {
         expect(CancelCard, &[RaManager, RaAgent]);
         expect(AssignPosition, &[RaManager, RaAgent, Sponsor]);
         expect(AssignRaRole, &[RaManager]);
+        expect(ReleaseToOrganisation, &[RaManager, RaAgent]);
+    }
+
+    #[test]
+    fn positions_carry_only_what_the_granting_role_may_grant() {
+        let national = ods("X26");
+        let role: RoleCode = "S8000:G8000:R8000".parse().expect("role");
+        let act = |s: &str| -> ActivityCode { s.parse().expect("activity") };
+        let prescribing = [act("B0420")];
+        let sponsor = [RaGrant {
+            role: Sponsor,
+            organisation: ods("RX1"),
+            assignable_roles: vec![role.clone()],
+            assignable_activities: vec![act("B0570"), act("B0420")],
+        }];
+        let at = ods("RX1");
+        let ok = |g: &[RaGrant], acts: &[ActivityCode]| {
+            authorize_position(g, &at, &national, &role, acts, &prescribing).map(|_| ())
+        };
+        assert!(ok(&sponsor, &[act("B0570")]).is_ok());
+        assert!(ok(&sponsor, &[]).is_ok());
+        assert!(matches!(
+            ok(&sponsor, &[act("B0068")]),
+            Err(RaScopeError::SponsorMayNotAssignActivity { .. })
+        ));
+        // Even a Sponsor somebody listed B0420 for does not grant a prescribing activity.
+        assert!(matches!(
+            ok(&sponsor, &[act("B0570"), act("B0420")]),
+            Err(RaScopeError::PrescribingActivityNotPermitted { .. })
+        ));
+        let agent = [grant(RaAgent, "RX1")];
+        assert!(ok(&agent, &[act("B0420"), act("B0068")]).is_ok());
+        let elsewhere = [grant(RaAgent, "RY2")];
+        assert!(matches!(
+            ok(&elsewhere, &[]),
+            Err(RaScopeError::OutsideOrganisation { .. })
+        ));
+        let lsa = [grant(LocalSmartcardAdministrator, "RX1")];
+        assert!(matches!(
+            ok(&lsa, &[]),
+            Err(RaScopeError::RoleNotPermitted { .. })
+        ));
+    }
+
+    #[test]
+    fn nobody_acts_on_their_own_record() {
+        assert_eq!(
+            not_own_record("555000000001", "555000000001", IssueCard),
+            Err(RaScopeError::OwnRecord { action: IssueCard })
+        );
+        assert!(not_own_record("555000000001", "555000000002", IssueCard).is_ok());
     }
 
     #[test]
@@ -300,6 +472,7 @@ mod tests {
             role: Sponsor,
             organisation: ods("RX1"),
             assignable_roles: vec![allowed.clone()],
+            assignable_activities: vec![],
         }];
         assert!(authorize(&g, AssignPosition, &ods("RX1"), &national, Some(&allowed)).is_ok());
         assert!(matches!(

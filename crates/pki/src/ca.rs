@@ -986,11 +986,17 @@ mod tests {
                 now(),
             )
             .unwrap();
+        let compromised_since = now() - Duration::hours(5);
         let revoked = [
             RevokedEntry::new(issued.serial_hex.to_uppercase(), now()),
             RevokedEntry {
                 reason: crate::RevocationReason::KeyCompromise,
+                invalidity_date: Some(compromised_since),
                 ..RevokedEntry::new("0a", now())
+            },
+            RevokedEntry {
+                reason: crate::RevocationReason::AffiliationChanged,
+                ..RevokedEntry::new("0b", now())
             },
         ];
         let der = ca
@@ -1002,18 +1008,27 @@ mod tests {
         crl.verify_signature(issuing.public_key()).unwrap();
         assert_eq!(crl.issuer(), issuing.subject());
         assert_eq!(crl.crl_number().map(|n| n.to_string()), Some("7".into()));
-        let listed: Vec<(String, Option<u8>)> = crl
+        let listed: Vec<(String, Option<u8>, Option<i64>)> = crl
             .iter_revoked_certificates()
             .map(|r| {
                 (
                     crate::cert::serial_to_hex(r.raw_serial()),
                     r.reason_code().map(|(_, c)| c.0),
+                    r.invalidity_date().map(|(_, t)| t.timestamp()),
                 )
             })
             .collect();
         assert_eq!(
             listed,
-            [(issued.serial_hex.clone(), None), ("0a".into(), Some(1))]
+            [
+                (issued.serial_hex.clone(), None, None),
+                (
+                    "0a".into(),
+                    Some(1),
+                    Some(compromised_since.unix_timestamp())
+                ),
+                ("0b".into(), Some(3), None),
+            ]
         );
 
         let der = ca

@@ -84,6 +84,9 @@ pub struct RevokedEntry {
     pub revoked_at: OffsetDateTime,
     /// Why; [`RevocationReason::Unspecified`] omits the reason code from the entry.
     pub reason: RevocationReason,
+    /// Since when the key is known or suspected to be compromised (RFC 5280 §5.3.2
+    /// `invalidityDate`); `None` omits the extension.
+    pub invalidity_date: Option<OffsetDateTime>,
 }
 
 impl RevokedEntry {
@@ -93,6 +96,7 @@ impl RevokedEntry {
             serial_hex: serial_hex.into(),
             revoked_at,
             reason: RevocationReason::Unspecified,
+            invalidity_date: None,
         }
     }
 
@@ -101,7 +105,7 @@ impl RevokedEntry {
             serial_number: serial_from_hex(&self.serial_hex)?.into(),
             revocation_time: self.revoked_at,
             reason_code: Some(self.reason.to_rcgen()),
-            invalidity_date: None,
+            invalidity_date: self.invalidity_date,
         })
     }
 }

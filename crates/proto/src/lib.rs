@@ -307,6 +307,10 @@ pub struct RaRoleGrant {
     /// Sponsors only: NRBAC role codes it may assign.
     #[serde(default)]
     pub assignable_roles: Vec<String>,
+    /// Sponsors only: activity codes it may put into the positions it assigns (never a
+    /// prescribing activity).
+    #[serde(default)]
+    pub assignable_activities: Vec<String>,
 }
 
 /// A certificate on a card.
@@ -375,8 +379,71 @@ pub struct CardWithCode {
 /// `POST /api/v1/ra/cards/{id}/cancel`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CancelCard {
-    /// Why (recorded in the audit log).
+    /// The RFC 5280 reason the CRL carries (required): `key-compromise` (lost or stolen phone,
+    /// a passcode or key that may be known to someone else), `affiliation-changed` (moved to
+    /// another organisation, name change), `superseded` (replaced by a new card, e.g. a new
+    /// phone while the old one is still in hand), `cessation-of-operation` (left, no longer
+    /// needs a card).
+    #[serde(default)]
+    pub reason_code: Option<String>,
+    /// Why, in words (recorded in the audit log).
     pub reason: String,
+    /// For `key-compromise`: since when the key may have been in other hands (RFC 3339, not in
+    /// the future, not before the certificates were issued). Relying parties reject signatures
+    /// made after it.
+    #[serde(default)]
+    pub invalidity_date: Option<String>,
+}
+
+/// A request to give a person a position at an organisation where they are not registered and
+/// hold no position yet (`POST /api/v1/ra/position-requests`). An RA Manager or RA Agent of
+/// the person's registering organisation approves or declines it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestPosition {
+    /// The person's UID.
+    pub uid: String,
+    /// The position, as for a direct assignment.
+    #[serde(flatten)]
+    pub position: AssignPosition,
+}
+
+/// `POST /api/v1/ra/position-requests/{id}/approve` and `…/decline`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DecidePositionRequest {
+    /// A note for the audit log (required when declining).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A position request as the RA API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PositionRequest {
+    /// Request id.
+    pub id: String,
+    /// The person's UID.
+    pub uid: String,
+    /// Where the position would be.
+    pub organisation: String,
+    /// The person's registering organisation, whose RA Manager or RA Agent decides.
+    pub home_organisation: String,
+    /// NRBAC role code.
+    pub role_code: String,
+    /// Role name.
+    pub role_name: String,
+    /// Activity codes.
+    pub activities: Vec<String>,
+    /// The RA who asked (UID).
+    pub requested_by: String,
+    /// When it was asked.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Until when it can be approved.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// `pending`, `approved`, `declined` or `expired`.
+    pub state: String,
+    /// Who approved or declined it.
+    pub decided_by: Option<String>,
 }
 
 /// `GET /api/v1/info`: what a client needs to know about the server.

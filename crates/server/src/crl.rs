@@ -1,10 +1,15 @@
 //! Publishing the CA's certificate revocation lists: regenerated inside the transaction that
 //! revokes (so a revocation and the CRL that lists it commit together), and re-published by a
 //! background task before `nextUpdate` so relying parties never hold a stale CRL.
+//!
+//! Each entry carries the RFC 5280 reason code the RA gave (`reasonCode`, 2.5.29.21) and, for a
+//! key compromise with a known time, the `invalidityDate` (2.5.29.24): relying parties reject
+//! signatures made after it, which the revocation time alone would let through if a stolen key
+//! back-dates its signatures.
 
 use std::time::Duration as StdDuration;
 
-use vsc_pki::RevokedEntry;
+use vsc_pki::{RevocationReason, RevokedEntry};
 use vsc_store::Tx;
 use vsc_store::repo::{self, CrlRow};
 
@@ -45,9 +50,19 @@ pub async fn publish(state: &AppState, tx: &mut Tx, issuer: CrlIssuer) -> Result
             let revoked = repo::revoked_unexpired(tx, now.unix_timestamp())
                 .await?
                 .into_iter()
-                .map(|(serial, at)| {
-                    let at = time::OffsetDateTime::from_unix_timestamp(at).unwrap_or(now);
-                    RevokedEntry::new(serial, at)
+                .map(|r| {
+                    let at = time::OffsetDateTime::from_unix_timestamp(r.revoked_at).unwrap_or(now);
+                    RevokedEntry {
+                        // Revocations from before reasons were kept stay "unspecified".
+                        reason: r
+                            .reason_code
+                            .and_then(RevocationReason::from_code)
+                            .unwrap_or_default(),
+                        invalidity_date: r
+                            .invalidity_date
+                            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok()),
+                        ..RevokedEntry::new(r.serial, at)
+                    }
                 })
                 .collect::<Vec<_>>();
             state

@@ -361,6 +361,7 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
         ods_code: ods.to_string(),
         role: RaRole::RaManager.as_str().into(),
         assignable_roles: vec![],
+        assignable_activities: vec![],
     };
     repo::upsert_ra_role(&mut tx, &role, now).await?;
     let card = CardRow {

@@ -237,9 +237,11 @@ pub struct RaRoleRow {
     pub role: String,
     /// Sponsors: NRBAC role codes it may assign.
     pub assignable_roles: Vec<String>,
+    /// Sponsors: activity codes it may put into the positions it assigns.
+    pub assignable_activities: Vec<String>,
 }
 
-/// Grants an RA role (replacing the sponsor's assignable roles if already held).
+/// Grants an RA role (replacing the sponsor's assignable roles and activities if already held).
 pub async fn upsert_ra_role(
     conn: &mut SqliteConnection,
     r: &RaRoleRow,
@@ -247,14 +249,18 @@ pub async fn upsert_ra_role(
 ) -> Result<(), StoreError> {
     let assignable = serde_json::to_string(&r.assignable_roles)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let activities = serde_json::to_string(&r.assignable_activities)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO ra_roles (uid, ods_code, role, assignable_roles, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(uid, ods_code, role) DO UPDATE SET assignable_roles = excluded.assignable_roles",
+        "INSERT INTO ra_roles (uid, ods_code, role, assignable_roles, assignable_activities, created_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(uid, ods_code, role) DO UPDATE SET assignable_roles = excluded.assignable_roles,
+             assignable_activities = excluded.assignable_activities",
     )
     .bind(&r.uid)
     .bind(&r.ods_code)
     .bind(&r.role)
     .bind(assignable)
+    .bind(activities)
     .bind(now)
     .execute(conn)
     .await?;
@@ -266,23 +272,198 @@ pub async fn ra_roles(
     conn: &mut SqliteConnection,
     uid: &str,
 ) -> Result<Vec<RaRoleRow>, StoreError> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT uid, ods_code, role, assignable_roles FROM ra_roles WHERE uid = ? ORDER BY ods_code, role",
+    let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT uid, ods_code, role, assignable_roles, assignable_activities FROM ra_roles WHERE uid = ? ORDER BY ods_code, role",
     )
     .bind(uid)
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(uid, ods_code, role, assignable)| {
+        .map(|(uid, ods_code, role, assignable, activities)| {
             Ok(RaRoleRow {
                 uid,
                 ods_code,
                 role,
                 assignable_roles: serde_json::from_str(&assignable)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                assignable_activities: serde_json::from_str(&activities)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             })
         })
         .collect()
+}
+
+/// A request to give a person a position at an organisation where they are not yet registered
+/// and hold no position. It takes effect only when an RA of the person's registering
+/// organisation approves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionRequestRow {
+    /// Id.
+    pub id: String,
+    /// Whose position.
+    pub uid: String,
+    /// Where the position would be.
+    pub ods_code: String,
+    /// The person's registering organisation when the request was made (who must approve).
+    pub home_ods: String,
+    /// NRBAC role code.
+    pub role_code: String,
+    /// Role name.
+    pub role_name: String,
+    /// Activity codes.
+    pub activities: Vec<String>,
+    /// The RA who asked (UID).
+    pub requested_by: String,
+    /// When (Unix seconds).
+    pub created_at: i64,
+    /// Until when it can be approved (Unix seconds).
+    pub expires_at: i64,
+    /// `pending`, `approved` or `declined`.
+    pub state: String,
+    /// The RA who approved or declined it.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<i64>,
+    /// The approver's or decliner's note.
+    pub note: Option<String>,
+}
+
+type PositionRequestTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+const POSITION_REQUEST_COLUMNS: &str = "id, uid, ods_code, home_ods, role_code, role_name, activities, requested_by, created_at, expires_at, state, decided_by, decided_at, note";
+
+fn position_request_from(t: PositionRequestTuple) -> Result<PositionRequestRow, StoreError> {
+    Ok(PositionRequestRow {
+        id: t.0,
+        uid: t.1,
+        ods_code: t.2,
+        home_ods: t.3,
+        role_code: t.4,
+        role_name: t.5,
+        activities: serde_json::from_str(&t.6).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        requested_by: t.7,
+        created_at: t.8,
+        expires_at: t.9,
+        state: t.10,
+        decided_by: t.11,
+        decided_at: t.12,
+        note: t.13,
+    })
+}
+
+/// Stores a new (pending) position request.
+pub async fn insert_position_request(
+    conn: &mut SqliteConnection,
+    r: &PositionRequestRow,
+) -> Result<(), StoreError> {
+    let activities =
+        serde_json::to_string(&r.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO position_requests ({POSITION_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&r.id)
+    .bind(&r.uid)
+    .bind(&r.ods_code)
+    .bind(&r.home_ods)
+    .bind(&r.role_code)
+    .bind(&r.role_name)
+    .bind(activities)
+    .bind(&r.requested_by)
+    .bind(r.created_at)
+    .bind(r.expires_at)
+    .bind(&r.state)
+    .bind(&r.decided_by)
+    .bind(r.decided_at)
+    .bind(&r.note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a position request.
+pub async fn position_request(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<PositionRequestRow>, StoreError> {
+    let row: Option<PositionRequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(position_request_from).transpose()
+}
+
+/// Position requests still pending and unexpired at `now`, oldest first.
+pub async fn pending_position_requests(
+    conn: &mut SqliteConnection,
+    now: i64,
+) -> Result<Vec<PositionRequestRow>, StoreError> {
+    let rows: Vec<PositionRequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE state = 'pending' AND expires_at > ? ORDER BY created_at, id"
+    )))
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(position_request_from).collect()
+}
+
+/// Whether `uid` already has a pending, unexpired request for `role_code` at `ods_code`.
+pub async fn position_request_open(
+    conn: &mut SqliteConnection,
+    uid: &str,
+    ods_code: &str,
+    role_code: &str,
+    now: i64,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM position_requests WHERE uid = ? AND ods_code = ? AND role_code = ? AND state = 'pending' AND expires_at > ?",
+    )
+    .bind(uid)
+    .bind(ods_code)
+    .bind(role_code)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// Decides a pending, unexpired request (`approved` or `declined`). Returns `false` if it was
+/// not pending or had expired, so two RAs deciding at once cannot both succeed.
+pub async fn decide_position_request(
+    conn: &mut SqliteConnection,
+    id: &str,
+    state: &str,
+    decided_by: &str,
+    note: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE position_requests SET state = ?2, decided_by = ?3, decided_at = ?4, note = ?5
+         WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(decided_by)
+    .bind(now)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// An identity-check row.
@@ -672,33 +853,67 @@ pub async fn certificates_of(
     Ok(rows.into_iter().map(cert_from).collect())
 }
 
-/// Revokes every unrevoked certificate of a card; returns how many.
+/// Revokes every unrevoked certificate of a card with an RFC 5280 reason code and, when known,
+/// the invalidity date (since when the key is known or suspected to be compromised); returns
+/// how many.
 pub async fn revoke_certificates_of(
     conn: &mut SqliteConnection,
     card_id: &str,
     now: i64,
+    reason_code: u8,
+    invalidity_date: Option<i64>,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
-        "UPDATE certificates SET revoked_at = ? WHERE card_id = ? AND revoked_at IS NULL",
+        "UPDATE certificates SET revoked_at = ?, revocation_reason_code = ?, invalidity_date = ?
+         WHERE card_id = ? AND revoked_at IS NULL",
     )
     .bind(now)
+    .bind(i64::from(reason_code))
+    .bind(invalidity_date)
     .bind(card_id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
-/// Every revoked certificate that has not yet expired (what the CRL must list): (serial, revoked_at).
+/// A revoked certificate as the CRL lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedRow {
+    /// Serial (hex).
+    pub serial: String,
+    /// When it was revoked (Unix seconds).
+    pub revoked_at: i64,
+    /// RFC 5280 CRLReason code; `None` for revocations recorded before reasons were kept.
+    pub reason_code: Option<u8>,
+    /// Since when the key is known or suspected to be compromised (Unix seconds).
+    pub invalidity_date: Option<i64>,
+}
+
+/// Every revoked certificate that has not yet expired (what the CRL must list).
 pub async fn revoked_unexpired(
     conn: &mut SqliteConnection,
     now: i64,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    Ok(sqlx::query_as(
-        "SELECT serial, revoked_at FROM certificates WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial",
+) -> Result<Vec<RevokedRow>, StoreError> {
+    let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT serial, revoked_at, revocation_reason_code, invalidity_date FROM certificates
+         WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial",
     )
     .bind(now)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    rows.into_iter()
+        .map(|(serial, revoked_at, reason, invalidity_date)| {
+            Ok(RevokedRow {
+                serial,
+                revoked_at,
+                reason_code: reason
+                    .map(u8::try_from)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                invalidity_date,
+            })
+        })
+        .collect()
 }
 
 /// A one-time code row (activation or unlock).

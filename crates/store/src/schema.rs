@@ -228,4 +228,31 @@ ALTER TABLE sessions ADD COLUMN card_pin_verified_at INTEGER;
 ALTER TABLE sessions ADD COLUMN agent_key_hash BLOB;
 "#,
     ),
+    (
+        // Issue 9: revocation reasons and invalidity dates for the CRL; what a Sponsor may put
+        // into a position; position requests across organisations.
+        "0005_revocation_reasons",
+        r#"
+ALTER TABLE certificates ADD COLUMN revocation_reason_code INTEGER;
+ALTER TABLE certificates ADD COLUMN invalidity_date INTEGER;
+ALTER TABLE ra_roles ADD COLUMN assignable_activities TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE position_requests (
+    id            TEXT PRIMARY KEY,
+    uid           TEXT NOT NULL REFERENCES people(uid),
+    ods_code      TEXT NOT NULL REFERENCES organisations(ods_code),
+    home_ods      TEXT NOT NULL REFERENCES organisations(ods_code),
+    role_code     TEXT NOT NULL,
+    role_name     TEXT NOT NULL,
+    activities    TEXT NOT NULL,
+    requested_by  TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    decided_by    TEXT,
+    decided_at    INTEGER,
+    note          TEXT
+);
+CREATE INDEX position_requests_pending ON position_requests(state, home_ods);
+"#,
+    ),
 ];

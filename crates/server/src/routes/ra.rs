@@ -11,16 +11,27 @@
 //! | `POST /api/v1/ra/people` | create profile: RAM, RAA, IDC |
 //! | `GET /api/v1/ra/people/{uid}` | any RA role in one of the person's organisations |
 //! | `POST /api/v1/ra/people/{uid}/identity-checks` | RAM, RAA, IDC |
-//! | `POST /api/v1/ra/people/{uid}/positions` | RAM, RAA; Sponsor for the roles it sponsors |
+//! | `POST /api/v1/ra/people/{uid}/positions` | RAM, RAA; Sponsor for the roles and activities it sponsors |
 //! | `POST /api/v1/ra/people/{uid}/ra-roles` | RAM |
 //! | `POST /api/v1/ra/people/{uid}/cards` | issue card: RAM, RAA |
 //! | `GET /api/v1/ra/cards/{id}` | any RA role |
 //! | `POST /api/v1/ra/cards/{id}/activation` | issue card: RAM, RAA (a new code for a pending card) |
 //! | `POST /api/v1/ra/cards/{id}/cancel` | RAM, RAA |
 //! | `POST /api/v1/ra/cards/{id}/unlock` | RAM, RAA, Sponsor, LSA |
+//! | `POST /api/v1/ra/position-requests` | assign position at the requested organisation |
+//! | `GET /api/v1/ra/position-requests` | any RA role (pending requests it may decide or made) |
+//! | `POST /api/v1/ra/position-requests/{id}/approve` | RAM, RAA of the person's registering organisation |
+//! | `POST /api/v1/ra/position-requests/{id}/decline` | the same, or the RA who asked |
 //!
 //! Scope: an RA acts only on people who belong (by registration or position) to an organisation
-//! where it holds the role; roles held at the national organisation apply everywhere.
+//! where it holds the role *before the call*; roles held at the national organisation apply
+//! everywhere. A position at an organisation where the person is neither registered nor holds
+//! a position would bring them into that organisation's scope, so it needs the consent of the
+//! person's registering organisation too: either the caller is an RA Manager or RA Agent there
+//! as well (or national), or an RA of the new organisation files a *position request* that an
+//! RA Manager or RA Agent of the registering organisation approves. Nobody acts on their own
+//! record (`own_record`), and a Sponsor grants only the roles and activities it sponsors, never
+//! a prescribing activity.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -29,19 +40,22 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use sqlx::SqliteConnection;
-use vsc_core::ra::authorize;
+use time::format_description::well_known::Rfc3339;
+use vsc_core::ra::{authorize, authorize_position, not_own_record};
 use vsc_core::{
     ActivityCode, CardState, EvidenceType, IdentityLevel, KeyCustody, OdsCode, RaAction, RaGrant,
     RaRole, RaScopeError, RoleCode, Uid,
 };
+use vsc_pki::RevocationReason;
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, ChallengeRequest, ChallengeResponse,
-    CreateOrganisation, CreatePerson, LoginRequest, LoginResponse, Organisation, Person,
-    RaRoleGrant, RecordIdentityCheck,
+    CreateOrganisation, CreatePerson, DecidePositionRequest, LoginRequest, LoginResponse,
+    Organisation, Person, PositionRequest, RaRoleGrant, RecordIdentityCheck, RequestPosition,
 };
 use vsc_store::Tx;
 use vsc_store::repo::{
-    self, CardRow, IdentityCheckRow, OrganisationRow, PersonRow, PositionRow, RaRoleRow,
+    self, CardRow, IdentityCheckRow, OrganisationRow, PersonRow, PositionRequestRow, PositionRow,
+    RaRoleRow,
 };
 
 use super::{ApiJson, Client, challenge, views};
@@ -79,7 +93,22 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/ra/cards/{id}/activation", post(reissue_activation))
         .route("/api/v1/ra/cards/{id}/cancel", post(cancel_card))
         .route("/api/v1/ra/cards/{id}/unlock", post(unlock_card))
+        .route(
+            "/api/v1/ra/position-requests",
+            get(list_position_requests).post(request_position),
+        )
+        .route(
+            "/api/v1/ra/position-requests/{id}/approve",
+            post(approve_position_request),
+        )
+        .route(
+            "/api/v1/ra/position-requests/{id}/decline",
+            post(decline_position_request),
+        )
 }
+
+/// How long a position request waits for the registering organisation's decision.
+const POSITION_REQUEST_TTL_SECONDS: i64 = 14 * 24 * 3600;
 
 fn sha256(bytes: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
@@ -102,6 +131,11 @@ fn scope_error(e: RaScopeError) -> ApiError {
         RaScopeError::RoleNotPermitted { .. } => "ra_role_not_permitted",
         RaScopeError::OutsideOrganisation { .. } => "ra_outside_organisation",
         RaScopeError::SponsorMayNotAssign { .. } => "sponsor_may_not_assign",
+        RaScopeError::SponsorMayNotAssignActivity { .. } => "sponsor_may_not_assign_activity",
+        RaScopeError::PrescribingActivityNotPermitted { .. } => {
+            "prescribing_activity_not_permitted"
+        }
+        RaScopeError::OwnRecord { .. } => "own_record",
     };
     ApiError::forbidden(code, e.to_string())
 }
@@ -269,6 +303,12 @@ async fn grants_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Vec<RaGr
                     .map(|c| c.parse())
                     .collect::<Result<_, _>>()
                     .map_err(|e: vsc_core::IdError| ApiError::internal(e))?,
+                assignable_activities: r
+                    .assignable_activities
+                    .iter()
+                    .map(|c| c.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e: vsc_core::IdError| ApiError::internal(e))?,
             })
         })
         .collect()
@@ -354,7 +394,31 @@ impl RaCaller {
             .map_err(scope_error)
     }
 
-    /// Allowed for `action` on a person if allowed in any organisation the person belongs to.
+    /// Refuses `action` when its subject is the caller.
+    fn not_own(&self, action: RaAction, subject_uid: &str) -> ApiResult<()> {
+        not_own_record(&self.uid, subject_uid, action).map_err(scope_error)
+    }
+
+    /// Checks the caller may assign `role` with `activities` at `org` (Sponsor limits and
+    /// prescribing activities included).
+    fn allow_position(
+        &self,
+        state: &AppState,
+        org: &OdsCode,
+        role: &RoleCode,
+        activities: &[ActivityCode],
+    ) -> ApiResult<()> {
+        let national: OdsCode = parse_ods(state.national_ods())?;
+        let prescribing = prescribing_activities(state)?;
+        authorize_position(&self.grants, org, &national, role, activities, &prescribing)
+            .map(|_| ())
+            .map_err(scope_error)
+    }
+
+    /// Allowed for `action` on a person if allowed in any organisation the person belongs to
+    /// *now*: where registered or holding a position. Nothing the caller does in the same call
+    /// can widen this, since positions at new organisations need the registering
+    /// organisation's consent (see [`assign_position`]).
     async fn allow_for_person(
         &self,
         state: &AppState,
@@ -532,6 +596,17 @@ async fn set_session_limits(
     .await
 }
 
+/// The activity codes that let a role sign prescriptions (`vsc serve --prescribing-activity`).
+fn prescribing_activities(state: &AppState) -> ApiResult<Vec<ActivityCode>> {
+    state
+        .config()
+        .signing
+        .prescribing_activities
+        .iter()
+        .map(|a| a.parse::<ActivityCode>().map_err(ApiError::internal))
+        .collect()
+}
+
 async fn known_person(conn: &mut SqliteConnection, uid: &Uid) -> ApiResult<()> {
     repo::person(conn, uid.as_str())
         .await?
@@ -634,12 +709,16 @@ async fn get_person(
     caller: RaCaller,
     Path(uid): Path<String>,
 ) -> ApiResult<Json<Person>> {
-    let uid = parse_uid(&uid)?;
-    let mut conn = state.store().pool().acquire().await?;
-    caller
-        .allow_for_person(&state, &mut conn, RaAction::View, uid.as_str(), None)
-        .await?;
-    Ok(Json(views::person(&mut conn, uid.as_str()).await?))
+    let subject = uid.clone();
+    audited(&state, &caller, "person.view", &subject, async {
+        let uid = parse_uid(&uid)?;
+        let mut conn = state.store().pool().acquire().await?;
+        caller
+            .allow_for_person(&state, &mut conn, RaAction::View, uid.as_str(), None)
+            .await?;
+        views::person(&mut conn, uid.as_str()).await
+    })
+    .await
 }
 
 async fn record_identity_check(
@@ -664,6 +743,7 @@ async fn record_identity_check(
             .map_err(|e| ApiError::bad_request("insufficient_evidence", e))?;
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
+        caller.not_own(RaAction::RecordIdentityCheck, uid.as_str())?;
         caller
             .allow_for_person(
                 &state,
@@ -674,6 +754,7 @@ async fn record_identity_check(
             )
             .await?;
         caller.allow(&state, RaAction::RecordIdentityCheck, &ods, None)?;
+        in_organisation(&mut tx, &uid, &ods, "record an identity check in its name").await?;
         let names: Vec<String> = evidence.iter().map(|e| e.as_str().to_owned()).collect();
         repo::insert_identity_check(
             &mut tx,
@@ -726,9 +807,27 @@ async fn assign_position(
             .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
-        known_person(&mut tx, &uid).await?;
-        // The position is at `ods`: that is where the RA must hold the right.
-        caller.allow(&state, RaAction::AssignPosition, &ods, Some(&role))?;
+        let person = repo::person(&mut tx, uid.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))?;
+        caller.not_own(RaAction::AssignPosition, uid.as_str())?;
+        // The position is at `ods`: that is where the RA must hold the right, for this role
+        // and these activities.
+        caller.allow_position(&state, &ods, &role, &activities)?;
+        let orgs = repo::person_organisations(&mut tx, uid.as_str()).await?;
+        if !orgs.iter().any(|o| o == ods.as_str()) {
+            // A first position at `ods` brings the person into `ods`'s scope (view, cards,
+            // identity checks): the registering organisation must consent.
+            let home = parse_ods(&person.registered_by)?;
+            if caller.allow(&state, RaAction::ReleaseToOrganisation, &home, None).is_err() {
+                return Err(ApiError::forbidden(
+                    "position_request_needed",
+                    format!(
+                        "{uid} is registered at {home} and holds no position at {ods}; a first position at {ods} needs the consent of an RA Manager or RA Agent of {home}: request it with `vsc ra position-request create {uid} --org {ods} …` and ask them to approve it"
+                    ),
+                ));
+            }
+        }
         let row = PositionRow {
             id: state.new_id()?,
             uid: uid.to_string(),
@@ -769,21 +868,39 @@ async fn assign_ra_role(
             .map(|r| r.parse::<RoleCode>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::bad_request("invalid_role_code", e.to_string()))?;
-        if role != RaRole::Sponsor && !assignable.is_empty() {
+        let assignable_activities = req
+            .assignable_activities
+            .iter()
+            .map(|a| a.parse::<ActivityCode>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
+        if role != RaRole::Sponsor && (!assignable.is_empty() || !assignable_activities.is_empty()) {
             return Err(ApiError::bad_request(
                 "invalid_request",
-                "only a Sponsor has assignable roles",
+                "only a Sponsor has assignable roles and activities",
+            ));
+        }
+        let prescribing = prescribing_activities(&state)?;
+        if let Some(a) = assignable_activities.iter().find(|a| prescribing.contains(a)) {
+            return Err(ApiError::bad_request(
+                "sponsor_prescribing_activity",
+                format!("{a} lets its holder sign prescriptions; only RA Managers and RA Agents grant it, a Sponsor cannot sponsor it"),
             ));
         }
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
         known_person(&mut tx, &uid).await?;
+        caller.not_own(RaAction::AssignRaRole, uid.as_str())?;
         caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
+        // An RA role at `ods` is for someone who belongs there already; this is also what puts
+        // the person in the caller's scope before the call.
+        in_organisation(&mut tx, &uid, &ods, "give them an RA role there").await?;
         let row = RaRoleRow {
             uid: uid.to_string(),
             ods_code: ods.to_string(),
             role: role.as_str().to_owned(),
             assignable_roles: assignable.iter().map(ToString::to_string).collect(),
+            assignable_activities: assignable_activities.iter().map(ToString::to_string).collect(),
         };
         repo::upsert_ra_role(&mut tx, &row, state.now_unix()).await?;
         caller
@@ -793,7 +910,7 @@ async fn assign_ra_role(
                 "ra_role.assigned",
                 uid.as_str(),
                 ods.as_str(),
-                serde_json::json!({"role": row.role, "assignable_roles": row.assignable_roles}),
+                serde_json::json!({"role": row.role, "assignable_roles": row.assignable_roles, "assignable_activities": row.assignable_activities}),
             )
             .await?;
         tx.commit().await?;
@@ -818,13 +935,9 @@ async fn issue_card(
         let mut tx = state.store().write().await?;
         known_organisation(&mut tx, &ods).await?;
         known_person(&mut tx, &uid).await?;
+        caller.not_own(RaAction::IssueCard, uid.as_str())?;
         caller.allow(&state, RaAction::IssueCard, &ods, None)?;
-        if !repo::person_organisations(&mut tx, uid.as_str()).await?.iter().any(|o| o == ods.as_str()) {
-            return Err(ApiError::conflict(
-                "person_not_in_organisation",
-                format!("{uid} is neither registered at nor holds a position at {ods}; assign a position first"),
-            ));
-        }
+        in_organisation(&mut tx, &uid, &ods, "issue a card in its name").await?;
         let verified = repo::identity_checks(&mut tx, uid.as_str())
             .await?
             .iter()
@@ -873,6 +986,9 @@ async fn card_for(
     action: RaAction,
 ) -> ApiResult<CardRow> {
     let card = views::card_by_id(conn, id).await?;
+    if action != RaAction::View {
+        caller.not_own(action, &card.uid)?;
+    }
     caller
         .allow_for_person(state, conn, action, &card.uid, None)
         .await?;
@@ -884,9 +1000,13 @@ async fn get_card(
     caller: RaCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Card>> {
-    let mut conn = state.store().pool().acquire().await?;
-    let card = card_for(&state, &caller, &mut conn, &id, RaAction::View).await?;
-    Ok(Json(views::card(&mut conn, card).await?))
+    let subject = id.clone();
+    audited(&state, &caller, "card.view", &subject, async {
+        let mut conn = state.store().pool().acquire().await?;
+        let card = card_for(&state, &caller, &mut conn, &id, RaAction::View).await?;
+        views::card(&mut conn, card).await
+    })
+    .await
 }
 
 /// Issues a one-time code (activation or unlock) for `card` inside `tx`, audits it as `action`,
@@ -963,25 +1083,44 @@ async fn cancel_card(
         if reason.is_empty() || reason.len() > 500 {
             return Err(ApiError::bad_request("invalid_reason", "give a reason of 1 to 500 characters"));
         }
+        let reason_code = parse_reason_code(req.reason_code.as_deref())?;
+        let invalidity = parse_invalidity_date(req.invalidity_date.as_deref(), reason_code, state.now())?;
         let mut tx = state.store().write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::CancelCard).await?;
         let from_state: CardState = card.state.parse().map_err(ApiError::internal)?;
         if !from_state.can_cancel() {
             return Err(ApiError::conflict("card_not_cancellable", format!("card {id} is already {}", card.state)));
         }
+        if let Some(at) = invalidity {
+            // The key cannot have been compromised before its certificate existed; a date
+            // before that is a typo that would put old, honest signatures in doubt.
+            for cert in repo::certificates_of(&mut tx, &id).await? {
+                if cert.revoked_at.is_none() && at.unix_timestamp() < cert.not_before {
+                    return Err(ApiError::bad_request(
+                        "invalidity_date_before_issue",
+                        format!(
+                            "the invalidity date is before the card's {} certificate was issued ({}); give a date after that",
+                            cert.usage,
+                            time::OffsetDateTime::from_unix_timestamp(cert.not_before).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
         let now = state.now_unix();
         if !repo::transition_card(&mut tx, &id, &[card.state.as_str()], CardState::Revoked.as_str(), now).await? {
             return Err(ApiError::conflict("card_changed", "the card changed meanwhile; look at it again"));
         }
         repo::set_revocation_reason(&mut tx, &id, reason).await?;
-        let revoked = repo::revoke_certificates_of(&mut tx, &id, now).await?;
+        let invalidity_unix = invalidity.map(|t| t.unix_timestamp());
+        let revoked = repo::revoke_certificates_of(&mut tx, &id, now, reason_code.code(), invalidity_unix).await?;
         let sessions_ended = vsc_store::signin::end_sessions_of_card(&mut tx, &id, now, "card-cancelled").await?;
         repo::end_ra_sessions_of(&mut tx, &card.uid).await?;
         repo::void_codes(&mut tx, &id, "activation", now).await?;
         repo::void_codes(&mut tx, &id, "unlock", now).await?;
         let crl_number = crl::publish(&state, &mut tx, CrlIssuer::Issuing).await?;
         caller
-            .audit(&state, &mut tx, "card.cancelled", &id, &card.issued_by, serde_json::json!({"uid": card.uid, "reason": reason, "certificates_revoked": revoked, "sessions_ended": sessions_ended, "crl_number": crl_number}))
+            .audit(&state, &mut tx, "card.cancelled", &id, &card.issued_by, serde_json::json!({"uid": card.uid, "reason_code": reason_code_name(reason_code), "reason": reason, "invalidity_date": invalidity_unix, "certificates_revoked": revoked, "sessions_ended": sessions_ended, "crl_number": crl_number}))
             .await?;
         tx.commit().await?;
         let mut conn = state.store().pool().acquire().await?;
@@ -1018,6 +1157,381 @@ async fn unlock_card(
             "card.unlock.issued",
         )
         .await
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation reasons
+
+/// The reasons an RA may give when cancelling a card, with their RFC 5280 meaning.
+const REASON_CODES: [(&str, RevocationReason); 4] = [
+    ("key-compromise", RevocationReason::KeyCompromise),
+    ("affiliation-changed", RevocationReason::AffiliationChanged),
+    ("superseded", RevocationReason::Superseded),
+    (
+        "cessation-of-operation",
+        RevocationReason::CessationOfOperation,
+    ),
+];
+
+const REASON_HELP: &str = "key-compromise (lost or stolen phone, a passcode or key others may know; give --invalidity-date if known), affiliation-changed (moved organisation, changed name), superseded (replaced by a new card while the old phone is still in hand), cessation-of-operation (left, no longer needs a card)";
+
+fn reason_code_name(reason: RevocationReason) -> &'static str {
+    REASON_CODES
+        .iter()
+        .find(|(_, r)| *r == reason)
+        .map_or("unspecified", |(n, _)| n)
+}
+
+/// The reason code of a cancellation: required, one of [`REASON_CODES`].
+fn parse_reason_code(code: Option<&str>) -> ApiResult<RevocationReason> {
+    let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "reason_code_required",
+            format!("say why the card is cancelled with a reason code: {REASON_HELP}"),
+        ));
+    };
+    let wanted = code.to_ascii_lowercase().replace('_', "-");
+    REASON_CODES
+        .iter()
+        .find(|(n, _)| *n == wanted)
+        .map(|(_, r)| *r)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_reason_code",
+                format!(
+                    "'{}' is not a reason code; use one of {REASON_HELP}",
+                    code.chars().take(64).collect::<String>()
+                ),
+            )
+        })
+}
+
+/// The invalidity date of a cancellation: RFC 3339, only with `key-compromise`, not in the
+/// future. (Not before the certificates' notBefore is checked against the card.)
+fn parse_invalidity_date(
+    date: Option<&str>,
+    reason: RevocationReason,
+    now: time::OffsetDateTime,
+) -> ApiResult<Option<time::OffsetDateTime>> {
+    let Some(date) = date.map(str::trim).filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    if reason != RevocationReason::KeyCompromise {
+        return Err(ApiError::bad_request(
+            "invalidity_date_needs_key_compromise",
+            "an invalidity date says since when a key may have been in other hands; give it only with reason code key-compromise",
+        ));
+    }
+    let at = time::OffsetDateTime::parse(date, &Rfc3339).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_invalidity_date",
+            "the invalidity date is an RFC 3339 time, for example 2026-03-01T14:30:00Z",
+        )
+    })?;
+    if at > now {
+        return Err(ApiError::bad_request(
+            "invalidity_date_in_future",
+            "the invalidity date is in the future; give the time since when the phone or key may have been in other hands",
+        ));
+    }
+    // CRLs carry whole seconds.
+    Ok(Some(at.replace_nanosecond(0).unwrap_or(at)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Position requests: a first position at another organisation, with the registering
+// organisation's consent
+
+/// Checks `uid` is registered at or holds a position at `ods`.
+async fn in_organisation(
+    conn: &mut SqliteConnection,
+    uid: &Uid,
+    ods: &OdsCode,
+    what: &str,
+) -> ApiResult<()> {
+    if repo::person_organisations(conn, uid.as_str())
+        .await?
+        .iter()
+        .any(|o| o == ods.as_str())
+    {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "person_not_in_organisation",
+        format!(
+            "{uid} is neither registered at nor holds a position at {ods}, so you cannot {what}; they need a position there first"
+        ),
+    ))
+}
+
+fn position_request_view(r: PositionRequestRow, now: i64) -> PositionRequest {
+    let ts = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    let state = if r.state == "pending" && r.expires_at <= now {
+        "expired".to_owned()
+    } else {
+        r.state
+    };
+    PositionRequest {
+        id: r.id,
+        uid: r.uid,
+        organisation: r.ods_code,
+        home_organisation: r.home_ods,
+        role_code: r.role_code,
+        role_name: r.role_name,
+        activities: r.activities,
+        requested_by: r.requested_by,
+        created_at: ts(r.created_at),
+        expires_at: ts(r.expires_at),
+        state,
+        decided_by: r.decided_by,
+    }
+}
+
+fn decision_note(note: Option<&str>) -> ApiResult<Option<String>> {
+    match note.map(str::trim).filter(|n| !n.is_empty()) {
+        None => Ok(None),
+        Some(n) if n.chars().count() <= 500 && !n.chars().any(char::is_control) => {
+            Ok(Some(n.to_owned()))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_note",
+            "a note is at most 500 printable characters",
+        )),
+    }
+}
+
+async fn request_position(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    ApiJson(req): ApiJson<RequestPosition>,
+) -> ApiResult<Json<PositionRequest>> {
+    let subject = req.uid.clone();
+    audited(&state, &caller, "position_request.create", &subject, async {
+        let uid = parse_uid(&req.uid)?;
+        let ods = parse_ods(&req.position.organisation)?;
+        let role: RoleCode = req.position.role_code.parse().map_err(|e: vsc_core::IdError| {
+            ApiError::bad_request("invalid_role_code", e.to_string())
+        })?;
+        let role_name = clean_name("role name", &req.position.role_name)?;
+        let activities = req
+            .position
+            .activities
+            .iter()
+            .map(|a| a.parse::<ActivityCode>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
+        let now = state.now_unix();
+        let mut tx = state.store().write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        let person = repo::person(&mut tx, uid.as_str()).await?.ok_or_else(|| {
+            ApiError::not_found("unknown_person", format!("no person has UID {uid}"))
+        })?;
+        caller.not_own(RaAction::AssignPosition, uid.as_str())?;
+        // The requester answers for the position at `ods`, exactly as for a direct assignment.
+        caller.allow_position(&state, &ods, &role, &activities)?;
+        if repo::person_organisations(&mut tx, uid.as_str())
+            .await?
+            .iter()
+            .any(|o| o == ods.as_str())
+        {
+            return Err(ApiError::conflict(
+                "person_already_in_organisation",
+                format!("{uid} already belongs to {ods}; assign the position directly with `vsc ra person position`"),
+            ));
+        }
+        if let Some(open) =
+            repo::position_request_open(&mut tx, uid.as_str(), ods.as_str(), role.as_str(), now)
+                .await?
+        {
+            return Err(ApiError::conflict(
+                "position_request_exists",
+                format!("request {open} for this position is already waiting for {}", person.registered_by),
+            ));
+        }
+        let row = PositionRequestRow {
+            id: state.new_id()?,
+            uid: uid.to_string(),
+            ods_code: ods.to_string(),
+            home_ods: person.registered_by.clone(),
+            role_code: role.to_string(),
+            role_name,
+            activities: activities.iter().map(ToString::to_string).collect(),
+            requested_by: caller.uid.clone(),
+            created_at: now,
+            expires_at: now + POSITION_REQUEST_TTL_SECONDS,
+            state: "pending".into(),
+            decided_by: None,
+            decided_at: None,
+            note: None,
+        };
+        repo::insert_position_request(&mut tx, &row).await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "position.requested",
+                uid.as_str(),
+                ods.as_str(),
+                serde_json::json!({"request_id": row.id, "home_organisation": row.home_ods, "role_code": row.role_code, "role_name": row.role_name, "activities": row.activities}),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(position_request_view(row, now))
+    })
+    .await
+}
+
+async fn list_position_requests(
+    State(state): State<AppState>,
+    caller: RaCaller,
+) -> ApiResult<Json<Vec<PositionRequest>>> {
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    let mut out = Vec::new();
+    for r in repo::pending_position_requests(&mut conn, now).await? {
+        let home = parse_ods(&r.home_ods)?;
+        let may_decide = caller
+            .allow(&state, RaAction::ReleaseToOrganisation, &home, None)
+            .is_ok();
+        if may_decide || r.requested_by == caller.uid {
+            out.push(position_request_view(r, now));
+        }
+    }
+    Ok(Json(out))
+}
+
+/// Loads a request that is still pending and unexpired.
+async fn pending_request(
+    conn: &mut SqliteConnection,
+    id: &str,
+    now: i64,
+) -> ApiResult<PositionRequestRow> {
+    let r = repo::position_request(conn, id).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_position_request",
+            format!("no position request has id {id}"),
+        )
+    })?;
+    if r.state != "pending" {
+        return Err(ApiError::conflict(
+            "position_request_decided",
+            format!("request {id} is already {}", r.state),
+        ));
+    }
+    if r.expires_at <= now {
+        return Err(ApiError::conflict(
+            "position_request_expired",
+            format!("request {id} has expired; the requesting organisation asks again"),
+        ));
+    }
+    Ok(r)
+}
+
+async fn approve_position_request(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecidePositionRequest>,
+) -> ApiResult<Json<PositionRequest>> {
+    let subject = id.clone();
+    audited(&state, &caller, "position_request.approve", &subject, async {
+        let note = decision_note(body.note.as_deref())?;
+        let now = state.now_unix();
+        let mut tx = state.store().write().await?;
+        let r = pending_request(&mut tx, &id, now).await?;
+        let person = repo::person(&mut tx, &r.uid)
+            .await?
+            .ok_or_else(|| ApiError::internal("a position request for an unknown person"))?;
+        caller.not_own(RaAction::ReleaseToOrganisation, &r.uid)?;
+        // The consent comes from the registering organisation as it is now.
+        let home = parse_ods(&person.registered_by)?;
+        caller.allow(&state, RaAction::ReleaseToOrganisation, &home, None)?;
+        if r.requested_by == caller.uid {
+            return Err(ApiError::forbidden(
+                "position_request_own",
+                "you asked for this position; another RA Manager or RA Agent of the registering organisation approves it",
+            ));
+        }
+        // The requester must still be allowed to assign this position there.
+        let ods = parse_ods(&r.ods_code)?;
+        let role: RoleCode = r.role_code.parse().map_err(|e: vsc_core::IdError| ApiError::internal(e))?;
+        let activities = r
+            .activities
+            .iter()
+            .map(|a| a.parse::<ActivityCode>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::internal)?;
+        let requester = grants_of(&mut tx, &r.requested_by).await?;
+        let national = parse_ods(state.national_ods())?;
+        let prescribing = prescribing_activities(&state)?;
+        if authorize_position(&requester, &ods, &national, &role, &activities, &prescribing).is_err() {
+            return Err(ApiError::conflict(
+                "requester_no_longer_authorised",
+                format!("{} may no longer assign this position at {ods}; decline the request", r.requested_by),
+            ));
+        }
+        if !repo::decide_position_request(&mut tx, &id, "approved", &caller.uid, note.as_deref(), now).await? {
+            return Err(ApiError::conflict("position_request_decided", format!("request {id} was decided meanwhile")));
+        }
+        let row = PositionRow {
+            id: state.new_id()?,
+            uid: r.uid.clone(),
+            ods_code: r.ods_code.clone(),
+            role_code: r.role_code.clone(),
+            role_name: r.role_name.clone(),
+            activities: r.activities.clone(),
+        };
+        if !repo::insert_position(&mut tx, &row, now).await? {
+            return Err(ApiError::conflict("position_exists", format!("{} already holds {} at {}", r.uid, r.role_code, r.ods_code)));
+        }
+        caller
+            .audit(&state, &mut tx, "position.request_approved", &r.uid, home.as_str(), serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
+            .await?;
+        caller
+            .audit(&state, &mut tx, "position.assigned", &r.uid, &r.ods_code, serde_json::json!({"role_code": r.role_code, "role_name": r.role_name, "activities": r.activities, "request_id": id, "requested_by": r.requested_by}))
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        let done = repo::position_request(&mut conn, &id)
+            .await?
+            .ok_or_else(|| ApiError::internal("the approved request vanished"))?;
+        Ok(position_request_view(done, now))
+    })
+    .await
+}
+
+async fn decline_position_request(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecidePositionRequest>,
+) -> ApiResult<Json<PositionRequest>> {
+    let subject = id.clone();
+    audited(&state, &caller, "position_request.decline", &subject, async {
+        let note = decision_note(body.note.as_deref())?;
+        let now = state.now_unix();
+        let mut tx = state.store().write().await?;
+        let r = pending_request(&mut tx, &id, now).await?;
+        // The registering organisation declines; the RA who asked may withdraw.
+        if r.requested_by != caller.uid {
+            caller.allow(&state, RaAction::ReleaseToOrganisation, &parse_ods(&r.home_ods)?, None)?;
+        }
+        if !repo::decide_position_request(&mut tx, &id, "declined", &caller.uid, note.as_deref(), now).await? {
+            return Err(ApiError::conflict("position_request_decided", format!("request {id} was decided meanwhile")));
+        }
+        caller
+            .audit(&state, &mut tx, "position.request_declined", &r.uid, &r.home_ods, serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        let done = repo::position_request(&mut conn, &id)
+            .await?
+            .ok_or_else(|| ApiError::internal("the declined request vanished"))?;
+        Ok(position_request_view(done, now))
     })
     .await
 }

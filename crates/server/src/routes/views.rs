@@ -63,6 +63,7 @@ pub async fn person(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Person>
             role: r.role,
             organisation: r.ods_code,
             assignable_roles: r.assignable_roles,
+            assignable_activities: r.assignable_activities,
         })
         .collect();
     let identity_checks = repo::identity_checks(conn, uid)

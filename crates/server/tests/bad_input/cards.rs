@@ -64,6 +64,8 @@ async fn issuance_and_cancellation_preconditions() {
             Some(t),
             &cancel_path,
             &CancelCard {
+                reason_code: Some("cessation-of-operation".to_owned()),
+                invalidity_date: None,
                 reason: "left the trust".to_owned(),
             },
         )
@@ -76,6 +78,8 @@ async fn issuance_and_cancellation_preconditions() {
             Some(t),
             &cancel_path,
             &CancelCard {
+                reason_code: Some("cessation-of-operation".to_owned()),
+                invalidity_date: None,
                 reason: "again".to_owned(),
             },
         )

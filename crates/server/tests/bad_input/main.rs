@@ -17,3 +17,4 @@ mod device;
 mod identifiers;
 mod ra_login;
 mod ra_scope;
+mod ra_takeover;

@@ -91,6 +91,8 @@ async fn ra_roles_and_organisations_are_enforced() {
     // A Local Smartcard Administrator does not cancel cards.
     let cancel_path = format!("/api/v1/ra/cards/{}/cancel", agent.card_id);
     let cancel = CancelCard {
+        reason_code: Some("cessation-of-operation".to_owned()),
+        invalidity_date: None,
         reason: "testing the LSA's rights".to_owned(),
     };
     assert_api_error(
@@ -218,6 +220,8 @@ async fn cancelling_an_ras_card_ends_their_console_session() {
             Some(t),
             &format!("/api/v1/ra/cards/{}/cancel", agent.card_id),
             &CancelCard {
+                reason_code: Some("cessation-of-operation".to_owned()),
+                invalidity_date: None,
                 reason: "left the trust".to_owned(),
             },
         )

@@ -518,6 +518,12 @@ impl TestServer {
                     role: role.to_owned(),
                     organisation: org.to_owned(),
                     assignable_roles: assignable.iter().map(|r| (*r).to_owned()).collect(),
+                    // A Sponsor also sponsors the activity the tests' positions carry.
+                    assignable_activities: if role == "sponsor" {
+                        vec!["B0570".to_owned()]
+                    } else {
+                        vec![]
+                    },
                 },
             )
             .await

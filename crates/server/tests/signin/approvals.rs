@@ -237,6 +237,8 @@ async fn a_cancelled_card_gets_no_requests_and_cannot_approve_open_ones() {
             Some(t),
             &format!("/api/v1/ra/cards/{card}/cancel"),
             &CancelCard {
+                reason_code: Some("cessation-of-operation".to_owned()),
+                invalidity_date: None,
                 reason: "left the trust".to_owned(),
             },
         )

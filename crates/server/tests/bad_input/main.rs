@@ -18,3 +18,4 @@ mod identifiers;
 mod ra_login;
 mod ra_scope;
 mod ra_takeover;
+mod revocation_reasons;

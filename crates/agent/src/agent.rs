@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 
 use crate::local::{AgentStatus, PendingPrompt, SessionState, TicketAnswer};
 use crate::server::{ServerLink, ServerTrust};
+use crate::workstation::RegisteredWorkstation;
 use crate::{AgentError, Result};
 
 /// The purpose of an ordinary sign-in, shown on the phone.
@@ -80,7 +81,8 @@ impl Workstation {
 /// Something the person at the workstation should know; see [`AgentConfig::on_event`].
 #[derive(Debug, Clone)]
 pub enum AgentEvent {
-    /// A sign-in (or unlock) request is waiting: show `number`, the person picks it on the phone.
+    /// A sign-in (or unlock) request is waiting: show `number`; the person types it on the phone
+    /// (only the workstation is told the number).
     Number {
         /// Whose phone was asked.
         uid: String,
@@ -139,6 +141,10 @@ pub struct AgentConfig {
     pub trust: ServerTrust,
     /// This workstation.
     pub workstation: Workstation,
+    /// The workstation's registration (`vsc agent enrol`): its key signs every request and
+    /// collection, and phones show its registered name and organisation. `None`: an
+    /// unregistered workstation, which only organisations that allow those accept.
+    pub registration: Option<Arc<RegisteredWorkstation>>,
     /// Whom `get-ticket` signs in when nobody is signed in (updated by each sign-in).
     pub default_uid: Option<String>,
     /// A role (position id or role code) to select after a sign-in that leaves the choice open.
@@ -158,6 +164,7 @@ impl fmt::Debug for AgentConfig {
             .field("server", &self.server.as_str())
             .field("trust", &self.trust)
             .field("workstation", &self.workstation)
+            .field("registration", &self.registration)
             .field("default_uid", &self.default_uid)
             .field("default_role", &self.default_role)
             .field("purpose", &self.purpose)
@@ -174,6 +181,7 @@ impl AgentConfig {
             server,
             trust,
             workstation,
+            registration: None,
             default_uid: None,
             default_role: None,
             purpose: PURPOSE_SIGN_IN.to_owned(),
@@ -400,7 +408,7 @@ impl Agent {
                 Ok(position) => self
                     .inner
                     .link
-                    .select_role(ticket.expose(), &position)
+                    .select_role(&ticket, &position)
                     .await
                     .map_err(AgentError::from),
                 Err(e) => Err(e),
@@ -426,7 +434,7 @@ impl Agent {
         });
         if let Some(old) = old {
             // A new sign-in replaces the old session ("another card inserted").
-            let _ = self.inner.link.logout(old.ticket.expose()).await;
+            let _ = self.inner.link.logout(&old.ticket).await;
         }
         Ok(info)
     }
@@ -442,7 +450,17 @@ impl Agent {
             return Err(AgentError::Cancelled);
         }
         let context = self.context(purpose).await;
-        let created = self.inner.link.create_request(uid, &context).await?;
+        let registration = self.inner.config.registration.as_deref();
+        let created = self
+            .inner
+            .link
+            .create_request(uid, &context, registration)
+            .await?;
+        // A registered workstation signs the collection of its ticket (the request's nonce is
+        // the challenge), so that nobody else who learns the request can collect it.
+        let collect_signature = registration
+            .map(|ws| ws.collect_signature(&created, &self.inner.link.origin()))
+            .transpose()?;
         let request_id = created.request_id;
         let poll_secret = Zeroizing::new(created.poll_secret);
         let prompt = PendingPrompt {
@@ -481,10 +499,12 @@ impl Agent {
         // Past this (local) moment the server has surely expired the request.
         let give_up = Instant::now() + left + Duration::from_secs(30);
         let result = loop {
-            let poll = self
-                .inner
-                .link
-                .poll(&request_id, &poll_secret, POLL_WAIT_SECONDS);
+            let poll = self.inner.link.poll(
+                &request_id,
+                &poll_secret,
+                POLL_WAIT_SECONDS,
+                collect_signature.as_deref(),
+            );
             let outcome = tokio::select! {
                 outcome = poll => outcome,
                 _ = cancel_rx.wait_for(|cancelled| *cancelled) => break Err(AgentError::Cancelled),
@@ -536,7 +556,13 @@ impl Agent {
 
     /// The sign-in context of this workstation.
     async fn context(&self, purpose: &str) -> AuthContext {
-        let ws = &self.inner.config.workstation;
+        let mut ws = self.inner.config.workstation.clone();
+        // A registered workstation is known by its registration (the server shows the
+        // registry's name and the address it sees, whatever is claimed here).
+        if let Some(reg) = &self.inner.config.registration {
+            ws.id = reg.registration.workstation_id.clone();
+            ws.name = reg.registration.name.clone();
+        }
         let client_address = match &ws.address {
             Some(a) => a.clone(),
             None => local_address_towards(&self.inner.config.server)
@@ -550,6 +576,7 @@ impl Agent {
             client_address,
             agent_version: AGENT_VERSION.to_owned(),
             purpose: purpose.to_owned(),
+            ..AuthContext::default()
         }
     }
 
@@ -756,12 +783,7 @@ impl Agent {
                 resolve_role(&roles, selector)?
             }
         };
-        match self
-            .inner
-            .link
-            .select_role(ticket.expose(), &position)
-            .await
-        {
+        match self.inner.link.select_role(&ticket, &position).await {
             Ok(info) => {
                 {
                     let mut s = self.state();
@@ -844,15 +866,10 @@ impl Agent {
         if let Some(position_id) = position
             && info.selected_role.as_ref().map(|r| &r.position_id) != Some(&position_id)
         {
-            match self
-                .inner
-                .link
-                .select_role(ticket.expose(), &position_id)
-                .await
-            {
+            match self.inner.link.select_role(&ticket, &position_id).await {
                 Ok(updated) => info = updated,
                 Err(e) => {
-                    let _ = self.inner.link.logout(ticket.expose()).await;
+                    let _ = self.inner.link.logout(&ticket).await;
                     let err = AgentError::RoleNotRestored {
                         position_id,
                         reason: e.to_string(),
@@ -877,14 +894,14 @@ impl Agent {
             }
         };
         let Some(old) = old else {
-            let _ = self.inner.link.logout(ticket.expose()).await;
+            let _ = self.inner.link.logout(&ticket).await;
             return Err(self.ended_error());
         };
         self.emit(AgentEvent::Unlocked {
             session: info.clone(),
         });
         if let Some(old) = old {
-            let _ = self.inner.link.logout(old.ticket.expose()).await;
+            let _ = self.inner.link.logout(&old.ticket).await;
         }
         Ok(info)
     }
@@ -913,7 +930,7 @@ impl Agent {
         self.emit(AgentEvent::SignedOut {
             reason: "logged out".into(),
         });
-        match self.inner.link.logout(held.ticket.expose()).await {
+        match self.inner.link.logout(&held.ticket).await {
             Ok(()) => Ok(()),
             Err(ClientError::Server { code, .. }) if ENDED_CODES.contains(&code.as_str()) => Ok(()),
             Err(e) => Err(AgentError::LogoutUnconfirmed(e)),

@@ -11,6 +11,12 @@
 //! A batch is one approval on the phone; each prescription is signed separately, and each
 //! signed document is verified here (signature and digest, EPS's checks) before it is
 //! returned.
+//!
+//! Every document is read through [`vsc_eps::xml::parse`] (elements nested at most 256 deep) and
+//! copied into fragments by `vsc_eps`'s iterative copier, so a hostile prescription of tens of
+//! thousands of nested elements is refused (`400 prescription_invalid`, "nested more than 256
+//! levels deep") instead of exhausting the agent's stack; decoys (a second `recordTarget`, an
+//! element outside the HL7 namespace) are refused the same way.
 
 use std::time::Duration;
 
@@ -77,7 +83,7 @@ pub fn stamp_author_time(
     xml: &str,
     at: time::OffsetDateTime,
 ) -> std::result::Result<String, String> {
-    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
+    let doc = vsc_eps::xml::parse(xml).map_err(|e| format!("cannot read the XML: {e}"))?;
     let parent = vsc_eps::fragments::find_parent_prescription(&doc).map_err(|e| e.to_string())?;
     let author = vsc_eps::fragments::author(parent).map_err(|e| e.to_string())?;
     let value = author

@@ -4,7 +4,9 @@
 //!   fingerprint), the last UID that signed in, the workstation's id (generated once) and name;
 //! * `agent.secret`: the local API secret ([`crate::secret`]), mode 0600;
 //! * `agent.port`: the address a running agent listens on (`127.0.0.1:PORT`), written when it
-//!   starts and removed when it stops, so that `vsc agent ticket|status|lock|…` find it.
+//!   starts and removed when it stops, so that `vsc agent ticket|status|lock|…` find it;
+//! * `workstation.key` (0600) and `workstation.json`: the workstation's registration, written
+//!   by `vsc agent enrol` ([`crate::workstation`]).
 //!
 //! The directory is created 0700; files are written 0600 through a temporary file and a rename.
 //! No ticket is ever written here: the session lives only in the running agent's memory.
@@ -171,6 +173,10 @@ impl AgentHome {
             .unwrap_or_else(host_name);
         let mut config = AgentConfig::new(server, trust, Workstation::new(workstation_id, name));
         config.default_uid = file.last_uid.clone();
+        // A registration for another server is not this server's business.
+        config.registration = crate::workstation::load(self)?
+            .filter(|ws| ws.registration.server == config.server)
+            .map(std::sync::Arc::new);
         Ok(config)
     }
 

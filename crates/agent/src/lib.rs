@@ -15,7 +15,9 @@
 //!   running agent;
 //! * [`home`]: the agent's state directory (`agent.json`, `agent.secret`, `agent.port`);
 //! * [`secret`]: the per-user secret that guards the loopback API;
-//! * [`server`]: the calls the agent makes to the vsc server.
+//! * [`server`]: the calls the agent makes to the vsc server;
+//! * [`workstation`]: this workstation's registration (`vsc agent enrol`) and the key that signs
+//!   its sign-in requests and ticket collections.
 
 pub mod agent;
 pub mod card;
@@ -25,6 +27,7 @@ pub mod local;
 pub mod local_client;
 pub mod secret;
 pub mod server;
+pub mod workstation;
 
 pub use agent::{
     Agent, AgentConfig, AgentEvent, EventHandler, PURPOSE_SIGN_IN, PURPOSE_UNLOCK, Ticket,
@@ -35,6 +38,7 @@ pub use local::{AgentStatus, PendingPrompt, SessionState, TicketAnswer, bind_loo
 pub use local_client::LocalClient;
 pub use secret::{LocalSecret, SECRET_HEADER};
 pub use server::{ServerLink, ServerTrust};
+pub use workstation::{RegisteredWorkstation, Registration};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -105,7 +109,7 @@ pub enum AgentError {
     Reported,
     /// The approval failed (wrong number, bad signature).
     #[error(
-        "the phone's approval failed (the wrong number was picked, or the signature did not verify); sign in again and pick the number this workstation shows"
+        "the phone's approval failed (a wrong number was typed, or the signature did not verify); sign in again and type the number this workstation shows"
     )]
     Failed,
     /// Nobody answered in time.

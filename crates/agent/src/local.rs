@@ -4,7 +4,9 @@
 //! Every request must carry the agent secret ([`crate::secret`]) in `X-Vsc-Agent-Secret`;
 //! without it, or with a wrong one, the answer is `401` with a JSON error. A `Host` header that
 //! does not name a loopback address is refused too (`403`), so a web page cannot reach the API
-//! through DNS rebinding. Errors are `{"error": {"code": "…", "message": "…"}}`, as on the
+//! through DNS rebinding. The one exception to the secret is `GET /v1/prove?nonce=…`, where the
+//! agent proves to a client that it holds the secret before the client sends it (see
+//! [`crate::secret`]). Errors are `{"error": {"code": "…", "message": "…"}}`, as on the
 //! server.
 //!
 //! | route | what | answer |
@@ -48,7 +50,7 @@ use zeroize::Zeroize;
 
 use crate::agent::Agent;
 use crate::eps::{PreparedPayload, PrescriptionToSign, SignedBatch, prepare_prescriptions};
-use crate::secret::{LocalSecret, SECRET_HEADER};
+use crate::secret::{LocalSecret, NONCE_BYTES, PROOF_PATH, SECRET_HEADER};
 use crate::{AgentError, Result};
 
 /// Largest request body accepted by the session routes (the bodies are tiny).
@@ -233,6 +235,33 @@ pub fn router(agent: Agent, secret: LocalSecret) -> Router {
         .with_state(agent)
 }
 
+/// The answer to `GET /v1/prove?nonce=<hex>`: `{"proof": hex(HMAC(secret, domain || nonce))}`.
+fn prove(secret: &LocalSecret, query: &str) -> Response {
+    let nonce = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("nonce="))
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|bytes| <[u8; NONCE_BYTES]>::try_from(bytes.as_slice()).ok());
+    match nonce {
+        Some(nonce) => Json(ProofAnswer {
+            proof: hex::encode(secret.proof(&nonce)),
+        })
+        .into_response(),
+        None => error_response(
+            StatusCode::BAD_REQUEST,
+            "nonce_invalid",
+            "send a nonce of 32 random bytes as 64 hexadecimal digits: /v1/prove?nonce=…",
+        ),
+    }
+}
+
+/// The agent's proof that it holds the secret, for a client's nonce.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProofAnswer {
+    /// HMAC-SHA256 under the secret, hex.
+    pub proof: String,
+}
+
 fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
@@ -248,6 +277,20 @@ fn error_response(status: StatusCode, code: &str, message: impl Into<String>) ->
 
 /// Refuses callers without the secret, and `Host` headers that do not name loopback.
 async fn guard(State(secret): State<Arc<LocalSecret>>, request: Request, next: Next) -> Response {
+    if request.uri().path() == PROOF_PATH {
+        // Answered here, before the secret check: the caller does not send the secret until
+        // this answer has shown that the listener holds it.
+        if let Some(host) = request.headers().get(header::HOST)
+            && !is_loopback_host(host)
+        {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "host_not_loopback",
+                "the agent answers only requests addressed to 127.0.0.1, [::1] or localhost",
+            );
+        }
+        return prove(&secret, request.uri().query().unwrap_or(""));
+    }
     match request.headers().get(SECRET_HEADER) {
         None => {
             return error_response(

@@ -1,5 +1,9 @@
 //! [`LocalClient`]: talks to a running agent's loopback API with the agent secret; what the
 //! `vsc agent ticket|status|role|lock|unlock|logout` subcommands use.
+//!
+//! Before every call that carries the secret, the client makes the listener prove that it holds
+//! the secret (`GET /v1/prove` with a fresh nonce, see [`crate::secret`]); a program squatting on
+//! the agent's port cannot, and is never sent the secret.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +16,8 @@ use vsc_proto::ErrorBody;
 use vsc_proto::signin::SelectRole;
 
 use crate::home::AgentHome;
-use crate::local::{AgentStatus, CancelAnswer, LoginBody, TicketAnswer};
-use crate::secret::{LocalSecret, SECRET_HEADER};
+use crate::local::{AgentStatus, CancelAnswer, LoginBody, ProofAnswer, TicketAnswer};
+use crate::secret::{LocalSecret, PROOF_PATH, SECRET_HEADER};
 use crate::{AgentError, Result};
 
 /// For answers that come at once.
@@ -158,6 +162,43 @@ impl LocalClient {
             .await
     }
 
+    /// Checks that the listener at the agent's address holds the secret, without sending it.
+    pub async fn verify_agent(&self) -> Result<()> {
+        let nonce = LocalSecret::new_nonce()?;
+        let url = format!(
+            "http://{}{PROOF_PATH}?nonce={}",
+            self.addr,
+            hex::encode(nonce)
+        );
+        let not_the_agent = |detail: String| AgentError::AgentUnreachable {
+            addr: self.addr,
+            detail: format!(
+                "{detail}; it did not prove that it holds this agent's secret, so the secret was not sent (another program may be listening on the agent's port: stop it and start the agent again)"
+            ),
+        };
+        let response = self
+            .http
+            .get(url)
+            .timeout(SHORT)
+            .send()
+            .await
+            .map_err(|e| AgentError::AgentUnreachable {
+                addr: self.addr,
+                detail: e.to_string(),
+            })?;
+        if !response.status().is_success() {
+            return Err(not_the_agent(format!("HTTP {}", response.status())));
+        }
+        let answer: ProofAnswer = response
+            .json()
+            .await
+            .map_err(|e| not_the_agent(format!("an unreadable proof ({e})")))?;
+        if !self.secret.proof_matches(&nonce, &answer.proof) {
+            return Err(not_the_agent("a wrong proof".into()));
+        }
+        Ok(())
+    }
+
     async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: Method,
@@ -165,6 +206,7 @@ impl LocalClient {
         body: Option<&B>,
         timeout: Duration,
     ) -> Result<R> {
+        self.verify_agent().await?;
         let url = format!("http://{}{path}", self.addr);
         let mut request = self
             .http
@@ -198,5 +240,108 @@ impl LocalClient {
             addr: self.addr,
             detail: format!("its answer to {path} could not be read ({e}); is this a vsc agent of the same version?"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A program squatting on the agent's port: records every request it receives and answers
+    /// each with a made-up proof (it cannot compute the real one).
+    async fn squatter() -> (SocketAddr, Arc<Mutex<Vec<u8>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    log.lock().expect("log").extend_from_slice(&got);
+                    let body = format!(r#"{{"proof":"{}"}}"#, "00".repeat(32));
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn a_squatter_on_the_port_never_receives_the_secret() {
+        let (addr, seen) = squatter().await;
+        let secret = LocalSecret::generate().expect("secret");
+        let client = LocalClient::new(addr, secret.clone()).expect("client");
+        let err = client
+            .status()
+            .await
+            .expect_err("the squatter is not the agent");
+        assert!(
+            err.to_string().contains("did not prove"),
+            "a clear refusal: {err}"
+        );
+        let _ = client.ticket_no_auth().await.expect_err("refused as well");
+        let seen = String::from_utf8_lossy(&seen.lock().expect("log")).into_owned();
+        assert!(
+            seen.contains("/v1/prove?nonce="),
+            "it was asked to prove: {seen}"
+        );
+        assert!(
+            !seen.contains(secret.expose()),
+            "the secret reached the squatter"
+        );
+        assert!(!seen.to_ascii_lowercase().contains(SECRET_HEADER));
+    }
+
+    #[tokio::test]
+    async fn the_real_agent_proves_itself_and_is_used() {
+        let config = crate::agent::AgentConfig::new(
+            url::Url::parse("https://127.0.0.1:9/").expect("url"),
+            crate::server::ServerTrust::Fingerprint("ab".repeat(32)),
+            crate::agent::Workstation::new("ws-1", "TEST-PC"),
+        );
+        let agent = crate::agent::Agent::new(config).expect("agent");
+        let secret = LocalSecret::generate().expect("secret");
+        let listener = crate::local::bind_loopback("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = secret.clone();
+        tokio::spawn(async move {
+            agent
+                .serve(listener, served, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let client = LocalClient::new(addr, secret).expect("client");
+        client
+            .verify_agent()
+            .await
+            .expect("the agent proves itself");
+        let status = client.status().await.expect("status from the real agent");
+        assert_eq!(status.state, crate::local::SessionState::SignedOut);
+        // A client with another secret cannot be convinced by this agent either.
+        let other =
+            LocalClient::new(addr, LocalSecret::generate().expect("secret")).expect("client");
+        assert!(other.verify_agent().await.is_err());
+        let _ = stop.send(());
     }
 }

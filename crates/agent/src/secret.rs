@@ -5,6 +5,14 @@
 //! first run and reused after), and every caller must send it as the [`SECRET_HEADER`] header.
 //! Only the user who owns the file can read it, so only they can take the ticket. The value is
 //! compared in constant time, kept in zeroizing memory, and never logged.
+//!
+//! The port alone does not prove the agent either: while no agent runs, any local process may
+//! listen on its port and wait for a client to send the secret. So a client first asks the
+//! listener to prove it holds the secret ([`PROOF_PATH`]): it sends a fresh random nonce, the
+//! agent answers HMAC-SHA256 under the secret of a domain-separated message with that nonce
+//! ([`LocalSecret::proof`]), the client checks it in constant time
+//! ([`LocalSecret::proof_matches`]) and sends the secret only then. The answer reveals nothing
+//! that lets anyone compute the secret, and it is never accepted where the secret is.
 
 use std::fmt;
 use std::path::Path;
@@ -17,6 +25,16 @@ use vsc_authenticator::fsutil;
 
 /// The header callers of the local API send the secret in.
 pub const SECRET_HEADER: &str = "x-vsc-agent-secret";
+
+/// The unauthenticated route where the agent proves it holds the secret:
+/// `GET /v1/prove?nonce=<64 hex digits>` answers `{"proof": "<64 hex digits>"}`.
+pub const PROOF_PATH: &str = "/v1/prove";
+
+/// Length of a proof nonce in bytes.
+pub const NONCE_BYTES: usize = 32;
+
+/// What the proof's HMAC covers before the nonce, so it can never stand for anything else.
+const PROOF_DOMAIN: &[u8] = b"vsc-agent-proof/v1\0";
 
 /// Length of the secret in bytes (256 bits).
 const SECRET_BYTES: usize = 32;
@@ -103,6 +121,35 @@ impl LocalSecret {
         &self.hex
     }
 
+    /// The agent's proof for a client's `nonce`: HMAC-SHA256 under the secret of
+    /// `vsc-agent-proof/v1\0 || nonce`.
+    pub fn proof(&self, nonce: &[u8; NONCE_BYTES]) -> [u8; 32] {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.hex.as_bytes());
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+        ctx.update(PROOF_DOMAIN);
+        ctx.update(nonce);
+        let tag = ctx.sign();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Whether `presented` (hex) is the proof for `nonce`, compared in constant time.
+    pub fn proof_matches(&self, nonce: &[u8; NONCE_BYTES], presented: &str) -> bool {
+        let Ok(presented) = hex::decode(presented.trim()) else {
+            return false;
+        };
+        bool::from(self.proof(nonce).as_slice().ct_eq(presented.as_slice()))
+    }
+
+    /// A fresh random nonce for [`LocalSecret::proof`].
+    pub fn new_nonce() -> Result<[u8; NONCE_BYTES]> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        aws_lc_rs::rand::fill(&mut nonce)
+            .map_err(|_| AgentError::Internal("the random number generator failed".into()))?;
+        Ok(nonce)
+    }
+
     /// Whether `presented` is this secret, compared in constant time.
     pub fn matches(&self, presented: &[u8]) -> bool {
         let presented = presented.trim_ascii();
@@ -161,6 +208,24 @@ mod tests {
         fsutil::create_private_once(&path, b"not a secret\n").expect("write");
         let err = LocalSecret::load_or_create(&path).expect_err("damaged");
         assert!(matches!(err, AgentError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn proofs_depend_on_secret_and_nonce() {
+        let s = LocalSecret::generate().expect("secret");
+        let other = LocalSecret::generate().expect("secret");
+        let n1 = LocalSecret::new_nonce().expect("nonce");
+        let n2 = LocalSecret::new_nonce().expect("nonce");
+        let p = hex::encode(s.proof(&n1));
+        assert!(s.proof_matches(&n1, &p));
+        assert!(!s.proof_matches(&n2, &p));
+        assert!(!other.proof_matches(&n1, &p));
+        assert!(!s.proof_matches(&n1, ""));
+        assert!(!s.proof_matches(&n1, "zz"));
+        assert!(
+            !s.proof_matches(&n1, s.expose()),
+            "the secret is not a proof"
+        );
     }
 
     #[test]

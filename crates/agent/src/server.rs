@@ -2,24 +2,31 @@
 //!
 //! | call | route |
 //! |---|---|
-//! | [`ServerLink::create_request`] | `POST /api/v1/auth/requests` |
-//! | [`ServerLink::poll`] | `GET /api/v1/auth/requests/{id}?wait=S` (`X-Vsc-Request-Secret`) |
+//! | [`ServerLink::enrol_workstation`] | `POST /api/v1/workstations/enrol` (one-time code) |
+//! | [`ServerLink::workstation_challenge`] | `POST /api/v1/workstations/challenge` |
+//! | [`ServerLink::create_request`] | `POST /api/v1/auth/requests` (signed by a registered workstation) |
+//! | [`ServerLink::poll`] | `GET /api/v1/auth/requests/{id}?wait=S` (`X-Vsc-Request-Secret`; `X-Vsc-Workstation-Signature` to collect) |
 //! | [`ServerLink::cancel`] | `POST /api/v1/auth/requests/{id}/cancel` (`X-Vsc-Request-Secret`) |
 //! | [`ServerLink::session`] | `GET /api/v1/session` (ticket) |
-//! | [`ServerLink::select_role`] | `POST /api/v1/session/role` (ticket) |
-//! | [`ServerLink::logout`] | `POST /api/v1/session/logout` (ticket) |
+//! | [`ServerLink::select_role`] | `POST /api/v1/session/role` (ticket + agent key) |
+//! | [`ServerLink::logout`] | `POST /api/v1/session/logout` (ticket + agent key) |
 //! | [`ServerLink::validate`] | `POST /api/v1/tickets/validate` (what a relying system asks) |
 //!
 //! Every call goes through the authenticator's pinned [`Client`], which trusts only the root CA
 //! (or fingerprint) the agent was configured with.
 
+use crate::AgentError;
 use crate::agent::Ticket;
+use crate::workstation::RegisteredWorkstation;
 use url::Url;
 use vsc_authenticator::{Client, ClientError};
+use vsc_proto::ChallengeResponse;
 use vsc_proto::signin::{
     AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest, SelectRole,
-    SessionInfo, TicketValidation, ValidateTicket,
+    SessionInfo, TicketValidation, ValidateTicket, WORKSTATION_SIGNATURE_HEADER,
+    WorkstationChallengeRequest,
 };
+use vsc_proto::workstation::{EnrolWorkstation, WorkstationEnrolled};
 
 /// The header carrying a request's poll secret.
 const REQUEST_SECRET_HEADER: &str = "x-vsc-request-secret";
@@ -61,39 +68,83 @@ impl ServerLink {
         self.api.origin()
     }
 
-    /// Opens an authentication request for `uid`, bound to `context`.
-    pub async fn create_request(
+    /// Registers a workstation with a one-time code (see [`crate::workstation::enrol`]).
+    pub async fn enrol_workstation(
         &self,
-        uid: &str,
-        context: &AuthContext,
-    ) -> Result<AuthRequestCreated, ClientError> {
+        request: &EnrolWorkstation,
+    ) -> Result<WorkstationEnrolled, ClientError> {
+        self.api
+            .post_json("/api/v1/workstations/enrol", request, None)
+            .await
+    }
+
+    /// A single-use challenge for the registered workstation `workstation_id` to sign.
+    pub async fn workstation_challenge(
+        &self,
+        workstation_id: &str,
+    ) -> Result<ChallengeResponse, ClientError> {
         self.api
             .post_json(
-                "/api/v1/auth/requests",
-                &CreateAuthRequest {
-                    uid: uid.to_owned(),
-                    context: context.clone(),
+                "/api/v1/workstations/challenge",
+                &WorkstationChallengeRequest {
+                    workstation_id: workstation_id.to_owned(),
                 },
                 None,
             )
             .await
     }
 
+    /// Opens an authentication request for `uid`, bound to `context`: signed over a fresh
+    /// challenge by `workstation` when it is registered, unsigned (an unregistered workstation,
+    /// refused unless the card's organisation allows them) when `None`.
+    pub async fn create_request(
+        &self,
+        uid: &str,
+        context: &AuthContext,
+        workstation: Option<&RegisteredWorkstation>,
+    ) -> Result<AuthRequestCreated, AgentError> {
+        let proof = match workstation {
+            Some(ws) => {
+                let challenge = self.workstation_challenge(ws.id()).await?;
+                Some(ws.open_proof(&challenge, uid, context, &self.origin())?)
+            }
+            None => None,
+        };
+        Ok(self
+            .api
+            .post_json(
+                "/api/v1/auth/requests",
+                &CreateAuthRequest {
+                    uid: uid.to_owned(),
+                    context: context.clone(),
+                    workstation: proof,
+                },
+                None,
+            )
+            .await?)
+    }
+
     /// The request's outcome, waiting up to `wait_seconds` while it is pending. An approved
     /// request is collected by this call: the answer then carries the ticket, once.
+    /// `collect_signature` is a registered workstation's signature over the collection
+    /// ([`RegisteredWorkstation::collect_signature`]); without it only requests of unregistered
+    /// workstations are collected.
     pub async fn poll(
         &self,
         request_id: &str,
         poll_secret: &str,
         wait_seconds: u64,
+        collect_signature: Option<&str>,
     ) -> Result<AuthRequestOutcome, ClientError> {
         let path = format!(
             "/api/v1/auth/requests/{}?wait={wait_seconds}",
             checked_id(request_id)?
         );
-        self.api
-            .get_json_with_headers(&path, &[(REQUEST_SECRET_HEADER, poll_secret)])
-            .await
+        let mut headers = vec![(REQUEST_SECRET_HEADER, poll_secret)];
+        if let Some(sig) = collect_signature {
+            headers.push((WORKSTATION_SIGNATURE_HEADER, sig));
+        }
+        self.api.get_json_with_headers(&path, &headers).await
     }
 
     /// Withdraws a pending request. A request that is no longer pending answers
@@ -119,32 +170,28 @@ impl ServerLink {
             .await
     }
 
-    /// Selects one of the session's roles.
+    /// Selects one of the session's roles (the agent key goes with the ticket: a relying
+    /// system holding only the ticket cannot change the role).
     pub async fn select_role(
         &self,
-        ticket: &str,
+        ticket: &Ticket,
         position_id: &str,
     ) -> Result<SessionInfo, ClientError> {
-        self.api
-            .post_json(
-                "/api/v1/session/role",
-                &SelectRole {
-                    position_id: position_id.to_owned(),
-                },
-                Some(ticket),
-            )
-            .await
+        self.agent_post(
+            ticket,
+            "/api/v1/session/role",
+            &SelectRole {
+                position_id: position_id.to_owned(),
+            },
+        )
+        .await
     }
 
-    /// Ends the session of `ticket` at once.
-    pub async fn logout(&self, ticket: &str) -> Result<(), ClientError> {
+    /// Ends the session of `ticket` at once (with the agent key: a relying system holding only
+    /// the ticket cannot log the person out).
+    pub async fn logout(&self, ticket: &Ticket) -> Result<(), ClientError> {
         let _: serde_json::Value = self
-            .api
-            .post_json(
-                "/api/v1/session/logout",
-                &serde_json::json!({}),
-                Some(ticket),
-            )
+            .agent_post(ticket, "/api/v1/session/logout", &serde_json::json!({}))
             .await?;
         Ok(())
     }

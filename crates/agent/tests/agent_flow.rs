@@ -17,9 +17,7 @@ use vsc_agent::{
 use vsc_authenticator::phone::PhoneLink;
 use vsc_authenticator::{Client, ClientError, Home, Passcode};
 use vsc_proto::signin::{SessionInfo, TicketValidation};
-use vsc_proto::{
-    AssignPosition, CardWithCode, CreatePerson, IssueCard, Person, RecordIdentityCheck,
-};
+use vsc_proto::{AssignPosition, Person};
 use vsc_server::clock::OffsetClock;
 
 const PASSCODE: &str = "123456";
@@ -32,7 +30,7 @@ fn passcode() -> Passcode {
     Passcode::new(PASSCODE).expect("a six-digit passcode is valid")
 }
 
-/// A server, a clinician's enrolled simulated phone (with two positions), and an
+/// A server, the bootstrap RA Manager's enrolled simulated phone (with two positions), and an
 /// agent serving on loopback.
 struct World {
     clock: OffsetClock,
@@ -43,6 +41,9 @@ struct World {
     /// The relying system's view: validates tickets.
     relying: Client,
     events: Arc<Mutex<Vec<AgentEvent>>>,
+    /// What the agent shows, where the simulated phone reads the number (the server never
+    /// sends it to the phone).
+    screen: vsc_authenticator::WorkstationScreen,
     stops: Vec<oneshot::Sender<()>>,
     _dir: TempDir,
 }
@@ -82,11 +83,10 @@ async fn world() -> World {
     let url: Url = state.public_url().clone();
     let root_pem = state.ca().root_pem();
 
-    // The first RA Manager's simulated phone: the RA who registers the clinician (an RA may not
-    // give themselves positions or cards).
-    let ra_phone = Home::open(dir.path().join("ra-phone")).expect("RA phone home");
+    // The first RA Manager's simulated phone.
+    let phone = Home::open(dir.path().join("phone")).expect("phone home");
     vsc_authenticator::enrol(
-        &ra_phone,
+        &phone,
         &bootstrap.activation.url,
         None,
         None,
@@ -94,46 +94,22 @@ async fn world() -> World {
         true,
     )
     .await
-    .expect("enrol the RA Manager's simulated phone");
-    let ra = vsc_authenticator::ra_login(&ra_phone, &passcode())
+    .expect("enrol the simulated phone");
+
+    // Two positions, so that role selection is a real choice. No RA assigns their own
+    // positions, so the bootstrap RA Manager makes a second RA Manager, who assigns them.
+    let ra = vsc_authenticator::ra_login(&phone, &passcode())
         .await
         .expect("RA login");
     let relying = Client::with_root_pem(url.clone(), &root_pem).expect("client");
-    let clinician: Person = relying
-        .post_json(
-            "/api/v1/ra/people",
-            &CreatePerson {
-                given_name: "Test".into(),
-                family_name: "Clinician".into(),
-                email: None,
-                organisation: "X26".into(),
-            },
-            Some(&ra.token),
-        )
-        .await
-        .expect("create the clinician");
-    let uid = clinician.uid;
-    let _: Person = relying
-        .post_json(
-            &format!("/api/v1/ra/people/{uid}/identity-checks"),
-            &RecordIdentityCheck {
-                evidence: vec!["passport".into(), "driving-licence".into()],
-                level: 3,
-                organisation: "X26".into(),
-            },
-            Some(&ra.token),
-        )
-        .await
-        .expect("record the identity check");
-
-    // Two positions, so that role selection is a real choice.
+    let ra = second_ra_manager(&relying, &ra.token, dir.path()).await;
     for (code, name) in [
         (CLINICIAN, "Clinical Practitioner Access Role"),
         (ADMIN, "Admin and Clerical"),
     ] {
         let _: Person = relying
             .post_json(
-                &format!("/api/v1/ra/people/{uid}/positions"),
+                &format!("/api/v1/ra/people/{}/positions", bootstrap.uid),
                 &AssignPosition {
                     organisation: "X26".into(),
                     role_code: code.into(),
@@ -145,22 +121,6 @@ async fn world() -> World {
             .await
             .expect("assign a position");
     }
-    let card: CardWithCode = relying
-        .post_json(
-            &format!("/api/v1/ra/people/{uid}/cards"),
-            &IssueCard {
-                organisation: "X26".into(),
-            },
-            Some(&ra.token),
-        )
-        .await
-        .expect("issue the clinician's card");
-
-    // The clinician's simulated phone.
-    let phone = Home::open(dir.path().join("phone")).expect("phone home");
-    vsc_authenticator::enrol(&phone, &card.code.url, None, None, &passcode(), true)
-        .await
-        .expect("enrol the simulated phone");
 
     // The agent, configured the way `vsc agent login --server … --ca-file …` leaves its home.
     let home = AgentHome::open(dir.path().join("agent")).expect("agent home");
@@ -169,15 +129,26 @@ async fn world() -> World {
             f.server = Some(url.clone());
             f.root_ca_pem = Some(root_pem.clone());
             f.workstation_name = Some("WARD-7-PC-03".into());
-            f.last_uid = Some(uid.clone());
+            f.last_uid = Some(bootstrap.uid.clone());
         })
         .expect("write agent.json");
+    // The workstation registers first, as every agent must (`vsc agent enrol`).
+    register_workstation(&relying, &ra.token, &home, &url, &root_pem, "WARD-7-PC-03").await;
     let mut agent_config = home.agent_config(&file).expect("agent config");
+    assert!(
+        agent_config.registration.is_some(),
+        "the agent uses its registration"
+    );
     // Ask the server before every hand-out, so the test sees server-side ends at once.
     agent_config.recheck_after = Duration::ZERO;
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
+    let screen = vsc_authenticator::WorkstationScreen::new();
+    let shown = screen.clone();
     agent_config.on_event = Some(Arc::new(move |e: &AgentEvent| {
+        if let AgentEvent::Number { uid, number, .. } = e {
+            shown.show(uid, *number);
+        }
         sink.lock().expect("events").push(e.clone());
     }));
     let agent = Agent::new(agent_config).expect("agent");
@@ -202,26 +173,111 @@ async fn world() -> World {
 
     World {
         clock,
-        uid,
+        uid: bootstrap.uid,
         phone,
         agent,
         client,
         relying,
         events,
+        screen,
         stops: vec![server_stop, agent_stop],
         _dir: dir,
     }
 }
 
+/// Registers the workstation of the agent in `home` with the national organisation as `name`:
+/// an RA (session `token`) issues a one-time code, the agent enrols with it (`vsc agent enrol`).
+async fn register_workstation(
+    client: &Client,
+    token: &str,
+    home: &AgentHome,
+    url: &Url,
+    root_pem: &str,
+    name: &str,
+) -> vsc_agent::Registration {
+    let code: vsc_proto::workstation::WorkstationCode = client
+        .post_json(
+            "/api/v1/ra/workstations/codes",
+            &vsc_proto::workstation::IssueWorkstationCode {
+                organisation: "X26".into(),
+                name: Some(name.into()),
+            },
+            Some(token),
+        )
+        .await
+        .expect("an RA issues a workstation code");
+    vsc_agent::workstation::enrol(
+        home,
+        url,
+        &vsc_agent::ServerTrust::RootPem(root_pem.to_owned()),
+        &code.code,
+        name,
+    )
+    .await
+    .expect("the workstation enrols")
+}
+
+/// A second RA Manager at the national organisation, made by the first (token `token`), with
+/// a simulated phone under `dir`; signed in.
+async fn second_ra_manager(
+    client: &Client,
+    token: &str,
+    dir: &std::path::Path,
+) -> vsc_proto::LoginResponse {
+    let person: Person = client
+        .post_json(
+            "/api/v1/ra/people",
+            &serde_json::json!({"given_name": "Second", "family_name": "Manager", "organisation": "X26"}),
+            Some(token),
+        )
+        .await
+        .expect("create the second RA Manager");
+    let uid = person.uid;
+    let _: Person = client
+        .post_json(
+            &format!("/api/v1/ra/people/{uid}/identity-checks"),
+            &serde_json::json!({"evidence": ["passport", "driving-licence"], "level": 3, "organisation": "X26"}),
+            Some(token),
+        )
+        .await
+        .expect("identity check");
+    let _: Person = client
+        .post_json(
+            &format!("/api/v1/ra/people/{uid}/ra-roles"),
+            &serde_json::json!({"role": "ra-manager", "organisation": "X26"}),
+            Some(token),
+        )
+        .await
+        .expect("RA role");
+    let card: vsc_proto::CardWithCode = client
+        .post_json(
+            &format!("/api/v1/ra/people/{uid}/cards"),
+            &serde_json::json!({"organisation": "X26"}),
+            Some(token),
+        )
+        .await
+        .expect("issue card");
+    let phone = Home::open(dir.join("second-ra-phone")).expect("phone home");
+    vsc_authenticator::enrol(&phone, &card.code.url, None, None, &passcode(), true)
+        .await
+        .expect("enrol the second RA Manager's phone");
+    vsc_authenticator::ra_login(&phone, &passcode())
+        .await
+        .expect("second RA login")
+}
+
 impl World {
-    /// Runs the simulated phone: it approves every request by itself.
+    /// Runs the simulated phone: it approves every request by itself, with the number the
+    /// agent shows.
     fn phone_approves(&mut self) {
         let (stop, rx) = oneshot::channel::<()>();
         let home = self.phone.clone();
+        let screen = self.screen.clone();
         tokio::spawn(async move {
             vsc_authenticator::phone::auto_approve(
                 home,
                 passcode(),
+                screen,
                 |line| eprintln!("phone: {line}"),
                 async move {
                     let _ = rx.await;
@@ -314,7 +370,7 @@ async fn sign_in_select_role_lock_unlock_and_log_out() {
     .expect("in time")
     .expect("signed in");
     let number = shown.lock().expect("number").expect("a number was shown");
-    assert!((10..=99).contains(&number), "{number}");
+    assert!(number <= 99, "two digits, 00 to 99: {number}");
     assert_eq!(session.uid, w.uid);
     assert_eq!(session.roles.len(), 2);
     assert_eq!(session.selected_role, None, "two roles: the person chooses");
@@ -380,16 +436,29 @@ async fn sign_in_select_role_lock_unlock_and_log_out() {
         let body: vsc_proto::ErrorBody = r.json().await.expect("a JSON error");
         assert_eq!(body.error.code, "secret_missing");
     }
+    // A client holding another secret: the agent cannot prove itself to it, so it sends
+    // nothing; a caller that sends a wrong secret anyway is refused.
     let stranger =
         LocalClient::new(addr, LocalSecret::generate().expect("secret")).expect("client");
-    assert_eq!(
-        refused(stranger.ticket_no_auth().await),
-        (401, "secret_wrong".into())
-    );
-    assert_eq!(
-        refused(stranger.logout().await),
-        (401, "secret_wrong".into())
-    );
+    assert!(matches!(
+        stranger.ticket_no_auth().await,
+        Err(AgentError::AgentUnreachable { .. })
+    ));
+    let wrong = LocalSecret::generate().expect("secret");
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/ticket/no-auth"),
+        (reqwest::Method::POST, "/v1/logout"),
+    ] {
+        let r = raw
+            .request(method, format!("http://{addr}{path}"))
+            .header(vsc_agent::SECRET_HEADER, wrong.expose())
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status().as_u16(), 401, "{path}");
+        let body: vsc_proto::ErrorBody = r.json().await.expect("a JSON error");
+        assert_eq!(body.error.code, "secret_wrong", "{path}");
+    }
     assert_eq!(w.agent.ticket().as_ref(), Some(&ticket), "still signed in");
 
     // Lock: no ticket for anyone; the server session stays.
@@ -483,6 +552,30 @@ async fn get_ticket_signs_in_once_for_concurrent_callers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_without_a_registration_is_refused_by_default() {
+    let w = world().await;
+    // The same server and person, from an agent whose workstation never registered.
+    let mut config = w.agent.config().clone();
+    config.registration = None;
+    config.on_event = None;
+    let unregistered = Agent::new(config).expect("agent");
+    let err = timeout(PATIENCE, unregistered.login(&w.uid, None, |_| {}))
+        .await
+        .expect("in time")
+        .expect_err("refused");
+    assert_eq!(
+        err.server_code(),
+        Some("workstation_not_registered"),
+        "{err}"
+    );
+    let phone = PhoneLink::new(&w.phone).expect("phone link");
+    assert!(
+        phone.pending(0).await.expect("pending").is_empty(),
+        "nothing reached the phone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_side_ends_make_the_agent_drop_the_ticket() {
     let mut w = world().await;
     w.phone_approves();
@@ -521,7 +614,7 @@ async fn server_side_ends_make_the_agent_drop_the_ticket() {
     let second = w.agent.ticket().expect("ticket");
     w.agent
         .server()
-        .logout(second.expose())
+        .logout(&second)
         .await
         .expect("ended on the server");
     assert_eq!(
@@ -548,7 +641,17 @@ async fn declined_cancelled_and_abandoned_sign_ins() {
     w.wait_for_prompt().await;
     let pending = phone.pending(0).await.expect("pending");
     assert_eq!(pending.len(), 1);
+    // The phone is shown the registered workstation: its name and organisation, and the
+    // address the server saw.
+    let registration = w.agent.config().registration.clone().expect("registered");
     assert_eq!(pending[0].context.workstation_name, "WARD-7-PC-03");
+    assert!(pending[0].context.registered);
+    assert_eq!(
+        pending[0].context.workstation_id,
+        registration.registration.workstation_id
+    );
+    assert_eq!(pending[0].context.organisation, "X26");
+    assert_eq!(pending[0].context.client_address, "127.0.0.1");
     assert_eq!(pending[0].context.purpose, vsc_agent::PURPOSE_SIGN_IN);
     phone
         .decline(&pending[0].request_id, false)

@@ -9,13 +9,19 @@
 //! token; no static secret is ever sent. The server learns the key's public half
 //! (`EnrolRequest.device_key`) in the same transaction that issues the card's certificates.
 //!
+//! The same key signs every passcode check and every unlock-code redemption ([`crate::unlock`],
+//! [`crate::flows::redeem_unlock`]): the server releases the keystore's server secret, or the
+//! recovery key, only to a request signed by the card's device key over a fresh challenge. The
+//! device id is only a name.
+//!
 //! The key is deliberately **not** under the passcode: the phone must be able to listen for
 //! requests without asking the person for anything. That is safe because the key grants
-//! nothing but the right to see and refuse the device's own pending requests. Every *approval*
-//! is a signature by the card's authentication key, which lives in the encrypted
-//! [`crate::keystore`] and is opened only with the passcode (and counts wrong passcodes).
-//! Somebody who copied this file could read pending requests and decline them, never approve
-//! one.
+//! nothing but the right to see and refuse the device's own pending requests and to *ask* the
+//! server to check a passcode. Every *approval* is a signature by the card's authentication
+//! key, which lives in the encrypted [`crate::keystore`], opened only with the passcode and the
+//! server's secret. Somebody who copied this file (and the keystore) could read pending
+//! requests and decline them, and try passcodes online: three, counted by the server, then the
+//! card locks. Never approve one without the passcode.
 //!
 //! # `device-key.json`
 //!

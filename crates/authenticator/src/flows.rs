@@ -13,6 +13,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use url::Url;
 use vsc_core::ActivationCode;
+use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
     ActivationLink, ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, LinkKind,
     LoginRequest, LoginResponse, UnlockRedeemRequest, UnlockRedeemResponse,
@@ -25,8 +26,9 @@ use crate::device_key::DeviceKey;
 use crate::fsutil;
 use crate::home::{Enrolment, Home};
 use crate::keystore::{
-    Keystore, KeystoreError, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
+    Keystore, KeystoreError, NewPasscode, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
 };
+use crate::unlock;
 
 /// The subject the phone puts in its certificate requests; the CA sets the real subject.
 pub const CSR_COMMON_NAME: &str = "vsc enrolment";
@@ -34,7 +36,9 @@ pub const CSR_COMMON_NAME: &str = "vsc enrolment";
 /// `POST` path for enrolment.
 pub const ENROL_PATH: &str = "/api/v1/enrol";
 /// `POST` path for redeeming an unlock code.
-pub const UNLOCK_PATH: &str = "/api/v1/device/unlock";
+pub const UNLOCK_PATH: &str = vsc_proto::passcode::UNLOCK_PATH;
+/// `POST` path for the challenge an unlock redemption signs.
+pub const UNLOCK_CHALLENGE_PATH: &str = vsc_proto::passcode::UNLOCK_CHALLENGE_PATH;
 /// `POST` path for an RA login challenge.
 pub const CHALLENGE_PATH: &str = "/api/v1/ra/auth/challenge";
 /// `POST` path for an RA login.
@@ -56,7 +60,8 @@ fn parse_input(input: &str) -> Result<Input, AuthenticatorError> {
 }
 
 /// Enrols this device: creates the keystore under `passcode` and a device channel key
-/// ([`crate::device_key`]), sends both certificate requests and the channel key's public half
+/// ([`crate::device_key`]), sends the certificate requests, the channel key's public half, the
+/// recovery key and the passcode deposit (verifier and server secret, see [`crate::keystore`])
 /// with the activation code, and on success installs the keystore and the channel key and
 /// records the enrolment.
 ///
@@ -102,7 +107,8 @@ pub async fn enrol(
 
     let pending = home.pending_keystore_path();
     remove(&pending)?;
-    let (store, recovery, keys) = SoftwareKeystore::create_with_keys(&pending, passcode)?;
+    let new_passcode = stretch_new(passcode).await?;
+    let (store, recovery, keys) = SoftwareKeystore::create_with_keys(&pending, &new_passcode)?;
     // The channel key is made now and written to the home only once the enrolment succeeded.
     let device_key = DeviceKey::generate(&device.device_id)?;
     let result = enrol_with(
@@ -110,6 +116,7 @@ pub async fn enrol(
         &client,
         &store,
         &recovery,
+        &new_passcode,
         keys,
         &device_key,
         &code,
@@ -131,6 +138,7 @@ async fn enrol_with(
     client: &Client,
     store: &SoftwareKeystore,
     recovery: &RecoveryKey,
+    new_passcode: &NewPasscode,
     keys: UnlockedKeys,
     device_key: &DeviceKey,
     code: &ActivationCode,
@@ -152,12 +160,17 @@ async fn enrol_with(
         piv_signing_csr: keys
             .piv_csr_der(PivKey::Signature, CSR_COMMON_NAME)?
             .map(|der| B64.encode(der)),
+        // What the server checks before it releases the keystore's server secret.
+        passcode_verifier: Some(new_passcode.verifier_base64().to_string()),
+        passcode_secret: Some(new_passcode.secret_base64().to_string()),
     };
     // The private keys are not needed past this point.
     drop(keys);
     let response: Result<EnrolResponse, _> = client.post_json(ENROL_PATH, &request, None).await;
     request.recovery_key.zeroize();
     request.activation_code.zeroize();
+    request.passcode_verifier.zeroize();
+    request.passcode_secret.zeroize();
     let response = response?;
 
     if let Some(existing) = existing
@@ -251,18 +264,37 @@ fn remove(path: &std::path::Path) -> Result<(), KeystoreError> {
     })
 }
 
-/// Redeems an unlock code from an RA: the server releases the recovery key deposited at
-/// enrolment, and the keystore gets `new_passcode` (same keys, counter cleared, lock lifted).
+/// A new passcode stretched (Argon2id, once) on a blocking thread.
+async fn stretch_new(passcode: &Passcode) -> Result<NewPasscode, AuthenticatorError> {
+    let passcode = passcode.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || NewPasscode::new(&passcode))
+            .await
+            .map_err(|_| {
+                KeystoreError::Crypto("stretch the passcode (the worker thread stopped)")
+            })??,
+    )
+}
+
+/// Redeems an unlock code from an RA: the phone proves with its device key that it holds the
+/// card (a signature over a fresh server challenge; the device id alone proves nothing) and
+/// deposits `new_passcode`'s verifier and server secret; the server releases the recovery key
+/// deposited at enrolment, and the keystore gets `new_passcode` (same keys, count cleared, lock
+/// lifted; a format-1 keystore is upgraded to format 2).
 ///
 /// `input` is an unlock link (which must be for the server and CA this phone is enrolled with)
 /// or a bare code.
+///
+/// If the phone stops between the server's answer and writing the keystore, the server holds
+/// the new passcode's check but the keystore still has the old wrap: neither passcode opens it,
+/// and a second unlock code (the recovery key still opens the keystore) puts it right.
 pub async fn redeem_unlock(
     home: &Home,
     input: &str,
     new_passcode: &Passcode,
 ) -> Result<(), AuthenticatorError> {
     let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
-    let device = home.device()?.ok_or(AuthenticatorError::NotEnrolled)?;
+    home.device()?.ok_or(AuthenticatorError::NotEnrolled)?;
     let code = match parse_input(input)? {
         Input::Link(link) => {
             if link.kind != LinkKind::Unlock {
@@ -294,32 +326,59 @@ pub async fn redeem_unlock(
     };
     let code = ActivationCode::parse(&code)?;
     let mut store = home.open_keystore()?;
+    let key = unlock::device_key_of(home)?;
     let client = Client::for_home(home)?;
-    let request = UnlockRedeemRequest {
-        unlock_code: code.display().to_string(),
-        device_id: device.device_id,
+    // Argon2id for the new passcode runs while the challenge is fetched.
+    let challenge_request = DeviceChallengeRequest {
+        device_id: key.device_id().to_owned(),
     };
-    let mut response: UnlockRedeemResponse = client.post_json(UNLOCK_PATH, &request, None).await?;
+    let challenge =
+        client.post_json::<_, ChallengeResponse>(UNLOCK_CHALLENGE_PATH, &challenge_request, None);
+    let (new_passcode, challenge) = tokio::join!(stretch_new(new_passcode), challenge);
+    let (new_passcode, challenge) = (new_passcode?, challenge?);
+    let unlock_code = code.display().to_string();
+    let verifier = new_passcode.verifier_base64();
+    let secret = new_passcode.secret_base64();
+    let statement = vsc_proto::passcode::unlock_statement(
+        &challenge.challenge_id,
+        &challenge.nonce,
+        key.device_id(),
+        &unlock_code,
+        &verifier,
+        &secret,
+        &client.origin(),
+    );
+    let mut request = UnlockRedeemRequest {
+        unlock_code,
+        challenge_id: challenge.challenge_id,
+        signature: B64.encode(key.sign(&statement)?),
+        passcode_verifier: verifier.to_string(),
+        passcode_secret: secret.to_string(),
+    };
+    let response: Result<UnlockRedeemResponse, _> =
+        client.post_json(UNLOCK_PATH, &request, None).await;
+    request.unlock_code.zeroize();
+    request.passcode_verifier.zeroize();
+    request.passcode_secret.zeroize();
+    let mut response = response?;
     let recovery = RecoveryKey::from_base64(&response.recovery_key);
     response.recovery_key.zeroize();
-    store.reset_passcode(&recovery?, new_passcode)?;
+    store.reset_passcode(&recovery?, &new_passcode)?;
     Ok(())
 }
 
-/// Logs an RA in: fetches a challenge for the enrolled UID, unlocks the keystore with
-/// `passcode`, signs [`vsc_proto::ra_login_statement`] with the authentication key and
-/// exchanges the signature for a session token.
+/// Logs an RA in: unlocks the keystore with `passcode` (checked by the server, see
+/// [`crate::unlock`]), fetches a challenge for the enrolled UID, signs
+/// [`vsc_proto::ra_login_statement`] with the authentication key and exchanges the signature
+/// for a session token.
 pub async fn ra_login(
     home: &Home,
     passcode: &Passcode,
 ) -> Result<LoginResponse, AuthenticatorError> {
     let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
-    let mut store = home.open_keystore()?;
-    if store.is_locked() {
-        // Do not spend a challenge on a store that will refuse anyway.
-        return Err(KeystoreError::Locked.into());
-    }
     let client = Client::for_home(home)?;
+    let key = unlock::device_key_of(home)?;
+    let keys = unlock::open_keystore(home, &client, &key, passcode).await?;
     let challenge: ChallengeResponse = client
         .post_json(
             CHALLENGE_PATH,
@@ -329,7 +388,6 @@ pub async fn ra_login(
             None,
         )
         .await?;
-    let keys = store.unlock(passcode)?;
     let statement = vsc_proto::ra_login_statement(
         &challenge.challenge_id,
         &challenge.nonce,
@@ -375,12 +433,14 @@ pub struct Status {
     pub server: Option<Url>,
     /// Whether the keystore file exists.
     pub keystore_present: bool,
-    /// Wrong passcodes since the last success.
+    /// Wrong passcodes since the last success, as the server last reported them.
     pub failed_attempts: u32,
-    /// Wrong passcodes still allowed before the card locks.
+    /// Wrong passcodes still allowed before the card locks, as the server last reported them.
     pub remaining_attempts: u32,
-    /// Locked after too many wrong passcodes.
+    /// Locked, as the server last reported it.
     pub locked: bool,
+    /// The keystore predates the server's passcode check (format 1): an RA unlock upgrades it.
+    pub keystore_needs_upgrade: bool,
 }
 
 /// Reads the home's state (no network, nothing decrypted).
@@ -410,5 +470,8 @@ pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
             .as_ref()
             .map_or(0, SoftwareKeystore::remaining_attempts),
         locked: store.as_ref().is_some_and(SoftwareKeystore::is_locked),
+        keystore_needs_upgrade: store
+            .as_ref()
+            .is_some_and(|s| s.format_version() == crate::keystore::LEGACY_FORMAT_VERSION),
     })
 }

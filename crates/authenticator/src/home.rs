@@ -8,7 +8,8 @@
 //!   certificates;
 //! * `keystore.json`: see [`crate::keystore`];
 //! * `device-key.json`: the device channel key, see [`crate::device_key`] (not under the
-//!   passcode: it only authenticates the connection that receives requests).
+//!   passcode: it authenticates the connection that receives requests and signs the passcode
+//!   checks the server makes before it releases the keystore's server secret).
 //!
 //! The directory is created 0700 and every file is written 0600 through a temporary file and a
 //! rename. One person per device: a home holds at most one enrolment.

@@ -1,32 +1,49 @@
-//! The software keystore: the card's two private keys, sealed in one file on the phone and
-//! opened with the person's passcode.
+//! The software keystore: the card's private keys, sealed in one file on the phone and opened
+//! with the person's passcode *and* a secret the server releases only after checking that
+//! passcode.
 //!
-//! # What is in `keystore.json`
+//! # What is in `keystore.json` (format 2)
 //!
 //! * a format version and the Argon2id parameters (m = 64 MiB, t = 3, p = 1) with a random
 //!   16-byte salt;
-//! * a random 256-bit data-encryption key (DEK), wrapped twice with AES-256-GCM: once under the
-//!   key Argon2id derives from the passcode, once under a random 256-bit *recovery key*. The
-//!   recovery key is deposited with the server at enrolment and released back to this phone only
-//!   after an RA unlock, so a locked-out person gets a new passcode without new keys;
+//! * a random 256-bit data-encryption key (DEK), wrapped twice with AES-256-GCM:
+//!   - once under `HKDF(W ‖ S)`, where `W` is derived from `Argon2id(passcode, salt)` and `S` is
+//!     a random 256-bit *server secret* that is not on the phone (see below);
+//!   - once under a random 256-bit *recovery key*, deposited with the server at enrolment and
+//!     released back to this phone only after an RA unlock, so a locked-out person gets a new
+//!     passcode without new keys;
 //! * the PKCS#8 private keys (ECDSA P-256 for authentication, RSA-2048 for signing, and the
 //!   virtual smartcard's two ECDSA P-256 PIV keys for slots 9A and 9C) sealed under
 //!   the DEK. Every sealed blob carries AAD naming its purpose (and, for a private key, its
 //!   public key), so blobs cannot be swapped for one another;
-//! * the public keys (SubjectPublicKeyInfo DER, base64), the failed-attempt counter and the lock
-//!   flag, in clear.
+//! * the public keys (SubjectPublicKeyInfo DER, base64), and the wrong-passcode count and lock
+//!   flag *as the server last reported them* (for status screens only), in clear.
 //!
 //! The file is mode 0600 and is always replaced through a temporary file and a rename.
 //!
-//! # What the counter does and does not protect
+//! # Who checks the passcode
 //!
-//! A wrong passcode is counted and the count is saved *before* the answer is given; the third
-//! wrong passcode in a row locks the store, and a locked store refuses even the right passcode
-//! until an RA unlock supplies the recovery key. In this software store that rule is enforced by
-//! the app: somebody who copies `keystore.json` off the device can guess passcodes offline,
-//! slowed only by Argon2id, and can reset the counter by editing the file. A hardware-backed
-//! store (Secure Enclave, StrongBox) keeps the keys and the counter in silicon, where neither can
-//! be copied or rewound. The [`Keystore`] trait is the boundary such stores will implement.
+//! `Argon2id(passcode, salt)` runs once per unlock and yields two independent values (HKDF):
+//! the wrapping input `W`, which never leaves the phone, and the *verifier* `V`, which the phone
+//! deposits with the server (at enrolment, and with every new passcode). To open the store the
+//! phone sends `V`, signed with its device key over a single-use server challenge
+//! ([`crate::unlock`]); the server compares `V` in constant time, counts wrong ones (the third in
+//! a row locks the card until an RA unlock) and only for the right one returns `S`. The DEK opens
+//! under `HKDF(W ‖ S)`.
+//!
+//! So the file alone is worthless: without `S` (256 random bits) no guess of the passcode can be
+//! tested against it, offline or otherwise, and the file holds nothing derived from the passcode
+//! that could be compared with a guess. With the phone (its device key) a thief gets the same
+//! three online tries as the owner, counted by the server, which restoring an older copy of the
+//! file does not reset. A hardware-backed store (Secure Enclave, StrongBox) would keep the keys
+//! in silicon as well; the [`Keystore`] trait is the boundary such stores will implement.
+//!
+//! # Format 1
+//!
+//! Stores written before the server check (format 1) wrapped the DEK under the passcode alone
+//! and counted wrong passcodes in the file. They are still read, but not opened with a passcode
+//! any more ([`KeystoreError::LegacyFormat`]): redeeming an RA unlock code
+//! ([`SoftwareKeystore::reset_passcode`]) upgrades them to format 2 with the same keys.
 //!
 //! # Limits of the software store
 //!
@@ -42,6 +59,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::hkdf;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
@@ -54,11 +72,15 @@ use zeroize::Zeroizing;
 
 use crate::fsutil;
 
-/// Wrong passcodes in a row before the store locks.
+/// Wrong passcodes in a row before the card locks (counted by the server).
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// The `keystore.json` format this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The `keystore.json` format this code writes: the passcode wrap needs the server's secret.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format before the server checked passcodes: read, refused for unlocking, upgraded by an
+/// RA unlock.
+pub const LEGACY_FORMAT_VERSION: u32 = 1;
 
 /// Argon2id memory cost, KiB (64 MiB).
 const ARGON2_M_KIB: u32 = 65536;
@@ -71,12 +93,19 @@ const ARGON2_MAX_M_KIB: u32 = 1 << 20;
 const SALT_LEN: usize = 16;
 const KEY_LEN: usize = 32;
 
-const AAD_DEK_PASSCODE: &[u8] = b"vsc-keystore/v1 dek wrapped by passcode";
+const AAD_DEK_PASSCODE: &[u8] = b"vsc-keystore/v2 dek wrapped by passcode and server secret";
 const AAD_DEK_RECOVERY: &[u8] = b"vsc-keystore/v1 dek wrapped by recovery key";
 const AAD_AUTH_KEY: &[u8] = b"vsc-keystore/v1 authentication key p256 pkcs8\n";
 const AAD_SIGNING_KEY: &[u8] = b"vsc-keystore/v1 signing key rsa2048 pkcs8\n";
 const AAD_PIV_AUTH_KEY: &[u8] = b"vsc-keystore/v1 piv 9a key p256 pkcs8\n";
 const AAD_PIV_SIGN_KEY: &[u8] = b"vsc-keystore/v1 piv 9c key p256 pkcs8\n";
+
+/// HKDF info: the half of the stretched passcode that stays on the phone.
+const INFO_WRAP: &[u8] = b"vsc-keystore/v2 passcode wrapping input";
+/// HKDF info: the half the server checks.
+const INFO_VERIFIER: &[u8] = b"vsc-keystore/v2 server verifier";
+/// HKDF info: the DEK's wrapping key, from the phone's half and the server's secret.
+const INFO_KEK: &[u8] = b"vsc-keystore/v2 dek wrapping key";
 
 /// Shortest passcode.
 const PASSCODE_MIN: usize = 6;
@@ -89,7 +118,7 @@ pub enum KeystoreError {
     /// The passcode is not 6 to 64 digits.
     #[error("a passcode is 6 or more digits (at most 64), and nothing but digits; choose another")]
     PasscodeFormat,
-    /// Wrong passcode; the store is not locked yet.
+    /// Wrong passcode (the server counted it); the card is not locked yet.
     #[error(
         "wrong passcode; {remaining} more wrong attempt(s) and the card locks until your RA or Local Smartcard Administrator unlocks it"
     )]
@@ -97,9 +126,10 @@ pub enum KeystoreError {
         /// Attempts left before the store locks.
         remaining: u32,
     },
-    /// Too many wrong passcodes.
+    /// The card is locked (the server says so): too many wrong passcodes, or failed sign-ins or
+    /// card PINs.
     #[error(
-        "the card is locked after {} wrong passcodes; ask your RA or Local Smartcard Administrator to unlock your card",
+        "the card is locked ({} wrong passcodes in a row lock it, as do repeated failed sign-ins or card PINs); ask your RA or Local Smartcard Administrator to unlock your card",
         MAX_ATTEMPTS
     )]
     Locked,
@@ -108,6 +138,30 @@ pub enum KeystoreError {
         "the recovery key does not open this phone's keystore (nothing was changed); ask your RA for a new unlock code, or enrol again if this phone's card was replaced"
     )]
     WrongRecoveryKey,
+    /// A format-1 store: its passcode could be guessed from a copy of the file, so it is no
+    /// longer opened with a passcode.
+    #[error(
+        "the keystore at {} was made by an older version of this app, whose passcode could be guessed from a copy of the file, so it is no longer opened with a passcode; ask your RA or Local Smartcard Administrator for an unlock code and redeem it (`vsc authenticator unlock`): that upgrades the keystore and keeps your keys and certificates",
+        path.display()
+    )]
+    LegacyFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The server accepted the passcode, but its secret does not open this store.
+    #[error(
+        "the server accepted your passcode, but its secret does not open the keystore at {} (was the keystore restored from a copy older than your last unlock?); nothing was counted: ask your RA or Local Smartcard Administrator for an unlock code",
+        path.display()
+    )]
+    ServerSecretMismatch {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A server secret or verifier that is not 32 bytes of base64.
+    #[error(
+        "the server's keystore secret is not 32 bytes in base64 ({0}); this is a server fault, tell your RA"
+    )]
+    SecretFormat(String),
     /// A recovery key that is not 32 bytes of base64.
     #[error(
         "a recovery key is 32 bytes in base64, and this one is not ({0}); this is a server fault, tell your RA"
@@ -152,8 +206,9 @@ pub enum KeystoreError {
     },
     /// Written by a newer app.
     #[error(
-        "the keystore at {} has format version {found}, but this app reads version {}; update the app",
+        "the keystore at {} has format version {found}, but this app reads versions {} and {}; update the app",
         path.display(),
+        LEGACY_FORMAT_VERSION,
         FORMAT_VERSION
     )]
     UnsupportedVersion {
@@ -229,6 +284,137 @@ impl RecoveryKey {
 impl fmt::Debug for RecoveryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RecoveryKey(<redacted>)")
+    }
+}
+
+/// 32 bytes from standard base64, for the secrets exchanged with the server.
+fn key_from_base64(s: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
+    let bytes = Zeroizing::new(
+        B64.decode(s.trim())
+            .map_err(|e| KeystoreError::SecretFormat(format!("not base64: {e}")))?,
+    );
+    let array: [u8; KEY_LEN] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeystoreError::SecretFormat(format!("{} bytes", bytes.len())))?;
+    Ok(Zeroizing::new(array))
+}
+
+/// The server's half of the passcode wrap (`S`): 256 random bits the server keeps for this
+/// store and releases only for the right passcode verifier, on a request signed with the
+/// device key. Zeroized when dropped.
+#[derive(Clone)]
+pub struct ServerSecret(Zeroizing<[u8; KEY_LEN]>);
+
+impl ServerSecret {
+    fn generate() -> Result<ServerSecret, KeystoreError> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        random(key.as_mut())?;
+        Ok(ServerSecret(key))
+    }
+
+    /// Standard base64, as the server sends it.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(B64.encode(self.0.as_ref()))
+    }
+
+    /// Parses standard base64 of exactly 32 bytes.
+    pub fn from_base64(s: &str) -> Result<ServerSecret, KeystoreError> {
+        key_from_base64(s).map(ServerSecret)
+    }
+}
+
+impl fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ServerSecret(<redacted>)")
+    }
+}
+
+/// The passcode after the one Argon2id of an unlock: the wrapping input `W`, which never leaves
+/// the phone, and the verifier `V`, which the server checks. Zeroized when dropped.
+pub struct StretchedPasscode {
+    wrap: Zeroizing<[u8; KEY_LEN]>,
+    verifier: Zeroizing<[u8; KEY_LEN]>,
+}
+
+impl StretchedPasscode {
+    fn from_argon2(stretched: &[u8; KEY_LEN]) -> Result<StretchedPasscode, KeystoreError> {
+        Ok(StretchedPasscode {
+            wrap: hkdf_sha256(&[stretched.as_slice()], INFO_WRAP)?,
+            verifier: hkdf_sha256(&[stretched.as_slice()], INFO_VERIFIER)?,
+        })
+    }
+
+    /// The verifier `V`, as the server receives it (standard base64).
+    pub fn verifier_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(B64.encode(self.verifier.as_ref()))
+    }
+
+    /// The DEK's wrapping key: `HKDF(W ‖ S)`.
+    fn kek(&self, secret: &ServerSecret) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
+        hkdf_sha256(&[self.wrap.as_slice(), secret.0.as_slice()], INFO_KEK)
+    }
+}
+
+impl fmt::Debug for StretchedPasscode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StretchedPasscode(<redacted>)")
+    }
+}
+
+/// A new passcode, ready to be installed: a new salt, the passcode stretched with it, and a new
+/// server secret. Made before the server is asked (its verifier and secret are deposited with
+/// the enrolment or the unlock request), installed after the server has accepted them.
+pub struct NewPasscode {
+    kdf: KdfParams,
+    stretched: StretchedPasscode,
+    secret: ServerSecret,
+}
+
+impl NewPasscode {
+    /// Runs Argon2id once over `passcode` with a new salt and draws a new server secret.
+    pub fn new(passcode: &Passcode) -> Result<NewPasscode, KeystoreError> {
+        let mut salt = [0u8; SALT_LEN];
+        random(&mut salt)?;
+        let kdf = KdfParams {
+            algorithm: "argon2id".to_owned(),
+            m_cost_kib: ARGON2_M_KIB,
+            t_cost: ARGON2_T,
+            p_cost: ARGON2_P,
+            salt: B64.encode(salt),
+        };
+        let stretched = StretchedPasscode::from_argon2(&*stretch_argon2id(passcode, &kdf, &salt)?)?;
+        Ok(NewPasscode {
+            kdf,
+            stretched,
+            secret: ServerSecret::generate()?,
+        })
+    }
+
+    /// The verifier `V` to deposit with the server (standard base64).
+    pub fn verifier_base64(&self) -> Zeroizing<String> {
+        self.stretched.verifier_base64()
+    }
+
+    /// The server secret `S` to deposit with the server (standard base64); the phone keeps no
+    /// copy once the store is written.
+    pub fn secret_base64(&self) -> Zeroizing<String> {
+        self.secret.to_base64()
+    }
+
+    /// The DEK wrapped under this passcode and secret.
+    fn wrap(&self, dek: &[u8; KEY_LEN]) -> Result<Sealed, KeystoreError> {
+        seal(
+            &*self.stretched.kek(&self.secret)?,
+            AAD_DEK_PASSCODE,
+            dek.as_ref(),
+        )
+    }
+}
+
+impl fmt::Debug for NewPasscode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NewPasscode(<redacted>)")
     }
 }
 
@@ -355,12 +541,14 @@ impl fmt::Debug for SoftwareKeystore {
 }
 
 impl SoftwareKeystore {
-    /// Generates both key pairs, a DEK and a recovery key, and writes a new store at `path`
-    /// protected by `passcode`. Refuses to overwrite an existing file. The recovery key is
-    /// returned once, to be deposited with the server; it is not kept here.
+    /// Generates the key pairs, a DEK and a recovery key, and writes a new store at `path`
+    /// protected by `passcode` (its verifier and server secret must be deposited with the server,
+    /// or the store can never be opened with the passcode). Refuses to overwrite an existing
+    /// file. The recovery key is returned once, to be deposited with the server; it is not kept
+    /// here.
     pub fn create(
         path: &Path,
-        passcode: &Passcode,
+        passcode: &NewPasscode,
     ) -> Result<(SoftwareKeystore, RecoveryKey), KeystoreError> {
         let (store, recovery, keys) = SoftwareKeystore::create_with_keys(path, passcode)?;
         drop(keys);
@@ -368,10 +556,10 @@ impl SoftwareKeystore {
     }
 
     /// [`SoftwareKeystore::create`], also handing back the keys just made, so the caller can
-    /// build its certificate requests without running Argon2id a second time.
+    /// build its certificate requests without unlocking the store.
     pub(crate) fn create_with_keys(
         path: &Path,
-        passcode: &Passcode,
+        passcode: &NewPasscode,
     ) -> Result<(SoftwareKeystore, RecoveryKey, UnlockedKeys), KeystoreError> {
         if path.exists() {
             return Err(KeystoreError::AlreadyExists {
@@ -381,16 +569,6 @@ impl SoftwareKeystore {
         let mut dek = Zeroizing::new([0u8; KEY_LEN]);
         random(dek.as_mut())?;
         let recovery = RecoveryKey::generate()?;
-        let mut salt = [0u8; SALT_LEN];
-        random(&mut salt)?;
-        let kdf = KdfParams {
-            algorithm: "argon2id".to_owned(),
-            m_cost_kib: ARGON2_M_KIB,
-            t_cost: ARGON2_T,
-            p_cost: ARGON2_P,
-            salt: B64.encode(salt),
-        };
-        let kek = derive_kek(passcode, &kdf, &salt)?;
 
         let auth = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
             .map_err(|_| KeystoreError::Crypto("generate ECDSA P-256 key"))?;
@@ -408,7 +586,7 @@ impl SoftwareKeystore {
 
         let file = KeystoreFile {
             version: FORMAT_VERSION,
-            dek_by_passcode: seal(&kek, AAD_DEK_PASSCODE, dek.as_ref())?,
+            dek_by_passcode: passcode.wrap(&dek)?,
             dek_by_recovery: seal(&recovery.0, AAD_DEK_RECOVERY, dek.as_ref())?,
             auth_private_key: seal(
                 &dek,
@@ -420,7 +598,7 @@ impl SoftwareKeystore {
                 &key_aad(AAD_SIGNING_KEY, &signing_spki),
                 signing_pkcs8.as_ref(),
             )?,
-            kdf,
+            kdf: passcode.kdf.clone(),
             auth_public_key: B64.encode(&auth_spki),
             signing_public_key: B64.encode(&signing_spki),
             piv_keys: Some([sealed_piv_auth, sealed_piv_sign]),
@@ -477,7 +655,7 @@ impl SoftwareKeystore {
         }
         let version: VersionOnly = serde_json::from_slice(&bytes)
             .map_err(|e| corrupt(format!("not a keystore file: {e}")))?;
-        if version.version != FORMAT_VERSION {
+        if version.version != FORMAT_VERSION && version.version != LEGACY_FORMAT_VERSION {
             return Err(KeystoreError::UnsupportedVersion {
                 path: path.to_owned(),
                 found: version.version,
@@ -516,17 +694,18 @@ impl SoftwareKeystore {
         &self.path
     }
 
-    /// Wrong passcodes since the last success.
+    /// Wrong passcodes since the last success, as the server last reported them.
     pub fn failed_attempts(&self) -> u32 {
         self.file.failed_attempts
     }
 
-    /// Locked after [`MAX_ATTEMPTS`] wrong passcodes.
+    /// Locked, as the server last reported it.
     pub fn is_locked(&self) -> bool {
         self.file.locked
     }
 
-    /// Wrong passcodes still allowed before the store locks (0 when locked).
+    /// Wrong passcodes still allowed before the card locks (0 when locked), as the server last
+    /// reported them.
     pub fn remaining_attempts(&self) -> u32 {
         if self.file.locked {
             0
@@ -551,40 +730,80 @@ impl SoftwareKeystore {
         &self.signing_spki
     }
 
-    /// Opens the keys with `passcode`.
-    ///
-    /// A wrong passcode is counted and the count saved before this returns
-    /// [`KeystoreError::WrongPasscode`]; the [`MAX_ATTEMPTS`]th locks the store
-    /// ([`KeystoreError::Locked`]). A locked store refuses every passcode. Success resets the count.
-    pub fn unlock(&mut self, passcode: &Passcode) -> Result<UnlockedKeys, KeystoreError> {
-        if self.file.locked {
-            return Err(KeystoreError::Locked);
+    /// The file's format version ([`FORMAT_VERSION`], or [`LEGACY_FORMAT_VERSION`] until an RA
+    /// unlock upgrades it).
+    pub fn format_version(&self) -> u32 {
+        self.file.version
+    }
+
+    /// Runs Argon2id over `passcode` with this store's salt (the slow step, once per unlock).
+    /// Nothing here says whether the passcode is right: only the server can, by comparing the
+    /// verifier.
+    pub fn stretch(&self, passcode: &Passcode) -> Result<StretchedPasscode, KeystoreError> {
+        if self.file.version == LEGACY_FORMAT_VERSION {
+            return Err(KeystoreError::LegacyFormat {
+                path: self.path.clone(),
+            });
         }
         let salt = self.salt()?;
-        let kek = derive_kek(passcode, &self.file.kdf, &salt)?;
+        StretchedPasscode::from_argon2(&*stretch_argon2id(passcode, &self.file.kdf, &salt)?)
+    }
+
+    /// Opens the keys with the stretched passcode and the secret the server released for its
+    /// verifier. The server has already counted the attempt; a secret that does not open the
+    /// store ([`KeystoreError::ServerSecretMismatch`]) is not counted again here. Clears the
+    /// mirrored count.
+    pub fn unlock_with_secret(
+        &mut self,
+        stretched: &StretchedPasscode,
+        secret: &ServerSecret,
+    ) -> Result<UnlockedKeys, KeystoreError> {
+        if self.file.version == LEGACY_FORMAT_VERSION {
+            return Err(KeystoreError::LegacyFormat {
+                path: self.path.clone(),
+            });
+        }
+        let kek = stretched.kek(secret)?;
         let dek = match open_sealed(&kek, AAD_DEK_PASSCODE, &self.file.dek_by_passcode) {
             Ok(Some(dek)) => dek,
-            Ok(None) => return Err(self.count_failure()),
+            Ok(None) => {
+                return Err(KeystoreError::ServerSecretMismatch {
+                    path: self.path.clone(),
+                });
+            }
             Err(reason) => return Err(self.corrupt(reason)),
         };
         let dek = self.as_key(&dek)?;
         let keys = self.open_keys(&dek)?;
-        if self.file.failed_attempts != 0 {
-            let mut file = self.file.clone();
-            file.failed_attempts = 0;
-            self.replace(file)?;
-        }
+        self.record_server_count(0, false)?;
         Ok(keys)
     }
 
-    /// Sets a new passcode using the recovery key the server released after an RA unlock: the
-    /// DEK is re-wrapped under the new passcode with a new salt, the counter cleared and the lock
-    /// lifted. The keys, and so the certificates, stay the same. A wrong recovery key changes
-    /// nothing.
+    /// Saves the wrong-passcode count and lock the server reported, for status screens (the
+    /// server's count is the one that matters). Writes only when something changed.
+    pub fn record_server_count(
+        &mut self,
+        failed_attempts: u32,
+        locked: bool,
+    ) -> Result<(), KeystoreError> {
+        if self.file.failed_attempts == failed_attempts && self.file.locked == locked {
+            return Ok(());
+        }
+        let mut file = self.file.clone();
+        file.failed_attempts = failed_attempts;
+        file.locked = locked;
+        self.replace(file)
+    }
+
+    /// Installs `new_passcode` using the recovery key the server released after an RA unlock
+    /// (which also took the new passcode's verifier and server secret): the DEK is re-wrapped
+    /// under the new passcode and secret, the count cleared and the lock lifted; a format-1 store
+    /// becomes format 2. The keys, and so the certificates, stay the same. A wrong recovery key
+    /// changes nothing.
     pub fn reset_passcode(
         &mut self,
         recovery: &RecoveryKey,
-        new_passcode: &Passcode,
+        new_passcode: &NewPasscode,
     ) -> Result<(), KeystoreError> {
         let dek = match open_sealed(&recovery.0, AAD_DEK_RECOVERY, &self.file.dek_by_recovery) {
             Ok(Some(dek)) => dek,
@@ -595,18 +814,10 @@ impl SoftwareKeystore {
         // Prove the DEK opens the keys before committing to it.
         drop(self.open_keys(&dek)?);
 
-        let mut salt = [0u8; SALT_LEN];
-        random(&mut salt)?;
         let mut file = self.file.clone();
-        file.kdf = KdfParams {
-            algorithm: "argon2id".to_owned(),
-            m_cost_kib: ARGON2_M_KIB,
-            t_cost: ARGON2_T,
-            p_cost: ARGON2_P,
-            salt: B64.encode(salt),
-        };
-        let kek = derive_kek(new_passcode, &file.kdf, &salt)?;
-        file.dek_by_passcode = seal(&kek, AAD_DEK_PASSCODE, dek.as_ref())?;
+        file.version = FORMAT_VERSION;
+        file.kdf = new_passcode.kdf.clone();
+        file.dek_by_passcode = new_passcode.wrap(&dek)?;
         file.failed_attempts = 0;
         file.locked = false;
         self.replace(file)
@@ -691,26 +902,6 @@ impl SoftwareKeystore {
             return Err(self.corrupt("a smartcard key does not match its public key".to_owned()));
         }
         Ok(pair)
-    }
-
-    /// Counts a wrong passcode, saves the count, and says what it means.
-    fn count_failure(&mut self) -> KeystoreError {
-        let mut file = self.file.clone();
-        file.failed_attempts = file.failed_attempts.saturating_add(1);
-        if file.failed_attempts >= MAX_ATTEMPTS {
-            file.locked = true;
-        }
-        if let Err(e) = self.replace(file) {
-            // A failure that cannot be recorded must not look like a harmless wrong guess.
-            return e;
-        }
-        if self.file.locked {
-            KeystoreError::Locked
-        } else {
-            KeystoreError::WrongPasscode {
-                remaining: self.remaining_attempts(),
-            }
-        }
     }
 
     /// Writes `file` to disk, then adopts it (memory never runs ahead of the disk).
@@ -955,8 +1146,25 @@ fn random(out: &mut [u8]) -> Result<(), KeystoreError> {
     aws_lc_rs::rand::fill(out).map_err(|_| KeystoreError::Crypto("random number generator"))
 }
 
-/// Argon2id(passcode, salt) → 256-bit key-encryption key.
-fn derive_kek(
+/// HKDF-SHA256 (empty salt) over the concatenation of `ikm`, 32 bytes out.
+fn hkdf_sha256(ikm: &[&[u8]], info: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
+    let mut input = Zeroizing::new(Vec::with_capacity(2 * KEY_LEN));
+    for part in ikm {
+        input.extend_from_slice(part);
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&input);
+    let info = [info];
+    let okm = prk
+        .expand(&info, hkdf::HKDF_SHA256)
+        .map_err(|_| KeystoreError::Crypto("HKDF expand"))?;
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    okm.fill(out.as_mut())
+        .map_err(|_| KeystoreError::Crypto("HKDF fill"))?;
+    Ok(out)
+}
+
+/// Argon2id(passcode, salt) → 256 bits, from which [`StretchedPasscode`] derives `W` and `V`.
+fn stretch_argon2id(
     passcode: &Passcode,
     kdf: &KdfParams,
     salt: &[u8],
@@ -1069,24 +1277,43 @@ mod tests {
         assert!(!format!("{key:?}").contains(&*b64));
     }
 
-    /// One store, exercised end to end: round trip, signatures, CSRs, counting, locking, reset.
+    /// Stand-in for the server: what it would hold after the deposit of `new`.
+    fn server_side(new: &NewPasscode) -> (Zeroizing<String>, ServerSecret) {
+        (
+            new.verifier_base64(),
+            ServerSecret::from_base64(&new.secret_base64()).expect("secret"),
+        )
+    }
+
+    /// One store, exercised end to end: round trip, signatures, CSRs, the verifier, reset.
     #[test]
     fn lifecycle() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("keystore.json");
         let right = passcode("246810");
         let wrong = passcode("000000");
-        let (mut store, recovery) = SoftwareKeystore::create(&path, &right).expect("create");
+        let new = NewPasscode::new(&right).expect("stretch");
+        let (verifier, secret) = server_side(&new);
+        let (mut store, recovery) = SoftwareKeystore::create(&path, &new).expect("create");
         assert_eq!(store.remaining_attempts(), MAX_ATTEMPTS);
+        assert_eq!(store.format_version(), FORMAT_VERSION);
 
         // Refuses to overwrite.
         assert!(matches!(
-            SoftwareKeystore::create(&path, &right),
+            SoftwareKeystore::create(&path, &new),
             Err(KeystoreError::AlreadyExists { .. })
         ));
 
+        // The same passcode stretches to the deposited verifier; another one does not.
+        let stretched = store.stretch(&right).expect("stretch");
+        assert_eq!(*stretched.verifier_base64(), *verifier);
+        let stretched_wrong = store.stretch(&wrong).expect("stretch");
+        assert_ne!(*stretched_wrong.verifier_base64(), *verifier);
+
         // Round trip.
-        let keys = store.unlock(&right).expect("unlock");
+        let keys = store
+            .unlock_with_secret(&stretched, &secret)
+            .expect("unlock");
         assert_eq!(keys.auth_spki(), store.auth_spki());
         assert_eq!(keys.signing_spki(), store.signing_spki());
         let auth_spki = store.auth_spki().to_vec();
@@ -1185,87 +1412,153 @@ mod tests {
         }
         drop(keys);
 
-        // Two wrong, then right: the count resets.
+        // Whatever the passcode, a secret other than the server's opens nothing, and is not
+        // counted here (the server counts).
+        let other = ServerSecret::generate().expect("secret");
+        for candidate in [&stretched, &stretched_wrong] {
+            assert!(matches!(
+                store.unlock_with_secret(candidate, &other),
+                Err(KeystoreError::ServerSecretMismatch { .. })
+            ));
+        }
         assert!(matches!(
-            store.unlock(&wrong),
-            Err(KeystoreError::WrongPasscode { remaining: 2 })
+            store.unlock_with_secret(&stretched_wrong, &secret),
+            Err(KeystoreError::ServerSecretMismatch { .. })
         ));
-        assert!(matches!(
-            store.unlock(&wrong),
-            Err(KeystoreError::WrongPasscode { remaining: 1 })
-        ));
-        // The count is on disk.
-        assert_eq!(
-            SoftwareKeystore::open(&path)
-                .expect("reopen")
-                .failed_attempts(),
-            2
-        );
-        store
-            .unlock(&right)
-            .expect("right passcode after two wrong");
         assert_eq!(store.failed_attempts(), 0);
-        assert_eq!(
-            SoftwareKeystore::open(&path)
-                .expect("reopen")
-                .failed_attempts(),
-            0
-        );
 
-        // Three wrong lock, across re-opens.
-        assert!(store.unlock(&wrong).is_err());
+        // The server's count is mirrored for status screens, and cleared by a success.
+        store.record_server_count(2, false).expect("mirror");
+        assert_eq!(store.remaining_attempts(), 1);
+        store.record_server_count(3, true).expect("mirror");
         let mut store = SoftwareKeystore::open(&path).expect("reopen");
-        assert_eq!(store.failed_attempts(), 1);
-        assert!(matches!(
-            store.unlock(&wrong),
-            Err(KeystoreError::WrongPasscode { remaining: 1 })
-        ));
-        let mut store = SoftwareKeystore::open(&path).expect("reopen");
-        let locked = store.unlock(&wrong).expect_err("third wrong");
-        assert!(matches!(locked, KeystoreError::Locked));
-        assert!(
-            locked
-                .to_string()
-                .contains("ask your RA or Local Smartcard Administrator")
-        );
         assert!(store.is_locked());
         assert_eq!(store.remaining_attempts(), 0);
-        let mut store = SoftwareKeystore::open(&path).expect("reopen");
-        assert!(store.is_locked());
-        assert!(
-            matches!(store.unlock(&right), Err(KeystoreError::Locked)),
-            "locked refuses the right passcode"
-        );
 
         // A wrong recovery key changes nothing.
         let before = std::fs::read(&path).expect("read");
-        let other = RecoveryKey::generate().expect("key");
-        let new = passcode("13579135");
+        let wrong_recovery = RecoveryKey::generate().expect("key");
+        let second = passcode("13579135");
+        let reset = NewPasscode::new(&second).expect("stretch");
         assert!(matches!(
-            store.reset_passcode(&other, &new),
+            store.reset_passcode(&wrong_recovery, &reset),
             Err(KeystoreError::WrongRecoveryKey)
         ));
         assert_eq!(std::fs::read(&path).expect("read"), before);
         assert!(store.is_locked());
 
-        // The right one sets the new passcode, keeps the keys, lifts the lock.
-        store.reset_passcode(&recovery, &new).expect("reset");
+        // The right one installs the new passcode and secret, keeps the keys, lifts the lock.
+        store.reset_passcode(&recovery, &reset).expect("reset");
         assert!(!store.is_locked());
+        let (_, new_secret) = server_side(&reset);
         let mut store = SoftwareKeystore::open(&path).expect("reopen");
         assert!(!store.is_locked());
         assert_eq!(store.failed_attempts(), 0);
         assert_eq!(store.auth_spki(), auth_spki.as_slice());
         assert_eq!(store.signing_spki(), signing_spki.as_slice());
+        let old = store.stretch(&right).expect("stretch");
         assert!(
             matches!(
-                store.unlock(&right),
-                Err(KeystoreError::WrongPasscode { .. })
+                store.unlock_with_secret(&old, &new_secret),
+                Err(KeystoreError::ServerSecretMismatch { .. })
             ),
             "old passcode"
         );
-        let keys = store.unlock(&new).expect("new passcode");
+        assert!(
+            matches!(
+                store.unlock_with_secret(&store.stretch(&second).expect("stretch"), &secret),
+                Err(KeystoreError::ServerSecretMismatch { .. })
+            ),
+            "old server secret"
+        );
+        let keys = store
+            .unlock_with_secret(&store.stretch(&second).expect("stretch"), &new_secret)
+            .expect("new passcode");
         assert_eq!(keys.auth_spki(), auth_spki.as_slice());
-        assert_eq!(store.failed_attempts(), 0);
+    }
+
+    /// The attack of issue 9 item 10: a copy of the file, guessed at offline. The right passcode
+    /// alone does not open it, and nothing in the file tells a right guess from a wrong one.
+    #[test]
+    fn a_copied_file_cannot_be_guessed_at_offline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keystore.json");
+        let right = passcode("246810");
+        let new = NewPasscode::new(&right).expect("stretch");
+        let (verifier, _secret) = server_side(&new);
+        let (store, _) = SoftwareKeystore::create(&path, &new).expect("create");
+        drop(store);
+        let copy = dir.path().join("stolen.json");
+        std::fs::copy(&path, &copy).expect("copy");
+        let mut stolen = SoftwareKeystore::open(&copy).expect("the thief reads the copy");
+
+        // Every guess, the right one included, fails the same way with any secret the thief
+        // can make up: the file cannot say which guess was right.
+        let made_up = [
+            ServerSecret(Zeroizing::new([0u8; KEY_LEN])),
+            ServerSecret::generate().expect("secret"),
+        ];
+        for guess in ["246810", "000000", "123456"] {
+            let stretched = stolen.stretch(&passcode(guess)).expect("stretch");
+            for secret in &made_up {
+                let err = stolen
+                    .unlock_with_secret(&stretched, secret)
+                    .expect_err("no guess opens the copy");
+                assert!(
+                    matches!(err, KeystoreError::ServerSecretMismatch { .. }),
+                    "{err}"
+                );
+            }
+        }
+
+        // The file holds neither the verifier nor the phone's half of the stretched passcode,
+        // so a guess cannot be compared with anything in it.
+        let text = std::fs::read_to_string(&copy).expect("read");
+        let stretched = stolen.stretch(&right).expect("stretch");
+        assert!(!text.contains(verifier.as_str()));
+        assert!(!text.contains(&B64.encode(stretched.wrap.as_ref())));
+        assert!(!text.contains(&B64.encode(stretched.verifier.as_ref())));
+    }
+
+    /// A format-1 store (passcode alone) is read, refused for unlocking, and upgraded by a reset.
+    #[test]
+    fn format_one_is_upgraded_by_an_unlock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keystore.json");
+        let first = passcode("246810");
+        let new = NewPasscode::new(&first).expect("stretch");
+        let (store, recovery) = SoftwareKeystore::create(&path, &new).expect("create");
+        let auth_spki = store.auth_spki().to_vec();
+        // Rewrite it as the old app did: version 1, DEK under Argon2id(passcode) alone.
+        let mut file = store.file.clone();
+        let dek = open_sealed(&recovery.0, AAD_DEK_RECOVERY, &file.dek_by_recovery)
+            .expect("well formed")
+            .expect("opens");
+        let salt = B64.decode(&file.kdf.salt).expect("salt");
+        let kek = stretch_argon2id(&first, &file.kdf, &salt).expect("argon2id");
+        file.version = LEGACY_FORMAT_VERSION;
+        file.dek_by_passcode =
+            seal(&kek, b"vsc-keystore/v1 dek wrapped by passcode", &dek).expect("seal");
+        write_file(&path, &file).expect("write");
+
+        let mut store = SoftwareKeystore::open(&path).expect("a format-1 store is read");
+        assert_eq!(store.format_version(), LEGACY_FORMAT_VERSION);
+        let err = store
+            .stretch(&first)
+            .expect_err("not opened with a passcode");
+        assert!(matches!(err, KeystoreError::LegacyFormat { .. }), "{err}");
+        assert!(err.to_string().contains("unlock code"), "{err}");
+
+        let second = passcode("13579135");
+        let reset = NewPasscode::new(&second).expect("stretch");
+        store.reset_passcode(&recovery, &reset).expect("upgrade");
+        let mut store = SoftwareKeystore::open(&path).expect("reopen");
+        assert_eq!(store.format_version(), FORMAT_VERSION);
+        let (_, secret) = server_side(&reset);
+        let keys = store
+            .unlock_with_secret(&store.stretch(&second).expect("stretch"), &secret)
+            .expect("the upgraded store opens");
+        assert_eq!(keys.auth_spki(), auth_spki.as_slice());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! [`client`] that trusts only the instance's root CA, the [`flows`] a front end drives
 //! (enrolment, redeeming an RA unlock code, RA login, status), and the [`phone`] side of signing
 //! in: the device channel that receives sign-in requests (authenticated with the
-//! [`device_key`]) and the approval signed with the card's key after the passcode.
+//! [`device_key`]) and the approval signed with the card's key after the passcode. Every use of
+//! the card's keys opens the keystore through [`unlock`], where the server checks the passcode.
 
 pub mod client;
 pub mod device_key;
@@ -16,19 +17,22 @@ pub mod home;
 pub mod keystore;
 pub mod phone;
 pub mod signing;
-mod sse;
+pub mod sse;
+pub mod unlock;
 
 pub use client::{Client, ClientError, PinnedRootVerifier};
 pub use device_key::DeviceKey;
 pub use flows::{Status, enrol, ra_login, redeem_unlock, status};
 pub use home::{Device, Enrolment, Home, HomeError};
 pub use keystore::{
-    Keystore, KeystoreError, MAX_ATTEMPTS, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
+    Keystore, KeystoreError, MAX_ATTEMPTS, NewPasscode, Passcode, RecoveryKey, ServerSecret,
+    SoftwareKeystore, StretchedPasscode, UnlockedKeys,
 };
 pub use phone::{
-    AutoApprove, DeviceEvent, ListenNotice, Listener, PhoneLink, Transport, auto_approve,
-    auto_approve_with, check_request,
+    AutoApprove, DeviceEvent, ListenNotice, Listener, PhoneLink, Transport, WorkstationScreen,
+    auto_approve, auto_approve_with, check_request,
 };
+pub use unlock::unlock_keys;
 
 /// Why a flow failed. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +94,7 @@ pub enum AuthenticatorError {
     BadEnrolment(String),
     /// Enrolled before device channel keys existed (or `device-key.json` was removed).
     #[error(
-        "this phone has no device key, so it cannot receive sign-in requests; it was enrolled by an older version or device-key.json was removed: ask your RA for a new activation code and enrol again"
+        "this phone has no device key, so it cannot receive sign-in requests or open its keystore; it was enrolled by an older version or device-key.json was removed: ask your RA for a new activation code and enrol again"
     )]
     NoDeviceKey,
     /// The context shown would not be the one signed.
@@ -98,14 +102,6 @@ pub enum AuthenticatorError {
         "sign-in request {request_id} was refused on this phone: its details do not match the digest the server sent, so what you would see is not what you would approve. Do not approve it; sign in again at the workstation, and tell your IT service desk if this repeats"
     )]
     ContextMismatch {
-        /// The request.
-        request_id: String,
-    },
-    /// The numbers to choose from are not three distinct two-digit numbers.
-    #[error(
-        "sign-in request {request_id} was refused on this phone: it does not offer three different numbers to choose from; sign in again at the workstation"
-    )]
-    BadChoices {
         /// The request.
         request_id: String,
     },
@@ -117,16 +113,13 @@ pub enum AuthenticatorError {
         /// The request.
         request_id: String,
     },
-    /// The number is not one of the three offered.
+    /// The number typed is not a two-digit number.
     #[error(
-        "{number:02} is not one of the numbers this request offers ({:02}, {:02} or {:02}); pick the one the workstation shows",
-        choices[0], choices[1], choices[2]
+        "{number} is not a two-digit number; type the number shown on the workstation (00 to 99)"
     )]
-    NotAChoice {
-        /// What was picked.
+    NotTwoDigits {
+        /// What was typed.
         number: u8,
-        /// What was offered.
-        choices: [u8; 3],
     },
     /// A request id that cannot be one.
     #[error("'{0}' is not a sign-in request id; copy it from `vsc authenticator pending`")]

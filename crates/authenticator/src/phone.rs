@@ -15,15 +15,16 @@
 //!   across failures: it reconnects with backoff, falls back to long-polling when the event
 //!   stream does not work, and delivers each request once.
 //! * **Answering.** [`check_request`] recomputes the digest of the context the phone is about to
-//!   show and refuses a request whose digest does not match, whose numbers are malformed, or
-//!   that has expired. [`PhoneLink::approve`] then unlocks the keystore with the passcode (a
-//!   wrong passcode is counted) and signs
-//!   [`vsc_proto::signin::approval_statement`] — request id, server nonce, context digest, the
-//!   chosen number, server origin — with the card's authentication key.
+//!   show and refuses a request whose digest does not match or that has expired. The server
+//!   never sends the phone the number: the person reads it off the workstation and types it.
+//!   [`PhoneLink::approve`] then unlocks the keystore with the passcode (checked and counted by
+//!   the server, [`crate::unlock`]) and signs [`vsc_proto::signin::approval_statement`] — request id, server nonce,
+//!   context digest, the typed number, server origin — with the card's authentication key. A
+//!   wrong number fails the request on the server (and counts towards the card's lock).
 //!   [`PhoneLink::decline`] declines, or reports "I didn't do this".
 //! * **The simulated phone.** [`auto_approve`] is the demo's and sandbox's phone: it approves by
-//!   itself every request for which a sandbox server sent the right number (`hint_number`,
-//!   present only for a phone enrolled as simulated).
+//!   itself every request, with the number it reads from a [`WorkstationScreen`] that the
+//!   workstation side fills in (as a person would read the screen).
 //!
 //! The device token and the passcode are never logged or printed; the token is wiped from
 //! memory when dropped.
@@ -141,8 +142,7 @@ impl DeviceEvent {
 
 /// Checks a request before it is shown or signed: the context digest recomputed from what will
 /// be shown must equal the server's (otherwise the context on screen would not be the one
-/// signed), the three numbers must be distinct two-digit numbers, and the request must not have
-/// expired at `now`.
+/// signed), and the request must not have expired at `now`.
 pub fn check_request(
     req: &PendingAuthRequest,
     now: OffsetDateTime,
@@ -150,12 +150,6 @@ pub fn check_request(
     let digest = vsc_proto::signin::context_digest(&req.context, req.created_at);
     if digest != req.context_digest.to_ascii_lowercase() {
         return Err(AuthenticatorError::ContextMismatch {
-            request_id: req.request_id.clone(),
-        });
-    }
-    let [a, b, c] = req.choices;
-    if a == b || b == c || a == c || req.choices.iter().any(|n| *n > 99) {
-        return Err(AuthenticatorError::BadChoices {
             request_id: req.request_id.clone(),
         });
     }
@@ -401,13 +395,13 @@ impl PhoneLink {
         Listener::new(self.clone())
     }
 
-    /// Approves `request` with the number the workstation shows: unlocks the keystore with
-    /// `passcode` (a wrong one is counted), signs the approval statement with the card's
-    /// authentication key, and sends the number and signature. Nothing is sent if a local check
-    /// fails or the passcode is wrong.
+    /// Approves `request` with the number the person typed (read off the workstation): unlocks
+    /// the keystore with `passcode` (a wrong one is counted), signs the approval statement —
+    /// which includes the number — with the card's authentication key, and sends the number and
+    /// signature. Nothing is sent if a local check fails or the passcode is wrong.
     ///
-    /// A number that is one of the three but not the one the workstation shows is refused by
-    /// the server (`wrong_number`), and the request is then dead.
+    /// The phone cannot tell a wrong number: the server refuses it (`wrong_number`), the request
+    /// is then dead, and the failure counts towards locking the card.
     pub async fn approve(
         &self,
         request: &PendingAuthRequest,
@@ -415,7 +409,7 @@ impl PhoneLink {
         passcode: &Passcode,
     ) -> Result<(), AuthenticatorError> {
         let statement = self.checked_statement(request, number)?;
-        let signature = sign_with_card(&self.inner.home, passcode, statement).await?;
+        let signature = sign_with_card(self, passcode, statement).await?;
         self.send_approval(request, number, signature).await
     }
 
@@ -442,11 +436,9 @@ impl PhoneLink {
     ) -> Result<Vec<u8>, AuthenticatorError> {
         check_request(request, OffsetDateTime::now_utc())?;
         check_request_id(&request.request_id)?;
-        if !request.choices.contains(&number) {
-            return Err(AuthenticatorError::NotAChoice {
-                number,
-                choices: request.choices,
-            });
+        // Whether it is the right number only the server knows; it fails the request if not.
+        if number > 99 {
+            return Err(AuthenticatorError::NotTwoDigits { number });
         }
         // Recomputed by `check_request` and equal to the server's; signed as recomputed.
         let digest = vsc_proto::signin::context_digest(&request.context, request.created_at);
@@ -510,13 +502,10 @@ impl PhoneLink {
         passcode: &Passcode,
     ) -> Result<SigningOutcome, AuthenticatorError> {
         check_request_id(&review.request_id)?;
-        let home = self.inner.home.clone();
-        let passcode = passcode.clone();
+        let keys = self.unlock_keys(passcode).await?;
         let review_copy = review.clone();
         let body = tokio::task::spawn_blocking(
             move || -> Result<CompleteSigningRequest, AuthenticatorError> {
-                let mut store = home.open_keystore()?;
-                let keys = store.unlock(&passcode)?;
                 review_copy.sign(&keys)
             },
         )
@@ -575,22 +564,28 @@ impl PhoneLink {
     }
 }
 
-/// Unlocks the keystore with `passcode` and signs `statement` with the card's authentication
-/// key, on a blocking thread (Argon2id takes a moment).
+/// Unlocks the keystore with `passcode` (checked by the server, [`crate::unlock`]) and signs
+/// `statement` with the card's authentication key.
 async fn sign_with_card(
-    home: &Home,
+    link: &PhoneLink,
     passcode: &Passcode,
     statement: Vec<u8>,
 ) -> Result<Vec<u8>, AuthenticatorError> {
-    let home = home.clone();
-    let passcode = passcode.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<u8>, AuthenticatorError> {
-        let mut store = home.open_keystore()?;
-        let keys = store.unlock(&passcode)?;
-        Ok(keys.sign_auth(&statement)?)
-    })
-    .await
-    .map_err(|_| KeystoreError::Crypto("unlock the keystore (the worker thread stopped)"))?
+    let keys = link.unlock_keys(passcode).await?;
+    Ok(keys.sign_auth(&statement)?)
+}
+
+impl PhoneLink {
+    /// Opens the keystore with `passcode`, checked by the server over this link's connection
+    /// and signed with its device key (see [`crate::unlock`]); a wrong passcode is counted by
+    /// the server.
+    pub async fn unlock_keys(
+        &self,
+        passcode: &Passcode,
+    ) -> Result<crate::keystore::UnlockedKeys, AuthenticatorError> {
+        let inner = &self.inner;
+        crate::unlock::open_keystore(&inner.home, &inner.client, &inner.key, passcode).await
+    }
 }
 
 /// One open event stream.
@@ -1041,11 +1036,74 @@ fn is_transient(e: &AuthenticatorError) -> bool {
     }
 }
 
+/// What the workstation's screen shows, as the simulated phone of [`auto_approve`] reads it.
+///
+/// The server never sends the phone the number: a person reads it off the workstation and
+/// types it. For the demo and sandbox, the workstation side calls [`WorkstationScreen::show`]
+/// when it shows a number (the identity agent's `AgentEvent::Number`), and the simulated phone
+/// reads the number shown for the request's person. Each shown number is read once; a new one
+/// for the same person replaces an unread one.
+#[derive(Debug, Clone, Default)]
+pub struct WorkstationScreen {
+    inner: Arc<ScreenInner>,
+}
+
+#[derive(Debug, Default)]
+struct ScreenInner {
+    shown: std::sync::Mutex<HashMap<String, u8>>,
+    changed: tokio::sync::Notify,
+}
+
+impl WorkstationScreen {
+    /// An empty screen.
+    pub fn new() -> WorkstationScreen {
+        WorkstationScreen::default()
+    }
+
+    /// The workstation shows `number` for a sign-in of `uid`.
+    pub fn show(&self, uid: &str, number: u8) {
+        self.inner
+            .shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(uid.to_owned(), number);
+        self.inner.changed.notify_waiters();
+    }
+
+    fn take(&self, uid: &str) -> Option<u8> {
+        self.inner
+            .shown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(uid)
+    }
+
+    /// Waits up to `within` for a number shown for `uid` and reads it.
+    pub async fn read(&self, uid: &str, within: Duration) -> Option<u8> {
+        let deadline = Instant::now() + within;
+        loop {
+            // Registered before looking, so a number shown in between is not missed.
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(number) = self.take(uid) {
+                return Some(number);
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return self.take(uid);
+            }
+        }
+    }
+}
+
+/// Longest the simulated phone waits for the workstation to show a request's number.
+const SCREEN_WAIT: Duration = Duration::from_secs(30);
+
 /// The simulated phone of the demo and sandbox: listens (server-sent events, falling back to
-/// long-polling, reconnecting with backoff) and approves, with `passcode`, every request for
-/// which the server sent the right number (`hint_number`; a sandbox server sends it only to a
-/// phone enrolled as simulated). Requests without it are ignored. Returns when `shutdown`
-/// completes.
+/// long-polling, reconnecting with backoff) and approves, with `passcode`, every request with
+/// the number `screen` shows for its person (the server never sends the number). A request
+/// whose number the workstation does not show within 30 seconds (or before it expires) is
+/// ignored. Returns when `shutdown` completes.
 ///
 /// Refuses to run unless the home is a simulated phone. The passcode is tried once at start,
 /// and the phone stops at the first wrong passcode, so it never locks the card by itself.
@@ -1054,10 +1112,19 @@ fn is_transient(e: &AuthenticatorError) -> bool {
 pub async fn auto_approve(
     home: Home,
     passcode: Passcode,
+    screen: WorkstationScreen,
     on_event: impl Fn(&str) + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AuthenticatorError> {
-    auto_approve_with(home, passcode, AutoApprove::default(), on_event, shutdown).await
+    auto_approve_with(
+        home,
+        passcode,
+        screen,
+        AutoApprove::default(),
+        on_event,
+        shutdown,
+    )
+    .await
 }
 
 /// What the simulated phone of [`auto_approve_with`] does besides approving sign-ins.
@@ -1071,6 +1138,7 @@ pub struct AutoApprove {
 pub async fn auto_approve_with(
     home: Home,
     passcode: Passcode,
+    screen: WorkstationScreen,
     options: AutoApprove,
     on_event: impl Fn(&str) + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send,
@@ -1082,7 +1150,7 @@ pub async fn auto_approve_with(
     let link = PhoneLink::new(&home)?;
     // Check the passcode now rather than at the first request.
     sign_with_card(
-        &home,
+        &link,
         &passcode,
         b"vsc-auto-approve passcode check".to_vec(),
     )
@@ -1118,10 +1186,23 @@ pub async fn auto_approve_with(
             }
             _ => continue,
         };
-        let from = &request.context.workstation_name;
-        let Some(number) = request.hint_number else {
+        // The registered name and organisation (or the "unregistered" mark) and the address
+        // the server saw.
+        let from = &format!(
+            "{} at {}",
+            request.context.workstation_label(),
+            request.context.client_address
+        );
+        let left = Duration::try_from(request.expires_at - OffsetDateTime::now_utc())
+            .unwrap_or(Duration::ZERO);
+        let read = screen.read(&request.uid, left.min(SCREEN_WAIT));
+        let number = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            number = read => number,
+        };
+        let Some(number) = number else {
             on_event(&format!(
-                "ignored sign-in request {} from {from}: the server did not send its number (only a sandbox server does, to a simulated phone)",
+                "ignored sign-in request {} from {from}: the workstation showed no number for it",
                 request.request_id
             ));
             continue;
@@ -1190,6 +1271,7 @@ mod tests {
             client_address: "10.0.0.7".into(),
             agent_version: "0.1.0".into(),
             purpose: "Sign in to clinical systems".into(),
+            ..AuthContext::default()
         };
         let created_at = 1_700_000_000;
         PendingAuthRequest {
@@ -1199,8 +1281,6 @@ mod tests {
             context_digest: vsc_proto::signin::context_digest(&context, created_at),
             context,
             created_at,
-            choices: [12, 47, 90],
-            hint_number: None,
             expires_at: OffsetDateTime::from_unix_timestamp(created_at + 120).expect("time"),
         }
     }
@@ -1226,16 +1306,6 @@ mod tests {
             assert!(matches!(
                 check_request(&r, at(1_700_000_010)),
                 Err(AuthenticatorError::ContextMismatch { .. })
-            ));
-        }
-        for choices in [[12, 12, 90], [12, 47, 12], [100, 47, 90]] {
-            let r = PendingAuthRequest {
-                choices,
-                ..good.clone()
-            };
-            assert!(matches!(
-                check_request(&r, at(1_700_000_010)),
-                Err(AuthenticatorError::BadChoices { .. })
             ));
         }
         let err = check_request(&good, at(1_700_000_120)).expect_err("expired");
@@ -1302,6 +1372,38 @@ mod tests {
             DeviceEvent::from_sse(&raw),
             Err(AuthenticatorError::BadEvent { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn the_screen_is_read_once_per_shown_number() {
+        let screen = WorkstationScreen::new();
+        assert_eq!(
+            screen.read("1", Duration::from_millis(10)).await,
+            None,
+            "nothing shown yet"
+        );
+        screen.show("1", 7);
+        screen.show("2", 55);
+        screen.show("1", 42);
+        assert_eq!(
+            screen.read("1", Duration::ZERO).await,
+            Some(42),
+            "the latest"
+        );
+        assert_eq!(
+            screen.read("1", Duration::from_millis(10)).await,
+            None,
+            "read once"
+        );
+        assert_eq!(screen.read("2", Duration::ZERO).await, Some(55));
+        // A reader waiting when the number appears gets it.
+        let waiting = tokio::spawn({
+            let screen = screen.clone();
+            async move { screen.read("1", Duration::from_secs(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        screen.show("1", 0);
+        assert_eq!(waiting.await.expect("reader"), Some(0));
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //!
 //! For prescriptions the request carries each prescription's signature *fragments*. The phone
 //! canonicalises and hashes them itself, builds the SignedInfo itself, and derives what it
-//! shows (patient, prescriber, each item's medication, dose and quantity, the prescription id)
-//! from those same fragments, so the screen and the signature cannot disagree. For prepared
+//! shows (patient with every NHS number, date of birth and address; prescriber; each item's
+//! medication name next to its dm+d code, doses, quantity, issues authorised, additional
+//! instructions and endorsements; the prescription id) from those same fragments, so the screen
+//! and the signature cannot disagree. Fragments holding a decoy (an element outside the HL7
+//! namespace, a repeated single element such as two `recordTarget`s or two `code`s) or nested
+//! too deep are refused before anything is shown. The screen is rendered by
+//! [`vsc_eps::screen`], the same code `vsc eps preview` prints. For prepared
 //! SignedInfo (a prescribing system that prepares its own, as with the NHS Signing Service) the
 //! phone cannot see the prescription: it shows the caller's description marked as unverified,
 //! and signs only an XML-DSig SignedInfo for the agreed algorithm (never an arbitrary blob).
@@ -51,17 +56,7 @@ pub struct SigningReview {
     pub header: Vec<String>,
 }
 
-/// A short fingerprint of bytes, for a person to compare: the first 8 bytes of SHA-256, hex in
-/// groups of four.
-pub fn short_fingerprint(bytes: &[u8]) -> String {
-    let d = digest::digest(&digest::SHA256, bytes);
-    let hex = hex::encode(&d.as_ref()[..8]);
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| String::from_utf8_lossy(c).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use vsc_eps::screen::{displayable, short_fingerprint};
 
 /// Checks a signing request and works out, for each item, what to show and what to sign.
 pub fn review(request: &PendingSigningRequest) -> Result<SigningReview, AuthenticatorError> {
@@ -116,12 +111,7 @@ pub fn review(request: &PendingSigningRequest) -> Result<SigningReview, Authenti
         });
     }
     let mut header = vec![
-        format!(
-            "Sign {} {what}{} ({})",
-            request.items.len(),
-            if request.items.len() == 1 { "" } else { "s" },
-            algorithm.signing_service_code()
-        ),
+        vsc_eps::screen::header_line(request.items.len(), what, algorithm),
         format!("from {} as {}", request.workstation, request.role),
     ];
     if request.kind == SigningKind::Prepared {
@@ -175,20 +165,13 @@ fn review_prescription(
         .fragments
         .as_deref()
         .ok_or("the item has no prescription fragments")?;
-    let (_digest, signed_info) = vsc_eps::sign::prepare_from_fragments(fragments, algorithm)
-        .map_err(|e| format!("the fragments cannot be read: {e}"))?;
-    let summary = vsc_eps::summary::summarize_fragments(fragments)
-        .map_err(|e| format!("the prescription cannot be shown: {e}"))?;
-    let mut lines = summary.display_lines();
-    lines.push(format!(
-        "signature fingerprint {}",
-        short_fingerprint(signed_info.as_bytes())
-    ));
+    // The screen and the bytes to sign come from the same code `vsc eps preview` uses.
+    let screen = vsc_eps::screen::prescription(fragments, algorithm)?;
     Ok(ReviewedItem {
         id: item.id.clone(),
-        lines,
+        lines: screen.lines,
         verified: true,
-        signed_info: signed_info.into_bytes(),
+        signed_info: screen.signed_info.into_bytes(),
         card_slot: None,
     })
 }
@@ -220,44 +203,23 @@ fn review_prepared(
     })
 }
 
-/// A line as the screen may show it: control characters and the Unicode controls that reorder
-/// or hide text (bidirectional overrides and isolates, zero-width characters) are replaced by
-/// `�`, so a prescription cannot make "5 mg" display as something other than what is signed.
-pub fn displayable(line: &str) -> String {
-    line.chars()
-        .map(|c| {
-            // Controls, format characters (soft hyphen, Arabic letter mark, Mongolian vowel
-            // separator, zero-width and bidirectional controls, invisible operators, tags), line
-            // and paragraph separators, blank fillers, and private-use characters.
-            let hidden = c.is_control()
-                || matches!(c,
-                    '\u{00AD}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
-                    | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-                    | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
-                    | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
-                    | '\u{E000}'..='\u{F8FF}' | '\u{E0000}'..='\u{E0FFF}'
-                    | '\u{F0000}'..='\u{10FFFF}');
-            if hidden { '\u{FFFD}' } else { c }
-        })
-        .collect()
-}
-
 impl SigningReview {
     /// Everything the approval screen shows, one line each (made [`displayable`]).
     pub fn display_lines(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.header.iter().map(|l| displayable(l)).collect();
-        for (n, item) in self.items.iter().enumerate() {
-            out.push(format!("[{}] {}", n + 1, displayable(&item.id)));
-            out.extend(item.lines.iter().map(|l| format!("    {}", displayable(l))));
-        }
-        for r in &self.refused {
-            out.push(format!(
-                "NOT SIGNED {}: {}",
-                displayable(&r.id),
-                displayable(&r.reason)
-            ));
-        }
-        out
+        let items: Vec<vsc_eps::screen::ScreenItem<'_>> = self
+            .items
+            .iter()
+            .map(|item| vsc_eps::screen::ScreenItem {
+                id: &item.id,
+                lines: &item.lines,
+            })
+            .collect();
+        let refused: Vec<(&str, &str)> = self
+            .refused
+            .iter()
+            .map(|r| (r.id.as_str(), r.reason.as_str()))
+            .collect();
+        vsc_eps::screen::render(&self.header, &items, &refused)
     }
 
     /// Signs every reviewed item separately with the card's signing key (after the passcode
@@ -311,13 +273,7 @@ mod tests {
 
     #[test]
     fn hidden_and_reordering_characters_are_shown_as_replacements() {
-        assert_eq!(displayable("Paracetamol 500mg"), "Paracetamol 500mg");
-        assert_eq!(displayable("Zoë Ångström"), "Zoë Ångström");
         assert_eq!(displayable("5\u{202E}gm 05"), "5\u{FFFD}gm 05");
-        assert_eq!(
-            displayable("a\u{200B}b\nc\u{2066}"),
-            "a\u{FFFD}b\u{FFFD}c\u{FFFD}"
-        );
-        assert_eq!(displayable("x\u{00AD}y\u{E0041}"), "x\u{FFFD}y\u{FFFD}");
+        assert_eq!(short_fingerprint(b"abc"), "ba78 16bf 8f01 cfea");
     }
 }

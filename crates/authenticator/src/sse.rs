@@ -20,7 +20,7 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseEvent {
+pub struct SseEvent {
     /// The event type (`message` when the server named none).
     pub event: String,
     /// The data lines joined with LF.
@@ -31,7 +31,7 @@ pub(crate) struct SseEvent {
 
 /// Why a stream could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum SseError {
+pub enum SseError {
     /// A line longer than the limit.
     #[error("a line of the event stream is longer than {MAX_LINE} bytes")]
     LineTooLong,
@@ -42,7 +42,7 @@ pub(crate) enum SseError {
 
 /// The parser's state between pieces.
 #[derive(Debug, Default)]
-pub(crate) struct SseParser {
+pub struct SseParser {
     line: Vec<u8>,
     /// The previous piece ended with CR: an LF at the start of this one belongs to it.
     after_cr: bool,
@@ -56,17 +56,17 @@ pub(crate) struct SseParser {
 
 impl SseParser {
     /// A parser at the start of a stream.
-    pub(crate) fn new() -> SseParser {
+    pub fn new() -> SseParser {
         SseParser::default()
     }
 
     /// The reconnection delay the server asked for with `retry:`, milliseconds.
-    pub(crate) fn retry_ms(&self) -> Option<u64> {
+    pub fn retry_ms(&self) -> Option<u64> {
         self.retry_ms
     }
 
     /// Feeds the next piece of the stream; returns the events it completed, in order.
-    pub(crate) fn push(&mut self, piece: &[u8]) -> Result<Vec<SseEvent>, SseError> {
+    pub fn push(&mut self, piece: &[u8]) -> Result<Vec<SseEvent>, SseError> {
         let mut out = Vec::new();
         for &b in piece {
             if mem::take(&mut self.after_cr) && b == b'\n' {

@@ -1,6 +1,7 @@
 //! End-to-end tests of the flows against a small mock vsc server on 127.0.0.1 that serves a
-//! leaf, issuing CA and root over TLS, issues certificates from the phone's CSRs, and checks the
-//! RA login signature the way the real server must.
+//! leaf, issuing CA and root over TLS, issues certificates from the phone's CSRs, checks the RA
+//! login signature, and checks passcodes and unlock codes with the device key's signature the
+//! way the real server must (the real server's own tests are in `vsc-server`'s `keystore`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ use rustls_pki_types::{
 use url::Url;
 use vsc_authenticator::client::{ClientError, sha256_fingerprint};
 use vsc_authenticator::{AuthenticatorError, Home, KeystoreError, Passcode};
+use vsc_proto::passcode::{PasscodeCheckRequest, PasscodeCheckResponse};
+use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
     ActivationLink, ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, ErrorBody,
     ErrorDetail, LinkKind, LoginRequest, LoginResponse, Person, UnlockRedeemRequest,
@@ -82,6 +85,11 @@ struct Records {
     recovery_key: Option<String>,
     auth_spki: Option<Vec<u8>>,
     device_id: Option<String>,
+    device_key: Option<Vec<u8>>,
+    verifier: Option<String>,
+    secret: Option<String>,
+    passcode_failures: u32,
+    locked: bool,
     challenges: HashMap<String, String>,
     logins: u32,
 }
@@ -153,10 +161,18 @@ async fn enrol(State(mock): State<Arc<Mock>>, Json(req): Json<EnrolRequest>) -> 
         device_key, auth_spki,
         "the device key is not the card's key"
     );
+    let verifier = req.passcode_verifier.clone().expect("a passcode verifier");
+    let secret = req.passcode_secret.clone().expect("a server secret");
+    assert_eq!(B64.decode(&verifier).expect("b64").len(), 32);
+    assert_eq!(B64.decode(&secret).expect("b64").len(), 32);
+    assert_ne!(verifier, secret);
     if uid == ALICE {
         records.recovery_key = Some(req.recovery_key.clone());
         records.auth_spki = Some(auth_spki);
         records.device_id = Some(req.device.device_id.clone());
+        records.device_key = Some(device_key);
+        records.verifier = Some(verifier);
+        records.secret = Some(secret);
     }
     Json(EnrolResponse {
         uid: uid.to_owned(),
@@ -172,8 +188,88 @@ async fn enrol(State(mock): State<Arc<Mock>>, Json(req): Json<EnrolRequest>) -> 
     .into_response()
 }
 
+/// A challenge for the device key, kept under its id with its nonce.
+async fn device_challenge(
+    State(mock): State<Arc<Mock>>,
+    Json(req): Json<DeviceChallengeRequest>,
+) -> Response {
+    let mut records = mock.records.lock().expect("lock");
+    assert_eq!(records.device_id.as_deref(), Some(req.device_id.as_str()));
+    let id = format!("dch-{}", records.challenges.len());
+    let nonce = B64.encode([records.challenges.len() as u8 + 100; 32]);
+    records.challenges.insert(id.clone(), nonce.clone());
+    Json(ChallengeResponse {
+        challenge_id: id,
+        nonce,
+        expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(2),
+    })
+    .into_response()
+}
+
+fn device_signature_ok(records: &Records, statement: &[u8], signature: &str) -> bool {
+    let key = records.device_key.clone().expect("enrolled");
+    let sig = B64.decode(signature).expect("b64");
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        &key,
+    )
+    .verify(statement, &sig)
+    .is_ok()
+}
+
+async fn passcode_check(
+    State(mock): State<Arc<Mock>>,
+    Json(req): Json<PasscodeCheckRequest>,
+) -> Response {
+    let mut records = mock.records.lock().expect("lock");
+    let Some(nonce) = records.challenges.remove(&req.challenge_id) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "challenge_unknown",
+            "no such challenge",
+        );
+    };
+    let statement = vsc_proto::passcode::passcode_check_statement(
+        &req.challenge_id,
+        &nonce,
+        &req.device_id,
+        &req.card_id,
+        &req.verifier,
+        &mock.origin,
+    );
+    if !device_signature_ok(&records, &statement, &req.signature) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "bad signature",
+        );
+    }
+    if records.locked {
+        return error(StatusCode::FORBIDDEN, "card_locked", "locked");
+    }
+    if records.verifier.as_deref() == Some(req.verifier.as_str()) {
+        records.passcode_failures = 0;
+        return Json(PasscodeCheckResponse {
+            correct: true,
+            tries_left: 3,
+            locked: false,
+            secret: records.secret.clone(),
+        })
+        .into_response();
+    }
+    records.passcode_failures += 1;
+    records.locked = records.passcode_failures >= 3;
+    Json(PasscodeCheckResponse {
+        correct: false,
+        tries_left: 3u32.saturating_sub(records.passcode_failures),
+        locked: records.locked,
+        secret: None,
+    })
+    .into_response()
+}
+
 async fn unlock(State(mock): State<Arc<Mock>>, Json(req): Json<UnlockRedeemRequest>) -> Response {
-    let records = mock.records.lock().expect("lock");
+    let mut records = mock.records.lock().expect("lock");
     if req.unlock_code != UNLOCK_CODE {
         return error(
             StatusCode::NOT_FOUND,
@@ -181,13 +277,33 @@ async fn unlock(State(mock): State<Arc<Mock>>, Json(req): Json<UnlockRedeemReque
             "no such unlock code",
         );
     }
-    if records.device_id.as_deref() != Some(req.device_id.as_str()) {
+    let Some(nonce) = records.challenges.remove(&req.challenge_id) else {
         return error(
-            StatusCode::FORBIDDEN,
-            "wrong_device",
+            StatusCode::UNAUTHORIZED,
+            "unlock_device_proof_failed",
+            "no challenge",
+        );
+    };
+    let statement = vsc_proto::passcode::unlock_statement(
+        &req.challenge_id,
+        &nonce,
+        records.device_id.as_deref().expect("enrolled"),
+        &req.unlock_code,
+        &req.passcode_verifier,
+        &req.passcode_secret,
+        &mock.origin,
+    );
+    if !device_signature_ok(&records, &statement, &req.signature) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unlock_device_proof_failed",
             "this is not the card's device",
         );
     }
+    records.verifier = Some(req.passcode_verifier.clone());
+    records.secret = Some(req.passcode_secret.clone());
+    records.passcode_failures = 0;
+    records.locked = false;
     Json(UnlockRedeemResponse {
         card_id: format!("card-{ALICE}"),
         recovery_key: records.recovery_key.clone().expect("enrolled"),
@@ -282,6 +398,9 @@ async fn start_mock() -> (Arc<Mock>, Url) {
     let app = Router::new()
         .route("/api/v1/enrol", post(enrol))
         .route("/api/v1/device/unlock", post(unlock))
+        .route("/api/v1/device/unlock/challenge", post(device_challenge))
+        .route("/api/v1/device/passcode/challenge", post(device_challenge))
+        .route("/api/v1/device/passcode/check", post(passcode_check))
         .route("/api/v1/ra/auth/challenge", post(challenge))
         .route("/api/v1/ra/auth/login", post(login))
         .with_state(mock.clone());

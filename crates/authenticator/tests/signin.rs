@@ -25,11 +25,32 @@ fn passcode() -> Passcode {
     Passcode::new(PASSCODE).expect("valid passcode")
 }
 
+/// A registered workstation as its agent holds it: the registration id and the key.
+struct Workstation {
+    id: String,
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl Workstation {
+    fn sign(&self, msg: &[u8]) -> String {
+        use base64::Engine as _;
+        let sig = self
+            .key
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), msg)
+            .expect("sign with the workstation key");
+        base64::engine::general_purpose::STANDARD.encode(sig.as_ref())
+    }
+}
+
 /// A running server and the agent's client for it.
 struct Server {
     state: AppState,
     bootstrap: BootstrapActivation,
     agent: Client,
+    /// Registered workstations by label, made on first use.
+    workstations: Mutex<std::collections::HashMap<String, Arc<Workstation>>>,
+    /// Which workstation opened each request (its agent signs the collection).
+    opened_by: Mutex<std::collections::HashMap<String, Arc<Workstation>>>,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: TempDir,
 }
@@ -70,6 +91,8 @@ async fn start(sandbox: bool) -> Server {
         state,
         bootstrap,
         agent,
+        workstations: Mutex::default(),
+        opened_by: Mutex::default(),
         shutdown: Some(tx),
         _dir: dir,
     }
@@ -119,25 +142,116 @@ fn context(workstation: &str) -> AuthContext {
         client_address: "10.1.2.3".to_owned(),
         agent_version: "0.1.0".to_owned(),
         purpose: "Sign in to clinical systems".to_owned(),
+        ..AuthContext::default()
     }
 }
 
-/// Opens a sign-in request as a workstation's agent does.
-async fn try_open_request(
-    server: &Server,
-    workstation: &str,
-) -> Result<AuthRequestCreated, ClientError> {
-    server
+/// The workstation `label`, registered (as `WARD-7-<label>`, at the national organisation) on
+/// first use: a code issued in-process as `vsc ra workstation code` would, and the agent's
+/// enrolment over TLS with a key made here.
+async fn workstation(server: &Server, label: &str) -> Arc<Workstation> {
+    use base64::Engine as _;
+    if let Some(ws) = server.workstations.lock().expect("map").get(label) {
+        return ws.clone();
+    }
+    let ctx = vsc_server::state::AuditContext {
+        actor: server.bootstrap.uid.clone(),
+        source: std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    let mut tx = server.state.store().write().await.expect("transaction");
+    let code = vsc_server::routes::workstation::issue_code(
+        &server.state,
+        &mut tx,
+        &ctx,
+        server.state.national_ods(),
+        None,
+    )
+    .await
+    .expect("a registration code");
+    tx.commit().await.expect("commit");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .expect("CSR");
+    let enrolled: vsc_proto::workstation::WorkstationEnrolled = server
         .agent
         .post_json(
-            "/api/v1/auth/requests",
-            &CreateAuthRequest {
-                uid: server.bootstrap.uid.clone(),
-                context: context(workstation),
+            "/api/v1/workstations/enrol",
+            &vsc_proto::workstation::EnrolWorkstation {
+                code: code.code,
+                name: format!("WARD-7-{label}"),
+                csr: base64::engine::general_purpose::STANDARD.encode(csr.der()),
             },
             None,
         )
         .await
+        .expect("the workstation registers");
+    let ws = Arc::new(Workstation {
+        id: enrolled.workstation_id,
+        key: aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            key.serialized_der(),
+        )
+        .expect("workstation key"),
+    });
+    server
+        .workstations
+        .lock()
+        .expect("map")
+        .insert(label.to_owned(), ws.clone());
+    ws
+}
+
+/// Opens a sign-in request as a registered workstation's agent does: over a fresh challenge,
+/// signed with the workstation key.
+async fn try_open_request(
+    server: &Server,
+    workstation_label: &str,
+) -> Result<AuthRequestCreated, ClientError> {
+    let ws = workstation(server, workstation_label).await;
+    let context = context(workstation_label);
+    let challenge: vsc_proto::ChallengeResponse = server
+        .agent
+        .post_json(
+            "/api/v1/workstations/challenge",
+            &vsc_proto::signin::WorkstationChallengeRequest {
+                workstation_id: ws.id.clone(),
+            },
+            None,
+        )
+        .await?;
+    let uid = server.bootstrap.uid.clone();
+    let statement = vsc_proto::signin::workstation_open_statement(
+        &challenge.challenge_id,
+        &challenge.nonce,
+        &ws.id,
+        &uid,
+        &context.purpose,
+        &context.agent_version,
+        &server.state.origin(),
+    );
+    let created: AuthRequestCreated = server
+        .agent
+        .post_json(
+            "/api/v1/auth/requests",
+            &CreateAuthRequest {
+                uid,
+                context,
+                workstation: Some(vsc_proto::signin::WorkstationProof {
+                    workstation_id: ws.id.clone(),
+                    challenge_id: challenge.challenge_id,
+                    signature: ws.sign(&statement),
+                }),
+            },
+            None,
+        )
+        .await?;
+    server
+        .opened_by
+        .lock()
+        .expect("map")
+        .insert(created.request_id.clone(), ws);
+    Ok(created)
 }
 
 async fn open_request(server: &Server, workstation: &str) -> AuthRequestCreated {
@@ -146,13 +260,29 @@ async fn open_request(server: &Server, workstation: &str) -> AuthRequestCreated 
         .expect("the agent opens a sign-in request")
 }
 
-/// What the agent sees, waiting up to `wait` seconds.
+/// What the agent sees, waiting up to `wait` seconds (it signs the collection).
 async fn outcome(server: &Server, created: &AuthRequestCreated, wait: u64) -> AuthRequestOutcome {
+    let ws = server
+        .opened_by
+        .lock()
+        .expect("map")
+        .get(&created.request_id)
+        .cloned()
+        .expect("a request this test opened");
+    let signature = ws.sign(&vsc_proto::signin::workstation_collect_statement(
+        &created.request_id,
+        &created.nonce,
+        &ws.id,
+        &server.state.origin(),
+    ));
     server
         .agent
         .get_json_with_headers(
             &format!("/api/v1/auth/requests/{}?wait={wait}", created.request_id),
-            &[("X-Vsc-Request-Secret", &created.poll_secret)],
+            &[
+                ("X-Vsc-Request-Secret", &created.poll_secret),
+                (vsc_proto::signin::WORKSTATION_SIGNATURE_HEADER, &signature),
+            ],
         )
         .await
         .expect("the agent reads the outcome")
@@ -233,19 +363,28 @@ async fn request_arrives_over_sse_and_the_right_number_signs_in() {
     };
     assert_eq!(request.request_id, created.request_id);
     assert_eq!(request.uid, server.bootstrap.uid);
-    assert_eq!(request.context, context("pc-1"));
-    assert!(request.choices.contains(&created.number));
-    assert_eq!(request.hint_number, None, "a real phone gets no hint");
+    // The phone sees the registered workstation and the address the server saw.
+    let ws = workstation(&server, "pc-1").await;
+    assert_eq!(
+        request.context,
+        AuthContext {
+            workstation_id: ws.id.clone(),
+            client_address: "127.0.0.1".into(),
+            registered: true,
+            organisation: server.state.national_ods().into(),
+            organisation_name: request.context.organisation_name.clone(),
+            ..context("pc-1")
+        }
+    );
+    assert!(!request.context.organisation_name.is_empty());
     vsc_authenticator::check_request(&request, now()).expect("a genuine request passes");
 
-    // A number that is not among the three is refused here, before anything is sent.
-    let absent = (10..=99u8)
-        .find(|n| !request.choices.contains(n))
-        .expect("a number not offered");
+    // What is not a two-digit number is refused here, before anything is sent.
     assert!(matches!(
-        link.approve(&request, absent, &passcode()).await,
-        Err(AuthenticatorError::NotAChoice { .. })
+        link.approve(&request, 100, &passcode()).await,
+        Err(AuthenticatorError::NotTwoDigits { number: 100 })
     ));
+    assert_eq!(outcome(&server, &created, 0).await.state, "pending");
 
     link.approve(&request, created.number, &passcode())
         .await
@@ -299,6 +438,7 @@ async fn request_arrives_over_sse_and_the_right_number_signs_in() {
     let err = vsc_authenticator::auto_approve(
         phone.home.clone(),
         passcode(),
+        vsc_authenticator::WorkstationScreen::new(),
         |_| {},
         std::future::pending(),
     )
@@ -398,7 +538,8 @@ async fn offline_phone_gets_pending_requests_on_connect_and_long_poll_works() {
     );
 }
 
-/// Picking one of the other two numbers is refused by the server, and the request is dead.
+/// Typing a number other than the one the workstation shows is refused by the server, and the
+/// request is dead: the person must start again at the workstation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_number_kills_the_request() {
     let server = start(false).await;
@@ -406,11 +547,7 @@ async fn wrong_number_kills_the_request() {
     let link = PhoneLink::new(&phone.home).expect("link");
     let created = open_request(&server, "pc-1").await;
     let request = only_pending(&link).await;
-    let wrong = *request
-        .choices
-        .iter()
-        .find(|n| **n != created.number)
-        .expect("two wrong choices");
+    let wrong = (created.number + 37) % 100;
     let err = link
         .approve(&request, wrong, &passcode())
         .await
@@ -504,25 +641,34 @@ async fn not_me_blocks_new_requests() {
     assert!(link.pending(0).await.expect("pending").is_empty());
 }
 
-/// On a sandbox server a simulated phone approves by itself, and stops when told to.
+/// On a sandbox server a simulated phone approves by itself with the number the workstation
+/// shows (read off a [`WorkstationScreen`], never from the server), and stops when told to. A
+/// request whose number the workstation does not show is not approved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_phone_approves_by_itself_on_a_sandbox_server() {
     let server = start(true).await;
     let phone = enrolled_phone(&server, true).await;
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let (stop, stopped) = oneshot::channel::<()>();
+    let screen = vsc_authenticator::WorkstationScreen::new();
     let task = {
         let lines = lines.clone();
         tokio::spawn(vsc_authenticator::auto_approve(
             phone.home.clone(),
             passcode(),
+            screen.clone(),
             move |line| lines.lock().expect("lines").push(line.to_owned()),
             async move {
                 let _ = stopped.await;
             },
         ))
     };
+    // Nothing on the workstation's screen yet: the phone has no number to type and waits.
     let created = open_request(&server, "pc-1").await;
+    let seen = outcome(&server, &created, 3).await;
+    assert_eq!(seen.state, "pending", "{:?}", lines.lock().expect("lines"));
+    // The workstation shows the number (as the agent does), and the phone types it.
+    screen.show(&server.bootstrap.uid, created.number);
     let seen = outcome(&server, &created, 10).await;
     assert_eq!(
         seen.state,
@@ -556,6 +702,7 @@ async fn simulated_phone_with_a_wrong_passcode_stops() {
         vsc_authenticator::auto_approve(
             phone.home.clone(),
             Passcode::new("999999").expect("format"),
+            vsc_authenticator::WorkstationScreen::new(),
             |_| {},
             std::future::pending(),
         ),

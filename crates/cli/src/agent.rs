@@ -4,7 +4,9 @@
 //!
 //! State lives in `--home` (`VSC_AGENT_HOME`, by default `$HOME/.vsc/agent`): `agent.json`
 //! (server, CA, last UID, workstation id and name), `agent.secret` (0600, guards the local
-//! API) and `agent.port` (where the running agent listens). The ticket is never written to disk.
+//! API), `agent.port` (where the running agent listens), and after `vsc agent enrol` the
+//! workstation's registration (`workstation.json`) and key (`workstation.key`, 0600). The ticket
+//! is never written to disk.
 
 use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
@@ -55,7 +57,9 @@ struct ServerOpts {
     /// The server's root CA certificate, a PEM file (remembered).
     #[arg(long)]
     ca_file: Option<PathBuf>,
-    /// The name the phone shows for this workstation (remembered; the host name by default).
+    /// The name this workstation gives itself (remembered; the host name by default). Phones
+    /// show a registered workstation by its registered name (`vsc agent enrol --name`), and this
+    /// one only, marked unregistered, where an organisation allows unregistered workstations.
     #[arg(long)]
     workstation_name: Option<String>,
 }
@@ -78,6 +82,21 @@ struct RunOpts {
 
 #[derive(Debug, Subcommand)]
 enum AgentCommand {
+    /// Register this workstation with an organisation, once, with the one-time code from your
+    /// RA (`vsc ra workstation code`). Makes the workstation key here (workstation.key, 0600);
+    /// from then on every sign-in request and ticket collection is signed with it, and phones
+    /// show the registered name and organisation.
+    Enrol {
+        /// The one-time registration code.
+        #[arg(long)]
+        code: String,
+        /// The workstation's name, as phones will show it (must match the code's name if the
+        /// RA fixed one).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        server: ServerOpts,
+    },
     /// Sign in with your phone: shows a number to pick on the phone. Goes through the running
     /// agent if there is one; otherwise this command becomes the agent and keeps the session
     /// until Ctrl-C.
@@ -136,6 +155,9 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     let home = AgentHome::open(&args.home)?;
     let json = args.json;
     match args.command {
+        AgentCommand::Enrol { code, name, server } => {
+            enrol(&home, &code, &name, server, json).await
+        }
         AgentCommand::Login {
             uid,
             purpose,
@@ -224,6 +246,46 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `vsc agent enrol`: registers the workstation and remembers the server, its CA and the name.
+async fn enrol(
+    home: &AgentHome,
+    code: &str,
+    name: &str,
+    mut opts: ServerOpts,
+    json: bool,
+) -> Result<ExitCode> {
+    opts.workstation_name = Some(name.to_owned());
+    let file = configure(home, &opts)?;
+    let server = file.server.clone().ok_or(AgentError::NotConfigured)?;
+    let trust = file.trust().ok_or(AgentError::NoTrust)?;
+    let registration = vsc_agent::workstation::enrol(home, &server, &trust, code, name).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "workstation_id": registration.workstation_id,
+                "name": registration.name,
+                "organisation": registration.organisation,
+                "organisation_name": registration.organisation_name,
+                "server": registration.server.as_str(),
+            })
+        );
+    } else {
+        println!(
+            "Registered this workstation as {} with {} ({}); id {}.",
+            registration.name,
+            registration.organisation,
+            registration.organisation_name,
+            registration.workstation_id
+        );
+        println!(
+            "Its key is in {} (only this user can read it). Start the agent with `vsc agent run`.",
+            home.dir().join("workstation.key").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A UID looks like one before anything is asked of the server.
@@ -382,7 +444,7 @@ fn show_number(p: &PendingPrompt) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
         err,
-        "\n{} for UID {}: on your phone, pick the number\n\n        {:02}\n\n(the request expires at {expires} UTC; Ctrl-C cancels)\n",
+        "\n{} for UID {}: type this number on your phone\n\n        {:02}\n\n(the request expires at {expires} UTC; Ctrl-C cancels)\n",
         p.purpose, p.uid, p.number
     );
 }
@@ -563,11 +625,20 @@ async fn serve(
         if let Some(vpcd) = run.vpcd {
             println!("The virtual smartcard goes into vpcd at {vpcd} while you are signed in.");
         }
+        let workstation = match &agent.config().registration {
+            Some(ws) => format!(
+                "workstation {}, registered with {}",
+                ws.registration.name, ws.registration.organisation
+            ),
+            None => format!(
+                "workstation {}, NOT registered: most organisations refuse its sign-ins; register it with `vsc agent enrol`",
+                agent.config().workstation.name
+            ),
+        };
         println!(
-            "vsc agent {} for {} on http://{addr}/ (workstation {}); Ctrl-C stops it and logs out.",
+            "vsc agent {} for {} on http://{addr}/ ({workstation}); Ctrl-C stops it and logs out.",
             env!("CARGO_PKG_VERSION"),
             file.server.as_ref().map(Url::as_str).unwrap_or_default(),
-            agent.config().workstation.name,
         );
     }
     tokio::pin!(stop);

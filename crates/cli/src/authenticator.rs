@@ -51,8 +51,9 @@ enum AuthenticatorCommand {
         long_about = "Enrol this device with an activation link (or a code plus --server and --ca-fingerprint).\n\n\
 The authenticator pins the server by the CA fingerprint in the link, generates the card's two keys \
 (ECDSA P-256 for authentication, RSA-2048 for signing) into a keystore sealed under the passcode you \
-choose, and a device key that lets this phone receive sign-in requests. Only public keys and \
-certificate requests leave the device.",
+choose and a secret the server keeps, and a device key that proves this phone to the server. Only \
+public keys, certificate requests and what the server needs to check the passcode leave the device: \
+the server counts wrong passcodes, so a copy of this phone's files cannot be guessed at offline.",
         after_help = "Examples:\n  vsc authenticator enrol 'https://vsc.example.nhs.uk/activate#code=…&fp=…'\n  \
 vsc authenticator enrol 4N0GD003-V4CV-C996-GJ33-ZMG6 --server https://vsc.example.nhs.uk --ca-fingerprint E2:F1:…\n  \
 vsc authenticator --home ./demo-phone enrol --simulated 'https://127.0.0.1:8443/activate#…'   # sandbox only"
@@ -73,6 +74,13 @@ vsc authenticator --home ./demo-phone enrol --simulated 'https://127.0.0.1:8443/
         simulated: bool,
     },
     /// Set a new passcode with the unlock code your RA or Local Smartcard Administrator gave you.
+    #[command(
+        long_about = "Set a new passcode with the unlock code your RA or Local Smartcard Administrator gave you.\n\n\
+The phone proves with its device key that it holds the card (the code alone is not enough), gets \
+the recovery key back, and re-seals the same keys under the new passcode; the card's certificates \
+stay. This also upgrades a keystore made by an older app, whose passcode was checked on the phone \
+alone."
+    )]
     Unlock {
         /// The unlock link or code.
         code: String,
@@ -95,17 +103,21 @@ The phone keeps one connection to the server (server-sent events, falling back t
 reconnecting by itself), authenticated with this device's key. A request made while the phone was \
 offline arrives as soon as it connects again, as long as it has not expired.\n\n\
 For each request it shows where and why you are signing in (workstation, address, purpose, time \
-left) and three numbers. Type the number the workstation shows, then your passcode: the card's \
-authentication key signs the request, its context and the number. Only the right number approves; \
-one of the other two refuses the request. Type d to decline, or n if you did not try to sign in \
-(\"I didn't do this\"): that is recorded as an alert and blocks new sign-in requests to your card \
-for a while.",
+left). Type the two-digit number shown on the workstation (the phone is never told it), then your \
+passcode: the card's authentication key signs the request, its context and the number. Only the \
+right number approves; a wrong one refuses the request (sign in again at the workstation) and \
+counts towards locking your card. Type d to decline, or n if you did not try to sign in \
+(\"I didn't do this\"): that is recorded as an alert, ends every session signed in with your card and \
+blocks new sign-in requests to it for a while.",
         after_help = "Examples:\n  vsc authenticator listen\n  \
-VSC_PASSCODE=123456 vsc authenticator --home ./demo-phone listen --auto-approve   # a simulated phone"
+vsc agent login 2>&1 | VSC_PASSCODE=123456 vsc authenticator --home ./demo-phone listen --auto-approve\n  \
+# a simulated phone, reading the number the agent shows"
     )]
     Listen {
         /// Approve every request by itself (simulated phones on a sandbox server only; the
-        /// passcode is asked once, at start). Each approval is printed.
+        /// passcode is asked once, at start), with the numbers the workstation shows, read from
+        /// standard input (a line holding only a two-digit number; other lines are ignored; the
+        /// server never sends the number to the phone). Each approval is printed.
         #[arg(long)]
         auto_approve: bool,
         /// Long-poll instead of keeping an event stream open (for networks that break
@@ -115,8 +127,8 @@ VSC_PASSCODE=123456 vsc authenticator --home ./demo-phone listen --auto-approve 
     },
     /// List the sign-in requests waiting for this phone.
     #[command(
-        long_about = "List the sign-in requests waiting for this phone: id, workstation, address, purpose, \
-time left and the three numbers to choose from. With --wait, wait up to that many seconds (at most 30) \
+        long_about = "List the sign-in requests waiting for this phone: id, workstation, address, purpose \
+and time left (not the number: type the one the workstation shows with `approve`). With --wait, wait up to that many seconds (at most 30) \
 for one to arrive if none is waiting.",
         after_help = "Examples:\n  vsc authenticator pending\n  vsc authenticator --json pending --wait 30"
     )]
@@ -130,15 +142,15 @@ for one to arrive if none is waiting.",
         long_about = "Approve one sign-in request with the number the workstation shows.\n\n\
 The request is checked first (its details must match the digest the server sent, and it must not have \
 expired), then the passcode unlocks the card, whose authentication key signs the request id, the \
-server's nonce, the digest of the context and the number. Only the right number approves; one of the \
-other two refuses the request for good.",
+server's nonce, the digest of the context and the number. Only the number the workstation shows \
+approves; a wrong one refuses the request for good and counts towards locking the card.",
         after_help = "Examples:\n  vsc authenticator approve 7f3c…e1 --number 42\n  \
 VSC_PASSCODE=123456 vsc authenticator --json approve 7f3c…e1 --number 42"
     )]
     Approve {
         /// The request's id (from `pending` or `listen`).
         request_id: String,
-        /// The two-digit number the workstation shows.
+        /// The two-digit number shown on the workstation (00 to 99).
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=99))]
         number: u8,
     },
@@ -146,7 +158,8 @@ VSC_PASSCODE=123456 vsc authenticator --json approve 7f3c…e1 --number 42"
     #[command(
         long_about = "Decline a sign-in request.\n\n\
 With --not-me (\"I didn't do this\"), the server records an alert naming the workstation and address the \
-request came from, and refuses new sign-in requests to your card for a while. Use it when you did not \
+request came from, ends every session signed in with your card, and refuses new sign-in requests to \
+your card for a while. Use it when you did not \
 just try to sign in: somebody else may be trying to use your card.",
         after_help = "Examples:\n  vsc authenticator decline 7f3c…e1\n  vsc authenticator decline 7f3c…e1 --not-me"
     )]
@@ -260,13 +273,6 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
         AuthenticatorCommand::Approve { request_id, number } => {
             let link = PhoneLink::new(&home)?;
             let request = find_pending(&link, &request_id).await?;
-            if !request.choices.contains(&number) {
-                return Err(AuthenticatorError::NotAChoice {
-                    number,
-                    choices: request.choices,
-                }
-                .into());
-            }
             vsc_authenticator::check_request(&request, OffsetDateTime::now_utc())?;
             let passcode = passcode::ask("Passcode to approve")?;
             link.approve(&request, number, &passcode).await?;
@@ -300,7 +306,7 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const REPORTED: &str = "Reported: the sign-in request was refused and recorded as an alert, and new sign-in requests to your card are blocked for a while. If you did not try to sign in, tell your RA or IT service desk.";
+const REPORTED: &str = "Reported: the sign-in request was refused and recorded as an alert, every session signed in with your card has ended, and new sign-in requests to your card are blocked for a while. If you did not try to sign in, tell your RA or IT service desk.";
 
 fn status(home: &Home, json: bool) -> Result<()> {
     let s = vsc_authenticator::status(home)?;
@@ -312,6 +318,7 @@ fn status(home: &Home, json: bool) -> Result<()> {
                 "name": s.name, "card_id": s.card_id, "server": s.server.map(|u| u.to_string()),
                 "failed_attempts": s.failed_attempts, "remaining_attempts": s.remaining_attempts, "locked": s.locked,
                 "simulated": s.simulated, "device_key": s.device_key_present,
+                "keystore_needs_upgrade": s.keystore_needs_upgrade,
             })
         );
     } else if !s.enrolled {
@@ -340,13 +347,19 @@ fn status(home: &Home, json: bool) -> Result<()> {
                 "  no device key: this phone cannot receive sign-in requests; enrol again with a new activation code"
             );
         }
+        if s.keystore_needs_upgrade {
+            println!(
+                "  OLD KEYSTORE: made before the server checked passcodes; ask your RA or Local Smartcard Administrator for an unlock code and redeem it (vsc authenticator unlock) to upgrade it"
+            );
+        }
+        // The server counts wrong passcodes; this is what it said last time.
         if s.locked {
             println!(
-                "  LOCKED after too many wrong passcodes: ask your RA or Local Smartcard Administrator to unlock it"
+                "  LOCKED (as the server last said): ask your RA or Local Smartcard Administrator to unlock it"
             );
         } else {
             println!(
-                "  passcode  {} wrong attempts, {} left",
+                "  passcode  {} wrong attempts, {} left (as the server last counted)",
                 s.failed_attempts, s.remaining_attempts
             );
         }
@@ -381,29 +394,42 @@ fn time_left(request: &PendingAuthRequest, now: OffsetDateTime) -> String {
     }
 }
 
-fn numbers(request: &PendingAuthRequest) -> String {
-    request
-        .choices
-        .iter()
-        .map(|n| format!("{n:02}"))
-        .collect::<Vec<_>>()
-        .join("   ")
+/// The number as typed: one or two digits ("7" or "07").
+fn typed_number(reply: &str) -> Option<u8> {
+    if reply.is_empty() || reply.len() > 2 || !reply.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    reply.parse().ok()
 }
 
 fn print_request(request: &PendingAuthRequest, now: OffsetDateTime) {
     let ctx = &request.context;
     println!("Sign-in request {}", request.request_id);
-    println!(
-        "  workstation  {} (id {})",
-        clean(&ctx.workstation_name),
-        clean(&ctx.workstation_id)
-    );
+    if ctx.registered {
+        println!(
+            "  workstation  {} (id {})",
+            clean(&ctx.workstation_name),
+            clean(&ctx.workstation_id)
+        );
+        println!(
+            "  registered   with {} {}",
+            clean(&ctx.organisation),
+            clean(&ctx.organisation_name)
+        );
+    } else {
+        println!(
+            "  workstation  UNREGISTERED WORKSTATION, calling itself '{}': nobody vouches for it",
+            clean(&ctx.workstation_name)
+        );
+    }
     if !ctx.client_address.is_empty() {
-        println!("  address      {}", clean(&ctx.client_address));
+        println!(
+            "  address      {} (as the server saw it)",
+            clean(&ctx.client_address)
+        );
     }
     println!("  purpose      {}", clean(&ctx.purpose));
     println!("  time left    {}", time_left(request, now));
-    println!("  numbers      {}", numbers(request));
 }
 
 async fn listen_auto(home: &Home) -> Result<()> {
@@ -415,10 +441,33 @@ async fn listen_auto(home: &Home) -> Result<()> {
         return Err(AuthenticatorError::NotSimulated.into());
     }
     let passcode = passcode::ask("Passcode of the simulated phone")?;
-    println!("Simulated phone: approving sign-in requests by itself. Press Ctrl-C to stop.");
-    vsc_authenticator::auto_approve(home.clone(), passcode, |line| println!("{line}"), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    println!(
+        "Simulated phone: approving sign-in requests by itself with the numbers read from standard input (one per line, as the workstation shows them). Press Ctrl-C to stop."
+    );
+    // The "person" reads the workstation: each line on standard input is the number it shows.
+    let screen = vsc_authenticator::WorkstationScreen::new();
+    let uid = status.uid.clone().unwrap_or_default();
+    {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                // Other lines (the rest of what a workstation prints) are not numbers.
+                if let Some(n) = typed_number(line.trim()) {
+                    screen.show(&uid, n);
+                }
+            }
+        });
+    }
+    vsc_authenticator::auto_approve(
+        home.clone(),
+        passcode,
+        screen,
+        |line| println!("{line}"),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
     .await?;
     println!("Stopped.");
     Ok(())
@@ -537,7 +586,7 @@ async fn answer(link: &PhoneLink, request: &PendingAuthRequest) -> Result<()> {
     print_request(request, OffsetDateTime::now_utc());
     let number = loop {
         let Some(reply) = read_line(
-            "Which number does the workstation show? Type it, d to decline, or n if you did not try to sign in: ",
+            "Type the number shown on the workstation, d to decline, or n if you did not try to sign in: ",
         )?
         else {
             bail!("standard input closed; stopped listening");
@@ -557,14 +606,10 @@ async fn answer(link: &PhoneLink, request: &PendingAuthRequest) -> Result<()> {
                 }
                 return Ok(());
             }
-            other => match other.parse::<u8>() {
-                Ok(n) if request.choices.contains(&n) => break n,
-                _ => eprintln!(
-                    "Type one of {}, or d, or n.",
-                    numbers(request)
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+            other => match typed_number(other) {
+                Some(n) => break n,
+                None => eprintln!(
+                    "Type the two-digit number shown on the workstation (00 to 99), or d, or n."
                 ),
             },
         }
@@ -611,15 +656,19 @@ mod tests {
                 client_address: String::new(),
                 agent_version: "0".into(),
                 purpose: "p".into(),
+                ..AuthContext::default()
             },
             context_digest: String::new(),
             created_at: 0,
-            choices: [7, 42, 99],
-            hint_number: None,
             expires_at: now + time::Duration::seconds(112),
         };
         assert_eq!(time_left(&request, now), "1 min 52 s");
-        assert_eq!(numbers(&request), "07   42   99");
+        assert_eq!(typed_number("07"), Some(7));
+        assert_eq!(typed_number("7"), Some(7));
+        assert_eq!(typed_number("99"), Some(99));
+        for bad in ["", "100", "+7", "-1", "7a", " 7", "042"] {
+            assert_eq!(typed_number(bad), None, "{bad:?}");
+        }
         request.expires_at = now + time::Duration::seconds(5);
         assert_eq!(time_left(&request, now), "5 s");
         request.expires_at = now;

@@ -68,20 +68,25 @@ pub async fn run(args: SignBench) -> Result<ExitCode> {
     let home = vsc_authenticator::Home::open(&phone_dir)?;
     lab::follow_server(&home, &lab.url)?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    // The simulated phone reads the number the agent shows.
+    let screen = vsc_authenticator::WorkstationScreen::new();
     let phone = tokio::spawn(vsc_authenticator::auto_approve(
         home,
         lab::lab_passcode()?,
+        screen.clone(),
         |_| {},
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         },
     ));
 
-    let config = AgentConfig::new(
+    let mut config = AgentConfig::new(
         lab.url.clone(),
         ServerTrust::RootPem(lab.root_pem()),
         vsc_agent::Workstation::new("bench-ws", "BENCH-WORKSTATION"),
     );
+    config.registration = Some(lab.registered_workstation("BENCH-WORKSTATION").await?);
+    config.on_event = Some(lab::showing_numbers(screen, None));
     let agent = Agent::new(config)?;
     agent.set_default_uid(Some(uid));
     agent.get_ticket().await.context("sign in")?;

@@ -53,13 +53,13 @@ fn say(line: impl AsRef<str>) {
 fn show_request(req: &PendingAuthRequest) {
     let ctx = &req.context;
     say(format!(
-        "Phone shows: \"{}\" from {} ({}), agent {}",
-        ctx.purpose, ctx.workstation_name, ctx.client_address, ctx.agent_version
+        "Phone shows: \"{}\" from {} at {} (the registered name and the address the server saw), agent {}",
+        ctx.purpose,
+        ctx.workstation_label(),
+        ctx.client_address,
+        ctx.agent_version
     ));
-    say(format!(
-        "             which number does the workstation show?  [{}]  [{}]  [{}]",
-        req.choices[0], req.choices[1], req.choices[2]
-    ));
+    say("             Type the number shown on the workstation: [__]");
 }
 
 /// The phone side of one approval: wait for the request, "read" the number off the workstation,
@@ -76,7 +76,7 @@ async fn phone_approves(listener: &mut Listener, number: oneshot::Receiver<u8>) 
     show_request(&request);
     let number = number.await.context("the workstation showed no number")?;
     say(format!(
-        "Ada picks {number} and types her passcode; the phone signs request id, server nonce, context digest {}… and {number}",
+        "Ada types {number:02} and her passcode; the phone signs request id, server nonce, context digest {}… and {number:02}",
         request
             .context_digest
             .get(..12)
@@ -140,11 +140,14 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     let link = PhoneLink::new(&home)?;
     let mut listener = link.listener();
-    let agent = Agent::new(AgentConfig::new(
+    let mut config = AgentConfig::new(
         lab.url.clone(),
         ServerTrust::RootPem(lab.root_pem()),
         Workstation::new("demo-workstation", "WARD-7-PC-03"),
-    ))?;
+    );
+    // A registered workstation: the phone shows its registered name and organisation.
+    config.registration = Some(lab.registered_workstation("WARD-7-PC-03").await?);
+    let agent = Agent::new(config)?;
 
     n.step("Ada signs in at a workstation").await;
     say("The identity agent asks the server for a sign-in bound to the workstation's context.");

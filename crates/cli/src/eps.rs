@@ -1,13 +1,22 @@
 //! `vsc eps verify`: checks signed prescriptions the way the EPS verifier does — format, one
 //! certificate, signature, digest, revocation, validity at `author/time`, trusted issuer, in that
-//! order — and names every check's outcome.
+//! order — and names every check's outcome. A prescription with a decoy where EPS reads one HL7
+//! element (a second `recordTarget`, a foreign-namespace or `xmlns=""` copy) is refused, not
+//! checked. Without a trust anchor the verdict is "signature valid, signer not trusted" and the
+//! exit status is 1, unless `--no-trust-check` says that is enough.
+//!
+//! `vsc eps preview`: prints the phone's approval screen for prescriptions, from the same code the
+//! phone runs (`vsc_eps::screen`), for integrators and tests.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use vsc_eps::verify::{Outcome, VerifyOptions, certificate_is_self_issued, verify_prescription};
+use vsc_eps::sign::SignatureAlgorithm;
+use vsc_eps::verify::{
+    Check, Outcome, Verdict, VerifyOptions, certificate_is_self_issued, verify_prescription,
+};
 
 /// `vsc eps`.
 #[derive(Debug, Args)]
@@ -25,26 +34,39 @@ vsc eps sign --algorithm RS1 --stamp-author-time --out-dir signed/ batch/*.xml\n
 vsc eps sign --agent-home ~/.vsc/agent --in-place rx.xml")]
     Sign(crate::eps_sign::SignArgs),
     /// Verify the signature of each prescription (a ParentPrescription, or a PORX_IN020101SM31
-    /// message carrying one). Exit status 0 only when every file is valid; a skipped check
-    /// (trust without --trust, revocation without a --crl from the signer's CA) does not make a
-    /// file invalid.
-    #[command(after_help = "Examples:\n  vsc eps verify prescription.xml\n  \
+    /// message carrying one). Exit status 0 only when every file is valid *and* its signer
+    /// chains to a --trust CA (or --no-trust-check is given); a skipped revocation check (no
+    /// --crl from the signer's CA) does not make a file invalid.
+    #[command(after_help = "Examples:\n  \
+vsc eps verify --trust vsc-sandbox/server/ca/root.pem --chain vsc-sandbox/server/ca/issuing.pem signed/*.xml\n  \
+curl -s --cacert root.pem https://vsc.example/ca/chain.pem > chain.pem   # an instance's published chain\n  \
+vsc eps verify --trust root.pem --chain chain.pem --crl issuing.crl signed.xml\n  \
 vsc eps verify --trust nhs-level1d.pem --allow-legacy-1024-bit-rsa corpus/*.xml\n  \
-vsc eps verify --trust root-and-issuing-ca.pem --crl issuing.crl --crl root.crl signed.xml\n  \
-vsc eps verify --json signed.xml")]
+vsc eps verify --no-trust-check --json signed.xml      # signature and digest only")]
     Verify {
         /// Prescription files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// CA certificates: a PEM bundle, or one DER certificate. Self-issued certificates
-        /// (subject = issuer) are trust anchors and the others intermediates that may link the
-        /// signer to an anchor; a bundle with no self-issued certificate trusts its first
-        /// certificate. Without it the trust check is reported as skipped.
+        /// CA certificates to trust: a PEM bundle, or one DER certificate. Self-issued
+        /// certificates (subject = issuer) are trust anchors and the others intermediates that
+        /// may link the signer to an anchor; a bundle with no self-issued certificate trusts its
+        /// first certificate. Without it (and without --no-trust-check) a file whose checks all
+        /// pass is "signature valid, signer not trusted" and the exit status is 1.
         #[arg(long, value_name = "FILE")]
         trust: Option<PathBuf>,
-        /// A CRL (DER or PEM) issued by one of the --trust CAs; repeat for several (e.g. the
-        /// issuing CA's CRL and the root's). Only CRLs whose signature verifies with their CA's
-        /// key are used.
+        /// Untrusted CA certificates that may link the signer to a --trust anchor (PEM bundle or
+        /// DER; repeatable): a vsc instance's published chain (`/ca/chain.pem`, or
+        /// `ca/issuing.pem` in its data directory). Never trust anchors themselves.
+        #[arg(long = "chain", value_name = "FILE")]
+        chains: Vec<PathBuf>,
+        /// Accept a valid signature without deciding who the signer is (no trust anchor): the
+        /// trusted-issuer check is skipped and does not fail the file.
+        #[arg(long, conflicts_with = "trust")]
+        no_trust_check: bool,
+        /// A CRL (DER or PEM) issued by one of the --trust or --chain CAs; repeat for several
+        /// (e.g. the issuing CA's CRL and the root's). Only CRLs whose signature verifies with
+        /// their CA's key are used. Key-compromise entries reject signatures from the entry's
+        /// invalidity date on (all of them without one); other reasons from the revocation date.
         #[arg(long = "crl", value_name = "FILE")]
         crls: Vec<PathBuf>,
         /// Accept RSA keys of 1024 to 2047 bits (NHS test-environment certificates use them).
@@ -53,6 +75,26 @@ vsc eps verify --json signed.xml")]
         /// Print each file's per-check results as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print the phone's approval screen for prescriptions: exactly the lines the phone shows
+    /// (same code), items numbered as `vsc eps sign` numbers them. A prescription the phone
+    /// would refuse (a decoy element, a repeated single element, too deep) is listed as NOT
+    /// SIGNED with the reason, and the exit status is 1. The screen's second header line (the
+    /// workstation and role of the session) depends on the session, not the files, and is not
+    /// printed.
+    #[command(after_help = "Examples:\n  vsc eps preview prescription.xml\n  \
+vsc eps preview --algorithm RS1 --stamp-author-time batch/*.xml")]
+    Preview {
+        /// Prescription files (a ParentPrescription, or a PORX_IN020101SM31 message carrying
+        /// one).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The signature algorithm (shown in the header, and what the fingerprint is of).
+        #[arg(long, default_value = "RS256", value_parser = ["RS1", "RS256"])]
+        algorithm: String,
+        /// Set author/time to now first, as `vsc eps sign --stamp-author-time` does.
+        #[arg(long)]
+        stamp_author_time: bool,
     },
 }
 
@@ -145,22 +187,69 @@ fn word(outcome: Outcome) -> &'static str {
 
 /// Runs `vsc eps`.
 pub async fn run(args: EpsArgs) -> Result<ExitCode> {
-    let (files, trust, crls, allow_legacy_1024_bit_rsa, json) = match args.command {
-        EpsCommand::Sign(sign) => return crate::eps_sign::run(sign).await,
+    match args.command {
+        EpsCommand::Sign(sign) => crate::eps_sign::run(sign).await,
         EpsCommand::Verify {
             files,
             trust,
+            chains,
+            no_trust_check,
             crls,
             allow_legacy_1024_bit_rsa,
             json,
-        } => (files, trust, crls, allow_legacy_1024_bit_rsa, json),
-    };
-    let bundle = match &trust {
+        } => verify(VerifyArgs {
+            files,
+            trust,
+            chains,
+            no_trust_check,
+            crls,
+            allow_legacy_1024_bit_rsa,
+            json,
+        }),
+        EpsCommand::Preview {
+            files,
+            algorithm,
+            stamp_author_time,
+        } => preview(&files, &algorithm, stamp_author_time),
+    }
+}
+
+struct VerifyArgs {
+    files: Vec<PathBuf>,
+    trust: Option<PathBuf>,
+    chains: Vec<PathBuf>,
+    no_trust_check: bool,
+    crls: Vec<PathBuf>,
+    allow_legacy_1024_bit_rsa: bool,
+    json: bool,
+}
+
+/// What to tell a user whose chain stops short of the anchor.
+const CHAIN_HINT: &str = "give the issuing CA with --chain (a vsc instance publishes it at \
+/ca/chain.pem, and in its data directory as ca/issuing.pem)";
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let mut bundle = match &args.trust {
         Some(path) => read_trust(path)?,
         None => TrustBundle::default(),
     };
+    for path in &args.chains {
+        for (i, der) in read_der_or_pem(path, "CERTIFICATE")?
+            .into_iter()
+            .enumerate()
+        {
+            if certificate_is_self_issued(&der).is_none() {
+                anyhow::bail!(
+                    "{}: certificate {} is not a valid X.509 certificate",
+                    path.display(),
+                    i + 1
+                );
+            }
+            bundle.intermediates.push(der);
+        }
+    }
     let mut crl_ders = Vec::new();
-    for path in &crls {
+    for path in &args.crls {
         crl_ders.extend(read_der_or_pem(path, "X509 CRL")?);
     }
     let anchor_refs: Vec<&[u8]> = bundle.anchors.iter().map(Vec::as_slice).collect();
@@ -171,26 +260,52 @@ pub async fn run(args: EpsArgs) -> Result<ExitCode> {
         additional_trusted_ca_ders: anchor_refs.get(1..).unwrap_or_default(),
         intermediate_ca_ders: &intermediate_refs,
         crl_ders: &crl_refs,
-        allow_legacy_1024_bit_rsa,
+        allow_legacy_1024_bit_rsa: args.allow_legacy_1024_bit_rsa,
         verification_time: None,
     };
     let mut all_valid = true;
     let mut reports = Vec::new();
-    for file in &files {
+    for file in &args.files {
         let xml = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         match verify_prescription(&xml, &options) {
             Ok(report) => {
-                let valid = report.no_failures();
+                let verdict = report.verdict();
+                let valid = verdict == Verdict::Valid
+                    || (verdict == Verdict::SignatureValidSignerNotTrusted && args.no_trust_check);
                 all_valid &= valid;
-                if json {
-                    reports.push(
-                        serde_json::json!({"file": file, "valid": valid, "checks": report.checks}),
-                    );
+                let hint = report
+                    .get(Check::TrustedIssuer)
+                    .filter(|c| {
+                        c.outcome == Outcome::Failed
+                            && c.message
+                                .contains("neither a trusted CA nor a given intermediate")
+                    })
+                    .map(|_| CHAIN_HINT);
+                if args.json {
+                    reports.push(serde_json::json!({
+                        "file": file,
+                        "valid": valid,
+                        "verdict": verdict,
+                        "checks": report.checks,
+                    }));
                 } else {
-                    match report.first_failure() {
-                        None => println!("{}: valid", file.display()),
-                        Some(f) => println!("{}: INVALID ({})", file.display(), f.message),
+                    match (verdict, report.first_failure()) {
+                        (Verdict::Invalid, Some(f)) => {
+                            println!("{}: INVALID ({})", file.display(), f.message);
+                        }
+                        (Verdict::SignatureValidSignerNotTrusted, _) if args.no_trust_check => {
+                            println!(
+                                "{}: signature valid, signer not trusted (accepted: --no-trust-check)",
+                                file.display()
+                            );
+                        }
+                        (Verdict::SignatureValidSignerNotTrusted, _) => println!(
+                            "{}: signature valid, signer not trusted (no --trust CA was given; \
+                             --no-trust-check accepts this)",
+                            file.display()
+                        ),
+                        (verdict, _) => println!("{}: {}", file.display(), verdict.describe()),
                     }
                     for c in &report.checks {
                         let name = serde_json::to_value(c.check)?
@@ -199,27 +314,86 @@ pub async fn run(args: EpsArgs) -> Result<ExitCode> {
                             .to_owned();
                         println!("  {:<22} {:<8} {}", name, word(c.outcome), c.message);
                     }
+                    if let Some(hint) = hint {
+                        println!("  hint: {hint}");
+                    }
                 }
             }
             Err(e) => {
                 all_valid = false;
-                if json {
-                    reports.push(
-                        serde_json::json!({"file": file, "valid": false, "error": e.to_string()}),
-                    );
+                if args.json {
+                    reports.push(serde_json::json!({
+                        "file": file,
+                        "valid": false,
+                        "verdict": Verdict::Invalid,
+                        "error": e.to_string(),
+                    }));
                 } else {
-                    println!(
-                        "{}: not a prescription this verifier can read: {e}",
-                        file.display()
-                    );
+                    println!("{}: REFUSED, not checked: {e}", file.display());
                 }
             }
         }
     }
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `vsc eps preview`: what the agent sends for each file (its signature fragments, exactly as
+/// `vsc eps sign` would have them built) rendered by the phone's own screen code.
+fn preview(files: &[PathBuf], algorithm: &str, stamp_author_time: bool) -> Result<ExitCode> {
+    let algorithm: SignatureAlgorithm = algorithm.parse()?;
+    let now = time::OffsetDateTime::now_utc();
+    let mut shown: Vec<(String, Vec<String>)> = Vec::new();
+    let mut refused: Vec<(String, String)> = Vec::new();
+    for (n, file) in files.iter().enumerate() {
+        // The ids `vsc eps sign` gives the phone.
+        let id = format!("{:03}", n + 1);
+        eprintln!("{id} = {}", file.display());
+        let xml = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        let xml = if stamp_author_time {
+            match vsc_agent::eps::stamp_author_time(&xml, now) {
+                Ok(xml) => xml,
+                Err(reason) => {
+                    refused.push((id, format!("cannot be stamped: {reason}")));
+                    continue;
+                }
+            }
+        } else {
+            xml
+        };
+        let screen = vsc_eps::sign::prepare(&xml, algorithm)
+            .map_err(|e| format!("the agent would not send it: {e}"))
+            .and_then(|prepared| {
+                vsc_eps::screen::prescription(&prepared.canonical_fragments, algorithm)
+            });
+        match screen {
+            Ok(screen) => shown.push((id, screen.lines)),
+            Err(reason) => refused.push((id, reason)),
+        }
+    }
+    let header = [vsc_eps::screen::prescriptions_header(
+        files.len(),
+        algorithm,
+    )];
+    let items: Vec<vsc_eps::screen::ScreenItem<'_>> = shown
+        .iter()
+        .map(|(id, lines)| vsc_eps::screen::ScreenItem { id, lines })
+        .collect();
+    let refused_refs: Vec<(&str, &str)> = refused
+        .iter()
+        .map(|(id, reason)| (id.as_str(), reason.as_str()))
+        .collect();
+    for line in vsc_eps::screen::render(&header, &items, &refused_refs) {
+        println!("{line}");
+    }
+    Ok(if refused.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -51,6 +51,23 @@ pub const ADMIN: LabPosition = LabPosition {
     activities: &["B0264"],
 };
 
+/// An identity agent's event handler that also puts each number the agent shows on `screen`,
+/// where the lab's simulated phones read it (as a person reads the workstation: the server never
+/// sends the phone the number), then hands the event on to `next`.
+pub fn showing_numbers(
+    screen: vsc_authenticator::WorkstationScreen,
+    next: Option<vsc_agent::EventHandler>,
+) -> vsc_agent::EventHandler {
+    Arc::new(move |event: &vsc_agent::AgentEvent| {
+        if let vsc_agent::AgentEvent::Number { uid, number, .. } = event {
+            screen.show(uid, *number);
+        }
+        if let Some(next) = &next {
+            next(event);
+        }
+    })
+}
+
 /// Points a lab phone at the lab server's current address. A lab started on port 0 gets a new
 /// port each run; its simulated phones live in the lab directory and move with it.
 pub fn follow_server(home: &Home, url: &url::Url) -> Result<()> {
@@ -218,6 +235,88 @@ impl Lab {
             )
             .await?;
         Ok((uid, card))
+    }
+
+    /// A one-time registration code for a workstation of the lab organisation named `name`,
+    /// from the RA API as `vsc ra workstation code` gets it.
+    async fn workstation_code(&self, name: &str) -> Result<String> {
+        let code: vsc_proto::workstation::WorkstationCode = self
+            .post(
+                "/api/v1/ra/workstations/codes",
+                &vsc_proto::workstation::IssueWorkstationCode {
+                    organisation: LAB_ODS.into(),
+                    name: Some(name.into()),
+                },
+            )
+            .await?;
+        Ok(code.code)
+    }
+
+    /// Revokes the lab organisation's active workstation named `name`, if any (its agent home
+    /// was deleted, so its key is gone).
+    async fn revoke_workstation_named(&self, name: &str) -> Result<()> {
+        let list: Vec<vsc_proto::workstation::WorkstationInfo> = self
+            .get(&format!("/api/v1/ra/workstations?organisation={LAB_ODS}"))
+            .await?;
+        for w in list
+            .iter()
+            .filter(|w| w.state == "active" && w.name.eq_ignore_ascii_case(name))
+        {
+            let _: vsc_proto::workstation::WorkstationInfo = self
+                .post(
+                    &format!("/api/v1/ra/workstations/{}/revoke", w.id),
+                    &serde_json::json!({}),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Registers the workstation of the agent in `home` with the lab organisation as `name`,
+    /// unless it is registered already (then its registration follows the lab server to its
+    /// current address), as `vsc ra workstation code` + `vsc agent enrol` would.
+    pub async fn register_agent_home(&self, home: &vsc_agent::AgentHome, name: &str) -> Result<()> {
+        if let Some(ws) = vsc_agent::workstation::load(home)? {
+            let list: Vec<vsc_proto::workstation::WorkstationInfo> = self
+                .get(&format!("/api/v1/ra/workstations?organisation={LAB_ODS}"))
+                .await?;
+            if list.iter().any(|w| w.id == ws.id() && w.state == "active") {
+                vsc_agent::workstation::follow_server(home, &self.url)?;
+                return Ok(());
+            }
+        }
+        self.revoke_workstation_named(name).await?;
+        let code = self.workstation_code(name).await?;
+        vsc_agent::workstation::enrol(
+            home,
+            &self.url,
+            &vsc_agent::ServerTrust::RootPem(self.root_pem()),
+            &code,
+            name,
+        )
+        .await
+        .context("the lab's workstation could not register")?;
+        Ok(())
+    }
+
+    /// A workstation of the lab organisation registered as `name` and held in memory (for
+    /// in-process agents: the demo, the benchmarks). A workstation of that name registered
+    /// before is revoked first.
+    pub async fn registered_workstation(
+        &self,
+        name: &str,
+    ) -> Result<Arc<vsc_agent::RegisteredWorkstation>> {
+        self.revoke_workstation_named(name).await?;
+        let code = self.workstation_code(name).await?;
+        let (ws, _key) = vsc_agent::workstation::register(
+            &self.url,
+            &vsc_agent::ServerTrust::RootPem(self.root_pem()),
+            &code,
+            name,
+        )
+        .await
+        .context("the lab's workstation could not register")?;
+        Ok(Arc::new(ws))
     }
 
     /// Enrols a simulated phone in `home_dir` with an activation link.

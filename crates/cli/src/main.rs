@@ -23,6 +23,7 @@ mod lab;
 mod passcode;
 mod qr;
 mod ra;
+mod ra_workstation;
 mod sandbox;
 mod serve;
 mod signals;

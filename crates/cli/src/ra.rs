@@ -59,6 +59,9 @@ enum RaCommand {
     /// Positions at another organisation: request, list, approve, decline.
     #[command(subcommand)]
     PositionRequest(PositionRequestCommand),
+    /// Workstations: registration codes, list, revoke, the unregistered-workstation policy.
+    #[command(subcommand)]
+    Workstation(crate::ra_workstation::WorkstationCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,8 +391,14 @@ fn print_person(p: &Person) {
     for r in &p.ra_roles {
         let extra = if r.assignable_roles.is_empty() {
             String::new()
-        } else {
+        } else if r.assignable_activities.is_empty() {
             format!(" (may assign {})", r.assignable_roles.join(", "))
+        } else {
+            format!(
+                " (may assign {} with {})",
+                r.assignable_roles.join(", "),
+                r.assignable_activities.join(" ")
+            )
         };
         println!("  RA role      {} at {}{extra}", r.role, r.organisation);
     }
@@ -509,6 +518,10 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
     };
     match args.command {
         RaCommand::Login => {}
+        RaCommand::Workstation(command) => {
+            return crate::ra_workstation::run(command, &console.client, &console.token, args.json)
+                .await;
+        }
         RaCommand::Whoami => {
             let me: Person = console.get("/api/v1/ra/me").await?;
             console.print(&me, print_person)?;

@@ -125,8 +125,21 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
             }
         })
         .unwrap_or(file);
+    // The sandbox's workstation is registered with the sandbox organisation, as an RA's code
+    // and `vsc agent enrol` would register it (kept across restarts).
+    let workstation_name = file
+        .workstation_name
+        .clone()
+        .unwrap_or_else(|| "SANDBOX-WORKSTATION".into());
+    lab.register_agent_home(&agent_home, &workstation_name)
+        .await?;
     let mut config = agent_home.agent_config(&file)?;
-    config.on_event = Some(crate::agent::event_printer(agent_home.clone(), false));
+    // The simulated phone reads the number the agent shows, as a person reads the screen.
+    let screen = vsc_authenticator::WorkstationScreen::new();
+    config.on_event = Some(lab::showing_numbers(
+        screen.clone(),
+        Some(crate::agent::event_printer(agent_home.clone(), false)),
+    ));
     let agent = Agent::new(config)?;
     let secret = agent_home.secret()?;
     let listener = vsc_agent::bind_loopback(args.agent_listen).await?;
@@ -159,6 +172,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
             vsc_authenticator::auto_approve_with(
                 home,
                 lab::lab_passcode()?,
+                screen,
                 options,
                 |line| println!("phone: {line}"),
                 stop,

@@ -66,9 +66,13 @@ pub struct ServeArgs {
     /// The window of --signin-requests-per-window, in minutes.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
     signin_window_minutes: u32,
-    /// Consecutive sign-in failures (wrong number, bad signature, declines) that lock a card.
+    /// Sign-in failures (wrong number, bad signature, declines, "I didn't do this") within
+    /// --signin-failure-window-minutes that lock a card; successes in between do not reset it.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     signin_failure_limit: u32,
+    /// The window --signin-failure-limit counts in, in minutes (default a day; at most 30 days).
+    #[arg(long, default_value_t = 1440, value_parser = clap::value_parser!(u32).range(1..=43_200))]
+    signin_failure_window_minutes: u32,
     /// Activity code that lets a role sign prescriptions (repeatable; default B0420,
     /// independent prescribing).
     #[arg(long = "prescribing-activity", value_name = "CODE")]
@@ -114,6 +118,8 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     config.signin.requests_per_window = i64::from(args.signin_requests_per_window);
     config.signin.request_window = time::Duration::minutes(i64::from(args.signin_window_minutes));
     config.signin.failure_limit = i64::from(args.signin_failure_limit);
+    config.signin.failure_window =
+        time::Duration::minutes(i64::from(args.signin_failure_window_minutes));
     if !args.prescribing_activities.is_empty() {
         config.signing.prescribing_activities = args.prescribing_activities.clone();
     }
@@ -175,6 +181,32 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         println!(
             "  (also saved in {}; a new code is printed at each start until it is used)",
             args.data.join("bootstrap.json").display()
+        );
+    }
+    if let Some(r) = &instance.recovery {
+        println!();
+        println!(
+            "No RA Manager holds an active card: the card {} of RA Manager {} is locked.",
+            r.card_id, r.uid
+        );
+        println!(
+            "To recover, that RA Manager sets a new passcode on their own phone with this unlock code:"
+        );
+        println!();
+        println!("  code     {}", r.unlock.code);
+        println!("  link     {}", r.unlock.url);
+        println!(
+            "  expires  {}",
+            r.unlock
+                .expires_at
+                .format(&time::format_description::well_known::Rfc3339)?
+        );
+        println!(
+            "  on the RA Manager's phone:  vsc authenticator unlock '{}'",
+            r.unlock.url
+        );
+        println!(
+            "  (a new code is printed at each start until an RA Manager's card is active again)"
         );
     }
     println!();

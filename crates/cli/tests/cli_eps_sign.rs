@@ -402,3 +402,234 @@ fn every_corpus_prescription_signs_through_the_phone_and_verifies_independently(
     );
     assert!(sandbox.stop().success());
 }
+
+/// The README's EPS example, run word for word against a sandbox: preview, sign, then verify with
+/// the instance's root as the anchor and its published issuing CA as the chain (the README's old
+/// line, `--trust` alone, stops at the issuing CA and says how to fix it). Then the agent's API
+/// under attack: a prescription nested 40,000 elements deep and one with a decoy are refused with
+/// clear errors, and the agent (in the sandbox process) keeps serving. Last, the card is cancelled
+/// as stolen with an invalidity date: with the served CRL, `vsc eps verify` keeps the signatures
+/// stamped before it and rejects the one stamped after.
+#[test]
+fn readme_example_works_and_the_agent_survives_deep_xml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let data = dir.join("vsc-sandbox");
+    let sandbox = Sandbox::start(&data);
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(CORPUS)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    sources.sort();
+    for (name, src) in ["rx1.xml", "rx2.xml"].iter().zip(&sources) {
+        let xml = std::fs::read_to_string(src).unwrap();
+        std::fs::write(
+            dir.join(name),
+            vsc_eps::sign::strip_signature(&xml).unwrap(),
+        )
+        .unwrap();
+    }
+
+    // The README's lines, as written (comments dropped), with `vsc` on the PATH.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("### Sign prescriptions with the phone (EPS)")
+        .nth(1)
+        .unwrap();
+    let block = section
+        .split("```sh")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let line = |prefix: &str| -> String {
+        block
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in the README's EPS example:\n{block}"))
+            .split(" #")
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let bin_dir = Path::new(VSC).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |command: &str| -> (bool, String) {
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env_remove("VSC_AGENT_HOME")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, preview) = run(&line("vsc eps preview "));
+    assert!(ok, "{preview}");
+    assert!(preview.contains("[dm+d "), "{preview}");
+    let (ok, printed) = run(&line("vsc eps sign "));
+    assert!(ok, "{printed}");
+    let verify = line("vsc eps verify ");
+    assert!(
+        verify.contains("--trust vsc-sandbox/server/ca/root.pem"),
+        "{verify}"
+    );
+    let (ok, printed) = run(&verify);
+    assert!(ok, "the README's verify line:\n{verify}\n{printed}");
+    assert_eq!(printed.matches(": valid").count(), 2, "{printed}");
+    assert!(printed.contains("chains to trusted CA"), "{printed}");
+    // Without the chain, the anchor alone cannot reach the signer, and the output says why.
+    let (ok, printed) = run("vsc eps verify --trust vsc-sandbox/server/ca/root.pem signed/*.xml");
+    assert!(!ok, "{printed}");
+    assert!(
+        printed.contains("hint: give the issuing CA with --chain"),
+        "{printed}"
+    );
+
+    // The agent's API, attacked.
+    let agent_url = sandbox
+        .field("agent ticket API")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches("/v1/ticket")
+        .to_owned();
+    let secret = std::fs::read_to_string(data.join("agent").join("agent.secret")).unwrap();
+    let header = format!("X-Vsc-Agent-Secret: {}", secret.trim());
+    let sign_xml = |body: &Path| -> (bool, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-H", &header])
+            .args(["-H", "Content-Type: application/xml", "--data-binary"])
+            .arg(format!("@{}", body.display()))
+            .arg(format!(
+                "{agent_url}/v1/eps/sign-xml?algorithm=RS1&stamp_author_time=true"
+            ))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let honest = std::fs::read_to_string(dir.join("rx1.xml")).unwrap();
+    let deep = dir.join("deep.xml");
+    std::fs::write(
+        &deep,
+        honest.replacen(
+            "<patientPerson",
+            &format!("{}<patientPerson", vsc_eps::xml::nested("a", 40_000)),
+            1,
+        ),
+    )
+    .unwrap();
+    let (ok, answer) = sign_xml(&deep);
+    assert!(!ok, "{answer}");
+    assert!(
+        answer.contains("prescription_invalid")
+            && answer.contains("nested more than 256 levels deep"),
+        "{answer}"
+    );
+    let start = honest.find("<recordTarget").unwrap();
+    let end = honest.find("</recordTarget>").unwrap() + "</recordTarget>".len();
+    let decoy = dir.join("decoy.xml");
+    std::fs::write(
+        &decoy,
+        format!(
+            "{}{}{}",
+            &honest[..start],
+            honest[start..end].replacen("<recordTarget", "<recordTarget xmlns=\"\"", 1),
+            &honest[start..]
+        ),
+    )
+    .unwrap();
+    let (ok, answer) = sign_xml(&decoy);
+    assert!(!ok, "{answer}");
+    assert!(
+        answer.contains("prescription_invalid") && answer.contains("recordTarget"),
+        "{answer}"
+    );
+    // Still serving: the honest prescription signs, and verifies with the chain. Its
+    // author/time is stamped after `compromised` (whole seconds), the README's files before.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let compromised = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (ok, signed) = sign_xml(&dir.join("rx1.xml"));
+    assert!(ok, "{signed}");
+    std::fs::write(dir.join("after.xml"), signed).unwrap();
+    let chain = "--trust vsc-sandbox/server/ca/root.pem --chain vsc-sandbox/server/ca/issuing.pem";
+    let (ok, printed) = run(&format!("vsc eps verify {chain} after.xml"));
+    assert!(ok, "{printed}");
+
+    // Item 4 end to end: the RA cancels the card as stolen, key compromised since `compromised`;
+    // with the server's CRL, signatures stamped before that stand and the later one is rejected.
+    let ram_home = sandbox
+        .field("RA Manager")
+        .strip_prefix("phone in ")
+        .unwrap()
+        .split(" (")
+        .next()
+        .unwrap()
+        .to_owned();
+    let card = sandbox
+        .field("test person")
+        .split("(card ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .to_owned();
+    let (ok, printed) = run(&format!(
+        "VSC_PASSCODE=123456 vsc ra --home '{ram_home}' login"
+    ));
+    assert!(ok, "{printed}");
+    let since = compromised
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (ok, printed) = run(&format!(
+        "vsc ra --home '{ram_home}' card cancel {card} --reason-code key-compromise \
+         --reason 'phone stolen' --invalidity-date {since}"
+    ));
+    assert!(ok, "{printed}");
+    let server = sandbox.field("server");
+    let (ok, printed) = run(&format!(
+        "curl -sSf --cacert vsc-sandbox/server/ca/root.pem -o issuing.crl {}/ca/issuing.crl",
+        server.trim_end_matches('/')
+    ));
+    assert!(ok, "{printed}");
+    let (ok, printed) = run(&format!(
+        "vsc eps verify {chain} --crl issuing.crl signed/*.xml"
+    ));
+    assert!(ok, "signed before the compromise:\n{printed}");
+    assert!(
+        printed.contains("but the prescription was signed before that"),
+        "{printed}"
+    );
+    let (ok, printed) = run(&format!(
+        "vsc eps verify {chain} --crl issuing.crl after.xml"
+    ));
+    assert!(!ok, "signed after the compromise:\n{printed}");
+    assert!(
+        printed.contains("INVALID (certificate revoked on")
+            && printed.contains("reason keyCompromise, invalid since"),
+        "{printed}"
+    );
+    assert!(
+        sandbox.stop().success(),
+        "the sandbox exits cleanly after the attacks"
+    );
+}

@@ -361,28 +361,146 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
         "{text}"
     );
 
-    // Cancelling revokes both certificates; the published CRL lists them with the reason and,
-    // for a key compromise, since when the key may have been in other hands.
-    let invalid_since = String::from_utf8(
-        Command::new("date")
-            .args(["-u", "-d", "2 seconds ago", "+%Y-%m-%dT%H:%M:%SZ"])
-            .output()
+    // A position at another organisation: the national RA Manager asks, an RA Agent of Mary's
+    // registering organisation (RX1) approves.
+    ra(&["org", "create", "--ods", "RY2", "--name", "Other Trust"]);
+    let agent = ra(&[
+        "person", "create", "--given", "Alex", "--family", "Agent", "--org", "RX1",
+    ]);
+    let agent_uid = agent["uid"].as_str().unwrap().to_owned();
+    ra(&[
+        "person",
+        "id-check",
+        &agent_uid,
+        "--evidence",
+        "passport",
+        "--evidence",
+        "driving-licence",
+        "--org",
+        "RX1",
+    ]);
+    ra(&[
+        "person", "ra-role", &agent_uid, "--org", "RX1", "--role", "ra-agent",
+    ]);
+    let agent_card = ra(&["card", "issue", &agent_uid, "--org", "RX1"]);
+    let agent_phone = tmp.path().join("agent-phone");
+    ok(
+        &[
+            "authenticator",
+            "--home",
+            path(&agent_phone),
+            "enrol",
+            agent_card["code"]["url"].as_str().unwrap(),
+        ],
+        Some(PASSCODE),
+    );
+    ok(
+        &["ra", "--home", path(&agent_phone), "login"],
+        Some(PASSCODE),
+    );
+    let agent_ra = |args: &[&str]| -> serde_json::Value {
+        let mut full = vec!["ra", "--home", path(&agent_phone), "--json"];
+        full.extend_from_slice(args);
+        json(&full, None)
+    };
+    // Nobody acts on their own record.
+    let own = run(
+        &[
+            "ra",
+            "--home",
+            path(&agent_phone),
+            "person",
+            "position",
+            &agent_uid,
+            "--org",
+            "RX1",
+            "--role-code",
+            "S8000:G8000:R8000",
+            "--role-name",
+            "Self",
+            "--activity",
+            "B0570",
+        ],
+        None,
+    );
+    assert!(!own.status.success());
+    assert!(
+        String::from_utf8_lossy(&own.stderr).contains("own record"),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    let request = ra(&[
+        "position-request",
+        "create",
+        &uid,
+        "--org",
+        "RY2",
+        "--role-code",
+        "S8000:G8000:R8000",
+        "--role-name",
+        "Clinical Practitioner Access Role",
+        "--activity",
+        "B0570",
+    ]);
+    assert_eq!(request["state"], "pending");
+    assert_eq!(request["home_organisation"], "RX1");
+    let request_id = request["id"].as_str().unwrap().to_owned();
+    let listed = agent_ra(&["position-request", "list"]);
+    assert_eq!(listed[0]["id"], request_id.as_str());
+    let approved = agent_ra(&[
+        "position-request",
+        "approve",
+        &request_id,
+        "--note",
+        "agreed",
+    ]);
+    assert_eq!(approved["state"], "approved");
+    let person = ra(&["person", "show", &uid]);
+    assert!(
+        person["positions"]
+            .as_array()
             .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
-    let cancelled = ra(&[
+            .iter()
+            .any(|p| p["organisation"] == "RY2")
+    );
+
+    // Cancelling needs a reason code; a stolen phone is key-compromise since a known time.
+    let no_reason = run(
+        &[
+            "ra",
+            "--home",
+            path(&ram),
+            "card",
+            "cancel",
+            &card_id,
+            "--reason",
+            "stolen",
+        ],
+        None,
+    );
+    assert!(!no_reason.status.success());
+    assert!(
+        String::from_utf8_lossy(&no_reason.stderr).contains("--reason-code"),
+        "{}",
+        String::from_utf8_lossy(&no_reason.stderr)
+    );
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::seconds(60))
+        .replace_nanosecond(0)
+        .unwrap();
+    let since_text = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    // Cancelling revokes every certificate; the published CRL lists them with the reason.
+    let cancelled = agent_ra(&[
         "card",
         "cancel",
         &card_id,
         "--reason-code",
         "key-compromise",
-        "--invalidity-date",
-        &invalid_since,
         "--reason",
-        "phone stolen",
+        "phone stolen on the ward",
+        "--invalidity-date",
+        &since_text,
     ]);
     assert_eq!(cancelled["state"], "revoked");
     let crl_der = tmp.path().join("issuing.crl");
@@ -408,9 +526,16 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
             "CRL lists {serial}:\n{crl_text}"
         );
     }
+    assert!(crl_text.contains("Key Compromise"), "{crl_text}");
+    assert!(crl_text.contains("Invalidity Date"), "{crl_text}");
+    let openssl_date = since
+        .format(time::macros::format_description!(
+            "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+        ))
+        .unwrap();
     assert!(
-        crl_text.contains("Key Compromise") && crl_text.contains("Invalidity Date"),
-        "the CRL entries carry the reason and the invalidity date:\n{crl_text}"
+        crl_text.contains(&openssl_date),
+        "{openssl_date} in {crl_text}"
     );
     let crl_pem = tmp.path().join("issuing.crl.pem");
     assert!(
@@ -513,6 +638,9 @@ fn every_command_has_help_and_bad_usage_fails() {
         vec!["ra", "--help"],
         vec!["ra", "card", "issue", "--help"],
         vec!["ra", "person", "position", "--help"],
+        vec!["ra", "card", "cancel", "--help"],
+        vec!["ra", "position-request", "--help"],
+        vec!["ra", "position-request", "create", "--help"],
         vec!["authenticator", "--help"],
         vec!["authenticator", "enrol", "--help"],
         vec!["audit", "verify", "--help"],
@@ -524,6 +652,17 @@ fn every_command_has_help_and_bad_usage_fails() {
             String::from_utf8_lossy(&out.stdout).contains("Usage:"),
             "{args:?}"
         );
+    }
+    let help = String::from_utf8(run(&["ra", "card", "cancel", "--help"], None).stdout).unwrap();
+    for word in [
+        "key-compromise",
+        "affiliation-changed",
+        "superseded",
+        "cessation-of-operation",
+        "--invalidity-date",
+        "lost or stolen",
+    ] {
+        assert!(help.contains(word), "{word} in {help}");
     }
     assert!(
         !run(&["serve", "--listen", "not-an-address"], None)

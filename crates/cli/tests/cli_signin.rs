@@ -25,7 +25,7 @@ fn demo_walks_through_sign_in_and_exits_cleanly() {
     for step in [
         "The RA registers a clinician",
         "Workstation shows:",
-        "which number does the workstation show?",
+        "Type the number shown on the workstation",
         "Role selection",
         "\"level_of_assurance\": \"AAL2\"",
         "Unlocking needs a fresh approval",

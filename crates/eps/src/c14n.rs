@@ -7,10 +7,15 @@
 //! first), and a namespace declaration is written on an element only where it
 //! is visibly utilised there and not already rendered with the same value by
 //! an output ancestor.
+//!
+//! The writer walks the tree iteratively: a document parsed elsewhere, without
+//! [`crate::xml::parse`]'s depth limit, still cannot exhaust the stack here.
 
 use std::collections::BTreeMap;
 
 use roxmltree::{Node, NodeType};
+
+use crate::xml::{Edge, traverse};
 
 /// The XML namespace, bound to the `xml` prefix by definition.
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
@@ -70,16 +75,18 @@ fn write_node(
 ) {
     match node.node_type() {
         NodeType::Element => write_element(node, rendered, options, out),
-        NodeType::Text => {
-            let text = node.text().unwrap_or("");
-            if options.strip_whitespace_text && text.chars().all(is_xml_whitespace) {
-                return;
-            }
-            escape_text(text, out);
-        }
+        NodeType::Text => write_text(node, options, out),
         NodeType::PI => write_pi(node, out),
         NodeType::Comment | NodeType::Root => {}
     }
+}
+
+fn write_text(node: Node<'_, '_>, options: C14nOptions, out: &mut String) {
+    let text = node.text().unwrap_or("");
+    if options.strip_whitespace_text && text.chars().all(is_xml_whitespace) {
+        return;
+    }
+    escape_text(text, out);
 }
 
 fn is_xml_whitespace(c: char) -> bool {
@@ -103,12 +110,57 @@ pub(crate) fn element_qname<'a>(node: Node<'_, 'a>) -> &'a str {
     &rest[..end]
 }
 
+/// Write the subtree of element `top`. Iterative (an explicit stack of the
+/// namespace declarations in scope), so the depth of the input cannot
+/// exhaust the call stack.
 fn write_element(
-    node: Node<'_, '_>,
+    top: Node<'_, '_>,
     rendered: &BTreeMap<String, String>,
     options: C14nOptions,
     out: &mut String,
 ) {
+    // The declarations rendered by output ancestors: a map for each open
+    // element that changed them, and for every open element whether it did.
+    let mut scopes: Vec<BTreeMap<String, String>> = Vec::new();
+    let mut changed: Vec<bool> = Vec::new();
+    for edge in traverse(top) {
+        match edge {
+            Edge::Open(node) => match node.node_type() {
+                NodeType::Element => {
+                    let current = scopes.last().unwrap_or(rendered);
+                    match write_start_tag(node, current, out) {
+                        Some(scope) => {
+                            scopes.push(scope);
+                            changed.push(true);
+                        }
+                        None => changed.push(false),
+                    }
+                }
+                NodeType::Text => write_text(node, options, out),
+                NodeType::PI => write_pi(node, out),
+                NodeType::Comment | NodeType::Root => {}
+            },
+            Edge::Close(node) => {
+                if node.is_element() {
+                    if changed.pop() == Some(true) {
+                        scopes.pop();
+                    }
+                    out.push_str("</");
+                    out.push_str(element_qname(node));
+                    out.push('>');
+                }
+            }
+        }
+    }
+}
+
+/// Write an element's start tag; returns the declarations in scope for its
+/// children when it rendered any.
+fn write_start_tag(
+    node: Node<'_, '_>,
+    rendered: &BTreeMap<String, String>,
+    out: &mut String,
+) -> Option<BTreeMap<String, String>> {
     let input = node.document().input_text();
     let qname = element_qname(node);
     let element_prefix = prefix_of(qname).unwrap_or("");
@@ -174,13 +226,7 @@ fn write_element(
         out.push('"');
     }
     out.push('>');
-    let scope = child_rendered.as_ref().unwrap_or(rendered);
-    for child in node.children() {
-        write_node(child, scope, options, out);
-    }
-    out.push_str("</");
-    out.push_str(qname);
-    out.push('>');
+    child_rendered
 }
 
 fn write_pi(node: Node<'_, '_>, out: &mut String) {
@@ -230,7 +276,7 @@ mod tests {
     use super::*;
 
     fn c14n(xml: &str) -> String {
-        let doc = roxmltree::Document::parse(xml).expect("parse");
+        let doc = crate::xml::parse(xml).expect("parse");
         canonicalize(doc.root())
     }
 
@@ -318,6 +364,14 @@ mod tests {
         );
         assert_eq!(stripped, "<a><b> x </b></a>");
         assert_eq!(canonicalize(doc.root()), "<a>\n  <b> x </b>\n</a>");
+    }
+
+    #[test]
+    fn deep_documents_do_not_recurse() {
+        // Parsed without the crate's depth limit, on purpose.
+        let xml = crate::xml::nested("a", 100_000);
+        let doc = roxmltree::Document::parse(&xml).expect("parse");
+        assert_eq!(canonicalize(doc.root()), xml);
     }
 
     /// W3C Canonical XML 1.0, section 3.3 (start and end tags), without the

@@ -25,11 +25,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 
 use crate::XMLDSIG_NS;
 use crate::c14n::element_qname;
 use crate::fragments::{self, DigestAlgorithm, FragmentsError, child};
+use crate::xml::{self, XmlError};
 
 /// The exclusive XML canonicalisation algorithm URI (without comments).
 pub const EXC_C14N_URI: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
@@ -37,9 +38,9 @@ pub const EXC_C14N_URI: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 /// Errors preparing or assembling a signed prescription.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    /// The input is not well-formed XML.
+    /// The input is not well-formed XML, or nests too deep.
     #[error("XML parse error: {0}")]
-    Xml(#[from] roxmltree::Error),
+    Xml(#[from] XmlError),
     /// The prescription (or fragments document) lacks something EPS needs.
     #[error(transparent)]
     Prescription(#[from] FragmentsError),
@@ -66,7 +67,7 @@ pub enum SignError {
 /// `algorithm`: what may be signed without seeing the prescription behind it (never a CSR, a
 /// TLS handshake or any other blob).
 pub fn check_signed_info(xml: &str, algorithm: SignatureAlgorithm) -> Result<(), SignError> {
-    let doc = Document::parse(xml)?;
+    let doc = xml::parse(xml)?;
     let root = doc.root_element();
     if !root.has_tag_name((XMLDSIG_NS, "SignedInfo")) {
         return Err(SignError::NotSignedInfo {
@@ -210,7 +211,7 @@ pub fn prepare(
     xml: &str,
     algorithm: SignatureAlgorithm,
 ) -> Result<PreparedPrescription, SignError> {
-    let doc = Document::parse(xml)?;
+    let doc = xml::parse(xml)?;
     let parent = fragments::find_parent_prescription(&doc)?;
     let prescription = fragments::pertinent_prescription(parent)?;
     let prescription_id = child(prescription, "id")
@@ -242,7 +243,7 @@ pub fn prepare_from_fragments(
     fragments_xml: &str,
     algorithm: SignatureAlgorithm,
 ) -> Result<(Vec<u8>, String), SignError> {
-    let doc = Document::parse(fragments_xml)?;
+    let doc = xml::parse(fragments_xml)?;
     let root = doc.root_element();
     if root.tag_name().name() != "FragmentsToBeHashed" || root.tag_name().namespace().is_some() {
         return Err(SignError::NotFragmentsDocument(
@@ -304,8 +305,8 @@ pub fn strip_signature(xml: &str) -> Result<String, SignError> {
 
 /// The source text of the single `Signature` element in `signature_xml`.
 fn signature_text_of(signature_xml: &str) -> Result<&str, SignError> {
-    let doc = Document::parse(signature_xml)
-        .map_err(|e| SignError::InvalidSignatureXml(e.to_string()))?;
+    let doc =
+        xml::parse(signature_xml).map_err(|e| SignError::InvalidSignatureXml(e.to_string()))?;
     let root = doc.root_element();
     if !root.has_tag_name((XMLDSIG_NS, "Signature")) {
         return Err(SignError::InvalidSignatureXml(format!(
@@ -327,7 +328,7 @@ enum SignatureText<'s> {
 }
 
 fn replace_signature_text(xml: &str, new: SignatureText<'_>) -> Result<String, SignError> {
-    let doc = Document::parse(xml)?;
+    let doc = xml::parse(xml)?;
     let parent = fragments::find_parent_prescription(&doc)?;
     let author = fragments::author(parent)?;
     let mut out = String::with_capacity(xml.len() + 4096);
@@ -497,7 +498,7 @@ mod tests {
     #[test]
     fn start_tags() {
         let xml = r#"<a><s x="1>" nullFlavor="NA"  /><t nullFlavor='NA' y="2"></t><u/></a>"#;
-        let doc = Document::parse(xml).expect("parse");
+        let doc = xml::parse(xml).expect("parse");
         let tag = |name: &str| {
             let node = doc
                 .descendants()
@@ -554,7 +555,7 @@ mod tests {
         assert!(with.contains(&format!(
             "<h:time value=\"2021\"/><h:signatureText>{signature}</h:signatureText><h:AgentPerson/>"
         )));
-        Document::parse(&with).expect("well-formed");
+        xml::parse(&with).expect("well-formed");
     }
 
     #[test]
@@ -583,7 +584,7 @@ mod tests {
             "<SignatureValue>c2ln</SignatureValue><KeyInfo><X509Data><X509Certificate>Y2VydA==</X509Certificate></X509Data></KeyInfo></Signature>"
         ));
         // Canonicalising the embedded SignedInfo gives the signed bytes back.
-        let doc = Document::parse(&element).expect("parse");
+        let doc = xml::parse(&element).expect("parse");
         let node = doc
             .descendants()
             .find(|n| n.has_tag_name((XMLDSIG_NS, "SignedInfo")))

@@ -7,7 +7,15 @@
 //! (CRLs of the certificate's CA and of that CA's own issuers),
 //! [`Check::ValidAtSigningTime`] (certificate validity at `author/time`),
 //! [`Check::TrustedIssuer`] (the certificate chains to a trusted CA given by
-//! the caller; skipped when none is given).
+//! the caller; skipped when none is given, which [`VerificationReport::verdict`]
+//! calls "signature valid, signer not trusted").
+//!
+//! Before any check, the prescription's signed parts are found strictly
+//! ([`fragments::signed_parts`]): a second `recordTarget`, or a
+//! foreign-namespace or `xmlns=""` copy where EPS reads one HL7 element, makes
+//! verification an error ([`VerifyError::Prescription`]) — refused, not
+//! checked — and so does a second `Signature`, `SignedInfo` or
+//! `SignatureValue` (a failed format check).
 //!
 //! RSA keys must be at least 2048 bits unless
 //! [`VerifyOptions::allow_legacy_1024_bit_rsa`] is set (EPS's INT test
@@ -35,11 +43,15 @@
 //! The signing certificate is looked up on the CRLs of its issuing CA; each
 //! CA of the chain below the anchor is looked up on the CRLs of its own
 //! issuer (anchors are trusted as given and not looked up). A listed
-//! certificate makes the check fail, as EPS decides it:
-//! * with reason `keyCompromise`, `cACompromise` or `aACompromise`, always;
-//! * with any other reason, or none, only if the prescription was signed
-//!   (`author/time`) at or after the revocation date. Revoked later, the
-//!   check passes and says so.
+//! certificate makes the check fail:
+//! * with reason `keyCompromise`, `cACompromise` or `aACompromise`: when the
+//!   entry has an `invalidityDate` (RFC 5280, OID 2.5.29.24: since when the
+//!   key may have been in other hands), if the prescription was signed
+//!   (`author/time`) at or after it; without one, always — a stolen key can
+//!   write any `author/time`, so a back-dated signature is no proof;
+//! * with any other reason, or none, only if the prescription was signed at
+//!   or after the revocation date (or the invalidity date, when one is given
+//!   and earlier). Revoked later, the check passes and says so.
 //!
 //! With no usable CRL for the signing certificate's issuer the check is
 //! skipped ("no CRL for issuer …"). A CRL whose `nextUpdate` has passed at
@@ -51,7 +63,7 @@
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 use serde::Serialize;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
@@ -61,6 +73,7 @@ use x509_parser::revocation_list::RevokedCertificate;
 use crate::XMLDSIG_NS;
 use crate::c14n::{self, C14nOptions};
 use crate::fragments::{self, DigestAlgorithm};
+use crate::xml::{self, XmlError};
 
 /// The name of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,6 +142,20 @@ impl VerificationReport {
         self.checks.iter().all(|c| c.outcome != Outcome::Failed)
     }
 
+    /// The overall verdict: [`Verdict::Invalid`] when any check failed;
+    /// otherwise [`Verdict::Valid`] only when the trusted-issuer check
+    /// passed, and [`Verdict::SignatureValidSignerNotTrusted`] when it was
+    /// skipped (no trust anchor was given).
+    pub fn verdict(&self) -> Verdict {
+        if !self.no_failures() {
+            Verdict::Invalid
+        } else if self.outcome(Check::TrustedIssuer) == Some(Outcome::Passed) {
+            Verdict::Valid
+        } else {
+            Verdict::SignatureValidSignerNotTrusted
+        }
+    }
+
     /// The first failed check, in EPS's order.
     pub fn first_failure(&self) -> Option<&CheckResult> {
         self.checks.iter().find(|c| c.outcome == Outcome::Failed)
@@ -140,6 +167,31 @@ impl VerificationReport {
             outcome,
             message: message.into(),
         });
+    }
+}
+
+/// What a report comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every check ran and passed or was skipped, and the signer chains to a
+    /// trusted CA.
+    Valid,
+    /// No check failed, but no trust anchor was given: the signature is
+    /// valid, and nothing says who the signer is.
+    SignatureValidSignerNotTrusted,
+    /// A check failed.
+    Invalid,
+}
+
+impl Verdict {
+    /// How the verdict reads in a report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::SignatureValidSignerNotTrusted => "signature valid, signer not trusted",
+            Self::Invalid => "INVALID",
+        }
     }
 }
 
@@ -175,10 +227,12 @@ pub const MAX_CHAIN_LENGTH: usize = 8;
 /// Errors that stop verification before any check can run.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// The input is not well-formed XML.
+    /// The input is not well-formed XML, or nests too deep.
     #[error("XML parse error: {0}")]
-    Xml(#[from] roxmltree::Error),
-    /// The prescription structure is missing a required element.
+    Xml(#[from] XmlError),
+    /// The prescription structure is missing a required element, or holds a
+    /// decoy where EPS reads one HL7 element (a repeated element, a
+    /// foreign-namespace or no-namespace copy): refused, not checked.
     #[error(transparent)]
     Prescription(#[from] fragments::FragmentsError),
 }
@@ -241,7 +295,7 @@ pub fn verify_prescription(
     xml: &str,
     options: &VerifyOptions<'_>,
 ) -> Result<VerificationReport, VerifyError> {
-    let doc = Document::parse(xml)?;
+    let doc = xml::parse(xml)?;
     let parent = fragments::find_parent_prescription(&doc)?;
     verify_parent_prescription(parent, options)
 }
@@ -251,13 +305,41 @@ pub fn verify_parent_prescription(
     parent: Node<'_, '_>,
     options: &VerifyOptions<'_>,
 ) -> Result<VerificationReport, VerifyError> {
+    // What EPS reads must be there once, in HL7's namespace; otherwise the
+    // prescription is refused rather than one of its copies checked. (A
+    // missing part fails the digest check below, as in EPS.)
+    match fragments::signed_parts(parent) {
+        Ok(_) | Err(fragments::FragmentsError::Missing(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let author = fragments::author(parent)?;
+    let signature_text = fragments::one_child(author, "signatureText")?;
     let mut report = VerificationReport { checks: Vec::new() };
 
     // 1. Format.
-    let signature_text = author
-        .children()
-        .find(|n| n.is_element() && n.tag_name().name() == "signatureText");
+    let repeated: Vec<&str> = ["Signature", "SignedInfo", "SignatureValue"]
+        .into_iter()
+        .filter(|name| {
+            signature_text.is_some_and(|s| {
+                s.descendants()
+                    .filter(|n| n.has_tag_name((XMLDSIG_NS, *name)))
+                    .count()
+                    > 1
+            })
+        })
+        .collect();
+    if !repeated.is_empty() {
+        report.push(
+            Check::Format,
+            Outcome::Failed,
+            format!(
+                "invalid signature format: more than one {}",
+                repeated.join(", more than one ")
+            ),
+        );
+        skip_rest(&mut report, "signature format is invalid");
+        return Ok(report);
+    }
     let signed_info = signature_text.and_then(|s| dsig(s, "SignedInfo"));
     let signature_value = signature_text
         .and_then(|s| dsig(s, "SignatureValue"))
@@ -703,13 +785,31 @@ struct Listing {
 fn judge_listing(entry: &RevokedCertificate<'_>, signed_at: Option<OffsetDateTime>) -> Listing {
     let revoked_on = entry.revocation_date.to_datetime();
     let reason = entry.reason_code().map(|(_, code)| code.0);
+    let invalid_from = entry.invalidity_date().map(|(_, at)| at.to_datetime());
     let reason_text = reason.map_or_else(|| "none given".to_owned(), reason_name);
     let compromise = matches!(reason, Some(1 | 2 | 10));
-    let description = format!(
+    let mut description = format!(
         "revoked on {}, reason {reason_text}",
         format_time(revoked_on)
     );
-    let revoked = compromise || signed_at.is_none_or(|at| at >= revoked_on);
+    if let Some(at) = invalid_from {
+        description.push_str(&format!(", invalid since {}", format_time(at)));
+    }
+    // Signed at or after the revocation: revoked, whatever the reason. A
+    // compromised key signs whatever time it likes into author/time, so its
+    // signatures are rejected from the invalidity date on (RFC 5280
+    // invalidityDate: since when the key may have been in other hands), or
+    // all of them when no date is given. For other reasons an invalidity
+    // date, when given, brings the cut-off forward the same way.
+    let cutoff = match (compromise, invalid_from) {
+        (true, None) => None,
+        (_, Some(at)) => Some(at.min(revoked_on)),
+        (false, None) => Some(revoked_on),
+    };
+    let revoked = match (cutoff, signed_at) {
+        (None, _) | (_, None) => true,
+        (Some(cutoff), Some(at)) => at >= cutoff,
+    };
     Listing {
         revoked,
         description,

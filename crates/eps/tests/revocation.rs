@@ -533,3 +533,134 @@ fn revocation_works_without_a_trust_anchor() {
         Some(Check::Revocation)
     );
 }
+
+/// A CRL of `issuer` with one entry for `serial`: revoked at `revoked`, with `reason` and
+/// `invalidity_date` (RFC 5280 reasonCode and invalidityDate entry extensions).
+fn crl_entry(
+    issuer: &CertifiedIssuer<'_, KeyPair>,
+    serial: u64,
+    revoked: OffsetDateTime,
+    reason: Option<RevocationReason>,
+    invalidity_date: Option<OffsetDateTime>,
+) -> Vec<u8> {
+    CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2099, 1, 1),
+        crl_number: SerialNumber::from(8u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![RevokedCertParams {
+            serial_number: SerialNumber::from(serial),
+            revocation_time: revoked,
+            reason_code: reason,
+            invalidity_date,
+        }],
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .expect("crl")
+    .der()
+    .to_vec()
+}
+
+fn ymdhms(year: i32, month: u8, day: u8, h: u8, m: u8, s: u8) -> OffsetDateTime {
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).expect("month"), day)
+            .expect("date");
+    time::PrimitiveDateTime::new(date, time::Time::from_hms(h, m, s).expect("time")).assume_utc()
+}
+
+/// (reason, revocation date, invalidity date, expected outcome, phrase of the message).
+type Case = (
+    Option<RevocationReason>,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+    Outcome,
+    &'static str,
+);
+
+/// Issue 9, item 4: a key-compromise entry rejects signatures whose `author/time` is at or after
+/// its invalidity date (a stolen phone back-dating prescriptions to before the cancellation is
+/// still rejected), or all of them without one; other reasons reject from the revocation date.
+#[test]
+fn key_compromise_honours_the_invalidity_date() {
+    let pki = Pki::new();
+    let (root, issuing) = (pki.root_der(), pki.issuing_der());
+    let empty_root_crl = crl(&pki.root, &[]);
+    // The prescription says it was signed at 2021-05-07 14:47:49.
+    let signed_at = ymdhms(2021, 5, 7, 14, 47, 49);
+    let key = Some(RevocationReason::KeyCompromise);
+    let cases: [Case; 7] = [
+        // Cancelled in 2030, the phone gone since 2021-01-01: a signature "from" May 2021 is
+        // after the compromise, rejected.
+        (
+            key,
+            ymd(2030),
+            Some(ymd(2021)),
+            Outcome::Failed,
+            "invalid since 2021-01-01 00:00:00 UTC",
+        ),
+        // Exactly at the invalidity date: rejected.
+        (
+            key,
+            ymd(2030),
+            Some(signed_at),
+            Outcome::Failed,
+            "reason keyCompromise",
+        ),
+        // Compromised only from 2022: the May 2021 signature stands, and the message says so.
+        (
+            key,
+            ymd(2030),
+            Some(ymd(2022)),
+            Outcome::Passed,
+            "but the prescription was signed before that",
+        ),
+        // Key compromise without an invalidity date: every signature is rejected.
+        (
+            key,
+            ymd(2030),
+            None,
+            Outcome::Failed,
+            "reason keyCompromise",
+        ),
+        // Any other reason: from the revocation date on.
+        (
+            Some(RevocationReason::CessationOfOperation),
+            ymd(2030),
+            None,
+            Outcome::Passed,
+            "signed before that",
+        ),
+        (
+            Some(RevocationReason::AffiliationChanged),
+            ymd(2020),
+            None,
+            Outcome::Failed,
+            "reason affiliationChanged",
+        ),
+        // ... or from an earlier invalidity date, when one is given.
+        (
+            Some(RevocationReason::Superseded),
+            ymd(2030),
+            Some(ymd(2021)),
+            Outcome::Failed,
+            "reason superseded",
+        ),
+    ];
+    for (reason, revoked, invalid_from, outcome, phrase) in cases {
+        let issuing_crl = crl_entry(&pki.issuing, LEAF_SERIAL, revoked, reason, invalid_from);
+        let report =
+            chained_setup(&root, &issuing, vec![&issuing_crl, &empty_root_crl]).verify(&pki.signed);
+        assert_signed_ok(&report);
+        let revocation = check(&report, Check::Revocation);
+        assert_eq!(
+            revocation.outcome, outcome,
+            "{reason:?} revoked {revoked} invalid from {invalid_from:?}: {revocation:?}"
+        );
+        assert!(
+            revocation.message.contains(phrase),
+            "{reason:?}: {}",
+            revocation.message
+        );
+    }
+}

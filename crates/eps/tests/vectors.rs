@@ -330,3 +330,19 @@ fn valid_signature_still_verifies_inside_an_hl7_namespaced_message() {
         fragments::canonical_fragments_from_str(&xml).expect("bare")
     );
 }
+
+#[test]
+fn a_second_signed_info_fails_the_format_check() {
+    let xml = read("ValidSignature.xml");
+    let start = xml.find("<SignedInfo>").expect("SignedInfo");
+    let end = xml.find("</SignedInfo>").expect("end") + "</SignedInfo>".len();
+    let doubled = format!("{}{}{}", &xml[..start], &xml[start..end], &xml[start..]);
+    let report = verify_prescription(&doubled, &VerifyOptions::default()).expect("verify");
+    let format = report.get(Check::Format).expect("format");
+    assert_eq!(format.outcome, Outcome::Failed);
+    assert!(
+        format.message.contains("more than one SignedInfo"),
+        "{}",
+        format.message
+    );
+}

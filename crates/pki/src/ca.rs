@@ -25,6 +25,9 @@ use crate::fsutil;
 use crate::master_key::MasterKey;
 use crate::pem::{der_to_pem, pem_to_der};
 
+#[path = "workstation.rs"]
+pub mod workstation;
+
 /// Microsoft "Smart Card Logon" extended key usage (szOID_KP_SMARTCARD_LOGON).
 pub const MS_SMARTCARD_LOGON_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 311, 20, 2, 2];
 

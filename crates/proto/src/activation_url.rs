@@ -86,10 +86,10 @@ impl ActivationLink {
                 _ => {}
             }
         }
-        let mut server = url.clone();
-        server.set_path("/");
-        server.set_fragment(None);
-        server.set_query(None);
+        // The origin only: a path, query, fragment or `user:password@` in the link must not
+        // follow the phone into its requests (reqwest would send the userinfo as Basic auth).
+        let server = Url::parse(&format!("{}/", url.origin().ascii_serialization()))
+            .map_err(|_| ActivationLinkError::NotUrl(link.to_owned()))?;
         Ok(ActivationLink {
             kind,
             server,
@@ -141,5 +141,14 @@ mod tests {
             ActivationLink::parse("not a link"),
             Err(ActivationLinkError::NotUrl(_))
         ));
+    }
+
+    /// Found by the `link` fuzz target: the userinfo of a link stayed in `server`.
+    #[test]
+    fn server_is_the_origin_only() {
+        let parsed =
+            ActivationLink::parse("https://user:pw@vsc.example:8443/activate?q=1#code=A&fp=00")
+                .expect("parses");
+        assert_eq!(parsed.server.as_str(), "https://vsc.example:8443/");
     }
 }

@@ -10,8 +10,10 @@ use time::OffsetDateTime;
 
 pub mod activation_url;
 pub mod card;
+pub mod passcode;
 pub mod signin;
 pub mod signing;
+pub mod workstation;
 pub use activation_url::{ActivationLink, ActivationLinkError, LinkKind};
 
 /// Prefix of every API route.
@@ -69,6 +71,15 @@ pub struct EnrolRequest {
     /// the card's keys behind the passcode.
     #[serde(default)]
     pub device_key: Option<String>,
+    /// The passcode's verifier `V` (32 bytes, base64): the server checks it before it releases
+    /// `passcode_secret` (see [`passcode`]). Required by this server version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passcode_verifier: Option<String>,
+    /// The keystore's server secret `S` (32 bytes, base64): kept by the server, released only
+    /// for the right verifier on a request signed with the device key. Required by this server
+    /// version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passcode_secret: Option<String>,
     /// PKCS#10 for the virtual smartcard's PIV Authentication key (slot 9A, ECDSA P-256),
     /// base64 DER. The card's keys are separate from the keys above: see `card`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,13 +114,21 @@ pub struct EnrolResponse {
     pub ca_chain: String,
 }
 
-/// `POST /api/v1/device/unlock`: the phone redeems an RA unlock code.
+/// `POST /api/v1/device/unlock`: the phone redeems an RA unlock code, proving with its device
+/// key that it is the card's phone, and deposits its new passcode's verifier and server secret
+/// (see [`passcode`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnlockRedeemRequest {
     /// The unlock code the RA gave.
     pub unlock_code: String,
-    /// The phone's device id (must be the card's device).
-    pub device_id: String,
+    /// The challenge from `POST /api/v1/device/unlock/challenge`, issued to the card's device.
+    pub challenge_id: String,
+    /// Signature over [`passcode::unlock_statement`] with the device key (base64 DER).
+    pub signature: String,
+    /// The new passcode's verifier `V` (32 bytes, base64).
+    pub passcode_verifier: String,
+    /// The new server secret `S` (32 bytes, base64).
+    pub passcode_secret: String,
 }
 
 /// Answer to [`UnlockRedeemRequest`].

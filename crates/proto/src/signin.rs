@@ -1,5 +1,6 @@
 //! Wire types of signing in with the phone: the agent opens an authentication request bound to
-//! its context, the phone approves it with number matching, the agent collects a session ticket,
+//! its context, the phone approves it with the number the workstation shows (typed by the person,
+//! never sent to the phone), the agent collects a session ticket,
 //! and relying systems validate tickets.
 //!
 //! The exact bytes the phone signs are built here, once, for both the phone and the server.
@@ -8,30 +9,77 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// Where and why a sign-in happens; shown on the phone and bound into the signature.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+///
+/// The agent sends one with its request, but the server writes the context the phone sees:
+/// for a registered workstation the id, name and organisation come from the workstation
+/// registry, and `client_address` is always the address the server saw the request come from
+/// (what the caller claims is ignored). An unregistered workstation (allowed only where the
+/// card's organisation allows it) has `registered == false`, and its name is only a claim.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthContext {
-    /// Stable workstation identifier.
+    /// Stable workstation identifier (the registration id of a registered workstation).
     pub workstation_id: String,
-    /// Name a person recognises ("WARD-7-PC-03").
+    /// Name a person recognises ("WARD-7-PC-03"): the registered name.
     pub workstation_name: String,
-    /// The workstation's address as the agent sees it.
+    /// The address the server saw the request come from.
     pub client_address: String,
     /// Agent software version.
     pub agent_version: String,
     /// Why ("Sign in to clinical systems", "Unlock workstation").
     pub purpose: String,
+    /// Whether the workstation is registered (its name and organisation are then the
+    /// registry's). `false`: an unregistered workstation, whose name nobody vouches for.
+    #[serde(default)]
+    pub registered: bool,
+    /// ODS code of the organisation the workstation is registered with (empty if unregistered).
+    #[serde(default)]
+    pub organisation: String,
+    /// That organisation's name.
+    #[serde(default)]
+    pub organisation_name: String,
 }
 
-/// SHA-256 over every context field (length-prefixed) and the server's creation time, hex.
+impl AuthContext {
+    /// The line a phone shows for the workstation: "WARD-7-PC-03 (RX1 Example Trust)", or
+    /// "UNREGISTERED WORKSTATION claiming 'PC-9'".
+    pub fn workstation_label(&self) -> String {
+        if self.registered {
+            if self.organisation_name.is_empty() {
+                format!("{} ({})", self.workstation_name, self.organisation)
+            } else {
+                format!(
+                    "{} ({} {})",
+                    self.workstation_name, self.organisation, self.organisation_name
+                )
+            }
+        } else {
+            format!(
+                "UNREGISTERED WORKSTATION claiming '{}'",
+                self.workstation_name
+            )
+        }
+    }
+}
+
+/// SHA-256 over every context field (length-prefixed, the registration included) and the
+/// server's creation time, hex.
 pub fn context_digest(ctx: &AuthContext, created_at_unix: i64) -> String {
     let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    c.update(b"vsc-auth-context/v1");
+    c.update(b"vsc-auth-context/v2");
+    let registered: &[u8] = if ctx.registered {
+        b"registered"
+    } else {
+        b"unregistered"
+    };
     for field in [
         ctx.workstation_id.as_bytes(),
         ctx.workstation_name.as_bytes(),
         ctx.client_address.as_bytes(),
         ctx.agent_version.as_bytes(),
         ctx.purpose.as_bytes(),
+        registered,
+        ctx.organisation.as_bytes(),
+        ctx.organisation_name.as_bytes(),
     ] {
         c.update(&(field.len() as u64).to_be_bytes());
         c.update(field);
@@ -66,13 +114,74 @@ pub fn device_token_statement(
         .into_bytes()
 }
 
+/// The bytes a registered workstation signs (ECDSA P-256 SHA-256, its workstation key) to open
+/// a sign-in request, over a single-use challenge from `POST /api/v1/workstations/challenge`.
+/// `purpose` and `agent_version` cannot hold line breaks (the server refuses control
+/// characters before it checks the signature).
+pub fn workstation_open_statement(
+    challenge_id: &str,
+    nonce_b64: &str,
+    workstation_id: &str,
+    uid: &str,
+    purpose: &str,
+    agent_version: &str,
+    server_origin: &str,
+) -> Vec<u8> {
+    format!(
+        "vsc-workstation-open/v1\nchallenge={challenge_id}\nnonce={nonce_b64}\nworkstation={workstation_id}\nuid={uid}\npurpose={purpose}\nagent={agent_version}\nserver={server_origin}\n"
+    )
+    .into_bytes()
+}
+
+/// The bytes a registered workstation signs to collect the ticket of a request it opened: the
+/// request is its own single-use challenge (its server nonce, and it is collected once).
+pub fn workstation_collect_statement(
+    request_id: &str,
+    request_nonce_b64: &str,
+    workstation_id: &str,
+    server_origin: &str,
+) -> Vec<u8> {
+    format!(
+        "vsc-workstation-collect/v1\nrequest={request_id}\nnonce={request_nonce_b64}\nworkstation={workstation_id}\nserver={server_origin}\n"
+    )
+    .into_bytes()
+}
+
+/// The header carrying a registered workstation's signature over
+/// [`workstation_collect_statement`] (standard base64 of the DER signature) when it polls for
+/// the outcome of its request. Needed only to collect: pending polls work without it.
+pub const WORKSTATION_SIGNATURE_HEADER: &str = "x-vsc-workstation-signature";
+
+/// A registered workstation's proof that it opens a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WorkstationProof {
+    /// Registration id.
+    pub workstation_id: String,
+    /// From `POST /api/v1/workstations/challenge`.
+    pub challenge_id: String,
+    /// Signature over [`workstation_open_statement`] (standard base64 of the DER).
+    pub signature: String,
+}
+
 /// `POST /api/v1/auth/requests` (agent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateAuthRequest {
     /// Whose phone to ask.
     pub uid: String,
-    /// The workstation's context.
+    /// The workstation's context (for a registered workstation only `agent_version` and
+    /// `purpose` are taken from it).
     pub context: AuthContext,
+    /// The registered workstation's signed proof. Without it the request comes from an
+    /// unregistered workstation, refused unless the card's organisation allows those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<WorkstationProof>,
+}
+
+/// `POST /api/v1/workstations/challenge` (agent of a registered workstation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkstationChallengeRequest {
+    /// Registration id.
+    pub workstation_id: String,
 }
 
 /// Answer to [`CreateAuthRequest`].
@@ -82,11 +191,16 @@ pub struct AuthRequestCreated {
     pub request_id: String,
     /// Secret that lets only this agent collect the outcome (send as `X-Vsc-Request-Secret`).
     pub poll_secret: String,
-    /// The two-digit number the workstation shows; the phone must pick the same.
+    /// The two-digit number (00 to 99) the workstation shows; the person types it on the phone.
+    /// Only the workstation is told: the phone never receives it.
     pub number: u8,
     /// Expiry.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The request's server nonce: a registered workstation signs it to collect the ticket
+    /// ([`workstation_collect_statement`]).
+    #[serde(default)]
+    pub nonce: String,
 }
 
 /// `GET /api/v1/auth/requests/{id}?wait=SECONDS` (agent, with the poll secret).
@@ -124,12 +238,6 @@ pub struct PendingAuthRequest {
     pub context_digest: String,
     /// Server creation time (Unix seconds), part of the digest.
     pub created_at: i64,
-    /// Three numbers to offer; one is right.
-    pub choices: [u8; 3],
-    /// The right number, sent only by a sandbox server to a simulated phone (so it can approve
-    /// on its own); never present for a real phone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint_number: Option<u8>,
     /// Expiry.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -138,7 +246,8 @@ pub struct PendingAuthRequest {
 /// `POST /api/v1/device/requests/{id}/approve`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApproveAuthRequest {
-    /// The number the person picked.
+    /// The number the person typed (read off the workstation); the server compares it with the
+    /// request's and fails the request if it differs.
     pub number: u8,
     /// Signature over [`approval_statement`] (base64 DER).
     pub signature: String,

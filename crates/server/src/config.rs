@@ -101,8 +101,11 @@ pub struct SigninConfig {
     pub requests_per_window: i64,
     /// See `requests_per_window`.
     pub request_window: Duration,
-    /// Consecutive failures (wrong number, bad signature, declines) that lock a card (1 to 100).
+    /// Failures (wrong number, bad signature, declines, "I didn't do this") within
+    /// `failure_window` that lock a card (1 to 100). Successes in between do not reset the count.
     pub failure_limit: i64,
+    /// The window `failure_limit` counts in (1 minute to 30 days).
+    pub failure_window: Duration,
     /// How long "I didn't do this" blocks new requests to the card.
     pub not_me_block: Duration,
     /// Lifetime of a device token.
@@ -116,6 +119,7 @@ impl Default for SigninConfig {
             requests_per_window: 10,
             request_window: Duration::minutes(10),
             failure_limit: 5,
+            failure_window: Duration::hours(24),
             not_me_block: Duration::hours(1),
             device_token_ttl: Duration::minutes(15),
         }
@@ -131,6 +135,9 @@ impl SigninConfig {
         }
         if !(1..=100).contains(&self.failure_limit) {
             return Err("the failure limit is between 1 and 100".into());
+        }
+        if self.failure_window < Duration::minutes(1) || self.failure_window > Duration::days(30) {
+            return Err("the failure window is between 1 minute and 30 days".into());
         }
         if self.requests_per_window < 1 {
             return Err("allow at least one sign-in request per window".into());

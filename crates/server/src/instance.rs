@@ -2,6 +2,12 @@
 //! server's own TLS certificate, and on first start the national organisation and the first RA
 //! Manager's one-time bootstrap activation.
 //!
+//! When no RA Manager holds an active card but one holds a locked card (too many wrong
+//! passcodes or PINs), nobody could issue the unlock code through the RA API; the server then
+//! still starts, and each start issues a fresh unlock code for that card ([`RecoveryUnlock`]),
+//! which the operator's start-up output shows and the RA Manager redeems on their own phone
+//! (`vsc authenticator unlock`; redeeming needs that phone's device key).
+//!
 //! Layout of the data directory (mode 0700):
 //!
 //! ```text
@@ -86,6 +92,18 @@ pub struct BootstrapActivation {
     pub activation: OneTimeCode,
 }
 
+/// An unlock code for the locked card of an RA Manager, issued at start-up because no RA
+/// Manager holds an active card that could issue it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecoveryUnlock {
+    /// The RA Manager's UID.
+    pub uid: String,
+    /// The locked card.
+    pub card_id: String,
+    /// The unlock code, link and fingerprint.
+    pub unlock: OneTimeCode,
+}
+
 /// A prepared instance, ready to serve.
 #[derive(Debug)]
 pub struct Instance {
@@ -95,6 +113,8 @@ pub struct Instance {
     pub tls: Arc<rustls::ServerConfig>,
     /// Present while no RA Manager has enrolled.
     pub bootstrap: Option<BootstrapActivation>,
+    /// Present when no RA Manager holds an active card and one holds a locked card.
+    pub recovery: Option<RecoveryUnlock>,
     /// Whether this start created the instance.
     pub created: bool,
 }
@@ -168,7 +188,10 @@ pub async fn prepare(
     if !national_known {
         bootstrap_national(&state).await?;
     }
-    let bootstrap = bootstrap_activation(&state).await?;
+    let (bootstrap, recovery) = match recovery_unlock(&state).await? {
+        Some(recovery) => (None, Some(recovery)),
+        None => (bootstrap_activation(&state).await?, None),
+    };
     let bootstrap_file = data.join("bootstrap.json");
     match &bootstrap {
         Some(b) => write_private(
@@ -184,6 +207,7 @@ pub async fn prepare(
         state,
         tls,
         bootstrap,
+        recovery,
         created,
     })
 }
@@ -386,6 +410,61 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
     .await?;
     tx.commit().await.map_err(vsc_store::StoreError::from)?;
     Ok(())
+}
+
+/// While no RA Manager holds an active card but one holds a locked card, every start issues a
+/// fresh unlock code for that card (national RA Managers first, then the oldest card): without
+/// it the instance could not be administered, and without this the server refused to start.
+async fn recovery_unlock(state: &AppState) -> Result<Option<RecoveryUnlock>, InstanceError> {
+    let mut tx = state.store().write().await?;
+    let active_manager: Option<(String,)> = sqlx::query_as(
+        "SELECT c.id FROM cards c JOIN ra_roles r ON r.uid = c.uid
+         WHERE r.role = 'ra-manager' AND c.state = 'active' LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(vsc_store::StoreError::from)?;
+    if active_manager.is_some() {
+        return Ok(None);
+    }
+    let locked: Option<(String, String)> = sqlx::query_as(
+        "SELECT c.id, c.uid FROM cards c JOIN ra_roles r ON r.uid = c.uid JOIN organisations o ON o.ods_code = r.ods_code
+         WHERE r.role = 'ra-manager' AND c.state = 'locked' ORDER BY o.national DESC, c.created_at LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(vsc_store::StoreError::from)?;
+    let Some((card_id, uid)) = locked else {
+        return Ok(None);
+    };
+    let ttl = state.config().unlock_ttl;
+    let issued = codes::issue(state, &mut tx, CodeKind::Unlock, &card_id, "system", ttl).await?;
+    let ctx = AuditContext {
+        actor: "system".into(),
+        source: std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    vsc_store::audit::append(
+        &mut tx,
+        &ctx.event(
+            "card.unlock.recovery",
+            &card_id,
+            state.national_ods(),
+            serde_json::json!({"uid": uid, "code_id": issued.code.id(), "recovery": true, "expires_at": issued.expires_at.unix_timestamp()}),
+        ),
+        state.now_ms(),
+    )
+    .await?;
+    tx.commit().await.map_err(vsc_store::StoreError::from)?;
+    tracing::warn!(
+        uid,
+        card_id,
+        "no RA Manager holds an active card; issued a recovery unlock code for a locked one"
+    );
+    Ok(Some(RecoveryUnlock {
+        uid,
+        card_id,
+        unlock: issued.to_proto(state, CodeKind::Unlock),
+    }))
 }
 
 /// While no RA Manager holds an active card, every start issues a fresh bootstrap activation

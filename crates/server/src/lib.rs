@@ -33,6 +33,15 @@ pub async fn serve(
     let state = instance.state.clone();
     let app = routes::router(state.clone());
     let refresher = tokio::spawn(crl::refresher(state.clone()));
+    // Aggregated refusals are written once their interval is over, and the rest at shutdown.
+    let flusher_state = state.clone();
+    let flusher = tokio::spawn(async move {
+        let period = flusher_state.refusal_interval() / 6;
+        loop {
+            tokio::time::sleep(period).await;
+            flusher_state.flush_refusals(false).await;
+        }
+    });
     let handle = axum_server::Handle::<SocketAddr>::new();
     let shutdown_handle = handle.clone();
     let hub_state = state.clone();
@@ -49,6 +58,8 @@ pub async fn serve(
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await;
     refresher.abort();
+    flusher.abort();
+    state.flush_refusals(true).await;
     state.store().close().await;
     tracing::info!("stopped");
     result

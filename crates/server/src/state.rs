@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::hub::Hub;
-use crate::throttle::FailureThrottle;
+use crate::throttle::{FailureThrottle, RefusalAggregator, RefusalKey};
 
 /// Shared server state.
 #[derive(Clone, Debug)]
@@ -32,6 +32,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     throttle: FailureThrottle,
     challenge_throttle: FailureThrottle,
+    refusals: RefusalAggregator,
     rng: SystemRandom,
     hub: Hub,
 }
@@ -60,6 +61,9 @@ impl AppState {
                 throttle: FailureThrottle::new(10, 15 * 60),
                 // Unauthenticated endpoints that write a row: 60 a minute per address.
                 challenge_throttle: FailureThrottle::new(60, 60),
+                // Refusals of unauthenticated callers: the first ten of a source and reason in a
+                // minute are written one by one, the rest counted into one event.
+                refusals: RefusalAggregator::new(60_000, 10),
                 rng: SystemRandom::new(),
                 hub: Hub::default(),
             }),
@@ -146,6 +150,12 @@ impl AppState {
 
     /// Records a refused request in its own transaction (the request's own transaction, if any,
     /// was rolled back). Failing to audit is logged, never hidden from the operator.
+    ///
+    /// Refusals of callers not yet authenticated (`anonymous`) are aggregated: the first few of a
+    /// source address, action and error code in an interval are written as events of their own,
+    /// the rest only counted and written as one `refusals.aggregated` event by
+    /// [`AppState::flush_refusals`], so a flood of bad requests cannot fill the log or queue
+    /// fsync'd writes in front of approvals.
     pub async fn audit_failure(
         &self,
         ctx: &AuditContext,
@@ -156,6 +166,16 @@ impl AppState {
     ) {
         if err.audited {
             return;
+        }
+        if ctx.actor == "anonymous" {
+            let key = RefusalKey {
+                source: ctx.source,
+                action: action.to_owned(),
+                code: err.code.to_owned(),
+            };
+            if !self.inner.refusals.note(key, self.now_ms()) {
+                return;
+            }
         }
         let event = NewEvent {
             actor: ctx.actor.clone(),
@@ -169,6 +189,53 @@ impl AppState {
         if let Err(e) = self.append_event(&event).await {
             tracing::error!(error = %e, action, "could not write a failure to the audit log");
         }
+    }
+
+    /// Writes one `refusals.aggregated` event for each source, action and error code whose
+    /// interval has ended (all of them when `all`, as at shutdown) and had refusals that were
+    /// counted but not written. The detail's `count` is every refusal of the interval, the ones
+    /// written individually (`written_individually`) included. One transaction for all.
+    pub async fn flush_refusals(&self, all: bool) {
+        let due = self.inner.refusals.take_due(self.now_ms(), all);
+        if due.is_empty() {
+            return;
+        }
+        let result: Result<(), ApiError> = async {
+            let mut tx = self.store().write().await?;
+            let at = self.now_ms();
+            for (key, c) in &due {
+                let event = NewEvent {
+                    actor: "anonymous".into(),
+                    action: "refusals.aggregated".into(),
+                    subject: key.action.clone(),
+                    organisation: String::new(),
+                    source: key.source.to_string(),
+                    outcome: Outcome::Failure,
+                    detail: serde_json::json!({
+                        "action": key.action,
+                        "error": key.code,
+                        "count": c.count,
+                        "written_individually": c.written,
+                        "first_at_ms": c.first_ms,
+                        "last_at_ms": c.last_ms,
+                    }),
+                };
+                vsc_store::audit::append(&mut tx, &event, at).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, keys = due.len(), "could not write aggregated refusals to the audit log");
+        }
+    }
+
+    /// How often [`AppState::flush_refusals`] should run.
+    pub fn refusal_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            u64::try_from(self.inner.refusals.interval_ms()).unwrap_or(60_000),
+        )
     }
 
     /// Appends one event in a transaction of its own.

@@ -15,6 +15,39 @@ use sqlx::SqliteConnection;
 
 use crate::{Store, StoreError};
 
+/// Longest text field or JSON string kept in an event, in bytes; longer ones are cut (on a
+/// character boundary) and marked by [`truncated`]. Callers put attacker-chosen values (UIDs,
+/// paths, names) into events; the cut is made here so every caller gets it.
+pub const MAX_FIELD_BYTES: usize = 256;
+
+/// `value` cut to at most [`MAX_FIELD_BYTES`] bytes on a UTF-8 character boundary, followed by
+/// `…[truncated, N bytes]` (N the original length) when it was longer; unchanged otherwise.
+pub fn truncated(value: &str) -> String {
+    if value.len() <= MAX_FIELD_BYTES {
+        return value.to_owned();
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[truncated, {} bytes]", &value[..end], value.len())
+}
+
+/// `detail` with every string (object keys included) passed through [`truncated`].
+fn truncated_json(detail: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match detail {
+        Value::String(s) => Value::String(truncated(s)),
+        Value::Array(items) => Value::Array(items.iter().map(truncated_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (truncated(k), truncated_json(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -143,7 +176,8 @@ fn from_row(r: Row) -> AuditEvent {
 const COLUMNS: &str =
     "seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash";
 
-/// Appends `event` inside the caller's write transaction and returns its sequence number.
+/// Appends `event` inside the caller's write transaction and returns its sequence number. Text
+/// fields and the detail's strings longer than [`MAX_FIELD_BYTES`] are stored cut and marked.
 pub async fn append(
     conn: &mut SqliteConnection,
     event: &NewEvent,
@@ -160,13 +194,13 @@ pub async fn append(
     let mut row = AuditEvent {
         seq,
         at_ms,
-        actor: event.actor.clone(),
-        action: event.action.clone(),
-        subject: event.subject.clone(),
-        organisation: event.organisation.clone(),
-        source: event.source.clone(),
+        actor: truncated(&event.actor),
+        action: truncated(&event.action),
+        subject: truncated(&event.subject),
+        organisation: truncated(&event.organisation),
+        source: truncated(&event.source),
         outcome: event.outcome.as_str().to_owned(),
-        detail: event.detail.to_string(),
+        detail: truncated_json(&event.detail).to_string(),
         prev_hash,
         hash: String::new(),
     };
@@ -351,6 +385,54 @@ mod tests {
             tx.commit().await.expect("commit");
         }
         (dir, store)
+    }
+
+    #[test]
+    fn long_values_are_cut_on_a_character_boundary_and_marked() {
+        assert_eq!(truncated("short"), "short");
+        let exact = "a".repeat(MAX_FIELD_BYTES);
+        assert_eq!(truncated(&exact), exact);
+        // 'é' is two bytes: 255 ASCII bytes then 'é' straddles the limit, so the cut is at 255.
+        let long = format!(
+            "{}é{}",
+            "a".repeat(MAX_FIELD_BYTES - 1),
+            "b".repeat(64 * 1024)
+        );
+        let cut = truncated(&long);
+        assert_eq!(
+            cut,
+            format!(
+                "{}…[truncated, {} bytes]",
+                "a".repeat(MAX_FIELD_BYTES - 1),
+                long.len()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn attacker_strings_are_stored_cut_and_marked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
+        let huge = "x".repeat(64 * 1024);
+        let mut e = event("auth.request");
+        e.subject = huge.clone();
+        e.detail = serde_json::json!({"message": huge, "items": [huge], huge.clone(): 1});
+        let mut tx = store.write().await.expect("tx");
+        append(&mut tx, &e, 1).await.expect("append");
+        tx.commit().await.expect("commit");
+        let (subject, detail): (String, String) =
+            sqlx::query_as("SELECT subject, detail FROM audit_events")
+                .fetch_one(store.pool())
+                .await
+                .expect("row");
+        let marker = format!("…[truncated, {} bytes]", huge.len());
+        assert!(
+            subject.len() < 300 && subject.ends_with(&marker),
+            "{subject}"
+        );
+        assert!(detail.len() < 1200, "{} bytes", detail.len());
+        assert_eq!(detail.matches(&marker).count(), 3, "{detail}");
+        assert_eq!(verify(&store).await.expect("verify").first_broken, None);
     }
 
     #[tokio::test]

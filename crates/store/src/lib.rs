@@ -8,10 +8,12 @@
 //! processes sharing a database cannot both accept one.
 
 pub mod audit;
+pub mod device_secrets;
 pub mod repo;
 pub mod schema;
 pub mod signin;
 pub mod signing;
+pub mod workstation;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1338,6 +1338,73 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn position_requests_are_decided_once_and_only_while_pending() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        let row = PositionRequestRow {
+            id: "req1".into(),
+            uid: "555000000001".into(),
+            ods_code: "X26".into(),
+            home_ods: "X26".into(),
+            role_code: "S8000:G8000:R8000".into(),
+            role_name: "Role".into(),
+            activities: vec!["B0570".into()],
+            requested_by: "555000000009".into(),
+            created_at: 10,
+            expires_at: 100,
+            state: "pending".into(),
+            decided_by: None,
+            decided_at: None,
+            note: None,
+        };
+        insert_position_request(&mut conn, &row)
+            .await
+            .expect("insert");
+        assert_eq!(
+            position_request_open(&mut conn, &row.uid, "X26", &row.role_code, 50)
+                .await
+                .expect("open"),
+            Some("req1".into())
+        );
+        assert_eq!(
+            pending_position_requests(&mut conn, 100)
+                .await
+                .expect("pending")
+                .len(),
+            0,
+            "expired at 100"
+        );
+        assert!(
+            !decide_position_request(&mut conn, "req1", "approved", "a", None, 100)
+                .await
+                .expect("late")
+        );
+        assert!(
+            decide_position_request(&mut conn, "req1", "approved", "a", Some("ok"), 50)
+                .await
+                .expect("decide")
+        );
+        assert!(
+            !decide_position_request(&mut conn, "req1", "declined", "b", None, 51)
+                .await
+                .expect("again")
+        );
+        let got = position_request(&mut conn, "req1")
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(
+            (
+                got.state.as_str(),
+                got.decided_by.as_deref(),
+                got.note.as_deref()
+            ),
+            ("approved", Some("a"), Some("ok"))
+        );
+    }
+
+    #[tokio::test]
     async fn card_transitions_are_conditional() {
         let (_dir, store) = store().await;
         seed(&store).await;

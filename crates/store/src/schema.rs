@@ -255,4 +255,66 @@ CREATE TABLE position_requests (
 CREATE INDEX position_requests_pending ON position_requests(state, home_ods);
 "#,
     ),
+    (
+        // Issue 9 item 10: what the server holds to check a phone's keystore passcode (the
+        // verifier and the keystore's server secret, sealed under the master key) and its count
+        // of wrong passcodes in a row.
+        "0006_device_passcode_secret",
+        r#"
+CREATE TABLE card_passcode_secrets (
+    card_id          TEXT PRIMARY KEY REFERENCES cards(id),
+    sealed_verifier  BLOB NOT NULL,
+    sealed_secret    BLOB NOT NULL,
+    failed_attempts  INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL
+);
+"#,
+    ),
+    (
+        "0007_signin_failures",
+        r#"
+CREATE TABLE signin_failures (
+    id          INTEGER PRIMARY KEY,
+    card_id     TEXT NOT NULL REFERENCES cards(id),
+    request_id  TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX signin_failures_card ON signin_failures(card_id, at);
+"#,
+    ),
+    (
+        "0008_workstations",
+        r#"
+CREATE TABLE workstations (
+    id             TEXT PRIMARY KEY,
+    ods_code       TEXT NOT NULL REFERENCES organisations(ods_code),
+    name           TEXT NOT NULL,
+    public_key     BLOB NOT NULL UNIQUE,
+    cert_serial    TEXT NOT NULL UNIQUE,
+    cert_der       BLOB NOT NULL,
+    not_before     INTEGER NOT NULL,
+    not_after      INTEGER NOT NULL,
+    registered_by  TEXT NOT NULL,
+    code_id        TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    revoked_at     INTEGER,
+    revoked_by     TEXT
+);
+CREATE UNIQUE INDEX workstations_active_name ON workstations(ods_code, name COLLATE NOCASE) WHERE state = 'active';
+CREATE TABLE workstation_codes (
+    id               TEXT PRIMARY KEY,
+    secret_hash      BLOB NOT NULL,
+    ods_code         TEXT NOT NULL REFERENCES organisations(ods_code),
+    name             TEXT,
+    created_by       TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    used_at          INTEGER,
+    failed_attempts  INTEGER NOT NULL DEFAULT 0,
+    workstation_id   TEXT REFERENCES workstations(id)
+);
+ALTER TABLE organisations ADD COLUMN allow_unregistered_workstations INTEGER NOT NULL DEFAULT 0;
+"#,
+    ),
 ];

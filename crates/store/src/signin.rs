@@ -1,5 +1,6 @@
 //! Typed queries for signing in with the phone: device keys and tokens, authentication requests
-//! (with their single-use state changes), per-card failure counters and blocks, and sessions.
+//! (with their single-use state changes), per-card sign-in failures (counted in a window) and
+//! blocks, and sessions.
 
 use sqlx::SqliteConnection;
 
@@ -90,7 +91,8 @@ pub struct AuthRequestRow {
     pub workstation_id: String,
     /// The right number.
     pub number: u8,
-    /// The three numbers offered (JSON array).
+    /// Numbers offered to choose from in earlier releases (JSON array); `[]` now that the person
+    /// types the number.
     pub choices: String,
     /// SHA-256 of the agent's poll secret.
     pub poll_secret_hash: Vec<u8>,
@@ -264,25 +266,58 @@ pub async fn fail_approved_request(
     Ok(done.rows_affected() == 1)
 }
 
-/// Counts a failed sign-in against a card; returns the new count.
+/// Records a failed sign-in (wrong number, bad signature, decline, "I didn't do this") against a
+/// card at `now` and returns how many failures the card has had after `window_start` (this one
+/// included). A success does not clear them: the lock counts failures in a window, not in a row,
+/// so successes in between cannot hide a stream of guesses. Failures at or before
+/// `window_start` can never count again and are dropped here, which keeps the table small.
+/// Run it in the transaction that decides the request, so the count and the lock agree.
 pub async fn record_card_failure(
     conn: &mut SqliteConnection,
     card_id: &str,
+    request_id: &str,
+    now: i64,
+    window_start: i64,
 ) -> Result<i64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(
-        "UPDATE cards SET consecutive_failures = consecutive_failures + 1 WHERE id = ? RETURNING consecutive_failures",
-    )
-    .bind(card_id)
-    .fetch_one(conn)
-    .await?;
+    sqlx::query("INSERT INTO signin_failures (card_id, request_id, at) VALUES (?, ?, ?)")
+        .bind(card_id)
+        .bind(request_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM signin_failures WHERE card_id = ? AND at <= ?")
+        .bind(card_id)
+        .bind(window_start)
+        .execute(&mut *conn)
+        .await?;
+    card_failures_since(conn, card_id, window_start).await
+}
+
+/// How many sign-in failures a card has had after `since`.
+pub async fn card_failures_since(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    since: i64,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM signin_failures WHERE card_id = ? AND at > ?")
+            .bind(card_id)
+            .bind(since)
+            .fetch_one(conn)
+            .await?;
     Ok(n)
 }
 
-/// Clears a card's failure count (after a success or an RA unlock).
+/// Forgets a card's sign-in failures (after an RA unlock: the card starts afresh).
 pub async fn reset_card_failures(
     conn: &mut SqliteConnection,
     card_id: &str,
 ) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM signin_failures WHERE card_id = ?")
+        .bind(card_id)
+        .execute(&mut *conn)
+        .await?;
+    // The per-card counter of earlier releases, no longer used for the lock.
     sqlx::query(
         "UPDATE cards SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures <> 0",
     )
@@ -499,6 +534,26 @@ pub async fn end_session(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Ends every live session of a card with `reason` and returns their ids (for the audit log).
+pub async fn end_live_sessions_of_card(
+    conn: &mut SqliteConnection,
+    card_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE card_id = ? AND ended_at IS NULL RETURNING id",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(card_id)
+    .fetch_all(conn)
+    .await?;
+    let mut ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    ids.sort();
+    Ok(ids)
 }
 
 /// Ends every live session of a card (cancellation, lock).

@@ -287,14 +287,18 @@ pub async fn session_agent_key_hash(
     Ok(row.and_then(|(h,)| h))
 }
 
-/// Whether a session is live at `now` (not ended, not past its absolute expiry).
+/// Whether a session is live at `now`: not ended, not past its absolute expiry and not idle for
+/// its idle timeout or longer (the same rule as `signin::touch_session`).
 pub async fn session_is_live(
     conn: &mut SqliteConnection,
     session_id: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
+    // The idle timeout counts as much as the absolute one: a session nobody used for longer
+    // than its idle timeout is over, even if no request has ended it yet.
     let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM sessions WHERE id = ? AND ended_at IS NULL AND expires_at > ?",
+        "SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NULL AND expires_at > ?2
+         AND last_used + idle_seconds > ?2",
     )
     .bind(session_id)
     .bind(now)

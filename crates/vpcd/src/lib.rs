@@ -87,7 +87,7 @@
 //! link reconnects when pcscd next starts. `scripts/pcscd-up` starts a pcscd without
 //! `--auto-exit`.
 
-mod frame;
+pub mod frame;
 mod link;
 
 pub use link::{DEFAULT_VPCD_ADDR, LinkConfig, LinkError, MAX_ATR_LEN, Mode, VirtualCard, run};

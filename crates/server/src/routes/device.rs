@@ -2,38 +2,122 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /api/v1/enrol` | redeem an activation: CSRs + device facts in, certificates out |
-//! | `POST /api/v1/device/unlock` | redeem an RA unlock code: the phone gets its recovery key back |
+//! | `POST /api/v1/enrol` | redeem an activation: CSRs, device facts, device key, recovery key and passcode deposit in, certificates out |
+//! | `POST /api/v1/device/passcode/challenge` | a single-use challenge for a passcode check, for the device key to sign |
+//! | `POST /api/v1/device/passcode/check` | the passcode verifier, signed by the device key: the keystore's server secret out, or a counted wrong try |
+//! | `POST /api/v1/device/unlock/challenge` | a single-use challenge for redeeming an unlock code |
+//! | `POST /api/v1/device/unlock` | redeem an RA unlock code, signed by the device key: the recovery key out, the new passcode deposit in |
 //!
 //! Enrolment is one transaction: the activation is consumed, the device bound, both
 //! certificates issued and the card activated together, with the audit event — or nothing
 //! changes except the wrong-guess counter and a failure event.
+//!
+//! # Passcodes (issue 9, item 10)
+//!
+//! The phone's keystore opens only with the passcode *and* a 256-bit secret `S` that this
+//! server keeps per card (see `vsc_authenticator::keystore`). At enrolment, and with every
+//! redeemed unlock code, the phone deposits `S` and the passcode verifier `V`; both are sealed
+//! under the master key. A passcode check names the card, carries `V` and is signed by the
+//! card's device key over a single-use challenge; `V` is compared in constant time, and in the
+//! same transaction a wrong one is counted and audited — the third in a row locks the card
+//! (sessions end) until an RA unlock. Only a right one returns `S`. So a copy of the keystore
+//! file cannot be guessed at offline, and rewinding the file does not rewind the count.
+//!
+//! # Unlock codes (issue 9, item 5)
+//!
+//! The device id is a name, not a proof. Redeeming an unlock code needs a signature by the
+//! card's device key over a challenge issued to that device; a request without that proof is
+//! refused (`unlock_device_proof_failed`), leaves the code unused, and counts as a wrong guess
+//! against it, like a mistyped code.
 
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use subtle::ConstantTimeEq;
 use vsc_core::{CardState, ClientFacts, PolicyError};
 use vsc_pki::{CertProfile, CsrError, KeyKind, PersonSubject, ValidatedCsr, validate_csr};
-use vsc_proto::{EnrolRequest, EnrolResponse, UnlockRedeemRequest, UnlockRedeemResponse};
-use vsc_store::repo::{self, CertificateRow, DeviceRow};
+use vsc_proto::passcode::{
+    PASSCODE_CHALLENGE_PATH, PASSCODE_CHECK_PATH, PasscodeCheckRequest, PasscodeCheckResponse,
+    UNLOCK_CHALLENGE_PATH, UNLOCK_PATH,
+};
+use vsc_proto::signin::DeviceChallengeRequest;
+use vsc_proto::{
+    ChallengeResponse, EnrolRequest, EnrolResponse, UnlockRedeemRequest, UnlockRedeemResponse,
+};
+use vsc_store::device_secrets;
+use vsc_store::repo::{self, CardRow, CertificateRow, CodeRow, DeviceRow};
+use vsc_store::{NewEvent, Outcome, Tx};
+use zeroize::Zeroizing;
 
-use super::{ApiJson, Client};
+use super::{ApiJson, Client, challenge};
 use crate::codes::{self, CodeKind};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, AuditContext};
+
+/// Wrong passcodes in a row before the card locks (the phone's `MAX_ATTEMPTS`).
+pub const PASSCODE_TRIES: i64 = 3;
+
+/// Challenge purpose of a passcode check.
+const PASSCODE_PURPOSE: &str = "device-passcode";
+/// Challenge purpose of redeeming an unlock code.
+const UNLOCK_PURPOSE: &str = "device-unlock";
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/enrol", post(enrol))
-        .route("/api/v1/device/unlock", post(unlock))
+        .route(PASSCODE_CHALLENGE_PATH, post(passcode_challenge))
+        .route(PASSCODE_CHECK_PATH, post(passcode_check))
+        .route(UNLOCK_CHALLENGE_PATH, post(unlock_challenge))
+        .route(UNLOCK_PATH, post(unlock))
 }
 
 /// AAD binding a sealed recovery key to its card.
 fn recovery_aad(card_id: &str) -> Vec<u8> {
     format!("vsc/card-recovery-key/{card_id}").into_bytes()
+}
+
+/// AAD binding a sealed passcode verifier to its card.
+fn verifier_aad(card_id: &str) -> Vec<u8> {
+    format!("vsc/card-passcode-verifier/{card_id}").into_bytes()
+}
+
+/// AAD binding a sealed keystore server secret to its card.
+fn secret_aad(card_id: &str) -> Vec<u8> {
+    format!("vsc/card-passcode-secret/{card_id}").into_bytes()
+}
+
+/// 32 bytes of standard base64, or `code`.
+fn decode_32(b64: &str, code: &'static str, what: &str) -> ApiResult<Zeroizing<Vec<u8>>> {
+    B64.decode(b64.trim())
+        .ok()
+        .filter(|k| k.len() == 32)
+        .map(Zeroizing::new)
+        .ok_or_else(|| ApiError::bad_request(code, format!("{what} must be 32 bytes, base64")))
+}
+
+/// A passcode deposit (verifier and server secret), sealed for `card_id`, stored in `tx`.
+async fn store_passcode_deposit(
+    state: &AppState,
+    tx: &mut Tx,
+    card_id: &str,
+    verifier: &[u8],
+    secret: &[u8],
+) -> ApiResult<()> {
+    let master = state.master_key();
+    let sealed_verifier = master.seal(&verifier_aad(card_id), verifier)?;
+    let sealed_secret = master.seal(&secret_aad(card_id), secret)?;
+    device_secrets::set_passcode_secret(
+        tx,
+        card_id,
+        &sealed_verifier,
+        &sealed_secret,
+        state.now_unix(),
+    )
+    .await?;
+    Ok(())
 }
 
 fn csr_error(which: &str, e: CsrError) -> ApiError {
@@ -207,6 +291,33 @@ async fn enrol_inner(
     let sealed_recovery = state
         .master_key()
         .seal(&recovery_aad(&card.id), &recovery_key)?;
+    // The keystore is opened with the device key's signature and the server's passcode check:
+    // an app that sends neither made a keystore that could be guessed at offline.
+    let Some(device_key) = device_key else {
+        return Err(ApiError::bad_request(
+            "device_key_missing",
+            "this app sends no device key, which this server needs to check passcodes; update the app",
+        ));
+    };
+    let (Some(verifier), Some(secret)) = (
+        req.passcode_verifier.as_deref(),
+        req.passcode_secret.as_deref(),
+    ) else {
+        return Err(ApiError::bad_request(
+            "passcode_deposit_missing",
+            "this app does not deposit its passcode check with the server, so its keystore could be guessed at offline; update the app",
+        ));
+    };
+    let passcode_verifier = decode_32(
+        verifier,
+        "passcode_verifier_malformed",
+        "the passcode verifier",
+    )?;
+    let passcode_secret = decode_32(
+        secret,
+        "passcode_secret_malformed",
+        "the keystore's server secret",
+    )?;
 
     let now = state.now();
     let device = DeviceRow {
@@ -223,9 +334,7 @@ async fn enrol_inner(
             "this phone already holds another person's card; one person per device",
         ));
     }
-    if let Some(key) = &device_key {
-        vsc_store::signin::set_device_key(&mut tx, device_id, key).await?;
-    }
+    vsc_store::signin::set_device_key(&mut tx, device_id, &device_key).await?;
     let subject_dn = PersonSubject {
         uid: person.uid.clone(),
         given_name: person.given_name.clone(),
@@ -270,6 +379,14 @@ async fn enrol_inner(
         issued.push(cert);
     }
     repo::bind_card_device(&mut tx, &card.id, device_id, &sealed_recovery).await?;
+    store_passcode_deposit(
+        state,
+        &mut tx,
+        &card.id,
+        &passcode_verifier,
+        &passcode_secret,
+    )
+    .await?;
     if !repo::transition_card(
         &mut tx,
         &card.id,
@@ -321,6 +438,277 @@ async fn enrol_inner(
     })
 }
 
+/// Issues a challenge of `purpose` to a device that has a device key; audited as `action`.
+async fn proof_challenge(
+    state: &AppState,
+    ctx: &AuditContext,
+    device_id: &str,
+    purpose: &str,
+    action: &str,
+) -> ApiResult<ChallengeResponse> {
+    state.admit_unauthenticated(ctx.source)?;
+    let mut tx = state.store().write().await?;
+    if vsc_store::signin::device_key(&mut tx, device_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(
+            "unknown_device",
+            "this device is not enrolled (or enrolled before device keys existed): enrol again",
+        ));
+    }
+    let issued = challenge::issue(
+        state,
+        &mut tx,
+        ctx,
+        purpose,
+        device_id,
+        &format!("{action}.issued"),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+async fn passcode_challenge(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<DeviceChallengeRequest>,
+) -> ApiResult<Json<ChallengeResponse>> {
+    let action = "device.passcode.challenge";
+    match proof_challenge(&state, &ctx, &req.device_id, PASSCODE_PURPOSE, action).await {
+        Ok(c) => Ok(Json(c)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, action, &req.device_id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn unlock_challenge(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<DeviceChallengeRequest>,
+) -> ApiResult<Json<ChallengeResponse>> {
+    let action = "device.unlock.challenge";
+    match proof_challenge(&state, &ctx, &req.device_id, UNLOCK_PURPOSE, action).await {
+        Ok(c) => Ok(Json(c)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, action, &req.device_id, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+/// Verifies a device-key signature over `statement`.
+fn verify_device_signature(key: &[u8], statement: &[u8], signature: &[u8]) -> ApiResult<()> {
+    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1, key)
+        .verify(statement, signature)
+        .map_err(|_| {
+            ApiError::unauthorized(
+                "signature_invalid",
+                "the signature does not verify with this device's key",
+            )
+        })
+}
+
+async fn passcode_check(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    ApiJson(req): ApiJson<PasscodeCheckRequest>,
+) -> ApiResult<Json<PasscodeCheckResponse>> {
+    let mut subject = req.card_id.clone();
+    match passcode_check_inner(&state, &ctx, &req, &mut subject).await {
+        Ok(resp) => Ok(Json(resp)),
+        Err(err) => {
+            state
+                .audit_failure(&ctx, "card.passcode.check", &subject, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+async fn passcode_check_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &PasscodeCheckRequest,
+    subject: &mut String,
+) -> ApiResult<PasscodeCheckResponse> {
+    let signature = B64
+        .decode(req.signature.trim())
+        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let verifier = decode_32(
+        &req.verifier,
+        "passcode_verifier_malformed",
+        "the passcode verifier",
+    )?;
+    let now = state.now_unix();
+    // One transaction on the honest path: the challenge is consumed with the check.
+    let mut tx = state.store().write().await?;
+    let nonce = challenge::consume(
+        &mut tx,
+        &req.challenge_id,
+        PASSCODE_PURPOSE,
+        &req.device_id,
+        now,
+    )
+    .await?;
+    match check_passcode(
+        state, ctx, req, &signature, &verifier, &nonce, now, &mut tx, subject,
+    )
+    .await
+    {
+        Ok(answer) => {
+            tx.commit().await?;
+            Ok(answer)
+        }
+        Err(err) => {
+            // The refusal changes nothing but the challenge, which is spent whatever happened:
+            // one signed check per challenge.
+            drop(tx);
+            let mut tx = state.store().write().await?;
+            let _ = repo::consume_challenge(
+                &mut tx,
+                &req.challenge_id,
+                PASSCODE_PURPOSE,
+                &req.device_id,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Err(err)
+        }
+    }
+}
+
+/// The passcode check proper, inside the transaction that consumed the challenge; the caller
+/// commits. A wrong passcode is an `Ok` answer whose count and audit events are in `tx`.
+#[allow(clippy::too_many_arguments)]
+async fn check_passcode(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &PasscodeCheckRequest,
+    signature: &[u8],
+    verifier: &[u8],
+    nonce: &str,
+    now: i64,
+    tx: &mut Tx,
+    subject: &mut String,
+) -> ApiResult<PasscodeCheckResponse> {
+    let (key, uid) = vsc_store::signin::device_key(tx, &req.device_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_device", "this device is not enrolled"))?;
+    let statement = vsc_proto::passcode::passcode_check_statement(
+        &req.challenge_id,
+        nonce,
+        &req.device_id,
+        &req.card_id,
+        &req.verifier,
+        &state.origin(),
+    );
+    verify_device_signature(&key, &statement, signature)?;
+    let card = repo::card(tx, &req.card_id)
+        .await?
+        .filter(|c| c.device_id.as_deref() == Some(req.device_id.as_str()) && c.uid == uid)
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "card_not_on_this_device",
+                "this phone holds no such card; enrol again",
+            )
+        })?;
+    subject.clone_from(&card.id);
+    match card.state.as_str() {
+        "active" => {}
+        "locked" => {
+            return Err(ApiError::forbidden(
+                "card_locked",
+                "this card is locked; ask your RA or Local Smartcard Administrator for an unlock code",
+            ));
+        }
+        other => {
+            return Err(ApiError::forbidden(
+                "card_not_usable",
+                format!("this card is {other}; ask your RA for a new card"),
+            ));
+        }
+    }
+    let row = device_secrets::passcode_secret(tx, &card.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "passcode_not_registered",
+                "this card's keystore was made by an older app that checked the passcode on the phone alone; ask your RA or Local Smartcard Administrator for an unlock code: redeeming it upgrades the keystore",
+            )
+        })?;
+    let master = state.master_key();
+    let stored = master.open(&verifier_aad(&card.id), &row.sealed_verifier)?;
+    let correct: bool = stored.as_slice().ct_eq(verifier).into();
+    let actor = AuditContext {
+        actor: card.uid.clone(),
+        source: ctx.source,
+    };
+    if correct {
+        device_secrets::reset_passcode_failures(tx, &card.id, now).await?;
+        let secret = master.open(&secret_aad(&card.id), &row.sealed_secret)?;
+        vsc_store::audit::append(
+            tx,
+            &actor.event(
+                "card.passcode.verified",
+                &card.id,
+                &card.issued_by,
+                serde_json::json!({"uid": card.uid, "device_id": req.device_id}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
+        return Ok(PasscodeCheckResponse {
+            correct: true,
+            tries_left: PASSCODE_TRIES as u32,
+            locked: false,
+            secret: Some(B64.encode(&*secret)),
+        });
+    }
+    // A wrong passcode is counted and audited in `tx`, committed before the answer goes out.
+    let failures = device_secrets::record_passcode_failure(tx, &card.id, now).await?;
+    let locked = failures >= PASSCODE_TRIES
+        && repo::transition_card(tx, &card.id, &["active"], "locked", now).await?;
+    if locked {
+        vsc_store::signin::end_sessions_of_card(tx, &card.id, now, "card-locked").await?;
+    }
+    let mut event = actor.event(
+        "card.passcode.failed",
+        &card.id,
+        &card.issued_by,
+        serde_json::json!({"uid": card.uid, "device_id": req.device_id, "consecutive_failures": failures, "card_locked": locked}),
+    );
+    event.outcome = Outcome::Failure;
+    vsc_store::audit::append(tx, &event, state.now_ms()).await?;
+    if locked {
+        vsc_store::audit::append(
+            tx,
+            &actor.event(
+                "card.locked",
+                &card.id,
+                &card.issued_by,
+                serde_json::json!({"uid": card.uid, "reason": "three wrong passcodes", "failures": failures}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
+    }
+    Ok(PasscodeCheckResponse {
+        correct: false,
+        tries_left: u32::try_from((PASSCODE_TRIES - failures).max(0)).unwrap_or(0),
+        locked: failures >= PASSCODE_TRIES,
+        secret: None,
+    })
+}
+
 async fn unlock(
     State(state): State<AppState>,
     Client(ctx): Client,
@@ -338,23 +726,120 @@ async fn unlock(
     }
 }
 
+/// Checks, inside the redemption's transaction, that the request is signed by the card's
+/// device key over a challenge issued to that device (consuming the challenge).
+async fn unlock_device_proof(
+    state: &AppState,
+    tx: &mut Tx,
+    card: &CardRow,
+    req: &UnlockRedeemRequest,
+    signature: &[u8],
+    now: i64,
+) -> ApiResult<String> {
+    let device_id = card.device_id.as_deref().ok_or_else(|| {
+        ApiError::forbidden("unlock_no_device", "this card is not held on any phone")
+    })?;
+    let nonce = challenge::consume(tx, &req.challenge_id, UNLOCK_PURPOSE, device_id, now).await?;
+    let (key, _) = vsc_store::signin::device_key(tx, device_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::forbidden(
+                "unknown_device",
+                "the card's phone has no device key (enrolled by an older app); the card must be enrolled again",
+            )
+        })?;
+    let statement = vsc_proto::passcode::unlock_statement(
+        &req.challenge_id,
+        &nonce,
+        device_id,
+        &req.unlock_code,
+        &req.passcode_verifier,
+        &req.passcode_secret,
+        &state.origin(),
+    );
+    verify_device_signature(&key, &statement, signature)?;
+    Ok(device_id.to_owned())
+}
+
+/// A redemption without the device proof: the code stays unused, but the attempt counts as a
+/// wrong guess against it (so the code dies after as many failures as a mistyped one), and the
+/// challenge, if it was one, is spent. Commits; returns the refusal, audited.
+async fn refuse_unproven_unlock(
+    state: &AppState,
+    ctx: &AuditContext,
+    code: &CodeRow,
+    card: &CardRow,
+    req: &UnlockRedeemRequest,
+    why: ApiError,
+) -> ApiError {
+    let now = state.now_unix();
+    let result: ApiResult<i64> = async {
+        let mut tx = state.store().write().await?;
+        let failures = repo::record_code_failure(&mut tx, &code.id).await?;
+        if let Some(device_id) = card.device_id.as_deref() {
+            // Whatever it says, the challenge has been tried once.
+            let _ =
+                repo::consume_challenge(&mut tx, &req.challenge_id, UNLOCK_PURPOSE, device_id, now)
+                    .await?;
+        }
+        let event = NewEvent {
+            actor: ctx.actor.clone(),
+            action: "card.unlock.redeem".to_owned(),
+            subject: card.id.clone(),
+            organisation: card.issued_by.clone(),
+            source: ctx.source.to_string(),
+            outcome: Outcome::Failure,
+            detail: serde_json::json!({
+                "error": "unlock_device_proof_failed", "reason": why.code,
+                "code_id": code.id, "failed_attempts": failures,
+            }),
+        };
+        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        tx.commit().await?;
+        Ok(failures)
+    }
+    .await;
+    let failures = match result {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    state.throttle().record_failure(ctx.source, now);
+    let left = (codes::MAX_WRONG_GUESSES - failures).max(0);
+    ApiError::unauthorized(
+        "unlock_device_proof_failed",
+        format!(
+            "an unlock code is redeemed only by the phone that holds the card, proved with its device key, and this request was not ({}); it counted as a wrong guess ({left} tries left)",
+            why.code
+        ),
+    )
+    .audited()
+}
+
 async fn unlock_inner(
     state: &AppState,
     ctx: &AuditContext,
     req: UnlockRedeemRequest,
     subject: &mut String,
 ) -> ApiResult<UnlockRedeemResponse> {
+    // Malformed input is refused before the code is looked at, so it changes nothing.
+    let signature = B64
+        .decode(req.signature.trim())
+        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let passcode_verifier = decode_32(
+        &req.passcode_verifier,
+        "passcode_verifier_malformed",
+        "the passcode verifier",
+    )?;
+    let passcode_secret = decode_32(
+        &req.passcode_secret,
+        "passcode_secret_malformed",
+        "the keystore's server secret",
+    )?;
     let (mut tx, code) =
         codes::redeem(state, ctx, CodeKind::Unlock, &req.unlock_code, subject).await?;
     let card = repo::card(&mut tx, &code.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("unlock code without card"))?;
-    if card.device_id.as_deref() != Some(req.device_id.trim()) {
-        return Err(ApiError::forbidden(
-            "unlock_wrong_device",
-            "this unlock code is for a card held on another phone",
-        ));
-    }
     let now = state.now_unix();
     let usable_after_unlock = ["active", "locked"];
     if !usable_after_unlock.contains(&card.state.as_str()) {
@@ -363,9 +848,28 @@ async fn unlock_inner(
             format!("this card is {} and cannot be unlocked", card.state),
         ));
     }
+    let device_id = match unlock_device_proof(state, &mut tx, &card, &req, &signature, now).await {
+        Ok(device_id) => device_id,
+        // A fault of the server is not the caller's wrong guess.
+        Err(err) if err.status.is_server_error() => return Err(err),
+        Err(why) => {
+            // Rolls back the code's consumption.
+            drop(tx);
+            return Err(refuse_unproven_unlock(state, ctx, &code, &card, &req, why).await);
+        }
+    };
     repo::transition_card(&mut tx, &card.id, &["locked"], "active", now).await?;
     vsc_store::signin::reset_card_failures(&mut tx, &card.id).await?;
     vsc_store::signing::reset_pin_failures(&mut tx, &card.id).await?;
+    // The new passcode's check replaces the old one (and clears its count).
+    store_passcode_deposit(
+        state,
+        &mut tx,
+        &card.id,
+        &passcode_verifier,
+        &passcode_secret,
+    )
+    .await?;
     let sealed = repo::card_recovery_key(&mut tx, &card.id)
         .await?
         .ok_or_else(|| ApiError::internal("card has no recovery key"))?;
@@ -378,7 +882,7 @@ async fn unlock_inner(
         "card.unlocked",
         &card.id,
         &card.issued_by,
-        serde_json::json!({"uid": card.uid, "device_id": req.device_id, "code_id": code.id, "unlock_issued_by": code.created_by}),
+        serde_json::json!({"uid": card.uid, "device_id": device_id, "code_id": code.id, "unlock_issued_by": code.created_by}),
     );
     vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;

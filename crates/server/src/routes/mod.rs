@@ -10,6 +10,7 @@ pub mod session;
 pub mod signin;
 pub mod signing;
 pub mod views;
+pub mod workstation;
 
 use std::net::SocketAddr;
 
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(signin::routes())
         .merge(session::routes())
         .merge(card::routes())
+        .merge(workstation::routes())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Batches of prescriptions are larger; those routes carry their own limit.
         .merge(signing::routes())

@@ -4,12 +4,17 @@
 //! | route | caller | what |
 //! |---|---|---|
 //! | `GET /api/v1/session[?touch=false]` | ticket holder | the session, its roles and timeouts (counts as use unless `touch=false`) |
-//! | `POST /api/v1/session/role` | ticket holder | select one of the person's positions |
-//! | `POST /api/v1/session/logout` | ticket holder | end the session at once ("card removal") |
+//! | `POST /api/v1/session/role` | identity agent (ticket + agent key) | select one of the person's positions |
+//! | `POST /api/v1/session/logout` | identity agent (ticket + agent key) | end the session at once ("card removal") |
 //! | `POST /api/v1/tickets/validate` | relying system | who, which role, which organisation, when, how assured |
 //!
 //! The ticket is 256 random bits, returned once and stored only as its SHA-256. A session ends at
-//! logout, after its idle timeout, at its absolute timeout, or when its card is cancelled or locked.
+//! logout, after its idle timeout, at its absolute timeout, when its card is cancelled or locked,
+//! or when its holder answers a sign-in request with "I didn't do this".
+//!
+//! The ticket travels to relying systems, so it only reads: changing the session (its role, its
+//! end) also needs the session's agent key, which only the workstation's identity agent holds
+//! (header [`vsc_proto::signin::AGENT_KEY_HEADER`]); without it the answer is `agent_key_required`.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -299,27 +304,7 @@ impl FromRequestParts<AppState> for AgentSession {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let holder = TicketHolder::from_request_parts(parts, state).await?;
-        let given = parts
-            .headers
-            .get(vsc_proto::signin::AGENT_KEY_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(|k| sha256(k.trim().as_bytes()));
-        let mut conn = state.store().pool().acquire().await?;
-        let stored =
-            vsc_store::signing::session_agent_key_hash(&mut conn, &holder.session.id).await?;
-        drop(conn);
-        let matches = match (given, stored) {
-            (Some(given), Some(stored)) => bool::from(subtle::ConstantTimeEq::ct_eq(
-                given.as_slice(),
-                stored.as_slice(),
-            )),
-            _ => false,
-        };
-        if !matches {
-            let err = ApiError::unauthorized(
-                "agent_key_required",
-                "only the workstation's identity agent may sign or use the card: send the session's agent key (X-Vsc-Agent-Key) with the ticket",
-            );
+        if let Err(err) = check_agent_key(state, &holder.session.id, &parts.headers).await {
             let path = parts.uri.path().to_owned();
             state
                 .audit_failure(&holder.ctx, "session.agent_key", &path, "", &err)
@@ -327,6 +312,37 @@ impl FromRequestParts<AppState> for AgentSession {
             return Err(err);
         }
         Ok(AgentSession(holder))
+    }
+}
+
+/// Checks the session's agent key (header [`vsc_proto::signin::AGENT_KEY_HEADER`]) against its
+/// stored hash, in constant time; `agent_key_required` when it is missing or wrong.
+async fn check_agent_key(
+    state: &AppState,
+    session_id: &str,
+    headers: &axum::http::HeaderMap,
+) -> ApiResult<()> {
+    let given = headers
+        .get(vsc_proto::signin::AGENT_KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|k| sha256(k.trim().as_bytes()));
+    let mut conn = state.store().pool().acquire().await?;
+    let stored = vsc_store::signing::session_agent_key_hash(&mut conn, session_id).await?;
+    drop(conn);
+    let matches = match (given, stored) {
+        (Some(given), Some(stored)) => bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_slice(),
+            stored.as_slice(),
+        )),
+        _ => false,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "agent_key_required",
+            "only the workstation's identity agent may sign, use the card, change the role or log out: send the session's agent key (X-Vsc-Agent-Key) with the ticket",
+        ))
     }
 }
 
@@ -338,9 +354,11 @@ async fn current(
     Ok(Json(info(&mut conn, &holder.session).await?))
 }
 
+/// Selects the session's role: the identity agent only (a relying system that saw the ticket
+/// must not change who the person acts as).
 async fn select_role(
     State(state): State<AppState>,
-    holder: TicketHolder,
+    AgentSession(holder): AgentSession,
     ApiJson(req): ApiJson<SelectRole>,
 ) -> ApiResult<Json<SessionInfo>> {
     let s = &holder.session;
@@ -358,10 +376,12 @@ async fn select_role(
         return Err(err);
     };
     if !db::set_session_position(&mut tx, &s.id, &position.id).await? {
-        return Err(ApiError::unauthorized(
-            "session_ended",
-            "this session has ended; sign in again",
-        ));
+        let err = ApiError::unauthorized("session_ended", "this session has ended; sign in again");
+        drop(tx);
+        state
+            .audit_failure(&holder.ctx, "session.role", &s.uid, "", &err)
+            .await;
+        return Err(err);
     }
     vsc_store::audit::append(
         &mut tx,
@@ -384,7 +404,8 @@ async fn select_role(
 }
 
 /// Ends the session of the bearer ticket at once, whether or not it has timed out meanwhile
-/// (so `ended_at` always records the logout), without counting as use.
+/// (so `ended_at` always records the logout), without counting as use. The identity agent only:
+/// the ticket must come with the session's agent key.
 async fn logout(
     State(state): State<AppState>,
     Client(ctx): Client,
@@ -412,15 +433,20 @@ async fn logout_inner(
             "send the session ticket as a bearer token",
         )
     })?;
+    let ticket_hash = sha256(ticket.trim().as_bytes());
+    let s = {
+        let mut conn = state.store().pool().acquire().await?;
+        db::session_by_ticket(&mut conn, &ticket_hash)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "ticket_invalid",
+                    "this ticket does not belong to any session",
+                )
+            })?
+    };
+    check_agent_key(state, &s.id, headers).await?;
     let mut tx = state.store().write().await?;
-    let s = db::session_by_ticket(&mut tx, &sha256(ticket.trim().as_bytes()))
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "ticket_invalid",
-                "this ticket does not belong to any session",
-            )
-        })?;
     let ended = db::end_session(&mut tx, &s.id, state.now_unix(), "logout").await?;
     if ended {
         let actor = AuditContext {

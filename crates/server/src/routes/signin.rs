@@ -2,13 +2,13 @@
 //!
 //! | route | caller | what |
 //! |---|---|---|
-//! | `POST /api/v1/auth/requests` | agent | open a request bound to the workstation's context; returns the number to show |
-//! | `GET /api/v1/auth/requests/{id}?wait=S` | agent (`X-Vsc-Request-Secret`) | the outcome; an approved request is collected once, creating the session |
+//! | `POST /api/v1/auth/requests` | agent (a registered workstation signs it: see [`super::workstation`]) | open a request bound to the workstation's context; returns the number to show |
+//! | `GET /api/v1/auth/requests/{id}?wait=S` | agent (`X-Vsc-Request-Secret`; to collect a registered workstation's request also `X-Vsc-Workstation-Signature`) | the outcome; an approved request is collected once, creating the session |
 //! | `POST /api/v1/auth/requests/{id}/cancel` | agent (`X-Vsc-Request-Secret`) | withdraw a pending request |
 //! | `POST /api/v1/device/challenge`, `POST /api/v1/device/token` | phone | a short-lived token bound to the device key |
 //! | `GET /api/v1/device/events` | phone (device token) | server-sent events: pending requests now and as they come |
 //! | `GET /api/v1/device/requests?wait=S` | phone (device token) | long-poll fallback: the pending requests |
-//! | `POST /api/v1/device/requests/{id}/approve` | phone (device token) | number + signature by the card's authentication key |
+//! | `POST /api/v1/device/requests/{id}/approve` | phone (device token) | the number the person typed + signature by the card's authentication key; a wrong number fails the request |
 //! | `POST /api/v1/device/requests/{id}/decline` | phone (device token) | `declined`, or `not-me` ("I didn't do this") |
 //!
 //! Each request is single use and expires; approval is a conditional update in the database, so
@@ -95,23 +95,17 @@ fn validate_context(ctx: &AuthContext) -> ApiResult<()> {
     check_context_field("purpose", &ctx.purpose, true)
 }
 
-/// Three distinct two-digit numbers with the right one at a random place.
-fn number_and_choices(state: &AppState) -> ApiResult<(u8, [u8; 3])> {
-    let mut picked: Vec<u8> = Vec::with_capacity(3);
-    while picked.len() < 3 {
-        // Rejection sampling keeps 10..=99 uniform.
+/// The two-digit number (00 to 99) the workstation shows, uniform from the CSPRNG. Only the
+/// workstation is told; the person types it on the phone, so a blind guess succeeds 1 time in
+/// 100 and fails the request.
+fn sign_in_number(state: &AppState) -> ApiResult<u8> {
+    loop {
+        // Rejection sampling keeps 0..=99 uniform (256 is not a multiple of 100).
         let [b] = state.random::<1>()?;
-        if b < 180 {
-            let n = 10 + b % 90;
-            if !picked.contains(&n) {
-                picked.push(n);
-            }
+        if b < 200 {
+            return Ok(b % 100);
         }
     }
-    let number = picked[0];
-    let [r] = state.random::<1>()?;
-    picked.swap(0, usize::from(r % 3));
-    Ok((number, [picked[0], picked[1], picked[2]]))
 }
 
 /// The card a sign-in for `uid` goes to: their one active card.
@@ -154,7 +148,13 @@ async fn create_request(
     match create_request_inner(&state, &ctx, &req).await {
         Ok(created) => Ok((StatusCode::CREATED, Json(created))),
         Err(err) => {
-            if matches!(err.code, "no_active_card" | "invalid_uid") {
+            if matches!(
+                err.code,
+                "no_active_card"
+                    | "invalid_uid"
+                    | "workstation_not_registered"
+                    | "workstation_signature_invalid"
+            ) {
                 state
                     .throttle()
                     .record_failure(ctx.source, state.now_unix());
@@ -177,11 +177,15 @@ async fn create_request_inner(
         .parse()
         .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_uid", e.to_string()))?;
     validate_context(&req.context)?;
+    // What the phone will show: the registry's name and organisation for a registered
+    // workstation (whose signature is checked here), and always the address seen here.
+    let shown = super::workstation::opening_context(state, ctx, req).await?;
     let cfg = &state.config().signin;
     let now = state.now();
     let now_unix = now.unix_timestamp();
     let mut tx = state.store().write().await?;
     let card = active_card_of(&mut tx, uid.as_str()).await?;
+    super::workstation::check_unregistered_allowed(&mut tx, &shown, &card.issued_by).await?;
     let (_, blocked_until) = db::card_guard(&mut tx, &card.id).await?;
     if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
         return Err(ApiError::forbidden(
@@ -204,7 +208,7 @@ async fn create_request_inner(
     }
     let mut superseded = Vec::new();
     for open in db::open_requests_for_card(&mut tx, &card.id, now_unix).await? {
-        if open.workstation_id != req.context.workstation_id {
+        if open.workstation_id != shown.workstation_id {
             return Err(ApiError::conflict(
                 "request_already_open",
                 "a sign-in request for this card is already waiting on the phone; approve or decline it, or wait for it to expire",
@@ -214,7 +218,7 @@ async fn create_request_inner(
         db::decide_request(&mut tx, &open.id, "superseded", now_unix).await?;
         superseded.push(open.id);
     }
-    let (number, choices) = number_and_choices(state)?;
+    let number = sign_in_number(state)?;
     let poll_secret = URL_SAFE_NO_PAD.encode(state.random::<32>()?);
     let expires_at = now + cfg.request_ttl;
     let row = AuthRequestRow {
@@ -222,11 +226,12 @@ async fn create_request_inner(
         card_id: card.id.clone(),
         uid: uid.to_string(),
         nonce: B64.encode(state.random::<32>()?),
-        context: serde_json::to_string(&req.context).map_err(ApiError::internal)?,
-        context_digest: vsc_proto::signin::context_digest(&req.context, now_unix),
-        workstation_id: req.context.workstation_id.clone(),
+        context: serde_json::to_string(&shown).map_err(ApiError::internal)?,
+        context_digest: vsc_proto::signin::context_digest(&shown, now_unix),
+        workstation_id: shown.workstation_id.clone(),
         number,
-        choices: serde_json::to_string(&choices).map_err(ApiError::internal)?,
+        // No numbers are offered to choose from any more; the column stays for old rows.
+        choices: "[]".into(),
         poll_secret_hash: sha256(poll_secret.as_bytes()),
         source: ctx.source.to_string(),
         created_at: now_unix,
@@ -239,7 +244,7 @@ async fn create_request_inner(
         "auth.requested",
         uid.as_str(),
         &card.issued_by,
-        serde_json::json!({"request_id": row.id, "card_id": card.id, "context": req.context, "superseded": superseded}),
+        serde_json::json!({"request_id": row.id, "card_id": card.id, "context": shown, "claimed_address": req.context.client_address, "superseded": superseded}),
     );
     vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;
@@ -259,6 +264,7 @@ async fn create_request_inner(
         poll_secret,
         number,
         expires_at,
+        nonce: row.nonce,
     })
 }
 
@@ -327,6 +333,13 @@ async fn request_outcome(
         // An approval is collected within a minute of the request's expiry, or never: a ticket
         // must not wait indefinitely for whoever holds the poll secret.
         if row.state == "approved" && row.expires_at + COLLECT_GRACE_SECONDS > state.now_unix() {
+            // Only the workstation that opened it collects a registered workstation's request.
+            if let Err(err) = super::workstation::check_collect(&state, &row, &headers).await {
+                state
+                    .audit_failure(&ctx, "auth.collect", &id, "", &err)
+                    .await;
+                return Err(err.audited());
+            }
             return Ok(Json(session::collect(&state, &ctx, &row).await?));
         }
         let expired = expired || row.state == "approved";
@@ -383,10 +396,15 @@ async fn cancel_request(
     let row = request_with_secret(&state, &ctx, &id, &headers).await?;
     let mut tx = state.store().write().await?;
     if !db::decide_request(&mut tx, &id, "cancelled", state.now_unix()).await? {
-        return Err(ApiError::conflict(
+        let err = ApiError::conflict(
             "request_already_decided",
             "the request is no longer pending",
-        ));
+        );
+        drop(tx);
+        state
+            .audit_failure(&ctx, "auth.cancel", &row.uid, "", &err)
+            .await;
+        return Err(err);
     }
     vsc_store::audit::append(
         &mut tx,
@@ -623,11 +641,8 @@ async fn device_cards(
         .collect())
 }
 
-fn to_pending(
-    state: &AppState,
-    row: &AuthRequestRow,
-    simulated: bool,
-) -> ApiResult<PendingAuthRequest> {
+/// A request as the phone sees it: never with its number, which only the workstation shows.
+fn to_pending(row: &AuthRequestRow) -> ApiResult<PendingAuthRequest> {
     Ok(PendingAuthRequest {
         request_id: row.id.clone(),
         uid: row.uid.clone(),
@@ -635,8 +650,6 @@ fn to_pending(
         context: serde_json::from_str(&row.context).map_err(ApiError::internal)?,
         context_digest: row.context_digest.clone(),
         created_at: row.created_at,
-        choices: serde_json::from_str(&row.choices).map_err(ApiError::internal)?,
-        hint_number: (state.config().sandbox && simulated).then_some(row.number),
         expires_at: time::OffsetDateTime::from_unix_timestamp(row.expires_at)
             .map_err(ApiError::internal)?,
     })
@@ -647,14 +660,11 @@ async fn pending_for_device(
     caller: &DeviceCaller,
 ) -> ApiResult<Vec<PendingAuthRequest>> {
     let mut conn = state.store().pool().acquire().await?;
-    let simulated = repo::device(&mut conn, &caller.device_id)
-        .await?
-        .is_some_and(|d| d.simulated);
     let now = state.now_unix();
     let mut out = Vec::new();
     for card in device_cards(&mut conn, caller).await? {
         for row in db::open_requests_for_card(&mut conn, &card, now).await? {
-            out.push(to_pending(state, &row, simulated)?);
+            out.push(to_pending(&row)?);
         }
     }
     Ok(out)
@@ -708,12 +718,6 @@ async fn device_events(
         let mut conn = state.store().pool().acquire().await?;
         device_cards(&mut conn, &caller).await?
     };
-    let simulated = {
-        let mut conn = state.store().pool().acquire().await?;
-        repo::device(&mut conn, &caller.device_id)
-            .await?
-            .is_some_and(|d| d.simulated)
-    };
     let stopped = state.hub().stopped();
     let token_hash = caller.token_hash.clone();
     let stream = async_stream::stream! {
@@ -750,7 +754,7 @@ async fn device_events(
                         Ok(mut conn) => db::auth_request(&mut conn, &request_id).await.ok().flatten(),
                         Err(_) => None,
                     };
-                    if let Some(p) = row.and_then(|r| to_pending(&state, &r, simulated).ok())
+                    if let Some(p) = row.and_then(|r| to_pending(&r).ok())
                         && let Ok(data) = serde_json::to_string(&p)
                     {
                         yield Ok(SseEvent::default().event("auth-request").data(data));
@@ -865,8 +869,9 @@ pub(crate) async fn card_auth_key(
     ))
 }
 
-/// Records a failed approval: the request fails, the card's failure count rises and, at the
-/// limit, the card locks and its sessions end. Commits, then returns `err` marked audited.
+/// Records a failed approval: the request fails, the failure is counted against the card and,
+/// at the limit within the window, the card locks and its sessions end. Commits, then returns
+/// `err` marked audited.
 async fn fail_request(
     state: &AppState,
     caller: &DeviceCaller,
@@ -887,8 +892,10 @@ async fn fail_request(
 }
 
 /// The transaction behind [`fail_request`]: decides the request and, only if this call decided
-/// it, counts the failure (so racing bad attempts on one request count once), locks the card at
-/// the limit, audits, and runs `also` (more writes of the same decision) before committing.
+/// it, records the failure (so racing bad attempts on one request count once) and counts the
+/// card's failures within the configured window (successes in between do not reset it), locks
+/// the card at the limit, ends the card's live sessions on "I didn't do this" (`reported`),
+/// audits, and runs `also` (more writes of the same decision) before committing.
 async fn fail_request_inner(
     state: &AppState,
     caller: &DeviceCaller,
@@ -903,7 +910,22 @@ async fn fail_request_inner(
     if !db::decide_request(&mut tx, &row.id, new_state, now).await? {
         return Ok(false);
     }
-    let failures = db::record_card_failure(&mut tx, &card.id).await?;
+    let window = state.config().signin.failure_window;
+    let failures = db::record_card_failure(
+        &mut tx,
+        &card.id,
+        &row.id,
+        now,
+        now - window.whole_seconds(),
+    )
+    .await?;
+    // "I didn't do this": whoever made the request may already hold a session from an earlier
+    // approval (a mistaken one, or a stolen ticket); every live session of the card ends now.
+    let ended_sessions = if new_state == "reported" {
+        db::end_live_sessions_of_card(&mut tx, &card.id, now, "not-me-reported").await?
+    } else {
+        Vec::new()
+    };
     let mut locked = false;
     if failures >= state.config().signin.failure_limit
         && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?
@@ -915,7 +937,7 @@ async fn fail_request_inner(
         "auth.failed",
         &row.uid,
         &card.issued_by,
-        serde_json::json!({"request_id": row.id, "card_id": card.id, "error": err.code, "consecutive_failures": failures, "card_locked": locked}),
+        serde_json::json!({"request_id": row.id, "card_id": card.id, "error": err.code, "failures_in_window": failures, "window_minutes": window.whole_minutes(), "card_locked": locked}),
     );
     event.outcome = vsc_store::Outcome::Failure;
     let mut events = vec![event];
@@ -924,7 +946,15 @@ async fn fail_request_inner(
             "card.locked",
             &card.id,
             &card.issued_by,
-            serde_json::json!({"uid": card.uid, "reason": "consecutive sign-in failures", "failures": failures}),
+            serde_json::json!({"uid": card.uid, "reason": "repeated sign-in failures", "failures": failures, "window_minutes": window.whole_minutes()}),
+        ));
+    }
+    for session_id in ended_sessions {
+        events.push(caller.ctx.event(
+            "session.ended",
+            &card.uid,
+            &card.issued_by,
+            serde_json::json!({"session_id": session_id, "card_id": card.id, "reason": "not-me-reported", "request_id": row.id}),
         ));
     }
     also(&mut events)?;
@@ -995,10 +1025,11 @@ async fn approve_inner(
         );
         return Err(fail_request(state, caller, &row, &card, "failed", err).await);
     }
-    if req.number != row.number {
+    // Constant time, like any secret: the number is what a guesser lacks.
+    if !bool::from(req.number.ct_eq(&row.number)) {
         let err = ApiError::forbidden(
             "wrong_number",
-            "that is not the number the workstation shows; the request is refused",
+            "that is not the number the workstation shows; the request is refused: sign in again at the workstation",
         );
         return Err(fail_request(state, caller, &row, &card, "failed", err).await);
     }
@@ -1009,7 +1040,7 @@ async fn approve_inner(
             "this request was already decided",
         ));
     }
-    db::reset_card_failures(&mut tx, &card.id).await?;
+    // A success does not clear earlier failures: the lock counts them in a window.
     vsc_store::audit::append(
         &mut tx,
         &caller.ctx.event("auth.approved", &row.uid, &card.issued_by, serde_json::json!({"request_id": row.id, "card_id": card.id, "device_id": caller.device_id})),

@@ -481,7 +481,15 @@ async fn outcome(
             )),
         }
     };
-    let row = load().await?;
+    let row = match load().await {
+        Ok(row) => row,
+        Err(err) => {
+            state
+                .audit_failure(&holder.ctx, "signing.outcome", &id, "", &err)
+                .await;
+            return Err(err);
+        }
+    };
     if row.state != "pending" || wait.wait == 0 {
         return Ok(Json(outcome_of(&row, state.now_unix())?));
     }

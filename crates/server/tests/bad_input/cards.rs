@@ -1,15 +1,10 @@
 //! Card life-cycle refusals: issuing without a level-3 identity check or while a card is live,
-//! cancelling a revoked card, and unlock codes bound to the card's phone and used once.
+//! and cancelling a revoked card. (Unlock codes bound to the card's phone and used once: the
+//! `keystore` test binary, `unlock_proof`.)
 
-use vsc_authenticator::{KeystoreError, Passcode};
-use vsc_proto::{
-    CancelCard, Card, CardWithCode, LinkKind, Person, RecordIdentityCheck, UnlockRedeemRequest,
-    UnlockRedeemResponse,
-};
+use vsc_proto::{CancelCard, Card, Person, RecordIdentityCheck};
 
-use crate::common::{
-    Phone, assert_api_error, assert_flow_error, is_link, mistype_secret, passcode, start,
-};
+use crate::common::{Phone, assert_api_error, assert_flow_error, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuance_and_cancellation_preconditions() {
@@ -65,8 +60,8 @@ async fn issuance_and_cancellation_preconditions() {
             &cancel_path,
             &CancelCard {
                 reason_code: Some("cessation-of-operation".to_owned()),
-                invalidity_date: None,
                 reason: "left the trust".to_owned(),
+                invalidity_date: None,
             },
         )
         .await
@@ -79,8 +74,8 @@ async fn issuance_and_cancellation_preconditions() {
             &cancel_path,
             &CancelCard {
                 reason_code: Some("cessation-of-operation".to_owned()),
-                invalidity_date: None,
                 reason: "again".to_owned(),
+                invalidity_date: None,
             },
         )
         .await,
@@ -106,108 +101,6 @@ async fn issuance_and_cancellation_preconditions() {
     s.assert_audited("card.cancel", "card_not_cancellable", 1)
         .await;
     s.assert_audited("card.enrol", "activation_expired", 1)
-        .await;
-    s.assert_audit_intact().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unlock_codes_are_bound_to_the_phone_and_used_once() {
-    let s = start().await;
-    let ram = s.enrol_bootstrap_ram().await;
-    let t = ram.token.as_str();
-    let (_, card_id, phone) = s.enrolled_person(t, "X26").await;
-    let unlock: CardWithCode = s
-        .post(
-            Some(t),
-            &format!("/api/v1/ra/cards/{card_id}/unlock"),
-            &serde_json::json!({}),
-        )
-        .await
-        .expect("an RA unlocks an enrolled card");
-    assert!(is_link(&unlock.code.url, LinkKind::Unlock), "{unlock:?}");
-    let code = unlock.code.code.clone();
-    let before = s.snapshot().await;
-
-    // From another phone.
-    let other = Phone::new();
-    assert_api_error(
-        s.post::<_, UnlockRedeemResponse>(
-            None,
-            "/api/v1/device/unlock",
-            &UnlockRedeemRequest {
-                unlock_code: code.clone(),
-                device_id: other.device_id(),
-            },
-        )
-        .await,
-        403,
-        "unlock_wrong_device",
-    );
-    // Mistyped, from the right phone.
-    let message = assert_api_error(
-        s.post::<_, UnlockRedeemResponse>(
-            None,
-            "/api/v1/device/unlock",
-            &UnlockRedeemRequest {
-                unlock_code: mistype_secret(&code),
-                device_id: phone.device_id(),
-            },
-        )
-        .await,
-        401,
-        "unlock_code_wrong",
-    );
-    assert!(message.contains("4 tries left"), "{message}");
-    let after = s.snapshot().await;
-    s.assert_unchanged(&before, &after, "unlock from another phone");
-    assert!(!s.code_used(&code).await);
-
-    // The holder's phone redeems it and sets a new passcode; the old one stops working.
-    let new_passcode = Passcode::new("654321").expect("passcode");
-    vsc_authenticator::redeem_unlock(&phone.home, &unlock.code.url, &new_passcode)
-        .await
-        .expect("the card's phone redeems the unlock code");
-    let mut store = phone.home.open_keystore().expect("keystore");
-    assert!(
-        matches!(
-            store.unlock(&passcode()),
-            Err(KeystoreError::WrongPasscode { .. })
-        ),
-        "the old passcode must no longer open the keystore"
-    );
-    store
-        .unlock(&new_passcode)
-        .expect("the new passcode opens the keystore");
-
-    // Once only.
-    let before = s.snapshot().await;
-    assert_flow_error(
-        vsc_authenticator::redeem_unlock(
-            &phone.home,
-            &unlock.code.url,
-            &Passcode::new("111111").expect("passcode"),
-        )
-        .await,
-        410,
-        "unlock_code_used",
-    );
-    let after = s.snapshot().await;
-    s.assert_unchanged(&before, &after, "unlock code used twice");
-    phone
-        .home
-        .open_keystore()
-        .expect("keystore")
-        .unlock(&new_passcode)
-        .expect("a refused unlock leaves the passcode alone");
-    assert_eq!(s.card_state(&card_id).await, "active");
-
-    let events = s
-        .assert_audited("card.unlock.redeem", "unlock_wrong_device", 1)
-        .await;
-    assert_eq!(events[0].subject, card_id);
-    s.assert_audited("unlock.redeem", "unlock_code_wrong", 1)
-        .await;
-    s.assert_audited("card.unlock.redeem", "unlock_code_used", 1)
         .await;
     s.assert_audit_intact().await;
 }

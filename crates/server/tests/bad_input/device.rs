@@ -43,11 +43,8 @@ async fn a_device_holds_one_persons_card() {
         .expect("read")
         .expect("A is still enrolled");
     assert_eq!(a_enrolment.uid, a_uid);
-    a_phone
-        .home
-        .open_keystore()
-        .expect("A's keystore")
-        .unlock(&crate::common::passcode())
+    vsc_authenticator::unlock_keys(&a_phone.home, &crate::common::passcode())
+        .await
         .expect("A's keys are untouched");
 
     // B on B's own phone: the activation was not consumed.

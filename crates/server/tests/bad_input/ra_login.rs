@@ -24,9 +24,15 @@ async fn challenge(s: &TestServer, uid: &str) -> ChallengeResponse {
 }
 
 /// What `phone` signs to log `uid` in with `challenge`.
-fn signed(s: &TestServer, phone: &Phone, challenge: &ChallengeResponse, uid: &str) -> LoginRequest {
-    let mut store = phone.home.open_keystore().expect("keystore");
-    let keys = store.unlock(&passcode()).expect("unlock");
+async fn signed(
+    s: &TestServer,
+    phone: &Phone,
+    challenge: &ChallengeResponse,
+    uid: &str,
+) -> LoginRequest {
+    let keys = vsc_authenticator::unlock_keys(&phone.home, &passcode())
+        .await
+        .expect("unlock");
     let statement = vsc_proto::ra_login_statement(
         &challenge.challenge_id,
         &challenge.nonce,
@@ -48,7 +54,7 @@ async fn ra_login_refusals() {
 
     // A challenge signs in once.
     let c = challenge(&s, &ram.uid).await;
-    let request = signed(&s, &ram.phone, &c, &ram.uid);
+    let request = signed(&s, &ram.phone, &c, &ram.uid).await;
     let _: LoginResponse = s
         .post(None, LOGIN, &request)
         .await
@@ -63,13 +69,13 @@ async fn ra_login_refusals() {
     // Another card's key: refused, and the challenge is spent all the same.
     let c = challenge(&s, &ram.uid).await;
     assert_api_error(
-        s.post::<_, LoginResponse>(None, LOGIN, &signed(&s, &holder, &c, &ram.uid))
+        s.post::<_, LoginResponse>(None, LOGIN, &signed(&s, &holder, &c, &ram.uid).await)
             .await,
         401,
         "signature_invalid",
     );
     assert_api_error(
-        s.post::<_, LoginResponse>(None, LOGIN, &signed(&s, &ram.phone, &c, &ram.uid))
+        s.post::<_, LoginResponse>(None, LOGIN, &signed(&s, &ram.phone, &c, &ram.uid).await)
             .await,
         401,
         "challenge_used",
@@ -79,7 +85,7 @@ async fn ra_login_refusals() {
     let c = challenge(&s, &ram.uid).await;
     s.clock.advance(time::Duration::minutes(3));
     assert_api_error(
-        s.post::<_, LoginResponse>(None, LOGIN, &signed(&s, &ram.phone, &c, &ram.uid))
+        s.post::<_, LoginResponse>(None, LOGIN, &signed(&s, &ram.phone, &c, &ram.uid).await)
             .await,
         401,
         "challenge_expired",

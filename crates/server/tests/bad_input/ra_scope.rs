@@ -2,11 +2,11 @@
 //! organisation(s); requests without a live session are refused.
 
 use vsc_proto::{
-    CancelCard, Card, CardWithCode, CreateOrganisation, CreatePerson, LinkKind, Organisation,
-    Person,
+    Card, CardWithCode, CreateOrganisation, CreatePerson, LinkKind, Organisation, Person,
 };
 
 use crate::common::{assert_api_error, is_link, start};
+use crate::ra_takeover::{cancel_body, sponsor_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ra_roles_and_organisations_are_enforced() {
@@ -17,7 +17,7 @@ async fn ra_roles_and_organisations_are_enforced() {
     s.create_org(t, "RY2").await;
     let agent = s.new_ra(t, "RX1", "ra-agent", &[]).await;
     let checker = s.new_ra(t, "RX1", "id-checker", &[]).await;
-    let sponsor = s.new_ra(t, "RX1", "sponsor", &["S8000:G8000:R8000"]).await;
+    let sponsor = sponsor_with(&s, t, "RX1", &["S8000:G8000:R8000"], &["B0570"]).await;
     let lsa = s
         .new_ra(t, "RX1", "local-smartcard-administrator", &[])
         .await;
@@ -90,11 +90,7 @@ async fn ra_roles_and_organisations_are_enforced() {
 
     // A Local Smartcard Administrator does not cancel cards.
     let cancel_path = format!("/api/v1/ra/cards/{}/cancel", agent.card_id);
-    let cancel = CancelCard {
-        reason_code: Some("cessation-of-operation".to_owned()),
-        invalidity_date: None,
-        reason: "testing the LSA's rights".to_owned(),
-    };
+    let cancel = cancel_body("superseded", "testing the LSA's rights");
     assert_api_error(
         s.post::<_, Card>(Some(&lsa.token), &cancel_path, &cancel)
             .await,
@@ -219,11 +215,7 @@ async fn cancelling_an_ras_card_ends_their_console_session() {
         .post(
             Some(t),
             &format!("/api/v1/ra/cards/{}/cancel", agent.card_id),
-            &CancelCard {
-                reason_code: Some("cessation-of-operation".to_owned()),
-                invalidity_date: None,
-                reason: "left the trust".to_owned(),
-            },
+            &cancel_body("cessation-of-operation", "left the trust"),
         )
         .await
         .expect("the RA Manager cancels the agent's card");

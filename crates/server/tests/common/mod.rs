@@ -69,6 +69,10 @@ pub struct TestServer {
     pub bootstrap: BootstrapActivation,
     /// A client pinned to the instance root, as a phone before enrolment.
     pub client: Client,
+    /// Registered test workstations by label (see [`TestServer::workstation`]).
+    workstations: std::sync::Mutex<std::collections::HashMap<String, Arc<TestWorkstation>>>,
+    /// Which workstation opened each request, so its agent signs the collection.
+    opened_by: std::sync::Mutex<std::collections::HashMap<String, Arc<TestWorkstation>>>,
     shutdown: Option<oneshot::Sender<()>>,
     serve: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: TempDir,
@@ -108,6 +112,77 @@ impl Phone {
                     .device_id
             }
         }
+    }
+}
+
+/// A registered workstation as its agent holds it: the registration and the workstation key.
+#[derive(Debug)]
+pub struct TestWorkstation {
+    /// What the server answered at enrolment.
+    pub enrolled: vsc_proto::workstation::WorkstationEnrolled,
+    /// Registration id.
+    pub id: String,
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl TestWorkstation {
+    fn new(
+        enrolled: vsc_proto::workstation::WorkstationEnrolled,
+        key: &rcgen::KeyPair,
+    ) -> TestWorkstation {
+        let key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            key.serialized_der(),
+        )
+        .expect("the workstation key");
+        TestWorkstation {
+            id: enrolled.workstation_id.clone(),
+            enrolled,
+            key,
+        }
+    }
+
+    /// Signs `msg` with the workstation key; standard base64 of the DER.
+    pub fn sign(&self, msg: &[u8]) -> String {
+        let sig = self
+            .key
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), msg)
+            .expect("sign with the workstation key");
+        B64.encode(sig.as_ref())
+    }
+
+    /// The proof that opens a request for `uid` with `context` over `challenge`.
+    pub fn open_proof(
+        &self,
+        challenge: &ChallengeResponse,
+        uid: &str,
+        context: &AuthContext,
+        origin: &str,
+    ) -> vsc_proto::signin::WorkstationProof {
+        let statement = vsc_proto::signin::workstation_open_statement(
+            &challenge.challenge_id,
+            &challenge.nonce,
+            &self.id,
+            uid,
+            &context.purpose,
+            &context.agent_version,
+            origin,
+        );
+        vsc_proto::signin::WorkstationProof {
+            workstation_id: self.id.clone(),
+            challenge_id: challenge.challenge_id.clone(),
+            signature: self.sign(&statement),
+        }
+    }
+
+    /// The signature that collects `created`.
+    pub fn collect_signature(&self, created: &AuthRequestCreated, origin: &str) -> String {
+        self.sign(&vsc_proto::signin::workstation_collect_statement(
+            &created.request_id,
+            &created.nonce,
+            &self.id,
+            origin,
+        ))
     }
 }
 
@@ -158,6 +233,8 @@ pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer
         fp,
         bootstrap,
         client,
+        workstations: Default::default(),
+        opened_by: Default::default(),
         shutdown: Some(tx),
         serve: Some(serve),
         _dir: dir,
@@ -219,12 +296,16 @@ pub fn device_facts(device_id: &str) -> DeviceFacts {
 /// A hand-made enrolment request. Built through serde so that optional fields added to the
 /// wire type later keep their defaults.
 pub fn enrol_request(code: &str, device_id: &str, csrs: &Csrs) -> EnrolRequest {
+    let device_key = vsc_authenticator::DeviceKey::generate(device_id).expect("a device key");
     serde_json::from_value(serde_json::json!({
         "activation_code": code,
         "device": device_facts(device_id),
         "auth_csr": csrs.auth,
         "signing_csr": csrs.signing,
         "recovery_key": B64.encode([7u8; 32]),
+        "device_key": device_key.spki_base64(),
+        "passcode_verifier": B64.encode([8u8; 32]),
+        "passcode_secret": B64.encode([9u8; 32]),
     }))
     .expect("an enrolment request")
 }
@@ -308,6 +389,7 @@ const SNAPSHOT_TABLES: &[&str] = &[
     "one_time_codes",
     "ra_sessions",
     "crls",
+    "position_requests",
 ];
 
 impl TestServer {
@@ -518,12 +600,7 @@ impl TestServer {
                     role: role.to_owned(),
                     organisation: org.to_owned(),
                     assignable_roles: assignable.iter().map(|r| (*r).to_owned()).collect(),
-                    // A Sponsor also sponsors the activity the tests' positions carry.
-                    assignable_activities: if role == "sponsor" {
-                        vec!["B0570".to_owned()]
-                    } else {
-                        vec![]
-                    },
+                    assignable_activities: vec![],
                 },
             )
             .await
@@ -793,20 +870,22 @@ pub fn auth_context(workstation: &str) -> AuthContext {
         client_address: "10.1.2.3".to_owned(),
         agent_version: "0.1.0".to_owned(),
         purpose: "Sign in to clinical systems".to_owned(),
+        ..AuthContext::default()
     }
 }
 
 /// Signs `statement` with the card's authentication key held by `home` (keystore unlocked with
-/// [`PASSCODE`], on a blocking thread: Argon2id takes a moment); standard base64 of the DER.
+/// [`PASSCODE`], which the server checks); standard base64 of the DER.
 pub async fn sign_with_card(home: &Home, statement: Vec<u8>) -> String {
-    let home = home.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut store = home.open_keystore().expect("open the keystore");
-        let keys = store.unlock(&passcode()).expect("unlock the keystore");
-        B64.encode(keys.sign_auth(&statement).expect("sign with the card key"))
-    })
-    .await
-    .expect("signing thread")
+    let keys = vsc_authenticator::unlock_keys(home, &passcode())
+        .await
+        .expect("unlock the keystore (the server checks the passcode)");
+    B64.encode(keys.sign_auth(&statement).expect("sign with the card key"))
+}
+
+/// A number that is not `number` (two digits; what a guess that missed would type).
+pub fn other_number(number: u8, k: u8) -> u8 {
+    (number + 1 + k % 99) % 100
 }
 
 /// The approval statement of `request` for `number`, with the context digest `digest`.
@@ -854,8 +933,47 @@ impl TestServer {
         (uid, card.card.id, phone)
     }
 
-    /// The agent opens a sign-in request for `uid` with `context`.
+    /// The agent of the registered workstation `context.workstation_id` (registered on first
+    /// use, see [`TestServer::workstation`]) opens a sign-in request for `uid` with `context`,
+    /// signed with the workstation key.
     pub async fn try_open_request(
+        &self,
+        uid: &str,
+        context: &AuthContext,
+    ) -> Result<AuthRequestCreated, ClientError> {
+        let ws = self.workstation(&context.workstation_id).await;
+        self.try_open_request_from(&ws, uid, context).await
+    }
+
+    /// The agent of `ws` opens a signed sign-in request for `uid` with `context`.
+    pub async fn try_open_request_from(
+        &self,
+        ws: &Arc<TestWorkstation>,
+        uid: &str,
+        context: &AuthContext,
+    ) -> Result<AuthRequestCreated, ClientError> {
+        let challenge = self.workstation_challenge(&ws.id).await?;
+        let proof = ws.open_proof(&challenge, uid, context, &self.origin());
+        let created: AuthRequestCreated = self
+            .post(
+                None,
+                "/api/v1/auth/requests",
+                &CreateAuthRequest {
+                    uid: uid.to_owned(),
+                    context: context.clone(),
+                    workstation: Some(proof),
+                },
+            )
+            .await?;
+        self.opened_by
+            .lock()
+            .expect("request map")
+            .insert(created.request_id.clone(), ws.clone());
+        Ok(created)
+    }
+
+    /// An agent that never registered opens a sign-in request (no workstation proof).
+    pub async fn try_open_request_unregistered(
         &self,
         uid: &str,
         context: &AuthContext,
@@ -866,9 +984,94 @@ impl TestServer {
             &CreateAuthRequest {
                 uid: uid.to_owned(),
                 context: context.clone(),
+                workstation: None,
             },
         )
         .await
+    }
+
+    /// A single-use challenge for the registered workstation `id`.
+    pub async fn workstation_challenge(&self, id: &str) -> Result<ChallengeResponse, ClientError> {
+        self.post(
+            None,
+            "/api/v1/workstations/challenge",
+            &vsc_proto::signin::WorkstationChallengeRequest {
+                workstation_id: id.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// The server's origin (`https://127.0.0.1:PORT`).
+    pub fn origin(&self) -> String {
+        self.state.origin()
+    }
+
+    /// The test workstation `label` ("PC-1"), registered at the national organisation as
+    /// `WARD-7-<label>` the first time it is asked for: every agent in these tests is a
+    /// registered one unless a test says otherwise.
+    pub async fn workstation(&self, label: &str) -> Arc<TestWorkstation> {
+        if let Some(ws) = self.workstations.lock().expect("workstations").get(label) {
+            return ws.clone();
+        }
+        let national = self.state.national_ods().to_owned();
+        let ws = Arc::new(
+            self.register_workstation(&national, &format!("WARD-7-{label}"))
+                .await,
+        );
+        self.workstations
+            .lock()
+            .expect("workstations")
+            .entry(label.to_owned())
+            .or_insert(ws)
+            .clone()
+    }
+
+    /// Registers a workstation named `name` with `org`: a registration code issued in-process
+    /// as `vsc ra workstation code` would (by the bootstrap RA Manager), then the agent's
+    /// enrolment over TLS with a key made here.
+    pub async fn register_workstation(&self, org: &str, name: &str) -> TestWorkstation {
+        let code = self.workstation_code(org, None).await;
+        self.enrol_workstation(&code, name)
+            .await
+            .expect("the workstation enrols")
+    }
+
+    /// A registration code for a workstation of `org`, issued in-process by the bootstrap RA
+    /// Manager (the RA route is tested on its own).
+    pub async fn workstation_code(&self, org: &str, name: Option<&str>) -> String {
+        let ctx = vsc_server::state::AuditContext {
+            actor: self.bootstrap.uid.clone(),
+            source: std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        let mut tx = self.state.store().write().await.expect("write transaction");
+        let code =
+            vsc_server::routes::workstation::issue_code(&self.state, &mut tx, &ctx, org, name)
+                .await
+                .expect("issue a workstation code");
+        tx.commit().await.expect("commit");
+        code.code
+    }
+
+    /// An agent enrols with `code` as `name`, with a new key.
+    pub async fn enrol_workstation(
+        &self,
+        code: &str,
+        name: &str,
+    ) -> Result<TestWorkstation, ClientError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("P-256 key");
+        let enrolled: vsc_proto::workstation::WorkstationEnrolled = self
+            .post(
+                None,
+                "/api/v1/workstations/enrol",
+                &vsc_proto::workstation::EnrolWorkstation {
+                    code: code.to_owned(),
+                    name: name.to_owned(),
+                    csr: B64.encode(csr_der(&key)),
+                },
+            )
+            .await?;
+        Ok(TestWorkstation::new(enrolled, &key))
     }
 
     /// The agent of `workstation` opens a sign-in request for `uid`.
@@ -877,23 +1080,43 @@ impl TestServer {
             .try_open_request(uid, &auth_context(workstation))
             .await
             .expect("the agent opens a sign-in request");
-        assert!(
-            (10..=99).contains(&created.number),
-            "a two-digit number: {created:?}"
-        );
+        assert!(created.number <= 99, "a two-digit number: {created:?}");
         created
     }
 
-    /// What the agent sees for its request, waiting up to `wait` seconds.
+    /// What the agent sees for its request, waiting up to `wait` seconds. The agent of a
+    /// registered workstation signs its collection.
     pub async fn try_outcome(
         &self,
         created: &AuthRequestCreated,
         wait: u64,
     ) -> Result<AuthRequestOutcome, ClientError> {
+        let ws = self
+            .opened_by
+            .lock()
+            .expect("request map")
+            .get(&created.request_id)
+            .cloned();
+        let signature = ws.map(|ws| ws.collect_signature(created, &self.origin()));
+        self.try_outcome_signed(created, wait, signature.as_deref())
+            .await
+    }
+
+    /// [`TestServer::try_outcome`] with the collection signature given (or none).
+    pub async fn try_outcome_signed(
+        &self,
+        created: &AuthRequestCreated,
+        wait: u64,
+        signature: Option<&str>,
+    ) -> Result<AuthRequestOutcome, ClientError> {
+        let mut headers = vec![("X-Vsc-Request-Secret", created.poll_secret.as_str())];
+        if let Some(sig) = signature {
+            headers.push((vsc_proto::signin::WORKSTATION_SIGNATURE_HEADER, sig));
+        }
         self.client
             .get_json_with_headers(
                 &format!("/api/v1/auth/requests/{}?wait={wait}", created.request_id),
-                &[("X-Vsc-Request-Secret", &created.poll_secret)],
+                &headers,
             )
             .await
     }
@@ -1033,16 +1256,29 @@ impl TestServer {
         self.get(Some(ticket), "/api/v1/session").await
     }
 
-    /// `POST /api/v1/session/logout` with `ticket`: the HTTP status and the JSON body, if any.
+    /// `POST /api/v1/session/logout` with only `ticket` (what a relying system could send; the
+    /// server wants the agent key too): the HTTP status and the JSON body, if any.
     pub async fn logout(&self, ticket: &str) -> (u16, Option<serde_json::Value>) {
+        self.logout_with(ticket, None).await
+    }
+
+    /// `POST /api/v1/session/logout` as the session's identity agent (ticket and agent key).
+    pub async fn logout_agent(&self, auth: &AgentAuth) -> (u16, Option<serde_json::Value>) {
+        self.logout_with(&auth.ticket, Some(&auth.key)).await
+    }
+
+    /// `POST /api/v1/session/logout` with `ticket` and, if given, `agent_key`.
+    pub async fn logout_with(
+        &self,
+        ticket: &str,
+        agent_key: Option<&str>,
+    ) -> (u16, Option<serde_json::Value>) {
         let url = self.url.join("api/v1/session/logout").expect("logout URL");
-        let response = self
-            .raw_http()
-            .post(url)
-            .bearer_auth(ticket)
-            .send()
-            .await
-            .expect("logout request");
+        let mut request = self.raw_http().post(url).bearer_auth(ticket);
+        if let Some(key) = agent_key {
+            request = request.header(vsc_proto::signin::AGENT_KEY_HEADER, key);
+        }
+        let response = request.send().await.expect("logout request");
         let status = response.status().as_u16();
         let body = response.bytes().await.expect("logout response body");
         (status, serde_json::from_slice(&body).ok())
@@ -1108,9 +1344,10 @@ impl TestServer {
         state
     }
 
-    /// A card's consecutive sign-in failures, straight from the database.
+    /// A card's recorded sign-in failures (those still inside the failure window), straight from
+    /// the database.
     pub async fn card_failures(&self, card_id: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as("SELECT consecutive_failures FROM cards WHERE id = ?")
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM signin_failures WHERE card_id = ?")
             .bind(card_id)
             .fetch_one(self.state.store().pool())
             .await

@@ -1,12 +1,13 @@
 //! Approvals the server must refuse: replayed, late, with the wrong number, signed by another
 //! card's key or over another context, sent from another person's phone, or for a card that
-//! was cancelled meanwhile. Each refusal is audited and creates no session.
+//! was cancelled meanwhile. Each refusal is audited and creates no session. The phone is never
+//! told the number: the person types what the workstation shows.
 
 use vsc_proto::CancelCard;
 use vsc_proto::signin::ApproveAuthRequest;
 
 use crate::common::{
-    approval_statement_with, assert_api_error, auth_context, sign_with_card, start,
+    approval_statement_with, assert_api_error, auth_context, other_number, sign_with_card, start,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,14 +65,10 @@ async fn replayed_late_and_wrong_number_approvals_are_refused() {
     );
     assert_eq!(s.session_count().await, 1);
 
-    // One of the two wrong numbers: refused, and the request is dead.
+    // A wrong number: refused, and the request is dead.
     let wrong = s.open_request(&uid, "pc-1").await;
     let pending = s.pending_request(&token, &wrong.request_id).await;
-    let wrong_number = *pending
-        .choices
-        .iter()
-        .find(|n| **n != wrong.number)
-        .expect("two of the three are wrong");
+    let wrong_number = other_number(wrong.number, 0);
     let body = s.signed_approval(&phone, &pending, wrong_number).await;
     assert_api_error(
         s.approve_raw(&token, &wrong.request_id, &body).await,
@@ -165,8 +162,8 @@ async fn approvals_with_the_wrong_key_device_or_context_are_refused() {
         .expect("the card's own phone approves");
     assert_eq!(
         s.card_failures(&card).await,
-        0,
-        "a success clears the count"
+        1,
+        "a success does not clear earlier failures"
     );
 
     // Signed over a context other than the one the request carries.
@@ -238,8 +235,8 @@ async fn a_cancelled_card_gets_no_requests_and_cannot_approve_open_ones() {
             &format!("/api/v1/ra/cards/{card}/cancel"),
             &CancelCard {
                 reason_code: Some("cessation-of-operation".to_owned()),
-                invalidity_date: None,
                 reason: "left the trust".to_owned(),
+                invalidity_date: None,
             },
         )
         .await
@@ -266,5 +263,72 @@ async fn a_cancelled_card_gets_no_requests_and_cannot_approve_open_ones() {
     s.assert_audited("auth.approve", "card_not_active", 1).await;
     assert_ne!(s.outcome(&opened_before, 0).await.state, "collected");
     assert_eq!(s.session_count().await, 1, "no new session");
+    s.assert_audit_intact().await;
+}
+
+/// The attack: a phone (or whoever holds its device token) that is shown a short list of numbers
+/// guesses right 1 time in 3. Now nothing the server sends the phone carries the number: the
+/// pending request (long-poll and event stream alike) has no number or choices, a blind guess
+/// fails the request at once and counts against the card, and the right number afterwards is too
+/// late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_is_never_told_the_number_and_a_guess_fails_the_request() {
+    let s = crate::common::start_with(|cfg| cfg.sandbox = true).await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    for simulated in [false, true] {
+        let (uid, card, phone) = s.enrolled_person_as(t, "RX1", simulated).await;
+        let token = s.device_token(&phone).await;
+        let created = s.open_request(&uid, "pc-1").await;
+        // What the phone receives, as raw JSON: no number in any form.
+        let raw: serde_json::Value = s
+            .get(Some(&token), "/api/v1/device/requests")
+            .await
+            .expect("the phone reads its pending requests");
+        let request = raw
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|r| r.as_object())
+            .expect("one pending request");
+        for key in ["number", "choices", "hint_number"] {
+            assert!(
+                !request.contains_key(key),
+                "the phone (simulated: {simulated}) is told '{key}': {raw}"
+            );
+        }
+        // Nor under another name: no field holds the number, as a number or as text.
+        let padded = format!("{:02}", created.number);
+        assert!(
+            !request
+                .values()
+                .any(|v| v.as_u64() == Some(u64::from(created.number))
+                    || v.as_str() == Some(padded.as_str())
+                    || v.as_str() == Some(created.number.to_string().as_str())),
+            "no field carries the number: {raw}"
+        );
+        // A blind guess: refused, the request is dead, and it counts.
+        let pending = s.pending_request(&token, &created.request_id).await;
+        let guess = s
+            .signed_approval(&phone, &pending, other_number(created.number, 7))
+            .await;
+        assert_api_error(
+            s.approve_raw(&token, &created.request_id, &guess).await,
+            403,
+            "wrong_number",
+        );
+        assert_eq!(s.request_state(&created.request_id).await, "failed");
+        assert_eq!(s.card_failures(&card).await, 1);
+        let right = s.signed_approval(&phone, &pending, created.number).await;
+        assert_api_error(
+            s.approve_raw(&token, &created.request_id, &right).await,
+            409,
+            "request_already_decided",
+        );
+        let seen = s.outcome(&created, 0).await;
+        assert_eq!((seen.state.as_str(), seen.ticket), ("failed", None));
+    }
+    assert_eq!(s.session_count().await, 0);
+    s.assert_audited("auth.failed", "wrong_number", 2).await;
     s.assert_audit_intact().await;
 }

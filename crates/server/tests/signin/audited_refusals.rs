@@ -99,3 +99,181 @@ async fn refusals_of_unknown_callers_are_audited() {
     assert_eq!(s.outcome(&created, 0).await.state, "pending");
     s.assert_audit_intact().await;
 }
+
+/// The `refusals.aggregated` events, with their detail parsed.
+async fn aggregated(s: &crate::common::TestServer) -> Vec<serde_json::Value> {
+    s.audit_events("refusals.aggregated")
+        .await
+        .into_iter()
+        .map(|e| serde_json::from_str(&e.detail).expect("JSON detail"))
+        .collect()
+}
+
+/// A flood of bad requests from one address before authentication: a few are written one by one,
+/// the rest are counted and written as one `refusals.aggregated` event whose count is the whole
+/// flood; an attacker's long string ends in the log cut and marked. (On the old code each of the
+/// N refusals was a row of its own, carrying the whole string.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unauthenticated_refusals_is_counted_not_written() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let created = s.open_request(&ram.uid, "pc-1").await;
+
+    // The first refusal carries a 4,000-byte request id of the attacker's choosing.
+    let mut long = created.clone();
+    long.request_id = "z".repeat(4000);
+    assert_api_error(s.try_outcome(&long, 0).await, 404, "unknown_request");
+    let events = s.assert_audited("auth.poll", "unknown_request", 1).await;
+    let marker = "…[truncated, 4000 bytes]";
+    assert_eq!(events[0].subject, format!("{}{marker}", "z".repeat(256)));
+
+    // Then the flood: N wrong poll secrets from the same address.
+    const N: u64 = 300;
+    let mut guessed = created.clone();
+    guessed.poll_secret = "not-the-secret".to_owned();
+    for _ in 1..N {
+        assert_api_error(s.try_outcome(&guessed, 0).await, 404, "unknown_request");
+    }
+    let individual = s.audit_failures_with("auth.poll", "unknown_request").await;
+    assert_eq!(
+        individual.len(),
+        10,
+        "only the first ten are rows of their own"
+    );
+    assert!(aggregated(&s).await.is_empty(), "the interval is not over");
+
+    // Once the interval is over, one event counts the whole flood.
+    s.clock.advance(time::Duration::seconds(61));
+    s.state.flush_refusals(false).await;
+    let summary = aggregated(&s).await;
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert_eq!(summary[0]["action"], "auth.poll");
+    assert_eq!(summary[0]["error"], "unknown_request");
+    assert_eq!(summary[0]["count"], N);
+    assert_eq!(summary[0]["written_individually"], 10);
+    assert!(summary[0]["first_at_ms"].as_i64() <= summary[0]["last_at_ms"].as_i64());
+
+    // A second flood in a new interval, written at shutdown (flush of everything).
+    for _ in 0..25 {
+        assert_api_error(s.try_outcome(&guessed, 0).await, 404, "unknown_request");
+    }
+    assert_eq!(
+        s.audit_failures_with("auth.poll", "unknown_request")
+            .await
+            .len(),
+        20
+    );
+    s.state.flush_refusals(true).await;
+    let summary = aggregated(&s).await;
+    assert_eq!(summary.len(), 2);
+    assert_eq!(summary[1]["count"], 25);
+
+    // The honest agent is not affected.
+    assert_eq!(s.outcome(&created, 0).await.state, "pending");
+    s.assert_audit_intact().await;
+}
+
+/// Refusals of an authenticated caller are still written one by one, however many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authenticated_refusals_are_still_audited_individually() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let token = s.device_token(&ram.phone).await;
+    for _ in 0..15 {
+        let refused = s.decline_raw(&token, "no-such-request", "declined").await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
+    let events = s.audit_failures("auth.decline").await;
+    assert_eq!(events.len(), 15, "{events:?}");
+    assert!(events.iter().all(|e| e.actor == ram.uid));
+    s.state.flush_refusals(true).await;
+    assert!(aggregated(&s).await.is_empty());
+    s.assert_audit_intact().await;
+}
+
+/// Three refusals that were answered but left out of the audit log: cancelling a request that is
+/// already decided, choosing a role on a session that ended meanwhile, and asking for a signing
+/// request the session does not have. Each is now a failure event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_once_left_out_of_the_log_are_audited() {
+    use std::sync::Arc;
+    use vsc_proto::signin::{SelectRole, SessionInfo};
+
+    let s = Arc::new(start().await);
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    let (uid, _card, phone) = s.enrolled_person(t, "RX1").await;
+    s.assign_position(t, &uid, "RX1", "S8000:G8000:R8000")
+        .await
+        .expect("a position at RX1");
+    let (created, auth) = s.sign_in_agent(&phone, &uid, "pc-1").await;
+
+    // Cancelling the request after it was approved and collected.
+    let path = format!("/api/v1/auth/requests/{}/cancel", created.request_id);
+    assert_api_error(
+        s.client
+            .post_json_with_headers::<_, AuthRequestOutcome>(
+                &path,
+                &serde_json::json!({}),
+                &[("X-Vsc-Request-Secret", &created.poll_secret)],
+            )
+            .await,
+        409,
+        "request_already_decided",
+    );
+    let events = s
+        .assert_audited("auth.cancel", "request_already_decided", 1)
+        .await;
+    assert_eq!(events[0].subject, uid);
+
+    // A signing request this session does not have.
+    assert_api_error(
+        s.agent_get::<vsc_proto::signing::SigningOutcome>(
+            &auth,
+            "/api/v1/signing/requests/no-such-request?wait=0",
+        )
+        .await,
+        404,
+        "unknown_signing_request",
+    );
+    let events = s
+        .assert_audited("signing.outcome", "unknown_signing_request", 1)
+        .await;
+    assert_eq!(events[0].subject, "no-such-request");
+    assert_eq!(events[0].actor, uid);
+
+    // A role change that passes the ticket check, then finds the session ended (by a logout
+    // committed while the change waited for the write lock).
+    let info: SessionInfo = s
+        .agent_get(&auth, "/api/v1/session")
+        .await
+        .expect("the session");
+    let position = info.roles[0].position_id.clone();
+    let mut lock = s.hold_write_lock().await;
+    let change = {
+        let (s, auth) = (s.clone(), auth.clone());
+        tokio::spawn(async move {
+            s.agent_post::<_, SessionInfo>(
+                &auth,
+                // `touch=false`: the ticket check only reads, so the request gets past it
+                // while the lock is held and waits in the handler's own transaction.
+                "/api/v1/session/role?touch=false",
+                &SelectRole {
+                    position_id: position,
+                },
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sqlx::query("UPDATE sessions SET ended_at = ? WHERE ended_at IS NULL")
+        .bind(s.state.now_unix())
+        .execute(&mut *lock)
+        .await
+        .expect("end the session");
+    lock.commit().await.expect("commit the logout");
+    assert_api_error(change.await.expect("role task"), 401, "session_ended");
+    s.assert_audited("session.role", "session_ended", 1).await;
+    s.assert_audit_intact().await;
+}

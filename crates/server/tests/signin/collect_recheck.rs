@@ -45,9 +45,9 @@ async fn an_approval_is_not_collected_after_the_card_is_cancelled_or_locked() {
             Some(t),
             &format!("/api/v1/ra/cards/{card}/cancel"),
             &CancelCard {
-                reason_code: Some("cessation-of-operation".to_owned()),
-                invalidity_date: None,
+                reason_code: Some("key-compromise".to_owned()),
                 reason: "phone stolen".to_owned(),
+                invalidity_date: None,
             },
         )
         .await

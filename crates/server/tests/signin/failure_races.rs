@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use vsc_authenticator::ClientError;
 use vsc_proto::signin::{ApproveAuthRequest, AuthRequestOutcome};
 
-use crate::common::{TestServer, assert_api_error, auth_context, start};
+use crate::common::{TestServer, assert_api_error, auth_context, other_number, start};
 
 /// Long enough for racing calls to read the request as pending and queue for the write lock.
 const QUEUE: Duration = Duration::from_millis(600);
@@ -101,11 +101,7 @@ async fn racing_bad_approvals_of_one_request_count_one_failure() {
     // Eight approvals, properly signed, of the wrong number.
     let created = s.open_request(uid, "pc-1").await;
     let pending = s.pending_request(&token, &created.request_id).await;
-    let wrong = *pending
-        .choices
-        .iter()
-        .find(|n| **n != created.number)
-        .expect("two of the three are wrong");
+    let wrong = other_number(created.number, 0);
     let body = s.signed_approval(phone, &pending, wrong).await;
     let answers = eight_while_locked(&s, &token, &created.request_id, &body).await;
     one_failure_seven_conflicts(answers, 403, "wrong_number");

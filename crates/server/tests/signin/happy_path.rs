@@ -1,5 +1,5 @@
 //! The whole sign-in: the agent opens a request, the phone hears it over server-sent events,
-//! the person picks the right number, the agent collects the ticket once, relying systems
+//! the person types the number the workstation shows, the agent collects the ticket once, relying systems
 //! validate it, the role is chosen when there is a choice, and logout ends it.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use tokio::time::timeout;
 use vsc_authenticator::{DeviceEvent, ListenNotice, PhoneLink, Transport};
 use vsc_proto::signin::{SelectRole, SessionInfo, SessionRole};
 
-use crate::common::{assert_api_error, auth_context, passcode, start};
+use crate::common::{AgentAuth, assert_api_error, auth_context, passcode, start};
 
 fn seconds_between(a: OffsetDateTime, b: OffsetDateTime) -> i64 {
     (a - b).whole_seconds().abs()
@@ -62,11 +62,19 @@ async fn phone_approves_over_sse_and_the_ticket_validates_until_logout() {
     };
     assert_eq!(request.request_id, created.request_id);
     assert_eq!(request.uid, uid);
-    assert_eq!(request.context, auth_context("pc-1"));
-    assert!(request.choices.contains(&created.number), "{request:?}");
+    // The phone sees the registered workstation (its id, name and organisation) and the
+    // address the server saw, not what the agent's context claims.
+    let ws = s.workstation("pc-1").await;
     assert_eq!(
-        request.hint_number, None,
-        "a real phone is not told the number"
+        request.context,
+        vsc_proto::signin::AuthContext {
+            workstation_id: ws.id.clone(),
+            client_address: "127.0.0.1".into(),
+            registered: true,
+            organisation: s.state.national_ods().into(),
+            organisation_name: ws.enrolled.organisation_name.clone(),
+            ..auth_context("pc-1")
+        }
     );
     vsc_authenticator::check_request(&request, OffsetDateTime::now_utc())
         .expect("a genuine request passes the phone's checks");
@@ -83,6 +91,13 @@ async fn phone_approves_over_sse_and_the_ticket_validates_until_logout() {
     approved.expect("the right number approves");
     assert_eq!(collected.state, "collected");
     let ticket = collected.ticket.expect("a ticket, the first time");
+    let auth = AgentAuth {
+        ticket: ticket.clone(),
+        key: collected
+            .agent_key
+            .clone()
+            .expect("the agent key, with the ticket"),
+    };
     let session = collected
         .session
         .expect("the session comes with the ticket");
@@ -143,7 +158,7 @@ async fn phone_approves_over_sse_and_the_ticket_validates_until_logout() {
     assert_eq!(s.audit_events("session.created").await.len(), 1);
 
     // Logout ends it at once.
-    let (status, body) = s.logout(&ticket).await;
+    let (status, body) = s.logout_agent(&auth).await;
     assert!(
         matches!(status, 200 | 204),
         "logout: HTTP {status} {body:?}"
@@ -157,7 +172,7 @@ async fn phone_approves_over_sse_and_the_ticket_validates_until_logout() {
     s.assert_audited("ticket.validate", "session_ended", 1)
         .await;
     // Logging out again ends nothing more.
-    let (status, body) = s.logout(&ticket).await;
+    let (status, body) = s.logout_agent(&auth).await;
     match status {
         200 => assert_eq!(body.expect("a body")["already_ended"], true),
         _ => assert_eq!(status, 401, "{body:?}"),
@@ -191,7 +206,8 @@ async fn with_two_positions_the_role_is_chosen_after_sign_in() {
         .expect("the second position")
         .clone();
 
-    let (_, ticket) = s.sign_in(&phone, &uid, "pc-1").await;
+    let (_, auth) = s.sign_in_agent(&phone, &uid, "pc-1").await;
+    let ticket = auth.ticket.clone();
     let validation = s.validate(&ticket).await.expect("the ticket validates");
     assert_eq!(validation.role, None, "no role until one is chosen");
     let info = s.session_info(&ticket).await.expect("session");
@@ -200,8 +216,8 @@ async fn with_two_positions_the_role_is_chosen_after_sign_in() {
 
     // A position that is not the person's is refused.
     assert_api_error(
-        s.post::<_, SessionInfo>(
-            Some(&ticket),
+        s.agent_post::<_, SessionInfo>(
+            &auth,
             "/api/v1/session/role",
             &SelectRole {
                 position_id: "not-a-position".to_owned(),
@@ -215,8 +231,8 @@ async fn with_two_positions_the_role_is_chosen_after_sign_in() {
     assert_eq!(s.validate(&ticket).await.expect("validates").role, None);
 
     let info: SessionInfo = s
-        .post(
-            Some(&ticket),
+        .agent_post(
+            &auth,
             "/api/v1/session/role",
             &SelectRole {
                 position_id: chosen.id.clone(),

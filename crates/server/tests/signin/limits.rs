@@ -1,13 +1,15 @@
 //! Limits on a card: one open request at a time (the same workstation replaces its own), a cap
-//! per window, a lock after consecutive failures until an RA unlocks the card, and a block
-//! after the holder reports a request they did not make.
+//! per window, a lock after repeated failures within a window (successes in between do not
+//! reset the count) until an RA unlocks the card, and a block after the holder reports a
+//! request they did not make.
 
 use vsc_authenticator::PhoneLink;
 use vsc_proto::CardWithCode;
 use vsc_proto::signin::PendingAuthRequest;
 
 use crate::common::{
-    assert_api_error, assert_flow_error, auth_context, passcode, start, start_with,
+    TestServer, assert_api_error, assert_flow_error, auth_context, other_number, passcode, start,
+    start_with,
 };
 
 async fn only_pending(link: &PhoneLink) -> PendingAuthRequest {
@@ -73,7 +75,7 @@ async fn one_open_request_per_card_and_a_cap_per_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consecutive_failures_lock_the_card_until_an_ra_unlocks_it() {
+async fn repeated_failures_lock_the_card_until_an_ra_unlocks_it() {
     let s = start_with(|cfg| cfg.signin.failure_limit = 3).await;
     let ram = s.enrol_bootstrap_ram().await;
     let t = ram.token.as_str();
@@ -85,11 +87,7 @@ async fn consecutive_failures_lock_the_card_until_an_ra_unlocks_it() {
     for n in 1..=3 {
         let created = s.open_request(&uid, "pc-1").await;
         let request = only_pending(&link).await;
-        let wrong = *request
-            .choices
-            .iter()
-            .find(|c| **c != created.number)
-            .expect("a wrong choice");
+        let wrong = other_number(created.number, n as u8);
         assert_flow_error(
             link.approve(&request, wrong, &passcode()).await,
             403,
@@ -136,6 +134,89 @@ async fn consecutive_failures_lock_the_card_until_an_ra_unlocks_it() {
     let (_, ticket) = s.sign_in(&phone, &uid, "pc-1").await;
     s.validate(&ticket).await.expect("a new session");
     assert_eq!(s.session_count().await, 2);
+    s.assert_audit_intact().await;
+}
+
+/// One failed sign-in: a request answered with a wrong number.
+async fn fail_once(s: &TestServer, link: &PhoneLink, uid: &str) {
+    let created = s.open_request(uid, "pc-1").await;
+    let request = only_pending(link).await;
+    assert_flow_error(
+        link.approve(&request, other_number(created.number, 3), &passcode())
+            .await,
+        403,
+        "wrong_number",
+    );
+}
+
+/// The attack: a guesser who also gets the person to approve now and then (or approves a
+/// request of their own) used to reset the count of consecutive failures with every success,
+/// so guessing never locked the card. Failures now count within a window, successes or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_between_successes_still_lock_the_card() {
+    let s = start_with(|cfg| cfg.signin.failure_limit = 3).await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    let (uid, card, phone) = s.enrolled_person(t, "RX1").await;
+    let link = PhoneLink::new(&phone.home).expect("the phone's link");
+
+    // Fail, succeed, fail, succeed, fail: the third failure locks the card.
+    for n in 1..=2 {
+        fail_once(&s, &link, &uid).await;
+        assert_eq!(s.card_failures(&card).await, n);
+        let (_, ticket) = s.sign_in(&phone, &uid, "pc-1").await;
+        s.validate(&ticket).await.expect("the success signs in");
+        assert_eq!(
+            s.card_failures(&card).await,
+            n,
+            "a success does not clear the failures"
+        );
+        assert_eq!(s.card_state(&card).await, "active");
+    }
+    fail_once(&s, &link, &uid).await;
+    assert_eq!(s.card_state(&card).await, "locked");
+    let failed = s.assert_audited("auth.failed", "wrong_number", 3).await;
+    assert!(
+        failed[2].detail.contains("\"failures_in_window\":3")
+            && failed[2].detail.contains("\"card_locked\":true"),
+        "{failed:?}"
+    );
+    assert_eq!(s.audit_events("card.locked").await.len(), 1);
+    assert_api_error(
+        s.try_open_request(&uid, &auth_context("pc-1")).await,
+        403,
+        "card_locked",
+    );
+    s.assert_audit_intact().await;
+}
+
+/// Failures older than the window no longer count; the window is configurable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_older_than_the_window_do_not_count() {
+    let s = start_with(|cfg| {
+        cfg.signin.failure_limit = 2;
+        cfg.signin.failure_window = time::Duration::minutes(30);
+    })
+    .await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    let (uid, card, phone) = s.enrolled_person(t, "RX1").await;
+    let link = PhoneLink::new(&phone.home).expect("the phone's link");
+
+    fail_once(&s, &link, &uid).await;
+    s.clock.advance(time::Duration::minutes(31));
+    fail_once(&s, &link, &uid).await;
+    assert_eq!(
+        s.card_state(&card).await,
+        "active",
+        "one failure in the window"
+    );
+    assert_eq!(s.card_failures(&card).await, 1, "the old one is forgotten");
+    s.clock.advance(time::Duration::minutes(29));
+    fail_once(&s, &link, &uid).await;
+    assert_eq!(s.card_state(&card).await, "locked", "two within 30 minutes");
     s.assert_audit_intact().await;
 }
 

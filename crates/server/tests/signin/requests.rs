@@ -23,6 +23,9 @@ async fn requests_for_nobody_or_with_malformed_input_are_refused() {
     let without_card = s.create_person(t, "RX1").await;
     let (pending_card, _) = s.person_with_card(t, "RX1").await;
     let ctx = auth_context("pc-1");
+    // Both test workstations register before this address is throttled below.
+    s.workstation("pc-1").await;
+    s.workstation("pc-2").await;
 
     // Nobody to ask: no such person, no card, a card not yet enrolled.
     for who in ["999999999999", without_card.as_str(), pending_card.as_str()] {
@@ -88,8 +91,12 @@ async fn requests_for_nobody_or_with_malformed_input_are_refused() {
             },
         ),
     ];
+    // From a registered workstation, so that only the context is wrong. (Registered or not,
+    // the context the agent sends is checked; a registered workstation's id, name and address
+    // are then replaced by the registry's and the address the server sees.)
+    let ws = s.workstation("pc-1").await;
     for (what, bad) in &malformed {
-        let result = s.try_open_request(&uid, bad).await;
+        let result = s.try_open_request_from(&ws, &uid, bad).await;
         assert!(result.is_err(), "{what}: accepted");
         assert_api_error(result, 400, "invalid_context");
     }
@@ -110,6 +117,16 @@ async fn requests_for_nobody_or_with_malformed_input_are_refused() {
         .await
         .expect("a context without a client address");
     assert_eq!(s.request_state(&created.request_id).await, "pending");
+    let (shown,): (String,) = sqlx::query_as("SELECT context FROM auth_requests WHERE id = ?")
+        .bind(&created.request_id)
+        .fetch_one(s.state.store().pool())
+        .await
+        .expect("stored context");
+    let shown: AuthContext = serde_json::from_str(&shown).expect("context JSON");
+    assert_eq!(
+        shown.client_address, "127.0.0.1",
+        "the phone is shown the address the server saw"
+    );
 
     // Only the agent holding the request's secret reads its outcome. (Not asserted: these
     // refusals are not written to the audit log — reported.)

@@ -1,10 +1,14 @@
 //! Sessions end: after the idle timeout, at the absolute timeout, and on an unknown ticket
-//! nothing is found; an organisation's RA Manager sets that organisation's timeouts.
+//! nothing is found; an organisation's RA Manager sets that organisation's timeouts; a session
+//! idle past its timeout gets nothing signed, even for a request it opened while live.
 
 use time::{Duration, OffsetDateTime};
 use vsc_proto::SessionLimits;
 
-use crate::common::{TestServer, assert_api_error, start};
+use vsc_authenticator::PhoneLink;
+use vsc_proto::signing::{CreateSigningRequest, SigningItem, SigningKind, SigningRequestCreated};
+
+use crate::common::{TestServer, assert_api_error, passcode, start};
 
 fn near(a: OffsetDateTime, b: OffsetDateTime) -> bool {
     (a - b).whole_seconds().abs() <= 5
@@ -163,5 +167,85 @@ async fn an_ra_manager_sets_the_organisations_session_timeouts() {
     s.assert_audited("ticket.validate", "session_expired", 1)
         .await;
     assert_eq!(s.session_count().await, 3);
+    s.assert_audit_intact().await;
+}
+
+/// The attack: a signing request opened while the session was live waits on the phone while
+/// the workstation is left alone past its idle timeout; answering it used to sign for a session
+/// that was over (only its absolute expiry and an explicit end were checked). The idle timeout
+/// now counts too: nothing is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_idle_past_its_timeout_gets_nothing_signed() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    // Two minutes idle (signing requests wait five).
+    let _: SessionLimits = s
+        .post(
+            Some(t),
+            "/api/v1/ra/organisations/RX1/session-limits",
+            &SessionLimits {
+                idle_seconds: 120,
+                max_seconds: 3600,
+            },
+        )
+        .await
+        .expect("the RA Manager sets the timeouts");
+    let (uid, _card, phone) = s.enrolled_person(t, "RX1").await;
+    s.assign_position_with(t, &uid, "RX1", "S8000:G8000:R8000", &["B0420"])
+        .await
+        .expect("a prescribing position");
+    let (_, auth) = s.sign_in_agent(&phone, &uid, "pc-1").await;
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../eps/tests/data/corpus");
+    let mut files: Vec<_> = std::fs::read_dir(corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let prepared = files
+        .iter()
+        .find_map(|f| {
+            let xml = std::fs::read_to_string(f).unwrap();
+            vsc_eps::sign::prepare(&xml, vsc_eps::sign::SignatureAlgorithm::RsaSha1).ok()
+        })
+        .expect("a prescription from the corpus");
+    let created: SigningRequestCreated = s
+        .agent_post(
+            &auth,
+            "/api/v1/signing/requests",
+            &CreateSigningRequest {
+                kind: SigningKind::Prescriptions,
+                algorithm: "RS1".into(),
+                items: vec![SigningItem {
+                    id: "rx-0".into(),
+                    fragments: Some(prepared.canonical_fragments),
+                    payload: None,
+                    description: None,
+                    slot: None,
+                }],
+            },
+        )
+        .await
+        .expect("the live session opens a signing request");
+    let link = PhoneLink::new(&phone.home).expect("link");
+    let pending = link.pending_signing().await.expect("pending signing");
+    let review = vsc_authenticator::signing::review(&pending[0]).expect("review");
+
+    // Three minutes without use: idle past its timeout, the request not yet expired.
+    s.clock.advance(Duration::minutes(3));
+    assert_api_error(
+        s.session_look(&auth.ticket).await,
+        401,
+        "session_idle_timeout",
+    );
+    match link.sign(&review, &passcode()).await {
+        Err(vsc_authenticator::AuthenticatorError::Client(
+            vsc_authenticator::ClientError::Server { status, code, .. },
+        )) => assert_eq!((status, code.as_str()), (410, "session_ended")),
+        other => panic!("expected session_ended, got {other:?}"),
+    }
+    assert!(s.audit_events("eps.signature").await.is_empty());
+    let _ = created;
     s.assert_audit_intact().await;
 }

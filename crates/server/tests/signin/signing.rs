@@ -12,7 +12,7 @@ use crate::common::{AgentAuth, TestServer, assert_api_error, passcode, start};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../eps/tests/data/corpus");
 
-fn corpus_items(n: usize) -> Vec<SigningItem> {
+pub(crate) fn corpus_items(n: usize) -> Vec<SigningItem> {
     let mut files: Vec<_> = std::fs::read_dir(CORPUS)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -37,7 +37,7 @@ fn corpus_items(n: usize) -> Vec<SigningItem> {
 }
 
 /// A signed-in prescriber (role with `activities`): what their agent holds, the card, the phone.
-async fn prescriber(
+pub(crate) async fn prescriber(
     s: &TestServer,
     activities: &[&str],
 ) -> (AgentAuth, String, crate::common::Phone) {
@@ -68,7 +68,7 @@ async fn prescriber(
     (auth, card_id, phone)
 }
 
-async fn open(
+pub(crate) async fn open(
     s: &TestServer,
     auth: &AgentAuth,
     algorithm: &str,
@@ -86,7 +86,7 @@ async fn open(
     .await
 }
 
-async fn outcome(s: &TestServer, auth: &AgentAuth, id: &str) -> SigningOutcome {
+pub(crate) async fn outcome(s: &TestServer, auth: &AgentAuth, id: &str) -> SigningOutcome {
     s.agent_get(auth, &format!("/api/v1/signing/requests/{id}?wait=0"))
         .await
         .expect("outcome")
@@ -301,11 +301,7 @@ async fn nothing_is_signed_for_a_session_that_has_ended() {
     let review = vsc_authenticator::signing::review(&pending[0]).expect("review");
     // The prescriber logs out before answering on the phone.
     let _: serde_json::Value = s
-        .post(
-            Some(&auth.ticket),
-            "/api/v1/session/logout",
-            &serde_json::json!({}),
-        )
+        .agent_post(&auth, "/api/v1/session/logout", &serde_json::json!({}))
         .await
         .expect("logout");
     assert!(

@@ -1,0 +1,201 @@
+//! `vsc ra workstation`: registering workstations with an organisation, listing and revoking
+//! them, and the organisation's policy on unregistered workstations.
+//!
+//! An RA Manager, RA Agent or Local Smartcard Administrator of the organisation (or a national
+//! RA Manager) issues a one-time code; the workstation's administrator runs
+//! `vsc agent enrol --server URL --ca-fingerprint FP --code CODE --name NAME` on it.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use vsc_authenticator::Client;
+use vsc_proto::workstation::{
+    IssueWorkstationCode, WorkstationCode, WorkstationInfo, WorkstationPolicy,
+};
+
+/// `vsc ra workstation …`.
+#[derive(Debug, Subcommand)]
+pub enum WorkstationCommand {
+    /// Issue a one-time registration code for a workstation of an organisation (24 hours,
+    /// single use, 5 wrong tries); the workstation registers with `vsc agent enrol`.
+    Code {
+        /// ODS code of the organisation the workstation belongs to.
+        #[arg(long)]
+        org: String,
+        /// The name the workstation must register with (as phones will show it).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List an organisation's registered workstations.
+    List {
+        /// ODS code.
+        #[arg(long)]
+        org: String,
+    },
+    /// Revoke a workstation: it can no longer open sign-in requests or collect tickets, and
+    /// the sessions opened from it end.
+    Revoke {
+        /// Workstation id (from `vsc ra workstation list`).
+        id: String,
+    },
+    /// Show or set whether workstations that are not registered may open sign-in requests for
+    /// the organisation's cards (default: no; RA Managers set it).
+    Policy {
+        /// ODS code.
+        #[arg(long)]
+        org: String,
+        /// `true` to allow unregistered workstations (phones then mark their requests
+        /// "UNREGISTERED WORKSTATION"), `false` to refuse them.
+        #[arg(long, value_name = "true|false")]
+        allow_unregistered_workstations: Option<bool>,
+    },
+}
+
+fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
+fn when(t: &time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Runs one `vsc ra workstation` command with the RA's session `token`.
+pub async fn run(
+    command: WorkstationCommand,
+    client: &Client,
+    token: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    match command {
+        WorkstationCommand::Code { org, name } => {
+            let code: WorkstationCode = client
+                .post_json(
+                    "/api/v1/ra/workstations/codes",
+                    &IssueWorkstationCode {
+                        organisation: org,
+                        name,
+                    },
+                    Some(token),
+                )
+                .await?;
+            print(json, &code, |c| {
+                println!("Registration code: {}", c.code);
+                println!(
+                    "For a workstation of {}{}; single use, valid until {}.",
+                    c.organisation,
+                    c.name
+                        .as_ref()
+                        .map(|n| format!(" named {n}"))
+                        .unwrap_or_default(),
+                    when(&c.expires_at)
+                );
+                println!("On the workstation run:");
+                println!(
+                    "  vsc agent enrol --server {} --ca-fingerprint {} --code {} --name {}",
+                    c.server,
+                    c.ca_fingerprint,
+                    c.code,
+                    c.name.as_deref().unwrap_or("NAME")
+                );
+            })?;
+        }
+        WorkstationCommand::List { org } => {
+            let list: Vec<WorkstationInfo> = client
+                .get_json(
+                    &format!("/api/v1/ra/workstations?organisation={}", urlencode(&org)),
+                    Some(token),
+                )
+                .await?;
+            print(json, &list, |list| {
+                if list.is_empty() {
+                    println!("No workstations are registered with {org}.");
+                }
+                for w in list {
+                    println!(
+                        "{}  {:<24} {:<8} registered {} by {}{}",
+                        w.id,
+                        w.name,
+                        w.state,
+                        when(&w.registered_at),
+                        w.registered_by,
+                        w.revoked_at
+                            .map(|t| format!(", revoked {}", when(&t)))
+                            .unwrap_or_default()
+                    );
+                }
+            })?;
+        }
+        WorkstationCommand::Revoke { id } => {
+            let w: WorkstationInfo = client
+                .post_json(
+                    &format!("/api/v1/ra/workstations/{}/revoke", urlencode(&id)),
+                    &serde_json::json!({}),
+                    Some(token),
+                )
+                .await?;
+            print(json, &w, |w| {
+                println!(
+                    "Workstation {} ({}, {}) is revoked; its sessions have ended.",
+                    w.name, w.id, w.organisation
+                );
+            })?;
+        }
+        WorkstationCommand::Policy {
+            org,
+            allow_unregistered_workstations,
+        } => {
+            let path = format!(
+                "/api/v1/ra/organisations/{}/workstation-policy",
+                urlencode(&org)
+            );
+            let policy: WorkstationPolicy = match allow_unregistered_workstations {
+                Some(allow) => {
+                    client
+                        .post_json(
+                            &path,
+                            &WorkstationPolicy {
+                                allow_unregistered_workstations: allow,
+                            },
+                            Some(token),
+                        )
+                        .await?
+                }
+                None => client.get_json(&path, Some(token)).await?,
+            };
+            print(json, &policy, |p| {
+                if p.allow_unregistered_workstations {
+                    println!(
+                        "{org}: unregistered workstations MAY open sign-in requests for its cards (phones mark them as unregistered)."
+                    );
+                } else {
+                    println!(
+                        "{org}: only registered workstations may open sign-in requests for its cards."
+                    );
+                }
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a path segment or query value (ODS codes and ids are plain, but a typo must
+/// not change the path).
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,332 @@
+//! Typed queries for registered workstations: the one-time registration codes an RA issues,
+//! the registry itself (key, certificate, organisation, state), and each organisation's policy
+//! on unregistered workstations.
+//!
+//! Registration codes live in their own table rather than in `one_time_codes`, whose rows must
+//! name a card; they follow the same rules (hashed secret, expiry, single use by one
+//! conditional update, counted wrong guesses).
+
+use sqlx::SqliteConnection;
+
+use crate::StoreError;
+
+/// A registration code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkstationCodeRow {
+    /// Public id (the first half of the code).
+    pub id: String,
+    /// Hash of the secret half.
+    pub secret_hash: Vec<u8>,
+    /// The organisation the workstation will belong to.
+    pub ods_code: String,
+    /// The name the RA fixed, if any.
+    pub name: Option<String>,
+    /// UID of the RA who issued it.
+    pub created_by: String,
+    /// Issued (Unix seconds).
+    pub created_at: i64,
+    /// Expiry (Unix seconds).
+    pub expires_at: i64,
+    /// When it was redeemed.
+    pub used_at: Option<i64>,
+    /// Wrong guesses so far.
+    pub failed_attempts: i64,
+}
+
+type CodeTuple = (
+    String,
+    Vec<u8>,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+);
+
+/// Stores a new registration code.
+pub async fn insert_code(
+    conn: &mut SqliteConnection,
+    c: &WorkstationCodeRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workstation_codes (id, secret_hash, ods_code, name, created_by, created_at, expires_at, used_at, failed_attempts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+    )
+    .bind(&c.id)
+    .bind(&c.secret_hash)
+    .bind(&c.ods_code)
+    .bind(&c.name)
+    .bind(&c.created_by)
+    .bind(c.created_at)
+    .bind(c.expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a registration code by its public id.
+pub async fn code(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<WorkstationCodeRow>, StoreError> {
+    let row: Option<CodeTuple> = sqlx::query_as(
+        "SELECT id, secret_hash, ods_code, name, created_by, created_at, expires_at, used_at, failed_attempts
+         FROM workstation_codes WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|t| WorkstationCodeRow {
+        id: t.0,
+        secret_hash: t.1,
+        ods_code: t.2,
+        name: t.3,
+        created_by: t.4,
+        created_at: t.5,
+        expires_at: t.6,
+        used_at: t.7,
+        failed_attempts: t.8,
+    }))
+}
+
+/// Counts a wrong guess against a code; returns the new count.
+pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "UPDATE workstation_codes SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n)
+}
+
+/// Consumes a code for `workstation_id`: succeeds for exactly one caller, and only while the
+/// code is unused, unexpired and under the guess limit.
+pub async fn consume_code(
+    conn: &mut SqliteConnection,
+    id: &str,
+    workstation_id: &str,
+    now: i64,
+    max_failures: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE workstation_codes SET used_at = ?2, workstation_id = ?3
+         WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND failed_attempts < ?4",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(workstation_id)
+    .bind(max_failures)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A registered workstation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkstationRow {
+    /// Registration id (what the agent names itself with).
+    pub id: String,
+    /// Organisation (ODS code).
+    pub ods_code: String,
+    /// The name shown on phones.
+    pub name: String,
+    /// The workstation key's SubjectPublicKeyInfo (DER, ECDSA P-256).
+    pub public_key: Vec<u8>,
+    /// Serial of its certificate (hex).
+    pub cert_serial: String,
+    /// The certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// Certificate validity start (Unix seconds).
+    pub not_before: i64,
+    /// Certificate validity end (Unix seconds).
+    pub not_after: i64,
+    /// UID of the RA whose code registered it.
+    pub registered_by: String,
+    /// The code it was registered with.
+    pub code_id: String,
+    /// Registered (Unix seconds).
+    pub created_at: i64,
+    /// `active` or `revoked`.
+    pub state: String,
+    /// When it was revoked.
+    pub revoked_at: Option<i64>,
+    /// Who revoked it.
+    pub revoked_by: Option<String>,
+}
+
+type WorkstationTuple = (
+    String,
+    String,
+    String,
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    i64,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    Option<i64>,
+    Option<String>,
+);
+
+const COLUMNS: &str = "id, ods_code, name, public_key, cert_serial, cert_der, not_before, not_after, \
+     registered_by, code_id, created_at, state, revoked_at, revoked_by";
+
+fn from_tuple(t: WorkstationTuple) -> WorkstationRow {
+    WorkstationRow {
+        id: t.0,
+        ods_code: t.1,
+        name: t.2,
+        public_key: t.3,
+        cert_serial: t.4,
+        cert_der: t.5,
+        not_before: t.6,
+        not_after: t.7,
+        registered_by: t.8,
+        code_id: t.9,
+        created_at: t.10,
+        state: t.11,
+        revoked_at: t.12,
+        revoked_by: t.13,
+    }
+}
+
+/// Stores a newly registered workstation.
+pub async fn insert(conn: &mut SqliteConnection, w: &WorkstationRow) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO workstations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )))
+    .bind(&w.id)
+    .bind(&w.ods_code)
+    .bind(&w.name)
+    .bind(&w.public_key)
+    .bind(&w.cert_serial)
+    .bind(&w.cert_der)
+    .bind(w.not_before)
+    .bind(w.not_after)
+    .bind(&w.registered_by)
+    .bind(&w.code_id)
+    .bind(w.created_at)
+    .bind(&w.state)
+    .bind(w.revoked_at)
+    .bind(&w.revoked_by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a workstation by registration id.
+pub async fn workstation(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<WorkstationRow>, StoreError> {
+    let row: Option<WorkstationTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM workstations WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(from_tuple))
+}
+
+/// Whether an active workstation of `ods` already has `name` (names compare without case).
+pub async fn active_name_taken(
+    conn: &mut SqliteConnection,
+    ods: &str,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM workstations WHERE ods_code = ? AND name = ? COLLATE NOCASE AND state = 'active'",
+    )
+    .bind(ods)
+    .bind(name)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// The workstations of an organisation (every one with `None`), newest first.
+pub async fn list(
+    conn: &mut SqliteConnection,
+    ods: Option<&str>,
+) -> Result<Vec<WorkstationRow>, StoreError> {
+    let rows: Vec<WorkstationTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM workstations WHERE ?1 IS NULL OR ods_code = ?1 ORDER BY created_at DESC, id"
+    )))
+    .bind(ods)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(from_tuple).collect())
+}
+
+/// Revokes an active workstation; `false` if it was not active.
+pub async fn revoke(
+    conn: &mut SqliteConnection,
+    id: &str,
+    by: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE workstations SET state = 'revoked', revoked_at = ?3, revoked_by = ?2 WHERE id = ?1 AND state = 'active'",
+    )
+    .bind(id)
+    .bind(by)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends the live sessions opened from a workstation (it was revoked); returns how many.
+pub async fn end_sessions_of(
+    conn: &mut SqliteConnection,
+    workstation_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE workstation_id = ? AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(workstation_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Whether an organisation lets unregistered workstations open sign-in requests for its cards
+/// (`None`: no such organisation).
+pub async fn allows_unregistered(
+    conn: &mut SqliteConnection,
+    ods: &str,
+) -> Result<Option<bool>, StoreError> {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "SELECT allow_unregistered_workstations FROM organisations WHERE ods_code = ?",
+    )
+    .bind(ods)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(b,)| b))
+}
+
+/// Sets that policy; `false` if there is no such organisation.
+pub async fn set_allows_unregistered(
+    conn: &mut SqliteConnection,
+    ods: &str,
+    allow: bool,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE organisations SET allow_unregistered_workstations = ? WHERE ods_code = ?",
+    )
+    .bind(allow)
+    .bind(ods)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

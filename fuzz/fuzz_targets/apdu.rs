@@ -1,11 +1,9 @@
-//! Feeds byte scripts (APDUs, host results and resets; format in `vsc_piv::fuzzing`) to the PIV
-//! card and crashes on the first broken invariant.
+//! Fuzz target `apdu`: byte scripts of APDUs, host results and resets fed to the PIV card.
+//! Body, input format and properties: `crates/fuzz-harness/src` (`vsc_fuzz_harness::TARGETS`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|script: &[u8]| {
-    if let Err(broken) = vsc_piv::fuzzing::run(script) {
-        panic!("invariant broken: {broken}");
-    }
+fuzz_target!(|data: &[u8]| {
+    assert!(vsc_fuzz_harness::run("apdu", data));
 });

@@ -53,8 +53,14 @@ struct FloodBench {
     /// Concurrent senders of bad requests.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     senders: u32,
-    /// Sign-ins measured without the flood (during it: as many as fit while it lasts).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    /// Bad requests per second, spread evenly over the flood (0: as fast as the senders can).
+    /// The default spreads 10,000 over 10 s, so that several hundred sign-ins run inside the
+    /// flood and their p99 is a percentile rather than the slowest one.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    rate: u32,
+    /// Sign-ins measured without the flood (during it: as many as fit while it lasts, at most
+    /// ten times as many).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     sign_ins: u32,
     /// Print the results as JSON.
     #[arg(long)]
@@ -67,6 +73,8 @@ struct FloodResult {
     without_flood: RunResult,
     with_flood: RunResult,
     bad_requests: u32,
+    /// The pace asked for (bad requests per second; 0 means as fast as possible).
+    rate: u32,
     flood_seconds: f64,
     bad_per_second: f64,
     audit_rows_added_by_flood: i64,
@@ -423,23 +431,35 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
     let without = summarise("without flood", 1, latencies, start.elapsed());
 
     eprintln!(
-        "with flood: {} bad requests from {} senders while signing in…",
-        args.bad, args.senders
+        "with flood: {} bad requests from {} senders ({}) while signing in…",
+        args.bad,
+        args.senders,
+        if args.rate == 0 {
+            "as fast as they can".to_owned()
+        } else {
+            format!("{} a second", args.rate)
+        }
     );
     let fingerprint = lab.state.ca().root_fingerprint().to_hex();
     let rows_before = audit_outcomes(&lab).await?.last().map_or(0, |e| e.0);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let flood_start = Instant::now();
+    // Request i leaves no earlier than i/rate seconds after the start.
+    let pace = (args.rate > 0).then(|| Duration::from_secs(1) / args.rate);
     let mut senders = Vec::new();
     for _ in 0..args.senders {
         let client = vsc_authenticator::Client::with_fingerprint(lab.url.clone(), &fingerprint)?;
         let (next, total) = (next.clone(), args.bad);
+        let flood_start = tokio::time::Instant::from_std(flood_start);
         senders.push(tokio::spawn(async move {
             let mut refused = 0u32;
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= total {
                     break;
+                }
+                if let Some(pace) = pace {
+                    tokio::time::sleep_until(flood_start + pace * i).await;
                 }
                 if bad_request(&client, i).await {
                     refused += 1;
@@ -487,6 +507,7 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
     };
     let result = FloodResult {
         bad_requests: args.bad,
+        rate: args.rate,
         flood_seconds,
         bad_per_second: f64::from(args.bad) / flood_seconds,
         audit_rows_added_by_flood: flood_rows,

@@ -1431,6 +1431,35 @@ async fn pending_request(
     Ok(r)
 }
 
+/// Marks pending request `id` as `decision` by `caller`, inside the caller's transaction; a
+/// request decided by somebody else since it was read is a conflict, not a second decision.
+async fn record_decision(
+    tx: &mut SqliteConnection,
+    id: &str,
+    decision: &str,
+    caller: &RaCaller,
+    note: Option<&str>,
+    now: i64,
+) -> ApiResult<()> {
+    if repo::decide_position_request(tx, id, decision, &caller.uid, note, now).await? {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "position_request_decided",
+            format!("request {id} was decided meanwhile"),
+        ))
+    }
+}
+
+/// The position request `id` as it stands after a committed decision.
+async fn decided_request(state: &AppState, id: &str, now: i64) -> ApiResult<PositionRequest> {
+    let mut conn = state.store().pool().acquire().await?;
+    let done = repo::position_request(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("a decided position request vanished"))?;
+    Ok(position_request_view(done, now))
+}
+
 async fn approve_position_request(
     State(state): State<AppState>,
     caller: RaCaller,
@@ -1474,9 +1503,7 @@ async fn approve_position_request(
                 format!("{} may no longer assign this position at {ods}; decline the request", r.requested_by),
             ));
         }
-        if !repo::decide_position_request(&mut tx, &id, "approved", &caller.uid, note.as_deref(), now).await? {
-            return Err(ApiError::conflict("position_request_decided", format!("request {id} was decided meanwhile")));
-        }
+        record_decision(&mut tx, &id, "approved", &caller, note.as_deref(), now).await?;
         let row = PositionRow {
             id: state.new_id()?,
             uid: r.uid.clone(),
@@ -1495,11 +1522,7 @@ async fn approve_position_request(
             .audit(&state, &mut tx, "position.assigned", &r.uid, &r.ods_code, serde_json::json!({"role_code": r.role_code, "role_name": r.role_name, "activities": r.activities, "request_id": id, "requested_by": r.requested_by}))
             .await?;
         tx.commit().await?;
-        let mut conn = state.store().pool().acquire().await?;
-        let done = repo::position_request(&mut conn, &id)
-            .await?
-            .ok_or_else(|| ApiError::internal("the approved request vanished"))?;
-        Ok(position_request_view(done, now))
+        decided_request(&state, &id, now).await
     })
     .await
 }
@@ -1520,18 +1543,12 @@ async fn decline_position_request(
         if r.requested_by != caller.uid {
             caller.allow(&state, RaAction::ReleaseToOrganisation, &parse_ods(&r.home_ods)?, None)?;
         }
-        if !repo::decide_position_request(&mut tx, &id, "declined", &caller.uid, note.as_deref(), now).await? {
-            return Err(ApiError::conflict("position_request_decided", format!("request {id} was decided meanwhile")));
-        }
+        record_decision(&mut tx, &id, "declined", &caller, note.as_deref(), now).await?;
         caller
             .audit(&state, &mut tx, "position.request_declined", &r.uid, &r.home_ods, serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
             .await?;
         tx.commit().await?;
-        let mut conn = state.store().pool().acquire().await?;
-        let done = repo::position_request(&mut conn, &id)
-            .await?
-            .ok_or_else(|| ApiError::internal("the declined request vanished"))?;
-        Ok(position_request_view(done, now))
+        decided_request(&state, &id, now).await
     })
     .await
 }

@@ -1,5 +1,5 @@
 //! `vsc audit verify` and `vsc audit export`: offline tools that read the audit log straight
-//! from the data directory's database.
+//! from the instance's database (the data directory's SQLite file, or `--database`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +23,15 @@ enum AuditCommand {
         /// The server's data directory.
         #[arg(long, default_value = "./vsc-data", env = "VSC_DATA")]
         data: PathBuf,
+        /// The instance's database when it is not DATA/vsc.db (`postgres://…`, as `vsc serve
+        /// --database`).
+        #[arg(
+            long,
+            env = "VSC_DATABASE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        database: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -32,23 +41,37 @@ enum AuditCommand {
         /// The server's data directory.
         #[arg(long, default_value = "./vsc-data", env = "VSC_DATA")]
         data: PathBuf,
+        /// The instance's database when it is not DATA/vsc.db (`postgres://…`, as `vsc serve
+        /// --database`).
+        #[arg(
+            long,
+            env = "VSC_DATABASE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        database: Option<String>,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
 }
 
-async fn open(data: &std::path::Path) -> Result<Store> {
-    Store::open_existing(&data.join("vsc.db"))
+async fn open(data: &std::path::Path, database: Option<&str>) -> Result<Store> {
+    let location = vsc_store::Location::for_instance(data, database)?;
+    Store::open_existing_at(&location)
         .await
-        .with_context(|| format!("cannot open the audit log in {}", data.display()))
+        .with_context(|| format!("cannot open the audit log in {}", location.redacted()))
 }
 
 /// Runs `vsc audit`.
 pub async fn run(args: AuditArgs) -> Result<ExitCode> {
     match args.command {
-        AuditCommand::Verify { data, json } => {
-            let store = open(&data).await?;
+        AuditCommand::Verify {
+            data,
+            database,
+            json,
+        } => {
+            let store = open(&data, database.as_deref()).await?;
             let report = vsc_store::audit::verify(&store).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -70,8 +93,12 @@ pub async fn run(args: AuditArgs) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        AuditCommand::Export { data, output } => {
-            let store = open(&data).await?;
+        AuditCommand::Export {
+            data,
+            database,
+            output,
+        } => {
+            let store = open(&data, database.as_deref()).await?;
             let count = match &output {
                 Some(path) => {
                     let file = std::fs::File::create(path)

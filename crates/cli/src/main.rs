@@ -16,6 +16,7 @@ mod audit;
 mod authenticator;
 mod bench;
 mod bench_sign;
+mod db;
 mod demo;
 mod eps;
 mod eps_sign;
@@ -42,14 +43,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the vsc server (HTTPS, embedded SQLite).
+    /// Run the vsc server (HTTPS; embedded SQLite, or PostgreSQL with --database).
     Serve(serve::ServeArgs),
     /// Registration Authority console: people, positions, identity checks, cards.
     Ra(ra::RaArgs),
     /// The phone app's core: enrol a card, answer sign-in requests, unlock it, show its state.
     Authenticator(authenticator::AuthenticatorArgs),
-    /// Verify or export the server's audit log (offline, from the data directory).
+    /// Verify or export the server's audit log (offline, from the instance's database).
     Audit(audit::AuditArgs),
+    /// The instance's database as a whole: move it from SQLite to PostgreSQL.
+    Db(db::DbArgs),
     /// The identity agent: sign in with your phone, keep the session, serve tickets on loopback.
     Agent(agent::AgentArgs),
     /// Measure the server: complete sign-ins per second and their latency.
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
             Command::Ra(args) => ra::run(args).await,
             Command::Authenticator(args) => authenticator::run(args).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Db(args) => db::run(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,

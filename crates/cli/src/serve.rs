@@ -32,6 +32,16 @@ pub struct ServeArgs {
     /// Data directory (database, CA, TLS certificate, master key).
     #[arg(long, default_value = "./vsc-data", env = "VSC_DATA")]
     data: PathBuf,
+    /// The database: `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (PostgreSQL 15 or later; the
+    /// database must exist, vsc creates its tables) or `sqlite://PATH`. Default: the embedded
+    /// SQLite database DATA/vsc.db. Every node of one instance names the same database.
+    #[arg(
+        long,
+        env = "VSC_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     /// Address and port to listen on.
     #[arg(long, default_value = "127.0.0.1:8443", env = "VSC_LISTEN")]
     listen: SocketAddr,
@@ -108,6 +118,8 @@ fn init_logging(json: bool) {
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     init_logging(args.json);
     let mut config = ServerConfig::new(args.data.clone(), args.listen);
+    let location = vsc_store::Location::for_instance(&args.data, args.database.as_deref())?;
+    config.database = args.database.clone();
     config.public_url = args.public_url;
     config.hostnames = args.hostnames;
     config.master_key_file = args.master_key;
@@ -148,6 +160,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         state.public_url()
     );
     println!("  data directory  {}", args.data.display());
+    println!("  database        {}", location.redacted());
     println!(
         "  CA fingerprint  {}",
         state.ca().root_fingerprint().to_colon_hex()

@@ -4,104 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const VSC: &str = env!("CARGO_BIN_EXE_vsc");
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{Server, VSC};
 const PASSCODE: &str = "246810";
-
-struct Server {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    stdout: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(VSC)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("vsc serve starts");
-        let mut reader = BufReader::new(child.stdout.take().unwrap());
-        let mut seen = String::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let mut line = String::new();
-            assert!(
-                reader.read_line(&mut line).unwrap() > 0,
-                "server exited early:\n{seen}"
-            );
-            seen.push_str(&line);
-            if line.starts_with("Press Ctrl-C") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server did not start:\n{seen}");
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
-        let url = seen
-            .lines()
-            .find_map(|l| l.split("listening on ").nth(1))
-            .expect("listening line")
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        Server {
-            child,
-            url,
-            data: data.to_owned(),
-            stdout: seen,
-        }
-    }
-
-    /// SIGTERM, and the exit status of a graceful stop.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn curl(&self, path: &str, out: &Path) {
-        let status = Command::new("curl")
-            .args(["-sSf", "--cacert"])
-            .arg(self.data.join("ca/root.pem"))
-            .arg("-o")
-            .arg(out)
-            .arg(format!("{}{path}", self.url))
-            .status()
-            .expect("curl runs");
-        assert!(
-            status.success(),
-            "GET {path} over TLS pinned to the instance root"
-        );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(VSC)

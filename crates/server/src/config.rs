@@ -10,8 +10,11 @@ use vsc_core::AppVersionPolicy;
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Data directory: database, CA, TLS certificate, master key.
+    /// Data directory: database (when embedded), CA, TLS certificate, master key.
     pub data_dir: PathBuf,
+    /// The database: a `postgres://` URL, or `None` for the embedded SQLite database in the
+    /// data directory.
+    pub database: Option<String>,
     /// Address to listen on (loopback by default).
     pub listen: SocketAddr,
     /// The URL people and phones reach this server at; derived from `listen` when absent.
@@ -151,6 +154,7 @@ impl ServerConfig {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> ServerConfig {
         ServerConfig {
             data_dir,
+            database: None,
             listen,
             public_url: None,
             hostnames: Vec::new(),

@@ -16,7 +16,7 @@
 //! ca/root.key.sealed, issuing.key.sealed   CA private keys, AES-256-GCM under master.key (0600)
 //! tls/server.pem          server certificate + issuing CA + root
 //! tls/server.key.sealed   its private key, sealed like the CA keys (0600)
-//! vsc.db (+ -wal, -shm)   the SQLite database, WAL mode
+//! vsc.db (+ -wal, -shm)   the SQLite database, WAL mode (absent when `--database` names PostgreSQL)
 //! bootstrap.json          the first RA Manager's activation until it is redeemed (0600)
 //! ```
 
@@ -150,7 +150,8 @@ pub async fn prepare(
     } else {
         CertificateAuthority::load(&ca_dir, &master_key)?
     };
-    let store = Store::open(&data.join("vsc.db")).await?;
+    let location = vsc_store::Location::for_instance(&data, config.database.as_deref())?;
+    let store = Store::open_at(&location).await?;
     let public_url = match &config.public_url {
         Some(u) => u.clone(),
         None => default_public_url(bound),

@@ -9,9 +9,9 @@
 
 use std::io::Write;
 
+use crate::Conn;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 
 use crate::{Store, StoreError};
 
@@ -178,11 +178,7 @@ const COLUMNS: &str =
 
 /// Appends `event` inside the caller's write transaction and returns its sequence number. Text
 /// fields and the detail's strings longer than [`MAX_FIELD_BYTES`] are stored cut and marked.
-pub async fn append(
-    conn: &mut SqliteConnection,
-    event: &NewEvent,
-    at_ms: i64,
-) -> Result<i64, StoreError> {
+pub async fn append(conn: &mut Conn, event: &NewEvent, at_ms: i64) -> Result<i64, StoreError> {
     let last: Option<(i64, String)> =
         sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
@@ -207,7 +203,7 @@ pub async fn append(
     row.hash = row.expected_hash();
     sqlx::query(
         "INSERT INTO audit_events (seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(row.seq)
     .bind(row.at_ms)
@@ -254,7 +250,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     loop {
         // Pages keep memory flat for a log of millions of rows.
         let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 1000"
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
         )))
         .bind(after)
         .fetch_all(store.pool())
@@ -307,7 +303,7 @@ pub async fn export(store: &Store, out: &mut dyn Write) -> Result<u64, StoreErro
     let mut count = 0;
     loop {
         let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE seq > ? ORDER BY seq LIMIT 1000"
+            "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
         )))
         .bind(after)
         .fetch_all(store.pool())
@@ -349,7 +345,7 @@ pub async fn for_subject(
     limit: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE subject = ? ORDER BY seq DESC LIMIT ?"
+        "SELECT {COLUMNS} FROM audit_events WHERE subject = $1 ORDER BY seq DESC LIMIT $2"
     )))
     .bind(subject)
     .bind(limit)
@@ -376,7 +372,7 @@ mod tests {
 
     async fn store_with_events(n: usize) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
+        let store = crate::test_store(dir.path()).await;
         for i in 0..n {
             let mut tx = store.write().await.expect("tx");
             append(&mut tx, &event(&format!("test.{i}")), 1000 + i as i64)
@@ -412,7 +408,7 @@ mod tests {
     #[tokio::test]
     async fn attacker_strings_are_stored_cut_and_marked() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
+        let store = crate::test_store(dir.path()).await;
         let huge = "x".repeat(64 * 1024);
         let mut e = event("auth.request");
         e.subject = huge.clone();

@@ -6,7 +6,7 @@
 //! The row is written at enrolment and replaced at every redeemed RA unlock (new passcode, new
 //! secret, count cleared), in the same transaction as the rest of that change.
 
-use sqlx::SqliteConnection;
+use crate::Conn;
 
 use crate::StoreError;
 
@@ -25,7 +25,7 @@ pub struct PasscodeSecretRow {
 
 /// Sets (or replaces) a card's verifier and secret and clears its count.
 pub async fn set_passcode_secret(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     sealed_verifier: &[u8],
     sealed_secret: &[u8],
@@ -33,7 +33,7 @@ pub async fn set_passcode_secret(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO card_passcode_secrets (card_id, sealed_verifier, sealed_secret, failed_attempts, updated_at)
-         VALUES (?, ?, ?, 0, ?)
+         VALUES ($1, $2, $3, 0, $4)
          ON CONFLICT (card_id) DO UPDATE SET sealed_verifier = excluded.sealed_verifier,
              sealed_secret = excluded.sealed_secret, failed_attempts = 0, updated_at = excluded.updated_at",
     )
@@ -49,12 +49,12 @@ pub async fn set_passcode_secret(
 /// A card's verifier, secret and count; `None` for a card enrolled before the server checked
 /// passcodes.
 pub async fn passcode_secret(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
 ) -> Result<Option<PasscodeSecretRow>, StoreError> {
     let row: Option<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
         "SELECT card_id, sealed_verifier, sealed_secret, failed_attempts
-         FROM card_passcode_secrets WHERE card_id = ?",
+         FROM card_passcode_secrets WHERE card_id = $1",
     )
     .bind(card_id)
     .fetch_optional(conn)
@@ -71,13 +71,13 @@ pub async fn passcode_secret(
 
 /// Counts a wrong passcode; returns the count after it.
 pub async fn record_passcode_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
     let (count,): (i64,) = sqlx::query_as(
-        "UPDATE card_passcode_secrets SET failed_attempts = failed_attempts + 1, updated_at = ?
-         WHERE card_id = ? RETURNING failed_attempts",
+        "UPDATE card_passcode_secrets SET failed_attempts = failed_attempts + 1, updated_at = $1
+         WHERE card_id = $2 RETURNING failed_attempts",
     )
     .bind(now)
     .bind(card_id)
@@ -88,13 +88,13 @@ pub async fn record_passcode_failure(
 
 /// Clears a card's wrong-passcode count; returns whether there was one to clear.
 pub async fn reset_passcode_failures(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE card_passcode_secrets SET failed_attempts = 0, updated_at = ?
-         WHERE card_id = ? AND failed_attempts <> 0",
+        "UPDATE card_passcode_secrets SET failed_attempts = 0, updated_at = $1
+         WHERE card_id = $2 AND failed_attempts <> 0",
     )
     .bind(now)
     .bind(card_id)

@@ -8,24 +8,139 @@
 //! processes sharing a database cannot both accept one.
 
 pub mod audit;
+pub mod copy;
 pub mod device_secrets;
+pub mod postgres;
 pub mod repo;
 pub mod schema;
 pub mod signin;
 pub mod signing;
 pub mod workstation;
 
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 pub use audit::{AuditEvent, NewEvent, Outcome, VerifyReport};
 
+/// A connection to the store, whichever backend it is (what queries take).
+pub type Conn = AnyConnection;
+
+/// A pool of connections to the store.
+pub type Pool = AnyPool;
+
 /// A write transaction.
-pub type Tx = Transaction<'static, Sqlite>;
+pub type Tx = Transaction<'static, Any>;
+
+/// Which database engine holds the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the default: one node).
+    Sqlite,
+    /// A PostgreSQL server (15 or later), for more than one node.
+    Postgres,
+}
+
+/// Where the store is: an embedded SQLite file, or a PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// The SQLite database file.
+    Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL (it may carry a password; never print it whole:
+    /// see [`Location::redacted`]).
+    Postgres(String),
+}
+
+impl Location {
+    /// The store an instance uses: `database` (a URL from `--database` or
+    /// `VSC_DATABASE_URL`) when given, else `vsc.db` in the data directory.
+    pub fn for_instance(data_dir: &Path, database: Option<&str>) -> Result<Location, StoreError> {
+        match database {
+            None => Ok(Location::Sqlite(data_dir.join("vsc.db"))),
+            Some(url) => Location::parse(url),
+        }
+    }
+
+    /// Reads a database URL: `postgres://…`, `postgresql://…` or `sqlite://PATH`.
+    pub fn parse(url: &str) -> Result<Location, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Location::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::BadLocation(
+                    "sqlite:// needs a file path, e.g. sqlite:///var/lib/vsc/vsc.db".into(),
+                ));
+            }
+            Ok(Location::Sqlite(PathBuf::from(path)))
+        } else {
+            Err(StoreError::BadLocation(format!(
+                "`{}` is not a database URL: use postgres://USER@HOST/DB (PostgreSQL 15 or later) \
+                 or sqlite://PATH",
+                redact(url)
+            )))
+        }
+    }
+
+    /// The backend this location needs.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Location::Sqlite(_) => Backend::Sqlite,
+            Location::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The location for messages and logs, without any password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Location::Sqlite(path) => path.display().to_string(),
+            Location::Postgres(url) => redact(url),
+        }
+    }
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            let masked = if user_info.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// A SQLite file path as the path part of a `sqlite://` URL (sqlx percent-decodes it).
+fn sqlite_url(path: &Path, create: bool) -> String {
+    let mut encoded = String::new();
+    for c in path.display().to_string().chars() {
+        match c {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            c => encoded.push(c),
+        }
+    }
+    format!(
+        "sqlite://{encoded}?mode={}",
+        if create { "rwc" } else { "rw" }
+    )
+}
+
+/// The key of the PostgreSQL advisory lock that serialises writers (see [`Store::write`]).
+const WRITE_LOCK_KEY: i64 = 0x7673_635f_7772_6974; // "vsc_writ"
 
 /// Errors from the store.
 #[derive(Debug, thiserror::Error)]
@@ -44,65 +159,113 @@ pub enum StoreError {
     /// Writing an export failed.
     #[error("could not write: {0}")]
     Io(#[from] std::io::Error),
+    /// A database URL that names no supported database.
+    #[error("{0}")]
+    BadLocation(String),
 }
 
-/// The database: a pool of readers and a single writer connection.
+/// The database: a pool of readers and a single writer connection, on SQLite or PostgreSQL.
 ///
 /// SQLite admits one writer at a time. Giving writes their own one-connection pool makes
 /// writers queue in the pool (in order, without polling) instead of colliding inside SQLite and
-/// sleeping in its busy handler, which under load turned into long latency tails.
+/// sleeping in its busy handler, which under load turned into long latency tails. On
+/// PostgreSQL the same single writer per node also takes a transaction-scoped advisory lock, so
+/// writers on *different* nodes are serialised too: every read-check-write in a write
+/// transaction (single-use codes, counters, the audit chain's previous hash) means the same on
+/// both backends.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    writer: SqlitePool,
+    pool: Pool,
+    writer: Pool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let store = Store::connect(path, true).await?;
+        Store::open_at(&Location::Sqlite(path.to_owned())).await
+    }
+
+    /// Opens (creating a SQLite file if needed) the store at `location` and applies pending
+    /// migrations. A PostgreSQL database must exist; its tables are created here.
+    pub async fn open_at(location: &Location) -> Result<Store, StoreError> {
+        let store = Store::connect(location, true).await?;
         store.migrate().await?;
         Ok(store)
     }
 
-    /// Opens an existing database without changing it (for offline tools such as `vsc audit`).
+    /// Opens an existing SQLite database without changing it (for offline tools such as
+    /// `vsc audit`).
     pub async fn open_existing(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.display().to_string()));
-        }
-        Store::connect(path, false).await
+        Store::open_existing_at(&Location::Sqlite(path.to_owned())).await
     }
 
-    async fn connect(path: &Path, create: bool) -> Result<Store, StoreError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an issued certificate or an audit event must survive a power cut.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+    /// Opens an existing store without changing it.
+    pub async fn open_existing_at(location: &Location) -> Result<Store, StoreError> {
+        if let Location::Sqlite(path) = location
+            && !path.exists()
+        {
+            return Err(StoreError::Missing(path.display().to_string()));
+        }
+        Store::connect(location, false).await
+    }
+
+    async fn connect(location: &Location, create: bool) -> Result<Store, StoreError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = location.backend();
+        let url = match location {
+            Location::Sqlite(path) => sqlite_url(path, create),
+            Location::Postgres(url) => url.clone(),
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool_options = |max: u32| {
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            // FULL: an issued certificate or an audit event must survive a
+                            // power cut.
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .execute(&mut *conn)
+                            .await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
         // The writer first: it creates the file and switches it to WAL before readers open it.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.create_if_missing(false))
-            .await?;
-        Ok(Store { pool, writer })
+        let writer = pool_options(1).connect_with(options.clone()).await?;
+        let reader_options: AnyConnectOptions = match location {
+            Location::Sqlite(path) => sqlite_url(path, false).parse()?,
+            Location::Postgres(_) => options,
+        };
+        let pool = pool_options(8).connect_with(reader_options).await?;
+        Ok(Store {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
         .execute(&self.writer)
         .await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         for (name, sql) in schema::MIGRATIONS {
             let mut tx = self.write().await?;
             let done: Option<(String,)> =
-                sqlx::query_as("SELECT name FROM schema_migrations WHERE name = ?")
+                sqlx::query_as("SELECT name FROM schema_migrations WHERE name = $1")
                     .bind(*name)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -110,9 +273,13 @@ impl Store {
                 continue;
             }
             tracing::info!(migration = name, "applying database migration");
-            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES (?, unixepoch())")
+            let sql = schema::for_backend(sql, self.backend);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)")
                 .bind(*name)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -120,19 +287,92 @@ impl Store {
         Ok(())
     }
 
-    /// Begins a write transaction, taking SQLite's write lock at once.
+    /// Begins a write transaction holding the store's write lock: SQLite's (`BEGIN
+    /// IMMEDIATE`), or on PostgreSQL an advisory lock held until the transaction ends.
     pub async fn write(&self) -> Result<Tx, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        match self.backend {
+            Backend::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.writer.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// The pool, for reads (writes go through [`Store::write`]).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
-    /// Closes every connection (on shutdown), checkpointing the WAL.
+    /// Which engine holds the store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection (on shutdown; on SQLite this checkpoints the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
+    }
+}
+
+/// A fresh store for this crate's tests: SQLite in `dir`, or a new PostgreSQL database when
+/// the test command runs the tests on PostgreSQL (`VSC_TEST_POSTGRES`).
+#[cfg(test)]
+pub(crate) async fn test_store(dir: &Path) -> Store {
+    let location = match postgres::test_database()
+        .await
+        .expect("create a PostgreSQL test database")
+    {
+        Some(url) => Location::Postgres(url),
+        None => Location::Sqlite(dir.join("vsc.db")),
+    };
+    Store::open_at(&location)
+        .await
+        .expect("open the test store")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_and_redact() {
+        let dir = Path::new("/var/lib/vsc");
+        assert_eq!(
+            Location::for_instance(dir, None).unwrap(),
+            Location::Sqlite(dir.join("vsc.db"))
+        );
+        let pg =
+            Location::parse("postgres://vsc:s3cret@db.example:5432/vsc?sslmode=require").unwrap();
+        assert_eq!(pg.backend(), Backend::Postgres);
+        assert_eq!(
+            pg.redacted(),
+            "postgres://vsc:***@db.example:5432/vsc?sslmode=require"
+        );
+        assert!(!pg.redacted().contains("s3cret"));
+        assert_eq!(
+            Location::parse("postgresql://postgres@127.0.0.1/x")
+                .unwrap()
+                .redacted(),
+            "postgresql://postgres@127.0.0.1/x"
+        );
+        assert_eq!(
+            Location::parse("sqlite:///tmp/a.db").unwrap(),
+            Location::Sqlite("/tmp/a.db".into())
+        );
+        for bad in ["sqlite://", "mysql://root:pw@h/db", "/tmp/a.db", ""] {
+            let err = Location::parse(bad).unwrap_err().to_string();
+            assert!(!err.contains("pw@"), "{err}");
+        }
+        assert_eq!(
+            sqlite_url(Path::new("/tmp/a?b#c%d.db"), true),
+            "sqlite:///tmp/a%3Fb%23c%25d.db?mode=rwc"
+        );
     }
 }

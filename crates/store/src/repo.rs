@@ -1,9 +1,9 @@
 //! Typed queries, one small function per statement, composed by the server inside transactions.
 //!
-//! Functions take `&mut SqliteConnection` so that a caller holding a [`crate::Tx`] passes
+//! Functions take `&mut Conn` so that a caller holding a [`crate::Tx`] passes
 //! `&mut tx` and a reader passes a pooled connection; none of them commits on its own.
 
-use sqlx::SqliteConnection;
+use crate::Conn;
 
 use crate::StoreError;
 
@@ -20,16 +20,16 @@ pub struct OrganisationRow {
 
 /// Inserts an organisation.
 pub async fn insert_organisation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     org: &OrganisationRow,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO organisations (ods_code, name, national, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO organisations (ods_code, name, national, created_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(&org.ods_code)
     .bind(&org.name)
-    .bind(org.national)
+    .bind(i64::from(org.national))
     .bind(now)
     .execute(conn)
     .await?;
@@ -38,41 +38,37 @@ pub async fn insert_organisation(
 
 /// Finds an organisation.
 pub async fn organisation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ods: &str,
 ) -> Result<Option<OrganisationRow>, StoreError> {
-    let row: Option<(String, String, bool)> =
-        sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE ods_code = ?")
+    let row: Option<(String, String, i64)> =
+        sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE ods_code = $1")
             .bind(ods)
             .fetch_optional(conn)
             .await?;
     Ok(row.map(|(ods_code, name, national)| OrganisationRow {
         ods_code,
         name,
-        national,
+        national: national != 0,
     }))
 }
 
 /// The national organisation, once bootstrapped.
-pub async fn national_organisation(
-    conn: &mut SqliteConnection,
-) -> Result<Option<OrganisationRow>, StoreError> {
-    let row: Option<(String, String, bool)> =
+pub async fn national_organisation(conn: &mut Conn) -> Result<Option<OrganisationRow>, StoreError> {
+    let row: Option<(String, String, i64)> =
         sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE national = 1")
             .fetch_optional(conn)
             .await?;
     Ok(row.map(|(ods_code, name, national)| OrganisationRow {
         ods_code,
         name,
-        national,
+        national: national != 0,
     }))
 }
 
 /// Every organisation, by ODS code.
-pub async fn organisations(
-    conn: &mut SqliteConnection,
-) -> Result<Vec<OrganisationRow>, StoreError> {
-    let rows: Vec<(String, String, bool)> =
+pub async fn organisations(conn: &mut Conn) -> Result<Vec<OrganisationRow>, StoreError> {
+    let rows: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT ods_code, name, national FROM organisations ORDER BY ods_code")
             .fetch_all(conn)
             .await?;
@@ -81,7 +77,7 @@ pub async fn organisations(
         .map(|(ods_code, name, national)| OrganisationRow {
             ods_code,
             name,
-            national,
+            national: national != 0,
         })
         .collect())
 }
@@ -102,14 +98,10 @@ pub struct PersonRow {
 }
 
 /// Inserts a person. Returns `false` if the UID is taken (the caller draws another).
-pub async fn insert_person(
-    conn: &mut SqliteConnection,
-    p: &PersonRow,
-    now: i64,
-) -> Result<bool, StoreError> {
+pub async fn insert_person(conn: &mut Conn, p: &PersonRow, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO people (uid, given_name, family_name, email, registered_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT(uid) DO NOTHING",
     )
     .bind(&p.uid)
     .bind(&p.given_name)
@@ -123,12 +115,9 @@ pub async fn insert_person(
 }
 
 /// Finds a person.
-pub async fn person(
-    conn: &mut SqliteConnection,
-    uid: &str,
-) -> Result<Option<PersonRow>, StoreError> {
+pub async fn person(conn: &mut Conn, uid: &str) -> Result<Option<PersonRow>, StoreError> {
     let row: Option<(String, String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT uid, given_name, family_name, email, registered_by FROM people WHERE uid = ?",
+        "SELECT uid, given_name, family_name, email, registered_by FROM people WHERE uid = $1",
     )
     .bind(uid)
     .fetch_optional(conn)
@@ -145,13 +134,10 @@ pub async fn person(
 }
 
 /// The organisations a person belongs to: where registered, and where holding a position.
-pub async fn person_organisations(
-    conn: &mut SqliteConnection,
-    uid: &str,
-) -> Result<Vec<String>, StoreError> {
+pub async fn person_organisations(conn: &mut Conn, uid: &str) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT registered_by FROM people WHERE uid = ?1
-         UNION SELECT ods_code FROM positions WHERE uid = ?1",
+        "SELECT registered_by FROM people WHERE uid = $1
+         UNION SELECT ods_code FROM positions WHERE uid = $1",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -178,7 +164,7 @@ pub struct PositionRow {
 
 /// Inserts a position. Returns `false` when the person already holds that role there.
 pub async fn insert_position(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     p: &PositionRow,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -186,7 +172,7 @@ pub async fn insert_position(
         serde_json::to_string(&p.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let done = sqlx::query(
         "INSERT INTO positions (id, uid, ods_code, role_code, role_name, activities, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid, ods_code, role_code) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(uid, ods_code, role_code) DO NOTHING",
     )
     .bind(&p.id)
     .bind(&p.uid)
@@ -201,12 +187,9 @@ pub async fn insert_position(
 }
 
 /// A person's positions.
-pub async fn positions(
-    conn: &mut SqliteConnection,
-    uid: &str,
-) -> Result<Vec<PositionRow>, StoreError> {
+pub async fn positions(conn: &mut Conn, uid: &str) -> Result<Vec<PositionRow>, StoreError> {
     let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
-        "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = ? ORDER BY created_at, id",
+        "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = $1 ORDER BY created_at, id",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -242,17 +225,13 @@ pub struct RaRoleRow {
 }
 
 /// Grants an RA role (replacing the sponsor's assignable roles and activities if already held).
-pub async fn upsert_ra_role(
-    conn: &mut SqliteConnection,
-    r: &RaRoleRow,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn upsert_ra_role(conn: &mut Conn, r: &RaRoleRow, now: i64) -> Result<(), StoreError> {
     let assignable = serde_json::to_string(&r.assignable_roles)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let activities = serde_json::to_string(&r.assignable_activities)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO ra_roles (uid, ods_code, role, assignable_roles, assignable_activities, created_at) VALUES (?, ?, ?, ?, ?, ?)
+        "INSERT INTO ra_roles (uid, ods_code, role, assignable_roles, assignable_activities, created_at) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT(uid, ods_code, role) DO UPDATE SET assignable_roles = excluded.assignable_roles,
              assignable_activities = excluded.assignable_activities",
     )
@@ -268,12 +247,9 @@ pub async fn upsert_ra_role(
 }
 
 /// A person's RA roles.
-pub async fn ra_roles(
-    conn: &mut SqliteConnection,
-    uid: &str,
-) -> Result<Vec<RaRoleRow>, StoreError> {
+pub async fn ra_roles(conn: &mut Conn, uid: &str) -> Result<Vec<RaRoleRow>, StoreError> {
     let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-        "SELECT uid, ods_code, role, assignable_roles, assignable_activities FROM ra_roles WHERE uid = ? ORDER BY ods_code, role",
+        "SELECT uid, ods_code, role, assignable_roles, assignable_activities FROM ra_roles WHERE uid = $1 ORDER BY ods_code, role",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -367,13 +343,13 @@ fn position_request_from(t: PositionRequestTuple) -> Result<PositionRequestRow, 
 
 /// Stores a new (pending) position request.
 pub async fn insert_position_request(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     r: &PositionRequestRow,
 ) -> Result<(), StoreError> {
     let activities =
         serde_json::to_string(&r.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO position_requests ({POSITION_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO position_requests ({POSITION_REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )))
     .bind(&r.id)
     .bind(&r.uid)
@@ -396,11 +372,11 @@ pub async fn insert_position_request(
 
 /// Finds a position request.
 pub async fn position_request(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
 ) -> Result<Option<PositionRequestRow>, StoreError> {
     let row: Option<PositionRequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE id = ?"
+        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -410,11 +386,11 @@ pub async fn position_request(
 
 /// Position requests still pending and unexpired at `now`, oldest first.
 pub async fn pending_position_requests(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     now: i64,
 ) -> Result<Vec<PositionRequestRow>, StoreError> {
     let rows: Vec<PositionRequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE state = 'pending' AND expires_at > ? ORDER BY created_at, id"
+        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE state = 'pending' AND expires_at > $1 ORDER BY created_at, id"
     )))
     .bind(now)
     .fetch_all(conn)
@@ -424,14 +400,14 @@ pub async fn pending_position_requests(
 
 /// Whether `uid` already has a pending, unexpired request for `role_code` at `ods_code`.
 pub async fn position_request_open(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     uid: &str,
     ods_code: &str,
     role_code: &str,
     now: i64,
 ) -> Result<Option<String>, StoreError> {
     let row: Option<(String,)> = sqlx::query_as(
-        "SELECT id FROM position_requests WHERE uid = ? AND ods_code = ? AND role_code = ? AND state = 'pending' AND expires_at > ?",
+        "SELECT id FROM position_requests WHERE uid = $1 AND ods_code = $2 AND role_code = $3 AND state = 'pending' AND expires_at > $4",
     )
     .bind(uid)
     .bind(ods_code)
@@ -445,7 +421,7 @@ pub async fn position_request_open(
 /// Decides a pending, unexpired request (`approved` or `declined`). Returns `false` if it was
 /// not pending or had expired, so two RAs deciding at once cannot both succeed.
 pub async fn decide_position_request(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     state: &str,
     decided_by: &str,
@@ -453,8 +429,8 @@ pub async fn decide_position_request(
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE position_requests SET state = ?2, decided_by = ?3, decided_at = ?4, note = ?5
-         WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
+        "UPDATE position_requests SET state = $2, decided_by = $3, decided_at = $4, note = $5
+         WHERE id = $1 AND state = 'pending' AND expires_at > $4",
     )
     .bind(id)
     .bind(state)
@@ -485,13 +461,13 @@ pub struct IdentityCheckRow {
 
 /// Records an identity check.
 pub async fn insert_identity_check(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     c: &IdentityCheckRow,
 ) -> Result<(), StoreError> {
     let evidence =
         serde_json::to_string(&c.evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO identity_checks (uid, checked_by, ods_code, evidence, level, checked_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO identity_checks (uid, checked_by, ods_code, evidence, level, checked_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&c.uid)
     .bind(&c.checked_by)
@@ -506,11 +482,11 @@ pub async fn insert_identity_check(
 
 /// A person's identity checks, oldest first.
 pub async fn identity_checks(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     uid: &str,
 ) -> Result<Vec<IdentityCheckRow>, StoreError> {
     let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
-        "SELECT uid, checked_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = ? ORDER BY id",
+        "SELECT uid, checked_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = $1 ORDER BY id",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -548,12 +524,9 @@ pub struct DeviceRow {
 }
 
 /// Finds a device.
-pub async fn device(
-    conn: &mut SqliteConnection,
-    device_id: &str,
-) -> Result<Option<DeviceRow>, StoreError> {
-    let row: Option<(String, String, String, String, String, bool)> = sqlx::query_as(
-        "SELECT device_id, uid, platform, app_version, model, simulated FROM devices WHERE device_id = ?",
+pub async fn device(conn: &mut Conn, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
+    let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT device_id, uid, platform, app_version, model, simulated FROM devices WHERE device_id = $1",
     )
     .bind(device_id)
     .fetch_optional(conn)
@@ -565,21 +538,17 @@ pub async fn device(
             platform,
             app_version,
             model,
-            simulated,
+            simulated: simulated != 0,
         },
     ))
 }
 
 /// Records a device for its person (or refreshes what it reported). Never rebinds a device to
 /// another person: the statement only updates a row whose `uid` already matches.
-pub async fn upsert_device(
-    conn: &mut SqliteConnection,
-    d: &DeviceRow,
-    now: i64,
-) -> Result<bool, StoreError> {
+pub async fn upsert_device(conn: &mut Conn, d: &DeviceRow, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO devices (device_id, uid, platform, app_version, model, simulated, first_seen, last_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
          ON CONFLICT(device_id) DO UPDATE SET platform = excluded.platform, app_version = excluded.app_version,
              model = excluded.model, simulated = excluded.simulated, last_seen = excluded.last_seen
          WHERE devices.uid = excluded.uid",
@@ -589,7 +558,7 @@ pub async fn upsert_device(
     .bind(&d.platform)
     .bind(&d.app_version)
     .bind(&d.model)
-    .bind(d.simulated)
+    .bind(i64::from(d.simulated))
     .bind(now)
     .execute(conn)
     .await?;
@@ -628,13 +597,9 @@ fn card_from(t: CardTuple) -> CardRow {
 }
 
 /// Inserts a card.
-pub async fn insert_card(
-    conn: &mut SqliteConnection,
-    c: &CardRow,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn insert_card(conn: &mut Conn, c: &CardRow, now: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO cards (id, uid, state, custody, issued_by, device_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO cards (id, uid, state, custody, issued_by, device_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&c.id)
     .bind(&c.uid)
@@ -649,9 +614,9 @@ pub async fn insert_card(
 }
 
 /// Finds a card.
-pub async fn card(conn: &mut SqliteConnection, id: &str) -> Result<Option<CardRow>, StoreError> {
+pub async fn card(conn: &mut Conn, id: &str) -> Result<Option<CardRow>, StoreError> {
     let row: Option<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CARD_COLUMNS} FROM cards WHERE id = ?"
+        "SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -660,9 +625,9 @@ pub async fn card(conn: &mut SqliteConnection, id: &str) -> Result<Option<CardRo
 }
 
 /// A person's cards, newest first.
-pub async fn cards_of(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<CardRow>, StoreError> {
+pub async fn cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, StoreError> {
     let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CARD_COLUMNS} FROM cards WHERE uid = ? ORDER BY created_at DESC, id"
+        "SELECT {CARD_COLUMNS} FROM cards WHERE uid = $1 ORDER BY created_at DESC, id"
     )))
     .bind(uid)
     .fetch_all(conn)
@@ -673,7 +638,7 @@ pub async fn cards_of(conn: &mut SqliteConnection, uid: &str) -> Result<Vec<Card
 /// Moves a card from one of `from` states to `to`. Returns `false` if it was in none of them
 /// (somebody else changed it first), so callers never act on a stale read.
 pub async fn transition_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     from: &[&str],
     to: &str,
@@ -682,10 +647,10 @@ pub async fn transition_card(
     let mut ok = false;
     for state in from {
         let done = sqlx::query(
-            "UPDATE cards SET state = ?3,
-                 activated_at = CASE WHEN ?3 = 'active' AND activated_at IS NULL THEN ?4 ELSE activated_at END,
-                 revoked_at = CASE WHEN ?3 = 'revoked' THEN ?4 ELSE revoked_at END
-             WHERE id = ?1 AND state = ?2",
+            "UPDATE cards SET state = $3,
+                 activated_at = CASE WHEN $3 = 'active' AND activated_at IS NULL THEN $4 ELSE activated_at END,
+                 revoked_at = CASE WHEN $3 = 'revoked' THEN $4 ELSE revoked_at END
+             WHERE id = $1 AND state = $2",
         )
         .bind(id)
         .bind(*state)
@@ -703,12 +668,12 @@ pub async fn transition_card(
 
 /// Binds an enrolled card to its device and keeps the sealed recovery key.
 pub async fn bind_card_device(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     device_id: &str,
     recovery_key_sealed: &[u8],
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cards SET device_id = ?, recovery_key_sealed = ? WHERE id = ?")
+    sqlx::query("UPDATE cards SET device_id = $1, recovery_key_sealed = $2 WHERE id = $3")
         .bind(device_id)
         .bind(recovery_key_sealed)
         .bind(id)
@@ -719,11 +684,11 @@ pub async fn bind_card_device(
 
 /// Records why a card was revoked.
 pub async fn set_revocation_reason(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     reason: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cards SET revocation_reason = ? WHERE id = ?")
+    sqlx::query("UPDATE cards SET revocation_reason = $1 WHERE id = $2")
         .bind(reason)
         .bind(id)
         .execute(conn)
@@ -732,12 +697,9 @@ pub async fn set_revocation_reason(
 }
 
 /// The sealed recovery key of a card.
-pub async fn card_recovery_key(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
+pub async fn card_recovery_key(conn: &mut Conn, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
     let row: Option<(Option<Vec<u8>>,)> =
-        sqlx::query_as("SELECT recovery_key_sealed FROM cards WHERE id = ?")
+        sqlx::query_as("SELECT recovery_key_sealed FROM cards WHERE id = $1")
             .bind(id)
             .fetch_optional(conn)
             .await?;
@@ -745,12 +707,9 @@ pub async fn card_recovery_key(
 }
 
 /// Other cards of the person that are still live (pending, active, locked, suspended).
-pub async fn live_cards_of(
-    conn: &mut SqliteConnection,
-    uid: &str,
-) -> Result<Vec<CardRow>, StoreError> {
+pub async fn live_cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, StoreError> {
     let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CARD_COLUMNS} FROM cards WHERE uid = ? AND state IN ('pending','active','locked','suspended')"
+        "SELECT {CARD_COLUMNS} FROM cards WHERE uid = $1 AND state IN ('pending','active','locked','suspended')"
     )))
     .bind(uid)
     .fetch_all(conn)
@@ -806,12 +765,9 @@ fn cert_from(t: CertTuple) -> CertificateRow {
 }
 
 /// Whether a public key already has a certificate.
-pub async fn spki_known(
-    conn: &mut SqliteConnection,
-    spki_sha256: &str,
-) -> Result<bool, StoreError> {
+pub async fn spki_known(conn: &mut Conn, spki_sha256: &str) -> Result<bool, StoreError> {
     let row: Option<(String,)> =
-        sqlx::query_as("SELECT serial FROM certificates WHERE spki_sha256 = ?")
+        sqlx::query_as("SELECT serial FROM certificates WHERE spki_sha256 = $1")
             .bind(spki_sha256)
             .fetch_optional(conn)
             .await?;
@@ -819,12 +775,9 @@ pub async fn spki_known(
 }
 
 /// Stores an issued certificate.
-pub async fn insert_certificate(
-    conn: &mut SqliteConnection,
-    c: &CertificateRow,
-) -> Result<(), StoreError> {
+pub async fn insert_certificate(conn: &mut Conn, c: &CertificateRow) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO certificates ({CERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO certificates ({CERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     )))
     .bind(&c.serial)
     .bind(&c.card_id)
@@ -841,11 +794,11 @@ pub async fn insert_certificate(
 
 /// A card's certificates.
 pub async fn certificates_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
 ) -> Result<Vec<CertificateRow>, StoreError> {
     let rows: Vec<CertTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = ? ORDER BY usage"
+        "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = $1 ORDER BY usage"
     )))
     .bind(card_id)
     .fetch_all(conn)
@@ -857,15 +810,15 @@ pub async fn certificates_of(
 /// the invalidity date (since when the key is known or suspected to be compromised); returns
 /// how many.
 pub async fn revoke_certificates_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
     reason_code: u8,
     invalidity_date: Option<i64>,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
-        "UPDATE certificates SET revoked_at = ?, revocation_reason_code = ?, invalidity_date = ?
-         WHERE card_id = ? AND revoked_at IS NULL",
+        "UPDATE certificates SET revoked_at = $1, revocation_reason_code = $2, invalidity_date = $3
+         WHERE card_id = $4 AND revoked_at IS NULL",
     )
     .bind(now)
     .bind(i64::from(reason_code))
@@ -890,13 +843,10 @@ pub struct RevokedRow {
 }
 
 /// Every revoked certificate that has not yet expired (what the CRL must list).
-pub async fn revoked_unexpired(
-    conn: &mut SqliteConnection,
-    now: i64,
-) -> Result<Vec<RevokedRow>, StoreError> {
+pub async fn revoked_unexpired(conn: &mut Conn, now: i64) -> Result<Vec<RevokedRow>, StoreError> {
     let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT serial, revoked_at, revocation_reason_code, invalidity_date FROM certificates
-         WHERE revoked_at IS NOT NULL AND not_after > ? ORDER BY revoked_at, serial",
+         WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at, serial",
     )
     .bind(now)
     .fetch_all(conn)
@@ -938,14 +888,10 @@ pub struct CodeRow {
 }
 
 /// Stores a new code.
-pub async fn insert_code(
-    conn: &mut SqliteConnection,
-    c: &CodeRow,
-    now: i64,
-) -> Result<(), StoreError> {
+pub async fn insert_code(conn: &mut Conn, c: &CodeRow, now: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO one_time_codes (id, kind, card_id, secret_hash, created_by, created_at, expires_at, used_at, failed_attempts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0)",
     )
     .bind(&c.id)
     .bind(&c.kind)
@@ -960,7 +906,7 @@ pub async fn insert_code(
 }
 
 /// Finds a code by its public id.
-pub async fn code(conn: &mut SqliteConnection, id: &str) -> Result<Option<CodeRow>, StoreError> {
+pub async fn code(conn: &mut Conn, id: &str) -> Result<Option<CodeRow>, StoreError> {
     type CodeTuple = (
         String,
         String,
@@ -972,7 +918,7 @@ pub async fn code(conn: &mut SqliteConnection, id: &str) -> Result<Option<CodeRo
         i64,
     );
     let row: Option<CodeTuple> = sqlx::query_as(
-        "SELECT id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts FROM one_time_codes WHERE id = ?",
+        "SELECT id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts FROM one_time_codes WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -990,9 +936,9 @@ pub async fn code(conn: &mut SqliteConnection, id: &str) -> Result<Option<CodeRo
 }
 
 /// Counts a wrong guess against a code; returns the new count.
-pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Result<i64, StoreError> {
+pub async fn record_code_failure(conn: &mut Conn, id: &str) -> Result<i64, StoreError> {
     let row: (i64,) = sqlx::query_as(
-        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+        "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE id = $1 RETURNING failed_attempts",
     )
     .bind(id)
     .fetch_one(conn)
@@ -1003,14 +949,14 @@ pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Resul
 /// Consumes a code: succeeds for exactly one caller, and only while it is unused, unexpired and
 /// under the guess limit.
 pub async fn consume_code(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     now: i64,
     max_failures: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE one_time_codes SET used_at = ?2
-         WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND failed_attempts < ?3",
+        "UPDATE one_time_codes SET used_at = $2
+         WHERE id = $1 AND used_at IS NULL AND expires_at > $2 AND failed_attempts < $3",
     )
     .bind(id)
     .bind(now)
@@ -1022,12 +968,12 @@ pub async fn consume_code(
 
 /// Voids every unused code of a kind for a card (a new activation replaces the old one).
 pub async fn void_codes(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     kind: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE one_time_codes SET expires_at = ?3 WHERE card_id = ?1 AND kind = ?2 AND used_at IS NULL AND expires_at > ?3")
+    sqlx::query("UPDATE one_time_codes SET expires_at = $3 WHERE card_id = $1 AND kind = $2 AND used_at IS NULL AND expires_at > $3")
         .bind(card_id)
         .bind(kind)
         .bind(now)
@@ -1038,7 +984,7 @@ pub async fn void_codes(
 
 /// Stores a challenge.
 pub async fn insert_challenge(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     purpose: &str,
     uid: &str,
@@ -1046,7 +992,7 @@ pub async fn insert_challenge(
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO challenges (id, purpose, uid, nonce, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO challenges (id, purpose, uid, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(purpose)
         .bind(uid)
@@ -1074,14 +1020,14 @@ pub enum ChallengeUse {
 /// Consumes a challenge atomically: one conditional `UPDATE … RETURNING`, so of two concurrent
 /// callers exactly one gets [`ChallengeUse::Consumed`].
 pub async fn consume_challenge(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     purpose: &str,
     uid: &str,
     now: i64,
 ) -> Result<ChallengeUse, StoreError> {
     let consumed: Option<(String,)> = sqlx::query_as(
-        "UPDATE challenges SET used_at = ?4 WHERE id = ?1 AND purpose = ?2 AND uid = ?3 AND used_at IS NULL AND expires_at > ?4
+        "UPDATE challenges SET used_at = $4 WHERE id = $1 AND purpose = $2 AND uid = $3 AND used_at IS NULL AND expires_at > $4
          RETURNING nonce",
     )
     .bind(id)
@@ -1094,7 +1040,7 @@ pub async fn consume_challenge(
         return Ok(ChallengeUse::Consumed(nonce));
     }
     let row: Option<(Option<i64>, i64)> = sqlx::query_as(
-        "SELECT used_at, expires_at FROM challenges WHERE id = ? AND purpose = ? AND uid = ?",
+        "SELECT used_at, expires_at FROM challenges WHERE id = $1 AND purpose = $2 AND uid = $3",
     )
     .bind(id)
     .bind(purpose)
@@ -1110,14 +1056,14 @@ pub async fn consume_challenge(
 
 /// Stores an RA session (by the hash of its token).
 pub async fn insert_ra_session(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token_hash: &[u8],
     uid: &str,
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO ra_sessions (token_hash, uid, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO ra_sessions (token_hash, uid, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(token_hash)
     .bind(uid)
@@ -1130,12 +1076,12 @@ pub async fn insert_ra_session(
 
 /// The UID of a live RA session.
 pub async fn ra_session(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token_hash: &[u8],
     now: i64,
 ) -> Result<Option<String>, StoreError> {
     let row: Option<(String,)> =
-        sqlx::query_as("SELECT uid FROM ra_sessions WHERE token_hash = ? AND expires_at > ?")
+        sqlx::query_as("SELECT uid FROM ra_sessions WHERE token_hash = $1 AND expires_at > $2")
             .bind(token_hash)
             .bind(now)
             .fetch_optional(conn)
@@ -1144,8 +1090,8 @@ pub async fn ra_session(
 }
 
 /// Ends every RA session of a person (their card was cancelled); returns how many.
-pub async fn end_ra_sessions_of(conn: &mut SqliteConnection, uid: &str) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM ra_sessions WHERE uid = ?")
+pub async fn end_ra_sessions_of(conn: &mut Conn, uid: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM ra_sessions WHERE uid = $1")
         .bind(uid)
         .execute(conn)
         .await?;
@@ -1168,9 +1114,9 @@ pub struct CrlRow {
 }
 
 /// Stores (replaces) the CRL of an issuer.
-pub async fn put_crl(conn: &mut SqliteConnection, c: &CrlRow) -> Result<(), StoreError> {
+pub async fn put_crl(conn: &mut Conn, c: &CrlRow) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO crls (issuer, crl_number, der, this_update, next_update) VALUES (?, ?, ?, ?, ?)
+        "INSERT INTO crls (issuer, crl_number, der, this_update, next_update) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT(issuer) DO UPDATE SET crl_number = excluded.crl_number, der = excluded.der,
              this_update = excluded.this_update, next_update = excluded.next_update",
     )
@@ -1185,9 +1131,9 @@ pub async fn put_crl(conn: &mut SqliteConnection, c: &CrlRow) -> Result<(), Stor
 }
 
 /// The current CRL of an issuer.
-pub async fn crl(conn: &mut SqliteConnection, issuer: &str) -> Result<Option<CrlRow>, StoreError> {
+pub async fn crl(conn: &mut Conn, issuer: &str) -> Result<Option<CrlRow>, StoreError> {
     let row: Option<(String, i64, Vec<u8>, i64, i64)> = sqlx::query_as(
-        "SELECT issuer, crl_number, der, this_update, next_update FROM crls WHERE issuer = ?",
+        "SELECT issuer, crl_number, der, this_update, next_update FROM crls WHERE issuer = $1",
     )
     .bind(issuer)
     .fetch_optional(conn)
@@ -1210,7 +1156,7 @@ mod tests {
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("vsc.db")).await.expect("open");
+        let store = crate::test_store(dir.path()).await;
         (dir, store)
     }
 

@@ -2,17 +2,17 @@
 //! (with their single-use state changes), per-card sign-in failures (counted in a window) and
 //! blocks, and sessions.
 
-use sqlx::SqliteConnection;
+use crate::Conn;
 
 use crate::StoreError;
 
 /// Records the device's channel key (SPKI DER), replacing an earlier one.
 pub async fn set_device_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     device_id: &str,
     spki: &[u8],
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE devices SET public_key = ? WHERE device_id = ?")
+    sqlx::query("UPDATE devices SET public_key = $1 WHERE device_id = $2")
         .bind(spki)
         .bind(device_id)
         .execute(conn)
@@ -22,11 +22,11 @@ pub async fn set_device_key(
 
 /// The device's channel key and its person.
 pub async fn device_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     device_id: &str,
 ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
     let row: Option<(Option<Vec<u8>>, String)> =
-        sqlx::query_as("SELECT public_key, uid FROM devices WHERE device_id = ?")
+        sqlx::query_as("SELECT public_key, uid FROM devices WHERE device_id = $1")
             .bind(device_id)
             .fetch_optional(conn)
             .await?;
@@ -35,13 +35,13 @@ pub async fn device_key(
 
 /// Stores a device token (by hash).
 pub async fn insert_device_token(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token_hash: &[u8],
     device_id: &str,
     now: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO device_tokens (token_hash, device_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO device_tokens (token_hash, device_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(token_hash)
         .bind(device_id)
         .bind(now)
@@ -49,7 +49,7 @@ pub async fn insert_device_token(
         .execute(&mut *conn)
         .await?;
     // Expired tokens are useless; dropping them here keeps the table small without a sweeper.
-    sqlx::query("DELETE FROM device_tokens WHERE expires_at <= ?")
+    sqlx::query("DELETE FROM device_tokens WHERE expires_at <= $1")
         .bind(now)
         .execute(conn)
         .await?;
@@ -58,12 +58,12 @@ pub async fn insert_device_token(
 
 /// The device a live token belongs to.
 pub async fn device_for_token(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     token_hash: &[u8],
     now: i64,
 ) -> Result<Option<String>, StoreError> {
     let row: Option<(String,)> = sqlx::query_as(
-        "SELECT device_id FROM device_tokens WHERE token_hash = ? AND expires_at > ?",
+        "SELECT device_id FROM device_tokens WHERE token_hash = $1 AND expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
@@ -150,12 +150,9 @@ fn request_from(t: RequestTuple) -> AuthRequestRow {
 }
 
 /// Stores a new request.
-pub async fn insert_auth_request(
-    conn: &mut SqliteConnection,
-    r: &AuthRequestRow,
-) -> Result<(), StoreError> {
+pub async fn insert_auth_request(conn: &mut Conn, r: &AuthRequestRow) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO auth_requests ({REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO auth_requests ({REQUEST_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )))
     .bind(&r.id)
     .bind(&r.card_id)
@@ -178,12 +175,9 @@ pub async fn insert_auth_request(
 }
 
 /// Finds a request.
-pub async fn auth_request(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<AuthRequestRow>, StoreError> {
+pub async fn auth_request(conn: &mut Conn, id: &str) -> Result<Option<AuthRequestRow>, StoreError> {
     let row: Option<RequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = ?"
+        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -193,12 +187,12 @@ pub async fn auth_request(
 
 /// A card's pending, unexpired requests, oldest first.
 pub async fn open_requests_for_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
 ) -> Result<Vec<AuthRequestRow>, StoreError> {
     let rows: Vec<RequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at, id"
+        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE card_id = $1 AND state = 'pending' AND expires_at > $2 ORDER BY created_at, id"
     )))
     .bind(card_id)
     .bind(now)
@@ -208,13 +202,9 @@ pub async fn open_requests_for_card(
 }
 
 /// Requests made for a card since `since` (for the per-window cap).
-pub async fn requests_since(
-    conn: &mut SqliteConnection,
-    card_id: &str,
-    since: i64,
-) -> Result<i64, StoreError> {
+pub async fn requests_since(conn: &mut Conn, card_id: &str, since: i64) -> Result<i64, StoreError> {
     let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM auth_requests WHERE card_id = ? AND created_at > ?")
+        sqlx::query_as("SELECT COUNT(*) FROM auth_requests WHERE card_id = $1 AND created_at > $2")
             .bind(card_id)
             .bind(since)
             .fetch_one(conn)
@@ -224,13 +214,13 @@ pub async fn requests_since(
 
 /// Moves a pending, unexpired request to `to`. Exactly one caller wins.
 pub async fn decide_request(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     to: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE auth_requests SET state = ?2, decided_at = ?3 WHERE id = ?1 AND state = 'pending' AND expires_at > ?3",
+        "UPDATE auth_requests SET state = $2, decided_at = $3 WHERE id = $1 AND state = 'pending' AND expires_at > $3",
     )
     .bind(id)
     .bind(to)
@@ -241,9 +231,9 @@ pub async fn decide_request(
 }
 
 /// Moves an approved request to `collected` (its session is created once). Exactly one caller wins.
-pub async fn collect_request(conn: &mut SqliteConnection, id: &str) -> Result<bool, StoreError> {
+pub async fn collect_request(conn: &mut Conn, id: &str) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE auth_requests SET state = 'collected' WHERE id = ? AND state = 'approved'",
+        "UPDATE auth_requests SET state = 'collected' WHERE id = $1 AND state = 'approved'",
     )
     .bind(id)
     .execute(conn)
@@ -253,12 +243,9 @@ pub async fn collect_request(conn: &mut SqliteConnection, id: &str) -> Result<bo
 
 /// Marks an approved request that can no longer be collected (its card was cancelled or locked
 /// after the approval) as `failed`, so the agent sees a final state.
-pub async fn fail_approved_request(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<bool, StoreError> {
+pub async fn fail_approved_request(conn: &mut Conn, id: &str) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE auth_requests SET state = 'failed' WHERE id = ? AND state = 'approved'",
+        "UPDATE auth_requests SET state = 'failed' WHERE id = $1 AND state = 'approved'",
     )
     .bind(id)
     .execute(conn)
@@ -273,19 +260,19 @@ pub async fn fail_approved_request(
 /// `window_start` can never count again and are dropped here, which keeps the table small.
 /// Run it in the transaction that decides the request, so the count and the lock agree.
 pub async fn record_card_failure(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     request_id: &str,
     now: i64,
     window_start: i64,
 ) -> Result<i64, StoreError> {
-    sqlx::query("INSERT INTO signin_failures (card_id, request_id, at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO signin_failures (card_id, request_id, at) VALUES ($1, $2, $3)")
         .bind(card_id)
         .bind(request_id)
         .bind(now)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM signin_failures WHERE card_id = ? AND at <= ?")
+    sqlx::query("DELETE FROM signin_failures WHERE card_id = $1 AND at <= $2")
         .bind(card_id)
         .bind(window_start)
         .execute(&mut *conn)
@@ -295,12 +282,12 @@ pub async fn record_card_failure(
 
 /// How many sign-in failures a card has had after `since`.
 pub async fn card_failures_since(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     since: i64,
 ) -> Result<i64, StoreError> {
     let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM signin_failures WHERE card_id = ? AND at > ?")
+        sqlx::query_as("SELECT COUNT(*) FROM signin_failures WHERE card_id = $1 AND at > $2")
             .bind(card_id)
             .bind(since)
             .fetch_one(conn)
@@ -309,17 +296,14 @@ pub async fn card_failures_since(
 }
 
 /// Forgets a card's sign-in failures (after an RA unlock: the card starts afresh).
-pub async fn reset_card_failures(
-    conn: &mut SqliteConnection,
-    card_id: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM signin_failures WHERE card_id = ?")
+pub async fn reset_card_failures(conn: &mut Conn, card_id: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM signin_failures WHERE card_id = $1")
         .bind(card_id)
         .execute(&mut *conn)
         .await?;
     // The per-card counter of earlier releases, no longer used for the lock.
     sqlx::query(
-        "UPDATE cards SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures <> 0",
+        "UPDATE cards SET consecutive_failures = 0 WHERE id = $1 AND consecutive_failures <> 0",
     )
     .bind(card_id)
     .execute(conn)
@@ -329,11 +313,11 @@ pub async fn reset_card_failures(
 
 /// Blocks new requests to a card until `until` (after "I didn't do this").
 pub async fn block_card_until(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     until: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cards SET blocked_until = ? WHERE id = ?")
+    sqlx::query("UPDATE cards SET blocked_until = $1 WHERE id = $2")
         .bind(until)
         .bind(card_id)
         .execute(conn)
@@ -342,12 +326,9 @@ pub async fn block_card_until(
 }
 
 /// A card's failure count and block.
-pub async fn card_guard(
-    conn: &mut SqliteConnection,
-    card_id: &str,
-) -> Result<(i64, Option<i64>), StoreError> {
+pub async fn card_guard(conn: &mut Conn, card_id: &str) -> Result<(i64, Option<i64>), StoreError> {
     Ok(
-        sqlx::query_as("SELECT consecutive_failures, blocked_until FROM cards WHERE id = ?")
+        sqlx::query_as("SELECT consecutive_failures, blocked_until FROM cards WHERE id = $1")
             .bind(card_id)
             .fetch_one(conn)
             .await?,
@@ -355,12 +336,9 @@ pub async fn card_guard(
 }
 
 /// An organisation's session timeouts (idle, absolute), seconds.
-pub async fn session_limits(
-    conn: &mut SqliteConnection,
-    ods: &str,
-) -> Result<Option<(i64, i64)>, StoreError> {
+pub async fn session_limits(conn: &mut Conn, ods: &str) -> Result<Option<(i64, i64)>, StoreError> {
     Ok(sqlx::query_as(
-        "SELECT session_idle_seconds, session_max_seconds FROM organisations WHERE ods_code = ?",
+        "SELECT session_idle_seconds, session_max_seconds FROM organisations WHERE ods_code = $1",
     )
     .bind(ods)
     .fetch_optional(conn)
@@ -369,12 +347,12 @@ pub async fn session_limits(
 
 /// Sets an organisation's session timeouts.
 pub async fn set_session_limits(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ods: &str,
     idle: i64,
     max: i64,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE organisations SET session_idle_seconds = ?, session_max_seconds = ? WHERE ods_code = ?")
+    let done = sqlx::query("UPDATE organisations SET session_idle_seconds = $1, session_max_seconds = $2 WHERE ods_code = $3")
         .bind(idle)
         .bind(max)
         .bind(ods)
@@ -451,9 +429,9 @@ fn session_from(t: SessionTuple) -> SessionRow {
 }
 
 /// Stores a session.
-pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Result<(), StoreError> {
+pub async fn insert_session(conn: &mut Conn, s: &SessionRow) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     )))
     .bind(&s.id)
     .bind(&s.ticket_hash)
@@ -475,11 +453,11 @@ pub async fn insert_session(conn: &mut SqliteConnection, s: &SessionRow) -> Resu
 
 /// Finds a session by its ticket's hash.
 pub async fn session_by_ticket(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ticket_hash: &[u8],
 ) -> Result<Option<SessionRow>, StoreError> {
     let row: Option<SessionTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE ticket_hash = ?"
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE ticket_hash = $1"
     )))
     .bind(ticket_hash)
     .fetch_optional(conn)
@@ -488,14 +466,10 @@ pub async fn session_by_ticket(
 }
 
 /// Records use of a live session (moving its idle deadline). `false` if it has ended or timed out.
-pub async fn touch_session(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
+pub async fn touch_session(conn: &mut Conn, id: &str, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE sessions SET last_used = ?2
-         WHERE id = ?1 AND ended_at IS NULL AND expires_at > ?2 AND last_used + idle_seconds > ?2",
+        "UPDATE sessions SET last_used = $2
+         WHERE id = $1 AND ended_at IS NULL AND expires_at > $2 AND last_used + idle_seconds > $2",
     )
     .bind(id)
     .bind(now)
@@ -506,27 +480,28 @@ pub async fn touch_session(
 
 /// Selects the session's role; `false` if the session has ended meanwhile.
 pub async fn set_session_position(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     position_id: &str,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE sessions SET position_id = ? WHERE id = ? AND ended_at IS NULL")
-        .bind(position_id)
-        .bind(id)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("UPDATE sessions SET position_id = $1 WHERE id = $2 AND ended_at IS NULL")
+            .bind(position_id)
+            .bind(id)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Ends a session; `false` if it had already ended.
 pub async fn end_session(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     now: i64,
     reason: &str,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+        "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
     )
     .bind(now)
     .bind(reason)
@@ -538,13 +513,13 @@ pub async fn end_session(
 
 /// Ends every live session of a card with `reason` and returns their ids (for the audit log).
 pub async fn end_live_sessions_of_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
     reason: &str,
 ) -> Result<Vec<String>, StoreError> {
     let ids: Vec<(String,)> = sqlx::query_as(
-        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE card_id = ? AND ended_at IS NULL RETURNING id",
+        "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE card_id = $3 AND ended_at IS NULL RETURNING id",
     )
     .bind(now)
     .bind(reason)
@@ -558,13 +533,13 @@ pub async fn end_live_sessions_of_card(
 
 /// Ends every live session of a card (cancellation, lock).
 pub async fn end_sessions_of_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
     reason: &str,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
-        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE card_id = ? AND ended_at IS NULL",
+        "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE card_id = $3 AND ended_at IS NULL",
     )
     .bind(now)
     .bind(reason)

@@ -1,7 +1,7 @@
 //! Typed queries for signing requests (EPS prescriptions signed on the phone): one row per
 //! request, its items as JSON, and a single-use state change from `pending` to a decision.
 
-use sqlx::SqliteConnection;
+use crate::Conn;
 
 use crate::StoreError;
 
@@ -77,9 +77,9 @@ fn from_tuple(t: Tuple) -> SigningRequestRow {
 }
 
 /// Stores a new request.
-pub async fn insert(conn: &mut SqliteConnection, r: &SigningRequestRow) -> Result<(), StoreError> {
+pub async fn insert(conn: &mut Conn, r: &SigningRequestRow) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO signing_requests ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO signing_requests ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )))
     .bind(&r.id)
     .bind(&r.card_id)
@@ -101,12 +101,9 @@ pub async fn insert(conn: &mut SqliteConnection, r: &SigningRequestRow) -> Resul
 }
 
 /// One request.
-pub async fn get(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<SigningRequestRow>, StoreError> {
+pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<SigningRequestRow>, StoreError> {
     let row: Option<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM signing_requests WHERE id = ?"
+        "SELECT {COLUMNS} FROM signing_requests WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -116,13 +113,13 @@ pub async fn get(
 
 /// The card's requests still waiting for the phone at `now`, from sessions that are still live.
 pub async fn open_for_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     now: i64,
 ) -> Result<Vec<SigningRequestRow>, StoreError> {
     let rows: Vec<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM signing_requests WHERE card_id = ?1 AND state = 'pending' AND expires_at > ?2 \
-         AND session_id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at > ?2) \
+        "SELECT {COLUMNS} FROM signing_requests WHERE card_id = $1 AND state = 'pending' AND expires_at > $2 \
+         AND session_id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at > $2) \
          ORDER BY created_at"
     )))
     .bind(card_id)
@@ -136,14 +133,14 @@ pub async fn open_for_card(
 /// (`cards = true`) or prescriptions and prepared signatures, counted apart so that a busy
 /// smartcard cannot hold up prescribing, nor the reverse.
 pub async fn count_open_for_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     cards: bool,
     now: i64,
 ) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM signing_requests WHERE card_id = ? AND state = 'pending' AND expires_at > ? \
-         AND (kind = 'card') = ?",
+        "SELECT COUNT(*) FROM signing_requests WHERE card_id = $1 AND state = 'pending' AND expires_at > $2 \
+         AND (kind = 'card') = $3",
     )
     .bind(card_id)
     .bind(now)
@@ -156,15 +153,15 @@ pub async fn count_open_for_card(
 /// Moves a pending, unexpired request to `to` with its outcome. Returns whether this call did
 /// it: of any number of concurrent answers exactly one wins.
 pub async fn decide(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     to: &str,
     outcome: Option<&str>,
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE signing_requests SET state = ?2, outcome = ?3, decided_at = ?4 \
-         WHERE id = ?1 AND state = 'pending' AND expires_at > ?4",
+        "UPDATE signing_requests SET state = $2, outcome = $3, decided_at = $4 \
+         WHERE id = $1 AND state = 'pending' AND expires_at > $4",
     )
     .bind(id)
     .bind(to)
@@ -177,11 +174,11 @@ pub async fn decide(
 
 /// The card's PIN hash (Argon2id PHC string, if set) and its consecutive wrong PINs.
 pub async fn card_pin(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
 ) -> Result<Option<(Option<String>, i64)>, StoreError> {
     Ok(
-        sqlx::query_as("SELECT pin_hash, pin_failures FROM cards WHERE id = ?")
+        sqlx::query_as("SELECT pin_hash, pin_failures FROM cards WHERE id = $1")
             .bind(card_id)
             .fetch_optional(conn)
             .await?,
@@ -190,17 +187,17 @@ pub async fn card_pin(
 
 /// Sets the card's PIN hash, clears its wrong-PIN count and every session's verified PIN.
 pub async fn set_card_pin(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     pin_hash: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cards SET pin_hash = ?, pin_failures = 0 WHERE id = ?")
+    sqlx::query("UPDATE cards SET pin_hash = $1, pin_failures = 0 WHERE id = $2")
         .bind(pin_hash)
         .bind(card_id)
         .execute(&mut *conn)
         .await?;
     // A new PIN must be proven again in every session.
-    sqlx::query("UPDATE sessions SET card_pin_verified_at = NULL WHERE card_id = ?")
+    sqlx::query("UPDATE sessions SET card_pin_verified_at = NULL WHERE card_id = $1")
         .bind(card_id)
         .execute(conn)
         .await?;
@@ -208,12 +205,9 @@ pub async fn set_card_pin(
 }
 
 /// Counts a wrong PIN; returns the new count.
-pub async fn record_pin_failure(
-    conn: &mut SqliteConnection,
-    card_id: &str,
-) -> Result<i64, StoreError> {
+pub async fn record_pin_failure(conn: &mut Conn, card_id: &str) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "UPDATE cards SET pin_failures = pin_failures + 1 WHERE id = ? RETURNING pin_failures",
+        "UPDATE cards SET pin_failures = pin_failures + 1 WHERE id = $1 RETURNING pin_failures",
     )
     .bind(card_id)
     .fetch_one(conn)
@@ -222,11 +216,8 @@ pub async fn record_pin_failure(
 }
 
 /// Clears the wrong-PIN count (a right PIN, or an RA unlock).
-pub async fn reset_pin_failures(
-    conn: &mut SqliteConnection,
-    card_id: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE cards SET pin_failures = 0 WHERE id = ? AND pin_failures <> 0")
+pub async fn reset_pin_failures(conn: &mut Conn, card_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET pin_failures = 0 WHERE id = $1 AND pin_failures <> 0")
         .bind(card_id)
         .execute(conn)
         .await?;
@@ -235,11 +226,11 @@ pub async fn reset_pin_failures(
 
 /// Records that the card PIN was verified (`Some(now)`) or failed (`None`) in a session.
 pub async fn set_session_pin_verified(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session_id: &str,
     at: Option<i64>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sessions SET card_pin_verified_at = ? WHERE id = ?")
+    sqlx::query("UPDATE sessions SET card_pin_verified_at = $1 WHERE id = $2")
         .bind(at)
         .bind(session_id)
         .execute(conn)
@@ -248,12 +239,9 @@ pub async fn set_session_pin_verified(
 }
 
 /// Whether the card PIN has been verified in a session (and not failed since).
-pub async fn session_pin_verified(
-    conn: &mut SqliteConnection,
-    session_id: &str,
-) -> Result<bool, StoreError> {
+pub async fn session_pin_verified(conn: &mut Conn, session_id: &str) -> Result<bool, StoreError> {
     let row: Option<(Option<i64>,)> =
-        sqlx::query_as("SELECT card_pin_verified_at FROM sessions WHERE id = ?")
+        sqlx::query_as("SELECT card_pin_verified_at FROM sessions WHERE id = $1")
             .bind(session_id)
             .fetch_optional(conn)
             .await?;
@@ -262,11 +250,11 @@ pub async fn session_pin_verified(
 
 /// Stores the SHA-256 of a session's agent key.
 pub async fn set_session_agent_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session_id: &str,
     key_hash: &[u8],
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sessions SET agent_key_hash = ? WHERE id = ?")
+    sqlx::query("UPDATE sessions SET agent_key_hash = $1 WHERE id = $2")
         .bind(key_hash)
         .bind(session_id)
         .execute(conn)
@@ -276,11 +264,11 @@ pub async fn set_session_agent_key(
 
 /// The SHA-256 of a session's agent key, if it has one.
 pub async fn session_agent_key_hash(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session_id: &str,
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let row: Option<(Option<Vec<u8>>,)> =
-        sqlx::query_as("SELECT agent_key_hash FROM sessions WHERE id = ?")
+        sqlx::query_as("SELECT agent_key_hash FROM sessions WHERE id = $1")
             .bind(session_id)
             .fetch_optional(conn)
             .await?;
@@ -290,15 +278,15 @@ pub async fn session_agent_key_hash(
 /// Whether a session is live at `now`: not ended, not past its absolute expiry and not idle for
 /// its idle timeout or longer (the same rule as `signin::touch_session`).
 pub async fn session_is_live(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session_id: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
     // The idle timeout counts as much as the absolute one: a session nobody used for longer
     // than its idle timeout is over, even if no request has ended it yet.
     let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM sessions WHERE id = ?1 AND ended_at IS NULL AND expires_at > ?2
-         AND last_used + idle_seconds > ?2",
+        "SELECT 1 FROM sessions WHERE id = $1 AND ended_at IS NULL AND expires_at > $2
+         AND last_used + idle_seconds > $2",
     )
     .bind(session_id)
     .bind(now)

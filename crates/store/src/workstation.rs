@@ -6,7 +6,7 @@
 //! name a card; they follow the same rules (hashed secret, expiry, single use by one
 //! conditional update, counted wrong guesses).
 
-use sqlx::SqliteConnection;
+use crate::Conn;
 
 use crate::StoreError;
 
@@ -46,13 +46,10 @@ type CodeTuple = (
 );
 
 /// Stores a new registration code.
-pub async fn insert_code(
-    conn: &mut SqliteConnection,
-    c: &WorkstationCodeRow,
-) -> Result<(), StoreError> {
+pub async fn insert_code(conn: &mut Conn, c: &WorkstationCodeRow) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO workstation_codes (id, secret_hash, ods_code, name, created_by, created_at, expires_at, used_at, failed_attempts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0)",
     )
     .bind(&c.id)
     .bind(&c.secret_hash)
@@ -67,13 +64,10 @@ pub async fn insert_code(
 }
 
 /// Finds a registration code by its public id.
-pub async fn code(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<WorkstationCodeRow>, StoreError> {
+pub async fn code(conn: &mut Conn, id: &str) -> Result<Option<WorkstationCodeRow>, StoreError> {
     let row: Option<CodeTuple> = sqlx::query_as(
         "SELECT id, secret_hash, ods_code, name, created_by, created_at, expires_at, used_at, failed_attempts
-         FROM workstation_codes WHERE id = ?",
+         FROM workstation_codes WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -92,9 +86,9 @@ pub async fn code(
 }
 
 /// Counts a wrong guess against a code; returns the new count.
-pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Result<i64, StoreError> {
+pub async fn record_code_failure(conn: &mut Conn, id: &str) -> Result<i64, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "UPDATE workstation_codes SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+        "UPDATE workstation_codes SET failed_attempts = failed_attempts + 1 WHERE id = $1 RETURNING failed_attempts",
     )
     .bind(id)
     .fetch_one(conn)
@@ -105,15 +99,15 @@ pub async fn record_code_failure(conn: &mut SqliteConnection, id: &str) -> Resul
 /// Consumes a code for `workstation_id`: succeeds for exactly one caller, and only while the
 /// code is unused, unexpired and under the guess limit.
 pub async fn consume_code(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     workstation_id: &str,
     now: i64,
     max_failures: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE workstation_codes SET used_at = ?2, workstation_id = ?3
-         WHERE id = ?1 AND used_at IS NULL AND expires_at > ?2 AND failed_attempts < ?4",
+        "UPDATE workstation_codes SET used_at = $2, workstation_id = $3
+         WHERE id = $1 AND used_at IS NULL AND expires_at > $2 AND failed_attempts < $4",
     )
     .bind(id)
     .bind(now)
@@ -197,9 +191,9 @@ fn from_tuple(t: WorkstationTuple) -> WorkstationRow {
 }
 
 /// Stores a newly registered workstation.
-pub async fn insert(conn: &mut SqliteConnection, w: &WorkstationRow) -> Result<(), StoreError> {
+pub async fn insert(conn: &mut Conn, w: &WorkstationRow) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO workstations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO workstations ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )))
     .bind(&w.id)
     .bind(&w.ods_code)
@@ -221,12 +215,9 @@ pub async fn insert(conn: &mut SqliteConnection, w: &WorkstationRow) -> Result<(
 }
 
 /// Finds a workstation by registration id.
-pub async fn workstation(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<WorkstationRow>, StoreError> {
+pub async fn workstation(conn: &mut Conn, id: &str) -> Result<Option<WorkstationRow>, StoreError> {
     let row: Option<WorkstationTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM workstations WHERE id = ?"
+        "SELECT {COLUMNS} FROM workstations WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
@@ -235,13 +226,9 @@ pub async fn workstation(
 }
 
 /// Whether an active workstation of `ods` already has `name` (names compare without case).
-pub async fn active_name_taken(
-    conn: &mut SqliteConnection,
-    ods: &str,
-    name: &str,
-) -> Result<bool, StoreError> {
+pub async fn active_name_taken(conn: &mut Conn, ods: &str, name: &str) -> Result<bool, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM workstations WHERE ods_code = ? AND name = ? COLLATE NOCASE AND state = 'active'",
+        "SELECT COUNT(*) FROM workstations WHERE ods_code = $1 AND lower(name) = lower($2) AND state = 'active'",
     )
     .bind(ods)
     .bind(name)
@@ -251,12 +238,9 @@ pub async fn active_name_taken(
 }
 
 /// The workstations of an organisation (every one with `None`), newest first.
-pub async fn list(
-    conn: &mut SqliteConnection,
-    ods: Option<&str>,
-) -> Result<Vec<WorkstationRow>, StoreError> {
+pub async fn list(conn: &mut Conn, ods: Option<&str>) -> Result<Vec<WorkstationRow>, StoreError> {
     let rows: Vec<WorkstationTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM workstations WHERE ?1 IS NULL OR ods_code = ?1 ORDER BY created_at DESC, id"
+        "SELECT {COLUMNS} FROM workstations WHERE $1 IS NULL OR ods_code = $1 ORDER BY created_at DESC, id"
     )))
     .bind(ods)
     .fetch_all(conn)
@@ -265,14 +249,9 @@ pub async fn list(
 }
 
 /// Revokes an active workstation; `false` if it was not active.
-pub async fn revoke(
-    conn: &mut SqliteConnection,
-    id: &str,
-    by: &str,
-    now: i64,
-) -> Result<bool, StoreError> {
+pub async fn revoke(conn: &mut Conn, id: &str, by: &str, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE workstations SET state = 'revoked', revoked_at = ?3, revoked_by = ?2 WHERE id = ?1 AND state = 'active'",
+        "UPDATE workstations SET state = 'revoked', revoked_at = $3, revoked_by = $2 WHERE id = $1 AND state = 'active'",
     )
     .bind(id)
     .bind(by)
@@ -284,13 +263,13 @@ pub async fn revoke(
 
 /// Ends the live sessions opened from a workstation (it was revoked); returns how many.
 pub async fn end_sessions_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     workstation_id: &str,
     now: i64,
     reason: &str,
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
-        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE workstation_id = ? AND ended_at IS NULL",
+        "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE workstation_id = $3 AND ended_at IS NULL",
     )
     .bind(now)
     .bind(reason)
@@ -302,29 +281,26 @@ pub async fn end_sessions_of(
 
 /// Whether an organisation lets unregistered workstations open sign-in requests for its cards
 /// (`None`: no such organisation).
-pub async fn allows_unregistered(
-    conn: &mut SqliteConnection,
-    ods: &str,
-) -> Result<Option<bool>, StoreError> {
-    let row: Option<(bool,)> = sqlx::query_as(
-        "SELECT allow_unregistered_workstations FROM organisations WHERE ods_code = ?",
+pub async fn allows_unregistered(conn: &mut Conn, ods: &str) -> Result<Option<bool>, StoreError> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT allow_unregistered_workstations FROM organisations WHERE ods_code = $1",
     )
     .bind(ods)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|(b,)| b))
+    Ok(row.map(|(allow,)| allow != 0))
 }
 
 /// Sets that policy; `false` if there is no such organisation.
 pub async fn set_allows_unregistered(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ods: &str,
     allow: bool,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE organisations SET allow_unregistered_workstations = ? WHERE ods_code = ?",
+        "UPDATE organisations SET allow_unregistered_workstations = $1 WHERE ods_code = $2",
     )
-    .bind(allow)
+    .bind(i64::from(allow))
     .bind(ods)
     .execute(conn)
     .await?;

@@ -1,9 +1,9 @@
-//! The real `vsc sandbox` as a child process, shared by the CLI tests.
+//! The real `vsc sandbox` and `vsc serve` as child processes, shared by the CLI tests.
 
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -105,6 +105,109 @@ impl Sandbox {
 }
 
 impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// A running `vsc serve` on a loopback port.
+pub struct Server {
+    child: Child,
+    /// Its public URL, without a trailing slash.
+    pub url: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    /// What it printed up to "Press Ctrl-C".
+    pub stdout: String,
+}
+
+impl Server {
+    /// `vsc serve --data DATA` on a free loopback port.
+    pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// The same with more arguments (e.g. `--database URL`).
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(VSC)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("vsc serve starts");
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut line = String::new();
+            assert!(
+                reader.read_line(&mut line).unwrap() > 0,
+                "server exited early:\n{seen}"
+            );
+            seen.push_str(&line);
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not start:\n{seen}");
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        let url = seen
+            .lines()
+            .find_map(|l| l.split("listening on ").nth(1))
+            .expect("listening line")
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        Server {
+            child,
+            url,
+            data: data.to_owned(),
+            stdout: seen,
+        }
+    }
+
+    /// SIGTERM, and the exit status of a graceful stop.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET `path` with curl over TLS pinned to the instance root, into `out`.
+    pub fn curl(&self, path: &str, out: &Path) {
+        let status = Command::new("curl")
+            .args(["-sSf", "--cacert"])
+            .arg(self.data.join("ca/root.pem"))
+            .arg("-o")
+            .arg(out)
+            .arg(format!("{}{path}", self.url))
+            .status()
+            .expect("curl runs");
+        assert!(
+            status.success(),
+            "GET {path} over TLS pinned to the instance root"
+        );
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }

@@ -3,8 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sqlx::SqliteConnection;
 use vsc_proto::ChallengeResponse;
+use vsc_store::Conn;
 use vsc_store::Tx;
 use vsc_store::repo::{self, ChallengeUse};
 
@@ -48,7 +48,7 @@ pub async fn issue(
 
 /// Consumes a challenge of `purpose` for `subject`; returns its nonce, or says why not.
 pub async fn consume(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     purpose: &str,
     subject: &str,

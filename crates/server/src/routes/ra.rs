@@ -39,7 +39,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
-use sqlx::SqliteConnection;
 use time::format_description::well_known::Rfc3339;
 use vsc_core::ra::{authorize, authorize_position, not_own_record};
 use vsc_core::{
@@ -52,6 +51,7 @@ use vsc_proto::{
     CreateOrganisation, CreatePerson, DecidePositionRequest, LoginRequest, LoginResponse,
     Organisation, Person, PositionRequest, RaRoleGrant, RecordIdentityCheck, RequestPosition,
 };
+use vsc_store::Conn;
 use vsc_store::Tx;
 use vsc_store::repo::{
     self, CardRow, IdentityCheckRow, OrganisationRow, PersonRow, PositionRequestRow, PositionRow,
@@ -261,7 +261,7 @@ async fn login_inner(
 }
 
 /// The SPKI of the person's valid, unrevoked authentication certificate on an active card.
-async fn active_auth_key(conn: &mut SqliteConnection, uid: &str, now: i64) -> ApiResult<Vec<u8>> {
+async fn active_auth_key(conn: &mut Conn, uid: &str, now: i64) -> ApiResult<Vec<u8>> {
     let refuse = || {
         ApiError::unauthorized(
             "no_active_card",
@@ -286,7 +286,7 @@ async fn active_auth_key(conn: &mut SqliteConnection, uid: &str, now: i64) -> Ap
     Err(refuse())
 }
 
-async fn grants_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Vec<RaGrant>> {
+async fn grants_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<RaGrant>> {
     repo::ra_roles(conn, uid)
         .await?
         .into_iter()
@@ -422,7 +422,7 @@ impl RaCaller {
     async fn allow_for_person(
         &self,
         state: &AppState,
-        conn: &mut SqliteConnection,
+        conn: &mut Conn,
         action: RaAction,
         uid: &str,
         role: Option<&RoleCode>,
@@ -607,14 +607,14 @@ fn prescribing_activities(state: &AppState) -> ApiResult<Vec<ActivityCode>> {
         .collect()
 }
 
-async fn known_person(conn: &mut SqliteConnection, uid: &Uid) -> ApiResult<()> {
+async fn known_person(conn: &mut Conn, uid: &Uid) -> ApiResult<()> {
     repo::person(conn, uid.as_str())
         .await?
         .map(|_| ())
         .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))
 }
 
-async fn known_organisation(conn: &mut SqliteConnection, ods: &OdsCode) -> ApiResult<()> {
+async fn known_organisation(conn: &mut Conn, ods: &OdsCode) -> ApiResult<()> {
     repo::organisation(conn, ods.as_str())
         .await?
         .map(|_| ())
@@ -981,7 +981,7 @@ async fn issue_card(
 async fn card_for(
     state: &AppState,
     caller: &RaCaller,
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: &str,
     action: RaAction,
 ) -> ApiResult<CardRow> {
@@ -1245,12 +1245,7 @@ fn parse_invalidity_date(
 // organisation's consent
 
 /// Checks `uid` is registered at or holds a position at `ods`.
-async fn in_organisation(
-    conn: &mut SqliteConnection,
-    uid: &Uid,
-    ods: &OdsCode,
-    what: &str,
-) -> ApiResult<()> {
+async fn in_organisation(conn: &mut Conn, uid: &Uid, ods: &OdsCode, what: &str) -> ApiResult<()> {
     if repo::person_organisations(conn, uid.as_str())
         .await?
         .iter()
@@ -1405,11 +1400,7 @@ async fn list_position_requests(
 }
 
 /// Loads a request that is still pending and unexpired.
-async fn pending_request(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: i64,
-) -> ApiResult<PositionRequestRow> {
+async fn pending_request(conn: &mut Conn, id: &str, now: i64) -> ApiResult<PositionRequestRow> {
     let r = repo::position_request(conn, id).await?.ok_or_else(|| {
         ApiError::not_found(
             "unknown_position_request",
@@ -1434,7 +1425,7 @@ async fn pending_request(
 /// Marks pending request `id` as `decision` by `caller`, inside the caller's transaction; a
 /// request decided by somebody else since it was read is a conflict, not a second decision.
 async fn record_decision(
-    tx: &mut SqliteConnection,
+    tx: &mut Conn,
     id: &str,
     decision: &str,
     caller: &RaCaller,

@@ -22,11 +22,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 use vsc_proto::signin::{
     AuthRequestOutcome, SelectRole, SessionInfo, SessionRole, TicketValidation, ValidateTicket,
 };
+use vsc_store::Conn;
 use vsc_store::repo;
 use vsc_store::signin::{self as db, AuthRequestRow, SessionRow};
 
@@ -53,7 +53,7 @@ fn ts(t: i64) -> OffsetDateTime {
 }
 
 /// The person's positions as session roles.
-async fn roles_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Vec<SessionRole>> {
+async fn roles_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<SessionRole>> {
     let mut roles = Vec::new();
     for p in repo::positions(conn, uid).await? {
         let org_name = repo::organisation(conn, &p.ods_code)
@@ -72,7 +72,7 @@ async fn roles_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Vec<Sessi
     Ok(roles)
 }
 
-async fn info(conn: &mut SqliteConnection, s: &SessionRow) -> ApiResult<SessionInfo> {
+async fn info(conn: &mut Conn, s: &SessionRow) -> ApiResult<SessionInfo> {
     let person = repo::person(conn, &s.uid)
         .await?
         .ok_or_else(|| ApiError::internal("session without person"))?;

@@ -26,7 +26,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use serde::Deserialize;
-use sqlx::SqliteConnection;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
 use vsc_core::{CardState, Uid};
@@ -36,6 +35,7 @@ use vsc_proto::signin::{
     DeclineAuthRequest, DeviceChallengeRequest, DeviceToken, DeviceTokenRequest,
     PendingAuthRequest,
 };
+use vsc_store::Conn;
 use vsc_store::repo;
 use vsc_store::signin::{self as db, AuthRequestRow};
 
@@ -109,7 +109,7 @@ fn sign_in_number(state: &AppState) -> ApiResult<u8> {
 }
 
 /// The card a sign-in for `uid` goes to: their one active card.
-async fn active_card_of(conn: &mut SqliteConnection, uid: &str) -> ApiResult<repo::CardRow> {
+async fn active_card_of(conn: &mut Conn, uid: &str) -> ApiResult<repo::CardRow> {
     let cards = repo::live_cards_of(conn, uid).await?;
     if let Some(card) = cards.iter().find(|c| c.state == CardState::Active.as_str()) {
         return Ok(card.clone());
@@ -629,10 +629,7 @@ async fn device_caller(
 }
 
 /// Cards bound to the device that can be asked to sign in.
-async fn device_cards(
-    conn: &mut SqliteConnection,
-    caller: &DeviceCaller,
-) -> ApiResult<Vec<String>> {
+async fn device_cards(conn: &mut Conn, caller: &DeviceCaller) -> ApiResult<Vec<String>> {
     Ok(repo::live_cards_of(conn, &caller.uid)
         .await?
         .into_iter()
@@ -807,7 +804,7 @@ async fn stream_still_authorised(state: &AppState, token_hash: &[u8], cards: &[S
 
 /// Loads a request the calling device may decide, with the card it is for.
 async fn request_for_device(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     caller: &DeviceCaller,
     id: &str,
     now: i64,
@@ -844,7 +841,7 @@ async fn request_for_device(
 
 /// The SPKI of a card's valid, unrevoked authentication certificate.
 pub(crate) async fn card_auth_key(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card: &repo::CardRow,
     now: i64,
 ) -> ApiResult<Vec<u8>> {

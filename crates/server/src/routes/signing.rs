@@ -24,7 +24,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::limit::RequestBodyLimitLayer;
 use vsc_core::{CardState, KeyCustody};
@@ -34,6 +33,7 @@ use vsc_proto::signing::{
     CompleteSigningRequest, CreateSigningRequest, FailedSignature, ItemSignature,
     PendingSigningRequest, SigningItem, SigningKind, SigningOutcome, SigningRequestCreated,
 };
+use vsc_store::Conn;
 use vsc_store::repo;
 use vsc_store::signing::{self as db, SigningRequestRow};
 
@@ -87,7 +87,7 @@ pub(crate) struct StoredItem {
 /// The session's card, which must be active and hold its keys on the phone; `custody_refusal`
 /// says why server-held keys will not do for this use.
 pub(crate) async fn phone_card(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &vsc_store::signin::SessionRow,
     custody_refusal: &str,
 ) -> ApiResult<repo::CardRow> {
@@ -370,7 +370,7 @@ async fn create_inner(
 
 /// The name of the workstation a session signed in from, as its agent reported it.
 pub(crate) async fn session_workstation(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     session: &vsc_store::signin::SessionRow,
 ) -> ApiResult<String> {
     Ok(
@@ -415,17 +415,13 @@ pub(crate) async fn open_request(
 }
 
 /// The card's valid, unrevoked signing certificate (DER).
-async fn signing_certificate(
-    conn: &mut SqliteConnection,
-    card_id: &str,
-    now: i64,
-) -> ApiResult<Vec<u8>> {
+async fn signing_certificate(conn: &mut Conn, card_id: &str, now: i64) -> ApiResult<Vec<u8>> {
     certificate_of(conn, card_id, "signing", now).await
 }
 
 /// The card's valid, unrevoked certificate for `usage` (DER).
 async fn certificate_of(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     card_id: &str,
     usage: &str,
     now: i64,
@@ -573,7 +569,7 @@ async fn device_pending(
 
 /// Loads a request the calling device may answer now, with its card.
 async fn request_for_device(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     caller: &DeviceCaller,
     id: &str,
     now: i64,

@@ -1,7 +1,7 @@
 //! Turning stored rows into the API's views of people and cards.
 
-use sqlx::SqliteConnection;
 use vsc_proto::{Card, CertificateSummary, IdentityCheck, Person, Position, RaRoleGrant};
+use vsc_store::Conn;
 use vsc_store::repo;
 
 use crate::error::{ApiError, ApiResult};
@@ -11,7 +11,7 @@ fn timestamp(t: i64) -> time::OffsetDateTime {
 }
 
 /// A card with its certificates.
-pub async fn card(conn: &mut SqliteConnection, row: repo::CardRow) -> ApiResult<Card> {
+pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
     let certificates = repo::certificates_of(conn, &row.id)
         .await?
         .into_iter()
@@ -34,14 +34,14 @@ pub async fn card(conn: &mut SqliteConnection, row: repo::CardRow) -> ApiResult<
 }
 
 /// Loads a card or answers `unknown_card`.
-pub async fn card_by_id(conn: &mut SqliteConnection, id: &str) -> ApiResult<repo::CardRow> {
+pub async fn card_by_id(conn: &mut Conn, id: &str) -> ApiResult<repo::CardRow> {
     repo::card(conn, id)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_card", format!("no card has id {id}")))
 }
 
 /// A person's whole profile.
-pub async fn person(conn: &mut SqliteConnection, uid: &str) -> ApiResult<Person> {
+pub async fn person(conn: &mut Conn, uid: &str) -> ApiResult<Person> {
     let p = repo::person(conn, uid)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))?;

@@ -25,7 +25,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
-use sqlx::SqliteConnection;
 use subtle::ConstantTimeEq;
 use vsc_core::{ActivationCode, RaRole};
 use vsc_proto::ChallengeResponse;
@@ -37,6 +36,7 @@ use vsc_proto::workstation::{
     EnrolWorkstation, IssueWorkstationCode, WorkstationCode, WorkstationEnrolled, WorkstationInfo,
     WorkstationPolicy,
 };
+use vsc_store::Conn;
 use vsc_store::signin::AuthRequestRow;
 use vsc_store::workstation::{self as db, WorkstationCodeRow, WorkstationRow};
 use vsc_store::{NewEvent, Outcome, Tx, repo};
@@ -571,11 +571,7 @@ async fn enrol_inner(
 }
 
 /// A registered workstation that may act now: active, certificate within its validity.
-async fn usable_workstation(
-    conn: &mut SqliteConnection,
-    id: &str,
-    now: i64,
-) -> ApiResult<WorkstationRow> {
+async fn usable_workstation(conn: &mut Conn, id: &str, now: i64) -> ApiResult<WorkstationRow> {
     let w = db::workstation(conn, id).await?.ok_or_else(|| {
         ApiError::unauthorized(
             "unknown_workstation",
@@ -720,7 +716,7 @@ pub(crate) async fn opening_context(
 /// Refuses an unregistered workstation's request unless the card's issuing organisation
 /// allows unregistered workstations.
 pub(crate) async fn check_unregistered_allowed(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     shown: &AuthContext,
     card_org: &str,
 ) -> ApiResult<()> {

@@ -14,7 +14,7 @@ const RACERS: usize = 8;
 
 async fn successes(s: &TestServer, card_id: &str) -> i64 {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM audit_events WHERE action = 'card.enrolled' AND subject = ? AND outcome = 'success'",
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'card.enrolled' AND subject = $1 AND outcome = 'success'",
     )
     .bind(card_id)
     .fetch_one(s.state.store().pool())

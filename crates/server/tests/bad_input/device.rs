@@ -132,12 +132,12 @@ async fn a_sandbox_accepts_simulated_phones() {
     )
     .await
     .expect("a sandbox accepts a simulated phone");
-    let (simulated,): (bool,) = sqlx::query_as("SELECT simulated FROM devices WHERE device_id = ?")
+    let (simulated,): (i64,) = sqlx::query_as("SELECT simulated FROM devices WHERE device_id = $1")
         .bind(phone.device_id())
         .fetch_one(s.state.store().pool())
         .await
         .expect("device row");
-    assert!(simulated);
+    assert_eq!(simulated, 1, "stored as a simulated phone");
     assert_eq!(s.card_state(&enrolled.card_id).await, "active");
     s.assert_audit_intact().await;
 }

@@ -209,6 +209,10 @@ pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let bound = listener.local_addr().expect("bound address");
     let mut config = ServerConfig::new(dir.path().join("data"), bound);
+    // The test command runs the server tests a second time on PostgreSQL (VSC_TEST_POSTGRES).
+    config.database = vsc_store::postgres::test_database()
+        .await
+        .expect("create a PostgreSQL test database");
     configure(&mut config);
     let clock = OffsetClock::default();
     let instance = vsc_server::instance::prepare(config, bound, Arc::new(clock.clone()))
@@ -700,7 +704,7 @@ impl TestServer {
 
     /// The state of a card, straight from the database.
     pub async fn card_state(&self, card_id: &str) -> String {
-        let (state,): (String,) = sqlx::query_as("SELECT state FROM cards WHERE id = ?")
+        let (state,): (String,) = sqlx::query_as("SELECT state FROM cards WHERE id = $1")
             .bind(card_id)
             .fetch_one(self.state.store().pool())
             .await
@@ -710,7 +714,7 @@ impl TestServer {
 
     /// How many certificates a card has.
     pub async fn certificate_count(&self, card_id: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM certificates WHERE card_id = ?")
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM certificates WHERE card_id = $1")
             .bind(card_id)
             .fetch_one(self.state.store().pool())
             .await
@@ -722,7 +726,7 @@ impl TestServer {
     pub async fn code_failures(&self, code: &str) -> i64 {
         let id: String = code.chars().take(8).collect();
         let (n,): (i64,) =
-            sqlx::query_as("SELECT failed_attempts FROM one_time_codes WHERE id = ?")
+            sqlx::query_as("SELECT failed_attempts FROM one_time_codes WHERE id = $1")
                 .bind(id)
                 .fetch_one(self.state.store().pool())
                 .await
@@ -734,7 +738,7 @@ impl TestServer {
     pub async fn code_used(&self, code: &str) -> bool {
         let id: String = code.chars().take(8).collect();
         let (used,): (Option<i64>,) =
-            sqlx::query_as("SELECT used_at FROM one_time_codes WHERE id = ?")
+            sqlx::query_as("SELECT used_at FROM one_time_codes WHERE id = $1")
                 .bind(id)
                 .fetch_one(self.state.store().pool())
                 .await
@@ -746,18 +750,31 @@ impl TestServer {
     pub async fn snapshot(&self) -> Snapshot {
         let pool = self.state.store().pool();
         let mut out = Snapshot::new();
+        let postgres = self.state.store().backend() == vsc_store::Backend::Postgres;
         for table in SNAPSHOT_TABLES {
-            let columns: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-            )))
-            .fetch_all(pool)
-            .await
-            .expect("table columns");
+            let columns_sql = if postgres {
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 \
+                 ORDER BY ordinal_position"
+            } else {
+                "SELECT name FROM pragma_table_info($1) ORDER BY cid"
+            };
+            let columns: Vec<(String,)> = sqlx::query_as(columns_sql)
+                .bind(*table)
+                .fetch_all(pool)
+                .await
+                .expect("table columns");
             let expr = columns
                 .iter()
                 .map(|(c,)| c.as_str())
                 .filter(|c| !(*table == "one_time_codes" && *c == "failed_attempts"))
-                .map(|c| format!("quote({c})"))
+                .map(|c| {
+                    if postgres {
+                        format!("quote_nullable({c}::text)")
+                    } else {
+                        format!("quote({c})")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" || '|' || ");
             let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -794,7 +811,7 @@ impl TestServer {
     pub async fn audit_failures(&self, action: &str) -> Vec<AuditEvent> {
         let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
             "SELECT seq, actor, subject, outcome, detail FROM audit_events
-             WHERE action = ? AND outcome = 'failure' ORDER BY seq",
+             WHERE action = $1 AND outcome = 'failure' ORDER BY seq",
         )
         .bind(action)
         .fetch_all(self.state.store().pool())
@@ -1336,7 +1353,7 @@ impl TestServer {
 
     /// A sign-in request's state, straight from the database.
     pub async fn request_state(&self, request_id: &str) -> String {
-        let (state,): (String,) = sqlx::query_as("SELECT state FROM auth_requests WHERE id = ?")
+        let (state,): (String,) = sqlx::query_as("SELECT state FROM auth_requests WHERE id = $1")
             .bind(request_id)
             .fetch_one(self.state.store().pool())
             .await
@@ -1347,11 +1364,12 @@ impl TestServer {
     /// A card's recorded sign-in failures (those still inside the failure window), straight from
     /// the database.
     pub async fn card_failures(&self, card_id: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM signin_failures WHERE card_id = ?")
-            .bind(card_id)
-            .fetch_one(self.state.store().pool())
-            .await
-            .expect("card row");
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM signin_failures WHERE card_id = $1")
+                .bind(card_id)
+                .fetch_one(self.state.store().pool())
+                .await
+                .expect("card row");
         n
     }
 
@@ -1359,7 +1377,7 @@ impl TestServer {
     pub async fn audit_events(&self, action: &str) -> Vec<AuditEvent> {
         let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
             "SELECT seq, actor, subject, outcome, detail FROM audit_events
-             WHERE action = ? ORDER BY seq",
+             WHERE action = $1 ORDER BY seq",
         )
         .bind(action)
         .fetch_all(self.state.store().pool())
@@ -1451,7 +1469,7 @@ impl TestServer {
     /// When the session created by collecting `request_id` ended, and why, straight from the
     /// database.
     pub async fn session_end(&self, request_id: &str) -> (Option<i64>, Option<String>) {
-        sqlx::query_as("SELECT ended_at, end_reason FROM sessions WHERE request_id = ?")
+        sqlx::query_as("SELECT ended_at, end_reason FROM sessions WHERE request_id = $1")
             .bind(request_id)
             .fetch_one(self.state.store().pool())
             .await
@@ -1461,7 +1479,7 @@ impl TestServer {
     /// Until when sign-in to a card is blocked (unix seconds), straight from the database.
     pub async fn card_blocked_until(&self, card_id: &str) -> Option<i64> {
         let (until,): (Option<i64>,) =
-            sqlx::query_as("SELECT blocked_until FROM cards WHERE id = ?")
+            sqlx::query_as("SELECT blocked_until FROM cards WHERE id = $1")
                 .bind(card_id)
                 .fetch_one(self.state.store().pool())
                 .await

@@ -103,7 +103,7 @@ async fn a_copied_keystore_cannot_be_guessed_at_offline() {
     let text = std::fs::read_to_string(&copy).expect("read");
     assert!(!text.contains(verifier.as_str()));
     let (sealed_v, sealed_s): (Vec<u8>, Vec<u8>) = sqlx::query_as(
-        "SELECT sealed_verifier, sealed_secret FROM card_passcode_secrets WHERE card_id = ?",
+        "SELECT sealed_verifier, sealed_secret FROM card_passcode_secrets WHERE card_id = $1",
     )
     .bind(&card_id)
     .fetch_one(s.state.store().pool())
@@ -356,7 +356,7 @@ async fn a_card_without_a_passcode_check_is_upgraded_by_an_unlock() {
     let t = ram.token.as_str();
     let (_, card_id, phone) = s.enrolled_person(t, "X26").await;
     let mut tx = s.state.store().write().await.expect("tx");
-    sqlx::query("DELETE FROM card_passcode_secrets WHERE card_id = ?")
+    sqlx::query("DELETE FROM card_passcode_secrets WHERE card_id = $1")
         .bind(&card_id)
         .execute(&mut *tx)
         .await

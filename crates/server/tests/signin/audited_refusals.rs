@@ -267,7 +267,7 @@ async fn refusals_once_left_out_of_the_log_are_audited() {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    sqlx::query("UPDATE sessions SET ended_at = ? WHERE ended_at IS NULL")
+    sqlx::query("UPDATE sessions SET ended_at = $1 WHERE ended_at IS NULL")
         .bind(s.state.now_unix())
         .execute(&mut *lock)
         .await

@@ -117,7 +117,7 @@ async fn requests_for_nobody_or_with_malformed_input_are_refused() {
         .await
         .expect("a context without a client address");
     assert_eq!(s.request_state(&created.request_id).await, "pending");
-    let (shown,): (String,) = sqlx::query_as("SELECT context FROM auth_requests WHERE id = ?")
+    let (shown,): (String,) = sqlx::query_as("SELECT context FROM auth_requests WHERE id = $1")
         .bind(&created.request_id)
         .fetch_one(s.state.store().pool())
         .await

@@ -258,7 +258,7 @@ async fn policy_refusals_are_specific_and_change_nothing() {
 
     // Keys held by the server (appliance mode) never sign a prescription.
     let mut conn = s2.state.store().pool().acquire().await.expect("conn");
-    sqlx::query("UPDATE cards SET custody = 'server-held' WHERE id = ?")
+    sqlx::query("UPDATE cards SET custody = 'server-held' WHERE id = $1")
         .bind(&card_id2)
         .execute(&mut *conn)
         .await

@@ -21,6 +21,7 @@ mod demo;
 mod eps;
 mod eps_sign;
 mod lab;
+mod logging;
 mod passcode;
 mod qr;
 mod ra;

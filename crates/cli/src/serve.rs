@@ -12,7 +12,9 @@ use clap::Args;
 use vsc_core::AppVersionPolicy;
 use vsc_server::ServerConfig;
 use vsc_server::clock::SystemClock;
+use vsc_server::metrics::MetricsAccess;
 
+use crate::logging::{self, LogFormat};
 use crate::qr;
 
 /// Options of `vsc serve`.
@@ -26,7 +28,10 @@ the SQLite database, the national organisation and a one-time activation for the
 printed as a code, a link and a QR code (and kept in DATA/bootstrap.json until redeemed).\n\n\
 The server listens on loopback unless told otherwise. Stop it with Ctrl-C or SIGTERM: in-flight \
 requests finish, then the database is closed.",
-    after_help = "Examples:\n  vsc serve\n  vsc serve --data /var/lib/vsc --listen 0.0.0.0:8443 --public-url https://vsc.example.nhs.uk:8443 --hostname vsc.example.nhs.uk"
+    after_help = "Examples:\n  vsc serve\n  vsc serve --data /var/lib/vsc --listen 0.0.0.0:8443 --public-url https://vsc.example.nhs.uk:8443 --hostname vsc.example.nhs.uk\n  vsc serve --log-format json --metrics-token-file /etc/vsc/metrics.token --metrics-from-anywhere\n\n\
+Operations: GET /healthz (alive), GET /readyz (the database answers; for load balancers) and \
+GET /metrics (Prometheus text; loopback callers only unless --metrics-from-anywhere, and the \
+bearer token of --metrics-token-file when given)."
 )]
 pub struct ServeArgs {
     /// Data directory (database, CA, TLS certificate, master key).
@@ -96,30 +101,46 @@ pub struct ServeArgs {
     /// How long "I didn't do this" blocks new sign-in requests to the card, in minutes.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=10_080))]
     not_me_block_minutes: u32,
-    /// Write logs as JSON lines (for log shippers) instead of text.
-    #[arg(long)]
+    /// Log format on standard error: `text` (coloured only at a terminal, and never with
+    /// NO_COLOR set) or `json` (one object per line, for log shippers). What is logged:
+    /// VSC_LOG, else RUST_LOG (e.g. `info,vsc_server=debug`), else `info,sqlx=warn`.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "VSC_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Same as --log-format json (kept for existing scripts).
+    #[arg(long, hide_short_help = true, conflicts_with = "log_format")]
     json: bool,
-}
-
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VSC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    /// Require this bearer token for GET /metrics: a file whose first line is the token
+    /// (16 or more visible ASCII characters, e.g. from `openssl rand -hex 32`). Loopback
+    /// callers need it too.
+    #[arg(long, value_name = "FILE", env = "VSC_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
+    /// Serve GET /metrics to callers from any address; by default only loopback callers get it.
+    /// Combine with --metrics-token-file.
+    #[arg(long)]
+    metrics_from_anywhere: bool,
 }
 
 /// Runs the server.
 pub async fn run(args: ServeArgs) -> Result<ExitCode> {
-    init_logging(args.json);
+    logging::init(if args.json {
+        LogFormat::Json
+    } else {
+        args.log_format
+    });
+    let mut metrics = MetricsAccess::loopback();
+    metrics.from_anywhere = args.metrics_from_anywhere;
+    if let Some(path) = &args.metrics_token_file {
+        metrics = metrics.token_from_file(path)?;
+    }
+    if metrics.from_anywhere && !metrics.has_token() {
+        tracing::warn!(
+            "GET /metrics is open to every caller (--metrics-from-anywhere without --metrics-token-file)"
+        );
+    }
     let mut config = ServerConfig::new(args.data.clone(), args.listen);
     let location = vsc_store::Location::for_instance(&args.data, args.database.as_deref())?;
     config.database = args.database.clone();
+    config.metrics = metrics;
     config.public_url = args.public_url;
     config.hostnames = args.hostnames;
     config.master_key_file = args.master_key;

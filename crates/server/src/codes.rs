@@ -140,7 +140,7 @@ pub async fn redeem(
             "too many wrong codes from this address; wait 15 minutes and try again",
         ));
     }
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let row = match repo::code(&mut tx, code.id()).await? {
         Some(row) if row.kind == what => row,
         _ => {
@@ -193,7 +193,7 @@ pub async fn redeem(
             outcome: Outcome::Failure,
             detail: serde_json::json!({"error": wrong, "code_id": row.id, "failed_attempts": failures}),
         };
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
         state.throttle().record_failure(ctx.source, now);
         return Err(err.audited());

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use time::Duration;
 use vsc_core::AppVersionPolicy;
 
+use crate::metrics::MetricsAccess;
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub signin: SigninConfig,
     /// How signing (EPS prescriptions) is limited.
     pub signing: SigningConfig,
+    /// Who may read `GET /metrics`.
+    pub metrics: MetricsAccess,
 }
 
 /// Who may sign prescriptions, and how much at once.
@@ -173,6 +177,7 @@ impl ServerConfig {
             sandbox: false,
             signin: SigninConfig::default(),
             signing: SigningConfig::default(),
+            metrics: MetricsAccess::loopback(),
         }
     }
 

@@ -87,7 +87,7 @@ pub async fn publish(state: &AppState, tx: &mut Tx, issuer: CrlIssuer) -> Result
 pub async fn refresh_due(state: &AppState) -> Result<(), ApiError> {
     let now = state.now_unix();
     for issuer in [CrlIssuer::Issuing, CrlIssuer::Root] {
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let due = match repo::crl(&mut tx, issuer.as_str()).await? {
             None => true,
             Some(c) => {
@@ -108,7 +108,7 @@ pub async fn refresh_due(state: &AppState) -> Result<(), ApiError> {
             outcome: vsc_store::Outcome::Success,
             detail: serde_json::json!({"crl_number": number, "reason": "scheduled"}),
         };
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
         tracing::info!(
             issuer = issuer.as_str(),

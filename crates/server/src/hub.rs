@@ -73,6 +73,11 @@ impl Hub {
         self.stopping.send_replace(true);
     }
 
+    /// Whether [`Hub::stop`] has been called (readiness answers "shutting down" from then on).
+    pub fn is_stopped(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// Resolves once [`Hub::stop`] has been called.
     pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
         let mut rx = self.stopping.subscribe();

@@ -350,24 +350,25 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
         source: std::net::Ipv4Addr::LOCALHOST.into(),
     };
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let org = OrganisationRow {
         ods_code: ods.to_string(),
         name: cfg.national_name.clone(),
         national: true,
     };
     repo::insert_organisation(&mut tx, &org, now).await?;
-    vsc_store::audit::append(
-        &mut tx,
-        &ctx.event(
-            "organisation.created",
-            ods.as_str(),
-            ods.as_str(),
-            serde_json::json!({"name": org.name, "national": true}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
+    state
+        .append_audit(
+            &mut tx,
+            &ctx.event(
+                "organisation.created",
+                ods.as_str(),
+                ods.as_str(),
+                serde_json::json!({"name": org.name, "national": true}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
     let uid = loop {
         let uid = Uid::from_random(state.random::<12>()?);
         let person = PersonRow {
@@ -398,7 +399,7 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
         device_id: None,
     };
     repo::insert_card(&mut tx, &card, now).await?;
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &ctx.event(
             "instance.bootstrapped",
@@ -417,7 +418,7 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
 /// fresh unlock code for that card (national RA Managers first, then the oldest card): without
 /// it the instance could not be administered, and without this the server refused to start.
 async fn recovery_unlock(state: &AppState) -> Result<Option<RecoveryUnlock>, InstanceError> {
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let active_manager: Option<(String,)> = sqlx::query_as(
         "SELECT c.id FROM cards c JOIN ra_roles r ON r.uid = c.uid
          WHERE r.role = 'ra-manager' AND c.state = 'active' LIMIT 1",
@@ -444,7 +445,7 @@ async fn recovery_unlock(state: &AppState) -> Result<Option<RecoveryUnlock>, Ins
         actor: "system".into(),
         source: std::net::Ipv4Addr::LOCALHOST.into(),
     };
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &ctx.event(
             "card.unlock.recovery",
@@ -474,7 +475,7 @@ async fn recovery_unlock(state: &AppState) -> Result<Option<RecoveryUnlock>, Ins
 async fn bootstrap_activation(
     state: &AppState,
 ) -> Result<Option<BootstrapActivation>, InstanceError> {
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let active_manager: Option<(String,)> = sqlx::query_as(
         "SELECT c.id FROM cards c JOIN ra_roles r ON r.uid = c.uid
          WHERE r.role = 'ra-manager' AND c.state = 'active' LIMIT 1",
@@ -511,7 +512,7 @@ async fn bootstrap_activation(
         actor: "system".into(),
         source: std::net::Ipv4Addr::LOCALHOST.into(),
     };
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &ctx.event(
             "activation.issued",

@@ -12,6 +12,7 @@ pub mod crl;
 pub mod error;
 pub mod hub;
 pub mod instance;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 pub mod throttle;

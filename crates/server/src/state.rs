@@ -1,18 +1,20 @@
 //! What every request handler shares: the store, the CA, the master key, the configuration,
-//! the clock and the throttle.
+//! the clock, the throttle and the metrics.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 use vsc_pki::{CertificateAuthority, MasterKey};
-use vsc_store::{NewEvent, Outcome, Store};
+use vsc_store::{NewEvent, Outcome, Store, StoreError, Tx};
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::throttle::{FailureThrottle, RefusalAggregator, RefusalKey};
 
 /// Shared server state.
@@ -35,6 +37,7 @@ struct Inner {
     refusals: RefusalAggregator,
     rng: SystemRandom,
     hub: Hub,
+    metrics: Metrics,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
                 refusals: RefusalAggregator::new(60_000, 10),
                 rng: SystemRandom::new(),
                 hub: Hub::default(),
+                metrics: Metrics::new(),
             }),
         }
     }
@@ -73,6 +77,33 @@ impl AppState {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+    /// Begins a write transaction ([`Store::write`]), timing the wait for the store's single
+    /// writer into `vsc_store_write_wait_seconds`.
+    pub async fn write(&self) -> Result<Tx, StoreError> {
+        let started = std::time::Instant::now();
+        let tx = self.inner.store.write().await;
+        self.inner.metrics.write_waited(started.elapsed());
+        tx
+    }
+    /// Appends `event` to the audit log inside `conn`'s transaction
+    /// ([`vsc_store::audit::append`], which answers the event's sequence number), counting it
+    /// in `vsc_audit_events_total`.
+    pub async fn append_audit(
+        &self,
+        conn: &mut SqliteConnection,
+        event: &NewEvent,
+        at_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let result = vsc_store::audit::append(conn, event, at_ms).await;
+        self.inner
+            .metrics
+            .audit_appended(result.is_ok().then_some(event.outcome));
+        result
+    }
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
     /// The CA.
     pub fn ca(&self) -> &CertificateAuthority {
@@ -174,6 +205,7 @@ impl AppState {
                 code: err.code.to_owned(),
             };
             if !self.inner.refusals.note(key, self.now_ms()) {
+                self.inner.metrics.refusal_aggregated();
                 return;
             }
         }
@@ -201,7 +233,7 @@ impl AppState {
             return;
         }
         let result: Result<(), ApiError> = async {
-            let mut tx = self.store().write().await?;
+            let mut tx = self.write().await?;
             let at = self.now_ms();
             for (key, c) in &due {
                 let event = NewEvent {
@@ -220,7 +252,7 @@ impl AppState {
                         "last_at_ms": c.last_ms,
                     }),
                 };
-                vsc_store::audit::append(&mut tx, &event, at).await?;
+                self.append_audit(&mut tx, &event, at).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -240,8 +272,8 @@ impl AppState {
 
     /// Appends one event in a transaction of its own.
     pub async fn append_event(&self, event: &NewEvent) -> Result<(), ApiError> {
-        let mut tx = self.store().write().await?;
-        vsc_store::audit::append(&mut tx, event, self.now_ms()).await?;
+        let mut tx = self.write().await?;
+        self.append_audit(&mut tx, event, self.now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -137,7 +137,7 @@ async fn verify_pin_inner(
     // was checked in, so concurrent guesses cannot outrun the three-try limit (a right PIN
     // landing between wrong ones cannot reset a count that has already locked the card). The
     // hash comparison (about 20 ms) holds the writer meanwhile; PIN checks are rare.
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let current = repo::card(&mut tx, &card.id)
         .await?
         .ok_or_else(|| ApiError::internal("card vanished"))?;
@@ -173,17 +173,18 @@ async fn verify_pin_inner(
     let result = if correct {
         db::reset_pin_failures(&mut tx, &card.id).await?;
         db::set_session_pin_verified(&mut tx, &holder.session.id, Some(now)).await?;
-        vsc_store::audit::append(
-            &mut tx,
-            &holder.ctx.event(
-                "card.pin.verified",
-                &card.id,
-                &card.issued_by,
-                serde_json::json!({"uid": card.uid, "session_id": holder.session.id}),
-            ),
-            state.now_ms(),
-        )
-        .await?;
+        state
+            .append_audit(
+                &mut tx,
+                &holder.ctx.event(
+                    "card.pin.verified",
+                    &card.id,
+                    &card.issued_by,
+                    serde_json::json!({"uid": card.uid, "session_id": holder.session.id}),
+                ),
+                state.now_ms(),
+            )
+            .await?;
         CardPinResult {
             correct: true,
             tries_left: PIN_TRIES,
@@ -204,19 +205,20 @@ async fn verify_pin_inner(
             serde_json::json!({"uid": card.uid, "consecutive_failures": failures, "card_locked": blocked}),
         );
         event.outcome = vsc_store::Outcome::Failure;
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
         if blocked {
-            vsc_store::audit::append(
-                &mut tx,
-                &holder.ctx.event(
-                    "card.locked",
-                    &card.id,
-                    &card.issued_by,
-                    serde_json::json!({"uid": card.uid, "reason": "three wrong card PINs"}),
-                ),
-                state.now_ms(),
-            )
-            .await?;
+            state
+                .append_audit(
+                    &mut tx,
+                    &holder.ctx.event(
+                        "card.locked",
+                        &card.id,
+                        &card.issued_by,
+                        serde_json::json!({"uid": card.uid, "reason": "three wrong card PINs"}),
+                    ),
+                    state.now_ms(),
+                )
+                .await?;
         }
         CardPinResult {
             correct: false,
@@ -263,19 +265,20 @@ async fn set_pin(
         })
         .await
         .map_err(ApiError::internal)??;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         db::set_card_pin(&mut tx, &card.id, &hash).await?;
-        vsc_store::audit::append(
-            &mut tx,
-            &caller.ctx.event(
-                "card.pin.set",
-                &card.id,
-                &card.issued_by,
-                serde_json::json!({"uid": card.uid, "device_id": caller.device_id}),
-            ),
-            state.now_ms(),
-        )
-        .await?;
+        state
+            .append_audit(
+                &mut tx,
+                &caller.ctx.event(
+                    "card.pin.set",
+                    &card.id,
+                    &card.issued_by,
+                    serde_json::json!({"uid": card.uid, "device_id": caller.device_id}),
+                ),
+                state.now_ms(),
+            )
+            .await?;
         tx.commit().await?;
         Ok(serde_json::json!({"card_id": card.id, "pin_set": true}))
     }

@@ -38,7 +38,7 @@ pub async fn issue(
     )
     .await?;
     let event = ctx.event(action, subject, "", serde_json::json!({"challenge_id": id}));
-    vsc_store::audit::append(tx, &event, state.now_ms()).await?;
+    state.append_audit(tx, &event, state.now_ms()).await?;
     Ok(ChallengeResponse {
         challenge_id: id,
         nonce,

@@ -415,7 +415,7 @@ async fn enrol_inner(
             "serials": issued.iter().map(|c| c.serial_hex.clone()).collect::<Vec<_>>(),
         }),
     );
-    vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+    state.append_audit(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;
     // The bootstrap activation is spent: its file must not outlive it.
     let _ = std::fs::remove_file(state.config().data_dir.join("bootstrap.json"));
@@ -447,7 +447,7 @@ async fn proof_challenge(
     action: &str,
 ) -> ApiResult<ChallengeResponse> {
     state.admit_unauthenticated(ctx.source)?;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     if vsc_store::signin::device_key(&mut tx, device_id)
         .await?
         .is_none()
@@ -549,7 +549,7 @@ async fn passcode_check_inner(
     )?;
     let now = state.now_unix();
     // One transaction on the honest path: the challenge is consumed with the check.
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let nonce = challenge::consume(
         &mut tx,
         &req.challenge_id,
@@ -571,7 +571,7 @@ async fn passcode_check_inner(
             // The refusal changes nothing but the challenge, which is spent whatever happened:
             // one signed check per challenge.
             drop(tx);
-            let mut tx = state.store().write().await?;
+            let mut tx = state.write().await?;
             let _ = repo::consume_challenge(
                 &mut tx,
                 &req.challenge_id,
@@ -655,17 +655,18 @@ async fn check_passcode(
     if correct {
         device_secrets::reset_passcode_failures(tx, &card.id, now).await?;
         let secret = master.open(&secret_aad(&card.id), &row.sealed_secret)?;
-        vsc_store::audit::append(
-            tx,
-            &actor.event(
-                "card.passcode.verified",
-                &card.id,
-                &card.issued_by,
-                serde_json::json!({"uid": card.uid, "device_id": req.device_id}),
-            ),
-            state.now_ms(),
-        )
-        .await?;
+        state
+            .append_audit(
+                tx,
+                &actor.event(
+                    "card.passcode.verified",
+                    &card.id,
+                    &card.issued_by,
+                    serde_json::json!({"uid": card.uid, "device_id": req.device_id}),
+                ),
+                state.now_ms(),
+            )
+            .await?;
         return Ok(PasscodeCheckResponse {
             correct: true,
             tries_left: PASSCODE_TRIES as u32,
@@ -687,9 +688,9 @@ async fn check_passcode(
         serde_json::json!({"uid": card.uid, "device_id": req.device_id, "consecutive_failures": failures, "card_locked": locked}),
     );
     event.outcome = Outcome::Failure;
-    vsc_store::audit::append(tx, &event, state.now_ms()).await?;
+    state.append_audit(tx, &event, state.now_ms()).await?;
     if locked {
-        vsc_store::audit::append(
+        state.append_audit(
             tx,
             &actor.event(
                 "card.locked",
@@ -774,7 +775,7 @@ async fn refuse_unproven_unlock(
 ) -> ApiError {
     let now = state.now_unix();
     let result: ApiResult<i64> = async {
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let failures = repo::record_code_failure(&mut tx, &code.id).await?;
         if let Some(device_id) = card.device_id.as_deref() {
             // Whatever it says, the challenge has been tried once.
@@ -794,7 +795,7 @@ async fn refuse_unproven_unlock(
                 "code_id": code.id, "failed_attempts": failures,
             }),
         };
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
         Ok(failures)
     }
@@ -884,7 +885,7 @@ async fn unlock_inner(
         &card.issued_by,
         serde_json::json!({"uid": card.uid, "device_id": device_id, "code_id": code.id, "unlock_issued_by": code.created_by}),
     );
-    vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+    state.append_audit(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;
     Ok(UnlockRedeemResponse {
         card_id: card.id,

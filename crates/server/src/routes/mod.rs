@@ -40,7 +40,13 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Batches of prescriptions are larger; those routes carry their own limit.
         .merge(signing::routes())
+        .merge(crate::metrics::routes())
         .layer(TraceLayer::new_for_http())
+        // `Router::layer` wraps each route, so this sees the route template a request matched.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 

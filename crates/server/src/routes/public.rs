@@ -8,6 +8,9 @@
 //! | `GET /ca/root.pem`, `/ca/issuing.pem`, `/ca/chain.pem` | CA certificates (PEM) |
 //! | `GET /ca/issuing.crl`, `/ca/root.crl` | CRLs (DER, `application/pkix-crl`) |
 //! | `GET /activate`, `/unlock` | a page telling the person to open the link on their phone |
+//!
+//! `GET /readyz` (public) and `GET /metrics` (loopback and an optional token) are in
+//! [`crate::metrics`].
 
 use axum::extract::State;
 use axum::http::header;

@@ -152,7 +152,7 @@ async fn challenge(
     let uid = parse_uid(&req.uid)?;
     // A challenge is issued whether or not the UID exists, so the endpoint cannot be used to
     // find out who has a card; the login then fails for an unknown person.
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let issued = challenge::issue(
         &state,
         &mut tx,
@@ -192,7 +192,7 @@ async fn login_inner(
         .decode(req.signature.trim())
         .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let nonce =
         challenge::consume(&mut tx, &req.challenge_id, LOGIN_PURPOSE, uid.as_str(), now).await?;
     // The consumed challenge must stay consumed even if the signature is wrong.
@@ -223,7 +223,7 @@ async fn login_inner(
     let token_bytes = zeroize::Zeroizing::new(state.random::<32>()?);
     let token = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(*token_bytes));
     let expires_at = state.now() + state.config().ra_session_ttl;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     repo::insert_ra_session(
         &mut tx,
         &sha256(token.as_bytes()),
@@ -240,17 +240,18 @@ async fn login_inner(
         .iter()
         .map(|g| format!("{}@{}", g.role.as_str(), g.organisation))
         .collect();
-    vsc_store::audit::append(
-        &mut tx,
-        &actor.event(
-            "ra.login",
-            uid.as_str(),
-            "",
-            serde_json::json!({"roles": roles}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
+    state
+        .append_audit(
+            &mut tx,
+            &actor.event(
+                "ra.login",
+                uid.as_str(),
+                "",
+                serde_json::json!({"roles": roles}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
     tx.commit().await?;
     let person = views::person(&mut conn, uid.as_str()).await?;
     Ok(LoginResponse {
@@ -455,12 +456,13 @@ impl RaCaller {
         org: &str,
         detail: serde_json::Value,
     ) -> ApiResult<()> {
-        vsc_store::audit::append(
-            tx,
-            &self.ctx.event(action, subject, org, detail),
-            state.now_ms(),
-        )
-        .await?;
+        state
+            .append_audit(
+                tx,
+                &self.ctx.event(action, subject, org, detail),
+                state.now_ms(),
+            )
+            .await?;
         Ok(())
     }
 }
@@ -531,7 +533,7 @@ async fn create_organisation(
             &parse_ods(state.national_ods())?,
             None,
         )?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         if repo::organisation(&mut tx, ods.as_str()).await?.is_some() {
             return Err(ApiError::conflict(
                 "organisation_exists",
@@ -582,7 +584,7 @@ async fn set_session_limits(
                 "the idle timeout is 1 minute to 24 hours, the absolute timeout 5 minutes to 24 hours and not shorter than the idle timeout",
             ));
         }
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         // Session policy is the organisation's RA Manager's call, like assigning RA roles.
         caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
@@ -670,7 +672,7 @@ async fn create_person(
             }
             None => None,
         };
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         caller.allow(&state, RaAction::CreateProfile, &ods, None)?;
         let now = state.now_unix();
@@ -741,7 +743,7 @@ async fn record_identity_check(
         level
             .supported_by(&evidence)
             .map_err(|e| ApiError::bad_request("insufficient_evidence", e))?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         caller.not_own(RaAction::RecordIdentityCheck, uid.as_str())?;
         caller
@@ -805,7 +807,7 @@ async fn assign_position(
             .map(|a| a.parse::<ActivityCode>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         let person = repo::person(&mut tx, uid.as_str())
             .await?
@@ -887,7 +889,7 @@ async fn assign_ra_role(
                 format!("{a} lets its holder sign prescriptions; only RA Managers and RA Agents grant it, a Sponsor cannot sponsor it"),
             ));
         }
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         known_person(&mut tx, &uid).await?;
         caller.not_own(RaAction::AssignRaRole, uid.as_str())?;
@@ -932,7 +934,7 @@ async fn issue_card(
     audited(&state, &caller, "card.issue", &uid, async {
         let uid = parse_uid(&uid)?;
         let ods = parse_ods(&req.organisation)?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         known_person(&mut tx, &uid).await?;
         caller.not_own(RaAction::IssueCard, uid.as_str())?;
@@ -1048,7 +1050,7 @@ async fn reissue_activation(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CardWithCode>> {
     audited(&state, &caller, "activation.reissue", &id, async {
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
         if card.state != CardState::Pending.as_str() {
             return Err(ApiError::conflict(
@@ -1085,7 +1087,7 @@ async fn cancel_card(
         }
         let reason_code = parse_reason_code(req.reason_code.as_deref())?;
         let invalidity = parse_invalidity_date(req.invalidity_date.as_deref(), reason_code, state.now())?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::CancelCard).await?;
         let from_state: CardState = card.state.parse().map_err(ApiError::internal)?;
         if !from_state.can_cancel() {
@@ -1136,7 +1138,7 @@ async fn unlock_card(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CardWithCode>> {
     audited(&state, &caller, "card.unlock", &id, async {
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::UnlockCard).await?;
         let current: CardState = card.state.parse().map_err(ApiError::internal)?;
         if !current.can_unlock() {
@@ -1320,7 +1322,7 @@ async fn request_position(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
         let now = state.now_unix();
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         let person = repo::person(&mut tx, uid.as_str()).await?.ok_or_else(|| {
             ApiError::not_found("unknown_person", format!("no person has UID {uid}"))
@@ -1461,7 +1463,7 @@ async fn approve_position_request(
     audited(&state, &caller, "position_request.approve", &subject, async {
         let note = decision_note(body.note.as_deref())?;
         let now = state.now_unix();
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let r = pending_request(&mut tx, &id, now).await?;
         let person = repo::person(&mut tx, &r.uid)
             .await?
@@ -1528,7 +1530,7 @@ async fn decline_position_request(
     audited(&state, &caller, "position_request.decline", &subject, async {
         let note = decision_note(body.note.as_deref())?;
         let now = state.now_unix();
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let r = pending_request(&mut tx, &id, now).await?;
         // The registering organisation declines; the RA who asked may withdraw.
         if r.requested_by != caller.uid {

@@ -101,7 +101,7 @@ pub async fn collect(
     row: &AuthRequestRow,
 ) -> ApiResult<AuthRequestOutcome> {
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     if !db::collect_request(&mut tx, &row.id).await? {
         return Ok(AuthRequestOutcome {
             state: "collected".into(),
@@ -117,9 +117,12 @@ pub async fn collect(
     if let Err(err) = super::signin::card_auth_key(&mut tx, &card, now).await {
         drop(tx);
         // The approval is spent: later polls see `failed` instead of this refusal again.
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         db::fail_approved_request(&mut tx, &row.id).await?;
         tx.commit().await?;
+        state
+            .metrics()
+            .signin_outcome(crate::metrics::SigninOutcome::CollectRefused);
         state
             .audit_failure(ctx, "session.create", &row.uid, &card.issued_by, &err)
             .await;
@@ -157,7 +160,7 @@ pub async fn collect(
         actor: row.uid.clone(),
         source: ctx.source,
     };
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &actor.event(
             "session.created",
@@ -169,6 +172,9 @@ pub async fn collect(
     )
     .await?;
     tx.commit().await?;
+    state
+        .metrics()
+        .signin_outcome(crate::metrics::SigninOutcome::Collected);
     let mut conn = state.store().pool().acquire().await?;
     Ok(AuthRequestOutcome {
         state: "collected".into(),
@@ -218,7 +224,7 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
     }
     // The conditional update also catches an end that happened since the read.
     drop(conn);
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let touched = db::touch_session(&mut tx, &s.id, now).await?;
     tx.commit().await?;
     if !touched {
@@ -362,7 +368,7 @@ async fn select_role(
     ApiJson(req): ApiJson<SelectRole>,
 ) -> ApiResult<Json<SessionInfo>> {
     let s = &holder.session;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let positions = repo::positions(&mut tx, &s.uid).await?;
     let Some(position) = positions.iter().find(|p| p.id == req.position_id) else {
         let err = ApiError::bad_request(
@@ -383,7 +389,7 @@ async fn select_role(
             .await;
         return Err(err);
     }
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &holder.ctx.event(
             "session.role_selected",
@@ -446,24 +452,25 @@ async fn logout_inner(
             })?
     };
     check_agent_key(state, &s.id, headers).await?;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let ended = db::end_session(&mut tx, &s.id, state.now_unix(), "logout").await?;
     if ended {
         let actor = AuditContext {
             actor: s.uid.clone(),
             source: ctx.source,
         };
-        vsc_store::audit::append(
-            &mut tx,
-            &actor.event(
-                "session.ended",
-                &s.uid,
-                "",
-                serde_json::json!({"session_id": s.id, "reason": "logout"}),
-            ),
-            state.now_ms(),
-        )
-        .await?;
+        state
+            .append_audit(
+                &mut tx,
+                &actor.event(
+                    "session.ended",
+                    &s.uid,
+                    "",
+                    serde_json::json!({"session_id": s.id, "reason": "logout"}),
+                ),
+                state.now_ms(),
+            )
+            .await?;
     }
     tx.commit().await?;
     Ok(serde_json::json!({"ended": true, "already_ended": !ended}))

@@ -42,6 +42,7 @@ use vsc_store::signin::{self as db, AuthRequestRow};
 use super::{ApiJson, Client, challenge, session};
 use crate::error::{ApiError, ApiResult};
 use crate::hub::Event;
+use crate::metrics::SigninOutcome;
 use crate::state::{AppState, AuditContext};
 
 const DEVICE_TOKEN_PURPOSE: &str = "device-token";
@@ -183,7 +184,7 @@ async fn create_request_inner(
     let cfg = &state.config().signin;
     let now = state.now();
     let now_unix = now.unix_timestamp();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let card = active_card_of(&mut tx, uid.as_str()).await?;
     super::workstation::check_unregistered_allowed(&mut tx, &shown, &card.issued_by).await?;
     let (_, blocked_until) = db::card_guard(&mut tx, &card.id).await?;
@@ -246,9 +247,11 @@ async fn create_request_inner(
         &card.issued_by,
         serde_json::json!({"request_id": row.id, "card_id": card.id, "context": shown, "claimed_address": req.context.client_address, "superseded": superseded}),
     );
-    vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+    state.append_audit(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;
+    state.metrics().signin_opened();
     for id in superseded {
+        state.metrics().signin_outcome(SigninOutcome::Superseded);
         state.hub().publish(Event::Decided {
             card_id: card.id.clone(),
             request_id: id,
@@ -345,6 +348,7 @@ async fn request_outcome(
         let expired = expired || row.state == "approved";
         if row.state != "pending" || expired {
             let state_name = if expired {
+                state.metrics().signin_outcome(SigninOutcome::Expired);
                 "expired".to_owned()
             } else {
                 row.state
@@ -394,7 +398,7 @@ async fn cancel_request(
     headers: HeaderMap,
 ) -> ApiResult<Json<AuthRequestOutcome>> {
     let row = request_with_secret(&state, &ctx, &id, &headers).await?;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     if !db::decide_request(&mut tx, &id, "cancelled", state.now_unix()).await? {
         let err = ApiError::conflict(
             "request_already_decided",
@@ -406,18 +410,20 @@ async fn cancel_request(
             .await;
         return Err(err);
     }
-    vsc_store::audit::append(
-        &mut tx,
-        &ctx.event(
-            "auth.cancelled",
-            &row.uid,
-            "",
-            serde_json::json!({"request_id": id}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
+    state
+        .append_audit(
+            &mut tx,
+            &ctx.event(
+                "auth.cancelled",
+                &row.uid,
+                "",
+                serde_json::json!({"request_id": id}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
     tx.commit().await?;
+    state.metrics().signin_outcome(SigninOutcome::Cancelled);
     state.hub().publish(Event::Decided {
         card_id: row.card_id,
         request_id: id,
@@ -456,7 +462,7 @@ async fn device_challenge_inner(
     req: &DeviceChallengeRequest,
 ) -> ApiResult<ChallengeResponse> {
     state.admit_unauthenticated(ctx.source)?;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     if db::device_key(&mut tx, &req.device_id).await?.is_none() {
         return Err(ApiError::not_found(
             "unknown_device",
@@ -501,7 +507,7 @@ async fn device_token_inner(
         .decode(req.signature.trim())
         .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let nonce = challenge::consume(
         &mut tx,
         &req.challenge_id,
@@ -511,7 +517,7 @@ async fn device_token_inner(
     )
     .await?;
     tx.commit().await?;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let (key, uid) = db::device_key(&mut tx, &req.device_id)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_device", "this device is not enrolled"))?;
@@ -546,17 +552,18 @@ async fn device_token_inner(
         actor: uid,
         source: ctx.source,
     };
-    vsc_store::audit::append(
-        &mut tx,
-        &actor.event(
-            "device.token.issued",
-            &req.device_id,
-            "",
-            serde_json::json!({}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
+    state
+        .append_audit(
+            &mut tx,
+            &actor.event(
+                "device.token.issued",
+                &req.device_id,
+                "",
+                serde_json::json!({}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
     tx.commit().await?;
     Ok(DeviceToken {
         token: token.to_string(),
@@ -718,6 +725,8 @@ async fn device_events(
     let stopped = state.hub().stopped();
     let token_hash = caller.token_hash.clone();
     let stream = async_stream::stream! {
+        // Counts this phone as connected for as long as the stream lives.
+        let _connected = state.metrics().device_stream_opened();
         for p in initial {
             if let Ok(data) = serde_json::to_string(&p) {
                 yield Ok(SseEvent::default().event("auth-request").data(data));
@@ -903,7 +912,7 @@ async fn fail_request_inner(
     also: impl FnOnce(&mut Vec<vsc_store::NewEvent>) -> ApiResult<()>,
 ) -> ApiResult<bool> {
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     if !db::decide_request(&mut tx, &row.id, new_state, now).await? {
         return Ok(false);
     }
@@ -956,13 +965,20 @@ async fn fail_request_inner(
     }
     also(&mut events)?;
     for e in &events {
-        vsc_store::audit::append(&mut tx, e, state.now_ms()).await?;
+        state.append_audit(&mut tx, e, state.now_ms()).await?;
     }
     if new_state == "reported" {
         let until = now + state.config().signin.not_me_block.whole_seconds();
         db::block_card_until(&mut tx, &card.id, until).await?;
     }
     tx.commit().await?;
+    state.metrics().signin_outcome(match (new_state, err.code) {
+        ("reported", _) => SigninOutcome::NotMe,
+        ("declined", _) => SigninOutcome::Declined,
+        (_, "wrong_number") => SigninOutcome::WrongNumber,
+        (_, "signature_invalid") => SigninOutcome::SignatureInvalid,
+        _ => SigninOutcome::Failed,
+    });
     state.hub().publish(Event::Decided {
         card_id: card.id.clone(),
         request_id: row.id.clone(),
@@ -1030,7 +1046,7 @@ async fn approve_inner(
         );
         return Err(fail_request(state, caller, &row, &card, "failed", err).await);
     }
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     if !db::decide_request(&mut tx, &row.id, "approved", state.now_unix()).await? {
         return Err(ApiError::conflict(
             "request_already_decided",
@@ -1038,13 +1054,14 @@ async fn approve_inner(
         ));
     }
     // A success does not clear earlier failures: the lock counts them in a window.
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &caller.ctx.event("auth.approved", &row.uid, &card.issued_by, serde_json::json!({"request_id": row.id, "card_id": card.id, "device_id": caller.device_id})),
         state.now_ms(),
     )
     .await?;
     tx.commit().await?;
+    state.metrics().signin_outcome(SigninOutcome::Approved);
     state.hub().publish(Event::Decided {
         card_id: card.id,
         request_id: row.id,

@@ -390,7 +390,7 @@ pub(crate) async fn open_request(
     row: &SigningRequestRow,
     event: &vsc_store::NewEvent,
 ) -> ApiResult<SigningRequestCreated> {
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let cards = row.kind == SigningKind::Card.as_str();
     if db::count_open_for_card(&mut tx, &row.card_id, cards, row.created_at).await?
         >= MAX_OPEN_PER_CARD
@@ -401,7 +401,7 @@ pub(crate) async fn open_request(
         ));
     }
     db::insert(&mut tx, row).await?;
-    vsc_store::audit::append(&mut tx, event, state.now_ms()).await?;
+    state.append_audit(&mut tx, event, state.now_ms()).await?;
     tx.commit().await?;
     state.hub().publish(Event::SigningOpened {
         card_id: row.card_id.clone(),
@@ -786,7 +786,7 @@ async fn complete_inner(
         failed_signatures: failed,
     };
     let stored = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     // Checked again under the write lock: a cancellation or lock that landed while the
     // signatures were being verified wins, and nothing is handed out.
     let still_active = repo::card(&mut tx, &card.id)
@@ -814,7 +814,7 @@ async fn complete_inner(
     }
     let at = state.now_ms();
     for e in &events {
-        vsc_store::audit::append(&mut tx, e, at).await?;
+        state.append_audit(&mut tx, e, at).await?;
     }
     tx.commit().await?;
     state.hub().publish(Event::SigningDecided {
@@ -849,7 +849,7 @@ async fn decline(
             failed_signatures: Vec::new(),
         };
         let stored = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         if !db::decide(&mut tx, &row.id, "declined", Some(&stored), now).await? {
             return Err(ApiError::conflict(
                 "request_already_decided",
@@ -869,7 +869,7 @@ async fn decline(
             serde_json::json!({"request_id": row.id, "card_id": card.id, "kind": row.kind, "workstation": row.workstation, "session_id": row.session_id, "session_ended": ended, "reason": req.reason}),
         );
         event.outcome = vsc_store::Outcome::Failure;
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
         if not_me {
             tracing::warn!(uid = %row.uid, request_id = %row.id, workstation = %row.workstation, "ALERT: the card holder reported a signing request they did not make; its session is ended");

@@ -183,17 +183,18 @@ pub async fn issue_code(
         failed_attempts: 0,
     };
     db::insert_code(tx, &row).await?;
-    vsc_store::audit::append(
-        tx,
-        &ctx.event(
-            "workstation.code_issued",
-            &row.id,
-            ods,
-            serde_json::json!({"code_id": row.id, "name": name, "expires_at": row.expires_at}),
-        ),
-        state.now_ms(),
-    )
-    .await?;
+    state
+        .append_audit(
+            tx,
+            &ctx.event(
+                "workstation.code_issued",
+                &row.id,
+                ods,
+                serde_json::json!({"code_id": row.id, "name": name, "expires_at": row.expires_at}),
+            ),
+            state.now_ms(),
+        )
+        .await?;
     Ok(WorkstationCode {
         code: code.display().to_string(),
         organisation: ods.to_owned(),
@@ -212,7 +213,7 @@ async fn issue_code_route(
     let subject = req.organisation.clone();
     audited(&state, &caller.ctx, "workstation.code", &subject, async {
         may_manage(&state, &caller, &req.organisation)?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let code = issue_code(
             &state,
             &mut tx,
@@ -274,7 +275,7 @@ async fn revoke(
 ) -> ApiResult<Json<WorkstationInfo>> {
     audited(&state, &caller.ctx, "workstation.revoke", &id, async {
         let now = state.now_unix();
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         let w = db::workstation(&mut tx, &id).await?.ok_or_else(|| {
             ApiError::not_found("unknown_workstation", "no workstation has this id")
         })?;
@@ -288,7 +289,7 @@ async fn revoke(
         // Sessions opened from it end too: whoever made the workstation untrusted wants its
         // sign-ins gone, not only its future ones.
         let ended = db::end_sessions_of(&mut tx, &id, now, "workstation-revoked").await?;
-        vsc_store::audit::append(
+        state.append_audit(
             &mut tx,
             &caller.ctx.event(
                 "workstation.revoked",
@@ -345,14 +346,14 @@ async fn set_policy(
 ) -> ApiResult<Json<WorkstationPolicy>> {
     audited(&state, &caller.ctx, "organisation.workstation_policy", &ods, async {
         may_set_policy(&state, &caller, &ods)?;
-        let mut tx = state.store().write().await?;
+        let mut tx = state.write().await?;
         if !db::set_allows_unregistered(&mut tx, &ods, req.allow_unregistered_workstations).await? {
             return Err(ApiError::not_found(
                 "unknown_organisation",
                 format!("no organisation has ODS code {ods}"),
             ));
         }
-        vsc_store::audit::append(
+        state.append_audit(
             &mut tx,
             &caller.ctx.event(
                 "organisation.workstation_policy_set",
@@ -413,7 +414,7 @@ async fn enrol_inner(
             "too many wrong codes from this address; wait 15 minutes and try again",
         ));
     }
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let Some(row) = db::code(&mut tx, code.id()).await? else {
         state.throttle().record_failure(ctx.source, now);
         return Err(ApiError::not_found(
@@ -454,7 +455,7 @@ async fn enrol_inner(
             outcome: Outcome::Failure,
             detail: serde_json::json!({"error": "workstation_code_wrong", "failed_attempts": failures}),
         };
-        vsc_store::audit::append(&mut tx, &event, state.now_ms()).await?;
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
         state.throttle().record_failure(ctx.source, now);
         return Err(ApiError::unauthorized(
@@ -548,7 +549,7 @@ async fn enrol_inner(
             "this registration code has already been used",
         ));
     }
-    vsc_store::audit::append(
+    state.append_audit(
         &mut tx,
         &ctx.event(
             "workstation.registered",
@@ -604,7 +605,7 @@ async fn open_challenge(
         "workstation.challenge",
         &req.workstation_id,
         async {
-            let mut tx = state.store().write().await?;
+            let mut tx = state.write().await?;
             // A registered workstation asks once per sign-in (a bench signs in hundreds of
             // times a minute); only callers naming no usable workstation are rate-limited.
             if let Err(err) =
@@ -681,7 +682,7 @@ pub(crate) async fn opening_context(
         signature,
     } = proof;
     let now = state.now_unix();
-    let mut tx = state.store().write().await?;
+    let mut tx = state.write().await?;
     let nonce =
         challenge::consume(&mut tx, challenge_id, OPEN_PURPOSE, workstation_id, now).await?;
     tx.commit().await?;

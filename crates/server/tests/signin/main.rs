@@ -23,6 +23,7 @@ mod failure_races;
 mod happy_path;
 mod limits;
 mod long_poll_shutdown;
+mod metrics;
 mod requests;
 mod session_end;
 mod sessions;

@@ -341,7 +341,7 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
 
 /// One bad request of kind `i % 3`: an unknown sign-in request (with a long made-up id), a
 /// made-up device token, a made-up session ticket. Each is refused before authentication.
-async fn bad_request(client: &vsc_authenticator::Client, i: u32) -> bool {
+async fn bad_request(client: &vsc_https::Client, i: u32) -> bool {
     let junk = format!("{i:08x}{}", "z".repeat(200));
     match i % 3 {
         0 => client
@@ -432,7 +432,7 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
     let flood_start = Instant::now();
     let mut senders = Vec::new();
     for _ in 0..args.senders {
-        let client = vsc_authenticator::Client::with_fingerprint(lab.url.clone(), &fingerprint)?;
+        let client = vsc_https::Client::with_fingerprint(lab.url.clone(), &fingerprint)?;
         let (next, total) = (next.clone(), args.bad);
         senders.push(tokio::spawn(async move {
             let mut refused = 0u32;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use url::Url;
-use vsc_authenticator::ClientError;
+use vsc_https::ClientError;
 use vsc_proto::signin::{AuthContext, SessionInfo, SessionRole};
 use zeroize::Zeroizing;
 

@@ -21,7 +21,7 @@ use crate::agent::{AgentConfig, Workstation};
 use crate::secret::LocalSecret;
 use crate::server::ServerTrust;
 use crate::{AgentError, Result};
-use vsc_authenticator::fsutil;
+use vsc_https::fsutil;
 
 const CONFIG_FILE: &str = "agent.json";
 const SECRET_FILE: &str = "agent.secret";

@@ -43,7 +43,7 @@ pub use workstation::{RegisteredWorkstation, Registration};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use vsc_authenticator::ClientError;
+use vsc_https::ClientError;
 
 /// Why an agent operation failed. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]

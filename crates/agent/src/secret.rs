@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::{AgentError, Result};
-use vsc_authenticator::fsutil;
+use vsc_https::fsutil;
 
 /// The header callers of the local API send the secret in.
 pub const SECRET_HEADER: &str = "x-vsc-agent-secret";

@@ -12,14 +12,14 @@
 //! | [`ServerLink::logout`] | `POST /api/v1/session/logout` (ticket + agent key) |
 //! | [`ServerLink::validate`] | `POST /api/v1/tickets/validate` (what a relying system asks) |
 //!
-//! Every call goes through the authenticator's pinned [`Client`], which trusts only the root CA
+//! Every call goes through the pinned [`Client`] of `vsc-https`, which trusts only the root CA
 //! (or fingerprint) the agent was configured with.
 
 use crate::AgentError;
 use crate::agent::Ticket;
 use crate::workstation::RegisteredWorkstation;
 use url::Url;
-use vsc_authenticator::{Client, ClientError};
+use vsc_https::{Client, ClientError};
 use vsc_proto::ChallengeResponse;
 use vsc_proto::signin::{
     AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest, SelectRole,

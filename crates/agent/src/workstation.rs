@@ -18,9 +18,11 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use url::Url;
-use vsc_authenticator::fsutil;
+use vsc_https::fsutil;
 use vsc_proto::ChallengeResponse;
 use vsc_proto::signin::{AuthContext, AuthRequestCreated, WorkstationProof};
 use vsc_proto::workstation::{EnrolWorkstation, WorkstationEnrolled};
@@ -190,7 +192,7 @@ pub async fn enrol(
     let (ws, pkcs8) = register(server, trust, code, name).await?;
     // The key goes first: a registration file without its key would be useless.
     let key_path = home.dir().join(KEY_FILE);
-    let pem = Zeroizing::new(vsc_pem("PRIVATE KEY", &pkcs8));
+    let pem = Zeroizing::new(vsc_https::pem::encode("PRIVATE KEY", &pkcs8));
     fsutil::write_private_atomic(&key_path, pem.as_bytes())
         .map_err(io_error("write", &key_path))?;
     save_registration(home, &ws.registration)?;
@@ -238,19 +240,21 @@ pub fn load(home: &AgentHome) -> Result<Option<RegisteredWorkstation>> {
     }
     let pem =
         Zeroizing::new(std::fs::read_to_string(&key_path).map_err(io_error("read", &key_path))?);
-    let pkcs8 = pem_body(&pem).ok_or_else(|| AgentError::Corrupt {
+    let pkcs8 = private_key_from_pem(&pem).ok_or_else(|| AgentError::Corrupt {
         path: key_path.clone(),
         reason: "not a PEM private key".into(),
     })?;
-    let ws = RegisteredWorkstation::new(registration, &pkcs8).map_err(|_| AgentError::Corrupt {
-        path: key_path.clone(),
-        reason: "not an ECDSA P-256 key".into(),
+    let ws = RegisteredWorkstation::new(registration, pkcs8.secret_pkcs8_der()).map_err(|_| {
+        AgentError::Corrupt {
+            path: key_path.clone(),
+            reason: "not an ECDSA P-256 key".into(),
+        }
     })?;
     // The key must be the one the certificate was issued for: its public point (65 bytes,
     // uncompressed) sits inside the certificate's SubjectPublicKeyInfo.
     let point = ws.key.public_key().as_ref();
-    let cert_has_key = pem_body(&ws.registration.certificate_pem)
-        .is_some_and(|der| der.windows(point.len()).any(|w| w == point));
+    let cert_has_key = CertificateDer::from_pem_slice(ws.registration.certificate_pem.as_bytes())
+        .is_ok_and(|der| der.windows(point.len()).any(|w| w == point));
     if !cert_has_key {
         return Err(AgentError::Corrupt {
             path,
@@ -260,25 +264,11 @@ pub fn load(home: &AgentHome) -> Result<Option<RegisteredWorkstation>> {
     Ok(Some(ws))
 }
 
-fn vsc_pem(label: &str, der: &[u8]) -> String {
-    let b64 = B64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
-fn pem_body(pem: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let body: Zeroizing<String> = Zeroizing::new(
-        pem.lines()
-            .filter(|l| !l.starts_with("-----"))
-            .map(str::trim)
-            .collect(),
-    );
-    B64.decode(body.as_bytes()).ok().map(Zeroizing::new)
+/// The PKCS#8 key in `workstation.key`, held so that it is wiped when dropped.
+fn private_key_from_pem(pem: &str) -> Option<Zeroizing<PrivatePkcs8KeyDer<'static>>> {
+    PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .map(Zeroizing::new)
 }
 
 #[cfg(test)]
@@ -289,9 +279,9 @@ mod tests {
     fn keys_round_trip_through_pem_and_sign() {
         let (pkcs8, csr) = new_key_and_csr("WARD-7-PC-03").expect("key");
         assert!(!csr.is_empty());
-        let pem = vsc_pem("PRIVATE KEY", &pkcs8);
-        let back = pem_body(&pem).expect("pem");
-        assert_eq!(&back[..], &pkcs8[..]);
+        let pem = vsc_https::pem::encode("PRIVATE KEY", &pkcs8);
+        let back = private_key_from_pem(&pem).expect("pem");
+        assert_eq!(back.secret_pkcs8_der(), &pkcs8[..]);
         let ws = RegisteredWorkstation::new(
             Registration {
                 server: Url::parse("https://127.0.0.1:8443").expect("url"),
@@ -301,7 +291,7 @@ mod tests {
                 organisation_name: "Example".into(),
                 certificate_pem: "-----BEGIN CERTIFICATE-----\n".into(),
             },
-            &back,
+            back.secret_pkcs8_der(),
         )
         .expect("workstation");
         let sig = B64.decode(ws.sign(b"hello").expect("sign")).expect("b64");

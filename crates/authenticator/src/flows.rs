@@ -21,7 +21,7 @@ use vsc_proto::{
 use zeroize::Zeroize;
 
 use crate::AuthenticatorError;
-use crate::client::{self, Client};
+use crate::client::{self, Client, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::fsutil;
 use crate::home::{Enrolment, Home};
@@ -227,7 +227,7 @@ async fn enrol_with(
     })?;
     home.save_enrolment(&Enrolment {
         server: client.base_url().clone(),
-        root_ca_pem: client::pem_certificate(&root),
+        root_ca_pem: vsc_https::pem::encode("CERTIFICATE", &root),
         ca_chain_pem: response.ca_chain.clone(),
         uid: response.uid.clone(),
         given_name: response.given_name.clone(),

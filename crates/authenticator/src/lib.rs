@@ -8,19 +8,21 @@
 //! in: the device channel that receives sign-in requests (authenticated with the
 //! [`device_key`]) and the approval signed with the card's key after the passcode. Every use of
 //! the card's keys opens the keystore through [`unlock`], where the server checks the passcode.
+//!
+//! The HTTPS client, the event-stream parser and the private-file helpers are in `vsc-https`,
+//! which the workstation agent uses without linking this crate; they are re-exported here
+//! ([`client`], [`sse`], [`fsutil`]) so that the phone's callers need only this crate.
 
 pub mod client;
 pub mod device_key;
 pub mod flows;
-pub mod fsutil;
 pub mod home;
 pub mod keystore;
 pub mod phone;
 pub mod signing;
-pub mod sse;
 pub mod unlock;
 
-pub use client::{Client, ClientError, PinnedRootVerifier};
+pub use client::{Client, ClientError, ClientForHome, PinnedRootVerifier};
 pub use device_key::DeviceKey;
 pub use flows::{Status, enrol, ra_login, redeem_unlock, status};
 pub use home::{Device, Enrolment, Home, HomeError};
@@ -33,6 +35,7 @@ pub use phone::{
     auto_approve, auto_approve_with, check_request,
 };
 pub use unlock::unlock_keys;
+pub use vsc_https::{fsutil, sse};
 
 /// Why a flow failed. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]

@@ -49,7 +49,7 @@ use vsc_proto::signing::{CompleteSigningRequest, PendingSigningRequest, SigningO
 use zeroize::Zeroizing;
 
 use crate::AuthenticatorError;
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::home::{Home, HomeError};
 use crate::keystore::{Keystore as _, KeystoreError, Passcode};

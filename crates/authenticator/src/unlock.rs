@@ -25,7 +25,7 @@ use vsc_proto::signin::DeviceChallengeRequest;
 use zeroize::Zeroize;
 
 use crate::AuthenticatorError;
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::home::{Home, HomeError};
 use crate::keystore::{

@@ -23,7 +23,7 @@ use rustls_pki_types::{
 };
 use url::Url;
 use vsc_authenticator::client::{ClientError, sha256_fingerprint};
-use vsc_authenticator::{AuthenticatorError, Home, KeystoreError, Passcode};
+use vsc_authenticator::{AuthenticatorError, ClientForHome as _, Home, KeystoreError, Passcode};
 use vsc_proto::passcode::{PasscodeCheckRequest, PasscodeCheckResponse};
 use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
@@ -113,6 +113,11 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// PEM for a certificate, as the server sends it.
+fn pem_certificate(der: &[u8]) -> String {
+    vsc_https::pem::encode("CERTIFICATE", der)
+}
+
 fn issue(pki: &Pki, csr_b64: &str) -> (String, Vec<u8>) {
     let der = B64.decode(csr_b64).expect("base64");
     let csr = CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(der))
@@ -120,7 +125,7 @@ fn issue(pki: &Pki, csr_b64: &str) -> (String, Vec<u8>) {
     let cert = csr.signed_by(&pki.issuing_issuer).expect("sign");
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).expect("parses");
     let spki = parsed.public_key().raw.to_vec();
-    (cert.pem(), spki)
+    (pem_certificate(cert.der()), spki)
 }
 
 async fn enrol(State(mock): State<Arc<Mock>>, Json(req): Json<EnrolRequest>) -> Response {
@@ -183,7 +188,11 @@ async fn enrol(State(mock): State<Arc<Mock>>, Json(req): Json<EnrolRequest>) -> 
         signing_certificate,
         piv_auth_certificate: None,
         piv_signing_certificate: None,
-        ca_chain: format!("{}{}", mock.pki.issuing.pem(), mock.pki.root.pem()),
+        ca_chain: format!(
+            "{}{}",
+            pem_certificate(mock.pki.issuing.der()),
+            pem_certificate(mock.pki.root.der())
+        ),
     })
     .into_response()
 }
@@ -525,7 +534,10 @@ async fn enrol_login_lock_unlock() {
     let enrolment = home.enrolment().expect("read").expect("enrolled");
     assert_eq!(enrolment.uid, ALICE);
     assert_eq!(enrolment.server.as_str(), format!("{}/", mock.origin));
-    assert_eq!(enrolment.root_ca_pem.trim(), mock.pki.root.pem().trim());
+    assert_eq!(
+        enrolment.root_ca_pem.trim(),
+        pem_certificate(mock.pki.root.der()).trim()
+    );
     let status = vsc_authenticator::status(&home).expect("status");
     assert!(status.enrolled);
     assert_eq!(status.uid.as_deref(), Some(ALICE));

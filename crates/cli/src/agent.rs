@@ -313,7 +313,7 @@ fn configure(home: &AgentHome, opts: &ServerOpts) -> Result<AgentFile> {
         file.server = Some(server.clone());
     }
     if let Some(fp) = &opts.ca_fingerprint {
-        vsc_authenticator::client::parse_fingerprint(fp)?;
+        vsc_https::client::parse_fingerprint(fp)?;
         file.ca_fingerprint = Some(fp.trim().to_owned());
         file.root_ca_pem = None;
     }

@@ -349,7 +349,7 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
 
 /// One bad request of kind `i % 3`: an unknown sign-in request (with a long made-up id), a
 /// made-up device token, a made-up session ticket. Each is refused before authentication.
-async fn bad_request(client: &vsc_authenticator::Client, i: u32) -> bool {
+async fn bad_request(client: &vsc_https::Client, i: u32) -> bool {
     let junk = format!("{i:08x}{}", "z".repeat(200));
     match i % 3 {
         0 => client
@@ -448,7 +448,7 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
     let pace = (args.rate > 0).then(|| Duration::from_secs(1) / args.rate);
     let mut senders = Vec::new();
     for _ in 0..args.senders {
-        let client = vsc_authenticator::Client::with_fingerprint(lab.url.clone(), &fingerprint)?;
+        let client = vsc_https::Client::with_fingerprint(lab.url.clone(), &fingerprint)?;
         let (next, total) = (next.clone(), args.bad);
         let flood_start = tokio::time::Instant::from_std(flood_start);
         senders.push(tokio::spawn(async move {

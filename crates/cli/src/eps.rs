@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use vsc_eps::sign::SignatureAlgorithm;
 use vsc_eps::verify::{
     Check, Outcome, Verdict, VerifyOptions, certificate_is_self_issued, verify_prescription,
@@ -98,44 +100,15 @@ vsc eps preview --algorithm RS1 --stamp-author-time batch/*.xml")]
     },
 }
 
-/// The DER bodies of the PEM blocks labelled `label` in `text`.
-fn pem_blocks(text: &str, label: &str, path: &Path) -> Result<Vec<Vec<u8>>> {
-    use base64::Engine as _;
-    let begin = format!("-----BEGIN {label}-----");
-    let end = format!("-----END {label}-----");
-    let mut blocks = Vec::new();
-    let mut body: Option<String> = None;
-    for line in text.lines().map(str::trim) {
-        if line == begin {
-            body = Some(String::new());
-        } else if line == end {
-            let b64 = body
-                .take()
-                .with_context(|| format!("{}: {end} without {begin}", path.display()))?;
-            blocks.push(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .with_context(|| {
-                        format!("{}: a {label} block is not base64", path.display())
-                    })?,
-            );
-        } else if let Some(b64) = body.as_mut() {
-            b64.push_str(line);
-        }
-    }
-    if body.is_some() {
-        anyhow::bail!("{}: {begin} without {end}", path.display());
-    }
-    Ok(blocks)
-}
-
-/// The DER items of a file that is either PEM (blocks labelled `label`) or one DER item.
-fn read_der_or_pem(path: &Path, label: &str) -> Result<Vec<Vec<u8>>> {
+/// The DER items of a file that is either PEM (its blocks of type `T`, labelled `label`; blocks
+/// with other labels are skipped) or one DER item.
+fn read_der_or_pem<T: PemObject + AsRef<[u8]>>(path: &Path, label: &str) -> Result<Vec<Vec<u8>>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        let text = String::from_utf8(bytes)
-            .with_context(|| format!("{} is not a PEM file", path.display()))?;
-        let blocks = pem_blocks(&text, label, path)?;
+        let blocks = T::pem_slice_iter(&bytes)
+            .map(|block| block.map(|der| der.as_ref().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{} is not a well-formed PEM file", path.display()))?;
         if blocks.is_empty() {
             anyhow::bail!("{} has no {label} PEM block", path.display());
         }
@@ -156,7 +129,7 @@ struct TrustBundle {
 /// Trust anchors and intermediates from a `--trust` file.
 fn read_trust(path: &Path) -> Result<TrustBundle> {
     let mut bundle = TrustBundle::default();
-    for (i, der) in read_der_or_pem(path, "CERTIFICATE")?
+    for (i, der) in read_der_or_pem::<CertificateDer>(path, "CERTIFICATE")?
         .into_iter()
         .enumerate()
     {
@@ -234,7 +207,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         None => TrustBundle::default(),
     };
     for path in &args.chains {
-        for (i, der) in read_der_or_pem(path, "CERTIFICATE")?
+        for (i, der) in read_der_or_pem::<CertificateDer>(path, "CERTIFICATE")?
             .into_iter()
             .enumerate()
         {
@@ -250,7 +223,9 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     }
     let mut crl_ders = Vec::new();
     for path in &args.crls {
-        crl_ders.extend(read_der_or_pem(path, "X509 CRL")?);
+        crl_ders.extend(read_der_or_pem::<CertificateRevocationListDer>(
+            path, "X509 CRL",
+        )?);
     }
     let anchor_refs: Vec<&[u8]> = bundle.anchors.iter().map(Vec::as_slice).collect();
     let intermediate_refs: Vec<&[u8]> = bundle.intermediates.iter().map(Vec::as_slice).collect();

@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
-use vsc_authenticator::{Client, Home, Passcode};
+use vsc_authenticator::{ClientForHome as _, Home, Passcode};
+use vsc_https::Client;
 use vsc_proto::{
     AssignPosition, CardWithCode, CreateOrganisation, CreatePerson, IssueCard, Person,
     RecordIdentityCheck,

@@ -12,7 +12,8 @@ use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use vsc_authenticator::{Client, Home};
+use vsc_authenticator::{ClientForHome as _, Home};
+use vsc_https::Client;
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, CreateOrganisation, CreatePerson,
     DecidePositionRequest, IssueCard, Organisation, Person, PositionRequest, RaRoleGrant,

@@ -11,7 +11,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
-use vsc_authenticator::Client;
+use vsc_https::Client;
 use vsc_proto::workstation::{
     IssueWorkstationCode, WorkstationCode, WorkstationInfo, WorkstationPolicy,
 };

@@ -247,7 +247,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     // Ready once both the server and the agent answer.
     let local = LocalClient::new(agent_addr, secret)?;
     let info: vsc_proto::ServerInfo =
-        vsc_authenticator::Client::with_root_pem(lab.url.clone(), &lab.root_pem())?
+        vsc_https::Client::with_root_pem(lab.url.clone(), &lab.root_pem())?
             .get_json("/api/v1/info", None)
             .await
             .context("the sandbox server does not answer")?;

@@ -16,6 +16,7 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::pem;
+use rustls_pki_types::pem::SectionKind;
 
 /// Expected key of a CSR.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,11 +153,23 @@ fn decode_input(der_or_pem: &[u8]) -> Result<Vec<u8>, CsrError> {
     }
     let text = std::str::from_utf8(der_or_pem)
         .map_err(|_| CsrError::Malformed("PEM input is not valid text".into()))?;
-    let (label, der) = pem::parse_first(text).map_err(|e| CsrError::Malformed(e.to_string()))?;
-    match label {
-        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(der),
+    // Some older tools label a CSR "NEW CERTIFICATE REQUEST" (RFC 7468, section 7), which
+    // rustls-pki-types does not know and would skip; read it as the standard label.
+    let text = text
+        .replace(
+            "-----BEGIN NEW CERTIFICATE REQUEST-----",
+            "-----BEGIN CERTIFICATE REQUEST-----",
+        )
+        .replace(
+            "-----END NEW CERTIFICATE REQUEST-----",
+            "-----END CERTIFICATE REQUEST-----",
+        );
+    let (kind, der) = pem::parse_first(&text).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    match kind {
+        SectionKind::Csr => Ok(der),
         other => Err(CsrError::Malformed(format!(
-            "PEM block is a {other:?}, not a CERTIFICATE REQUEST"
+            "PEM block is a {:?}, not a CERTIFICATE REQUEST",
+            pem::label(other)
         ))),
     }
 }
@@ -312,6 +325,11 @@ mod tests {
         let v2 = validate_csr(pem.as_bytes(), KeyKind::EcdsaP256).unwrap();
         assert_eq!(v2.der, der);
         assert_eq!(v2.spki_sha256_hex(), v.spki_sha256_hex());
+
+        // The legacy label is still read.
+        let legacy = crate::der_to_pem("NEW CERTIFICATE REQUEST", &der);
+        let v3 = validate_csr(legacy.as_bytes(), KeyKind::EcdsaP256).unwrap();
+        assert_eq!(v3.der, der);
     }
 
     #[test]
@@ -397,7 +415,7 @@ mod tests {
         let cert_pem = crate::der_to_pem("CERTIFICATE", &p256_csr());
         assert!(matches!(
             validate_csr(cert_pem.as_bytes(), KeyKind::EcdsaP256),
-            Err(CsrError::Malformed(_))
+            Err(CsrError::Malformed(m)) if m == "PEM block is a \"CERTIFICATE\", not a CERTIFICATE REQUEST"
         ));
     }
 

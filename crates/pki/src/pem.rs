@@ -1,7 +1,9 @@
-//! Minimal PEM (RFC 7468) encoding and decoding for certificates, CSRs and CRLs.
+//! PEM (RFC 7468) for certificates, CSRs and CRLs: decoding through `rustls-pki-types`, the
+//! workspace's one PEM reader, and the encoder it lacks.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use rustls_pki_types::pem::{self, PemObject, SectionKind};
 
 use crate::error::PkiError;
 
@@ -22,42 +24,53 @@ pub fn der_to_pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Decodes the first PEM block in `pem`, whatever its label. Text around the block is ignored.
+/// Decodes the first PEM block in `pem` whose label `rustls-pki-types` knows (`CERTIFICATE`,
+/// `X509 CRL`, `CERTIFICATE REQUEST`, the private and public key labels). Text around the block,
+/// and blocks with other labels, are skipped.
 pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, PkiError> {
     parse_first(pem).map(|(_, der)| der)
 }
 
-/// Decodes the first PEM block, returning its label and contents.
-pub(crate) fn parse_first(pem: &str) -> Result<(&str, Vec<u8>), PkiError> {
-    const BEGIN: &str = "-----BEGIN ";
-    const DASHES: &str = "-----";
-    let start = pem
-        .find(BEGIN)
-        .ok_or_else(|| PkiError::Pem("no \"-----BEGIN\" line".into()))?;
-    let after_begin = &pem[start + BEGIN.len()..];
-    let label_end = after_begin
-        .find(DASHES)
-        .ok_or_else(|| PkiError::Pem("unterminated BEGIN line".into()))?;
-    let label = &after_begin[..label_end];
-    if label.contains('\n') {
-        return Err(PkiError::Pem("unterminated BEGIN line".into()));
-    }
-    let body_and_rest = &after_begin[label_end + DASHES.len()..];
-    let end_marker = format!("-----END {label}-----");
-    let body_end = body_and_rest
-        .find(&end_marker)
-        .ok_or_else(|| PkiError::Pem(format!("missing \"{end_marker}\"")))?;
-    let body: String = body_and_rest[..body_end]
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let der = STANDARD
-        .decode(body)
-        .map_err(|e| PkiError::Pem(format!("bad base64 in {label} block: {e}")))?;
+/// Decodes the first PEM block with a known label, returning its kind and contents.
+pub(crate) fn parse_first(pem: &str) -> Result<(SectionKind, Vec<u8>), PkiError> {
+    let (kind, der) = <(SectionKind, Vec<u8>)>::from_pem_slice(pem.as_bytes())
+        .map_err(|e| PkiError::Pem(describe(e)))?;
     if der.is_empty() {
-        return Err(PkiError::Pem(format!("empty {label} block")));
+        return Err(PkiError::Pem(format!("empty {} block", label(kind))));
     }
-    Ok((label, der))
+    Ok((kind, der))
+}
+
+/// The label of a PEM block of this kind, for messages.
+pub(crate) fn label(kind: SectionKind) -> String {
+    match kind {
+        SectionKind::Certificate => "CERTIFICATE".into(),
+        SectionKind::Crl => "X509 CRL".into(),
+        SectionKind::Csr => "CERTIFICATE REQUEST".into(),
+        SectionKind::PublicKey => "PUBLIC KEY".into(),
+        SectionKind::PrivateKey => "PRIVATE KEY".into(),
+        SectionKind::RsaPrivateKey => "RSA PRIVATE KEY".into(),
+        SectionKind::EcPrivateKey => "EC PRIVATE KEY".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A sentence for a decoding error (the library's own shows marker lines as byte lists).
+fn describe(err: pem::Error) -> String {
+    match err {
+        pem::Error::NoItemsFound => "no \"-----BEGIN\" line with a known label".into(),
+        pem::Error::MissingSectionEnd { end_marker } => {
+            format!(
+                "missing \"-----END {}-----\"",
+                String::from_utf8_lossy(&end_marker)
+            )
+        }
+        pem::Error::IllegalSectionStart { line } => {
+            format!("malformed BEGIN line {:?}", String::from_utf8_lossy(&line))
+        }
+        pem::Error::Base64Decode(e) => format!("bad base64 in a PEM block: {e}"),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -79,7 +92,13 @@ mod tests {
             pem.replace('\n', "\r\n"),
             der_to_pem("X", b"other")
         );
-        assert_eq!(parse_first(&messy).unwrap(), ("CERTIFICATE", der));
+        assert_eq!(
+            parse_first(&messy).unwrap(),
+            (SectionKind::Certificate, der.clone())
+        );
+        // A block with a label rustls-pki-types does not know is skipped.
+        let unknown_first = format!("{}{}", der_to_pem("X", b"other"), pem);
+        assert_eq!(pem_to_der(&unknown_first).unwrap(), der);
     }
 
     #[test]

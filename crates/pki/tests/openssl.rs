@@ -32,7 +32,8 @@ fn csr() -> ValidatedCsr {
     let csr = rcgen::CertificateParams::default()
         .serialize_request(&key)
         .unwrap();
-    validate_csr(csr.pem().unwrap().as_bytes(), KeyKind::EcdsaP256).unwrap()
+    let pem = der_to_pem("CERTIFICATE REQUEST", csr.der());
+    validate_csr(pem.as_bytes(), KeyKind::EcdsaP256).unwrap()
 }
 
 fn person() -> PersonSubject {

@@ -27,6 +27,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use vsc_core::{CardState, KeyCustody, RaRole, Uid};
@@ -301,10 +302,9 @@ fn server_tls(
         fs::write(&names_path, names.join("\n")).map_err(io_err("cannot write", &names_path))?;
     }
     let chain_pem = fs::read_to_string(&cert_path).map_err(io_err("cannot read", &cert_path))?;
-    let chain: Vec<CertificateDer<'static>> = pem_blocks(&chain_pem)?
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| InstanceError::Tls(format!("cannot read the PEM in tls/server.pem: {e}")))?;
     let sealed = fs::read(&key_path).map_err(io_err("cannot read", &key_path))?;
     let key = master_key.open(AAD, &sealed)?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.to_vec()));
@@ -317,26 +317,6 @@ fn server_tls(
         .map_err(|e| InstanceError::Tls(e.to_string()))?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(tls))
-}
-
-fn pem_blocks(pem: &str) -> Result<Vec<Vec<u8>>, InstanceError> {
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find("-----BEGIN") {
-        let block = &rest[start..];
-        let end = block
-            .find("-----END")
-            .and_then(|e| {
-                block[e..]
-                    .find("\n")
-                    .map(|n| e + n + 1)
-                    .or(Some(block.len()))
-            })
-            .ok_or_else(|| InstanceError::Tls("truncated PEM block in tls/server.pem".into()))?;
-        out.push(vsc_pki::pem_to_der(&block[..end])?);
-        rest = &block[end..];
-    }
-    Ok(out)
 }
 
 async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use sqlx::SqliteConnection;
+use vsc_store::Conn;
 use time::OffsetDateTime;
 use vsc_pki::{CertificateAuthority, MasterKey};
 use vsc_store::{NewEvent, Outcome, Store, StoreError, Tx};
@@ -91,7 +91,7 @@ impl AppState {
     /// in `vsc_audit_events_total`.
     pub async fn append_audit(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut Conn,
         event: &NewEvent,
         at_ms: i64,
     ) -> Result<i64, StoreError> {

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use vsc_store::Conn;
 use time::OffsetDateTime;
 use vsc_pki::{CertificateAuthority, MasterKey};
+use vsc_store::Conn;
 use vsc_store::{NewEvent, Outcome, Store, StoreError, Tx};
 
 use crate::clock::Clock;
@@ -34,6 +34,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     throttle: FailureThrottle,
     challenge_throttle: FailureThrottle,
+    device_challenge_throttle: FailureThrottle<String>,
     refusals: RefusalAggregator,
     rng: SystemRandom,
     hub: Hub,
@@ -64,6 +65,10 @@ impl AppState {
                 throttle: FailureThrottle::new(10, 15 * 60),
                 // Unauthenticated endpoints that write a row: 60 a minute per address.
                 challenge_throttle: FailureThrottle::new(60, 60),
+                // Challenges for an enrolled device: 30 a minute per device, whatever the
+                // address. Phones on one hospital network share an address, so enrolled devices
+                // are not counted against it.
+                device_challenge_throttle: FailureThrottle::new(30, 60),
                 // Refusals of unauthenticated callers: the first ten of a source and reason in a
                 // minute are written one by one, the rest counted into one event.
                 refusals: RefusalAggregator::new(60_000, 10),
@@ -133,13 +138,29 @@ impl AppState {
     /// and counts one call, refusing it once the address is over its allowance.
     pub fn admit_unauthenticated(&self, source: IpAddr) -> Result<(), ApiError> {
         let now = self.now_unix();
-        if !self.inner.challenge_throttle.allowed(source, now) {
+        if !self.inner.challenge_throttle.allowed(&source, now) {
             return Err(ApiError::too_many(
                 "too_many_requests",
                 "too many requests from this address; wait a minute and try again",
             ));
         }
-        self.inner.challenge_throttle.record_failure(source, now);
+        self.inner.challenge_throttle.record_failure(&source, now);
+        Ok(())
+    }
+    /// Limits challenges for an enrolled device, per device (not per address: the phones of a
+    /// whole trust may reach the server from one address).
+    pub fn admit_device_challenge(&self, device_id: &str) -> Result<(), ApiError> {
+        let now = self.now_unix();
+        let key = device_id.to_owned();
+        if !self.inner.device_challenge_throttle.allowed(&key, now) {
+            return Err(ApiError::too_many(
+                "too_many_requests",
+                "too many challenges for this device; wait a minute and try again",
+            ));
+        }
+        self.inner
+            .device_challenge_throttle
+            .record_failure(&key, now);
         Ok(())
     }
     /// Notifications between requests.

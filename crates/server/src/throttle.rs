@@ -9,23 +9,25 @@
 //! audited as a count, not as one fsync'd row per request.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-/// At most `limit` failures per address within `window_seconds`.
+/// At most `limit` failures (or calls) per key within `window_seconds`; the key is the client's
+/// address unless another is named (a device id, for challenges of known devices).
 #[derive(Debug)]
-pub struct FailureThrottle {
+pub struct FailureThrottle<K = IpAddr> {
     limit: u32,
     window_seconds: i64,
-    entries: Mutex<HashMap<IpAddr, (i64, u32)>>,
+    entries: Mutex<HashMap<K, (i64, u32)>>,
 }
 
 /// Addresses remembered at most; beyond this the oldest windows are dropped.
 const MAX_ENTRIES: usize = 100_000;
 
-impl FailureThrottle {
+impl<K: Hash + Eq + Clone> FailureThrottle<K> {
     /// A throttle.
-    pub fn new(limit: u32, window_seconds: i64) -> FailureThrottle {
+    pub fn new(limit: u32, window_seconds: i64) -> FailureThrottle<K> {
         FailureThrottle {
             limit,
             window_seconds,
@@ -33,23 +35,23 @@ impl FailureThrottle {
         }
     }
 
-    /// Whether `ip` may try again at `now` (Unix seconds).
-    pub fn allowed(&self, ip: IpAddr, now: i64) -> bool {
+    /// Whether `key` may try again at `now` (Unix seconds).
+    pub fn allowed(&self, key: &K, now: i64) -> bool {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(&ip) {
+        match entries.get(key) {
             Some((start, count)) if now - start < self.window_seconds => *count < self.limit,
             _ => true,
         }
     }
 
-    /// Counts a failure from `ip`.
-    pub fn record_failure(&self, ip: IpAddr, now: i64) {
+    /// Counts a failure from `key`.
+    pub fn record_failure(&self, key: &K, now: i64) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_ENTRIES {
             let window = self.window_seconds;
             entries.retain(|_, (start, _)| now - *start < window);
         }
-        let entry = entries.entry(ip).or_insert((now, 0));
+        let entry = entries.entry(key.clone()).or_insert((now, 0));
         if now - entry.0 >= self.window_seconds {
             *entry = (now, 0);
         }
@@ -66,12 +68,12 @@ mod tests {
         let t = FailureThrottle::new(3, 60);
         let ip: IpAddr = [127, 0, 0, 1].into();
         for _ in 0..3 {
-            assert!(t.allowed(ip, 100));
-            t.record_failure(ip, 100);
+            assert!(t.allowed(&ip, 100));
+            t.record_failure(&ip, 100);
         }
-        assert!(!t.allowed(ip, 120));
-        assert!(t.allowed([127, 0, 0, 2].into(), 120));
-        assert!(t.allowed(ip, 161));
+        assert!(!t.allowed(&ip, 120));
+        assert!(t.allowed(&[127, 0, 0, 2].into(), 120));
+        assert!(t.allowed(&ip, 161));
     }
 }
 

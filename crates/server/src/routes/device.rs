@@ -446,17 +446,19 @@ async fn proof_challenge(
     purpose: &str,
     action: &str,
 ) -> ApiResult<ChallengeResponse> {
-    state.admit_unauthenticated(ctx.source)?;
     let mut tx = state.write().await?;
+    // Unknown devices count against the caller's address; enrolled ones against the device.
     if vsc_store::signin::device_key(&mut tx, device_id)
         .await?
         .is_none()
     {
+        state.admit_unauthenticated(ctx.source)?;
         return Err(ApiError::not_found(
             "unknown_device",
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
+    state.admit_device_challenge(device_id)?;
     let issued = challenge::issue(
         state,
         &mut tx,
@@ -804,7 +806,7 @@ async fn refuse_unproven_unlock(
         Ok(f) => f,
         Err(e) => return e,
     };
-    state.throttle().record_failure(ctx.source, now);
+    state.throttle().record_failure(&ctx.source, now);
     let left = (codes::MAX_WRONG_GUESSES - failures).max(0);
     ApiError::unauthorized(
         "unlock_device_proof_failed",

@@ -136,7 +136,7 @@ async fn create_request(
     ApiJson(req): ApiJson<CreateAuthRequest>,
 ) -> ApiResult<(StatusCode, Json<AuthRequestCreated>)> {
     // Guessing UIDs to find who has a card costs a failure each, throttled per address.
-    if !state.throttle().allowed(ctx.source, state.now_unix()) {
+    if !state.throttle().allowed(&ctx.source, state.now_unix()) {
         let err = ApiError::too_many(
             "too_many_attempts",
             "too many failed sign-in requests from this address; wait 15 minutes",
@@ -158,7 +158,7 @@ async fn create_request(
             ) {
                 state
                     .throttle()
-                    .record_failure(ctx.source, state.now_unix());
+                    .record_failure(&ctx.source, state.now_unix());
             }
             state
                 .audit_failure(&ctx, "auth.request", &req.uid, "", &err)
@@ -461,14 +461,16 @@ async fn device_challenge_inner(
     ctx: &AuditContext,
     req: &DeviceChallengeRequest,
 ) -> ApiResult<ChallengeResponse> {
-    state.admit_unauthenticated(ctx.source)?;
     let mut tx = state.write().await?;
+    // Unknown devices count against the caller's address; enrolled ones against the device.
     if db::device_key(&mut tx, &req.device_id).await?.is_none() {
+        state.admit_unauthenticated(ctx.source)?;
         return Err(ApiError::not_found(
             "unknown_device",
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
+    state.admit_device_challenge(&req.device_id)?;
     let issued = challenge::issue(
         state,
         &mut tx,

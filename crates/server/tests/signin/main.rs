@@ -15,6 +15,7 @@ mod common;
 mod approvals;
 mod audited_refusals;
 mod card;
+mod challenge_limits;
 mod collect_recheck;
 mod concurrency;
 mod deep_xml;

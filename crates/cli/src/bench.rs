@@ -96,6 +96,10 @@ struct LoginBench {
     /// Also run paced at this many sign-ins per second (default: half the concurrent rate).
     #[arg(long)]
     rate: Option<f64>,
+    /// Run the benchmark's server on this PostgreSQL database (it must exist and be empty;
+    /// default: embedded SQLite in a temporary directory).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -238,9 +242,11 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
         "starting a server and enrolling {} simulated phones…",
         args.phones
     );
+    let database = args.database.clone();
     let lab = Lab::start(tmp.path(), "127.0.0.1:0".parse()?, |cfg| {
         // The per-card request cap guards against abuse; a benchmark signs one card in many times.
         cfg.signin.requests_per_window = i64::MAX;
+        cfg.database = database;
     })
     .await?;
     let passcode = lab::lab_passcode()?;

@@ -438,13 +438,9 @@ pub trait Keystore {
     fn sign_rsa_sha256(&self, msg: &[u8]) -> Result<Vec<u8>, KeystoreError>;
     /// RSA PKCS#1 v1.5 over a SHA-256 digest computed elsewhere.
     fn sign_rsa_sha256_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, KeystoreError>;
-    /// RSA PKCS#1 v1.5 over a SHA-1 or SHA-256 digest computed elsewhere (EPS `rsa-sha1` and
-    /// `rsa-sha256`).
-    fn sign_rsa_digest(
-        &self,
-        algorithm: vsc_rsa_digest::DigestAlgorithm,
-        digest: &[u8],
-    ) -> Result<Vec<u8>, KeystoreError>;
+    /// RSA PKCS#1 v1.5 over a SHA-1 digest computed elsewhere (EPS `rsa-sha1`; `rsa-sha256`
+    /// is [`Keystore::sign_rsa_sha256`] over the SignedInfo itself).
+    fn sign_rsa_sha1_digest(&self, digest: &[u8]) -> Result<Vec<u8>, KeystoreError>;
     /// A PKCS#10 request for a virtual-smartcard key, signed by that key; `None` for a store
     /// made before the card existed.
     fn piv_csr_der(&self, key: PivKey, common_name: &str)
@@ -1001,12 +997,9 @@ impl Keystore for UnlockedKeys {
         Ok(sig)
     }
 
-    fn sign_rsa_digest(
-        &self,
-        algorithm: vsc_rsa_digest::DigestAlgorithm,
-        digest: &[u8],
-    ) -> Result<Vec<u8>, KeystoreError> {
-        self.rsa_digest(algorithm, digest)
+    fn sign_rsa_sha1_digest(&self, digest: &[u8]) -> Result<Vec<u8>, KeystoreError> {
+        vsc_rsa_digest::sign_sha1_digest(&self.signing_pkcs8, digest)
+            .map_err(|_| KeystoreError::Crypto("RSA sign digest"))
     }
 
     fn piv_csr_der(
@@ -1029,17 +1022,6 @@ impl Keystore for UnlockedKeys {
             .sign_digest(&digest)
             .map_err(|_| KeystoreError::Crypto("ECDSA sign digest"))?;
         Ok(sig.as_ref().to_vec())
-    }
-}
-
-impl UnlockedKeys {
-    fn rsa_digest(
-        &self,
-        algorithm: vsc_rsa_digest::DigestAlgorithm,
-        digest: &[u8],
-    ) -> Result<Vec<u8>, KeystoreError> {
-        vsc_rsa_digest::sign_digest(&self.signing_pkcs8, algorithm, digest)
-            .map_err(|_| KeystoreError::Crypto("RSA sign digest"))
     }
 }
 

@@ -20,7 +20,6 @@ use vsc_eps::sign::SignatureAlgorithm;
 use vsc_proto::signing::{
     CompleteSigningRequest, FailedSignature, ItemSignature, PendingSigningRequest, SigningKind,
 };
-use vsc_rsa_digest::DigestAlgorithm;
 
 use crate::AuthenticatorError;
 use crate::keystore::{Keystore, KeystoreError, PivKey};
@@ -244,17 +243,13 @@ impl SigningReview {
                 });
                 continue;
             }
-            let (alg, d) = match self.algorithm {
-                SignatureAlgorithm::RsaSha1 => (
-                    DigestAlgorithm::Sha1,
-                    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &item.signed_info),
-                ),
-                SignatureAlgorithm::RsaSha256 => (
-                    DigestAlgorithm::Sha256,
-                    digest::digest(&digest::SHA256, &item.signed_info),
-                ),
+            let signature = match self.algorithm {
+                // aws-lc-rs signs SHA-1 only through the FFI crate (a digest made here).
+                SignatureAlgorithm::RsaSha1 => keys.sign_rsa_sha1_digest(
+                    digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &item.signed_info).as_ref(),
+                )?,
+                SignatureAlgorithm::RsaSha256 => keys.sign_rsa_sha256(&item.signed_info)?,
             };
-            let signature = keys.sign_rsa_digest(alg, d.as_ref())?;
             signatures.push(ItemSignature {
                 id: item.id.clone(),
                 signature: base64::engine::general_purpose::STANDARD.encode(signature),

@@ -2,7 +2,8 @@
 //! is taken while `vsc serve` runs on it, and the restore in a new directory serves as the same
 //! instance (same CA, same audit chain). Hostile and mistaken restores (a flipped byte, a
 //! truncated archive, members that escape the directory or are links, a non-empty target, the
-//! wrong master key) are refused and leave the target as it was.
+//! wrong master key) are refused and leave the target as it was. On PostgreSQL (the test
+//! machine's server, as `cli_db`) the archive holds the keys and the audit head, not the database.
 
 #![allow(clippy::unwrap_used)]
 
@@ -447,4 +448,83 @@ fn hostile_or_mistaken_restores_are_refused_and_change_nothing() {
         std::fs::read(&key).unwrap()
     );
     assert_eq!(mode(&full.join("master.key")), 0o600);
+}
+
+/// On PostgreSQL the archive holds the data directory's keys and the audit head, not the
+/// database (that is pg_dump's job), and restore says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_instance_backs_up_its_keys_and_audit_head_only() {
+    let server = std::env::var("VSC_POSTGRES_SERVER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let prefix = std::env::var("VSC_TEST_DB_PREFIX").unwrap_or_else(|_| "vsc_test".into());
+    let name = format!("{prefix}_cli_backup_{}", std::process::id());
+    let url = vsc_store::postgres::create_database(&server, &name)
+        .await
+        .expect("create an empty PostgreSQL database");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let serving = Server::start_with(&data, &["--database", &url]);
+    let archive = dir.path().join("keys.tar.gz");
+    let report = json(&vsc(&[
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+        "--database",
+        &url,
+        "-o",
+        archive.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(serving.stop().success());
+    assert_eq!(report["database"]["engine"], "postgresql");
+    assert_eq!(report["database"]["included"], false);
+    let verified = json(&vsc(&[
+        "audit",
+        "verify",
+        "--data",
+        data.to_str().unwrap(),
+        "--database",
+        &url,
+        "--json",
+    ]));
+    assert_eq!(report["audit"]["head_hash"], verified["head_hash"]);
+    let names: Vec<Vec<u8>> = read_members(&archive).into_iter().map(|m| m.name).collect();
+    assert!(names.iter().any(|n| n == b"data/ca/root.key.sealed"));
+    assert!(!names.iter().any(|n| n == b"data/vsc.db"), "no database");
+
+    let restored = dir.path().join("restored");
+    let out = vsc(&[
+        "restore",
+        archive.to_str().unwrap(),
+        "--data",
+        restored.to_str().unwrap(),
+        "--master-key",
+        data.join("master.key").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pg_restore"), "{text}");
+    assert!(restored.join("ca/root.key.sealed").exists());
+    assert!(!restored.join("vsc.db").exists());
+
+    // Without --database the command does not guess: it says where the database might be.
+    let err = refused(&vsc(&[
+        "backup",
+        "--data",
+        data.to_str().unwrap(),
+        "-o",
+        dir.path().join("x.tar.gz").to_str().unwrap(),
+    ]));
+    assert!(err.contains("PostgreSQL"), "{err}");
+
+    vsc_store::postgres::drop_database(&server, &name)
+        .await
+        .expect("drop the test database");
 }

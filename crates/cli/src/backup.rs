@@ -279,7 +279,7 @@ pub async fn backup(args: BackupArgs) -> Result<ExitCode> {
     }
     if args.include_master_key {
         // Only a key that unseals this instance's CA is worth archiving.
-        check_master_key(&master_key_path, &data.join("ca"))?;
+        check_master_key(&master_key_path, &data.join("ca"), &master_key_path)?;
         members.push((MASTER_KEY_FILE.into(), master_key_path.clone()));
     }
     members.sort();
@@ -533,20 +533,21 @@ fn safe_relative(path: &str) -> Result<&str> {
     }
 }
 
-/// Loads the master key at `path` and opens the CA's sealed keys with it.
-fn check_master_key(path: &Path, ca_dir: &Path) -> Result<()> {
+/// Loads the master key at `path` and opens the CA's sealed keys with it; messages name the
+/// key as `shown` (the operator's file, not a staging copy).
+fn check_master_key(path: &Path, ca_dir: &Path, shown: &Path) -> Result<()> {
     if !path.is_file() {
-        bail!("no master key at {}", path.display());
+        bail!("no master key at {}", shown.display());
     }
     // The file exists, so this only loads (and checks mode and length); it never creates.
     let key = MasterKey::load_or_create(path)
-        .with_context(|| format!("cannot read the master key {}", path.display()))?;
+        .with_context(|| format!("cannot read the master key {}", shown.display()))?;
     match CertificateAuthority::load(ca_dir, &key) {
         Ok(_) => Ok(()),
         Err(PkiError::Sealed) => bail!(
             "the master key {} does not unseal this instance's CA keys: it is not this \
              instance's master key",
-            path.display()
+            shown.display()
         ),
         Err(e) => Err(e).context("cannot load the instance CA"),
     }
@@ -783,7 +784,11 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCode> {
         (false, None) => KeySource::Missing,
     };
     if source != KeySource::Missing {
-        check_master_key(&key_path, &staging.path().join("ca")).map_err(|e| {
+        let shown = match (&args.master_key, source) {
+            (Some(given), KeySource::File) => given.clone(),
+            _ => PathBuf::from(format!("{} (in the archive)", MASTER_KEY_FILE)),
+        };
+        check_master_key(&key_path, &staging.path().join("ca"), &shown).map_err(|e| {
             anyhow!("{e:#}; nothing was restored").context("wrong master key".to_owned())
         })?;
     }

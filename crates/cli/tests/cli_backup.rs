@@ -383,6 +383,10 @@ fn hostile_or_mistaken_restores_are_refused_and_change_nothing() {
     }
     let err = refused(&restore(&archive, Some(wrong.to_str().unwrap())));
     assert!(err.contains("not this instance's master key"), "{err}");
+    assert!(
+        err.contains("wrong.key") && !err.contains(".vsc-restore-"),
+        "{err}"
+    );
     untouched();
 
     // A non-empty target.

@@ -5,6 +5,7 @@
 //! * `vsc authenticator …` is the phone app's core with a terminal front;
 //! * `vsc agent …` is the identity agent on the workstation;
 //! * `vsc audit …` verifies and exports the hash-chained audit log;
+//! * `vsc backup` and `vsc restore` write an instance to one archive (online) and bring it back;
 //! * `vsc demo`, `vsc sandbox` and `vsc bench` run the whole system in one process, to learn it,
 //!   to integrate with it, and to measure it.
 //!
@@ -14,6 +15,7 @@
 mod agent;
 mod audit;
 mod authenticator;
+mod backup;
 mod bench;
 mod bench_sign;
 mod db;
@@ -54,6 +56,10 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The instance's database as a whole: move it from SQLite to PostgreSQL.
     Db(db::DbArgs),
+    /// Back up an instance into one archive while it runs (database snapshot, keys, certificates).
+    Backup(backup::BackupArgs),
+    /// Restore an instance from a `vsc backup` archive into a new data directory.
+    Restore(backup::RestoreArgs),
     /// The identity agent: sign in with your phone, keep the session, serve tickets on loopback.
     Agent(agent::AgentArgs),
     /// Measure the server: complete sign-ins per second and their latency.
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
             Command::Authenticator(args) => authenticator::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Db(args) => db::run(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,

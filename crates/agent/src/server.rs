@@ -21,6 +21,7 @@ use crate::workstation::RegisteredWorkstation;
 use url::Url;
 use vsc_https::{Client, ClientError};
 use vsc_proto::ChallengeResponse;
+use vsc_proto::routes;
 use vsc_proto::signin::{
     AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest, SelectRole,
     SessionInfo, TicketValidation, ValidateTicket, WORKSTATION_SIGNATURE_HEADER,
@@ -29,7 +30,7 @@ use vsc_proto::signin::{
 use vsc_proto::workstation::{EnrolWorkstation, WorkstationEnrolled};
 
 /// The header carrying a request's poll secret.
-const REQUEST_SECRET_HEADER: &str = "x-vsc-request-secret";
+const REQUEST_SECRET_HEADER: &str = routes::headers::REQUEST_SECRET;
 
 /// How the agent recognises its server: the instance root CA, or its SHA-256 fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,7 @@ impl ServerLink {
         request: &EnrolWorkstation,
     ) -> Result<WorkstationEnrolled, ClientError> {
         self.api
-            .post_json("/api/v1/workstations/enrol", request, None)
+            .post_json(routes::WORKSTATION_ENROL, request, None)
             .await
     }
 
@@ -85,7 +86,7 @@ impl ServerLink {
     ) -> Result<ChallengeResponse, ClientError> {
         self.api
             .post_json(
-                "/api/v1/workstations/challenge",
+                routes::WORKSTATION_CHALLENGE,
                 &WorkstationChallengeRequest {
                     workstation_id: workstation_id.to_owned(),
                 },
@@ -113,7 +114,7 @@ impl ServerLink {
         Ok(self
             .api
             .post_json(
-                "/api/v1/auth/requests",
+                routes::AUTH_REQUESTS,
                 &CreateAuthRequest {
                     uid: uid.to_owned(),
                     context: context.clone(),
@@ -137,8 +138,8 @@ impl ServerLink {
         collect_signature: Option<&str>,
     ) -> Result<AuthRequestOutcome, ClientError> {
         let path = format!(
-            "/api/v1/auth/requests/{}?wait={wait_seconds}",
-            checked_id(request_id)?
+            "{}?wait={wait_seconds}",
+            routes::fill(routes::AUTH_REQUEST, checked_id(request_id)?)
         );
         let mut headers = vec![(REQUEST_SECRET_HEADER, poll_secret)];
         if let Some(sig) = collect_signature {
@@ -150,7 +151,7 @@ impl ServerLink {
     /// Withdraws a pending request. A request that is no longer pending answers
     /// `request_already_decided`.
     pub async fn cancel(&self, request_id: &str, poll_secret: &str) -> Result<(), ClientError> {
-        let path = format!("/api/v1/auth/requests/{}/cancel", checked_id(request_id)?);
+        let path = routes::fill(routes::AUTH_REQUEST_CANCEL, checked_id(request_id)?);
         let _: serde_json::Value = self
             .api
             .post_json_with_headers(
@@ -166,7 +167,7 @@ impl ServerLink {
     pub async fn session(&self, ticket: &str) -> Result<SessionInfo, ClientError> {
         // Looking must not count as use: only the person's own activity keeps a session alive.
         self.api
-            .get_json("/api/v1/session?touch=false", Some(ticket))
+            .get_json(&format!("{}?touch=false", routes::SESSION), Some(ticket))
             .await
     }
 
@@ -179,7 +180,7 @@ impl ServerLink {
     ) -> Result<SessionInfo, ClientError> {
         self.agent_post(
             ticket,
-            "/api/v1/session/role",
+            routes::SESSION_ROLE,
             &SelectRole {
                 position_id: position_id.to_owned(),
             },
@@ -191,7 +192,7 @@ impl ServerLink {
     /// the ticket cannot log the person out).
     pub async fn logout(&self, ticket: &Ticket) -> Result<(), ClientError> {
         let _: serde_json::Value = self
-            .agent_post(ticket, "/api/v1/session/logout", &serde_json::json!({}))
+            .agent_post(ticket, routes::SESSION_LOGOUT, &serde_json::json!({}))
             .await?;
         Ok(())
     }
@@ -232,7 +233,7 @@ impl ServerLink {
         ticket: &Ticket,
         request: &vsc_proto::signing::CreateSigningRequest,
     ) -> Result<vsc_proto::signing::SigningRequestCreated, ClientError> {
-        self.agent_post(ticket, "/api/v1/signing/requests", request)
+        self.agent_post(ticket, routes::SIGNING_REQUESTS, request)
             .await
     }
 
@@ -244,8 +245,8 @@ impl ServerLink {
         wait_seconds: u64,
     ) -> Result<vsc_proto::signing::SigningOutcome, ClientError> {
         let path = format!(
-            "/api/v1/signing/requests/{}?wait={wait_seconds}",
-            checked_id(request_id)?
+            "{}?wait={wait_seconds}",
+            routes::fill(routes::SIGNING_REQUEST, checked_id(request_id)?)
         );
         self.agent_get(ticket, &path).await
     }
@@ -255,7 +256,7 @@ impl ServerLink {
         &self,
         ticket: &Ticket,
     ) -> Result<vsc_proto::card::CardInfo, ClientError> {
-        self.agent_get(ticket, "/api/v1/card").await
+        self.agent_get(ticket, routes::CARD).await
     }
 
     /// Checks a card PIN typed at this workstation (a wrong one uses up a try).
@@ -266,7 +267,7 @@ impl ServerLink {
     ) -> Result<vsc_proto::card::CardPinResult, ClientError> {
         self.agent_post(
             ticket,
-            "/api/v1/card/pin/verify",
+            routes::CARD_PIN_VERIFY,
             &vsc_proto::card::VerifyCardPin {
                 pin: pin.to_owned(),
             },
@@ -281,7 +282,7 @@ impl ServerLink {
         ticket: &Ticket,
         operation: &vsc_proto::card::CardOperation,
     ) -> Result<vsc_proto::signing::SigningRequestCreated, ClientError> {
-        self.agent_post(ticket, "/api/v1/card/operations", operation)
+        self.agent_post(ticket, routes::CARD_OPERATIONS, operation)
             .await
     }
 
@@ -289,7 +290,7 @@ impl ServerLink {
     pub async fn validate(&self, ticket: &str) -> Result<TicketValidation, ClientError> {
         self.api
             .post_json(
-                "/api/v1/tickets/validate",
+                routes::TICKETS_VALIDATE,
                 &ValidateTicket {
                     ticket: ticket.to_owned(),
                 },
@@ -310,7 +311,7 @@ fn checked_id(id: &str) -> Result<&str, ClientError> {
         Ok(id)
     } else {
         Err(ClientError::BadResponse {
-            path: "/api/v1/auth/requests".into(),
+            path: routes::AUTH_REQUESTS.into(),
             reason: "the request id has characters a request id cannot have".into(),
         })
     }

@@ -6,6 +6,7 @@
 
 use crate::keystore::PivKey;
 use std::path::PathBuf;
+use vsc_proto::routes;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -34,15 +35,15 @@ use crate::unlock;
 pub const CSR_COMMON_NAME: &str = "vsc enrolment";
 
 /// `POST` path for enrolment.
-pub const ENROL_PATH: &str = "/api/v1/enrol";
+pub const ENROL_PATH: &str = routes::ENROL;
 /// `POST` path for redeeming an unlock code.
 pub const UNLOCK_PATH: &str = vsc_proto::passcode::UNLOCK_PATH;
 /// `POST` path for the challenge an unlock redemption signs.
 pub const UNLOCK_CHALLENGE_PATH: &str = vsc_proto::passcode::UNLOCK_CHALLENGE_PATH;
 /// `POST` path for an RA login challenge.
-pub const CHALLENGE_PATH: &str = "/api/v1/ra/auth/challenge";
+pub const CHALLENGE_PATH: &str = routes::RA_AUTH_CHALLENGE;
 /// `POST` path for an RA login.
-pub const LOGIN_PATH: &str = "/api/v1/ra/auth/login";
+pub const LOGIN_PATH: &str = routes::RA_AUTH_LOGIN;
 
 /// A link, or a code typed on its own.
 enum Input {

@@ -34,6 +34,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use vsc_proto::routes;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -57,15 +58,15 @@ use crate::signing::SigningReview;
 use crate::sse::{SseEvent, SseParser};
 
 /// `POST`: a challenge for the device key.
-pub const DEVICE_CHALLENGE_PATH: &str = "/api/v1/device/challenge";
+pub const DEVICE_CHALLENGE_PATH: &str = routes::DEVICE_CHALLENGE;
 /// `POST`: a device token for a signed challenge.
-pub const DEVICE_TOKEN_PATH: &str = "/api/v1/device/token";
+pub const DEVICE_TOKEN_PATH: &str = routes::DEVICE_TOKEN;
 /// `GET`: the server-sent event stream.
-pub const DEVICE_EVENTS_PATH: &str = "/api/v1/device/events";
+pub const DEVICE_EVENTS_PATH: &str = routes::DEVICE_EVENTS;
 /// `GET`: the pending requests (long-poll with `?wait=S`); `POST …/{id}/approve`, `…/decline`.
-pub const DEVICE_REQUESTS_PATH: &str = "/api/v1/device/requests";
+pub const DEVICE_REQUESTS_PATH: &str = routes::DEVICE_REQUESTS;
 /// `GET`: signing requests waiting for this phone; `POST …/{id}/complete` or `…/{id}/decline`.
-pub const DEVICE_SIGNING_PATH: &str = "/api/v1/device/signing";
+pub const DEVICE_SIGNING_PATH: &str = routes::DEVICE_SIGNING;
 
 /// The server answers a long-poll after at most this long.
 pub const MAX_WAIT_SECONDS: u64 = 30;
@@ -537,7 +538,7 @@ impl PhoneLink {
         let _: serde_json::Value = self
             .authed(|token| async move {
                 client
-                    .post_json("/api/v1/device/card-pin", body, Some(&token))
+                    .post_json(routes::DEVICE_CARD_PIN, body, Some(&token))
                     .await
             })
             .await?;

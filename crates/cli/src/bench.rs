@@ -18,6 +18,7 @@
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use vsc_proto::routes;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -360,17 +361,17 @@ async fn bad_request(client: &vsc_https::Client, i: u32) -> bool {
     match i % 3 {
         0 => client
             .get_json_with_headers::<serde_json::Value>(
-                &format!("/api/v1/auth/requests/{junk}?wait=0"),
-                &[("X-Vsc-Request-Secret", junk.as_str())],
+                &format!("{}?wait=0", routes::fill(routes::AUTH_REQUEST, &junk)),
+                &[(routes::headers::REQUEST_SECRET, junk.as_str())],
             )
             .await
             .is_err(),
         1 => client
-            .get_json::<serde_json::Value>("/api/v1/device/requests", Some(&junk))
+            .get_json::<serde_json::Value>(routes::DEVICE_REQUESTS, Some(&junk))
             .await
             .is_err(),
         _ => client
-            .get_json::<serde_json::Value>("/api/v1/session", Some(&junk))
+            .get_json::<serde_json::Value>(routes::SESSION, Some(&junk))
             .await
             .is_err(),
     }

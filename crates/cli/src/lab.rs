@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use vsc_proto::routes;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -154,11 +155,11 @@ impl Lab {
             shutdown: Some(tx),
             server: Some(server),
         };
-        let orgs: Vec<vsc_proto::Organisation> = lab.get("/api/v1/ra/organisations").await?;
+        let orgs: Vec<vsc_proto::Organisation> = lab.get(routes::RA_ORGANISATIONS).await?;
         if !orgs.iter().any(|o| o.ods_code == LAB_ODS) {
             let _: vsc_proto::Organisation = lab
                 .post(
-                    "/api/v1/ra/organisations",
+                    routes::RA_ORGANISATIONS,
                     &CreateOrganisation {
                         ods_code: LAB_ODS.into(),
                         name: "vsc Sandbox Trust".into(),
@@ -194,7 +195,7 @@ impl Lab {
     ) -> Result<(String, CardWithCode)> {
         let person: Person = self
             .post(
-                "/api/v1/ra/people",
+                routes::RA_PEOPLE,
                 &CreatePerson {
                     given_name: given.into(),
                     family_name: family.into(),
@@ -206,7 +207,7 @@ impl Lab {
         let uid = person.uid;
         let _: Person = self
             .post(
-                &format!("/api/v1/ra/people/{uid}/identity-checks"),
+                &routes::fill(routes::RA_PERSON_IDENTITY_CHECKS, &uid),
                 &RecordIdentityCheck {
                     evidence: vec!["passport".into(), "proof-of-address".into()],
                     level: 3,
@@ -217,7 +218,7 @@ impl Lab {
         for p in positions {
             let _: Person = self
                 .post(
-                    &format!("/api/v1/ra/people/{uid}/positions"),
+                    &routes::fill(routes::RA_PERSON_POSITIONS, &uid),
                     &AssignPosition {
                         organisation: LAB_ODS.into(),
                         role_code: p.role_code.into(),
@@ -229,7 +230,7 @@ impl Lab {
         }
         let card: CardWithCode = self
             .post(
-                &format!("/api/v1/ra/people/{uid}/cards"),
+                &routes::fill(routes::RA_PERSON_CARDS, &uid),
                 &IssueCard {
                     organisation: LAB_ODS.into(),
                 },
@@ -243,7 +244,7 @@ impl Lab {
     async fn workstation_code(&self, name: &str) -> Result<String> {
         let code: vsc_proto::workstation::WorkstationCode = self
             .post(
-                "/api/v1/ra/workstations/codes",
+                routes::RA_WORKSTATION_CODES,
                 &vsc_proto::workstation::IssueWorkstationCode {
                     organisation: LAB_ODS.into(),
                     name: Some(name.into()),
@@ -257,7 +258,10 @@ impl Lab {
     /// was deleted, so its key is gone).
     async fn revoke_workstation_named(&self, name: &str) -> Result<()> {
         let list: Vec<vsc_proto::workstation::WorkstationInfo> = self
-            .get(&format!("/api/v1/ra/workstations?organisation={LAB_ODS}"))
+            .get(&format!(
+                "{}?organisation={LAB_ODS}",
+                routes::RA_WORKSTATIONS
+            ))
             .await?;
         for w in list
             .iter()
@@ -265,7 +269,7 @@ impl Lab {
         {
             let _: vsc_proto::workstation::WorkstationInfo = self
                 .post(
-                    &format!("/api/v1/ra/workstations/{}/revoke", w.id),
+                    &routes::fill(routes::RA_WORKSTATION_REVOKE, &w.id),
                     &serde_json::json!({}),
                 )
                 .await?;
@@ -279,7 +283,10 @@ impl Lab {
     pub async fn register_agent_home(&self, home: &vsc_agent::AgentHome, name: &str) -> Result<()> {
         if let Some(ws) = vsc_agent::workstation::load(home)? {
             let list: Vec<vsc_proto::workstation::WorkstationInfo> = self
-                .get(&format!("/api/v1/ra/workstations?organisation={LAB_ODS}"))
+                .get(&format!(
+                    "{}?organisation={LAB_ODS}",
+                    routes::RA_WORKSTATIONS
+                ))
                 .await?;
             if list.iter().any(|w| w.id == ws.id() && w.state == "active") {
                 vsc_agent::workstation::follow_server(home, &self.url)?;

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use vsc_proto::routes;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
@@ -524,11 +525,11 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                 .await;
         }
         RaCommand::Whoami => {
-            let me: Person = console.get("/api/v1/ra/me").await?;
+            let me: Person = console.get(routes::RA_ME).await?;
             console.print(&me, print_person)?;
         }
         RaCommand::Org(OrgCommand::List) => {
-            let orgs: Vec<Organisation> = console.get("/api/v1/ra/organisations").await?;
+            let orgs: Vec<Organisation> = console.get(routes::RA_ORGANISATIONS).await?;
             console.print(&orgs, |orgs| {
                 for o in orgs {
                     println!(
@@ -543,7 +544,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::Org(OrgCommand::Create { ods, name }) => {
             let org: Organisation = console
                 .post(
-                    "/api/v1/ra/organisations",
+                    routes::RA_ORGANISATIONS,
                     &CreateOrganisation {
                         ods_code: ods,
                         name,
@@ -563,10 +564,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
             };
             let set: vsc_proto::SessionLimits = console
                 .post(
-                    &format!(
-                        "/api/v1/ra/organisations/{}/session-limits",
-                        path_segment(&ods)?
-                    ),
+                    &routes::fill(routes::RA_ORGANISATION_SESSION_LIMITS, path_segment(&ods)?),
                     &limits,
                 )
                 .await?;
@@ -586,7 +584,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }) => {
             let p: Person = console
                 .post(
-                    "/api/v1/ra/people",
+                    routes::RA_PEOPLE,
                     &CreatePerson {
                         given_name: given,
                         family_name: family,
@@ -602,7 +600,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }
         RaCommand::Person(PersonCommand::Show { uid }) => {
             let p: Person = console
-                .get(&format!("/api/v1/ra/people/{}", path_segment(&uid)?))
+                .get(&routes::fill(routes::RA_PERSON, path_segment(&uid)?))
                 .await?;
             console.print(&p, print_person)?;
         }
@@ -614,7 +612,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }) => {
             let p: Person = console
                 .post(
-                    &format!("/api/v1/ra/people/{}/identity-checks", path_segment(&uid)?),
+                    &routes::fill(routes::RA_PERSON_IDENTITY_CHECKS, path_segment(&uid)?),
                     &RecordIdentityCheck {
                         evidence,
                         level,
@@ -633,7 +631,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }) => {
             let p: Person = console
                 .post(
-                    &format!("/api/v1/ra/people/{}/positions", path_segment(&uid)?),
+                    &routes::fill(routes::RA_PERSON_POSITIONS, path_segment(&uid)?),
                     &AssignPosition {
                         organisation: org,
                         role_code,
@@ -653,7 +651,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }) => {
             let p: Person = console
                 .post(
-                    &format!("/api/v1/ra/people/{}/ra-roles", path_segment(&uid)?),
+                    &routes::fill(routes::RA_PERSON_RA_ROLES, path_segment(&uid)?),
                     &RaRoleGrant {
                         role,
                         organisation: org,
@@ -667,7 +665,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::Card(CardCommand::Issue { uid, org, qr }) => {
             let r: CardWithCode = console
                 .post(
-                    &format!("/api/v1/ra/people/{}/cards", path_segment(&uid)?),
+                    &routes::fill(routes::RA_PERSON_CARDS, path_segment(&uid)?),
                     &IssueCard { organisation: org },
                 )
                 .await?;
@@ -680,14 +678,14 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }
         RaCommand::Card(CardCommand::Show { id }) => {
             let c: Card = console
-                .get(&format!("/api/v1/ra/cards/{}", path_segment(&id)?))
+                .get(&routes::fill(routes::RA_CARD, path_segment(&id)?))
                 .await?;
             console.print(&c, print_card)?;
         }
         RaCommand::Card(CardCommand::Reactivate { id, qr }) => {
             let r: CardWithCode = console
                 .post(
-                    &format!("/api/v1/ra/cards/{}/activation", path_segment(&id)?),
+                    &routes::fill(routes::RA_CARD_ACTIVATION, path_segment(&id)?),
                     &serde_json::json!({}),
                 )
                 .await?;
@@ -709,7 +707,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
             }
             let c: Card = console
                 .post(
-                    &format!("/api/v1/ra/cards/{}/cancel", path_segment(&id)?),
+                    &routes::fill(routes::RA_CARD_CANCEL, path_segment(&id)?),
                     &CancelCard {
                         reason_code: Some(reason_code.wire().to_owned()),
                         reason,
@@ -734,7 +732,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }) => {
             let r: PositionRequest = console
                 .post(
-                    "/api/v1/ra/position-requests",
+                    routes::RA_POSITION_REQUESTS,
                     &RequestPosition {
                         uid: path_segment(&uid)?.to_owned(),
                         position: AssignPosition {
@@ -755,7 +753,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
             })?;
         }
         RaCommand::PositionRequest(PositionRequestCommand::List) => {
-            let list: Vec<PositionRequest> = console.get("/api/v1/ra/position-requests").await?;
+            let list: Vec<PositionRequest> = console.get(routes::RA_POSITION_REQUESTS).await?;
             console.print(&list, |list| {
                 if list.is_empty() {
                     println!("No pending position requests.");
@@ -768,10 +766,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::PositionRequest(PositionRequestCommand::Approve { id, note }) => {
             let r: PositionRequest = console
                 .post(
-                    &format!(
-                        "/api/v1/ra/position-requests/{}/approve",
-                        path_segment(&id)?
-                    ),
+                    &routes::fill(routes::RA_POSITION_REQUEST_APPROVE, path_segment(&id)?),
                     &DecidePositionRequest { note },
                 )
                 .await?;
@@ -780,10 +775,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::PositionRequest(PositionRequestCommand::Decline { id, note }) => {
             let r: PositionRequest = console
                 .post(
-                    &format!(
-                        "/api/v1/ra/position-requests/{}/decline",
-                        path_segment(&id)?
-                    ),
+                    &routes::fill(routes::RA_POSITION_REQUEST_DECLINE, path_segment(&id)?),
                     &DecidePositionRequest { note },
                 )
                 .await?;
@@ -792,7 +784,7 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::Card(CardCommand::Unlock { id, qr }) => {
             let r: CardWithCode = console
                 .post(
-                    &format!("/api/v1/ra/cards/{}/unlock", path_segment(&id)?),
+                    &routes::fill(routes::RA_CARD_UNLOCK, path_segment(&id)?),
                     &serde_json::json!({}),
                 )
                 .await?;

@@ -6,6 +6,7 @@
 //! `vsc agent enrol --server URL --ca-fingerprint FP --code CODE --name NAME` on it.
 
 use std::process::ExitCode;
+use vsc_proto::routes;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -78,7 +79,7 @@ pub async fn run(
         WorkstationCommand::Code { org, name } => {
             let code: WorkstationCode = client
                 .post_json(
-                    "/api/v1/ra/workstations/codes",
+                    routes::RA_WORKSTATION_CODES,
                     &IssueWorkstationCode {
                         organisation: org,
                         name,
@@ -110,7 +111,11 @@ pub async fn run(
         WorkstationCommand::List { org } => {
             let list: Vec<WorkstationInfo> = client
                 .get_json(
-                    &format!("/api/v1/ra/workstations?organisation={}", urlencode(&org)),
+                    &format!(
+                        "{}?organisation={}",
+                        routes::RA_WORKSTATIONS,
+                        urlencode(&org)
+                    ),
                     Some(token),
                 )
                 .await?;
@@ -136,7 +141,7 @@ pub async fn run(
         WorkstationCommand::Revoke { id } => {
             let w: WorkstationInfo = client
                 .post_json(
-                    &format!("/api/v1/ra/workstations/{}/revoke", urlencode(&id)),
+                    &routes::fill(routes::RA_WORKSTATION_REVOKE, &urlencode(&id)),
                     &serde_json::json!({}),
                     Some(token),
                 )
@@ -152,10 +157,7 @@ pub async fn run(
             org,
             allow_unregistered_workstations,
         } => {
-            let path = format!(
-                "/api/v1/ra/organisations/{}/workstation-policy",
-                urlencode(&org)
-            );
+            let path = routes::fill(routes::RA_ORGANISATION_WORKSTATION_POLICY, &urlencode(&org));
             let policy: WorkstationPolicy = match allow_unregistered_workstations {
                 Some(allow) => {
                     client

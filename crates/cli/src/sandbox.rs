@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vsc_proto::routes;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -248,7 +249,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     let local = LocalClient::new(agent_addr, secret)?;
     let info: vsc_proto::ServerInfo =
         vsc_https::Client::with_root_pem(lab.url.clone(), &lab.root_pem())?
-            .get_json("/api/v1/info", None)
+            .get_json(routes::INFO, None)
             .await
             .context("the sandbox server does not answer")?;
     local

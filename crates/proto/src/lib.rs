@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 pub mod activation_url;
 pub mod card;
 pub mod passcode;
+pub mod routes;
 pub mod signin;
 pub mod signing;
 pub mod workstation;

@@ -74,8 +74,8 @@ const MIN_TOKEN_LEN: usize = 16;
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(vsc_proto::routes::READYZ, get(readyz))
+        .route(vsc_proto::routes::METRICS, get(metrics))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,7 +534,7 @@ async fn metrics(
         .check(ctx.source, bearer_token(&headers))
     {
         state
-            .audit_failure(&ctx, "metrics.read", "/metrics", "", &err)
+            .audit_failure(&ctx, "metrics.read", vsc_proto::routes::METRICS, "", &err)
             .await;
         return Err(err);
     }

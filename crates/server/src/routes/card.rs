@@ -22,6 +22,7 @@ use vsc_proto::card::{
     CardInfo, CardOperation, CardPinResult, PIN_TRIES, SetCardPin, VerifyCardPin,
     pin_is_well_formed,
 };
+use vsc_proto::routes;
 use vsc_proto::signing::{SigningItem, SigningKind, SigningRequestCreated};
 use vsc_store::repo;
 use vsc_store::signing::{self as db, SigningRequestRow};
@@ -36,10 +37,10 @@ use crate::state::AppState;
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/card", get(card_info))
-        .route("/api/v1/card/pin/verify", post(verify_pin))
-        .route("/api/v1/card/operations", post(operation))
-        .route("/api/v1/device/card-pin", post(set_pin))
+        .route(routes::CARD, get(card_info))
+        .route(routes::CARD_PIN_VERIFY, post(verify_pin))
+        .route(routes::CARD_OPERATIONS, post(operation))
+        .route(routes::DEVICE_CARD_PIN, post(set_pin))
 }
 
 /// Argon2id for PINs: a PIN has few digits, so the hash is what makes a stolen database

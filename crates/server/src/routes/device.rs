@@ -42,6 +42,7 @@ use vsc_proto::passcode::{
     PASSCODE_CHALLENGE_PATH, PASSCODE_CHECK_PATH, PasscodeCheckRequest, PasscodeCheckResponse,
     UNLOCK_CHALLENGE_PATH, UNLOCK_PATH,
 };
+use vsc_proto::routes;
 use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
     ChallengeResponse, EnrolRequest, EnrolResponse, UnlockRedeemRequest, UnlockRedeemResponse,
@@ -67,7 +68,7 @@ const UNLOCK_PURPOSE: &str = "device-unlock";
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/enrol", post(enrol))
+        .route(routes::ENROL, post(enrol))
         .route(PASSCODE_CHALLENGE_PATH, post(passcode_challenge))
         .route(PASSCODE_CHECK_PATH, post(passcode_check))
         .route(UNLOCK_CHALLENGE_PATH, post(unlock_challenge))

@@ -17,6 +17,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use vsc_proto::routes;
 use vsc_proto::{Organisation, ServerInfo};
 use vsc_store::repo;
 
@@ -26,15 +27,15 @@ use crate::state::AppState;
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/api/v1/info", get(info))
-        .route("/ca/root.pem", get(root_pem))
-        .route("/ca/issuing.pem", get(issuing_pem))
-        .route("/ca/chain.pem", get(chain_pem))
-        .route("/ca/issuing.crl", get(issuing_crl))
-        .route("/ca/root.crl", get(root_crl))
-        .route("/activate", get(landing))
-        .route("/unlock", get(landing))
+        .route(routes::HEALTHZ, get(|| async { "ok" }))
+        .route(routes::INFO, get(info))
+        .route(routes::CA_ROOT_PEM, get(root_pem))
+        .route(routes::CA_ISSUING_PEM, get(issuing_pem))
+        .route(routes::CA_CHAIN_PEM, get(chain_pem))
+        .route(routes::CA_ISSUING_CRL, get(issuing_crl))
+        .route(routes::CA_ROOT_CRL, get(root_crl))
+        .route(routes::ACTIVATE_PAGE, get(landing))
+        .route(routes::UNLOCK_PAGE, get(landing))
 }
 
 async fn info(State(state): State<AppState>) -> ApiResult<Json<ServerInfo>> {

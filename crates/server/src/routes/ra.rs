@@ -46,6 +46,7 @@ use vsc_core::{
     RaRole, RaScopeError, RoleCode, Uid,
 };
 use vsc_pki::RevocationReason;
+use vsc_proto::routes;
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, ChallengeRequest, ChallengeResponse,
     CreateOrganisation, CreatePerson, DecidePositionRequest, LoginRequest, LoginResponse,
@@ -69,40 +70,40 @@ const LOGIN_PURPOSE: &str = "ra-login";
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/ra/auth/challenge", post(challenge))
-        .route("/api/v1/ra/auth/login", post(login))
-        .route("/api/v1/ra/me", get(me))
+        .route(routes::RA_AUTH_CHALLENGE, post(challenge))
+        .route(routes::RA_AUTH_LOGIN, post(login))
+        .route(routes::RA_ME, get(me))
         .route(
-            "/api/v1/ra/organisations",
+            routes::RA_ORGANISATIONS,
             get(list_organisations).post(create_organisation),
         )
         .route(
-            "/api/v1/ra/organisations/{ods}/session-limits",
+            routes::RA_ORGANISATION_SESSION_LIMITS,
             post(set_session_limits),
         )
-        .route("/api/v1/ra/people", post(create_person))
-        .route("/api/v1/ra/people/{uid}", get(get_person))
+        .route(routes::RA_PEOPLE, post(create_person))
+        .route(routes::RA_PERSON, get(get_person))
         .route(
-            "/api/v1/ra/people/{uid}/identity-checks",
+            routes::RA_PERSON_IDENTITY_CHECKS,
             post(record_identity_check),
         )
-        .route("/api/v1/ra/people/{uid}/positions", post(assign_position))
-        .route("/api/v1/ra/people/{uid}/ra-roles", post(assign_ra_role))
-        .route("/api/v1/ra/people/{uid}/cards", post(issue_card))
-        .route("/api/v1/ra/cards/{id}", get(get_card))
-        .route("/api/v1/ra/cards/{id}/activation", post(reissue_activation))
-        .route("/api/v1/ra/cards/{id}/cancel", post(cancel_card))
-        .route("/api/v1/ra/cards/{id}/unlock", post(unlock_card))
+        .route(routes::RA_PERSON_POSITIONS, post(assign_position))
+        .route(routes::RA_PERSON_RA_ROLES, post(assign_ra_role))
+        .route(routes::RA_PERSON_CARDS, post(issue_card))
+        .route(routes::RA_CARD, get(get_card))
+        .route(routes::RA_CARD_ACTIVATION, post(reissue_activation))
+        .route(routes::RA_CARD_CANCEL, post(cancel_card))
+        .route(routes::RA_CARD_UNLOCK, post(unlock_card))
         .route(
-            "/api/v1/ra/position-requests",
+            routes::RA_POSITION_REQUESTS,
             get(list_position_requests).post(request_position),
         )
         .route(
-            "/api/v1/ra/position-requests/{id}/approve",
+            routes::RA_POSITION_REQUEST_APPROVE,
             post(approve_position_request),
         )
         .route(
-            "/api/v1/ra/position-requests/{id}/decline",
+            routes::RA_POSITION_REQUEST_DECLINE,
             post(decline_position_request),
         )
 }

@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
+use vsc_proto::routes;
 use vsc_proto::signin::{
     AuthRequestOutcome, SelectRole, SessionInfo, SessionRole, TicketValidation, ValidateTicket,
 };
@@ -42,10 +43,10 @@ pub const LEVEL_OF_ASSURANCE: &str = "AAL2";
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/session", get(current))
-        .route("/api/v1/session/role", post(select_role))
-        .route("/api/v1/session/logout", post(logout))
-        .route("/api/v1/tickets/validate", post(validate))
+        .route(routes::SESSION, get(current))
+        .route(routes::SESSION_ROLE, post(select_role))
+        .route(routes::SESSION_LOGOUT, post(logout))
+        .route(routes::TICKETS_VALIDATE, post(validate))
 }
 
 fn ts(t: i64) -> OffsetDateTime {

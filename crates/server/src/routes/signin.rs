@@ -16,6 +16,7 @@
 
 use std::convert::Infallible;
 use std::time::Duration as StdDuration;
+use vsc_proto::routes;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -48,22 +49,22 @@ use crate::state::{AppState, AuditContext};
 const DEVICE_TOKEN_PURPOSE: &str = "device-token";
 /// Longest a long-poll waits before answering "still pending".
 const MAX_WAIT_SECONDS: u64 = 30;
-const POLL_SECRET_HEADER: &str = "x-vsc-request-secret";
+const POLL_SECRET_HEADER: &str = routes::headers::REQUEST_SECRET;
 /// How long after its expiry an approved request can still be collected.
 const COLLECT_GRACE_SECONDS: i64 = 60;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/auth/requests", post(create_request))
-        .route("/api/v1/auth/requests/{id}", get(request_outcome))
-        .route("/api/v1/auth/requests/{id}/cancel", post(cancel_request))
-        .route("/api/v1/device/challenge", post(device_challenge))
-        .route("/api/v1/device/token", post(device_token))
-        .route("/api/v1/device/events", get(device_events))
-        .route("/api/v1/device/requests", get(device_requests))
-        .route("/api/v1/device/requests/{id}/approve", post(approve))
-        .route("/api/v1/device/requests/{id}/decline", post(decline))
+        .route(routes::AUTH_REQUESTS, post(create_request))
+        .route(routes::AUTH_REQUEST, get(request_outcome))
+        .route(routes::AUTH_REQUEST_CANCEL, post(cancel_request))
+        .route(routes::DEVICE_CHALLENGE, post(device_challenge))
+        .route(routes::DEVICE_TOKEN, post(device_token))
+        .route(routes::DEVICE_EVENTS, get(device_events))
+        .route(routes::DEVICE_REQUESTS, get(device_requests))
+        .route(routes::DEVICE_REQUEST_APPROVE, post(approve))
+        .route(routes::DEVICE_REQUEST_DECLINE, post(decline))
 }
 
 pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {

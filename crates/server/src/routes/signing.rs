@@ -17,6 +17,7 @@
 //! prescription id, digest, signer and outcome in the transaction that completes the request.
 
 use std::time::Duration as StdDuration;
+use vsc_proto::routes;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::routing::{get, post};
@@ -59,11 +60,11 @@ const MAX_OPEN_PER_CARD: i64 = 4;
 /// The routes (with their own, larger body limit).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/signing/requests", post(create))
-        .route("/api/v1/signing/requests/{id}", get(outcome))
-        .route("/api/v1/device/signing", get(device_pending))
-        .route("/api/v1/device/signing/{id}/complete", post(complete))
-        .route("/api/v1/device/signing/{id}/decline", post(decline))
+        .route(routes::SIGNING_REQUESTS, post(create))
+        .route(routes::SIGNING_REQUEST, get(outcome))
+        .route(routes::DEVICE_SIGNING, get(device_pending))
+        .route(routes::DEVICE_SIGNING_COMPLETE, post(complete))
+        .route(routes::DEVICE_SIGNING_DECLINE, post(decline))
         .layer(DefaultBodyLimit::max(MAX_SIGNING_BODY))
         .layer(RequestBodyLimitLayer::new(MAX_SIGNING_BODY))
 }

@@ -28,6 +28,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use vsc_core::{ActivationCode, RaRole};
 use vsc_proto::ChallengeResponse;
+use vsc_proto::routes;
 use vsc_proto::signin::{
     AuthContext, CreateAuthRequest, WORKSTATION_SIGNATURE_HEADER, WorkstationChallengeRequest,
     WorkstationProof,
@@ -60,15 +61,15 @@ const MAX_NAME: usize = 64;
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/ra/workstations/codes", post(issue_code_route))
-        .route("/api/v1/ra/workstations", get(list))
-        .route("/api/v1/ra/workstations/{id}/revoke", post(revoke))
+        .route(routes::RA_WORKSTATION_CODES, post(issue_code_route))
+        .route(routes::RA_WORKSTATIONS, get(list))
+        .route(routes::RA_WORKSTATION_REVOKE, post(revoke))
         .route(
-            "/api/v1/ra/organisations/{ods}/workstation-policy",
+            routes::RA_ORGANISATION_WORKSTATION_POLICY,
             get(get_policy).post(set_policy),
         )
-        .route("/api/v1/workstations/enrol", post(enrol))
-        .route("/api/v1/workstations/challenge", post(open_challenge))
+        .route(routes::WORKSTATION_ENROL, post(enrol))
+        .route(routes::WORKSTATION_CHALLENGE, post(open_challenge))
 }
 
 fn hash_secret(secret: &str) -> Vec<u8> {

@@ -136,7 +136,11 @@ async fn create_request(
     ApiJson(req): ApiJson<CreateAuthRequest>,
 ) -> ApiResult<(StatusCode, Json<AuthRequestCreated>)> {
     // Guessing UIDs to find who has a card costs a failure each, throttled per address.
-    if !state.throttle().allowed(&ctx.source, state.now_unix()) {
+    if !state
+        .throttle()
+        .allowed(&ctx.source, state.now_unix())
+        .await
+    {
         let err = ApiError::too_many(
             "too_many_attempts",
             "too many failed sign-in requests from this address; wait 15 minutes",
@@ -158,7 +162,8 @@ async fn create_request(
             ) {
                 state
                     .throttle()
-                    .record_failure(&ctx.source, state.now_unix());
+                    .record_failure(&ctx.source, state.now_unix())
+                    .await;
             }
             state
                 .audit_failure(&ctx, "auth.request", &req.uid, "", &err)
@@ -382,7 +387,9 @@ async fn request_outcome(
                 event = tokio::time::timeout_at(wake, events.recv()) => event,
             };
             match event {
+                // Resync: events from other nodes may have been missed; read the row again.
                 Ok(Ok(Event::Decided { request_id, .. })) if request_id == id => break,
+                Ok(Ok(Event::Resync)) => break,
                 Ok(Ok(_)) => continue,
                 Ok(Err(RecvError::Lagged(_))) => break,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
@@ -464,13 +471,13 @@ async fn device_challenge_inner(
     let mut tx = state.write().await?;
     // Unknown devices count against the caller's address; enrolled ones against the device.
     if db::device_key(&mut tx, &req.device_id).await?.is_none() {
-        state.admit_unauthenticated(ctx.source)?;
+        state.admit_unauthenticated(ctx.source).await?;
         return Err(ApiError::not_found(
             "unknown_device",
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
-    state.admit_device_challenge(&req.device_id)?;
+    state.admit_device_challenge(&req.device_id).await?;
     let issued = challenge::issue(
         state,
         &mut tx,
@@ -705,6 +712,7 @@ async fn device_requests(
             {
                 break;
             }
+            Ok(Ok(Event::Resync)) => break,
             Ok(Ok(_)) => continue,
             Ok(Err(RecvError::Lagged(_))) => break,
             Ok(Err(RecvError::Closed)) | Err(_) => break,
@@ -780,9 +788,10 @@ async fn device_events(
                     let data = serde_json::json!({"request_id": request_id, "state": decided}).to_string();
                     yield Ok(SseEvent::default().event("auth-request-closed").data(data));
                 }
+                // Fell behind, or events from other nodes may have been missed: tell the phone
+                // to re-read what is pending.
+                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => yield Ok(SseEvent::default().event("resync").data("{}")),
                 Ok(_) => {}
-                // Fell behind: tell the phone to re-read what is pending.
-                Err(RecvError::Lagged(_)) => yield Ok(SseEvent::default().event("resync").data("{}")),
                 Err(RecvError::Closed) => break,
             }
         }

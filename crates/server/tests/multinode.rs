@@ -279,3 +279,60 @@ async fn throttles_count_across_nodes() {
         .expect("allowed again after 15 minutes");
     assert_consistent(&a).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_cross_again_after_the_listening_connection_drops() {
+    if !postgres_available() {
+        return;
+    }
+    let a = start().await;
+    let ram = a.enrol_bootstrap_ram().await;
+    a.create_org(&ram.token, "RX1").await;
+    let (uid, _card, phone) = a.enrolled_person(&ram.token, "RX1").await;
+    let b = a.start_node().await;
+    let token = a.device_token(&phone).await;
+    let mut stream = a
+        .raw_http()
+        .get(a.url.join("api/v1/device/events").unwrap())
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("the event stream on A");
+
+    // Both nodes listen (B may still be connecting: it was just started).
+    let listening = || async {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        .fetch_one(a.state.store().pool())
+        .await
+        .unwrap();
+        n
+    };
+    let started = Instant::now();
+    while listening().await < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "both nodes listen"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The database drops both nodes' listening connections (as a failover or restart would).
+    let (dropped,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_one(a.state.store().pool())
+    .await
+    .unwrap();
+    assert_eq!(dropped, 2, "one listening connection per node");
+
+    // A reconnects and tells its waiters to re-read what they may have missed.
+    read_until(&mut stream, "event: resync", Duration::from_secs(5)).await;
+    // B has reconnected too by now (same delay); its events reach the phone on A again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let created = b.open_request(&uid, "pc-b").await;
+    read_until(&mut stream, &created.request_id, Duration::from_secs(1)).await;
+    assert_consistent(&a).await;
+}

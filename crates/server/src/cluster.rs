@@ -181,12 +181,12 @@ mod tests {
                 state: "approved".into(),
             },
         };
-        let text = serde_json::to_string(&wire).unwrap();
+        let text = serde_json::to_string(&wire).expect("encode");
         assert_eq!(
             text,
             r#"{"node":"n1","kind":"decided","card_id":"c1","request_id":"r1","state":"approved"}"#
         );
-        let back: Wire = serde_json::from_str(&text).unwrap();
+        let back: Wire = serde_json::from_str(&text).expect("decode");
         assert_eq!(back.event, wire.event);
     }
 }

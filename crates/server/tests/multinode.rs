@@ -226,6 +226,112 @@ async fn two_nodes_serve_one_instance_and_survive_losing_one() {
     assert_eq!(outcome.state, "collected");
     assert!(a.validate(&outcome.ticket.unwrap()).await.is_ok());
 
+    // Kill a node in the middle of a write: node C collects an approved request and dies after
+    // its transaction has written the session but before its audit event is in (the test holds
+    // it there with an uncommitted row at the next audit sequence number, on a connection that
+    // takes no write lock); PostgreSQL then sees C's connection die, as when a process dies.
+    let mut c = a.start_node().await;
+    let ws_c = c.workstation("pc-c").await;
+    let created = c.open_request(&uid, "pc-c").await;
+    let request = link
+        .pending(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.request_id == created.request_id)
+        .expect("pending on A");
+    link.approve(&request, created.number, &passcode())
+        .await
+        .expect("the phone approves on A");
+    let mut blocker = a.state.store().pool().begin().await.unwrap();
+    let (next,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events")
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash)
+         VALUES ($1, 0, 'test', 'test.blocker', '', '', '', 'success', '{}', '', '')",
+    )
+    .bind(next)
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let collect = {
+        let http = c.raw_http();
+        let url = c
+            .url
+            .join(&format!(
+                "api/v1/auth/requests/{}?wait=0",
+                created.request_id
+            ))
+            .unwrap();
+        let secret = created.poll_secret.clone();
+        let signature = ws_c.collect_signature(&created, &c.origin());
+        tokio::spawn(async move {
+            http.get(url)
+                .header("X-Vsc-Request-Secret", secret)
+                .header(vsc_proto::signin::WORKSTATION_SIGNATURE_HEADER, signature)
+                .send()
+                .await
+        })
+    };
+    let stuck = Instant::now();
+    let pid = loop {
+        let waiting: Option<(i32,)> = sqlx::query_as(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event = 'transactionid' AND pid <> pg_backend_pid()",
+        )
+        .fetch_optional(a.state.store().pool())
+        .await
+        .unwrap();
+        if let Some((pid,)) = waiting {
+            break pid;
+        }
+        assert!(
+            stuck.elapsed() < Duration::from_secs(5),
+            "C's collection reaches its audit event"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // C's session row is written but not committed; its connection dies now.
+    let (terminated,): (bool,) = sqlx::query_as("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(a.state.store().pool())
+        .await
+        .unwrap();
+    assert!(terminated);
+    c.kill().await;
+    blocker.rollback().await.unwrap();
+    let answered = timeout(Duration::from_secs(15), collect)
+        .await
+        .expect("the collection on C ends");
+    if let Ok(Ok(response)) = answered {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        eprintln!("the collection on the killed node ended with {status} {body}");
+        assert!(
+            !body.contains("\"ticket\":\""),
+            "a dead node issued a ticket: {status} {body}"
+        );
+    }
+    // Nothing of C's transaction remains: still approved, no session, one intact chain.
+    assert_eq!(a.request_state(&created.request_id).await, "approved");
+    let (sessions,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions WHERE request_id = $1")
+        .bind(&created.request_id)
+        .fetch_one(a.state.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0, "a session without its audit event");
+    assert_consistent(&a).await;
+    // The agent retries on the surviving node and gets its ticket.
+    let signature = ws_c.collect_signature(&created, &a.origin());
+    let outcome = a
+        .try_outcome_signed(&created, 5, Some(&signature))
+        .await
+        .expect("the agent collects from A");
+    assert_eq!(outcome.state, "collected");
+    assert!(a.validate(&outcome.ticket.unwrap()).await.is_ok());
+
     // And the next sign-in runs on the surviving node alone.
     let (_, ticket) = a.sign_in(&phone, &uid, "pc-a").await;
     assert!(a.validate(&ticket).await.is_ok());

@@ -770,6 +770,10 @@ async fn device_events(
                         Ok(mut conn) => db::auth_request(&mut conn, &request_id).await.ok().flatten(),
                         Err(_) => None,
                     };
+                    // The event only names the request (it may have come from another node,
+                    // over a channel any database user can notify on): what the phone is sent is
+                    // decided by the row, which must be this phone's card's and still pending.
+                    let row = row.filter(|r| cards.contains(&r.card_id) && r.state == "pending");
                     if let Some(p) = row.and_then(|r| to_pending(&r).ok())
                         && let Ok(data) = serde_json::to_string(&p)
                     {

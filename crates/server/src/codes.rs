@@ -134,7 +134,7 @@ pub async fn redeem(
     let code = ActivationCode::parse(typed)
         .map_err(|e| ApiError::bad_request(malformed, e.to_string()))?;
     let now = state.now_unix();
-    if !state.throttle().allowed(&ctx.source, now) {
+    if !state.throttle().allowed(&ctx.source, now).await {
         return Err(ApiError::too_many(
             "too_many_attempts",
             "too many wrong codes from this address; wait 15 minutes and try again",
@@ -144,7 +144,7 @@ pub async fn redeem(
     let row = match repo::code(&mut tx, code.id()).await? {
         Some(row) if row.kind == what => row,
         _ => {
-            state.throttle().record_failure(&ctx.source, now);
+            state.throttle().record_failure(&ctx.source, now).await;
             return Err(ApiError::not_found(
                 unknown,
                 format!("no {what} has this code: check it against what your RA gave you"),
@@ -195,7 +195,7 @@ pub async fn redeem(
         };
         state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
-        state.throttle().record_failure(&ctx.source, now);
+        state.throttle().record_failure(&ctx.source, now).await;
         return Err(err.audited());
     }
     if !repo::consume_code(&mut tx, &row.id, now, MAX_WRONG_GUESSES).await? {

@@ -6,6 +6,14 @@
 //! key compromise with a known time, the `invalidityDate` (2.5.29.24): relying parties reject
 //! signatures made after it, which the revocation time alone would let through if a stolen key
 //! back-dates its signatures.
+//!
+//! CRLs live in the database (`crls`), not in the data directory, so every node of an instance
+//! serves the same, latest one. With several nodes, one publishes at a time: the scheduled
+//! refresh first takes a PostgreSQL advisory lock of its own ([`PUBLISHER_LOCK_KEY`]) and a
+//! node that does not get it leaves the work to the node that has it; the publication itself
+//! runs under the store's write lock, so the check "is one due?" and the new number are
+//! decided by one writer at a time (a revocation's CRL is published inside the revocation's own
+//! write transaction, likewise).
 
 use std::time::Duration as StdDuration;
 
@@ -83,8 +91,35 @@ pub async fn publish(state: &AppState, tx: &mut Tx, issuer: CrlIssuer) -> Result
     Ok(number)
 }
 
-/// Publishes any CRL that is missing or past half its validity, with an audit event each.
+/// The key of the PostgreSQL advisory lock held by the node publishing scheduled CRLs.
+pub const PUBLISHER_LOCK_KEY: i64 = 0x7673_635f_6372_6c70; // "vsc_crlp"
+
+/// Publishes any CRL that is missing or past half its validity, with an audit event each. On a
+/// shared store, returns without doing anything while another node is publishing.
 pub async fn refresh_due(state: &AppState) -> Result<(), ApiError> {
+    // Held (a transaction on a connection of its own) until this function returns; dropping
+    // it rolls back, which releases the lock.
+    let _publisher = match state.store().backend() {
+        vsc_store::Backend::Sqlite => None,
+        vsc_store::Backend::Postgres => {
+            let mut lock = state
+                .store()
+                .pool()
+                .begin()
+                .await
+                .map_err(vsc_store::StoreError::from)?;
+            let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
+                .bind(PUBLISHER_LOCK_KEY)
+                .fetch_one(&mut *lock)
+                .await
+                .map_err(vsc_store::StoreError::from)?;
+            if !got {
+                tracing::debug!("another node is publishing CRLs");
+                return Ok(());
+            }
+            Some(lock)
+        }
+    };
     let now = state.now_unix();
     for issuer in [CrlIssuer::Issuing, CrlIssuer::Root] {
         let mut tx = state.write().await?;

@@ -2,14 +2,17 @@
 //! card's phone), and a request's decision (waking the agent that polls for it).
 //!
 //! The database stays the source of truth; a notification only tells a waiter to look again, so
-//! a missed one costs latency, never correctness. With several server nodes, a phone connected
-//! to another node still receives requests through its long-poll or reconnection, which read
-//! the database.
+//! a missed one costs latency, never correctness. With several server nodes on one PostgreSQL
+//! database, [`crate::cluster`] forwards every published event to the other nodes (NOTIFY,
+//! carrying only kinds and ids) and feeds theirs into this hub with [`Hub::publish_local`].
 
-use tokio::sync::broadcast;
+use std::sync::OnceLock;
+
+use tokio::sync::{broadcast, mpsc};
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// A request was opened for `card_id`.
     Opened {
@@ -43,6 +46,10 @@ pub enum Event {
         /// Its new state.
         state: String,
     },
+    /// Events from other nodes may have been missed (the connection that carries them was
+    /// lost and is back): every waiter re-reads what it waits for from the database. Never
+    /// sent to other nodes.
+    Resync,
 }
 
 /// The broadcast hub.
@@ -50,6 +57,9 @@ pub enum Event {
 pub struct Hub {
     tx: broadcast::Sender<Event>,
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Where events published on this node also go, for the other nodes (set once at start-up
+    /// when the store is shared; unset on a single node).
+    outbound: OnceLock<mpsc::UnboundedSender<Event>>,
 }
 
 impl Default for Hub {
@@ -57,14 +67,34 @@ impl Default for Hub {
         // Slow receivers that fall behind get `Lagged` and re-read the database.
         let (tx, _) = broadcast::channel(4096);
         let (stopping, _) = tokio::sync::watch::channel(false);
-        Hub { tx, stopping }
+        Hub {
+            tx,
+            stopping,
+            outbound: OnceLock::new(),
+        }
     }
 }
 
 impl Hub {
-    /// Announces an event (nobody listening is fine).
+    /// Announces an event here and, when nodes share the store, to the other nodes (nobody
+    /// listening is fine). Called after the change it announces has committed.
     pub fn publish(&self, event: Event) {
+        if let Some(outbound) = self.outbound.get() {
+            // A forwarder that has stopped (shutdown) costs the other nodes latency only.
+            let _ = outbound.send(event.clone());
+        }
+        self.publish_local(event);
+    }
+
+    /// Announces an event on this node only (one that came from another node).
+    pub fn publish_local(&self, event: Event) {
         let _ = self.tx.send(event);
+    }
+
+    /// Sends every event published from now on to `outbound` too (see [`crate::cluster`]);
+    /// `false` if an outbound channel was already set.
+    pub fn forward_to(&self, outbound: mpsc::UnboundedSender<Event>) -> bool {
+        self.outbound.set(outbound).is_ok()
     }
 
     /// Tells long-lived listeners (phones' event streams) that the server is stopping, so a

@@ -331,6 +331,11 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
     };
     let now = state.now_unix();
     let mut tx = state.write().await?;
+    // Nodes started together on an empty shared database: the first to take the write lock
+    // creates the national organisation, the others find it here and create nothing.
+    if repo::national_organisation(&mut tx).await?.is_some() {
+        return Ok(());
+    }
     let org = OrganisationRow {
         ods_code: ods.to_string(),
         name: cfg.national_name.clone(),

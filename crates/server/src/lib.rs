@@ -6,6 +6,7 @@
 //! the database. The routes are documented in [`routes`].
 
 pub mod clock;
+pub mod cluster;
 pub mod codes;
 pub mod config;
 pub mod crl;
@@ -33,7 +34,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = instance.state.clone();
     let app = routes::router(state.clone());
+    // On a shared PostgreSQL store, events travel to and from the other nodes; the guard stops
+    // those tasks however this function ends (returning, or its future being dropped).
+    let _cluster = cluster::start(&state).await;
     let refresher = tokio::spawn(crl::refresher(state.clone()));
+    // Background tasks end with this function, also when its future is dropped mid-flight.
+    let _refresher = AbortOnDrop(refresher.abort_handle());
     // Aggregated refusals are written once their interval is over, and the rest at shutdown.
     let flusher_state = state.clone();
     let flusher = tokio::spawn(async move {
@@ -41,8 +47,10 @@ pub async fn serve(
         loop {
             tokio::time::sleep(period).await;
             flusher_state.flush_refusals(false).await;
+            flusher_state.prune_throttles().await;
         }
     });
+    let _flusher = AbortOnDrop(flusher.abort_handle());
     let handle = axum_server::Handle::<SocketAddr>::new();
     let shutdown_handle = handle.clone();
     let hub_state = state.clone();
@@ -64,4 +72,13 @@ pub async fn serve(
     state.store().close().await;
     tracing::info!("stopped");
     result
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -15,7 +15,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::throttle::{FailureThrottle, RefusalAggregator, RefusalKey};
+use crate::throttle::{RefusalAggregator, RefusalKey, Throttle};
 
 /// Shared server state.
 #[derive(Clone, Debug)]
@@ -32,9 +32,9 @@ struct Inner {
     public_url: url::Url,
     national_ods: String,
     clock: Arc<dyn Clock>,
-    throttle: FailureThrottle,
-    challenge_throttle: FailureThrottle,
-    device_challenge_throttle: FailureThrottle<String>,
+    throttle: Throttle,
+    challenge_throttle: Throttle,
+    device_challenge_throttle: Throttle<String>,
     refusals: RefusalAggregator,
     rng: SystemRandom,
     hub: Hub,
@@ -52,6 +52,9 @@ impl AppState {
         national_ods: String,
         clock: Arc<dyn Clock>,
     ) -> AppState {
+        // Nodes sharing a PostgreSQL store share their throttles' counts too.
+        let shared =
+            (store.backend() == vsc_store::Backend::Postgres).then(|| store.pool().clone());
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -62,13 +65,13 @@ impl AppState {
                 national_ods,
                 clock,
                 // Ten wrong codes per address per 15 minutes.
-                throttle: FailureThrottle::new(10, 15 * 60),
+                throttle: Throttle::new("wrong_guess", 10, 15 * 60, shared.clone()),
                 // Unauthenticated endpoints that write a row: 60 a minute per address.
-                challenge_throttle: FailureThrottle::new(60, 60),
+                challenge_throttle: Throttle::new("challenge", 60, 60, shared.clone()),
                 // Challenges for an enrolled device: 30 a minute per device, whatever the
                 // address. Phones on one hospital network share an address, so enrolled devices
                 // are not counted against it.
-                device_challenge_throttle: FailureThrottle::new(30, 60),
+                device_challenge_throttle: Throttle::new("device_challenge", 30, 60, shared),
                 // Refusals of unauthenticated callers: the first ten of a source and reason in a
                 // minute are written one by one, the rest counted into one event.
                 refusals: RefusalAggregator::new(60_000, 10),
@@ -136,23 +139,31 @@ impl AppState {
     }
     /// Limits unauthenticated calls that create records (challenges), per address: checks
     /// and counts one call, refusing it once the address is over its allowance.
-    pub fn admit_unauthenticated(&self, source: IpAddr) -> Result<(), ApiError> {
+    pub async fn admit_unauthenticated(&self, source: IpAddr) -> Result<(), ApiError> {
         let now = self.now_unix();
-        if !self.inner.challenge_throttle.allowed(&source, now) {
+        if !self.inner.challenge_throttle.allowed(&source, now).await {
             return Err(ApiError::too_many(
                 "too_many_requests",
                 "too many requests from this address; wait a minute and try again",
             ));
         }
-        self.inner.challenge_throttle.record_failure(&source, now);
+        self.inner
+            .challenge_throttle
+            .record_failure(&source, now)
+            .await;
         Ok(())
     }
     /// Limits challenges for an enrolled device, per device (not per address: the phones of a
     /// whole trust may reach the server from one address).
-    pub fn admit_device_challenge(&self, device_id: &str) -> Result<(), ApiError> {
+    pub async fn admit_device_challenge(&self, device_id: &str) -> Result<(), ApiError> {
         let now = self.now_unix();
         let key = device_id.to_owned();
-        if !self.inner.device_challenge_throttle.allowed(&key, now) {
+        if !self
+            .inner
+            .device_challenge_throttle
+            .allowed(&key, now)
+            .await
+        {
             return Err(ApiError::too_many(
                 "too_many_requests",
                 "too many challenges for this device; wait a minute and try again",
@@ -160,7 +171,8 @@ impl AppState {
         }
         self.inner
             .device_challenge_throttle
-            .record_failure(&key, now);
+            .record_failure(&key, now)
+            .await;
         Ok(())
     }
     /// Notifications between requests.
@@ -168,8 +180,24 @@ impl AppState {
         &self.inner.hub
     }
     /// The wrong-guess throttle.
-    pub fn throttle(&self) -> &FailureThrottle {
+    pub fn throttle(&self) -> &Throttle {
         &self.inner.throttle
+    }
+
+    /// Forgets shared throttle counts whose window is long over (they no longer limit
+    /// anyone); run now and then. Nothing to do when the counts are per node.
+    pub async fn prune_throttles(&self) {
+        if !self.inner.throttle.is_shared() {
+            return;
+        }
+        // The longest window is 15 minutes; an hour leaves a wide margin for clock skew.
+        let result = sqlx::query("DELETE FROM throttle_counts WHERE window_start < $1")
+            .bind(self.now_unix() - 3600)
+            .execute(self.inner.store.pool())
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not prune old throttle counts");
+        }
     }
     /// Now.
     pub fn now(&self) -> OffsetDateTime {

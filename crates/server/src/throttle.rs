@@ -2,8 +2,11 @@
 //! record (an activation id that does not exist). Wrong guesses at a real activation are counted
 //! in the database against that activation.
 //!
-//! In memory and per node: a restart forgets it, which is acceptable because the per-record
-//! counters, which do survive, already bound what an attacker can try.
+//! [`FailureThrottle`] counts in memory, per node: a restart forgets it, which is acceptable
+//! because the per-record counters, which do survive, already bound what an attacker can try.
+//! [`Throttle`] wraps one and, when nodes share a PostgreSQL store, also keeps the counts in the
+//! `throttle_counts` table, so an address (or device) that spreads its calls over every node
+//! still gets only one allowance.
 //!
 //! [`RefusalAggregator`] counts refusals of unauthenticated callers so that a flood of them is
 //! audited as a count, not as one fsync'd row per request.
@@ -56,6 +59,94 @@ impl<K: Hash + Eq + Clone> FailureThrottle<K> {
             *entry = (now, 0);
         }
         entry.1 += 1;
+    }
+}
+
+/// A [`FailureThrottle`] that holds across nodes: on a shared (PostgreSQL) store the counts also
+/// live in the `throttle_counts` table under `scope`, counted with one atomic upsert each, and a
+/// key is refused when either count is over the limit. The local count stays as a floor when the
+/// database cannot be reached (a throttle must not turn a database hiccup into a refusal of
+/// everyone, nor into no limit at all).
+#[derive(Debug)]
+pub struct Throttle<K = IpAddr> {
+    local: FailureThrottle<K>,
+    scope: &'static str,
+    shared: Option<vsc_store::Pool>,
+}
+
+impl<K: Hash + Eq + Clone + std::fmt::Display> Throttle<K> {
+    /// A throttle named `scope` (its rows in `throttle_counts`), shared through `shared` when
+    /// given.
+    pub fn new(
+        scope: &'static str,
+        limit: u32,
+        window_seconds: i64,
+        shared: Option<vsc_store::Pool>,
+    ) -> Throttle<K> {
+        Throttle {
+            local: FailureThrottle::new(limit, window_seconds),
+            scope,
+            shared,
+        }
+    }
+
+    /// Whether `key` may try again at `now` (Unix seconds), on this node and across nodes.
+    pub async fn allowed(&self, key: &K, now: i64) -> bool {
+        if !self.local.allowed(key, now) {
+            return false;
+        }
+        let Some(pool) = &self.shared else {
+            return true;
+        };
+        let row: Result<Option<(i64, i64)>, sqlx::Error> = sqlx::query_as(
+            "SELECT window_start, failures FROM throttle_counts WHERE scope = $1 AND subject = $2",
+        )
+        .bind(self.scope)
+        .bind(key.to_string())
+        .fetch_optional(pool)
+        .await;
+        match row {
+            Ok(Some((start, count))) if now - start < self.local.window_seconds => {
+                count < i64::from(self.local.limit)
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, scope = self.scope, "shared throttle unreadable; counting on this node only");
+                true
+            }
+        }
+    }
+
+    /// Counts a failure (or call) from `key`, on this node and across nodes.
+    pub async fn record_failure(&self, key: &K, now: i64) {
+        self.local.record_failure(key, now);
+        let Some(pool) = &self.shared else {
+            return;
+        };
+        // One statement, so two nodes counting the same key at once both count: the row lock
+        // of the upsert orders them.
+        let result = sqlx::query(
+            "INSERT INTO throttle_counts (scope, subject, window_start, failures) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (scope, subject) DO UPDATE SET
+               failures = CASE WHEN $3 - throttle_counts.window_start >= $4 THEN 1
+                               ELSE throttle_counts.failures + 1 END,
+               window_start = CASE WHEN $3 - throttle_counts.window_start >= $4 THEN $3
+                                   ELSE throttle_counts.window_start END",
+        )
+        .bind(self.scope)
+        .bind(key.to_string())
+        .bind(now)
+        .bind(self.local.window_seconds)
+        .execute(pool)
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, scope = self.scope, "shared throttle not updated; counted on this node only");
+        }
+    }
+
+    /// Whether the counts are shared between nodes.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 }
 

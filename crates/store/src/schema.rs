@@ -340,6 +340,19 @@ CREATE TABLE workstation_codes (
 ALTER TABLE organisations ADD COLUMN allow_unregistered_workstations INTEGER NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        "0009_throttle_counts",
+        r#"
+CREATE TABLE throttle_counts (
+    scope         TEXT NOT NULL,
+    subject       TEXT NOT NULL,
+    window_start  INTEGER NOT NULL,
+    failures      INTEGER NOT NULL,
+    PRIMARY KEY (scope, subject)
+);
+CREATE INDEX throttle_counts_window ON throttle_counts(window_start);
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -453,13 +453,13 @@ async fn proof_challenge(
         .await?
         .is_none()
     {
-        state.admit_unauthenticated(ctx.source)?;
+        state.admit_unauthenticated(ctx.source).await?;
         return Err(ApiError::not_found(
             "unknown_device",
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
-    state.admit_device_challenge(device_id)?;
+    state.admit_device_challenge(device_id).await?;
     let issued = challenge::issue(
         state,
         &mut tx,
@@ -807,7 +807,7 @@ async fn refuse_unproven_unlock(
         Ok(f) => f,
         Err(e) => return e,
     };
-    state.throttle().record_failure(&ctx.source, now);
+    state.throttle().record_failure(&ctx.source, now).await;
     let left = (codes::MAX_WRONG_GUESSES - failures).max(0);
     ApiError::unauthorized(
         "unlock_device_proof_failed",

@@ -149,7 +149,7 @@ async fn challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
-    state.admit_unauthenticated(ctx.source)?;
+    state.admit_unauthenticated(ctx.source).await?;
     let uid = parse_uid(&req.uid)?;
     // A challenge is issued whether or not the UID exists, so the endpoint cannot be used to
     // find out who has a card; the login then fails for an unknown person.

@@ -137,7 +137,11 @@ async fn create_request(
     ApiJson(req): ApiJson<CreateAuthRequest>,
 ) -> ApiResult<(StatusCode, Json<AuthRequestCreated>)> {
     // Guessing UIDs to find who has a card costs a failure each, throttled per address.
-    if !state.throttle().allowed(&ctx.source, state.now_unix()) {
+    if !state
+        .throttle()
+        .allowed(&ctx.source, state.now_unix())
+        .await
+    {
         let err = ApiError::too_many(
             "too_many_attempts",
             "too many failed sign-in requests from this address; wait 15 minutes",
@@ -159,7 +163,8 @@ async fn create_request(
             ) {
                 state
                     .throttle()
-                    .record_failure(&ctx.source, state.now_unix());
+                    .record_failure(&ctx.source, state.now_unix())
+                    .await;
             }
             state
                 .audit_failure(&ctx, "auth.request", &req.uid, "", &err)
@@ -383,7 +388,9 @@ async fn request_outcome(
                 event = tokio::time::timeout_at(wake, events.recv()) => event,
             };
             match event {
+                // Resync: events from other nodes may have been missed; read the row again.
                 Ok(Ok(Event::Decided { request_id, .. })) if request_id == id => break,
+                Ok(Ok(Event::Resync)) => break,
                 Ok(Ok(_)) => continue,
                 Ok(Err(RecvError::Lagged(_))) => break,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
@@ -465,13 +472,13 @@ async fn device_challenge_inner(
     let mut tx = state.write().await?;
     // Unknown devices count against the caller's address; enrolled ones against the device.
     if db::device_key(&mut tx, &req.device_id).await?.is_none() {
-        state.admit_unauthenticated(ctx.source)?;
+        state.admit_unauthenticated(ctx.source).await?;
         return Err(ApiError::not_found(
             "unknown_device",
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
-    state.admit_device_challenge(&req.device_id)?;
+    state.admit_device_challenge(&req.device_id).await?;
     let issued = challenge::issue(
         state,
         &mut tx,
@@ -706,6 +713,7 @@ async fn device_requests(
             {
                 break;
             }
+            Ok(Ok(Event::Resync)) => break,
             Ok(Ok(_)) => continue,
             Ok(Err(RecvError::Lagged(_))) => break,
             Ok(Err(RecvError::Closed)) | Err(_) => break,
@@ -763,6 +771,10 @@ async fn device_events(
                         Ok(mut conn) => db::auth_request(&mut conn, &request_id).await.ok().flatten(),
                         Err(_) => None,
                     };
+                    // The event only names the request (it may have come from another node,
+                    // over a channel any database user can notify on): what the phone is sent is
+                    // decided by the row, which must be this phone's card's and still pending.
+                    let row = row.filter(|r| cards.contains(&r.card_id) && r.state == "pending");
                     if let Some(p) = row.and_then(|r| to_pending(&r).ok())
                         && let Ok(data) = serde_json::to_string(&p)
                     {
@@ -781,9 +793,10 @@ async fn device_events(
                     let data = serde_json::json!({"request_id": request_id, "state": decided}).to_string();
                     yield Ok(SseEvent::default().event("auth-request-closed").data(data));
                 }
+                // Fell behind, or events from other nodes may have been missed: tell the phone
+                // to re-read what is pending.
+                Ok(Event::Resync) | Err(RecvError::Lagged(_)) => yield Ok(SseEvent::default().event("resync").data("{}")),
                 Ok(_) => {}
-                // Fell behind: tell the phone to re-read what is pending.
-                Err(RecvError::Lagged(_)) => yield Ok(SseEvent::default().event("resync").data("{}")),
                 Err(RecvError::Closed) => break,
             }
         }

@@ -504,6 +504,7 @@ async fn outcome(
         };
         match event {
             Ok(Event::SigningDecided { request_id, .. }) if request_id == id => break,
+            Ok(Event::Resync) => break,
             Ok(_) => continue,
             Err(RecvError::Lagged(_)) => break,
             Err(RecvError::Closed) => break,

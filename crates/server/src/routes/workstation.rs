@@ -409,7 +409,7 @@ async fn enrol_inner(
     let csr = vsc_pki::validate_csr(&csr_der, vsc_pki::KeyKind::EcdsaP256)
         .map_err(|e| ApiError::bad_request("invalid_csr", e.to_string()))?;
     let now = state.now_unix();
-    if !state.throttle().allowed(&ctx.source, now) {
+    if !state.throttle().allowed(&ctx.source, now).await {
         return Err(ApiError::too_many(
             "too_many_attempts",
             "too many wrong codes from this address; wait 15 minutes and try again",
@@ -417,7 +417,7 @@ async fn enrol_inner(
     }
     let mut tx = state.write().await?;
     let Some(row) = db::code(&mut tx, code.id()).await? else {
-        state.throttle().record_failure(&ctx.source, now);
+        state.throttle().record_failure(&ctx.source, now).await;
         return Err(ApiError::not_found(
             "workstation_code_unknown",
             "no workstation registration has this code: check it against what your RA gave you",
@@ -458,7 +458,7 @@ async fn enrol_inner(
         };
         state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
-        state.throttle().record_failure(&ctx.source, now);
+        state.throttle().record_failure(&ctx.source, now).await;
         return Err(ApiError::unauthorized(
             "workstation_code_wrong",
             format!(
@@ -612,7 +612,7 @@ async fn open_challenge(
             if let Err(err) =
                 usable_workstation(&mut tx, &req.workstation_id, state.now_unix()).await
             {
-                state.admit_unauthenticated(ctx.source)?;
+                state.admit_unauthenticated(ctx.source).await?;
                 return Err(err);
             }
             let issued = challenge::issue(

@@ -245,6 +245,86 @@ pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestServer
     }
 }
 
+/// Copies the directory `from` into `to`, recursively (a node's data directory).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy's directory");
+    // Private directories stay private (the server refuses a data directory others can read).
+    let permissions = std::fs::metadata(from).expect("metadata").permissions();
+    std::fs::set_permissions(to, permissions).expect("copy the directory's permissions");
+    for entry in std::fs::read_dir(from).expect("read the data directory") {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a data file");
+        }
+    }
+}
+
+impl TestServer {
+    /// Starts a second node of this instance, as an operator adds one: a copy of this node's
+    /// data directory (master key, sealed CA keys) and the same `--database` (PostgreSQL), on a
+    /// loopback port of its own. Its clock starts where this node's is.
+    pub async fn start_node(&self) -> TestServer {
+        let database = self
+            .state
+            .config()
+            .database
+            .clone()
+            .expect("a second node needs a shared (PostgreSQL) database");
+        let dir = tempfile::tempdir().expect("temporary data directory");
+        copy_dir(&self.state.config().data_dir, &dir.path().join("data"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let bound = listener.local_addr().expect("bound address");
+        let mut config = ServerConfig::new(dir.path().join("data"), bound);
+        config.database = Some(database);
+        let clock = self.clock.clone();
+        let instance = vsc_server::instance::prepare(config, bound, Arc::new(clock.clone()))
+            .await
+            .expect("prepare the second node");
+        assert!(!instance.created, "the second node uses the instance's CA");
+        assert!(
+            instance.bootstrap.is_none(),
+            "the second node does not bootstrap the instance again"
+        );
+        let state = instance.state.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let serve = tokio::spawn(vsc_server::serve(instance, listener, async {
+            rx.await.ok();
+        }));
+        let url = state.public_url().clone();
+        let fp = state.ca().root_fingerprint().to_hex();
+        let client = Client::with_fingerprint(url.clone(), &fp).expect("pinned client");
+        TestServer {
+            state,
+            clock,
+            url,
+            fp,
+            bootstrap: self.bootstrap.clone(),
+            client,
+            workstations: Default::default(),
+            opened_by: Default::default(),
+            shutdown: Some(tx),
+            serve: Some(serve),
+            _dir: dir,
+        }
+    }
+
+    /// Kills this node as abruptly as an in-process test can: its serve future is dropped
+    /// mid-flight (no graceful shutdown, no final flush), its open streams and long polls end,
+    /// and its database connections are closed, so nothing of it writes afterwards.
+    pub async fn kill(&mut self) {
+        let serve = self.serve.take().expect("the node is running");
+        serve.abort();
+        let _ = serve.await;
+        self.state.hub().stop();
+        self.state.store().close().await;
+        // The serve future is gone: the signal has nothing left to stop gracefully.
+        drop(self.shutdown.take());
+    }
+}
+
 /// Standard base64 of a DER CSR pair: the two requests an enrolment carries.
 #[derive(Clone)]
 pub struct Csrs {

@@ -5,82 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-const VSC: &str = env!("CARGO_BIN_EXE_vsc");
+use common::{Server, ok, run};
+
 const PASSCODE: &str = "246810";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(data: &Path) -> Server {
-    let mut child = Command::new(VSC)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("vsc serve starts");
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "server exited early:\n{seen}"
-        );
-        seen.push_str(&line);
-        if line.starts_with("Press Ctrl-C") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "server did not start:\n{seen}");
-    }
-    std::thread::spawn(move || for _ in reader.lines() {});
-    Server(child)
-}
-
-fn run(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(VSC)
-        .args(args)
-        .env_remove("VSC_PASSCODE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vsc runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn ok(args: &[&str], stdin: Option<&str>) -> String {
-    let out = run(args, stdin);
-    assert!(
-        out.status.success(),
-        "vsc {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(args, None)).expect("--json prints JSON")
@@ -105,7 +36,7 @@ fn path(p: &Path) -> &str {
 fn register_list_set_policy_and_revoke_a_workstation() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let _server = start(&data);
+    let _server = Server::start(&data);
     let bootstrap: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("bootstrap.json")).unwrap()).unwrap();
     let uid = bootstrap["uid"].as_str().unwrap().to_owned();

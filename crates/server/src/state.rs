@@ -228,6 +228,25 @@ impl AppState {
         format!("{}/ca/issuing.crl", self.origin())
     }
 
+    /// Runs a handler's body `fut` and, when it refuses, appends the refusal to the audit log
+    /// as `action` on `subject` (in its own transaction: the body's was rolled back). The one
+    /// wrapper every route uses instead of a hand-written `match` on its body's result.
+    pub async fn audited<T>(
+        &self,
+        ctx: &AuditContext,
+        action: &str,
+        subject: &str,
+        fut: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        match fut.await {
+            Ok(value) => Ok(value),
+            Err(err) => {
+                self.audit_failure(ctx, action, subject, "", &err).await;
+                Err(err)
+            }
+        }
+    }
+
     /// Records a refused request in its own transaction (the request's own transaction, if any,
     /// was rolled back). Failing to audit is logged, never hidden from the operator.
     ///

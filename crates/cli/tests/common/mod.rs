@@ -2,9 +2,9 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -211,4 +211,38 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// Runs `vsc ARGS` with `stdin` as its input (and no `VSC_PASSCODE` from the environment).
+pub fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(VSC)
+        .args(args)
+        .env_remove("VSC_PASSCODE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vsc runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `vsc ARGS`, which must succeed; returns its standard output.
+pub fn ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = run(args, stdin);
+    assert!(
+        out.status.success(),
+        "vsc {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -145,8 +145,10 @@ async fn enrol(
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
     let mut subject = String::new();
-    match enrol_inner(&state, &ctx, req, &mut subject).await {
-        Ok(resp) => Ok(Json(resp)),
+    // The body names the subject as it learns it, so the refusal is audited here.
+    let result = enrol_inner(&state, &ctx, req, &mut subject).await;
+    match result {
+        Ok(v) => Ok(Json(v)),
         Err(err) => {
             state
                 .audit_failure(&ctx, "card.enrol", &subject, "", &err)
@@ -479,15 +481,15 @@ async fn passcode_challenge(
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
     let action = "device.passcode.challenge";
-    match proof_challenge(&state, &ctx, &req.device_id, PASSCODE_PURPOSE, action).await {
-        Ok(c) => Ok(Json(c)),
-        Err(err) => {
-            state
-                .audit_failure(&ctx, action, &req.device_id, "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(
+            &ctx,
+            action,
+            &req.device_id,
+            proof_challenge(&state, &ctx, &req.device_id, PASSCODE_PURPOSE, action),
+        )
+        .await
+        .map(Json)
 }
 
 async fn unlock_challenge(
@@ -496,15 +498,15 @@ async fn unlock_challenge(
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
     let action = "device.unlock.challenge";
-    match proof_challenge(&state, &ctx, &req.device_id, UNLOCK_PURPOSE, action).await {
-        Ok(c) => Ok(Json(c)),
-        Err(err) => {
-            state
-                .audit_failure(&ctx, action, &req.device_id, "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(
+            &ctx,
+            action,
+            &req.device_id,
+            proof_challenge(&state, &ctx, &req.device_id, UNLOCK_PURPOSE, action),
+        )
+        .await
+        .map(Json)
 }
 
 /// Verifies a device-key signature over `statement`.
@@ -525,8 +527,10 @@ async fn passcode_check(
     ApiJson(req): ApiJson<PasscodeCheckRequest>,
 ) -> ApiResult<Json<PasscodeCheckResponse>> {
     let mut subject = req.card_id.clone();
-    match passcode_check_inner(&state, &ctx, &req, &mut subject).await {
-        Ok(resp) => Ok(Json(resp)),
+    // The body names the subject as it learns it, so the refusal is audited here.
+    let result = passcode_check_inner(&state, &ctx, &req, &mut subject).await;
+    match result {
+        Ok(v) => Ok(Json(v)),
         Err(err) => {
             state
                 .audit_failure(&ctx, "card.passcode.check", &subject, "", &err)
@@ -719,8 +723,10 @@ async fn unlock(
     ApiJson(req): ApiJson<UnlockRedeemRequest>,
 ) -> ApiResult<Json<UnlockRedeemResponse>> {
     let mut subject = String::new();
-    match unlock_inner(&state, &ctx, req, &mut subject).await {
-        Ok(resp) => Ok(Json(resp)),
+    // The body names the subject as it learns it, so the refusal is audited here.
+    let result = unlock_inner(&state, &ctx, req, &mut subject).await;
+    match result {
+        Ok(v) => Ok(Json(v)),
         Err(err) => {
             state
                 .audit_failure(&ctx, "card.unlock.redeem", &subject, "", &err)

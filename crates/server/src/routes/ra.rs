@@ -172,15 +172,10 @@ async fn login(
     Client(ctx): Client,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    match login_inner(&state, &ctx, &req).await {
-        Ok(r) => Ok(Json(r)),
-        Err(err) => {
-            state
-                .audit_failure(&ctx, "ra.login", &req.uid, "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(&ctx, "ra.login", &req.uid, login_inner(&state, &ctx, &req))
+        .await
+        .map(Json)
 }
 
 async fn login_inner(

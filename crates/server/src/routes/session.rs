@@ -418,15 +418,15 @@ async fn logout(
     Client(ctx): Client,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    match logout_inner(&state, &ctx, &headers).await {
-        Ok(v) => Ok(Json(v)),
-        Err(err) => {
-            state
-                .audit_failure(&ctx, "session.logout", "", "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(
+            &ctx,
+            "session.logout",
+            "",
+            logout_inner(&state, &ctx, &headers),
+        )
+        .await
+        .map(Json)
 }
 
 async fn logout_inner(

@@ -453,15 +453,15 @@ async fn device_challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
-    match device_challenge_inner(&state, &ctx, &req).await {
-        Ok(c) => Ok(Json(c)),
-        Err(err) => {
-            state
-                .audit_failure(&ctx, "device.challenge", &req.device_id, "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(
+            &ctx,
+            "device.challenge",
+            &req.device_id,
+            device_challenge_inner(&state, &ctx, &req),
+        )
+        .await
+        .map(Json)
 }
 
 async fn device_challenge_inner(
@@ -497,15 +497,15 @@ async fn device_token(
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceTokenRequest>,
 ) -> ApiResult<Json<DeviceToken>> {
-    match device_token_inner(&state, &ctx, &req).await {
-        Ok(t) => Ok(Json(t)),
-        Err(err) => {
-            state
-                .audit_failure(&ctx, "device.token", &req.device_id, "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(
+            &ctx,
+            "device.token",
+            &req.device_id,
+            device_token_inner(&state, &ctx, &req),
+        )
+        .await
+        .map(Json)
 }
 
 async fn device_token_inner(

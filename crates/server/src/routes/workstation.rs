@@ -136,23 +136,6 @@ fn may_set_policy(state: &AppState, caller: &RaCaller, ods: &str) -> ApiResult<(
     }
 }
 
-/// Runs `fut` and audits its refusal as `action`.
-async fn audited<T>(
-    state: &AppState,
-    ctx: &AuditContext,
-    action: &str,
-    subject: &str,
-    fut: impl std::future::Future<Output = ApiResult<T>>,
-) -> ApiResult<T> {
-    match fut.await {
-        Ok(v) => Ok(v),
-        Err(err) => {
-            state.audit_failure(ctx, action, subject, "", &err).await;
-            Err(err)
-        }
-    }
-}
-
 /// Issues a registration code for a workstation of `ods` inside `tx`, with its audit event.
 /// The RA route's body, usable in-process by tools that act as the RA (`vsc sandbox`).
 pub async fn issue_code(
@@ -212,21 +195,22 @@ async fn issue_code_route(
     ApiJson(req): ApiJson<IssueWorkstationCode>,
 ) -> ApiResult<(StatusCode, Json<WorkstationCode>)> {
     let subject = req.organisation.clone();
-    audited(&state, &caller.ctx, "workstation.code", &subject, async {
-        may_manage(&state, &caller, &req.organisation)?;
-        let mut tx = state.write().await?;
-        let code = issue_code(
-            &state,
-            &mut tx,
-            &caller.ctx,
-            &req.organisation,
-            req.name.as_deref(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((StatusCode::CREATED, Json(code)))
-    })
-    .await
+    state
+        .audited(&caller.ctx, "workstation.code", &subject, async {
+            may_manage(&state, &caller, &req.organisation)?;
+            let mut tx = state.write().await?;
+            let code = issue_code(
+                &state,
+                &mut tx,
+                &caller.ctx,
+                &req.organisation,
+                req.name.as_deref(),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok((StatusCode::CREATED, Json(code)))
+        })
+        .await
 }
 
 fn info(w: &WorkstationRow) -> WorkstationInfo {
@@ -254,19 +238,14 @@ async fn list(
     caller: RaCaller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Vec<WorkstationInfo>>> {
-    audited(
-        &state,
-        &caller.ctx,
-        "workstation.list",
-        &q.organisation,
-        async {
+    state
+        .audited(&caller.ctx, "workstation.list", &q.organisation, async {
             may_manage(&state, &caller, &q.organisation)?;
             let mut conn = state.store().pool().acquire().await?;
             let rows = db::list(&mut conn, Some(&q.organisation)).await?;
             Ok(Json(rows.iter().map(info).collect()))
-        },
-    )
-    .await
+        })
+        .await
 }
 
 async fn revoke(
@@ -274,7 +253,7 @@ async fn revoke(
     caller: RaCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WorkstationInfo>> {
-    audited(&state, &caller.ctx, "workstation.revoke", &id, async {
+    state.audited(&caller.ctx, "workstation.revoke", &id, async {
         let now = state.now_unix();
         let mut tx = state.write().await?;
         let w = db::workstation(&mut tx, &id).await?.ok_or_else(|| {
@@ -316,27 +295,27 @@ async fn get_policy(
     caller: RaCaller,
     Path(ods): Path<String>,
 ) -> ApiResult<Json<WorkstationPolicy>> {
-    audited(
-        &state,
-        &caller.ctx,
-        "organisation.workstation_policy",
-        &ods,
-        async {
-            let mut conn = state.store().pool().acquire().await?;
-            let allow = db::allows_unregistered(&mut conn, &ods)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::not_found(
-                        "unknown_organisation",
-                        format!("no organisation has ODS code {ods}"),
-                    )
-                })?;
-            Ok(Json(WorkstationPolicy {
-                allow_unregistered_workstations: allow,
-            }))
-        },
-    )
-    .await
+    state
+        .audited(
+            &caller.ctx,
+            "organisation.workstation_policy",
+            &ods,
+            async {
+                let mut conn = state.store().pool().acquire().await?;
+                let allow = db::allows_unregistered(&mut conn, &ods)
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::not_found(
+                            "unknown_organisation",
+                            format!("no organisation has ODS code {ods}"),
+                        )
+                    })?;
+                Ok(Json(WorkstationPolicy {
+                    allow_unregistered_workstations: allow,
+                }))
+            },
+        )
+        .await
 }
 
 async fn set_policy(
@@ -345,7 +324,7 @@ async fn set_policy(
     Path(ods): Path<String>,
     ApiJson(req): ApiJson<WorkstationPolicy>,
 ) -> ApiResult<Json<WorkstationPolicy>> {
-    audited(&state, &caller.ctx, "organisation.workstation_policy", &ods, async {
+    state.audited(&caller.ctx, "organisation.workstation_policy", &ods, async {
         may_set_policy(&state, &caller, &ods)?;
         let mut tx = state.write().await?;
         if !db::set_allows_unregistered(&mut tx, &ods, req.allow_unregistered_workstations).await? {
@@ -600,12 +579,8 @@ async fn open_challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<WorkstationChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
-    audited(
-        &state,
-        &ctx,
-        "workstation.challenge",
-        &req.workstation_id,
-        async {
+    state
+        .audited(&ctx, "workstation.challenge", &req.workstation_id, async {
             let mut tx = state.write().await?;
             // A registered workstation asks once per sign-in (a bench signs in hundreds of
             // times a minute); only callers naming no usable workstation are rate-limited.
@@ -626,9 +601,8 @@ async fn open_challenge(
             .await?;
             tx.commit().await?;
             Ok(Json(issued))
-        },
-    )
-    .await
+        })
+        .await
 }
 
 fn verify(spki: &[u8], statement: &[u8], signature_b64: &str) -> ApiResult<()> {

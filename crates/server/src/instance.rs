@@ -378,7 +378,7 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
     let card = CardRow {
         id: state.new_id()?,
         uid: uid.to_string(),
-        state: CardState::Pending.as_str().into(),
+        state: CardState::Pending,
         custody: KeyCustody::DeviceHeld.as_str().into(),
         issued_by: ods.to_string(),
         device_id: None,

@@ -3,6 +3,8 @@
 //! Functions take `&mut Conn` so that a caller holding a [`crate::Tx`] passes
 //! `&mut tx` and a reader passes a pooled connection; none of them commits on its own.
 
+use vsc_core::CardState;
+
 use crate::Conn;
 
 use crate::StoreError;
@@ -572,8 +574,8 @@ pub struct CardRow {
     pub id: String,
     /// Holder.
     pub uid: String,
-    /// State name.
-    pub state: String,
+    /// Where the card stands (stored as its canonical name, [`CardState::as_str`]).
+    pub state: CardState,
     /// Custody name.
     pub custody: String,
     /// Issuing organisation.
@@ -585,15 +587,18 @@ pub struct CardRow {
 const CARD_COLUMNS: &str = "id, uid, state, custody, issued_by, device_id";
 type CardTuple = (String, String, String, String, String, Option<String>);
 
-fn card_from(t: CardTuple) -> CardRow {
-    CardRow {
+fn card_from(t: CardTuple) -> Result<CardRow, StoreError> {
+    Ok(CardRow {
+        state: t
+            .2
+            .parse()
+            .map_err(|e: String| StoreError::Corrupt(format!("card {}: {e}", t.0)))?,
         id: t.0,
         uid: t.1,
-        state: t.2,
         custody: t.3,
         issued_by: t.4,
         device_id: t.5,
-    }
+    })
 }
 
 /// Inserts a card.
@@ -603,7 +608,7 @@ pub async fn insert_card(conn: &mut Conn, c: &CardRow, now: i64) -> Result<(), S
     )
     .bind(&c.id)
     .bind(&c.uid)
-    .bind(&c.state)
+    .bind(c.state.as_str())
     .bind(&c.custody)
     .bind(&c.issued_by)
     .bind(&c.device_id)
@@ -621,7 +626,7 @@ pub async fn card(conn: &mut Conn, id: &str) -> Result<Option<CardRow>, StoreErr
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(card_from))
+    row.map(card_from).transpose()
 }
 
 /// A person's cards, newest first.
@@ -632,7 +637,7 @@ pub async fn cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, StoreE
     .bind(uid)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(card_from).collect())
+    rows.into_iter().map(card_from).collect()
 }
 
 /// Moves a card from one of `from` states to `to`. Returns `false` if it was in none of them
@@ -640,8 +645,8 @@ pub async fn cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, StoreE
 pub async fn transition_card(
     conn: &mut Conn,
     id: &str,
-    from: &[&str],
-    to: &str,
+    from: &[CardState],
+    to: CardState,
     now: i64,
 ) -> Result<bool, StoreError> {
     let mut ok = false;
@@ -653,8 +658,8 @@ pub async fn transition_card(
              WHERE id = $1 AND state = $2",
         )
         .bind(id)
-        .bind(*state)
-        .bind(to)
+        .bind(state.as_str())
+        .bind(to.as_str())
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -714,7 +719,7 @@ pub async fn live_cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, S
     .bind(uid)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(card_from).collect())
+    rows.into_iter().map(card_from).collect()
 }
 
 /// A certificate row.
@@ -1180,7 +1185,7 @@ mod tests {
         let card = CardRow {
             id: "card1".into(),
             uid: p.uid.clone(),
-            state: "pending".into(),
+            state: CardState::Pending,
             custody: "device-held".into(),
             issued_by: "X26".into(),
             device_id: None,
@@ -1356,21 +1361,33 @@ mod tests {
         seed(&store).await;
         let mut conn = store.pool().acquire().await.expect("conn");
         assert!(
-            !transition_card(&mut conn, "card1", &["active"], "revoked", 5)
-                .await
-                .expect("t")
+            !transition_card(
+                &mut conn,
+                "card1",
+                &[CardState::Active],
+                CardState::Revoked,
+                5
+            )
+            .await
+            .expect("t")
         );
         assert!(
-            transition_card(&mut conn, "card1", &["pending"], "active", 5)
-                .await
-                .expect("t")
+            transition_card(
+                &mut conn,
+                "card1",
+                &[CardState::Pending],
+                CardState::Active,
+                5
+            )
+            .await
+            .expect("t")
         );
         assert_eq!(
             card(&mut conn, "card1")
                 .await
                 .expect("get")
                 .map(|c| c.state),
-            Some("active".into())
+            Some(CardState::Active)
         );
     }
 }

@@ -143,7 +143,7 @@ async fn verify_pin_inner(
         .await?
         .ok_or_else(|| ApiError::internal("card vanished"))?;
     let (hash, failures) = db::card_pin(&mut tx, &card.id).await?.unwrap_or((None, 0));
-    if current.state != CardState::Active.as_str() || failures >= i64::from(PIN_TRIES) {
+    if current.state != CardState::Active || failures >= i64::from(PIN_TRIES) {
         return Err(ApiError::forbidden(
             "card_not_active",
             format!(
@@ -195,7 +195,14 @@ async fn verify_pin_inner(
         let failures = db::record_pin_failure(&mut tx, &card.id).await?;
         db::set_session_pin_verified(&mut tx, &holder.session.id, None).await?;
         let blocked = failures >= i64::from(PIN_TRIES)
-            && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?;
+            && repo::transition_card(
+                &mut tx,
+                &card.id,
+                &[CardState::Active],
+                CardState::Locked,
+                now,
+            )
+            .await?;
         if blocked {
             vsc_store::signin::end_sessions_of_card(&mut tx, &card.id, now, "card-locked").await?;
         }
@@ -250,7 +257,7 @@ async fn set_pin(
             .into_iter()
             .find(|c| {
                 c.device_id.as_deref() == Some(caller.device_id.as_str())
-                    && c.state == CardState::Active.as_str()
+                    && c.state == CardState::Active
             })
             .ok_or_else(|| {
                 ApiError::forbidden("card_not_active", "this phone holds no active card")

@@ -175,7 +175,7 @@ async fn enrol_inner(
     let card = repo::card(&mut tx, &code.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("activation without card"))?;
-    if card.state != CardState::Pending.as_str() {
+    if card.state != CardState::Pending {
         return Err(ApiError::conflict(
             "card_not_pending",
             format!(
@@ -393,8 +393,8 @@ async fn enrol_inner(
     if !repo::transition_card(
         &mut tx,
         &card.id,
-        &["pending"],
-        "active",
+        &[CardState::Pending],
+        CardState::Active,
         now.unix_timestamp(),
     )
     .await?
@@ -684,7 +684,8 @@ async fn check_passcode(
     // A wrong passcode is counted and audited in `tx`, committed before the answer goes out.
     let failures = device_secrets::record_passcode_failure(tx, &card.id, now).await?;
     let locked = failures >= PASSCODE_TRIES
-        && repo::transition_card(tx, &card.id, &["active"], "locked", now).await?;
+        && repo::transition_card(tx, &card.id, &[CardState::Active], CardState::Locked, now)
+            .await?;
     if locked {
         vsc_store::signin::end_sessions_of_card(tx, &card.id, now, "card-locked").await?;
     }
@@ -868,7 +869,14 @@ async fn unlock_inner(
             return Err(refuse_unproven_unlock(state, ctx, &code, &card, &req, why).await);
         }
     };
-    repo::transition_card(&mut tx, &card.id, &["locked"], "active", now).await?;
+    repo::transition_card(
+        &mut tx,
+        &card.id,
+        &[CardState::Locked],
+        CardState::Active,
+        now,
+    )
+    .await?;
     vsc_store::signin::reset_card_failures(&mut tx, &card.id).await?;
     vsc_store::signing::reset_pin_failures(&mut tx, &card.id).await?;
     // The new passcode's check replaces the old one (and clears its count).

@@ -266,7 +266,7 @@ async fn active_auth_key(conn: &mut Conn, uid: &str, now: i64) -> ApiResult<Vec<
         )
     };
     for card in repo::live_cards_of(conn, uid).await? {
-        if card.state != CardState::Active.as_str() {
+        if card.state != CardState::Active {
             continue;
         }
         for cert in repo::certificates_of(conn, &card.id).await? {
@@ -955,7 +955,7 @@ async fn issue_card(
         let card = CardRow {
             id: state.new_id()?,
             uid: uid.to_string(),
-            state: CardState::Pending.as_str().into(),
+            state: CardState::Pending,
             custody: KeyCustody::DeviceHeld.as_str().into(),
             issued_by: ods.to_string(),
             device_id: None,
@@ -1048,7 +1048,7 @@ async fn reissue_activation(
     audited(&state, &caller, "activation.reissue", &id, async {
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
-        if card.state != CardState::Pending.as_str() {
+        if card.state != CardState::Pending {
             return Err(ApiError::conflict(
                 "card_not_pending",
                 format!(
@@ -1085,7 +1085,7 @@ async fn cancel_card(
         let invalidity = parse_invalidity_date(req.invalidity_date.as_deref(), reason_code, state.now())?;
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::CancelCard).await?;
-        let from_state: CardState = card.state.parse().map_err(ApiError::internal)?;
+        let from_state: CardState = card.state;
         if !from_state.can_cancel() {
             return Err(ApiError::conflict("card_not_cancellable", format!("card {id} is already {}", card.state)));
         }
@@ -1106,7 +1106,7 @@ async fn cancel_card(
             }
         }
         let now = state.now_unix();
-        if !repo::transition_card(&mut tx, &id, &[card.state.as_str()], CardState::Revoked.as_str(), now).await? {
+        if !repo::transition_card(&mut tx, &id, &[card.state], CardState::Revoked, now).await? {
             return Err(ApiError::conflict("card_changed", "the card changed meanwhile; look at it again"));
         }
         repo::set_revocation_reason(&mut tx, &id, reason).await?;
@@ -1136,7 +1136,7 @@ async fn unlock_card(
     audited(&state, &caller, "card.unlock", &id, async {
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::UnlockCard).await?;
-        let current: CardState = card.state.parse().map_err(ApiError::internal)?;
+        let current: CardState = card.state;
         if !current.can_unlock() {
             return Err(ApiError::conflict(
                 "card_not_unlockable",

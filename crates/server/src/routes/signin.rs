@@ -113,10 +113,10 @@ fn sign_in_number(state: &AppState) -> ApiResult<u8> {
 /// The card a sign-in for `uid` goes to: their one active card.
 async fn active_card_of(conn: &mut Conn, uid: &str) -> ApiResult<repo::CardRow> {
     let cards = repo::live_cards_of(conn, uid).await?;
-    if let Some(card) = cards.iter().find(|c| c.state == CardState::Active.as_str()) {
+    if let Some(card) = cards.iter().find(|c| c.state == CardState::Active) {
         return Ok(card.clone());
     }
-    if let Some(card) = cards.iter().find(|c| c.state == CardState::Locked.as_str()) {
+    if let Some(card) = cards.iter().find(|c| c.state == CardState::Locked) {
         return Err(ApiError::forbidden(
             "card_locked",
             format!(
@@ -819,7 +819,7 @@ async fn stream_still_authorised(state: &AppState, token_hash: &[u8], cards: &[S
     }
     for card in cards {
         if let Ok(Some(c)) = repo::card(&mut conn, card).await
-            && c.state == CardState::Active.as_str()
+            && c.state == CardState::Active
         {
             return true;
         }
@@ -870,7 +870,7 @@ pub(crate) async fn card_auth_key(
     card: &repo::CardRow,
     now: i64,
 ) -> ApiResult<Vec<u8>> {
-    if card.state != CardState::Active.as_str() {
+    if card.state != CardState::Active {
         return Err(ApiError::forbidden(
             "card_not_active",
             format!("the card is {}", card.state),
@@ -950,7 +950,14 @@ async fn fail_request_inner(
     };
     let mut locked = false;
     if failures >= state.config().signin.failure_limit
-        && repo::transition_card(&mut tx, &card.id, &["active"], "locked", now).await?
+        && repo::transition_card(
+            &mut tx,
+            &card.id,
+            &[CardState::Active],
+            CardState::Locked,
+            now,
+        )
+        .await?
     {
         db::end_sessions_of_card(&mut tx, &card.id, now, "card-locked").await?;
         locked = true;

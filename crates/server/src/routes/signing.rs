@@ -95,7 +95,7 @@ pub(crate) async fn phone_card(
     let card = repo::card(conn, &session.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("session without card"))?;
-    if card.state != CardState::Active.as_str() {
+    if card.state != CardState::Active {
         return Err(ApiError::forbidden(
             "card_not_active",
             format!(
@@ -607,7 +607,7 @@ async fn request_for_device(
             "the workstation session that asked has ended; nothing was signed",
         ));
     }
-    if card.state != CardState::Active.as_str() {
+    if card.state != CardState::Active {
         return Err(ApiError::forbidden(
             "card_not_active",
             format!("the card is {}; it cannot sign", card.state),
@@ -793,7 +793,7 @@ async fn complete_inner(
     // signatures were being verified wins, and nothing is handed out.
     let still_active = repo::card(&mut tx, &card.id)
         .await?
-        .is_some_and(|c| c.state == CardState::Active.as_str());
+        .is_some_and(|c| c.state == CardState::Active);
     if !still_active {
         return Err(ApiError::forbidden(
             "card_not_active",

@@ -25,7 +25,7 @@ pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
     Ok(Card {
         id: row.id,
         uid: row.uid,
-        state: row.state,
+        state: row.state.as_str().to_owned(),
         custody: row.custody,
         issued_by: row.issued_by,
         device_id: row.device_id,

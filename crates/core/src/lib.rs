@@ -10,6 +10,7 @@ pub mod identity;
 pub mod ids;
 pub mod policy;
 pub mod ra;
+pub mod signin;
 
 pub use activation::{ActivationCode, ActivationCodeError};
 pub use card::{CardState, KeyCustody};
@@ -17,3 +18,4 @@ pub use identity::{EvidenceType, IdentityLevel};
 pub use ids::{ActivityCode, IdError, OdsCode, RoleCode, Uid};
 pub use policy::{AppVersionPolicy, ClientFacts, PolicyError};
 pub use ra::{RaAction, RaGrant, RaRole, RaScopeError};
+pub use signin::AuthRequestState;

@@ -2,6 +2,8 @@
 //! (with their single-use state changes), per-card sign-in failures (counted in a window) and
 //! blocks, and sessions.
 
+use vsc_core::AuthRequestState;
+
 use crate::Conn;
 
 use crate::StoreError;
@@ -102,8 +104,8 @@ pub struct AuthRequestRow {
     pub created_at: i64,
     /// Expiry (Unix seconds).
     pub expires_at: i64,
-    /// `pending`, `approved`, `collected`, `declined`, `reported`, `failed`, `superseded`, `cancelled`.
-    pub state: String,
+    /// Where it stands (stored as [`AuthRequestState::as_str`]).
+    pub state: AuthRequestState,
     /// When it left `pending`.
     pub decided_at: Option<i64>,
 }
@@ -129,8 +131,11 @@ type RequestTuple = (
 const REQUEST_COLUMNS: &str = "id, card_id, uid, nonce, context, context_digest, workstation_id, number, choices, \
      poll_secret_hash, source, created_at, expires_at, state, decided_at";
 
-fn request_from(t: RequestTuple) -> AuthRequestRow {
-    AuthRequestRow {
+fn request_from(t: RequestTuple) -> Result<AuthRequestRow, StoreError> {
+    let state =
+        t.13.parse()
+            .map_err(|e: String| StoreError::Corrupt(format!("sign-in request {}: {e}", t.0)))?;
+    Ok(AuthRequestRow {
         id: t.0,
         card_id: t.1,
         uid: t.2,
@@ -144,9 +149,9 @@ fn request_from(t: RequestTuple) -> AuthRequestRow {
         source: t.10,
         created_at: t.11,
         expires_at: t.12,
-        state: t.13,
+        state,
         decided_at: t.14,
-    }
+    })
 }
 
 /// Stores a new request.
@@ -167,7 +172,7 @@ pub async fn insert_auth_request(conn: &mut Conn, r: &AuthRequestRow) -> Result<
     .bind(&r.source)
     .bind(r.created_at)
     .bind(r.expires_at)
-    .bind(&r.state)
+    .bind(r.state.as_str())
     .bind(r.decided_at)
     .execute(conn)
     .await?;
@@ -182,7 +187,7 @@ pub async fn auth_request(conn: &mut Conn, id: &str) -> Result<Option<AuthReques
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(request_from))
+    row.map(request_from).transpose()
 }
 
 /// A card's pending, unexpired requests, oldest first.
@@ -198,7 +203,7 @@ pub async fn open_requests_for_card(
     .bind(now)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(request_from).collect())
+    rows.into_iter().map(request_from).collect()
 }
 
 /// Requests made for a card since `since` (for the per-window cap).
@@ -216,14 +221,14 @@ pub async fn requests_since(conn: &mut Conn, card_id: &str, since: i64) -> Resul
 pub async fn decide_request(
     conn: &mut Conn,
     id: &str,
-    to: &str,
+    to: AuthRequestState,
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE auth_requests SET state = $2, decided_at = $3 WHERE id = $1 AND state = 'pending' AND expires_at > $3",
     )
     .bind(id)
-    .bind(to)
+    .bind(to.as_str())
     .bind(now)
     .execute(conn)
     .await?;

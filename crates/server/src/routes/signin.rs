@@ -29,7 +29,7 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 use tokio::sync::broadcast::error::RecvError;
-use vsc_core::{CardState, Uid};
+use vsc_core::{AuthRequestState, CardState, Uid};
 use vsc_proto::ChallengeResponse;
 use vsc_proto::signin::{
     ApproveAuthRequest, AuthContext, AuthRequestCreated, AuthRequestOutcome, CreateAuthRequest,
@@ -222,7 +222,7 @@ async fn create_request_inner(
             ));
         }
         // The same workstation asking again replaces its own earlier request.
-        db::decide_request(&mut tx, &open.id, "superseded", now_unix).await?;
+        db::decide_request(&mut tx, &open.id, AuthRequestState::Superseded, now_unix).await?;
         superseded.push(open.id);
     }
     let number = sign_in_number(state)?;
@@ -243,7 +243,7 @@ async fn create_request_inner(
         source: ctx.source.to_string(),
         created_at: now_unix,
         expires_at: expires_at.unix_timestamp(),
-        state: "pending".into(),
+        state: AuthRequestState::Pending,
         decided_at: None,
     };
     db::insert_auth_request(&mut tx, &row).await?;
@@ -338,10 +338,12 @@ async fn request_outcome(
         tokio::time::Instant::now() + StdDuration::from_secs(wait.wait.min(MAX_WAIT_SECONDS));
     loop {
         let row = request_with_secret(&state, &ctx, &id, &headers).await?;
-        let expired = row.state == "pending" && row.expires_at <= state.now_unix();
+        let expired = row.state == AuthRequestState::Pending && row.expires_at <= state.now_unix();
         // An approval is collected within a minute of the request's expiry, or never: a ticket
         // must not wait indefinitely for whoever holds the poll secret.
-        if row.state == "approved" && row.expires_at + COLLECT_GRACE_SECONDS > state.now_unix() {
+        if row.state == AuthRequestState::Approved
+            && row.expires_at + COLLECT_GRACE_SECONDS > state.now_unix()
+        {
             // Only the workstation that opened it collects a registered workstation's request.
             if let Err(err) = super::workstation::check_collect(&state, &row, &headers).await {
                 state
@@ -351,13 +353,13 @@ async fn request_outcome(
             }
             return Ok(Json(session::collect(&state, &ctx, &row).await?));
         }
-        let expired = expired || row.state == "approved";
-        if row.state != "pending" || expired {
+        let expired = expired || row.state == AuthRequestState::Approved;
+        if row.state != AuthRequestState::Pending || expired {
             let state_name = if expired {
                 state.metrics().signin_outcome(SigninOutcome::Expired);
                 "expired".to_owned()
             } else {
-                row.state
+                row.state.as_str().to_owned()
             };
             return Ok(Json(AuthRequestOutcome {
                 state: state_name,
@@ -407,7 +409,7 @@ async fn cancel_request(
 ) -> ApiResult<Json<AuthRequestOutcome>> {
     let row = request_with_secret(&state, &ctx, &id, &headers).await?;
     let mut tx = state.write().await?;
-    if !db::decide_request(&mut tx, &id, "cancelled", state.now_unix()).await? {
+    if !db::decide_request(&mut tx, &id, AuthRequestState::Cancelled, state.now_unix()).await? {
         let err = ApiError::conflict(
             "request_already_decided",
             "the request is no longer pending",
@@ -774,7 +776,7 @@ async fn device_events(
                     // The event only names the request (it may have come from another node,
                     // over a channel any database user can notify on): what the phone is sent is
                     // decided by the row, which must be this phone's card's and still pending.
-                    let row = row.filter(|r| cards.contains(&r.card_id) && r.state == "pending");
+                    let row = row.filter(|r| cards.contains(&r.card_id) && r.state == AuthRequestState::Pending);
                     if let Some(p) = row.and_then(|r| to_pending(&r).ok())
                         && let Ok(data) = serde_json::to_string(&p)
                     {
@@ -846,7 +848,7 @@ async fn request_for_device(
             "this request is for a card held on another device",
         ));
     }
-    if row.state != "pending" {
+    if row.state != AuthRequestState::Pending {
         return Err(ApiError::conflict(
             "request_already_decided",
             format!(
@@ -899,7 +901,7 @@ async fn fail_request(
     caller: &DeviceCaller,
     row: &AuthRequestRow,
     card: &repo::CardRow,
-    new_state: &str,
+    new_state: AuthRequestState,
     err: ApiError,
 ) -> ApiError {
     match fail_request_inner(state, caller, row, card, new_state, &err, |_| Ok(())).await {
@@ -923,7 +925,7 @@ async fn fail_request_inner(
     caller: &DeviceCaller,
     row: &AuthRequestRow,
     card: &repo::CardRow,
-    new_state: &str,
+    new_state: AuthRequestState,
     err: &ApiError,
     also: impl FnOnce(&mut Vec<vsc_store::NewEvent>) -> ApiResult<()>,
 ) -> ApiResult<bool> {
@@ -943,7 +945,7 @@ async fn fail_request_inner(
     .await?;
     // "I didn't do this": whoever made the request may already hold a session from an earlier
     // approval (a mistaken one, or a stolen ticket); every live session of the card ends now.
-    let ended_sessions = if new_state == "reported" {
+    let ended_sessions = if new_state == AuthRequestState::Reported {
         db::end_live_sessions_of_card(&mut tx, &card.id, now, "not-me-reported").await?
     } else {
         Vec::new()
@@ -990,14 +992,14 @@ async fn fail_request_inner(
     for e in &events {
         state.append_audit(&mut tx, e, state.now_ms()).await?;
     }
-    if new_state == "reported" {
+    if new_state == AuthRequestState::Reported {
         let until = now + state.config().signin.not_me_block.whole_seconds();
         db::block_card_until(&mut tx, &card.id, until).await?;
     }
     tx.commit().await?;
     state.metrics().signin_outcome(match (new_state, err.code) {
-        ("reported", _) => SigninOutcome::NotMe,
-        ("declined", _) => SigninOutcome::Declined,
+        (AuthRequestState::Reported, _) => SigninOutcome::NotMe,
+        (AuthRequestState::Declined, _) => SigninOutcome::Declined,
         (_, "wrong_number") => SigninOutcome::WrongNumber,
         (_, "signature_invalid") => SigninOutcome::SignatureInvalid,
         _ => SigninOutcome::Failed,
@@ -1005,7 +1007,7 @@ async fn fail_request_inner(
     state.hub().publish(Event::Decided {
         card_id: card.id.clone(),
         request_id: row.id.clone(),
-        state: new_state.into(),
+        state: new_state.as_str().into(),
     });
     Ok(true)
 }
@@ -1059,7 +1061,7 @@ async fn approve_inner(
             "signature_invalid",
             "the approval's signature does not verify with the card's authentication certificate (or the context was altered)",
         );
-        return Err(fail_request(state, caller, &row, &card, "failed", err).await);
+        return Err(fail_request(state, caller, &row, &card, AuthRequestState::Failed, err).await);
     }
     // Constant time, like any secret: the number is what a guesser lacks.
     if !bool::from(req.number.ct_eq(&row.number)) {
@@ -1067,10 +1069,17 @@ async fn approve_inner(
             "wrong_number",
             "that is not the number the workstation shows; the request is refused: sign in again at the workstation",
         );
-        return Err(fail_request(state, caller, &row, &card, "failed", err).await);
+        return Err(fail_request(state, caller, &row, &card, AuthRequestState::Failed, err).await);
     }
     let mut tx = state.write().await?;
-    if !db::decide_request(&mut tx, &row.id, "approved", state.now_unix()).await? {
+    if !db::decide_request(
+        &mut tx,
+        &row.id,
+        AuthRequestState::Approved,
+        state.now_unix(),
+    )
+    .await?
+    {
         return Err(ApiError::conflict(
             "request_already_decided",
             "this request was already decided",
@@ -1135,11 +1144,15 @@ async fn decline_inner(
     let mut conn = state.store().pool().acquire().await?;
     let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
     drop(conn);
-    let new_state = if not_me { "reported" } else { "declined" };
+    let new_state = if not_me {
+        AuthRequestState::Reported
+    } else {
+        AuthRequestState::Declined
+    };
     let err = ApiError::new(
         StatusCode::OK,
         if not_me { "not_me" } else { "declined" },
-        new_state,
+        new_state.as_str(),
     );
     let until = now + state.config().signin.not_me_block.whole_seconds();
     let alert = not_me.then(|| {
@@ -1169,7 +1182,7 @@ async fn decline_inner(
         tracing::warn!(uid = %row.uid, request_id = %row.id, source = %row.source, "ALERT: the card holder reported a sign-in request they did not make");
     }
     Ok(AuthRequestOutcome {
-        state: new_state.into(),
+        state: new_state.as_str().into(),
         ticket: None,
         session: None,
         agent_key: None,

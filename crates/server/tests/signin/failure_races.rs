@@ -158,7 +158,7 @@ async fn not_me_on_a_request_already_decided_blocks_nothing() {
         vsc_store::signin::decide_request(
             &mut lock,
             &created.request_id,
-            "approved",
+            vsc_core::AuthRequestState::Approved,
             s.state.now_unix()
         )
         .await

@@ -144,6 +144,7 @@ fn a_weak_metrics_token_stops_the_server_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("metrics.token");
     std::fs::write(&token, "letmein\n").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let out = Command::new(VSC)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.path().join("data"))

@@ -26,6 +26,10 @@ pub const CHANNEL: &str = "vsc_events";
 /// How long to wait before connecting the listener again after a failure.
 const RECONNECT_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Events waiting to be sent to the other nodes, at most (beyond it they are dropped: see
+/// `Hub::publish`).
+const OUTBOUND_QUEUE: usize = 10_000;
+
 /// What goes over the wire: the sending node and the event (kinds and ids only).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Wire {
@@ -67,7 +71,7 @@ pub async fn start(state: &AppState) -> Option<Cluster> {
             return None;
         }
     };
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
     if !state.hub().forward_to(tx) {
         // Already forwarding (the same state served twice): one forwarder is enough.
         return None;
@@ -93,7 +97,7 @@ async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
 }
 
 /// Sends this node's events to the others, one NOTIFY each, in the order they were published.
-async fn forward(state: AppState, node: String, mut rx: mpsc::UnboundedReceiver<Event>) {
+async fn forward(state: AppState, node: String, mut rx: mpsc::Receiver<Event>) {
     while let Some(event) = rx.recv().await {
         if event == Event::Resync {
             continue;

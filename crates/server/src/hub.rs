@@ -59,7 +59,7 @@ pub struct Hub {
     stopping: tokio::sync::watch::Sender<bool>,
     /// Where events published on this node also go, for the other nodes (set once at start-up
     /// when the store is shared; unset on a single node).
-    outbound: OnceLock<mpsc::UnboundedSender<Event>>,
+    outbound: OnceLock<mpsc::Sender<Event>>,
 }
 
 impl Default for Hub {
@@ -80,8 +80,13 @@ impl Hub {
     /// listening is fine). Called after the change it announces has committed.
     pub fn publish(&self, event: Event) {
         if let Some(outbound) = self.outbound.get() {
-            // A forwarder that has stopped (shutdown) costs the other nodes latency only.
-            let _ = outbound.send(event.clone());
+            // Bounded: while the database cannot take notifications (it is down), events beyond
+            // the queue are dropped rather than held without limit. A dropped event, like one
+            // sent by a stopped forwarder (shutdown), costs the other nodes latency only: their
+            // waiters re-read the tables at their deadlines or on reconnection.
+            if let Err(mpsc::error::TrySendError::Full(_)) = outbound.try_send(event.clone()) {
+                tracing::warn!("the queue of events for other nodes is full; dropping one");
+            }
         }
         self.publish_local(event);
     }
@@ -93,7 +98,7 @@ impl Hub {
 
     /// Sends every event published from now on to `outbound` too (see [`crate::cluster`]);
     /// `false` if an outbound channel was already set.
-    pub fn forward_to(&self, outbound: mpsc::UnboundedSender<Event>) -> bool {
+    pub fn forward_to(&self, outbound: mpsc::Sender<Event>) -> bool {
         self.outbound.set(outbound).is_ok()
     }
 

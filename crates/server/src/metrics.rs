@@ -124,6 +124,12 @@ pub enum MetricsTokenError {
         /// The file.
         path: String,
     },
+    /// Other users on the machine could read the token (as with `master.key`, refused).
+    #[error("the metrics token file {path} is readable by other users; run `chmod 600 {path}`")]
+    Insecure {
+        /// The file.
+        path: String,
+    },
     /// Not something an HTTP client can send in `Authorization: Bearer …`.
     #[error(
         "the metrics token in {path} must be one line of visible ASCII characters without spaces (what goes after `Authorization: Bearer `)"
@@ -160,6 +166,20 @@ impl MetricsAccess {
                 source,
             }
         })?);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|source| MetricsTokenError::Read {
+                    path: shown.clone(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(MetricsTokenError::Insecure { path: shown });
+            }
+        }
         let token = text.lines().next().unwrap_or("").trim();
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(MetricsTokenError::NotAToken { path: shown });
@@ -670,9 +690,17 @@ mod tests {
 
     #[test]
     fn token_files_are_checked_and_never_printed() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "  s3cr3t-metrics-token-0001 \n").unwrap();
+        // Readable by others: refused, like master.key.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            MetricsAccess::loopback().token_from_file(&path),
+            Err(MetricsTokenError::Insecure { .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let access = MetricsAccess::loopback().token_from_file(&path).unwrap();
         assert!(
             access

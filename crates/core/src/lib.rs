@@ -18,4 +18,4 @@ pub use identity::{EvidenceType, IdentityLevel};
 pub use ids::{ActivityCode, IdError, OdsCode, RoleCode, Uid};
 pub use policy::{AppVersionPolicy, ClientFacts, PolicyError};
 pub use ra::{RaAction, RaGrant, RaRole, RaScopeError};
-pub use signin::AuthRequestState;
+pub use signin::{AuthRequestState, SigningRequestState};

@@ -1,4 +1,5 @@
-//! A sign-in request's life, as the server stores it and the agent sees it.
+//! The lives of a sign-in request and of a signing request, as the server stores them and the
+//! agent sees them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -68,6 +69,49 @@ impl fmt::Display for AuthRequestState {
     }
 }
 
+/// Where a signing request (a batch of prescriptions, or a card operation) stands. Stored and
+/// sent as [`SigningRequestState::as_str`]; a pending request past its expiry is shown as
+/// `expired` without being rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigningRequestState {
+    /// Waiting for the phone.
+    Pending,
+    /// Signed on the phone and every signature verified by the server. Final.
+    Completed,
+    /// Declined on the phone (or "I didn't do this"). Final.
+    Declined,
+}
+
+impl SigningRequestState {
+    /// The wire and database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningRequestState::Pending => "pending",
+            SigningRequestState::Completed => "completed",
+            SigningRequestState::Declined => "declined",
+        }
+    }
+}
+
+impl FromStr for SigningRequestState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => SigningRequestState::Pending,
+            "completed" => SigningRequestState::Completed,
+            "declined" => SigningRequestState::Declined,
+            other => return Err(format!("unknown signing request state '{other}'")),
+        })
+    }
+}
+
+impl fmt::Display for SigningRequestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +135,13 @@ mod tests {
             );
         }
         assert!("expired".parse::<AuthRequestState>().is_err());
+        for s in [
+            SigningRequestState::Pending,
+            SigningRequestState::Completed,
+            SigningRequestState::Declined,
+        ] {
+            assert_eq!(s.as_str().parse::<SigningRequestState>(), Ok(s));
+        }
+        assert!("cancelled".parse::<SigningRequestState>().is_err());
     }
 }

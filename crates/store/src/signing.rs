@@ -1,6 +1,8 @@
 //! Typed queries for signing requests (EPS prescriptions signed on the phone): one row per
 //! request, its items as JSON, and a single-use state change from `pending` to a decision.
 
+use vsc_core::SigningRequestState;
+
 use crate::Conn;
 
 use crate::StoreError;
@@ -30,8 +32,8 @@ pub struct SigningRequestRow {
     pub created_at: i64,
     /// Answers accepted until.
     pub expires_at: i64,
-    /// `pending`, `completed`, `declined`, `cancelled`.
-    pub state: String,
+    /// Where it stands (stored as [`SigningRequestState::as_str`]).
+    pub state: SigningRequestState,
     /// When it left `pending`.
     pub decided_at: Option<i64>,
     /// The outcome (JSON) once completed.
@@ -57,8 +59,11 @@ type Tuple = (
 const COLUMNS: &str = "id, card_id, uid, session_id, kind, algorithm, items, workstation, role, \
      created_at, expires_at, state, decided_at, outcome";
 
-fn from_tuple(t: Tuple) -> SigningRequestRow {
-    SigningRequestRow {
+fn from_tuple(t: Tuple) -> Result<SigningRequestRow, StoreError> {
+    let state =
+        t.11.parse()
+            .map_err(|e: String| StoreError::Corrupt(format!("signing request {}: {e}", t.0)))?;
+    Ok(SigningRequestRow {
         id: t.0,
         card_id: t.1,
         uid: t.2,
@@ -70,10 +75,10 @@ fn from_tuple(t: Tuple) -> SigningRequestRow {
         role: t.8,
         created_at: t.9,
         expires_at: t.10,
-        state: t.11,
+        state,
         decided_at: t.12,
         outcome: t.13,
-    }
+    })
 }
 
 /// Stores a new request.
@@ -92,7 +97,7 @@ pub async fn insert(conn: &mut Conn, r: &SigningRequestRow) -> Result<(), StoreE
     .bind(&r.role)
     .bind(r.created_at)
     .bind(r.expires_at)
-    .bind(&r.state)
+    .bind(r.state.as_str())
     .bind(r.decided_at)
     .bind(&r.outcome)
     .execute(conn)
@@ -108,7 +113,7 @@ pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<SigningRequestRow>,
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(from_tuple))
+    row.map(from_tuple).transpose()
 }
 
 /// The card's requests still waiting for the phone at `now`, from sessions that are still live.
@@ -126,7 +131,7 @@ pub async fn open_for_card(
     .bind(now)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(from_tuple).collect())
+    rows.into_iter().map(from_tuple).collect()
 }
 
 /// How many of the card's requests of one family are pending at `now`: card operations
@@ -155,7 +160,7 @@ pub async fn count_open_for_card(
 pub async fn decide(
     conn: &mut Conn,
     id: &str,
-    to: &str,
+    to: SigningRequestState,
     outcome: Option<&str>,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -164,7 +169,7 @@ pub async fn decide(
          WHERE id = $1 AND state = 'pending' AND expires_at > $4",
     )
     .bind(id)
-    .bind(to)
+    .bind(to.as_str())
     .bind(outcome)
     .bind(now)
     .execute(conn)

@@ -409,7 +409,7 @@ async fn operation_inner(
         role: String::new(),
         created_at: now,
         expires_at,
-        state: "pending".into(),
+        state: vsc_core::SigningRequestState::Pending,
         decided_at: None,
         outcome: None,
     };

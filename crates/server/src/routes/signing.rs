@@ -27,7 +27,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tower_http::limit::RequestBodyLimitLayer;
-use vsc_core::{CardState, KeyCustody};
+use vsc_core::{CardState, KeyCustody, SigningRequestState};
 use vsc_eps::sign::SignatureAlgorithm;
 use vsc_proto::signin::DeclineAuthRequest;
 use vsc_proto::signing::{
@@ -352,7 +352,7 @@ async fn create_inner(
         ),
         created_at: now,
         expires_at,
-        state: "pending".into(),
+        state: SigningRequestState::Pending,
         decided_at: None,
         outcome: None,
     };
@@ -446,7 +446,7 @@ fn outcome_of(row: &SigningRequestRow, now: i64) -> ApiResult<SigningOutcome> {
     if let Some(stored) = &row.outcome {
         return serde_json::from_str(stored).map_err(ApiError::internal);
     }
-    let state = if row.state == "pending" && row.expires_at <= now {
+    let state = if row.state == SigningRequestState::Pending && row.expires_at <= now {
         "expired"
     } else {
         row.state.as_str()
@@ -487,7 +487,7 @@ async fn outcome(
             return Err(err);
         }
     };
-    if row.state != "pending" || wait.wait == 0 {
+    if row.state != SigningRequestState::Pending || wait.wait == 0 {
         return Ok(Json(outcome_of(&row, state.now_unix())?));
     }
     let deadline =
@@ -588,7 +588,7 @@ async fn request_for_device(
             "this signing request is for a card held on another device",
         ));
     }
-    if row.state != "pending" {
+    if row.state != SigningRequestState::Pending {
         return Err(ApiError::conflict(
             "request_already_decided",
             format!("this signing request is already {}", row.state),
@@ -803,7 +803,7 @@ async fn complete_inner(
     if !db::decide(
         &mut tx,
         &row.id,
-        "completed",
+        SigningRequestState::Completed,
         Some(&stored),
         state.now_unix(),
     )
@@ -852,7 +852,7 @@ async fn decline(
         };
         let stored = serde_json::to_string(&outcome).map_err(ApiError::internal)?;
         let mut tx = state.write().await?;
-        if !db::decide(&mut tx, &row.id, "declined", Some(&stored), now).await? {
+        if !db::decide(&mut tx, &row.id, SigningRequestState::Declined, Some(&stored), now).await? {
             return Err(ApiError::conflict(
                 "request_already_decided",
                 "this signing request was already answered",

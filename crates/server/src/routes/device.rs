@@ -480,16 +480,14 @@ async fn passcode_challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
-    let action = "device.passcode.challenge";
-    state
-        .audited(
-            &ctx,
-            action,
-            &req.device_id,
-            proof_challenge(&state, &ctx, &req.device_id, PASSCODE_PURPOSE, action),
-        )
-        .await
-        .map(Json)
+    audited_proof_challenge(
+        &state,
+        &ctx,
+        &req.device_id,
+        PASSCODE_PURPOSE,
+        "device.passcode.challenge",
+    )
+    .await
 }
 
 async fn unlock_challenge(
@@ -497,13 +495,30 @@ async fn unlock_challenge(
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
-    let action = "device.unlock.challenge";
+    audited_proof_challenge(
+        &state,
+        &ctx,
+        &req.device_id,
+        UNLOCK_PURPOSE,
+        "device.unlock.challenge",
+    )
+    .await
+}
+
+/// [`proof_challenge`] with its refusal audited as `action`.
+async fn audited_proof_challenge(
+    state: &AppState,
+    ctx: &AuditContext,
+    device_id: &str,
+    purpose: &str,
+    action: &str,
+) -> ApiResult<Json<ChallengeResponse>> {
     state
         .audited(
-            &ctx,
+            ctx,
             action,
-            &req.device_id,
-            proof_challenge(&state, &ctx, &req.device_id, UNLOCK_PURPOSE, action),
+            device_id,
+            proof_challenge(state, ctx, device_id, purpose, action),
         )
         .await
         .map(Json)

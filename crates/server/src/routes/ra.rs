@@ -471,15 +471,10 @@ async fn audited<T>(
     subject: &str,
     fut: impl std::future::Future<Output = ApiResult<T>>,
 ) -> ApiResult<Json<T>> {
-    match fut.await {
-        Ok(v) => Ok(Json(v)),
-        Err(err) => {
-            state
-                .audit_failure(&caller.ctx, action, subject, "", &err)
-                .await;
-            Err(err)
-        }
-    }
+    state
+        .audited(&caller.ctx, action, subject, fut)
+        .await
+        .map(Json)
 }
 
 async fn me(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Json<Person>> {
@@ -1420,6 +1415,20 @@ async fn pending_request(conn: &mut Conn, id: &str, now: i64) -> ApiResult<Posit
     Ok(r)
 }
 
+/// The first steps of deciding position request `id`: the checked note, the time, the write
+/// transaction, and the request (pending and unexpired, or a clear refusal).
+async fn open_decision(
+    state: &AppState,
+    id: &str,
+    note: Option<&str>,
+) -> ApiResult<(Option<String>, i64, Tx, PositionRequestRow)> {
+    let note = decision_note(note)?;
+    let now = state.now_unix();
+    let mut tx = state.write().await?;
+    let request = pending_request(&mut tx, id, now).await?;
+    Ok((note, now, tx, request))
+}
+
 /// Marks pending request `id` as `decision` by `caller`, inside the caller's transaction; a
 /// request decided by somebody else since it was read is a conflict, not a second decision.
 async fn record_decision(
@@ -1457,10 +1466,7 @@ async fn approve_position_request(
 ) -> ApiResult<Json<PositionRequest>> {
     let subject = id.clone();
     audited(&state, &caller, "position_request.approve", &subject, async {
-        let note = decision_note(body.note.as_deref())?;
-        let now = state.now_unix();
-        let mut tx = state.write().await?;
-        let r = pending_request(&mut tx, &id, now).await?;
+        let (note, now, mut tx, r) = open_decision(&state, &id, body.note.as_deref()).await?;
         let person = repo::person(&mut tx, &r.uid)
             .await?
             .ok_or_else(|| ApiError::internal("a position request for an unknown person"))?;
@@ -1524,10 +1530,7 @@ async fn decline_position_request(
 ) -> ApiResult<Json<PositionRequest>> {
     let subject = id.clone();
     audited(&state, &caller, "position_request.decline", &subject, async {
-        let note = decision_note(body.note.as_deref())?;
-        let now = state.now_unix();
-        let mut tx = state.write().await?;
-        let r = pending_request(&mut tx, &id, now).await?;
+        let (note, now, mut tx, r) = open_decision(&state, &id, body.note.as_deref()).await?;
         // The registering organisation declines; the RA who asked may withdraw.
         if r.requested_by != caller.uid {
             caller.allow(&state, RaAction::ReleaseToOrganisation, &parse_ods(&r.home_ods)?, None)?;

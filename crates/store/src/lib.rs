@@ -16,24 +16,24 @@ pub mod schema;
 pub mod signin;
 pub mod signing;
 pub mod workstation;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use sqlx::{AnyConnection, AnyPool};
 
 pub use audit::{AuditEvent, NewEvent, Outcome, VerifyReport};
+use writer::Writer;
+pub use writer::{MAX_GROUP, Tx, WriterStats};
 
 /// A connection to the store, whichever backend it is (what queries take).
 pub type Conn = AnyConnection;
 
 /// A pool of connections to the store.
 pub type Pool = AnyPool;
-
-/// A write transaction.
-pub type Tx = Transaction<'static, Any>;
 
 /// Which database engine holds the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +166,12 @@ pub enum StoreError {
     /// `pg_dump`'s job, not ours).
     #[error("{0}")]
     Unsupported(String),
+    /// The group commit that held this transaction failed: nothing of it was written.
+    #[error("the database did not commit the transaction: {0}")]
+    CommitFailed(String),
+    /// The writer connection is gone (the store is closing).
+    #[error("the database writer is closed")]
+    WriterGone,
 }
 
 /// The database: a pool of readers and a single writer connection, on SQLite or PostgreSQL.
@@ -180,7 +186,7 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
-    writer: Pool,
+    writer: Writer,
     backend: Backend,
 }
 
@@ -252,17 +258,19 @@ impl Store {
         let pool = pool_options(8).connect_with(reader_options).await?;
         Ok(Store {
             pool,
-            writer,
+            writer: Writer::new(writer, backend),
             backend,
         })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
@@ -292,19 +300,15 @@ impl Store {
     }
 
     /// Begins a write transaction holding the store's write lock: SQLite's (`BEGIN
-    /// IMMEDIATE`), or on PostgreSQL an advisory lock held until the transaction ends.
+    /// IMMEDIATE`), or on PostgreSQL an advisory lock held until the transaction ends. Concurrent
+    /// transactions share one durable commit (see [`Tx`]: group commit).
     pub async fn write(&self) -> Result<Tx, StoreError> {
-        match self.backend {
-            Backend::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => {
-                let mut tx = self.writer.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(WRITE_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
-                Ok(tx)
-            }
-        }
+        self.writer.begin().await
+    }
+
+    /// Write transactions committed and the durable commits they took (group commit).
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
     }
 
     /// The pool, for reads (writes go through [`Store::write`]).

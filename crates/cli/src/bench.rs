@@ -44,6 +44,34 @@ enum BenchCommand {
     Sign(crate::bench_sign::SignBench),
     /// Sign-in latency with and without a flood of unauthenticated bad requests on loopback.
     Flood(FloodBench),
+    /// Run a benchmark server on its own (sandbox mode, no per-card request cap) for
+    /// `vsc bench login --server` to load from another process; several on one PostgreSQL
+    /// database are the nodes of one instance.
+    Server(ServerBench),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Runs the lab server of the benchmarks in this process until Ctrl-C or SIGTERM: \
+the real vsc server in sandbox mode (simulated phones accepted), without the per-card cap on \
+sign-in requests, its first RA Manager enrolled on a simulated phone in DATA/phones. Prints its \
+URL, its root CA file and the `vsc bench login` command that loads it, then `ready`.\n\n\
+For two nodes on PostgreSQL, start the first with --database, copy its data directory once it \
+is ready (`cp -a DATA DATA2`), start the second on DATA2 with the same --database and another \
+--listen, and pass both URLs to `vsc bench login --server`.",
+    after_help = "Examples:\n  vsc bench server --data /tmp/vsc-bench --listen 127.0.0.1:8443\n  \
+vsc bench login --server https://127.0.0.1:8443 --ca-file /tmp/vsc-bench/server/ca/root.pem --lab /tmp/vsc-bench"
+)]
+struct ServerBench {
+    /// The lab directory: the server's data (DATA/server) and the RA Manager's simulated phone.
+    #[arg(long, default_value = "./vsc-bench")]
+    data: std::path::PathBuf,
+    /// Address to listen on (loopback: the load generator runs on the same machine).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
+    /// Run on this PostgreSQL database (default: embedded SQLite in DATA/server).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -99,8 +127,23 @@ struct LoginBench {
     rate: Option<f64>,
     /// Run the benchmark's server on this PostgreSQL database (it must exist and be empty;
     /// default: embedded SQLite in a temporary directory).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "server")]
     database: Option<String>,
+    /// Load a server running in another process (`vsc bench server`) instead of one in this
+    /// process. Repeat for the nodes of one instance: pair N's workstation talks to node N and
+    /// its phone to the next node, so every sign-in crosses nodes.
+    #[arg(long, value_name = "URL", requires_all = ["ca_file", "lab"])]
+    server: Vec<url::Url>,
+    /// The instance's root CA (PEM), with --server: DATA/server/ca/root.pem of `vsc bench server`.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
+    /// The lab directory of `vsc bench server --data` (its RA Manager's simulated phone
+    /// registers the benchmark's people), with --server.
+    #[arg(long, value_name = "DIR")]
+    lab: Option<std::path::PathBuf>,
+    /// Bearer token file for the servers' GET /metrics (when they were started with one).
+    #[arg(long, value_name = "FILE")]
+    metrics_token_file: Option<std::path::PathBuf>,
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
@@ -118,6 +161,10 @@ struct RunResult {
     p90_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// CPU seconds the server processes used per sign-in, in milliseconds (from their
+    /// `vsc_process_cpu_seconds_total`). In-process, the server shares its process with the
+    /// phones and agents, so the figure counts them too.
+    server_cpu_ms_per_sign_in: Option<f64>,
 }
 
 /// A simulated workstation + phone pair.
@@ -196,6 +243,47 @@ fn summarise(
         p90_ms: percentile(&latencies, 0.90),
         p99_ms: percentile(&latencies, 0.99),
         max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        server_cpu_ms_per_sign_in: None,
+    }
+}
+
+/// Reads the servers' CPU seconds from their `/metrics`.
+struct CpuMeter {
+    clients: Vec<vsc_https::Client>,
+    token: Option<String>,
+}
+
+impl CpuMeter {
+    /// The CPU seconds all servers have used so far; `None` when one does not tell.
+    async fn read(&self) -> Option<f64> {
+        let mut total = 0.0;
+        for client in &self.clients {
+            let text = match client
+                .get_text(routes::METRICS, self.token.as_deref())
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("cannot read the server's CPU time from /metrics: {e}");
+                    return None;
+                }
+            };
+            total += text.lines().find_map(|l| {
+                l.strip_prefix("vsc_process_cpu_seconds_total ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            })?;
+        }
+        Some(total)
+    }
+
+    /// Sets `result`'s CPU per sign-in from a reading taken before its run.
+    async fn finish(&self, before: Option<f64>, result: &mut RunResult) {
+        if let (Some(before), Some(after)) = (before, self.read().await)
+            && result.sign_ins > 0
+        {
+            result.server_cpu_ms_per_sign_in =
+                Some((after - before) * 1000.0 / result.sign_ins as f64);
+        }
     }
 }
 
@@ -239,23 +327,68 @@ async fn concurrent(
 
 async fn login_bench(args: LoginBench) -> Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    eprintln!(
-        "starting a server and enrolling {} simulated phones…",
-        args.phones
-    );
-    let database = args.database.clone();
-    let lab = Lab::start(tmp.path(), "127.0.0.1:0".parse()?, |cfg| {
-        // The per-card request cap guards against abuse; a benchmark signs one card in many times.
-        cfg.signin.requests_per_window = i64::MAX;
-        cfg.database = database;
-    })
-    .await?;
+    let (lab, servers) = if args.server.is_empty() {
+        eprintln!(
+            "starting a server and enrolling {} simulated phones…",
+            args.phones
+        );
+        let database = args.database.clone();
+        let lab = Lab::start(tmp.path(), "127.0.0.1:0".parse()?, |cfg| {
+            // The per-card request cap guards against abuse; a benchmark signs one card in many times.
+            cfg.signin.requests_per_window = i64::MAX;
+            cfg.database = database;
+        })
+        .await?;
+        let url = lab.url.clone();
+        (lab, vec![url])
+    } else {
+        let (Some(ca_file), Some(lab_dir)) = (&args.ca_file, &args.lab) else {
+            bail!("--server needs --ca-file and --lab (see `vsc bench server --help`)");
+        };
+        let root_pem = std::fs::read_to_string(ca_file)
+            .with_context(|| format!("cannot read the root CA {}", ca_file.display()))?;
+        eprintln!(
+            "enrolling {} simulated phones with {}…",
+            args.phones,
+            args.server
+                .iter()
+                .map(url::Url::as_str)
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
+        let lab = Lab::connect(lab_dir, args.server[0].clone(), root_pem).await?;
+        (lab, args.server.clone())
+    };
+    let token = match &args.metrics_token_file {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let meter = CpuMeter {
+        clients: servers
+            .iter()
+            .map(|u| vsc_https::Client::with_root_pem(u.clone(), &lab.root_pem()))
+            .collect::<Result<_, _>>()?,
+        token,
+    };
     let passcode = lab::lab_passcode()?;
     let trust = ServerTrust::RootPem(lab.root_pem());
+    // Names differ per run: a server in another process keeps the people of earlier runs.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 100_000);
     let mut pairs = Vec::new();
     for i in 0..args.phones {
+        let n = servers.len();
         let (uid, card) = lab
-            .register("Bench", &format!("Clinician {i}"), &[CLINICIAN])
+            .register("Bench", &format!("Clinician {run_id}-{i}"), &[CLINICIAN])
             .await?;
         let home = lab
             .enrol_phone(
@@ -263,6 +396,8 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
                 &card.code.url,
             )
             .await?;
+        // With several nodes the phone listens on the node after its workstation's.
+        lab::follow_server(&home, &servers[(i as usize + 1) % n])?;
         let phone = PhoneLink::new(&home)?;
         let mut listener = phone.listener();
         // Connect the event stream before the first request, as an idle phone would be.
@@ -270,7 +405,7 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
         let keys = phone.unlock_keys(&passcode).await?;
         pairs.push(Pair {
             uid,
-            agent: ServerLink::new(&lab.url, &trust)?,
+            agent: ServerLink::new(&servers[i as usize % n], &trust)?,
             phone,
             listener,
             keys,
@@ -292,34 +427,42 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
 
     let mut results = Vec::new();
     eprintln!("sequential: {} sign-ins…", args.sequential);
+    let cpu = meter.read().await;
     let start = Instant::now();
     let mut latencies = Vec::new();
     for _ in 0..args.sequential {
         latencies.push(pairs[0].sign_in().await?);
     }
-    results.push(summarise("sequential", 1, latencies, start.elapsed()));
+    let mut result = summarise("sequential", 1, latencies, start.elapsed());
+    meter.finish(cpu, &mut result).await;
+    results.push(result);
 
     eprintln!("concurrent: {} phones for {} s…", args.phones, args.seconds);
+    let cpu = meter.read().await;
     let (pairs, latencies, elapsed) = concurrent(pairs, args.seconds, Duration::ZERO).await?;
-    let max = summarise("concurrent", args.phones, latencies, elapsed);
+    let mut max = summarise("concurrent", args.phones, latencies, elapsed);
+    meter.finish(cpu, &mut max).await;
     let rate = args.rate.unwrap_or(max.per_second / 2.0).max(1.0);
     results.push(max);
 
     eprintln!("paced: {rate:.0} sign-ins/s for {} s…", args.seconds);
     let pace = Duration::from_secs_f64(f64::from(args.phones) / rate);
+    let cpu = meter.read().await;
     let (_pairs, latencies, elapsed) = concurrent(pairs, args.seconds, pace).await?;
-    results.push(summarise(
+    let mut paced = summarise(
         &format!("paced {rate:.0}/s"),
         args.phones,
         latencies,
         elapsed,
-    ));
+    );
+    meter.finish(cpu, &mut paced).await;
+    results.push(paced);
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     } else {
         println!(
-            "{:<16} {:>5} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8}",
+            "{:<16} {:>5} {:>9} {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
             "mode",
             "conc",
             "sign-ins",
@@ -328,11 +471,12 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
             "p50 ms",
             "p90 ms",
             "p99 ms",
-            "max ms"
+            "max ms",
+            "server cpu"
         );
         for r in &results {
             println!(
-                "{:<16} {:>5} {:>9} {:>8.1} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+                "{:<16} {:>5} {:>9} {:>8.1} {:>10.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10}",
                 r.mode,
                 r.concurrency,
                 r.sign_ins,
@@ -341,15 +485,58 @@ async fn login_bench(args: LoginBench) -> Result<ExitCode> {
                 r.p50_ms,
                 r.p90_ms,
                 r.p99_ms,
-                r.max_ms
+                r.max_ms,
+                r.server_cpu_ms_per_sign_in
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2} ms"))
+            );
+        }
+        if args.server.is_empty() {
+            eprintln!(
+                "server cpu: per sign-in, of this whole process (server, phones and agents share it); \
+run `vsc bench server` and `vsc bench login --server` for the server alone"
             );
         }
     }
-    let events = vsc_store::audit::verify(lab.state.store()).await?;
-    if events.first_broken.is_some() {
-        bail!("the audit chain broke under load");
+    if let Ok(state) = lab.local() {
+        let events = vsc_store::audit::verify(state.store()).await?;
+        if events.first_broken.is_some() {
+            bail!("the audit chain broke under load");
+        }
+        eprintln!("audit log intact: {} events", events.events);
+    } else {
+        eprintln!(
+            "check the servers' audit chain with `vsc audit verify --data DIR/server` (and --database for PostgreSQL)"
+        );
     }
-    eprintln!("audit log intact: {} events", events.events);
+    lab.stop().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vsc bench server`: the lab server alone, until a stop signal.
+async fn server_bench(args: ServerBench) -> Result<ExitCode> {
+    if !args.listen.ip().is_loopback() {
+        bail!("the benchmark server listens on loopback only; use 127.0.0.1 or [::1]");
+    }
+    crate::logging::init(crate::logging::LogFormat::Text);
+    let stop = crate::signals::stop_signals()?;
+    let database = args.database.clone();
+    let lab = Lab::start(&args.data, args.listen, |cfg| {
+        cfg.signin.requests_per_window = i64::MAX;
+        cfg.database = database;
+    })
+    .await?;
+    let ca_file = args.data.join("server").join("ca").join("root.pem");
+    println!("vsc bench server listening on {}", lab.url);
+    println!("root CA: {}", ca_file.display());
+    println!(
+        "load it from another terminal:\n  vsc bench login --server {} --ca-file {} --lab {}",
+        lab.url.as_str().trim_end_matches('/'),
+        ca_file.display(),
+        args.data.display()
+    );
+    println!("ready");
+    stop.await;
+    eprintln!("stopping…");
     lab.stop().await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -380,7 +567,7 @@ async fn bad_request(client: &vsc_https::Client, i: u32) -> bool {
 /// The audit log's events (sequence number and outcome), read through its export.
 async fn audit_outcomes(lab: &Lab) -> Result<Vec<(i64, String)>> {
     let mut out = Vec::new();
-    vsc_store::audit::export(lab.state.store(), &mut out).await?;
+    vsc_store::audit::export(lab.local()?.store(), &mut out).await?;
     let mut events = Vec::new();
     for line in String::from_utf8(out)?.lines() {
         let e: serde_json::Value = serde_json::from_str(line)?;
@@ -447,7 +634,7 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
             format!("{} a second", args.rate)
         }
     );
-    let fingerprint = lab.state.ca().root_fingerprint().to_hex();
+    let fingerprint = lab.local()?.ca().root_fingerprint().to_hex();
     let rows_before = audit_outcomes(&lab).await?.last().map_or(0, |e| e.0);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let flood_start = Instant::now();
@@ -500,7 +687,7 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
             args.bad
         );
     }
-    lab.state.flush_refusals(true).await;
+    lab.local()?.flush_refusals(true).await;
     // The sign-ins succeed; the flood's rows are the failures (individual and aggregated).
     let flood_rows = audit_outcomes(&lab)
         .await?
@@ -553,7 +740,7 @@ async fn flood_bench(args: FloodBench) -> Result<ExitCode> {
             }
         );
     }
-    let events = vsc_store::audit::verify(lab.state.store()).await?;
+    let events = vsc_store::audit::verify(lab.local()?.store()).await?;
     if events.first_broken.is_some() {
         bail!("the audit chain broke under the flood");
     }
@@ -567,6 +754,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         BenchCommand::Login(l) => login_bench(l).await,
         BenchCommand::Sign(s) => crate::bench_sign::run(s).await,
         BenchCommand::Flood(f) => flood_bench(f).await,
+        BenchCommand::Server(s) => server_bench(s).await,
     }
 }
 

@@ -106,7 +106,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     ));
     say(format!(
         "CA fingerprint {}",
-        lab.state.ca().root_fingerprint().to_colon_hex()
+        lab.local()?.ca().root_fingerprint().to_colon_hex()
     ));
     say(
         "The first RA Manager enrolled a (simulated) phone with the bootstrap activation and signed in with it.",
@@ -232,7 +232,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         Err(e) => say(format!("the old ticket is refused at once: {e}")),
     }
 
-    let report = vsc_store::audit::verify(lab.state.store()).await?;
+    let report = vsc_store::audit::verify(lab.local()?.store()).await?;
     println!();
     println!(
         "Done. The audit log recorded {} events, every one hash-chained (head {}…).",

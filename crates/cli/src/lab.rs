@@ -82,12 +82,15 @@ pub fn follow_server(home: &Home, url: &url::Url) -> Result<()> {
     Ok(())
 }
 
-/// The running lab.
+/// The running lab: its server in this process ([`Lab::start`]) or in another one
+/// ([`Lab::connect`], for a load generator in its own process).
 pub struct Lab {
-    /// The server's state (store, CA, configuration).
-    pub state: AppState,
+    /// The server's state (store, CA, configuration) when the server runs in this process.
+    state: Option<AppState>,
     /// The server's base URL.
     pub url: url::Url,
+    /// The instance's root CA (PEM).
+    root_pem: String,
     /// The first RA Manager's simulated phone.
     pub ram_home: Home,
     /// Their RA session token.
@@ -142,19 +145,62 @@ impl Lab {
             .await
             .context("the lab's RA Manager could not enrol")?;
         }
+        let root_pem = state.ca().root_pem();
+        let mut lab = Lab::signed_in(url, root_pem, ram_home).await?;
+        lab.state = Some(state);
+        lab.shutdown = Some(tx);
+        lab.server = Some(server);
+        lab.ensure_organisation().await?;
+        Ok(lab)
+    }
+
+    /// Connects to a lab server running in another process (`vsc bench server --data DIR`):
+    /// its URL, its root CA, and the lab directory `dir` that holds the RA Manager's simulated
+    /// phone.
+    pub async fn connect(dir: &Path, url: url::Url, root_pem: String) -> Result<Lab> {
+        let phone = dir.join("phones").join("ra-manager");
+        if !phone.join("enrolment.json").exists() {
+            bail!(
+                "{} holds no lab: start `vsc bench server --data {}` first",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let ram_home = Home::open(&phone)?;
+        follow_server(&ram_home, &url)?;
+        let lab = Lab::signed_in(url, root_pem, ram_home).await?;
+        lab.ensure_organisation().await?;
+        Ok(lab)
+    }
+
+    /// The RA Manager of the lab signed in (no server handle yet).
+    async fn signed_in(url: url::Url, root_pem: String, ram_home: Home) -> Result<Lab> {
         let login = vsc_authenticator::ra_login(&ram_home, &lab_passcode()?)
             .await
             .context("the lab's RA Manager could not sign in")?;
         let client = Client::for_home(&ram_home)?;
-        let lab = Lab {
-            state,
+        Ok(Lab {
+            state: None,
             url,
+            root_pem,
             ram_home,
             ram_token: login.token,
             client,
-            shutdown: Some(tx),
-            server: Some(server),
-        };
+            shutdown: None,
+            server: None,
+        })
+    }
+
+    /// The server's state, when the server runs in this process.
+    pub fn local(&self) -> Result<&AppState> {
+        self.state
+            .as_ref()
+            .context("this needs the lab's server in this process (it runs in another one)")
+    }
+
+    /// Registers the lab organisation unless it exists.
+    async fn ensure_organisation(&self) -> Result<()> {
+        let lab = self;
         let orgs: Vec<vsc_proto::Organisation> = lab.get(routes::RA_ORGANISATIONS).await?;
         if !orgs.iter().any(|o| o.ods_code == LAB_ODS) {
             let _: vsc_proto::Organisation = lab
@@ -167,12 +213,12 @@ impl Lab {
                 )
                 .await?;
         }
-        Ok(lab)
+        Ok(())
     }
 
     /// The root CA (PEM).
     pub fn root_pem(&self) -> String {
-        self.state.ca().root_pem()
+        self.root_pem.clone()
     }
 
     async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {

@@ -189,7 +189,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     println!(
         "  CA certificate   {}  (fingerprint {})",
         ca_file.display(),
-        lab.state.ca().root_fingerprint().to_colon_hex()
+        lab.local()?.ca().root_fingerprint().to_colon_hex()
     );
     println!(
         "  agent ticket API http://{agent_addr}/v1/ticket  (header X-Vsc-Agent-Secret: contents of {})",

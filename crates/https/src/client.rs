@@ -321,6 +321,26 @@ impl Client {
         self.send(path, request).await
     }
 
+    /// `GET path`, optionally with a bearer token, and read a text answer (for example the
+    /// server's Prometheus metrics).
+    pub async fn get_text(&self, path: &str, bearer: Option<&str>) -> Result<String, ClientError> {
+        let url = self.url(path)?;
+        let mut request = self.http.get(url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| self.connect_error(&e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.connect_error(&e))?;
+        if !status.is_success() {
+            return Err(self.status_error(path, status, &body));
+        }
+        String::from_utf8(body.to_vec()).map_err(|e| ClientError::BadResponse {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
     /// `GET path` with extra request headers (for example a sign-in request's
     /// `X-Vsc-Request-Secret`), and read a JSON answer.
     pub async fn get_json_with_headers<R: DeserializeOwned>(

@@ -395,7 +395,7 @@ async fn bootstrap_national(state: &AppState) -> Result<(), InstanceError> {
         state.now_ms(),
     )
     .await?;
-    tx.commit().await.map_err(vsc_store::StoreError::from)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -441,7 +441,7 @@ async fn recovery_unlock(state: &AppState) -> Result<Option<RecoveryUnlock>, Ins
         state.now_ms(),
     )
     .await?;
-    tx.commit().await.map_err(vsc_store::StoreError::from)?;
+    tx.commit().await?;
     tracing::warn!(
         uid,
         card_id,
@@ -508,7 +508,7 @@ async fn bootstrap_activation(
         state.now_ms(),
     )
     .await?;
-    tx.commit().await.map_err(vsc_store::StoreError::from)?;
+    tx.commit().await?;
     Ok(Some(BootstrapActivation {
         uid,
         activation: issued.to_proto(state, CodeKind::Activation),

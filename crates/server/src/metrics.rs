@@ -34,6 +34,7 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -314,6 +315,7 @@ pub struct Metrics {
     audit_events: Family<OutcomeLabels, Counter>,
     audit_errors: Counter,
     refusals_aggregated: Counter,
+    process_cpu: Counter<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -395,6 +397,13 @@ impl Metrics {
             "Refusals of unauthenticated callers counted into an aggregated audit event instead of written one by one",
             refusals_aggregated.clone(),
         );
+        let process_cpu = Counter::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "process_cpu",
+            "CPU time this server process has used (user and system, all threads), read at the scrape; `vsc bench login --server` divides its increase by the sign-ins it made",
+            Unit::Seconds,
+            process_cpu.clone(),
+        );
         registry.register(
             "build",
             "The running server",
@@ -413,6 +422,7 @@ impl Metrics {
             audit_events,
             audit_errors,
             refusals_aggregated,
+            process_cpu,
         }
     }
 
@@ -495,10 +505,23 @@ impl Metrics {
             .set(idle);
         self.read_pool_max
             .set(i64::from(pool.options().get_max_connections()));
+        // A counter only goes up: add what the process used since the last scrape.
+        let used = process_cpu_seconds();
+        let counted = self.process_cpu.get();
+        if used > counted {
+            self.process_cpu.inc_by(used - counted);
+        }
         let mut out = String::with_capacity(16 * 1024);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// CPU seconds used by this process so far (CLOCK_PROCESS_CPUTIME_ID: every thread, user and
+/// system time, in nanoseconds rather than clock ticks).
+fn process_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
 
 /// Keeps one phone counted in `vsc_device_streams_open` while it lives.

@@ -190,6 +190,27 @@ impl Server {
         }
     }
 
+    /// SIGKILL (`kill -9`): the process dies at once, as in a crash or an out-of-memory kill,
+    /// with no chance to finish anything; returns its exit status once it is gone.
+    pub fn kill9(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "server survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// GET `path` with curl over TLS pinned to the instance root, into `out`.
     pub fn curl(&self, path: &str, out: &Path) {
         let status = Command::new("curl")

@@ -42,8 +42,8 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use time::format_description::well_known::Rfc3339;
 use vsc_core::ra::{authorize, authorize_position, not_own_record};
 use vsc_core::{
-    ActivityCode, CardState, EvidenceType, IdentityLevel, KeyCustody, OdsCode, RaAction, RaGrant,
-    RaRole, RaScopeError, RoleCode, Uid,
+    ActivityCode, CardState, EvidenceType, IdentityLevel, KeyCustody, OdsCode,
+    PositionRequestState, RaAction, RaGrant, RaRole, RaScopeError, RoleCode, Uid,
 };
 use vsc_pki::RevocationReason;
 use vsc_proto::errors as code;
@@ -1262,10 +1262,10 @@ fn position_request_view(r: PositionRequestRow, now: i64) -> PositionRequest {
     let ts = |t: i64| {
         time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     };
-    let state = if r.state == "pending" && r.expires_at <= now {
+    let state = if r.state == PositionRequestState::Pending && r.expires_at <= now {
         "expired".to_owned()
     } else {
-        r.state
+        r.state.as_str().to_owned()
     };
     PositionRequest {
         id: r.id,
@@ -1355,7 +1355,7 @@ async fn request_position(
             requested_by: caller.uid.clone(),
             created_at: now,
             expires_at: now + POSITION_REQUEST_TTL_SECONDS,
-            state: "pending".into(),
+            state: PositionRequestState::Pending,
             decided_by: None,
             decided_at: None,
             note: None,
@@ -1404,7 +1404,7 @@ async fn pending_request(conn: &mut Conn, id: &str, now: i64) -> ApiResult<Posit
             format!("no position request has id {id}"),
         )
     })?;
-    if r.state != "pending" {
+    if r.state != PositionRequestState::Pending {
         return Err(ApiError::conflict(
             code::POSITION_REQUEST_DECIDED,
             format!("request {id} is already {}", r.state),
@@ -1438,7 +1438,7 @@ async fn open_decision(
 async fn record_decision(
     tx: &mut Conn,
     id: &str,
-    decision: &str,
+    decision: PositionRequestState,
     caller: &RaCaller,
     note: Option<&str>,
     now: i64,
@@ -1502,7 +1502,7 @@ async fn approve_position_request(
                 format!("{} may no longer assign this position at {ods}; decline the request", r.requested_by),
             ));
         }
-        record_decision(&mut tx, &id, "approved", &caller, note.as_deref(), now).await?;
+        record_decision(&mut tx, &id, PositionRequestState::Approved, &caller, note.as_deref(), now).await?;
         let row = PositionRow {
             id: state.new_id()?,
             uid: r.uid.clone(),
@@ -1539,7 +1539,7 @@ async fn decline_position_request(
         if r.requested_by != caller.uid {
             caller.allow(&state, RaAction::ReleaseToOrganisation, &parse_ods(&r.home_ods)?, None)?;
         }
-        record_decision(&mut tx, &id, "declined", &caller, note.as_deref(), now).await?;
+        record_decision(&mut tx, &id, PositionRequestState::Declined, &caller, note.as_deref(), now).await?;
         caller
             .audit(&state, &mut tx, "position.request_declined", &r.uid, &r.home_ods, serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
             .await?;

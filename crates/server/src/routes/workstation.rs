@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use vsc_core::{ActivationCode, RaRole};
+use vsc_core::{ActivationCode, RaRole, WorkstationState};
 use vsc_proto::ChallengeResponse;
 use vsc_proto::errors as code;
 use vsc_proto::routes;
@@ -219,7 +219,7 @@ fn info(w: &WorkstationRow) -> WorkstationInfo {
         id: w.id.clone(),
         name: w.name.clone(),
         organisation: w.ods_code.clone(),
-        state: w.state.clone(),
+        state: w.state.as_str().to_owned(),
         certificate_serial: w.cert_serial.clone(),
         registered_by: w.registered_by.clone(),
         registered_at: ts(w.created_at),
@@ -493,7 +493,7 @@ async fn enrol_inner(
         registered_by: row.created_by.clone(),
         code_id: row.id.clone(),
         created_at: now,
-        state: "active".into(),
+        state: WorkstationState::Active,
         revoked_at: None,
         revoked_by: None,
     };
@@ -560,7 +560,7 @@ async fn usable_workstation(conn: &mut Conn, id: &str, now: i64) -> ApiResult<Wo
             "this workstation is not registered: enrol it with `vsc agent enrol`",
         )
     })?;
-    if w.state != "active" {
+    if w.state != WorkstationState::Active {
         return Err(ApiError::forbidden(
             code::WORKSTATION_REVOKED,
             "this workstation's registration was revoked; ask your RA to register it again",

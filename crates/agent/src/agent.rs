@@ -25,6 +25,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use url::Url;
 use vsc_https::ClientError;
+use vsc_proto::errors;
 use vsc_proto::signin::{AuthContext, SessionInfo, SessionRole};
 use zeroize::Zeroizing;
 
@@ -50,10 +51,10 @@ const WATCH_TICK: Duration = Duration::from_secs(30);
 const DEADLINE_SLACK: Duration = Duration::from_secs(2);
 /// Server codes that mean the ticket is dead.
 const ENDED_CODES: &[&str] = &[
-    "session_ended",
-    "session_expired",
-    "session_idle_timeout",
-    "ticket_invalid",
+    errors::SESSION_ENDED,
+    errors::SESSION_EXPIRED,
+    errors::SESSION_IDLE_TIMEOUT,
+    errors::TICKET_INVALID,
 ];
 
 /// The workstation as the phone shows it.

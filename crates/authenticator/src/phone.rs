@@ -34,6 +34,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use vsc_proto::errors;
 use vsc_proto::routes;
 
 use base64::Engine as _;
@@ -307,7 +308,9 @@ impl PhoneLink {
         match op(token).await {
             Err(ClientError::Server {
                 status: 401, code, ..
-            }) if code == "device_token_expired" || code == "device_unauthenticated" => {
+            }) if code == errors::DEVICE_TOKEN_EXPIRED
+                || code == errors::DEVICE_UNAUTHENTICATED =>
+            {
                 self.forget_token().await;
                 let token = self.token().await?;
                 Ok(op(token).await?)

@@ -18,6 +18,7 @@
 //! one that locks.
 
 use vsc_proto::ChallengeResponse;
+use vsc_proto::errors;
 use vsc_proto::passcode::{
     PASSCODE_CHALLENGE_PATH, PASSCODE_CHECK_PATH, PasscodeCheckRequest, PasscodeCheckResponse,
 };
@@ -117,7 +118,7 @@ pub(crate) async fn open_keystore(
     request.verifier.zeroize();
     let mut answer = match answer {
         Ok(a) => a,
-        Err(ClientError::Server { code, .. }) if code == "card_locked" => {
+        Err(ClientError::Server { code, .. }) if code == errors::CARD_LOCKED => {
             store.record_server_count(store.failed_attempts(), true)?;
             return Err(KeystoreError::Locked.into());
         }

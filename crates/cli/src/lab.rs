@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 use vsc_authenticator::{ClientForHome as _, Home, Passcode};
+use vsc_core::WorkstationState;
 use vsc_https::Client;
 use vsc_proto::{
     AssignPosition, CardWithCode, CreateOrganisation, CreatePerson, IssueCard, Person,
@@ -309,10 +310,9 @@ impl Lab {
                 routes::RA_WORKSTATIONS
             ))
             .await?;
-        for w in list
-            .iter()
-            .filter(|w| w.state == "active" && w.name.eq_ignore_ascii_case(name))
-        {
+        for w in list.iter().filter(|w| {
+            w.state == WorkstationState::Active.as_str() && w.name.eq_ignore_ascii_case(name)
+        }) {
             let _: vsc_proto::workstation::WorkstationInfo = self
                 .post(
                     &routes::fill(routes::RA_WORKSTATION_REVOKE, &w.id),
@@ -334,7 +334,10 @@ impl Lab {
                     routes::RA_WORKSTATIONS
                 ))
                 .await?;
-            if list.iter().any(|w| w.id == ws.id() && w.state == "active") {
+            if list
+                .iter()
+                .any(|w| w.id == ws.id() && w.state == WorkstationState::Active.as_str())
+            {
                 vsc_agent::workstation::follow_server(home, &self.url)?;
                 return Ok(());
             }

@@ -11,11 +11,13 @@ pub mod ids;
 pub mod policy;
 pub mod ra;
 pub mod signin;
+pub mod workstation;
 
 pub use activation::{ActivationCode, ActivationCodeError};
 pub use card::{CardState, KeyCustody};
 pub use identity::{EvidenceType, IdentityLevel};
 pub use ids::{ActivityCode, IdError, OdsCode, RoleCode, Uid};
 pub use policy::{AppVersionPolicy, ClientFacts, PolicyError};
-pub use ra::{RaAction, RaGrant, RaRole, RaScopeError};
+pub use ra::{PositionRequestState, RaAction, RaGrant, RaRole, RaScopeError};
 pub use signin::{AuthRequestState, SigningRequestState};
+pub use workstation::WorkstationState;

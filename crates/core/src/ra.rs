@@ -345,6 +345,49 @@ pub fn authorize<'a>(
     }
 }
 
+/// Where a position request stands (see [`RaAction::ReleaseToOrganisation`]). Stored and sent as
+/// [`PositionRequestState::as_str`]; a pending request past its expiry is shown as `expired`
+/// without being rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionRequestState {
+    /// Waiting for an RA Manager or RA Agent of the person's registering organisation.
+    Pending,
+    /// Approved: the position was assigned. Final.
+    Approved,
+    /// Declined. Final.
+    Declined,
+}
+
+impl PositionRequestState {
+    /// The wire and database name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PositionRequestState::Pending => "pending",
+            PositionRequestState::Approved => "approved",
+            PositionRequestState::Declined => "declined",
+        }
+    }
+}
+
+impl FromStr for PositionRequestState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => PositionRequestState::Pending,
+            "approved" => PositionRequestState::Approved,
+            "declined" => PositionRequestState::Declined,
+            other => return Err(format!("unknown position request state '{other}'")),
+        })
+    }
+}
+
+impl fmt::Display for PositionRequestState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,5 +532,23 @@ mod tests {
             Ok(LocalSmartcardAdministrator)
         );
         assert!("admin".parse::<RaRole>().is_err());
+    }
+
+    #[test]
+    fn position_request_states_round_trip() {
+        for s in [
+            PositionRequestState::Pending,
+            PositionRequestState::Approved,
+            PositionRequestState::Declined,
+        ] {
+            assert_eq!(s.as_str().parse::<PositionRequestState>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+            assert_eq!(
+                serde_json::to_string(&s).ok(),
+                Some(format!("\"{}\"", s.as_str()))
+            );
+        }
+        assert!("expired".parse::<PositionRequestState>().is_err());
+        assert!("Pending".parse::<PositionRequestState>().is_err());
     }
 }

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 pub mod activation_url;
 pub mod card;
+pub mod errors;
 pub mod passcode;
 pub mod routes;
 pub mod signin;
@@ -30,7 +31,7 @@ pub struct ErrorBody {
 /// See [`ErrorBody`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorDetail {
-    /// Stable, snake_case (for example `activation_expired`).
+    /// Stable, snake_case (for example `activation_expired`): one of [`errors`].
     pub code: String,
     /// What happened and what to do next.
     pub message: String,

@@ -5,6 +5,7 @@
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use vsc_core::ActivationCode;
+use vsc_proto::errors as code;
 use vsc_proto::{ActivationLink, LinkKind, OneTimeCode};
 use vsc_store::repo::{self, CodeRow};
 use vsc_store::{NewEvent, Outcome, Tx};
@@ -40,20 +41,20 @@ impl CodeKind {
     fn errors(self) -> [&'static str; 6] {
         match self {
             CodeKind::Activation => [
-                "activation_malformed",
-                "activation_unknown",
-                "activation_used",
-                "activation_expired",
-                "activation_locked",
-                "activation_wrong_code",
+                code::ACTIVATION_MALFORMED,
+                code::ACTIVATION_UNKNOWN,
+                code::ACTIVATION_USED,
+                code::ACTIVATION_EXPIRED,
+                code::ACTIVATION_LOCKED,
+                code::ACTIVATION_WRONG_CODE,
             ],
             CodeKind::Unlock => [
-                "unlock_code_malformed",
-                "unlock_code_unknown",
-                "unlock_code_used",
-                "unlock_code_expired",
-                "unlock_code_locked",
-                "unlock_code_wrong",
+                code::UNLOCK_CODE_MALFORMED,
+                code::UNLOCK_CODE_UNKNOWN,
+                code::UNLOCK_CODE_USED,
+                code::UNLOCK_CODE_EXPIRED,
+                code::UNLOCK_CODE_LOCKED,
+                code::UNLOCK_CODE_WRONG,
             ],
         }
     }
@@ -136,7 +137,7 @@ pub async fn redeem(
     let now = state.now_unix();
     if !state.throttle().allowed(&ctx.source, now).await {
         return Err(ApiError::too_many(
-            "too_many_attempts",
+            code::TOO_MANY_ATTEMPTS,
             "too many wrong codes from this address; wait 15 minutes and try again",
         ));
     }

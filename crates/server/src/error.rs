@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use vsc_proto::errors as code;
 use vsc_proto::{ErrorBody, ErrorDetail};
 
 /// An API error.
@@ -62,7 +63,7 @@ impl ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            code::INTERNAL_ERROR,
             "the server could not complete the request; the operator can find the cause in the server log",
         )
     }
@@ -113,3 +114,66 @@ impl IntoResponse for ApiError {
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read the source directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// An error code written as a string literal at an `ApiError` constructor would be a code
+    /// the clients cannot name: every code comes from `vsc_proto::errors`.
+    #[test]
+    fn error_codes_come_from_vsc_proto() {
+        const CTORS: &[&str] = &[
+            "new",
+            "bad_request",
+            "unauthorized",
+            "forbidden",
+            "not_found",
+            "conflict",
+            "gone",
+            "too_many",
+        ];
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut calls = 0;
+        let mut literal = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).expect("read a source file");
+            for ctor in CTORS {
+                let call = format!("ApiError::{ctor}(");
+                for (at, _) in text.match_indices(&call) {
+                    let mut args = &text[at + call.len()..];
+                    if *ctor == "new" {
+                        // The code is the second argument; the first is a `StatusCode`.
+                        args = args.split_once(',').map_or("", |(_, rest)| rest);
+                    }
+                    calls += 1;
+                    if args.trim_start().starts_with('"') {
+                        let line = text[..at].matches('\n').count() + 1;
+                        literal.push(format!("{}:{line}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(calls > 100, "only {calls} ApiError constructors found");
+        assert!(
+            literal.is_empty(),
+            "error codes written as literals (use a constant of vsc_proto::errors): {literal:?}"
+        );
+    }
+}

@@ -51,6 +51,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use subtle::ConstantTimeEq;
+use vsc_proto::errors as code;
 
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{Client, bearer_token};
@@ -196,21 +197,21 @@ impl MetricsAccess {
         // An IPv4 client of a dual-stack socket appears as ::ffff:127.0.0.1.
         if !self.from_anywhere && !peer.to_canonical().is_loopback() {
             return Err(ApiError::forbidden(
-                "metrics_forbidden",
+                code::METRICS_FORBIDDEN,
                 "metrics are served to callers on this machine only; the operator can open them with --metrics-from-anywhere (and protect them with --metrics-token-file)",
             ));
         }
         if let Some(expected) = &self.token_sha256 {
             let Some(given) = bearer.filter(|t| !t.is_empty()) else {
                 return Err(ApiError::unauthorized(
-                    "metrics_token_missing",
+                    code::METRICS_TOKEN_MISSING,
                     "send the metrics token as Authorization: Bearer <token>",
                 ));
             };
             // Hashing first makes the comparison constant-time whatever the given length.
             if !bool::from(sha256(given.as_bytes()).ct_eq(expected)) {
                 return Err(ApiError::unauthorized(
-                    "metrics_token_invalid",
+                    code::METRICS_TOKEN_INVALID,
                     "the metrics token is not the one this server was started with",
                 ));
             }
@@ -602,7 +603,7 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
     if state.hub().is_stopped() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            code::SHUTTING_DOWN,
             "this server is shutting down; send new requests to another one",
         ));
     }
@@ -619,7 +620,7 @@ fn not_ready(cause: &dyn std::fmt::Display) -> ApiError {
     tracing::warn!(error = %cause, "readiness check failed: the database does not answer");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "not_ready",
+        code::NOT_READY,
         "the server cannot reach its database; the operator can find the cause in the server log",
     )
 }
@@ -652,7 +653,7 @@ mod tests {
         let err = access.check(remote(), None).unwrap_err();
         assert_eq!(
             (err.status, err.code),
-            (StatusCode::FORBIDDEN, "metrics_forbidden")
+            (StatusCode::FORBIDDEN, code::METRICS_FORBIDDEN)
         );
         // A token does not open the address check.
         assert!(access.check(remote(), Some("anything")).is_err());
@@ -680,7 +681,7 @@ mod tests {
         let err = guarded.check(remote(), None).unwrap_err();
         assert_eq!(
             (err.status, err.code),
-            (StatusCode::UNAUTHORIZED, "metrics_token_missing")
+            (StatusCode::UNAUTHORIZED, code::METRICS_TOKEN_MISSING)
         );
     }
 
@@ -699,15 +700,15 @@ mod tests {
             "x",
         ] {
             let err = access.check(V4_LOOPBACK, Some(wrong)).unwrap_err();
-            assert_eq!(err.code, "metrics_token_invalid", "{wrong}");
+            assert_eq!(err.code, code::METRICS_TOKEN_INVALID, "{wrong}");
         }
         assert_eq!(
             access.check(V4_LOOPBACK, Some("")).unwrap_err().code,
-            "metrics_token_missing"
+            code::METRICS_TOKEN_MISSING
         );
         assert_eq!(
             access.check(V4_LOOPBACK, None).unwrap_err().code,
-            "metrics_token_missing"
+            code::METRICS_TOKEN_MISSING
         );
     }
 

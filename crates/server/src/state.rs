@@ -7,6 +7,7 @@ use std::sync::Arc;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 use vsc_pki::{CertificateAuthority, MasterKey};
+use vsc_proto::errors as code;
 use vsc_store::Conn;
 use vsc_store::{NewEvent, Outcome, Store, StoreError, Tx};
 
@@ -143,7 +144,7 @@ impl AppState {
         let now = self.now_unix();
         if !self.inner.challenge_throttle.allowed(&source, now).await {
             return Err(ApiError::too_many(
-                "too_many_requests",
+                code::TOO_MANY_REQUESTS,
                 "too many requests from this address; wait a minute and try again",
             ));
         }
@@ -165,7 +166,7 @@ impl AppState {
             .await
         {
             return Err(ApiError::too_many(
-                "too_many_requests",
+                code::TOO_MANY_REQUESTS,
                 "too many challenges for this device; wait a minute and try again",
             ));
         }

@@ -235,7 +235,7 @@ impl RefusalAggregator {
             RefusalKey {
                 source: key.source,
                 action: "*".into(),
-                code: "too_many_distinct_refusals".into(),
+                code: vsc_proto::errors::TOO_MANY_DISTINCT_REFUSALS.into(),
             }
         } else {
             key

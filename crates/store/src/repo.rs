@@ -3,7 +3,7 @@
 //! Functions take `&mut Conn` so that a caller holding a [`crate::Tx`] passes
 //! `&mut tx` and a reader passes a pooled connection; none of them commits on its own.
 
-use vsc_core::CardState;
+use vsc_core::{CardState, PositionRequestState};
 
 use crate::Conn;
 
@@ -296,8 +296,9 @@ pub struct PositionRequestRow {
     pub created_at: i64,
     /// Until when it can be approved (Unix seconds).
     pub expires_at: i64,
-    /// `pending`, `approved` or `declined`.
-    pub state: String,
+    /// Where the request stands (stored as its canonical name,
+    /// [`PositionRequestState::as_str`]).
+    pub state: PositionRequestState,
     /// The RA who approved or declined it.
     pub decided_by: Option<String>,
     /// When.
@@ -325,6 +326,9 @@ type PositionRequestTuple = (
 const POSITION_REQUEST_COLUMNS: &str = "id, uid, ods_code, home_ods, role_code, role_name, activities, requested_by, created_at, expires_at, state, decided_by, decided_at, note";
 
 fn position_request_from(t: PositionRequestTuple) -> Result<PositionRequestRow, StoreError> {
+    let state =
+        t.10.parse()
+            .map_err(|e: String| StoreError::Corrupt(format!("position request {}: {e}", t.0)))?;
     Ok(PositionRequestRow {
         id: t.0,
         uid: t.1,
@@ -336,7 +340,7 @@ fn position_request_from(t: PositionRequestTuple) -> Result<PositionRequestRow, 
         requested_by: t.7,
         created_at: t.8,
         expires_at: t.9,
-        state: t.10,
+        state,
         decided_by: t.11,
         decided_at: t.12,
         note: t.13,
@@ -363,7 +367,7 @@ pub async fn insert_position_request(
     .bind(&r.requested_by)
     .bind(r.created_at)
     .bind(r.expires_at)
-    .bind(&r.state)
+    .bind(r.state.as_str())
     .bind(&r.decided_by)
     .bind(r.decided_at)
     .bind(&r.note)
@@ -425,20 +429,21 @@ pub async fn position_request_open(
 pub async fn decide_position_request(
     conn: &mut Conn,
     id: &str,
-    state: &str,
+    state: PositionRequestState,
     decided_by: &str,
     note: Option<&str>,
     now: i64,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE position_requests SET state = $2, decided_by = $3, decided_at = $4, note = $5
-         WHERE id = $1 AND state = 'pending' AND expires_at > $4",
+         WHERE id = $1 AND state = $6 AND expires_at > $4",
     )
     .bind(id)
-    .bind(state)
+    .bind(state.as_str())
     .bind(decided_by)
     .bind(now)
     .bind(note)
+    .bind(PositionRequestState::Pending.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -1304,7 +1309,7 @@ mod tests {
             requested_by: "555000000009".into(),
             created_at: 10,
             expires_at: 100,
-            state: "pending".into(),
+            state: PositionRequestState::Pending,
             decided_by: None,
             decided_at: None,
             note: None,
@@ -1312,6 +1317,10 @@ mod tests {
         insert_position_request(&mut conn, &row)
             .await
             .expect("insert");
+        let (approved, declined) = (
+            PositionRequestState::Approved,
+            PositionRequestState::Declined,
+        );
         assert_eq!(
             position_request_open(&mut conn, &row.uid, "X26", &row.role_code, 50)
                 .await
@@ -1327,17 +1336,17 @@ mod tests {
             "expired at 100"
         );
         assert!(
-            !decide_position_request(&mut conn, "req1", "approved", "a", None, 100)
+            !decide_position_request(&mut conn, "req1", approved, "a", None, 100)
                 .await
                 .expect("late")
         );
         assert!(
-            decide_position_request(&mut conn, "req1", "approved", "a", Some("ok"), 50)
+            decide_position_request(&mut conn, "req1", approved, "a", Some("ok"), 50)
                 .await
                 .expect("decide")
         );
         assert!(
-            !decide_position_request(&mut conn, "req1", "declined", "b", None, 51)
+            !decide_position_request(&mut conn, "req1", declined, "b", None, 51)
                 .await
                 .expect("again")
         );
@@ -1346,12 +1355,8 @@ mod tests {
             .expect("get")
             .expect("row");
         assert_eq!(
-            (
-                got.state.as_str(),
-                got.decided_by.as_deref(),
-                got.note.as_deref()
-            ),
-            ("approved", Some("a"), Some("ok"))
+            (got.state, got.decided_by.as_deref(), got.note.as_deref()),
+            (approved, Some("a"), Some("ok"))
         );
     }
 

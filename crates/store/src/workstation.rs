@@ -6,6 +6,8 @@
 //! name a card; they follow the same rules (hashed secret, expiry, single use by one
 //! conditional update, counted wrong guesses).
 
+use vsc_core::WorkstationState;
+
 use crate::Conn;
 
 use crate::StoreError;
@@ -143,8 +145,9 @@ pub struct WorkstationRow {
     pub code_id: String,
     /// Registered (Unix seconds).
     pub created_at: i64,
-    /// `active` or `revoked`.
-    pub state: String,
+    /// Where the registration stands (stored as its canonical name,
+    /// [`WorkstationState::as_str`]).
+    pub state: WorkstationState,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
     /// Who revoked it.
@@ -171,8 +174,11 @@ type WorkstationTuple = (
 const COLUMNS: &str = "id, ods_code, name, public_key, cert_serial, cert_der, not_before, not_after, \
      registered_by, code_id, created_at, state, revoked_at, revoked_by";
 
-fn from_tuple(t: WorkstationTuple) -> WorkstationRow {
-    WorkstationRow {
+fn from_tuple(t: WorkstationTuple) -> Result<WorkstationRow, StoreError> {
+    let state =
+        t.11.parse()
+            .map_err(|e: String| StoreError::Corrupt(format!("workstation {}: {e}", t.0)))?;
+    Ok(WorkstationRow {
         id: t.0,
         ods_code: t.1,
         name: t.2,
@@ -184,10 +190,10 @@ fn from_tuple(t: WorkstationTuple) -> WorkstationRow {
         registered_by: t.8,
         code_id: t.9,
         created_at: t.10,
-        state: t.11,
+        state,
         revoked_at: t.12,
         revoked_by: t.13,
-    }
+    })
 }
 
 /// Stores a newly registered workstation.
@@ -206,7 +212,7 @@ pub async fn insert(conn: &mut Conn, w: &WorkstationRow) -> Result<(), StoreErro
     .bind(&w.registered_by)
     .bind(&w.code_id)
     .bind(w.created_at)
-    .bind(&w.state)
+    .bind(w.state.as_str())
     .bind(w.revoked_at)
     .bind(&w.revoked_by)
     .execute(conn)
@@ -222,7 +228,7 @@ pub async fn workstation(conn: &mut Conn, id: &str) -> Result<Option<Workstation
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(from_tuple))
+    row.map(from_tuple).transpose()
 }
 
 /// Whether an active workstation of `ods` already has `name` (names compare without case).
@@ -245,17 +251,19 @@ pub async fn list(conn: &mut Conn, ods: Option<&str>) -> Result<Vec<WorkstationR
     .bind(ods)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(from_tuple).collect())
+    rows.into_iter().map(from_tuple).collect()
 }
 
 /// Revokes an active workstation; `false` if it was not active.
 pub async fn revoke(conn: &mut Conn, id: &str, by: &str, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE workstations SET state = 'revoked', revoked_at = $3, revoked_by = $2 WHERE id = $1 AND state = 'active'",
+        "UPDATE workstations SET state = $4, revoked_at = $3, revoked_by = $2 WHERE id = $1 AND state = $5",
     )
     .bind(id)
     .bind(by)
     .bind(now)
+    .bind(WorkstationState::Revoked.as_str())
+    .bind(WorkstationState::Active.as_str())
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

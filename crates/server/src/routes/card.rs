@@ -22,6 +22,7 @@ use vsc_proto::card::{
     CardInfo, CardOperation, CardPinResult, PIN_TRIES, SetCardPin, VerifyCardPin,
     pin_is_well_formed,
 };
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 use vsc_proto::signing::{SigningItem, SigningKind, SigningRequestCreated};
 use vsc_store::repo;
@@ -86,7 +87,7 @@ async fn card_info(
     }
     let (Some(auth), Some(signing)) = (auth, signing) else {
         return Err(ApiError::forbidden(
-            "no_smartcard_keys",
+            code::NO_SMARTCARD_KEYS,
             "this card has no valid smartcard (PIV) certificates: it was enrolled by an app without the virtual smartcard, or they are revoked; ask your RA for a new card",
         ));
     };
@@ -145,7 +146,7 @@ async fn verify_pin_inner(
     let (hash, failures) = db::card_pin(&mut tx, &card.id).await?.unwrap_or((None, 0));
     if current.state != CardState::Active || failures >= i64::from(PIN_TRIES) {
         return Err(ApiError::forbidden(
-            "card_not_active",
+            code::CARD_NOT_ACTIVE,
             format!(
                 "the card is {}; an RA must unlock it before it can be used",
                 current.state
@@ -154,7 +155,7 @@ async fn verify_pin_inner(
     }
     let hash = hash.ok_or_else(|| {
         ApiError::conflict(
-            "pin_not_set",
+            code::PIN_NOT_SET,
             "no card PIN has been set; set one on the phone (vsc authenticator card-pin)",
         )
     })?;
@@ -247,7 +248,7 @@ async fn set_pin(
     let result = async {
         if !pin_is_well_formed(&pin) {
             return Err(ApiError::bad_request(
-                "pin_malformed",
+                code::PIN_MALFORMED,
                 "a card PIN is 6 to 8 digits",
             ));
         }
@@ -260,7 +261,7 @@ async fn set_pin(
                     && c.state == CardState::Active
             })
             .ok_or_else(|| {
-                ApiError::forbidden("card_not_active", "this phone holds no active card")
+                ApiError::forbidden(code::CARD_NOT_ACTIVE, "this phone holds no active card")
             })?;
         drop(conn);
         let salt = SaltString::encode_b64(&state.random::<16>()?).map_err(ApiError::internal)?;
@@ -308,7 +309,7 @@ fn slot_facts(slot: &str) -> ApiResult<(&'static str, &'static str, usize)> {
         "9a" => Ok(("9a", "PIV Authentication (9A): sign-in, ssh, TLS", 32)),
         "9c" => Ok(("9c", "Digital Signature (9C): a signature", 32)),
         other => Err(ApiError::bad_request(
-            "invalid_slot",
+            code::INVALID_SLOT,
             format!("'{other}' is not a card slot: use 9a or 9c"),
         )),
     }
@@ -344,10 +345,10 @@ async fn operation_inner(
     let (slot, purpose, input_len) = slot_facts(&req.slot)?;
     let input = B64
         .decode(req.input.trim())
-        .map_err(|_| ApiError::bad_request("input_malformed", "the input is not base64"))?;
+        .map_err(|_| ApiError::bad_request(code::INPUT_MALFORMED, "the input is not base64"))?;
     if input.len() != input_len {
         return Err(ApiError::bad_request(
-            "input_length",
+            code::INPUT_LENGTH,
             format!("slot {slot} takes {input_len} bytes, not {}", input.len()),
         ));
     }
@@ -358,7 +359,7 @@ async fn operation_inner(
     // to the same rule, so software holding only the ticket cannot skip the PIN.
     if !db::session_pin_verified(&mut conn, &session.id).await? {
         return Err(ApiError::forbidden(
-            "card_pin_not_verified",
+            code::CARD_PIN_NOT_VERIFIED,
             "verify the card PIN in this session before using the card's keys",
         ));
     }

@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use vsc_proto::ChallengeResponse;
+use vsc_proto::errors as code;
 use vsc_store::Conn;
 use vsc_store::Tx;
 use vsc_store::repo::{self, ChallengeUse};
@@ -57,15 +58,15 @@ pub async fn consume(
     match repo::consume_challenge(conn, id, purpose, subject, now).await? {
         ChallengeUse::Consumed(nonce) => Ok(nonce),
         ChallengeUse::Unknown => Err(ApiError::unauthorized(
-            "challenge_unknown",
+            code::CHALLENGE_UNKNOWN,
             "no such challenge for this sign-in; ask for a new one",
         )),
         ChallengeUse::Used => Err(ApiError::unauthorized(
-            "challenge_used",
+            code::CHALLENGE_USED,
             "this challenge was already used; ask for a new one",
         )),
         ChallengeUse::Expired => Err(ApiError::unauthorized(
-            "challenge_expired",
+            code::CHALLENGE_EXPIRED,
             "the challenge expired; ask for a new one",
         )),
     }

@@ -38,6 +38,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use subtle::ConstantTimeEq;
 use vsc_core::{CardState, ClientFacts, PolicyError};
 use vsc_pki::{CertProfile, CsrError, KeyKind, PersonSubject, ValidatedCsr, validate_csr};
+use vsc_proto::errors as code;
 use vsc_proto::passcode::{
     PASSCODE_CHALLENGE_PATH, PASSCODE_CHECK_PATH, PasscodeCheckRequest, PasscodeCheckResponse,
     UNLOCK_CHALLENGE_PATH, UNLOCK_PATH,
@@ -123,18 +124,18 @@ async fn store_passcode_deposit(
 
 fn csr_error(which: &str, e: CsrError) -> ApiError {
     let code = match &e {
-        CsrError::Malformed(_) => "csr_malformed",
-        CsrError::ProofOfPossession => "csr_proof_of_possession_failed",
-        CsrError::WeakKey(_) => "csr_weak_key",
-        CsrError::WrongKeyType { .. } => "csr_wrong_key_type",
-        CsrError::Unsupported(_) => "csr_unsupported",
+        CsrError::Malformed(_) => code::CSR_MALFORMED,
+        CsrError::ProofOfPossession => code::CSR_PROOF_OF_POSSESSION_FAILED,
+        CsrError::WeakKey(_) => code::CSR_WEAK_KEY,
+        CsrError::WrongKeyType { .. } => code::CSR_WRONG_KEY_TYPE,
+        CsrError::Unsupported(_) => code::CSR_UNSUPPORTED,
     };
     ApiError::bad_request(code, format!("{which} CSR: {e}"))
 }
 
 fn decode_csr(which: &str, b64: &str, kind: KeyKind) -> ApiResult<ValidatedCsr> {
     let der = B64.decode(b64.trim()).map_err(|_| {
-        ApiError::bad_request("csr_malformed", format!("{which} CSR is not base64"))
+        ApiError::bad_request(code::CSR_MALFORMED, format!("{which} CSR is not base64"))
     })?;
     validate_csr(&der, kind).map_err(|e| csr_error(which, e))
 }
@@ -177,7 +178,7 @@ async fn enrol_inner(
         .ok_or_else(|| ApiError::internal("activation without card"))?;
     if card.state != CardState::Pending {
         return Err(ApiError::conflict(
-            "card_not_pending",
+            code::CARD_NOT_PENDING,
             format!(
                 "this card is {} and cannot be enrolled; ask your RA to issue a new card",
                 card.state
@@ -198,15 +199,15 @@ async fn enrol_inner(
         .check(&facts)
         .map_err(|e| match e {
             PolicyError::BadVersion(_) => {
-                ApiError::bad_request("app_version_malformed", e.to_string())
+                ApiError::bad_request(code::APP_VERSION_MALFORMED, e.to_string())
             }
             PolicyError::NotApproved { .. } => {
-                ApiError::forbidden("app_version_not_approved", e.to_string())
+                ApiError::forbidden(code::APP_VERSION_NOT_APPROVED, e.to_string())
             }
         })?;
     if req.device.simulated && !state.config().sandbox {
         return Err(ApiError::forbidden(
-            "simulated_device_refused",
+            code::SIMULATED_DEVICE_REFUSED,
             "this server accepts real phones only; simulated phones work with `vsc sandbox` and `vsc demo`",
         ));
     }
@@ -218,7 +219,7 @@ async fn enrol_inner(
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return Err(ApiError::bad_request(
-            "device_id_malformed",
+            code::DEVICE_ID_MALFORMED,
             "the device id must be 16 to 128 letters, digits or dashes",
         ));
     }
@@ -227,7 +228,7 @@ async fn enrol_inner(
         .is_some_and(|d| d.uid != person.uid)
     {
         return Err(ApiError::conflict(
-            "device_bound_to_other_person",
+            code::DEVICE_BOUND_TO_OTHER_PERSON,
             "this phone already holds another person's card; one person per device: use your own phone, or have the other card cancelled and the app reinstalled",
         ));
     }
@@ -257,13 +258,13 @@ async fn enrol_inner(
     {
         if !spkis.insert(csr.spki_sha256_hex()) {
             return Err(ApiError::conflict(
-                "key_reused",
+                code::KEY_REUSED,
                 "the same key appears twice in this request; every certificate needs its own key",
             ));
         }
         if repo::spki_known(&mut tx, &csr.spki_sha256_hex()).await? {
             return Err(ApiError::conflict(
-                "key_reused",
+                code::KEY_REUSED,
                 "a key in this request already has a certificate; every card gets fresh keys",
             ));
         }
@@ -272,11 +273,14 @@ async fn enrol_inner(
         None => None,
         Some(b64) => {
             let der = B64.decode(b64.trim()).map_err(|_| {
-                ApiError::bad_request("device_key_malformed", "the device key is not base64")
+                ApiError::bad_request(code::DEVICE_KEY_MALFORMED, "the device key is not base64")
             })?;
             Some(
                 vsc_pki::validate_public_key(&der, KeyKind::EcdsaP256).map_err(|e| {
-                    ApiError::bad_request("device_key_malformed", format!("the device key: {e}"))
+                    ApiError::bad_request(
+                        code::DEVICE_KEY_MALFORMED,
+                        format!("the device key: {e}"),
+                    )
                 })?,
             )
         }
@@ -287,7 +291,7 @@ async fn enrol_inner(
         .filter(|k| k.len() == 32)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "recovery_key_malformed",
+                code::RECOVERY_KEY_MALFORMED,
                 "the recovery key must be 32 bytes, base64",
             )
         })?;
@@ -298,7 +302,7 @@ async fn enrol_inner(
     // an app that sends neither made a keystore that could be guessed at offline.
     let Some(device_key) = device_key else {
         return Err(ApiError::bad_request(
-            "device_key_missing",
+            code::DEVICE_KEY_MISSING,
             "this app sends no device key, which this server needs to check passcodes; update the app",
         ));
     };
@@ -307,18 +311,18 @@ async fn enrol_inner(
         req.passcode_secret.as_deref(),
     ) else {
         return Err(ApiError::bad_request(
-            "passcode_deposit_missing",
+            code::PASSCODE_DEPOSIT_MISSING,
             "this app does not deposit its passcode check with the server, so its keystore could be guessed at offline; update the app",
         ));
     };
     let passcode_verifier = decode_32(
         verifier,
-        "passcode_verifier_malformed",
+        code::PASSCODE_VERIFIER_MALFORMED,
         "the passcode verifier",
     )?;
     let passcode_secret = decode_32(
         secret,
-        "passcode_secret_malformed",
+        code::PASSCODE_SECRET_MALFORMED,
         "the keystore's server secret",
     )?;
 
@@ -333,7 +337,7 @@ async fn enrol_inner(
     };
     if !repo::upsert_device(&mut tx, &device, now.unix_timestamp()).await? {
         return Err(ApiError::conflict(
-            "device_bound_to_other_person",
+            code::DEVICE_BOUND_TO_OTHER_PERSON,
             "this phone already holds another person's card; one person per device",
         ));
     }
@@ -400,7 +404,7 @@ async fn enrol_inner(
     .await?
     {
         return Err(ApiError::conflict(
-            "card_not_pending",
+            code::CARD_NOT_PENDING,
             "the card changed while enrolling; try again",
         ));
     }
@@ -457,7 +461,7 @@ async fn proof_challenge(
     {
         state.admit_unauthenticated(ctx.source).await?;
         return Err(ApiError::not_found(
-            "unknown_device",
+            code::UNKNOWN_DEVICE,
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
@@ -530,7 +534,7 @@ fn verify_device_signature(key: &[u8], statement: &[u8], signature: &[u8]) -> Ap
         .verify(statement, signature)
         .map_err(|_| {
             ApiError::unauthorized(
-                "signature_invalid",
+                code::SIGNATURE_INVALID,
                 "the signature does not verify with this device's key",
             )
         })
@@ -561,12 +565,12 @@ async fn passcode_check_inner(
     req: &PasscodeCheckRequest,
     subject: &mut String,
 ) -> ApiResult<PasscodeCheckResponse> {
-    let signature = B64
-        .decode(req.signature.trim())
-        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let signature = B64.decode(req.signature.trim()).map_err(|_| {
+        ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
+    })?;
     let verifier = decode_32(
         &req.verifier,
-        "passcode_verifier_malformed",
+        code::PASSCODE_VERIFIER_MALFORMED,
         "the passcode verifier",
     )?;
     let now = state.now_unix();
@@ -624,7 +628,7 @@ async fn check_passcode(
 ) -> ApiResult<PasscodeCheckResponse> {
     let (key, uid) = vsc_store::signin::device_key(tx, &req.device_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_device", "this device is not enrolled"))?;
+        .ok_or_else(|| ApiError::not_found(code::UNKNOWN_DEVICE, "this device is not enrolled"))?;
     let statement = vsc_proto::passcode::passcode_check_statement(
         &req.challenge_id,
         nonce,
@@ -639,7 +643,7 @@ async fn check_passcode(
         .filter(|c| c.device_id.as_deref() == Some(req.device_id.as_str()) && c.uid == uid)
         .ok_or_else(|| {
             ApiError::forbidden(
-                "card_not_on_this_device",
+                code::CARD_NOT_ON_THIS_DEVICE,
                 "this phone holds no such card; enrol again",
             )
         })?;
@@ -648,13 +652,13 @@ async fn check_passcode(
         "active" => {}
         "locked" => {
             return Err(ApiError::forbidden(
-                "card_locked",
+                code::CARD_LOCKED,
                 "this card is locked; ask your RA or Local Smartcard Administrator for an unlock code",
             ));
         }
         other => {
             return Err(ApiError::forbidden(
-                "card_not_usable",
+                code::CARD_NOT_USABLE,
                 format!("this card is {other}; ask your RA for a new card"),
             ));
         }
@@ -663,7 +667,7 @@ async fn check_passcode(
         .await?
         .ok_or_else(|| {
             ApiError::conflict(
-                "passcode_not_registered",
+                code::PASSCODE_NOT_REGISTERED,
                 "this card's keystore was made by an older app that checked the passcode on the phone alone; ask your RA or Local Smartcard Administrator for an unlock code: redeeming it upgrades the keystore",
             )
         })?;
@@ -763,14 +767,14 @@ async fn unlock_device_proof(
     now: i64,
 ) -> ApiResult<String> {
     let device_id = card.device_id.as_deref().ok_or_else(|| {
-        ApiError::forbidden("unlock_no_device", "this card is not held on any phone")
+        ApiError::forbidden(code::UNLOCK_NO_DEVICE, "this card is not held on any phone")
     })?;
     let nonce = challenge::consume(tx, &req.challenge_id, UNLOCK_PURPOSE, device_id, now).await?;
     let (key, _) = vsc_store::signin::device_key(tx, device_id)
         .await?
         .ok_or_else(|| {
             ApiError::forbidden(
-                "unknown_device",
+                code::UNKNOWN_DEVICE,
                 "the card's phone has no device key (enrolled by an older app); the card must be enrolled again",
             )
         })?;
@@ -816,7 +820,7 @@ async fn refuse_unproven_unlock(
             source: ctx.source.to_string(),
             outcome: Outcome::Failure,
             detail: serde_json::json!({
-                "error": "unlock_device_proof_failed", "reason": why.code,
+                "error": code::UNLOCK_DEVICE_PROOF_FAILED, "reason": why.code,
                 "code_id": code.id, "failed_attempts": failures,
             }),
         };
@@ -832,7 +836,7 @@ async fn refuse_unproven_unlock(
     state.throttle().record_failure(&ctx.source, now).await;
     let left = (codes::MAX_WRONG_GUESSES - failures).max(0);
     ApiError::unauthorized(
-        "unlock_device_proof_failed",
+        code::UNLOCK_DEVICE_PROOF_FAILED,
         format!(
             "an unlock code is redeemed only by the phone that holds the card, proved with its device key, and this request was not ({}); it counted as a wrong guess ({left} tries left)",
             why.code
@@ -848,17 +852,17 @@ async fn unlock_inner(
     subject: &mut String,
 ) -> ApiResult<UnlockRedeemResponse> {
     // Malformed input is refused before the code is looked at, so it changes nothing.
-    let signature = B64
-        .decode(req.signature.trim())
-        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let signature = B64.decode(req.signature.trim()).map_err(|_| {
+        ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
+    })?;
     let passcode_verifier = decode_32(
         &req.passcode_verifier,
-        "passcode_verifier_malformed",
+        code::PASSCODE_VERIFIER_MALFORMED,
         "the passcode verifier",
     )?;
     let passcode_secret = decode_32(
         &req.passcode_secret,
-        "passcode_secret_malformed",
+        code::PASSCODE_SECRET_MALFORMED,
         "the keystore's server secret",
     )?;
     let (mut tx, code) =
@@ -870,7 +874,7 @@ async fn unlock_inner(
     let usable_after_unlock = ["active", "locked"];
     if !usable_after_unlock.contains(&card.state.as_str()) {
         return Err(ApiError::conflict(
-            "card_not_unlockable",
+            code::CARD_NOT_UNLOCKABLE,
             format!("this card is {} and cannot be unlocked", card.state),
         ));
     }

@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use vsc_proto::errors as code;
 
 use crate::error::ApiError;
 use crate::state::{AppState, AuditContext};
@@ -68,7 +69,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for ApiJson<T> {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => {
                 let err = ApiError::bad_request(
-                    "invalid_request",
+                    code::INVALID_REQUEST,
                     format!(
                         "the request body is not what this endpoint expects: {}",
                         without_quoted_values(&rejection.body_text())

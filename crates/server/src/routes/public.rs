@@ -17,6 +17,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 use vsc_proto::{Organisation, ServerInfo};
 use vsc_store::repo;
@@ -78,9 +79,9 @@ async fn chain_pem(State(state): State<AppState>) -> Response {
 
 async fn crl(state: &AppState, issuer: &str) -> ApiResult<Response> {
     let mut conn = state.store().pool().acquire().await?;
-    let crl = repo::crl(&mut conn, issuer)
-        .await?
-        .ok_or_else(|| ApiError::not_found("crl_not_published", "no CRL has been published yet"))?;
+    let crl = repo::crl(&mut conn, issuer).await?.ok_or_else(|| {
+        ApiError::not_found(code::CRL_NOT_PUBLISHED, "no CRL has been published yet")
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pkix-crl"),

@@ -42,10 +42,11 @@ use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use time::format_description::well_known::Rfc3339;
 use vsc_core::ra::{authorize, authorize_position, not_own_record};
 use vsc_core::{
-    ActivityCode, CardState, EvidenceType, IdentityLevel, KeyCustody, OdsCode, RaAction, RaGrant,
-    RaRole, RaScopeError, RoleCode, Uid,
+    ActivityCode, CardState, EvidenceType, IdentityLevel, KeyCustody, OdsCode,
+    PositionRequestState, RaAction, RaGrant, RaRole, RaScopeError, RoleCode, Uid,
 };
 use vsc_pki::RevocationReason;
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, ChallengeRequest, ChallengeResponse,
@@ -119,24 +120,25 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
 
 fn parse_uid(s: &str) -> ApiResult<Uid> {
     s.parse()
-        .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_uid", e.to_string()))
+        .map_err(|e: vsc_core::IdError| ApiError::bad_request(code::INVALID_UID, e.to_string()))
 }
 
 fn parse_ods(s: &str) -> ApiResult<OdsCode> {
-    s.parse()
-        .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_ods_code", e.to_string()))
+    s.parse().map_err(|e: vsc_core::IdError| {
+        ApiError::bad_request(code::INVALID_ODS_CODE, e.to_string())
+    })
 }
 
 fn scope_error(e: RaScopeError) -> ApiError {
     let code = match e {
-        RaScopeError::RoleNotPermitted { .. } => "ra_role_not_permitted",
-        RaScopeError::OutsideOrganisation { .. } => "ra_outside_organisation",
-        RaScopeError::SponsorMayNotAssign { .. } => "sponsor_may_not_assign",
-        RaScopeError::SponsorMayNotAssignActivity { .. } => "sponsor_may_not_assign_activity",
+        RaScopeError::RoleNotPermitted { .. } => code::RA_ROLE_NOT_PERMITTED,
+        RaScopeError::OutsideOrganisation { .. } => code::RA_OUTSIDE_ORGANISATION,
+        RaScopeError::SponsorMayNotAssign { .. } => code::SPONSOR_MAY_NOT_ASSIGN,
+        RaScopeError::SponsorMayNotAssignActivity { .. } => code::SPONSOR_MAY_NOT_ASSIGN_ACTIVITY,
         RaScopeError::PrescribingActivityNotPermitted { .. } => {
-            "prescribing_activity_not_permitted"
+            code::PRESCRIBING_ACTIVITY_NOT_PERMITTED
         }
-        RaScopeError::OwnRecord { .. } => "own_record",
+        RaScopeError::OwnRecord { .. } => code::OWN_RECORD,
     };
     ApiError::forbidden(code, e.to_string())
 }
@@ -184,9 +186,9 @@ async fn login_inner(
     req: &LoginRequest,
 ) -> ApiResult<LoginResponse> {
     let uid = parse_uid(&req.uid)?;
-    let signature = B64
-        .decode(req.signature.trim())
-        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let signature = B64.decode(req.signature.trim()).map_err(|_| {
+        ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
+    })?;
     let now = state.now_unix();
     let mut tx = state.write().await?;
     let nonce =
@@ -205,14 +207,14 @@ async fn login_inner(
     .verify(&statement, &signature)
     .map_err(|_| {
         ApiError::unauthorized(
-            "signature_invalid",
+            code::SIGNATURE_INVALID,
             "the signature does not verify with this person's authentication certificate",
         )
     })?;
     let grants = grants_of(&mut conn, uid.as_str()).await?;
     if grants.is_empty() {
         return Err(ApiError::forbidden(
-            "not_an_ra",
+            code::NOT_AN_RA,
             "you hold no RA role; ask your RA Manager",
         ));
     }
@@ -261,7 +263,7 @@ async fn login_inner(
 async fn active_auth_key(conn: &mut Conn, uid: &str, now: i64) -> ApiResult<Vec<u8>> {
     let refuse = || {
         ApiError::unauthorized(
-            "no_active_card",
+            code::NO_ACTIVE_CARD,
             "this UID has no active virtual smartcard with a valid authentication certificate",
         )
     };
@@ -347,7 +349,7 @@ impl FromRequestParts<AppState> for RaCaller {
 /// console access at once, not when the session runs out).
 async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> ApiResult<RaCaller> {
     let token = super::bearer_token(&parts.headers).ok_or_else(|| {
-        ApiError::unauthorized("unauthenticated", "sign in first: `vsc ra login`")
+        ApiError::unauthorized(code::UNAUTHENTICATED, "sign in first: `vsc ra login`")
     })?;
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
@@ -355,7 +357,7 @@ async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> Ap
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "session_expired",
+                code::SESSION_EXPIRED,
                 "your RA session has ended; sign in again with `vsc ra login`",
             )
         })?;
@@ -363,7 +365,7 @@ async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> Ap
     let grants = grants_of(&mut conn, &uid).await?;
     if grants.is_empty() {
         return Err(ApiError::forbidden(
-            "not_an_ra",
+            code::NOT_AN_RA,
             "you no longer hold an RA role",
         ));
     }
@@ -427,7 +429,7 @@ impl RaCaller {
         let orgs = repo::person_organisations(conn, uid).await?;
         if orgs.is_empty() {
             return Err(ApiError::not_found(
-                "unknown_person",
+                code::UNKNOWN_PERSON,
                 format!("no person has UID {uid}"),
             ));
         }
@@ -514,7 +516,7 @@ async fn create_organisation(
         let name = req.name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(ApiError::bad_request(
-                "invalid_name",
+                code::INVALID_NAME,
                 "an organisation name is 1 to 200 characters",
             ));
         }
@@ -527,7 +529,7 @@ async fn create_organisation(
         let mut tx = state.write().await?;
         if repo::organisation(&mut tx, ods.as_str()).await?.is_some() {
             return Err(ApiError::conflict(
-                "organisation_exists",
+                code::ORGANISATION_EXISTS,
                 format!("{ods} is already registered"),
             ));
         }
@@ -571,7 +573,7 @@ async fn set_session_limits(
             || req.max_seconds < req.idle_seconds
         {
             return Err(ApiError::bad_request(
-                "invalid_session_limits",
+                code::INVALID_SESSION_LIMITS,
                 "the idle timeout is 1 minute to 24 hours, the absolute timeout 5 minutes to 24 hours and not shorter than the idle timeout",
             ));
         }
@@ -604,7 +606,9 @@ async fn known_person(conn: &mut Conn, uid: &Uid) -> ApiResult<()> {
     repo::person(conn, uid.as_str())
         .await?
         .map(|_| ())
-        .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))
+        .ok_or_else(|| {
+            ApiError::not_found(code::UNKNOWN_PERSON, format!("no person has UID {uid}"))
+        })
 }
 
 async fn known_organisation(conn: &mut Conn, ods: &OdsCode) -> ApiResult<()> {
@@ -613,7 +617,7 @@ async fn known_organisation(conn: &mut Conn, ods: &OdsCode) -> ApiResult<()> {
         .map(|_| ())
         .ok_or_else(|| {
             ApiError::not_found(
-                "unknown_organisation",
+                code::UNKNOWN_ORGANISATION,
                 format!("no organisation has ODS code {ods}"),
             )
         })
@@ -626,7 +630,7 @@ fn clean_name(field: &str, value: &str) -> ApiResult<String> {
     let v = value.trim();
     if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_name",
+            code::INVALID_NAME,
             format!("{field} must be 1 to 100 printable characters"),
         ));
     }
@@ -657,7 +661,7 @@ async fn create_person(
             }
             Some(e) => {
                 return Err(ApiError::bad_request(
-                    "invalid_email",
+                    code::INVALID_EMAIL,
                     format!("'{e}' is not an email address"),
                 ));
             }
@@ -728,12 +732,12 @@ async fn record_identity_check(
             .iter()
             .map(|e| e.parse::<EvidenceType>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::bad_request("invalid_evidence", e))?;
+            .map_err(|e| ApiError::bad_request(code::INVALID_EVIDENCE, e))?;
         let level = IdentityLevel::try_from(req.level)
-            .map_err(|e| ApiError::bad_request("invalid_level", e))?;
+            .map_err(|e| ApiError::bad_request(code::INVALID_LEVEL, e))?;
         level
             .supported_by(&evidence)
-            .map_err(|e| ApiError::bad_request("insufficient_evidence", e))?;
+            .map_err(|e| ApiError::bad_request(code::INSUFFICIENT_EVIDENCE, e))?;
         let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         caller.not_own(RaAction::RecordIdentityCheck, uid.as_str())?;
@@ -790,19 +794,19 @@ async fn assign_position(
         let role: RoleCode = req
             .role_code
             .parse()
-            .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_role_code", e.to_string()))?;
+            .map_err(|e: vsc_core::IdError| ApiError::bad_request(code::INVALID_ROLE_CODE, e.to_string()))?;
         let role_name = clean_name("role name", &req.role_name)?;
         let activities = req
             .activities
             .iter()
             .map(|a| a.parse::<ActivityCode>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(code::INVALID_ACTIVITY_CODE, e.to_string()))?;
         let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         let person = repo::person(&mut tx, uid.as_str())
             .await?
-            .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))?;
+            .ok_or_else(|| ApiError::not_found(code::UNKNOWN_PERSON, format!("no person has UID {uid}")))?;
         caller.not_own(RaAction::AssignPosition, uid.as_str())?;
         // The position is at `ods`: that is where the RA must hold the right, for this role
         // and these activities.
@@ -814,7 +818,7 @@ async fn assign_position(
             let home = parse_ods(&person.registered_by)?;
             if caller.allow(&state, RaAction::ReleaseToOrganisation, &home, None).is_err() {
                 return Err(ApiError::forbidden(
-                    "position_request_needed",
+                    code::POSITION_REQUEST_NEEDED,
                     format!(
                         "{uid} is registered at {home} and holds no position at {ods}; a first position at {ods} needs the consent of an RA Manager or RA Agent of {home}: request it with `vsc ra position-request create {uid} --org {ods} …` and ask them to approve it"
                     ),
@@ -830,7 +834,7 @@ async fn assign_position(
             activities: activities.iter().map(ToString::to_string).collect(),
         };
         if !repo::insert_position(&mut tx, &row, state.now_unix()).await? {
-            return Err(ApiError::conflict("position_exists", format!("{uid} already holds {role} at {ods}")));
+            return Err(ApiError::conflict(code::POSITION_EXISTS, format!("{uid} already holds {role} at {ods}")));
         }
         caller
             .audit(&state, &mut tx, "position.assigned", uid.as_str(), ods.as_str(), serde_json::json!({"role_code": role, "role_name": role_name, "activities": row.activities}))
@@ -854,29 +858,29 @@ async fn assign_ra_role(
         let role: RaRole = req
             .role
             .parse()
-            .map_err(|e: String| ApiError::bad_request("invalid_ra_role", e))?;
+            .map_err(|e: String| ApiError::bad_request(code::INVALID_RA_ROLE, e))?;
         let assignable = req
             .assignable_roles
             .iter()
             .map(|r| r.parse::<RoleCode>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::bad_request("invalid_role_code", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(code::INVALID_ROLE_CODE, e.to_string()))?;
         let assignable_activities = req
             .assignable_activities
             .iter()
             .map(|a| a.parse::<ActivityCode>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(code::INVALID_ACTIVITY_CODE, e.to_string()))?;
         if role != RaRole::Sponsor && (!assignable.is_empty() || !assignable_activities.is_empty()) {
             return Err(ApiError::bad_request(
-                "invalid_request",
+                code::INVALID_REQUEST,
                 "only a Sponsor has assignable roles and activities",
             ));
         }
         let prescribing = prescribing_activities(&state)?;
         if let Some(a) = assignable_activities.iter().find(|a| prescribing.contains(a)) {
             return Err(ApiError::bad_request(
-                "sponsor_prescribing_activity",
+                code::SPONSOR_PRESCRIBING_ACTIVITY,
                 format!("{a} lets its holder sign prescriptions; only RA Managers and RA Agents grant it, a Sponsor cannot sponsor it"),
             ));
         }
@@ -937,13 +941,13 @@ async fn issue_card(
             .any(|c| c.level >= IdentityLevel::SMARTCARD.get());
         if !verified {
             return Err(ApiError::conflict(
-                "identity_not_verified",
+                code::IDENTITY_NOT_VERIFIED,
                 format!("{uid} has no identity check at level 3; record one (`vsc ra person id-check`) before issuing a card"),
             ));
         }
         if let Some(live) = repo::live_cards_of(&mut tx, uid.as_str()).await?.first() {
             return Err(ApiError::conflict(
-                "card_exists",
+                code::CARD_EXISTS,
                 format!("{uid} already has card {} ({}); cancel it before issuing another", live.id, live.state),
             ));
         }
@@ -1045,7 +1049,7 @@ async fn reissue_activation(
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
         if card.state != CardState::Pending {
             return Err(ApiError::conflict(
-                "card_not_pending",
+                code::CARD_NOT_PENDING,
                 format!(
                     "card {id} is {}; only a pending card gets a new activation",
                     card.state
@@ -1074,7 +1078,7 @@ async fn cancel_card(
     audited(&state, &caller, "card.cancel", &id, async {
         let reason = req.reason.trim();
         if reason.is_empty() || reason.len() > 500 {
-            return Err(ApiError::bad_request("invalid_reason", "give a reason of 1 to 500 characters"));
+            return Err(ApiError::bad_request(code::INVALID_REASON, "give a reason of 1 to 500 characters"));
         }
         let reason_code = parse_reason_code(req.reason_code.as_deref())?;
         let invalidity = parse_invalidity_date(req.invalidity_date.as_deref(), reason_code, state.now())?;
@@ -1082,7 +1086,7 @@ async fn cancel_card(
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::CancelCard).await?;
         let from_state: CardState = card.state;
         if !from_state.can_cancel() {
-            return Err(ApiError::conflict("card_not_cancellable", format!("card {id} is already {}", card.state)));
+            return Err(ApiError::conflict(code::CARD_NOT_CANCELLABLE, format!("card {id} is already {}", card.state)));
         }
         if let Some(at) = invalidity {
             // The key cannot have been compromised before its certificate existed; a date
@@ -1090,7 +1094,7 @@ async fn cancel_card(
             for cert in repo::certificates_of(&mut tx, &id).await? {
                 if cert.revoked_at.is_none() && at.unix_timestamp() < cert.not_before {
                     return Err(ApiError::bad_request(
-                        "invalidity_date_before_issue",
+                        code::INVALIDITY_DATE_BEFORE_ISSUE,
                         format!(
                             "the invalidity date is before the card's {} certificate was issued ({}); give a date after that",
                             cert.usage,
@@ -1102,7 +1106,7 @@ async fn cancel_card(
         }
         let now = state.now_unix();
         if !repo::transition_card(&mut tx, &id, &[card.state], CardState::Revoked, now).await? {
-            return Err(ApiError::conflict("card_changed", "the card changed meanwhile; look at it again"));
+            return Err(ApiError::conflict(code::CARD_CHANGED, "the card changed meanwhile; look at it again"));
         }
         repo::set_revocation_reason(&mut tx, &id, reason).await?;
         let invalidity_unix = invalidity.map(|t| t.unix_timestamp());
@@ -1134,7 +1138,7 @@ async fn unlock_card(
         let current: CardState = card.state;
         if !current.can_unlock() {
             return Err(ApiError::conflict(
-                "card_not_unlockable",
+                code::CARD_NOT_UNLOCKABLE,
                 format!(
                     "card {id} is {}; only an active or locked card can be unlocked",
                     card.state
@@ -1181,7 +1185,7 @@ fn reason_code_name(reason: RevocationReason) -> &'static str {
 fn parse_reason_code(code: Option<&str>) -> ApiResult<RevocationReason> {
     let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
         return Err(ApiError::bad_request(
-            "reason_code_required",
+            code::REASON_CODE_REQUIRED,
             format!("say why the card is cancelled with a reason code: {REASON_HELP}"),
         ));
     };
@@ -1192,7 +1196,7 @@ fn parse_reason_code(code: Option<&str>) -> ApiResult<RevocationReason> {
         .map(|(_, r)| *r)
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_reason_code",
+                code::INVALID_REASON_CODE,
                 format!(
                     "'{}' is not a reason code; use one of {REASON_HELP}",
                     code.chars().take(64).collect::<String>()
@@ -1213,19 +1217,19 @@ fn parse_invalidity_date(
     };
     if reason != RevocationReason::KeyCompromise {
         return Err(ApiError::bad_request(
-            "invalidity_date_needs_key_compromise",
+            code::INVALIDITY_DATE_NEEDS_KEY_COMPROMISE,
             "an invalidity date says since when a key may have been in other hands; give it only with reason code key-compromise",
         ));
     }
     let at = time::OffsetDateTime::parse(date, &Rfc3339).map_err(|_| {
         ApiError::bad_request(
-            "invalid_invalidity_date",
+            code::INVALID_INVALIDITY_DATE,
             "the invalidity date is an RFC 3339 time, for example 2026-03-01T14:30:00Z",
         )
     })?;
     if at > now {
         return Err(ApiError::bad_request(
-            "invalidity_date_in_future",
+            code::INVALIDITY_DATE_IN_FUTURE,
             "the invalidity date is in the future; give the time since when the phone or key may have been in other hands",
         ));
     }
@@ -1247,7 +1251,7 @@ async fn in_organisation(conn: &mut Conn, uid: &Uid, ods: &OdsCode, what: &str) 
         return Ok(());
     }
     Err(ApiError::conflict(
-        "person_not_in_organisation",
+        code::PERSON_NOT_IN_ORGANISATION,
         format!(
             "{uid} is neither registered at nor holds a position at {ods}, so you cannot {what}; they need a position there first"
         ),
@@ -1258,10 +1262,10 @@ fn position_request_view(r: PositionRequestRow, now: i64) -> PositionRequest {
     let ts = |t: i64| {
         time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     };
-    let state = if r.state == "pending" && r.expires_at <= now {
+    let state = if r.state == PositionRequestState::Pending && r.expires_at <= now {
         "expired".to_owned()
     } else {
-        r.state
+        r.state.as_str().to_owned()
     };
     PositionRequest {
         id: r.id,
@@ -1286,7 +1290,7 @@ fn decision_note(note: Option<&str>) -> ApiResult<Option<String>> {
             Ok(Some(n.to_owned()))
         }
         Some(_) => Err(ApiError::bad_request(
-            "invalid_note",
+            code::INVALID_NOTE,
             "a note is at most 500 printable characters",
         )),
     }
@@ -1302,7 +1306,7 @@ async fn request_position(
         let uid = parse_uid(&req.uid)?;
         let ods = parse_ods(&req.position.organisation)?;
         let role: RoleCode = req.position.role_code.parse().map_err(|e: vsc_core::IdError| {
-            ApiError::bad_request("invalid_role_code", e.to_string())
+            ApiError::bad_request(code::INVALID_ROLE_CODE, e.to_string())
         })?;
         let role_name = clean_name("role name", &req.position.role_name)?;
         let activities = req
@@ -1311,12 +1315,12 @@ async fn request_position(
             .iter()
             .map(|a| a.parse::<ActivityCode>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ApiError::bad_request("invalid_activity_code", e.to_string()))?;
+            .map_err(|e| ApiError::bad_request(code::INVALID_ACTIVITY_CODE, e.to_string()))?;
         let now = state.now_unix();
         let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
         let person = repo::person(&mut tx, uid.as_str()).await?.ok_or_else(|| {
-            ApiError::not_found("unknown_person", format!("no person has UID {uid}"))
+            ApiError::not_found(code::UNKNOWN_PERSON, format!("no person has UID {uid}"))
         })?;
         caller.not_own(RaAction::AssignPosition, uid.as_str())?;
         // The requester answers for the position at `ods`, exactly as for a direct assignment.
@@ -1327,7 +1331,7 @@ async fn request_position(
             .any(|o| o == ods.as_str())
         {
             return Err(ApiError::conflict(
-                "person_already_in_organisation",
+                code::PERSON_ALREADY_IN_ORGANISATION,
                 format!("{uid} already belongs to {ods}; assign the position directly with `vsc ra person position`"),
             ));
         }
@@ -1336,7 +1340,7 @@ async fn request_position(
                 .await?
         {
             return Err(ApiError::conflict(
-                "position_request_exists",
+                code::POSITION_REQUEST_EXISTS,
                 format!("request {open} for this position is already waiting for {}", person.registered_by),
             ));
         }
@@ -1351,7 +1355,7 @@ async fn request_position(
             requested_by: caller.uid.clone(),
             created_at: now,
             expires_at: now + POSITION_REQUEST_TTL_SECONDS,
-            state: "pending".into(),
+            state: PositionRequestState::Pending,
             decided_by: None,
             decided_at: None,
             note: None,
@@ -1396,19 +1400,19 @@ async fn list_position_requests(
 async fn pending_request(conn: &mut Conn, id: &str, now: i64) -> ApiResult<PositionRequestRow> {
     let r = repo::position_request(conn, id).await?.ok_or_else(|| {
         ApiError::not_found(
-            "unknown_position_request",
+            code::UNKNOWN_POSITION_REQUEST,
             format!("no position request has id {id}"),
         )
     })?;
-    if r.state != "pending" {
+    if r.state != PositionRequestState::Pending {
         return Err(ApiError::conflict(
-            "position_request_decided",
+            code::POSITION_REQUEST_DECIDED,
             format!("request {id} is already {}", r.state),
         ));
     }
     if r.expires_at <= now {
         return Err(ApiError::conflict(
-            "position_request_expired",
+            code::POSITION_REQUEST_EXPIRED,
             format!("request {id} has expired; the requesting organisation asks again"),
         ));
     }
@@ -1434,7 +1438,7 @@ async fn open_decision(
 async fn record_decision(
     tx: &mut Conn,
     id: &str,
-    decision: &str,
+    decision: PositionRequestState,
     caller: &RaCaller,
     note: Option<&str>,
     now: i64,
@@ -1443,7 +1447,7 @@ async fn record_decision(
         Ok(())
     } else {
         Err(ApiError::conflict(
-            "position_request_decided",
+            code::POSITION_REQUEST_DECIDED,
             format!("request {id} was decided meanwhile"),
         ))
     }
@@ -1476,7 +1480,7 @@ async fn approve_position_request(
         caller.allow(&state, RaAction::ReleaseToOrganisation, &home, None)?;
         if r.requested_by == caller.uid {
             return Err(ApiError::forbidden(
-                "position_request_own",
+                code::POSITION_REQUEST_OWN,
                 "you asked for this position; another RA Manager or RA Agent of the registering organisation approves it",
             ));
         }
@@ -1494,11 +1498,11 @@ async fn approve_position_request(
         let prescribing = prescribing_activities(&state)?;
         if authorize_position(&requester, &ods, &national, &role, &activities, &prescribing).is_err() {
             return Err(ApiError::conflict(
-                "requester_no_longer_authorised",
+                code::REQUESTER_NO_LONGER_AUTHORISED,
                 format!("{} may no longer assign this position at {ods}; decline the request", r.requested_by),
             ));
         }
-        record_decision(&mut tx, &id, "approved", &caller, note.as_deref(), now).await?;
+        record_decision(&mut tx, &id, PositionRequestState::Approved, &caller, note.as_deref(), now).await?;
         let row = PositionRow {
             id: state.new_id()?,
             uid: r.uid.clone(),
@@ -1508,7 +1512,7 @@ async fn approve_position_request(
             activities: r.activities.clone(),
         };
         if !repo::insert_position(&mut tx, &row, now).await? {
-            return Err(ApiError::conflict("position_exists", format!("{} already holds {} at {}", r.uid, r.role_code, r.ods_code)));
+            return Err(ApiError::conflict(code::POSITION_EXISTS, format!("{} already holds {} at {}", r.uid, r.role_code, r.ods_code)));
         }
         caller
             .audit(&state, &mut tx, "position.request_approved", &r.uid, home.as_str(), serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
@@ -1535,7 +1539,7 @@ async fn decline_position_request(
         if r.requested_by != caller.uid {
             caller.allow(&state, RaAction::ReleaseToOrganisation, &parse_ods(&r.home_ods)?, None)?;
         }
-        record_decision(&mut tx, &id, "declined", &caller, note.as_deref(), now).await?;
+        record_decision(&mut tx, &id, PositionRequestState::Declined, &caller, note.as_deref(), now).await?;
         caller
             .audit(&state, &mut tx, "position.request_declined", &r.uid, &r.home_ods, serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
             .await?;

@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 use vsc_proto::signin::{
     AuthRequestOutcome, SelectRole, SessionInfo, SessionRole, TicketValidation, ValidateTicket,
@@ -194,14 +195,14 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "ticket_invalid",
+                code::TICKET_INVALID,
                 "this ticket does not belong to any session",
             )
         })?;
     let now = state.now_unix();
     if s.ended_at.is_some() {
         return Err(ApiError::unauthorized(
-            "session_ended",
+            code::SESSION_ENDED,
             format!(
                 "this session has ended ({}); sign in again",
                 s.end_reason.as_deref().unwrap_or("logout")
@@ -210,13 +211,13 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
     }
     if s.expires_at <= now {
         return Err(ApiError::unauthorized(
-            "session_expired",
+            code::SESSION_EXPIRED,
             "this session reached its maximum length; sign in again",
         ));
     }
     if s.last_used + s.idle_seconds <= now {
         return Err(ApiError::unauthorized(
-            "session_idle_timeout",
+            code::SESSION_IDLE_TIMEOUT,
             "this session was idle too long; sign in again",
         ));
     }
@@ -230,7 +231,7 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
     tx.commit().await?;
     if !touched {
         return Err(ApiError::unauthorized(
-            "session_ended",
+            code::SESSION_ENDED,
             "this session has ended; sign in again",
         ));
     }
@@ -258,7 +259,7 @@ impl FromRequestParts<AppState> for TicketHolder {
         let Client(client) = Client::from_request_parts(parts, state).await?;
         let ticket = super::bearer_token(&parts.headers).ok_or_else(|| {
             ApiError::unauthorized(
-                "ticket_missing",
+                code::TICKET_MISSING,
                 "send the session ticket as a bearer token",
             )
         });
@@ -347,7 +348,7 @@ async fn check_agent_key(
         Ok(())
     } else {
         Err(ApiError::unauthorized(
-            "agent_key_required",
+            code::AGENT_KEY_REQUIRED,
             "only the workstation's identity agent may sign, use the card, change the role or log out: send the session's agent key (X-Vsc-Agent-Key) with the ticket",
         ))
     }
@@ -373,7 +374,7 @@ async fn select_role(
     let positions = repo::positions(&mut tx, &s.uid).await?;
     let Some(position) = positions.iter().find(|p| p.id == req.position_id) else {
         let err = ApiError::bad_request(
-            "unknown_role",
+            code::UNKNOWN_ROLE,
             "that position is not one of this person's roles",
         );
         drop(tx);
@@ -383,7 +384,8 @@ async fn select_role(
         return Err(err);
     };
     if !db::set_session_position(&mut tx, &s.id, &position.id).await? {
-        let err = ApiError::unauthorized("session_ended", "this session has ended; sign in again");
+        let err =
+            ApiError::unauthorized(code::SESSION_ENDED, "this session has ended; sign in again");
         drop(tx);
         state
             .audit_failure(&holder.ctx, "session.role", &s.uid, "", &err)
@@ -436,7 +438,7 @@ async fn logout_inner(
 ) -> ApiResult<serde_json::Value> {
     let ticket = super::bearer_token(headers).ok_or_else(|| {
         ApiError::unauthorized(
-            "ticket_missing",
+            code::TICKET_MISSING,
             "send the session ticket as a bearer token",
         )
     })?;
@@ -447,7 +449,7 @@ async fn logout_inner(
             .await?
             .ok_or_else(|| {
                 ApiError::unauthorized(
-                    "ticket_invalid",
+                    code::TICKET_INVALID,
                     "this ticket does not belong to any session",
                 )
             })?

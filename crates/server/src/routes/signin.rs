@@ -16,6 +16,7 @@
 
 use std::convert::Infallible;
 use std::time::Duration as StdDuration;
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -79,7 +80,7 @@ fn check_context_field(name: &str, value: &str, required: bool) -> ApiResult<()>
         || value.chars().any(char::is_control)
     {
         return Err(ApiError::bad_request(
-            "invalid_context",
+            code::INVALID_CONTEXT,
             format!(
                 "context {name} must be {}at most 200 printable characters",
                 if required { "1 to " } else { "" }
@@ -118,7 +119,7 @@ async fn active_card_of(conn: &mut Conn, uid: &str) -> ApiResult<repo::CardRow> 
     }
     if let Some(card) = cards.iter().find(|c| c.state == CardState::Locked) {
         return Err(ApiError::forbidden(
-            "card_locked",
+            code::CARD_LOCKED,
             format!(
                 "card {} is locked after repeated failures; an RA or Local Smartcard Administrator must unlock it",
                 card.id
@@ -126,7 +127,7 @@ async fn active_card_of(conn: &mut Conn, uid: &str) -> ApiResult<repo::CardRow> 
         ));
     }
     Err(ApiError::not_found(
-        "no_active_card",
+        code::NO_ACTIVE_CARD,
         format!("{uid} has no active virtual smartcard"),
     ))
 }
@@ -143,7 +144,7 @@ async fn create_request(
         .await
     {
         let err = ApiError::too_many(
-            "too_many_attempts",
+            code::TOO_MANY_ATTEMPTS,
             "too many failed sign-in requests from this address; wait 15 minutes",
         );
         state
@@ -156,10 +157,10 @@ async fn create_request(
         Err(err) => {
             if matches!(
                 err.code,
-                "no_active_card"
-                    | "invalid_uid"
-                    | "workstation_not_registered"
-                    | "workstation_signature_invalid"
+                code::NO_ACTIVE_CARD
+                    | code::INVALID_UID
+                    | code::WORKSTATION_NOT_REGISTERED
+                    | code::WORKSTATION_SIGNATURE_INVALID
             ) {
                 state
                     .throttle()
@@ -182,7 +183,7 @@ async fn create_request_inner(
     let uid: Uid = req
         .uid
         .parse()
-        .map_err(|e: vsc_core::IdError| ApiError::bad_request("invalid_uid", e.to_string()))?;
+        .map_err(|e: vsc_core::IdError| ApiError::bad_request(code::INVALID_UID, e.to_string()))?;
     validate_context(&req.context)?;
     // What the phone will show: the registry's name and organisation for a registered
     // workstation (whose signature is checked here), and always the address seen here.
@@ -196,7 +197,7 @@ async fn create_request_inner(
     let (_, blocked_until) = db::card_guard(&mut tx, &card.id).await?;
     if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
         return Err(ApiError::forbidden(
-            "card_blocked",
+            code::CARD_BLOCKED,
             format!(
                 "sign-in to this card is blocked for {} more minutes after its holder reported a request they did not make",
                 (until - now_unix + 59) / 60
@@ -206,7 +207,7 @@ async fn create_request_inner(
     let since = now_unix - cfg.request_window.whole_seconds();
     if db::requests_since(&mut tx, &card.id, since).await? >= cfg.requests_per_window {
         return Err(ApiError::too_many(
-            "too_many_requests",
+            code::TOO_MANY_REQUESTS,
             format!(
                 "too many sign-in requests for this card; wait {} minutes",
                 cfg.request_window.whole_minutes()
@@ -217,7 +218,7 @@ async fn create_request_inner(
     for open in db::open_requests_for_card(&mut tx, &card.id, now_unix).await? {
         if open.workstation_id != shown.workstation_id {
             return Err(ApiError::conflict(
-                "request_already_open",
+                code::REQUEST_ALREADY_OPEN,
                 "a sign-in request for this card is already waiting on the phone; approve or decline it, or wait for it to expire",
             ));
         }
@@ -308,7 +309,7 @@ async fn request_with_secret_inner(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "request_secret_missing",
+                code::REQUEST_SECRET_MISSING,
                 "send the request's secret in X-Vsc-Request-Secret",
             )
         })?;
@@ -317,7 +318,7 @@ async fn request_with_secret_inner(
     match row {
         Some(r) if bool::from(sha256(secret.as_bytes()).ct_eq(&r.poll_secret_hash)) => Ok(r),
         _ => Err(ApiError::not_found(
-            "unknown_request",
+            code::UNKNOWN_REQUEST,
             "no such sign-in request",
         )),
     }
@@ -411,7 +412,7 @@ async fn cancel_request(
     let mut tx = state.write().await?;
     if !db::decide_request(&mut tx, &id, AuthRequestState::Cancelled, state.now_unix()).await? {
         let err = ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             "the request is no longer pending",
         );
         drop(tx);
@@ -476,7 +477,7 @@ async fn device_challenge_inner(
     if db::device_key(&mut tx, &req.device_id).await?.is_none() {
         state.admit_unauthenticated(ctx.source).await?;
         return Err(ApiError::not_found(
-            "unknown_device",
+            code::UNKNOWN_DEVICE,
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
@@ -515,9 +516,9 @@ async fn device_token_inner(
     ctx: &AuditContext,
     req: &DeviceTokenRequest,
 ) -> ApiResult<DeviceToken> {
-    let signature = B64
-        .decode(req.signature.trim())
-        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let signature = B64.decode(req.signature.trim()).map_err(|_| {
+        ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
+    })?;
     let now = state.now_unix();
     let mut tx = state.write().await?;
     let nonce = challenge::consume(
@@ -532,7 +533,7 @@ async fn device_token_inner(
     let mut tx = state.write().await?;
     let (key, uid) = db::device_key(&mut tx, &req.device_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_device", "this device is not enrolled"))?;
+        .ok_or_else(|| ApiError::not_found(code::UNKNOWN_DEVICE, "this device is not enrolled"))?;
     let statement = vsc_proto::signin::device_token_statement(
         &req.challenge_id,
         &nonce,
@@ -546,7 +547,7 @@ async fn device_token_inner(
     .verify(&statement, &signature)
     .map_err(|_| {
         ApiError::unauthorized(
-            "signature_invalid",
+            code::SIGNATURE_INVALID,
             "the signature does not verify with this device's key",
         )
     })?;
@@ -621,7 +622,7 @@ async fn device_caller(
     client: &AuditContext,
 ) -> ApiResult<DeviceCaller> {
     let token = super::bearer_token(&parts.headers).ok_or_else(|| {
-        ApiError::unauthorized("device_unauthenticated", "get a device token first")
+        ApiError::unauthorized(code::DEVICE_UNAUTHENTICATED, "get a device token first")
     })?;
     let mut conn = state.store().pool().acquire().await?;
     let token_hash = sha256(token.trim().as_bytes());
@@ -629,7 +630,7 @@ async fn device_caller(
         .await?
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "device_token_expired",
+                code::DEVICE_TOKEN_EXPIRED,
                 "the device token is unknown or expired; get a new one",
             )
         })?;
@@ -838,19 +839,19 @@ async fn request_for_device(
 ) -> ApiResult<(AuthRequestRow, repo::CardRow)> {
     let row = db::auth_request(conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_request", "no such sign-in request"))?;
+        .ok_or_else(|| ApiError::not_found(code::UNKNOWN_REQUEST, "no such sign-in request"))?;
     let card = repo::card(conn, &row.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("request without card"))?;
     if card.device_id.as_deref() != Some(caller.device_id.as_str()) || card.uid != caller.uid {
         return Err(ApiError::forbidden(
-            "request_not_for_this_device",
+            code::REQUEST_NOT_FOR_THIS_DEVICE,
             "this request is for a card held on another device",
         ));
     }
     if row.state != AuthRequestState::Pending {
         return Err(ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             format!(
                 "this request is already {}; it cannot be used again",
                 row.state
@@ -859,7 +860,7 @@ async fn request_for_device(
     }
     if row.expires_at <= now {
         return Err(ApiError::gone(
-            "request_expired",
+            code::REQUEST_EXPIRED,
             "this request has expired; sign in again at the workstation",
         ));
     }
@@ -874,7 +875,7 @@ pub(crate) async fn card_auth_key(
 ) -> ApiResult<Vec<u8>> {
     if card.state != CardState::Active {
         return Err(ApiError::forbidden(
-            "card_not_active",
+            code::CARD_NOT_ACTIVE,
             format!("the card is {}", card.state),
         ));
     }
@@ -888,7 +889,7 @@ pub(crate) async fn card_auth_key(
         }
     }
     Err(ApiError::forbidden(
-        "certificate_invalid",
+        code::CERTIFICATE_INVALID,
         "the card's authentication certificate is revoked or outside its validity",
     ))
 }
@@ -908,7 +909,7 @@ async fn fail_request(
         Ok(true) => err.audited(),
         // Somebody else decided the request first: this attempt counts for nothing.
         Ok(false) => ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             "this request was already decided; it cannot be used again",
         ),
         Err(e) => e,
@@ -1000,8 +1001,8 @@ async fn fail_request_inner(
     state.metrics().signin_outcome(match (new_state, err.code) {
         (AuthRequestState::Reported, _) => SigninOutcome::NotMe,
         (AuthRequestState::Declined, _) => SigninOutcome::Declined,
-        (_, "wrong_number") => SigninOutcome::WrongNumber,
-        (_, "signature_invalid") => SigninOutcome::SignatureInvalid,
+        (_, code::WRONG_NUMBER) => SigninOutcome::WrongNumber,
+        (_, code::SIGNATURE_INVALID) => SigninOutcome::SignatureInvalid,
         _ => SigninOutcome::Failed,
     });
     state.hub().publish(Event::Decided {
@@ -1035,9 +1036,9 @@ async fn approve_inner(
     id: &str,
     req: &ApproveAuthRequest,
 ) -> ApiResult<AuthRequestOutcome> {
-    let signature = B64
-        .decode(req.signature.trim())
-        .map_err(|_| ApiError::bad_request("signature_malformed", "the signature is not base64"))?;
+    let signature = B64.decode(req.signature.trim()).map_err(|_| {
+        ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
+    })?;
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
     let (row, card) = request_for_device(&mut conn, caller, id, now).await?;
@@ -1058,7 +1059,7 @@ async fn approve_inner(
     .is_ok();
     if !signature_ok {
         let err = ApiError::unauthorized(
-            "signature_invalid",
+            code::SIGNATURE_INVALID,
             "the approval's signature does not verify with the card's authentication certificate (or the context was altered)",
         );
         return Err(fail_request(state, caller, &row, &card, AuthRequestState::Failed, err).await);
@@ -1066,7 +1067,7 @@ async fn approve_inner(
     // Constant time, like any secret: the number is what a guesser lacks.
     if !bool::from(req.number.ct_eq(&row.number)) {
         let err = ApiError::forbidden(
-            "wrong_number",
+            code::WRONG_NUMBER,
             "that is not the number the workstation shows; the request is refused: sign in again at the workstation",
         );
         return Err(fail_request(state, caller, &row, &card, AuthRequestState::Failed, err).await);
@@ -1081,7 +1082,7 @@ async fn approve_inner(
     .await?
     {
         return Err(ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             "this request was already decided",
         ));
     }
@@ -1135,7 +1136,7 @@ async fn decline_inner(
         "not-me" => true,
         other => {
             return Err(ApiError::bad_request(
-                "invalid_reason",
+                code::INVALID_REASON,
                 format!("'{other}' is not a reason: use declined or not-me"),
             ));
         }
@@ -1151,7 +1152,7 @@ async fn decline_inner(
     };
     let err = ApiError::new(
         StatusCode::OK,
-        if not_me { "not_me" } else { "declined" },
+        if not_me { code::NOT_ME } else { code::DECLINED },
         new_state.as_str(),
     );
     let until = now + state.config().signin.not_me_block.whole_seconds();
@@ -1174,7 +1175,7 @@ async fn decline_inner(
     .await?;
     if !decided {
         return Err(ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             "this request was already decided; it cannot be used again",
         ));
     }

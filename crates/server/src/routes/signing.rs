@@ -17,6 +17,7 @@
 //! prescription id, digest, signer and outcome in the transaction that completes the request.
 
 use std::time::Duration as StdDuration;
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -97,7 +98,7 @@ pub(crate) async fn phone_card(
         .ok_or_else(|| ApiError::internal("session without card"))?;
     if card.state != CardState::Active {
         return Err(ApiError::forbidden(
-            "card_not_active",
+            code::CARD_NOT_ACTIVE,
             format!(
                 "the card is {}; an RA must unlock it before it can be used",
                 card.state
@@ -106,7 +107,7 @@ pub(crate) async fn phone_card(
     }
     if card.custody != KeyCustody::DeviceHeld.as_str() {
         return Err(ApiError::forbidden(
-            "keys_not_on_phone",
+            code::KEYS_NOT_ON_PHONE,
             custody_refusal.to_owned(),
         ));
     }
@@ -121,11 +122,11 @@ struct Wait {
 
 fn parse_algorithm(code: &str) -> ApiResult<SignatureAlgorithm> {
     match code {
-        "RS1" | "RS256" => code
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid_algorithm", "use RS1 (rsa-sha1) or RS256")),
+        "RS1" | "RS256" => code.parse().map_err(|_| {
+            ApiError::bad_request(code::INVALID_ALGORITHM, "use RS1 (rsa-sha1) or RS256")
+        }),
         other => Err(ApiError::bad_request(
-            "invalid_algorithm",
+            code::INVALID_ALGORITHM,
             format!("'{other}' is not a signing algorithm: use RS1 (rsa-sha1) or RS256"),
         )),
     }
@@ -140,7 +141,7 @@ fn prepare_items(
 ) -> ApiResult<Vec<StoredItem>> {
     if items.is_empty() || items.len() > max_batch {
         return Err(ApiError::bad_request(
-            "batch_size",
+            code::BATCH_SIZE,
             format!(
                 "a signing request holds 1 to {max_batch} items; this one has {}",
                 items.len()
@@ -155,13 +156,13 @@ fn prepare_items(
             && item.id.chars().all(|c| c.is_ascii_graphic());
         if !id_ok {
             return Err(ApiError::bad_request(
-                "invalid_item_id",
+                code::INVALID_ITEM_ID,
                 format!("item ids are 1 to {MAX_ITEM_ID} printable ASCII characters"),
             ));
         }
         if !seen.insert(item.id.as_str()) {
             return Err(ApiError::bad_request(
-                "duplicate_item_id",
+                code::DUPLICATE_ITEM_ID,
                 format!("the item id '{}' appears twice", item.id),
             ));
         }
@@ -169,18 +170,21 @@ fn prepare_items(
             SigningKind::Prescriptions => {
                 let fragments = item.fragments.as_deref().ok_or_else(|| {
                     ApiError::bad_request(
-                        "fragments_missing",
+                        code::FRAGMENTS_MISSING,
                         format!("item '{}' has no fragments", item.id),
                     )
                 })?;
                 if fragments.len() > MAX_ITEM_BYTES {
                     return Err(ApiError::bad_request(
-                        "item_too_large",
+                        code::ITEM_TOO_LARGE,
                         format!("item '{}' is larger than {MAX_ITEM_BYTES} bytes", item.id),
                     ));
                 }
                 let bad = |e: &dyn std::fmt::Display| {
-                    ApiError::bad_request("fragments_invalid", format!("item '{}': {e}", item.id))
+                    ApiError::bad_request(
+                        code::FRAGMENTS_INVALID,
+                        format!("item '{}': {e}", item.id),
+                    )
                 };
                 let (digest, signed_info) =
                     vsc_eps::sign::prepare_from_fragments(fragments, algorithm)
@@ -202,38 +206,38 @@ fn prepare_items(
             }
             SigningKind::Card => {
                 return Err(ApiError::bad_request(
-                    "invalid_kind",
+                    code::INVALID_KIND,
                     "card operations go to POST /api/v1/card/operations",
                 ));
             }
             SigningKind::Prepared => {
                 let payload = item.payload.as_deref().ok_or_else(|| {
                     ApiError::bad_request(
-                        "payload_missing",
+                        code::PAYLOAD_MISSING,
                         format!("item '{}' has no payload", item.id),
                     )
                 })?;
                 let bytes = B64.decode(payload.trim()).map_err(|_| {
                     ApiError::bad_request(
-                        "payload_invalid",
+                        code::PAYLOAD_INVALID,
                         format!("item '{}': the payload is not base64", item.id),
                     )
                 })?;
                 if bytes.len() > MAX_ITEM_BYTES {
                     return Err(ApiError::bad_request(
-                        "item_too_large",
+                        code::ITEM_TOO_LARGE,
                         format!("item '{}' is larger than {MAX_ITEM_BYTES} bytes", item.id),
                     ));
                 }
                 let signed_info = String::from_utf8(bytes).map_err(|_| {
                     ApiError::bad_request(
-                        "payload_invalid",
+                        code::PAYLOAD_INVALID,
                         format!("item '{}': the payload is not UTF-8 XML", item.id),
                     )
                 })?;
                 // The phone signs it blind, so it must not be able to sign anything else.
                 vsc_eps::sign::check_signed_info(&signed_info, algorithm).map_err(|e| {
-                    ApiError::bad_request("payload_invalid", format!("item '{}': {e}", item.id))
+                    ApiError::bad_request(code::PAYLOAD_INVALID, format!("item '{}': {e}", item.id))
                 })?;
                 StoredItem {
                     item: SigningItem {
@@ -294,7 +298,7 @@ async fn create_inner(
     .await?;
     let position_id = session.position_id.as_deref().ok_or_else(|| {
         ApiError::forbidden(
-            "no_role_selected",
+            code::NO_ROLE_SELECTED,
             "select a prescribing role for this session first (vsc agent role)",
         )
     })?;
@@ -304,7 +308,7 @@ async fn create_inner(
         .find(|p| p.id == position_id)
         .ok_or_else(|| {
             ApiError::forbidden(
-                "no_role_selected",
+                code::NO_ROLE_SELECTED,
                 "the session's role no longer exists; select a prescribing role again",
             )
         })?;
@@ -314,7 +318,7 @@ async fn create_inner(
         .any(|a| config.prescribing_activities.contains(a))
     {
         return Err(ApiError::forbidden(
-            "not_a_prescribing_role",
+            code::NOT_A_PRESCRIBING_ROLE,
             format!(
                 "the role '{}' at {} does not include prescribing (one of {}); select a prescribing role",
                 position.role_name,
@@ -327,7 +331,7 @@ async fn create_inner(
     // Checked again when the request is stored; here so a caller at the limit costs no XML work.
     if db::count_open_for_card(&mut conn, &card.id, false, now).await? >= MAX_OPEN_PER_CARD {
         return Err(ApiError::too_many(
-            "too_many_signing_requests",
+            code::TOO_MANY_SIGNING_REQUESTS,
             "this card already has signing requests waiting on the phone; answer or let them expire first",
         ));
     }
@@ -397,7 +401,7 @@ pub(crate) async fn open_request(
         >= MAX_OPEN_PER_CARD
     {
         return Err(ApiError::too_many(
-            "too_many_signing_requests",
+            code::TOO_MANY_SIGNING_REQUESTS,
             "this card already has signing requests waiting on the phone; answer or let them expire first",
         ));
     }
@@ -437,7 +441,7 @@ async fn certificate_of(
         }
     }
     Err(ApiError::forbidden(
-        "signing_certificate_invalid",
+        code::SIGNING_CERTIFICATE_INVALID,
         "the card has no valid, unrevoked signing certificate; ask your RA to renew the card",
     ))
 }
@@ -473,7 +477,7 @@ async fn outcome(
             Some(r) if r.session_id == holder.session.id => Ok(r),
             // Another session's request looks exactly like no request.
             _ => Err(ApiError::not_found(
-                "unknown_signing_request",
+                code::UNKNOWN_SIGNING_REQUEST,
                 "no such signing request for this session",
             )),
         }
@@ -576,40 +580,40 @@ async fn request_for_device(
     id: &str,
     now: i64,
 ) -> ApiResult<(SigningRequestRow, repo::CardRow)> {
-    let row = db::get(conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_signing_request", "no such signing request"))?;
+    let row = db::get(conn, id).await?.ok_or_else(|| {
+        ApiError::not_found(code::UNKNOWN_SIGNING_REQUEST, "no such signing request")
+    })?;
     let card = repo::card(conn, &row.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("signing request without card"))?;
     if card.device_id.as_deref() != Some(caller.device_id.as_str()) || card.uid != caller.uid {
         return Err(ApiError::forbidden(
-            "request_not_for_this_device",
+            code::REQUEST_NOT_FOR_THIS_DEVICE,
             "this signing request is for a card held on another device",
         ));
     }
     if row.state != SigningRequestState::Pending {
         return Err(ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             format!("this signing request is already {}", row.state),
         ));
     }
     if row.expires_at <= now {
         return Err(ApiError::gone(
-            "request_expired",
+            code::REQUEST_EXPIRED,
             "this signing request has expired; sign again at the workstation",
         ));
     }
     // Nothing is signed for a session that has ended (logout, lock-out, card locked).
     if !db::session_is_live(conn, &row.session_id, now).await? {
         return Err(ApiError::gone(
-            "session_ended",
+            code::SESSION_ENDED,
             "the workstation session that asked has ended; nothing was signed",
         ));
     }
     if card.state != CardState::Active {
         return Err(ApiError::forbidden(
-            "card_not_active",
+            code::CARD_NOT_ACTIVE,
             format!("the card is {}; it cannot sign", card.state),
         ));
     }
@@ -796,7 +800,7 @@ async fn complete_inner(
         .is_some_and(|c| c.state == CardState::Active);
     if !still_active {
         return Err(ApiError::forbidden(
-            "card_not_active",
+            code::CARD_NOT_ACTIVE,
             "the card was cancelled or locked while the phone was signing; nothing was signed",
         ));
     }
@@ -810,7 +814,7 @@ async fn complete_inner(
     .await?
     {
         return Err(ApiError::conflict(
-            "request_already_decided",
+            code::REQUEST_ALREADY_DECIDED,
             "this signing request was already answered (or has just expired)",
         ));
     }
@@ -836,7 +840,7 @@ async fn decline(
     let result = async {
         if req.reason != "declined" && req.reason != "not-me" {
             return Err(ApiError::bad_request(
-                "invalid_reason",
+                code::INVALID_REASON,
                 format!("'{}' is not a reason: use declined or not-me", req.reason),
             ));
         }
@@ -854,7 +858,7 @@ async fn decline(
         let mut tx = state.write().await?;
         if !db::decide(&mut tx, &row.id, SigningRequestState::Declined, Some(&stored), now).await? {
             return Err(ApiError::conflict(
-                "request_already_decided",
+                code::REQUEST_ALREADY_DECIDED,
                 "this signing request was already answered",
             ));
         }

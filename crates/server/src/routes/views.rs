@@ -1,5 +1,6 @@
 //! Turning stored rows into the API's views of people and cards.
 
+use vsc_proto::errors as code;
 use vsc_proto::{Card, CertificateSummary, IdentityCheck, Person, Position, RaRoleGrant};
 use vsc_store::Conn;
 use vsc_store::repo;
@@ -37,14 +38,14 @@ pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
 pub async fn card_by_id(conn: &mut Conn, id: &str) -> ApiResult<repo::CardRow> {
     repo::card(conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("unknown_card", format!("no card has id {id}")))
+        .ok_or_else(|| ApiError::not_found(code::UNKNOWN_CARD, format!("no card has id {id}")))
 }
 
 /// A person's whole profile.
 pub async fn person(conn: &mut Conn, uid: &str) -> ApiResult<Person> {
-    let p = repo::person(conn, uid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_person", format!("no person has UID {uid}")))?;
+    let p = repo::person(conn, uid).await?.ok_or_else(|| {
+        ApiError::not_found(code::UNKNOWN_PERSON, format!("no person has UID {uid}"))
+    })?;
     let positions = repo::positions(conn, uid)
         .await?
         .into_iter()

@@ -26,8 +26,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use vsc_core::{ActivationCode, RaRole};
+use vsc_core::{ActivationCode, RaRole, WorkstationState};
 use vsc_proto::ChallengeResponse;
+use vsc_proto::errors as code;
 use vsc_proto::routes;
 use vsc_proto::signin::{
     AuthContext, CreateAuthRequest, WORKSTATION_SIGNATURE_HEADER, WorkstationChallengeRequest,
@@ -88,7 +89,7 @@ fn checked_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "invalid_workstation_name",
+            code::INVALID_WORKSTATION_NAME,
             format!("a workstation name is 1 to {MAX_NAME} printable characters"),
         ));
     }
@@ -110,7 +111,7 @@ fn may_manage(state: &AppState, caller: &RaCaller, ods: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::forbidden(
-            "not_permitted",
+            code::NOT_PERMITTED,
             format!(
                 "registering and revoking workstations of {ods} needs an RA Manager, RA Agent or Local Smartcard Administrator role there (or RA Manager at the national organisation)"
             ),
@@ -128,7 +129,7 @@ fn may_set_policy(state: &AppState, caller: &RaCaller, ods: &str) -> ApiResult<(
         Ok(())
     } else {
         Err(ApiError::forbidden(
-            "not_permitted",
+            code::NOT_PERMITTED,
             format!(
                 "the workstation policy of {ods} is set by an RA Manager there (or at the national organisation)"
             ),
@@ -148,7 +149,7 @@ pub async fn issue_code(
     let name = name.map(checked_name).transpose()?;
     if repo::organisation(tx, ods).await?.is_none() {
         return Err(ApiError::not_found(
-            "unknown_organisation",
+            code::UNKNOWN_ORGANISATION,
             format!("no organisation has ODS code {ods}"),
         ));
     }
@@ -218,7 +219,7 @@ fn info(w: &WorkstationRow) -> WorkstationInfo {
         id: w.id.clone(),
         name: w.name.clone(),
         organisation: w.ods_code.clone(),
-        state: w.state.clone(),
+        state: w.state.as_str().to_owned(),
         certificate_serial: w.cert_serial.clone(),
         registered_by: w.registered_by.clone(),
         registered_at: ts(w.created_at),
@@ -257,12 +258,12 @@ async fn revoke(
         let now = state.now_unix();
         let mut tx = state.write().await?;
         let w = db::workstation(&mut tx, &id).await?.ok_or_else(|| {
-            ApiError::not_found("unknown_workstation", "no workstation has this id")
+            ApiError::not_found(code::UNKNOWN_WORKSTATION, "no workstation has this id")
         })?;
         may_manage(&state, &caller, &w.ods_code)?;
         if !db::revoke(&mut tx, &id, &caller.uid, now).await? {
             return Err(ApiError::conflict(
-                "workstation_revoked",
+                code::WORKSTATION_REVOKED,
                 "this workstation is already revoked",
             ));
         }
@@ -306,7 +307,7 @@ async fn get_policy(
                     .await?
                     .ok_or_else(|| {
                         ApiError::not_found(
-                            "unknown_organisation",
+                            code::UNKNOWN_ORGANISATION,
                             format!("no organisation has ODS code {ods}"),
                         )
                     })?;
@@ -329,7 +330,7 @@ async fn set_policy(
         let mut tx = state.write().await?;
         if !db::set_allows_unregistered(&mut tx, &ods, req.allow_unregistered_workstations).await? {
             return Err(ApiError::not_found(
-                "unknown_organisation",
+                code::UNKNOWN_ORGANISATION,
                 format!("no organisation has ODS code {ods}"),
             ));
         }
@@ -380,17 +381,17 @@ async fn enrol_inner(
     subject: &mut String,
 ) -> ApiResult<WorkstationEnrolled> {
     let code = ActivationCode::parse(&req.code)
-        .map_err(|e| ApiError::bad_request("workstation_code_malformed", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(code::WORKSTATION_CODE_MALFORMED, e.to_string()))?;
     let name = checked_name(&req.name)?;
     let csr_der = B64
         .decode(req.csr.trim())
-        .map_err(|_| ApiError::bad_request("invalid_csr", "the CSR is not base64"))?;
+        .map_err(|_| ApiError::bad_request(code::INVALID_CSR, "the CSR is not base64"))?;
     let csr = vsc_pki::validate_csr(&csr_der, vsc_pki::KeyKind::EcdsaP256)
-        .map_err(|e| ApiError::bad_request("invalid_csr", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(code::INVALID_CSR, e.to_string()))?;
     let now = state.now_unix();
     if !state.throttle().allowed(&ctx.source, now).await {
         return Err(ApiError::too_many(
-            "too_many_attempts",
+            code::TOO_MANY_ATTEMPTS,
             "too many wrong codes from this address; wait 15 minutes and try again",
         ));
     }
@@ -398,26 +399,26 @@ async fn enrol_inner(
     let Some(row) = db::code(&mut tx, code.id()).await? else {
         state.throttle().record_failure(&ctx.source, now).await;
         return Err(ApiError::not_found(
-            "workstation_code_unknown",
+            code::WORKSTATION_CODE_UNKNOWN,
             "no workstation registration has this code: check it against what your RA gave you",
         ));
     };
     subject.clone_from(&row.id);
     if row.used_at.is_some() {
         return Err(ApiError::gone(
-            "workstation_code_used",
+            code::WORKSTATION_CODE_USED,
             "this registration code has already been used; ask your RA for a new one",
         ));
     }
     if row.expires_at <= now {
         return Err(ApiError::gone(
-            "workstation_code_expired",
+            code::WORKSTATION_CODE_EXPIRED,
             "this registration code has expired; ask your RA for a new one",
         ));
     }
     if row.failed_attempts >= MAX_WRONG_GUESSES {
         return Err(ApiError::too_many(
-            "workstation_code_locked",
+            code::WORKSTATION_CODE_LOCKED,
             "this registration code was typed wrongly too many times and no longer works; ask your RA for a new one",
         ));
     }
@@ -433,13 +434,13 @@ async fn enrol_inner(
             organisation: row.ods_code.clone(),
             source: ctx.source.to_string(),
             outcome: Outcome::Failure,
-            detail: serde_json::json!({"error": "workstation_code_wrong", "failed_attempts": failures}),
+            detail: serde_json::json!({"error": code::WORKSTATION_CODE_WRONG, "failed_attempts": failures}),
         };
         state.append_audit(&mut tx, &event, state.now_ms()).await?;
         tx.commit().await?;
         state.throttle().record_failure(&ctx.source, now).await;
         return Err(ApiError::unauthorized(
-            "workstation_code_wrong",
+            code::WORKSTATION_CODE_WRONG,
             format!(
                 "this registration code is not right: check it and type it again ({left} tries left)"
             ),
@@ -450,7 +451,7 @@ async fn enrol_inner(
         && !fixed.eq_ignore_ascii_case(&name)
     {
         return Err(ApiError::bad_request(
-            "workstation_name_mismatch",
+            code::WORKSTATION_NAME_MISMATCH,
             format!(
                 "this code registers a workstation named '{fixed}'; enrol with --name '{fixed}'"
             ),
@@ -458,7 +459,7 @@ async fn enrol_inner(
     }
     if db::active_name_taken(&mut tx, &row.ods_code, &name).await? {
         return Err(ApiError::conflict(
-            "workstation_name_taken",
+            code::WORKSTATION_NAME_TAKEN,
             format!(
                 "{} already has a registered workstation named '{name}'; revoke it first or choose another name",
                 row.ods_code
@@ -479,7 +480,7 @@ async fn enrol_inner(
             &state.crl_url(),
             state.now(),
         )
-        .map_err(|e| ApiError::bad_request("invalid_csr", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(code::INVALID_CSR, e.to_string()))?;
     let w = WorkstationRow {
         id: id.clone(),
         ods_code: row.ods_code.clone(),
@@ -492,7 +493,7 @@ async fn enrol_inner(
         registered_by: row.created_by.clone(),
         code_id: row.id.clone(),
         created_at: now,
-        state: "active".into(),
+        state: WorkstationState::Active,
         revoked_at: None,
         revoked_by: None,
     };
@@ -503,7 +504,7 @@ async fn enrol_inner(
             if e.is_unique_violation() && e.message().contains("public_key") =>
         {
             return Err(ApiError::conflict(
-                "workstation_key_reused",
+                code::WORKSTATION_KEY_REUSED,
                 "this key is already registered; every registration needs a new key",
             ));
         }
@@ -512,7 +513,7 @@ async fn enrol_inner(
             if e.is_unique_violation() =>
         {
             return Err(ApiError::conflict(
-                "workstation_name_taken",
+                code::WORKSTATION_NAME_TAKEN,
                 format!(
                     "{} already has a registered workstation named '{name}'",
                     row.ods_code
@@ -525,7 +526,7 @@ async fn enrol_inner(
     // enrolments with one code exactly one commits.
     if !db::consume_code(&mut tx, &row.id, &id, now, MAX_WRONG_GUESSES).await? {
         return Err(ApiError::gone(
-            "workstation_code_used",
+            code::WORKSTATION_CODE_USED,
             "this registration code has already been used",
         ));
     }
@@ -555,19 +556,19 @@ async fn enrol_inner(
 async fn usable_workstation(conn: &mut Conn, id: &str, now: i64) -> ApiResult<WorkstationRow> {
     let w = db::workstation(conn, id).await?.ok_or_else(|| {
         ApiError::unauthorized(
-            "unknown_workstation",
+            code::UNKNOWN_WORKSTATION,
             "this workstation is not registered: enrol it with `vsc agent enrol`",
         )
     })?;
-    if w.state != "active" {
+    if w.state != WorkstationState::Active {
         return Err(ApiError::forbidden(
-            "workstation_revoked",
+            code::WORKSTATION_REVOKED,
             "this workstation's registration was revoked; ask your RA to register it again",
         ));
     }
     if now < w.not_before || w.not_after <= now {
         return Err(ApiError::forbidden(
-            "workstation_certificate_expired",
+            code::WORKSTATION_CERTIFICATE_EXPIRED,
             "this workstation's certificate is outside its validity; enrol it again",
         ));
     }
@@ -608,7 +609,7 @@ async fn open_challenge(
 fn verify(spki: &[u8], statement: &[u8], signature_b64: &str) -> ApiResult<()> {
     let signature = B64.decode(signature_b64.trim()).map_err(|_| {
         ApiError::bad_request(
-            "workstation_signature_malformed",
+            code::WORKSTATION_SIGNATURE_MALFORMED,
             "the workstation signature is not base64",
         )
     })?;
@@ -619,7 +620,7 @@ fn verify(spki: &[u8], statement: &[u8], signature_b64: &str) -> ApiResult<()> {
     .verify(statement, &signature)
     .map_err(|_| {
         ApiError::unauthorized(
-            "workstation_signature_invalid",
+            code::WORKSTATION_SIGNATURE_INVALID,
             "the workstation signature does not verify with the registered workstation key",
         )
     })
@@ -700,7 +701,7 @@ pub(crate) async fn check_unregistered_allowed(
         return Ok(());
     }
     Err(ApiError::forbidden(
-        "workstation_not_registered",
+        code::WORKSTATION_NOT_REGISTERED,
         "this workstation is not registered, and the card's organisation accepts sign-ins only from registered workstations: register it with `vsc agent enrol` (ask your RA for a code)",
     ))
 }
@@ -725,7 +726,7 @@ pub(crate) async fn check_collect(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
             ApiError::unauthorized(
-                "workstation_signature_missing",
+                code::WORKSTATION_SIGNATURE_MISSING,
                 "this request was opened by a registered workstation: only that workstation collects it, signing the collection (X-Vsc-Workstation-Signature)",
             )
         })?;

@@ -211,6 +211,39 @@ pub async fn positions(conn: &mut Conn, uid: &str) -> Result<Vec<PositionRow>, S
         .collect()
 }
 
+/// A person's positions, each with its organisation's name (one query, not one per position).
+pub async fn positions_with_organisation_names(
+    conn: &mut Conn,
+    uid: &str,
+) -> Result<Vec<(PositionRow, String)>, StoreError> {
+    let rows: Vec<(String, String, String, String, String, String, String)> = sqlx::query_as(
+        "SELECT p.id, p.uid, p.ods_code, p.role_code, p.role_name, p.activities, COALESCE(o.name, '') \
+         FROM positions p LEFT JOIN organisations o ON o.ods_code = p.ods_code \
+         WHERE p.uid = $1 ORDER BY p.created_at, p.id",
+    )
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(id, uid, ods_code, role_code, role_name, activities, organisation_name)| {
+                Ok((
+                    PositionRow {
+                        id,
+                        uid,
+                        ods_code,
+                        role_code,
+                        role_name,
+                        activities: serde_json::from_str(&activities)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    },
+                    organisation_name,
+                ))
+            },
+        )
+        .collect()
+}
+
 /// An RA role row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaRoleRow {

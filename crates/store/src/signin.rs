@@ -433,10 +433,14 @@ fn session_from(t: SessionTuple) -> SessionRow {
     }
 }
 
-/// Stores a session.
-pub async fn insert_session(conn: &mut Conn, s: &SessionRow) -> Result<(), StoreError> {
+/// Stores a session, with the SHA-256 of its agent's key when it has one.
+pub async fn insert_session(
+    conn: &mut Conn,
+    s: &SessionRow,
+    agent_key_hash: Option<&[u8]>,
+) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        "INSERT INTO sessions ({SESSION_COLUMNS}, agent_key_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )))
     .bind(&s.id)
     .bind(&s.ticket_hash)
@@ -451,6 +455,7 @@ pub async fn insert_session(conn: &mut Conn, s: &SessionRow) -> Result<(), Store
     .bind(s.expires_at)
     .bind(s.ended_at)
     .bind(&s.end_reason)
+    .bind(agent_key_hash)
     .execute(conn)
     .await?;
     Ok(())

@@ -253,20 +253,6 @@ pub async fn session_pin_verified(conn: &mut Conn, session_id: &str) -> Result<b
     Ok(matches!(row, Some((Some(_),))))
 }
 
-/// Stores the SHA-256 of a session's agent key.
-pub async fn set_session_agent_key(
-    conn: &mut Conn,
-    session_id: &str,
-    key_hash: &[u8],
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sessions SET agent_key_hash = $1 WHERE id = $2")
-        .bind(key_hash)
-        .bind(session_id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// The SHA-256 of a session's agent key, if it has one.
 pub async fn session_agent_key_hash(
     conn: &mut Conn,

@@ -56,29 +56,38 @@ fn ts(t: i64) -> OffsetDateTime {
 
 /// The person's positions as session roles.
 async fn roles_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<SessionRole>> {
-    let mut roles = Vec::new();
-    for p in repo::positions(conn, uid).await? {
-        let org_name = repo::organisation(conn, &p.ods_code)
-            .await?
-            .map(|o| o.name)
-            .unwrap_or_default();
-        roles.push(SessionRole {
+    Ok(to_roles(
+        repo::positions_with_organisation_names(conn, uid).await?,
+    ))
+}
+
+fn to_roles(positions: Vec<(repo::PositionRow, String)>) -> Vec<SessionRole> {
+    positions
+        .into_iter()
+        .map(|(p, organisation_name)| SessionRole {
             position_id: p.id,
             role_code: p.role_code,
             role_name: p.role_name,
             organisation: p.ods_code,
-            organisation_name: org_name,
+            organisation_name,
             activities: p.activities,
-        });
-    }
-    Ok(roles)
+        })
+        .collect()
 }
 
 async fn info(conn: &mut Conn, s: &SessionRow) -> ApiResult<SessionInfo> {
+    let roles = roles_of(conn, &s.uid).await?;
+    info_with_roles(conn, s, roles).await
+}
+
+async fn info_with_roles(
+    conn: &mut Conn,
+    s: &SessionRow,
+    roles: Vec<SessionRole>,
+) -> ApiResult<SessionInfo> {
     let person = repo::person(conn, &s.uid)
         .await?
         .ok_or_else(|| ApiError::internal("session without person"))?;
-    let roles = roles_of(conn, &s.uid).await?;
     let selected_role = s
         .position_id
         .as_ref()
@@ -133,9 +142,9 @@ pub async fn collect(
     let (idle, max) = db::session_limits(&mut tx, &card.issued_by)
         .await?
         .unwrap_or((900, 43_200));
-    let positions = repo::positions(&mut tx, &row.uid).await?;
+    let roles = roles_of(&mut tx, &row.uid).await?;
     // With one position there is nothing to choose.
-    let position_id = (positions.len() == 1).then(|| positions[0].id.clone());
+    let position_id = (roles.len() == 1).then(|| roles[0].position_id.clone());
     let ticket = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
     let session = SessionRow {
         id: state.new_id()?,
@@ -152,12 +161,12 @@ pub async fn collect(
         ended_at: None,
         end_reason: None,
     };
-    db::insert_session(&mut tx, &session).await?;
     // The agent's own key, beside the ticket that relying systems will see (see
     // `AGENT_KEY_HEADER`): only its hash is kept.
     let agent_key = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
-    vsc_store::signing::set_session_agent_key(&mut tx, &session.id, &sha256(agent_key.as_bytes()))
-        .await?;
+    db::insert_session(&mut tx, &session, Some(&sha256(agent_key.as_bytes()))).await?;
+    // What the agent is told about its session, read in the same transaction.
+    let session_info = info_with_roles(&mut tx, &session, roles).await?;
     let actor = AuditContext {
         actor: row.uid.clone(),
         source: ctx.source,
@@ -177,11 +186,10 @@ pub async fn collect(
     state
         .metrics()
         .signin_outcome(crate::metrics::SigninOutcome::Collected);
-    let mut conn = state.store().pool().acquire().await?;
     Ok(AuthRequestOutcome {
         state: "collected".into(),
         ticket: Some(ticket.to_string()),
-        session: Some(info(&mut conn, &session).await?),
+        session: Some(session_info),
         agent_key: Some(agent_key.to_string()),
     })
 }

@@ -175,26 +175,26 @@ async fn create_request(
     }
 }
 
-async fn create_request_inner(
+/// Every check that can refuse a new sign-in request, in the opening transaction and before
+/// it writes anything but the spent workstation challenge: what the phone will show (the
+/// registry's name and organisation for a registered workstation, whose signature is checked
+/// here, and always the address seen here), the person's active card, the organisation's rule
+/// on unregistered workstations, a "not me" block, the per-card request cap, and another
+/// workstation's request still open. Returns the context, the card and the card's open
+/// requests (all from this workstation, to be superseded).
+async fn admit_request(
     state: &AppState,
     ctx: &AuditContext,
     req: &CreateAuthRequest,
-) -> ApiResult<AuthRequestCreated> {
-    let uid: Uid = req
-        .uid
-        .parse()
-        .map_err(|e: vsc_core::IdError| ApiError::bad_request(code::INVALID_UID, e.to_string()))?;
-    validate_context(&req.context)?;
-    // What the phone will show: the registry's name and organisation for a registered
-    // workstation (whose signature is checked here), and always the address seen here.
-    let shown = super::workstation::opening_context(state, ctx, req).await?;
+    uid: &Uid,
+    tx: &mut Conn,
+    now_unix: i64,
+) -> ApiResult<(AuthContext, repo::CardRow, Vec<AuthRequestRow>)> {
     let cfg = &state.config().signin;
-    let now = state.now();
-    let now_unix = now.unix_timestamp();
-    let mut tx = state.write().await?;
-    let card = active_card_of(&mut tx, uid.as_str()).await?;
-    super::workstation::check_unregistered_allowed(&mut tx, &shown, &card.issued_by).await?;
-    let (_, blocked_until) = db::card_guard(&mut tx, &card.id).await?;
+    let shown = super::workstation::opening_context(state, ctx, req, tx).await?;
+    let card = active_card_of(tx, uid.as_str()).await?;
+    super::workstation::check_unregistered_allowed(tx, &shown, &card.issued_by).await?;
+    let (_, blocked_until) = db::card_guard(tx, &card.id).await?;
     if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
         return Err(ApiError::forbidden(
             code::CARD_BLOCKED,
@@ -205,7 +205,7 @@ async fn create_request_inner(
         ));
     }
     let since = now_unix - cfg.request_window.whole_seconds();
-    if db::requests_since(&mut tx, &card.id, since).await? >= cfg.requests_per_window {
+    if db::requests_since(tx, &card.id, since).await? >= cfg.requests_per_window {
         return Err(ApiError::too_many(
             code::TOO_MANY_REQUESTS,
             format!(
@@ -214,14 +214,46 @@ async fn create_request_inner(
             ),
         ));
     }
-    let mut superseded = Vec::new();
-    for open in db::open_requests_for_card(&mut tx, &card.id, now_unix).await? {
-        if open.workstation_id != shown.workstation_id {
-            return Err(ApiError::conflict(
-                code::REQUEST_ALREADY_OPEN,
-                "a sign-in request for this card is already waiting on the phone; approve or decline it, or wait for it to expire",
-            ));
+    let open = db::open_requests_for_card(tx, &card.id, now_unix).await?;
+    if open
+        .iter()
+        .any(|o| o.workstation_id != shown.workstation_id)
+    {
+        return Err(ApiError::conflict(
+            code::REQUEST_ALREADY_OPEN,
+            "a sign-in request for this card is already waiting on the phone; approve or decline it, or wait for it to expire",
+        ));
+    }
+    Ok((shown, card, open))
+}
+
+async fn create_request_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &CreateAuthRequest,
+) -> ApiResult<AuthRequestCreated> {
+    let uid: Uid = req
+        .uid
+        .parse()
+        .map_err(|e: vsc_core::IdError| ApiError::bad_request(code::INVALID_UID, e.to_string()))?;
+    validate_context(&req.context)?;
+    let cfg = &state.config().signin;
+    let now = state.now();
+    let now_unix = now.unix_timestamp();
+    // One write transaction opens the request, spending the workstation's challenge in it. A
+    // refusal still commits it, with only the spent challenge in it: a signed opening is never
+    // usable twice, and a refused request costs no transaction of its own.
+    let mut tx = state.write().await?;
+    let (shown, card, open) = match admit_request(state, ctx, req, &uid, &mut tx, now_unix).await
+    {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            tx.commit().await?;
+            return Err(err);
         }
+    };
+    let mut superseded = Vec::new();
+    for open in open {
         // The same workstation asking again replaces its own earlier request.
         db::decide_request(&mut tx, &open.id, AuthRequestState::Superseded, now_unix).await?;
         superseded.push(open.id);

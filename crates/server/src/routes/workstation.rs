@@ -629,8 +629,9 @@ fn verify(spki: &[u8], statement: &[u8], signature_b64: &str) -> ApiResult<()> {
 /// The context the phone will see for `req`, coming from `ctx.source`, and whether it comes
 /// from a registered workstation.
 ///
-/// With a proof: consumes its challenge (in a transaction of its own, so that it stays spent
-/// whatever happens next), checks the workstation is usable and the signature verifies; the
+/// With a proof: consumes its challenge in `tx`, the write transaction that opens the request
+/// (the caller commits it on refusals too, so that a challenge stays spent whatever happens
+/// next), checks the workstation is usable and the signature verifies; the
 /// context then carries the registry's id, name and organisation. Without: an unregistered
 /// context whose id cannot collide with a registered one. Either way the address is the one
 /// the server saw.
@@ -638,6 +639,7 @@ pub(crate) async fn opening_context(
     state: &AppState,
     ctx: &AuditContext,
     req: &CreateAuthRequest,
+    tx: &mut Conn,
 ) -> ApiResult<AuthContext> {
     let claimed = &req.context;
     let Some(proof) = &req.workstation else {
@@ -658,12 +660,8 @@ pub(crate) async fn opening_context(
         signature,
     } = proof;
     let now = state.now_unix();
-    let mut tx = state.write().await?;
-    let nonce =
-        challenge::consume(&mut tx, challenge_id, OPEN_PURPOSE, workstation_id, now).await?;
-    tx.commit().await?;
-    let mut conn = state.store().pool().acquire().await?;
-    let w = usable_workstation(&mut conn, workstation_id, now).await?;
+    let nonce = challenge::consume(tx, challenge_id, OPEN_PURPOSE, workstation_id, now).await?;
+    let w = usable_workstation(tx, workstation_id, now).await?;
     let statement = vsc_proto::signin::workstation_open_statement(
         challenge_id,
         &nonce,
@@ -674,7 +672,7 @@ pub(crate) async fn opening_context(
         &state.origin(),
     );
     verify(&w.public_key, &statement, signature)?;
-    let org_name = repo::organisation(&mut conn, &w.ods_code)
+    let org_name = repo::organisation(tx, &w.ods_code)
         .await?
         .map(|o| o.name)
         .unwrap_or_default();

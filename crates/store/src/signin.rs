@@ -74,6 +74,22 @@ pub async fn device_for_token(
     Ok(row.map(|(d,)| d))
 }
 
+/// The device a live token belongs to, with the device's person (one query).
+pub async fn device_and_person_for_token(
+    conn: &mut Conn,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT d.device_id, d.uid FROM device_tokens t JOIN devices d ON d.device_id = t.device_id \
+         WHERE t.token_hash = $1 AND t.expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// An authentication request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRequestRow {

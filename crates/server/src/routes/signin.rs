@@ -244,8 +244,7 @@ async fn create_request_inner(
     // refusal still commits it, with only the spent challenge in it: a signed opening is never
     // usable twice, and a refused request costs no transaction of its own.
     let mut tx = state.write().await?;
-    let (shown, card, open) = match admit_request(state, ctx, req, &uid, &mut tx, now_unix).await
-    {
+    let (shown, card, open) = match admit_request(state, ctx, req, &uid, &mut tx, now_unix).await {
         Ok(admitted) => admitted,
         Err(err) => {
             tx.commit().await?;
@@ -658,25 +657,23 @@ async fn device_caller(
     })?;
     let mut conn = state.store().pool().acquire().await?;
     let token_hash = sha256(token.trim().as_bytes());
-    let device_id = db::device_for_token(&mut conn, &token_hash, state.now_unix())
-        .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                code::DEVICE_TOKEN_EXPIRED,
-                "the device token is unknown or expired; get a new one",
-            )
-        })?;
-    let device = repo::device(&mut conn, &device_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("token for unknown device"))?;
+    let (device_id, uid) =
+        db::device_and_person_for_token(&mut conn, &token_hash, state.now_unix())
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    code::DEVICE_TOKEN_EXPIRED,
+                    "the device token is unknown or expired; get a new one",
+                )
+            })?;
     Ok(DeviceCaller {
         ctx: AuditContext {
-            actor: device.uid.clone(),
+            actor: uid.clone(),
             source: client.source,
         },
         device_id,
         token_hash,
-        uid: device.uid,
+        uid,
     })
 }
 

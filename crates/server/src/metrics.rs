@@ -21,6 +21,10 @@
 //!   transaction (SQLite has one writer: this is the queue in front of it).
 //! * `store_read_pool_connections{state="open"|"idle"}` and `store_read_pool_max_connections`:
 //!   the readers' connection pool, sampled at each scrape.
+//! * `store_write_transactions_total` and `store_commits_total`: write transactions committed
+//!   and the durable `COMMIT`s they took (group commit; their ratio is the average group).
+//! * `process_cpu_seconds_total`: the process's CPU time (all threads, user and system), read at
+//!   each scrape; `vsc bench login --server` divides its increase by the sign-ins it made.
 //! * `audit_events_total{outcome="success"|"failure"}`: events appended to the audit log by this
 //!   process (counted when appended inside their transaction: the rare transaction that then
 //!   fails to commit is counted though its event is not in the log; it also answers 500);
@@ -317,6 +321,8 @@ pub struct Metrics {
     audit_errors: Counter,
     refusals_aggregated: Counter,
     process_cpu: Counter<f64, AtomicU64>,
+    store_transactions: Counter,
+    store_commits: Counter,
 }
 
 impl Default for Metrics {
@@ -398,6 +404,18 @@ impl Metrics {
             "Refusals of unauthenticated callers counted into an aggregated audit event instead of written one by one",
             refusals_aggregated.clone(),
         );
+        let store_transactions = Counter::default();
+        registry.register(
+            "store_write_transactions",
+            "Write transactions committed by this process",
+            store_transactions.clone(),
+        );
+        let store_commits = Counter::default();
+        registry.register(
+            "store_commits",
+            "Durable COMMITs that made them (group commit: concurrent transactions share one)",
+            store_commits.clone(),
+        );
         let process_cpu = Counter::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "process_cpu",
@@ -424,6 +442,8 @@ impl Metrics {
             audit_errors,
             refusals_aggregated,
             process_cpu,
+            store_transactions,
+            store_commits,
         }
     }
 
@@ -506,7 +526,17 @@ impl Metrics {
             .set(idle);
         self.read_pool_max
             .set(i64::from(pool.options().get_max_connections()));
-        // A counter only goes up: add what the process used since the last scrape.
+        // Counters only go up: add what happened since the last scrape.
+        let writes = store.writer_stats();
+        for (counter, total) in [
+            (&self.store_transactions, writes.transactions),
+            (&self.store_commits, writes.commits),
+        ] {
+            let counted = counter.get();
+            if total > counted {
+                counter.inc_by(total - counted);
+            }
+        }
         let used = process_cpu_seconds();
         let counted = self.process_cpu.get();
         if used > counted {

@@ -205,6 +205,15 @@ async fn metrics_count_sign_ins_under_route_templates_never_ids() {
     assert_eq!(sum(&text, "vsc_audit_write_errors_total", &[]), Some(0.0));
     // The store: writes waited for, the read pool sampled.
     at_least_one("vsc_store_write_wait_seconds_count", &[]);
+    // Group commit: every committed transaction counted, never fewer transactions than commits.
+    let transactions = sum(&text, "vsc_store_write_transactions_total", &[]).expect("transactions");
+    let commits = sum(&text, "vsc_store_commits_total", &[]).expect("commits");
+    assert!(
+        commits >= 1.0 && transactions >= commits,
+        "{transactions} {commits}"
+    );
+    let cpu = sum(&text, "vsc_process_cpu_seconds_total", &[]).expect("process CPU");
+    assert!(cpu > 0.0, "{cpu}");
     at_least_one("vsc_store_read_pool_max_connections", &[]);
     assert!(
         sum(

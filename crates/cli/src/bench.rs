@@ -112,6 +112,19 @@ struct FloodResult {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    long_about = "Measures complete sign-ins (the workstation opens a request, the server pushes it \
+to the phone, the phone approves, the workstation collects the ticket) over real TLS on loopback \
+with simulated phones: one pair signing in after another (sequential), every pair as fast as it \
+can (concurrent), then every pair held to a rate (paced). Prints sign-ins per second, latency \
+percentiles and the server's CPU time per sign-in.\n\nBy default the server runs in this \
+process (on SQLite in a temporary directory, or --database). With --server it loads a \
+`vsc bench server` running in another process (several --server: the nodes of one instance), \
+so that the figures and the CPU time are the server's own.",
+    after_help = "Examples:\n  vsc bench login\n  vsc bench login --phones 8 --seconds 20 --json\n  \
+vsc bench server --data /tmp/b --listen 127.0.0.1:8443 &\n  \
+vsc bench login --server https://127.0.0.1:8443 --ca-file /tmp/b/server/ca/root.pem --lab /tmp/b"
+)]
 struct LoginBench {
     /// Simulated phones (one card each); also the concurrency of the concurrent run.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=256))]

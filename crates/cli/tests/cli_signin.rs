@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 mod common;
 
@@ -149,4 +151,108 @@ fn bench_login_measures_and_reports_json() {
         );
     }
     assert!(String::from_utf8_lossy(&out.stderr).contains("audit log intact"));
+}
+
+/// `vsc bench server` in one process, `vsc bench login --server` in another: the load reaches
+/// the other process's server, the report carries that server's CPU time per sign-in (read from
+/// its `/metrics`), and a `--server` without its CA and lab is refused before anything runs.
+#[test]
+fn bench_login_loads_a_server_in_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = dir.path().join("lab");
+    let mut server = Command::new(VSC)
+        .args(["bench", "server", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&lab)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vsc bench server starts");
+    let mut reader = BufReader::new(server.stdout.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the bench server exited early:\n{seen}"
+        );
+        seen.push_str(&line);
+        if line.trim() == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no `ready`:\n{seen}");
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let url = seen
+        .lines()
+        .find_map(|l| l.strip_prefix("vsc bench server listening on "))
+        .expect("the URL line")
+        .trim()
+        .to_owned();
+    let ca = lab.join("server/ca/root.pem");
+
+    let refused = Command::new(VSC)
+        .args(["bench", "login", "--server", &url])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--ca-file"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let out = Command::new(VSC)
+        .args([
+            "bench",
+            "login",
+            "--server",
+            &url,
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--lab",
+            lab.to_str().unwrap(),
+            "--phones",
+            "2",
+            "--sequential",
+            "3",
+            "--seconds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .expect("vsc bench login runs");
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let stopped = server.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stopped.success(), "SIGTERM stops the bench server cleanly");
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0]["sign_ins"], 3);
+    for run in runs {
+        let cpu = run["server_cpu_ms_per_sign_in"].as_f64();
+        assert!(cpu.is_some_and(|ms| ms > 0.0), "{run}");
+    }
+    // The sign-ins happened in the other process: its audit log holds them.
+    let verify = Command::new(VSC)
+        .args(["audit", "verify", "--json", "--data"])
+        .arg(lab.join("server"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert!(report["first_broken"].is_null(), "{report}");
+    assert!(report["events"].as_u64().unwrap() > 20, "{report}");
 }

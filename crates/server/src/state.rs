@@ -8,7 +8,6 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 use vsc_pki::{CertificateAuthority, MasterKey};
 use vsc_proto::errors as code;
-use vsc_store::Conn;
 use vsc_store::{NewEvent, Outcome, Store, StoreError, Tx};
 
 use crate::clock::Clock;
@@ -100,11 +99,11 @@ impl AppState {
     /// in `vsc_audit_events_total`.
     pub async fn append_audit(
         &self,
-        conn: &mut Conn,
+        tx: &mut Tx,
         event: &NewEvent,
         at_ms: i64,
     ) -> Result<i64, StoreError> {
-        let result = vsc_store::audit::append(conn, event, at_ms).await;
+        let result = vsc_store::audit::append_in(tx, event, at_ms).await;
         self.inner
             .metrics
             .audit_appended(result.is_ok().then_some(event.outcome));

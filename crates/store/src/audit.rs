@@ -13,7 +13,7 @@ use crate::Conn;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, Tx};
 
 /// Longest text field or JSON string kept in an event, in bytes; longer ones are cut (on a
 /// character boundary) and marked by [`truncated`]. Callers put attacker-chosen values (UIDs,
@@ -178,12 +178,55 @@ const COLUMNS: &str =
 
 /// Appends `event` inside the caller's write transaction and returns its sequence number. Text
 /// fields and the detail's strings longer than [`MAX_FIELD_BYTES`] are stored cut and marked.
+/// In a [`Tx`] use [`append_in`], which keeps the writer's remembered head right (an append
+/// around it would make the next `append_in` collide with this event's `seq`, the primary key:
+/// an error, never a forked chain).
 pub async fn append(conn: &mut Conn, event: &NewEvent, at_ms: i64) -> Result<i64, StoreError> {
-    let last: Option<(i64, String)> =
+    let head = chain_head(conn).await?;
+    insert_after(conn, head, event, at_ms)
+        .await
+        .map(|(seq, _)| seq)
+}
+
+/// [`append`] in a write transaction, which remembers the chain's head for the next append of
+/// the same group (group commit): under load, most appends then skip reading the head. The
+/// writer forgets it whenever a transaction of the group rolls back and at the start of every
+/// group (another process may have appended in between), so a remembered head is always the
+/// head this transaction sees.
+pub async fn append_in(tx: &mut Tx, event: &NewEvent, at_ms: i64) -> Result<i64, StoreError> {
+    let head = match tx.audit_head() {
+        Some(head) => Some(head),
+        None => chain_head(tx).await?,
+    };
+    match insert_after(tx, head, event, at_ms).await {
+        Ok((seq, hash)) => {
+            tx.remember_audit_head(seq, hash);
+            Ok(seq)
+        }
+        Err(e) => {
+            tx.forget_audit_head();
+            Err(e)
+        }
+    }
+}
+
+/// The last event's sequence number and hash.
+async fn chain_head(conn: &mut Conn) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(
         sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *conn)
-            .await?;
-    let (seq, prev_hash) = match last {
+            .await?,
+    )
+}
+
+/// Inserts `event` after `head` (`None`: the first event); its sequence number and hash.
+async fn insert_after(
+    conn: &mut Conn,
+    head: Option<(i64, String)>,
+    event: &NewEvent,
+    at_ms: i64,
+) -> Result<(i64, String), StoreError> {
+    let (seq, prev_hash) = match head {
         Some((seq, hash)) => (seq + 1, hash),
         None => (1, GENESIS.to_owned()),
     };
@@ -218,7 +261,7 @@ pub async fn append(conn: &mut Conn, event: &NewEvent, at_ms: i64) -> Result<i64
     .bind(&row.hash)
     .execute(&mut *conn)
     .await?;
-    Ok(seq)
+    Ok((seq, row.hash))
 }
 
 /// What `verify` found.
@@ -468,6 +511,51 @@ mod tests {
             .expect("broken");
         assert_eq!(broken.seq, 3);
         assert!(broken.reason.contains("missing"), "{}", broken.reason);
+    }
+
+    #[tokio::test]
+    async fn grouped_appends_keep_one_chain_when_members_roll_back() {
+        let (_dir, store) = store_with_events(1).await;
+        // Hold the writer so that the tasks below queue and run as one group.
+        let mut holder = store.write().await.expect("tx");
+        append_in(&mut holder, &event("test.holder"), 5)
+            .await
+            .expect("append");
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut tx = store.write().await.expect("tx");
+                    append_in(&mut tx, &event("test.grouped"), 10 + i)
+                        .await
+                        .expect("append");
+                    // Every third one rolls back after appending: the next member must not
+                    // chain onto its event.
+                    if i % 3 == 0 {
+                        drop(tx);
+                        false
+                    } else {
+                        tx.commit().await.expect("commit");
+                        true
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        holder.commit().await.expect("commit");
+        let mut committed = 0;
+        for t in tasks {
+            if t.await.expect("task") {
+                committed += 1;
+            }
+        }
+        let report = verify(&store).await.expect("verify");
+        assert_eq!(report.first_broken, None, "{report:?}");
+        assert_eq!(report.events, 1 + 1 + committed);
+        assert!(
+            store.writer_stats().commits < store.writer_stats().transactions,
+            "the appends were not grouped"
+        );
     }
 
     #[tokio::test]

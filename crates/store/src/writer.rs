@@ -92,6 +92,8 @@ struct Slot {
     rollback_pending: bool,
     /// Whether the current transaction runs in a savepoint (every member but the first).
     savepoint: bool,
+    /// The audit chain's head as the open group last wrote it (see `audit::append_in`).
+    audit_head: Option<(i64, String)>,
 }
 
 /// One physical transaction and, once it has ended, how.
@@ -208,6 +210,8 @@ impl Slot {
         }
         self.group = Some(Arc::new(Group::default()));
         self.members = 0;
+        // Another process may have appended since this one last wrote.
+        self.audit_head = None;
         Ok(())
     }
 
@@ -218,6 +222,8 @@ impl Slot {
         if !std::mem::take(&mut self.rollback_pending) {
             return;
         }
+        // The rolled-back transaction may have appended.
+        self.audit_head = None;
         let Some(conn) = self.conn.as_deref_mut() else {
             return;
         };
@@ -257,6 +263,7 @@ impl Slot {
         let Some(group) = self.group.take() else {
             return;
         };
+        self.audit_head = None;
         let members = std::mem::take(&mut self.members);
         let outcome = match self.conn.as_deref_mut() {
             Some(conn) => {
@@ -381,6 +388,25 @@ impl Tx {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(StoreError::CommitFailed(reason)),
             Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// The audit chain's head as this group last wrote it, if it is known.
+    pub(crate) fn audit_head(&self) -> Option<(i64, String)> {
+        self.slot.as_ref().and_then(|s| s.audit_head.clone())
+    }
+
+    /// Remembers the head this transaction just wrote (forgotten again if it rolls back).
+    pub(crate) fn remember_audit_head(&mut self, seq: i64, hash: String) {
+        if let Some(slot) = self.slot.as_mut() {
+            slot.audit_head = Some((seq, hash));
+        }
+    }
+
+    /// Forgets the head (after a failed append).
+    pub(crate) fn forget_audit_head(&mut self) {
+        if let Some(slot) = self.slot.as_mut() {
+            slot.audit_head = None;
         }
     }
 

@@ -13,6 +13,7 @@ use crate::Conn;
 use aws_lc_rs::digest;
 use serde::{Deserialize, Serialize};
 
+use crate::row::from_row;
 use crate::{Store, StoreError, Tx};
 
 /// Longest text field or JSON string kept in an event, in bytes; longer ones are cut (on a
@@ -143,35 +144,9 @@ impl AuditEvent {
     }
 }
 
-type Row = (
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
-
-fn from_row(r: Row) -> AuditEvent {
-    AuditEvent {
-        seq: r.0,
-        at_ms: r.1,
-        actor: r.2,
-        action: r.3,
-        subject: r.4,
-        organisation: r.5,
-        source: r.6,
-        outcome: r.7,
-        detail: r.8,
-        prev_hash: r.9,
-        hash: r.10,
-    }
-}
+from_row!(AuditEvent in "audit_events" {
+    seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash,
+});
 
 const COLUMNS: &str =
     "seq, at_ms, actor, action, subject, organisation, source, outcome, detail, prev_hash, hash";
@@ -292,7 +267,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
     let mut after = 0i64;
     loop {
         // Pages keep memory flat for a log of millions of rows.
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<AuditEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
         )))
         .bind(after)
@@ -301,8 +276,7 @@ pub async fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         if rows.is_empty() {
             break;
         }
-        for row in rows {
-            let event = from_row(row);
+        for event in rows {
             after = event.seq;
             let broken = |reason: String| VerifyReport {
                 events,
@@ -345,7 +319,7 @@ pub async fn export(store: &Store, out: &mut dyn Write) -> Result<u64, StoreErro
     let mut after = 0i64;
     let mut count = 0;
     loop {
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<AuditEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 1000"
         )))
         .bind(after)
@@ -354,8 +328,7 @@ pub async fn export(store: &Store, out: &mut dyn Write) -> Result<u64, StoreErro
         if rows.is_empty() {
             break;
         }
-        for row in rows {
-            let event = from_row(row);
+        for event in rows {
             after = event.seq;
             let at = time::OffsetDateTime::from_unix_timestamp_nanos(
                 i128::from(event.at_ms) * 1_000_000,
@@ -387,14 +360,13 @@ pub async fn for_subject(
     subject: &str,
     limit: i64,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, AuditEvent>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM audit_events WHERE subject = $1 ORDER BY seq DESC LIMIT $2"
     )))
     .bind(subject)
     .bind(limit)
     .fetch_all(store.pool())
-    .await?;
-    Ok(rows.into_iter().map(from_row).collect())
+    .await?)
 }
 
 #[cfg(test)]

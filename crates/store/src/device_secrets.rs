@@ -7,8 +7,8 @@
 //! secret, count cleared), in the same transaction as the rest of that change.
 
 use crate::Conn;
-
 use crate::StoreError;
+use crate::row::from_row;
 
 /// A card's passcode check material.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,10 @@ pub struct PasscodeSecretRow {
     /// Wrong passcodes since the last right one.
     pub failed_attempts: i64,
 }
+
+from_row!(PasscodeSecretRow in "card_passcode_secrets" {
+    card_id, sealed_verifier, sealed_secret, failed_attempts,
+});
 
 /// Sets (or replaces) a card's verifier and secret and clears its count.
 pub async fn set_passcode_secret(
@@ -52,21 +56,13 @@ pub async fn passcode_secret(
     conn: &mut Conn,
     card_id: &str,
 ) -> Result<Option<PasscodeSecretRow>, StoreError> {
-    let row: Option<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, PasscodeSecretRow>(
         "SELECT card_id, sealed_verifier, sealed_secret, failed_attempts
          FROM card_passcode_secrets WHERE card_id = $1",
     )
     .bind(card_id)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(
-        |(card_id, sealed_verifier, sealed_secret, failed_attempts)| PasscodeSecretRow {
-            card_id,
-            sealed_verifier,
-            sealed_secret,
-            failed_attempts,
-        },
-    ))
+    .await?)
 }
 
 /// Counts a wrong passcode; returns the count after it.

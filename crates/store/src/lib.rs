@@ -12,6 +12,7 @@ pub mod copy;
 pub mod device_secrets;
 pub mod postgres;
 pub mod repo;
+mod row;
 pub mod schema;
 pub mod signin;
 pub mod signing;
@@ -147,7 +148,7 @@ const WRITE_LOCK_KEY: i64 = 0x7673_635f_7772_6974; // "vsc_writ"
 pub enum StoreError {
     /// The database could not be opened or a query failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
     /// `--data` points to a directory with no database.
     #[error(
         "no vsc database at {0}: start the server once with `vsc serve --data DIR` to create it"
@@ -172,6 +173,20 @@ pub enum StoreError {
     /// The writer connection is gone (the store is closing).
     #[error("the database writer is closed")]
     WriterGone,
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// A query's error, except that a stored value a row type could not parse (see the `row`
+    /// module) is [`StoreError::Corrupt`], naming the table, column and value.
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::Decode(source) => match source.downcast::<row::CorruptValue>() {
+                Ok(corrupt) => StoreError::Corrupt(corrupt.to_string()),
+                Err(source) => StoreError::Database(sqlx::Error::Decode(source)),
+            },
+            e => StoreError::Database(e),
+        }
+    }
 }
 
 /// The database: a pool of readers and a single writer connection, on SQLite or PostgreSQL.

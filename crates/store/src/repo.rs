@@ -6,8 +6,8 @@
 use vsc_core::{CardState, PositionRequestState};
 
 use crate::Conn;
-
 use crate::StoreError;
+use crate::row::{flag, from_row, get, json, parsed, small, small_opt};
 
 /// An organisation row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct OrganisationRow {
     /// The national organisation.
     pub national: bool,
 }
+
+from_row!(OrganisationRow in "organisations" { ods_code, name, national: flag });
 
 /// Inserts an organisation.
 pub async fn insert_organisation(
@@ -43,45 +45,30 @@ pub async fn organisation(
     conn: &mut Conn,
     ods: &str,
 ) -> Result<Option<OrganisationRow>, StoreError> {
-    let row: Option<(String, String, i64)> =
-        sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE ods_code = $1")
-            .bind(ods)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(ods_code, name, national)| OrganisationRow {
-        ods_code,
-        name,
-        national: national != 0,
-    }))
+    Ok(sqlx::query_as::<_, OrganisationRow>(
+        "SELECT ods_code, name, national FROM organisations WHERE ods_code = $1",
+    )
+    .bind(ods)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// The national organisation, once bootstrapped.
 pub async fn national_organisation(conn: &mut Conn) -> Result<Option<OrganisationRow>, StoreError> {
-    let row: Option<(String, String, i64)> =
-        sqlx::query_as("SELECT ods_code, name, national FROM organisations WHERE national = 1")
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(ods_code, name, national)| OrganisationRow {
-        ods_code,
-        name,
-        national: national != 0,
-    }))
+    Ok(sqlx::query_as::<_, OrganisationRow>(
+        "SELECT ods_code, name, national FROM organisations WHERE national = 1",
+    )
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Every organisation, by ODS code.
 pub async fn organisations(conn: &mut Conn) -> Result<Vec<OrganisationRow>, StoreError> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT ods_code, name, national FROM organisations ORDER BY ods_code")
-            .fetch_all(conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(ods_code, name, national)| OrganisationRow {
-            ods_code,
-            name,
-            national: national != 0,
-        })
-        .collect())
+    Ok(sqlx::query_as::<_, OrganisationRow>(
+        "SELECT ods_code, name, national FROM organisations ORDER BY ods_code",
+    )
+    .fetch_all(conn)
+    .await?)
 }
 
 /// A person row.
@@ -98,6 +85,8 @@ pub struct PersonRow {
     /// ODS code of the registering organisation.
     pub registered_by: String,
 }
+
+from_row!(PersonRow in "people" { uid, given_name, family_name, email, registered_by });
 
 /// Inserts a person. Returns `false` if the UID is taken (the caller draws another).
 pub async fn insert_person(conn: &mut Conn, p: &PersonRow, now: i64) -> Result<bool, StoreError> {
@@ -118,21 +107,12 @@ pub async fn insert_person(conn: &mut Conn, p: &PersonRow, now: i64) -> Result<b
 
 /// Finds a person.
 pub async fn person(conn: &mut Conn, uid: &str) -> Result<Option<PersonRow>, StoreError> {
-    let row: Option<(String, String, String, Option<String>, String)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, PersonRow>(
         "SELECT uid, given_name, family_name, email, registered_by FROM people WHERE uid = $1",
     )
     .bind(uid)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(
-        |(uid, given_name, family_name, email, registered_by)| PersonRow {
-            uid,
-            given_name,
-            family_name,
-            email,
-            registered_by,
-        },
-    ))
+    .await?)
 }
 
 /// The organisations a person belongs to: where registered, and where holding a position.
@@ -164,6 +144,25 @@ pub struct PositionRow {
     pub activities: Vec<String>,
 }
 
+from_row!(PositionRow in "positions" {
+    id, uid, ods_code, role_code, role_name, activities: json,
+});
+
+/// A position with its organisation's name (`positions_with_organisation_names`).
+struct PositionWithOrganisationName {
+    position: PositionRow,
+    organisation_name: String,
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for PositionWithOrganisationName {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(PositionWithOrganisationName {
+            position: <PositionRow as sqlx::FromRow<'r, sqlx::any::AnyRow>>::from_row(row)?,
+            organisation_name: get(row, "organisation_name")?,
+        })
+    }
+}
+
 /// Inserts a position. Returns `false` when the person already holds that role there.
 pub async fn insert_position(
     conn: &mut Conn,
@@ -190,25 +189,12 @@ pub async fn insert_position(
 
 /// A person's positions.
 pub async fn positions(conn: &mut Conn, uid: &str) -> Result<Vec<PositionRow>, StoreError> {
-    let rows: Vec<(String, String, String, String, String, String)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, PositionRow>(
         "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = $1 ORDER BY created_at, id",
     )
     .bind(uid)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(id, uid, ods_code, role_code, role_name, activities)| {
-            Ok(PositionRow {
-                id,
-                uid,
-                ods_code,
-                role_code,
-                role_name,
-                activities: serde_json::from_str(&activities)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// A person's positions, each with its organisation's name (one query, not one per position).
@@ -216,32 +202,19 @@ pub async fn positions_with_organisation_names(
     conn: &mut Conn,
     uid: &str,
 ) -> Result<Vec<(PositionRow, String)>, StoreError> {
-    let rows: Vec<(String, String, String, String, String, String, String)> = sqlx::query_as(
-        "SELECT p.id, p.uid, p.ods_code, p.role_code, p.role_name, p.activities, COALESCE(o.name, '') \
+    let rows = sqlx::query_as::<_, PositionWithOrganisationName>(
+        "SELECT p.id, p.uid, p.ods_code, p.role_code, p.role_name, p.activities, \
+         COALESCE(o.name, '') AS organisation_name \
          FROM positions p LEFT JOIN organisations o ON o.ods_code = p.ods_code \
          WHERE p.uid = $1 ORDER BY p.created_at, p.id",
     )
     .bind(uid)
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(
-            |(id, uid, ods_code, role_code, role_name, activities, organisation_name)| {
-                Ok((
-                    PositionRow {
-                        id,
-                        uid,
-                        ods_code,
-                        role_code,
-                        role_name,
-                        activities: serde_json::from_str(&activities)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    },
-                    organisation_name,
-                ))
-            },
-        )
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.position, r.organisation_name))
+        .collect())
 }
 
 /// An RA role row.
@@ -258,6 +231,10 @@ pub struct RaRoleRow {
     /// Sponsors: activity codes it may put into the positions it assigns.
     pub assignable_activities: Vec<String>,
 }
+
+from_row!(RaRoleRow in "ra_roles" {
+    uid, ods_code, role, assignable_roles: json, assignable_activities: json,
+});
 
 /// Grants an RA role (replacing the sponsor's assignable roles and activities if already held).
 pub async fn upsert_ra_role(conn: &mut Conn, r: &RaRoleRow, now: i64) -> Result<(), StoreError> {
@@ -283,25 +260,12 @@ pub async fn upsert_ra_role(conn: &mut Conn, r: &RaRoleRow, now: i64) -> Result<
 
 /// A person's RA roles.
 pub async fn ra_roles(conn: &mut Conn, uid: &str) -> Result<Vec<RaRoleRow>, StoreError> {
-    let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, RaRoleRow>(
         "SELECT uid, ods_code, role, assignable_roles, assignable_activities FROM ra_roles WHERE uid = $1 ORDER BY ods_code, role",
     )
     .bind(uid)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(uid, ods_code, role, assignable, activities)| {
-            Ok(RaRoleRow {
-                uid,
-                ods_code,
-                role,
-                assignable_roles: serde_json::from_str(&assignable)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                assignable_activities: serde_json::from_str(&activities)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// A request to give a person a position at an organisation where they are not yet registered
@@ -340,45 +304,12 @@ pub struct PositionRequestRow {
     pub note: Option<String>,
 }
 
-type PositionRequestTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-);
 const POSITION_REQUEST_COLUMNS: &str = "id, uid, ods_code, home_ods, role_code, role_name, activities, requested_by, created_at, expires_at, state, decided_by, decided_at, note";
 
-fn position_request_from(t: PositionRequestTuple) -> Result<PositionRequestRow, StoreError> {
-    let state =
-        t.10.parse()
-            .map_err(|e: String| StoreError::Corrupt(format!("position request {}: {e}", t.0)))?;
-    Ok(PositionRequestRow {
-        id: t.0,
-        uid: t.1,
-        ods_code: t.2,
-        home_ods: t.3,
-        role_code: t.4,
-        role_name: t.5,
-        activities: serde_json::from_str(&t.6).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        requested_by: t.7,
-        created_at: t.8,
-        expires_at: t.9,
-        state,
-        decided_by: t.11,
-        decided_at: t.12,
-        note: t.13,
-    })
-}
+from_row!(PositionRequestRow in "position_requests" {
+    id, uid, ods_code, home_ods, role_code, role_name, activities: json, requested_by,
+    created_at, expires_at, state: parsed, decided_by, decided_at, note,
+});
 
 /// Stores a new (pending) position request.
 pub async fn insert_position_request(
@@ -414,13 +345,14 @@ pub async fn position_request(
     conn: &mut Conn,
     id: &str,
 ) -> Result<Option<PositionRequestRow>, StoreError> {
-    let row: Option<PositionRequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(position_request_from).transpose()
+    Ok(
+        sqlx::query_as::<_, PositionRequestRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?,
+    )
 }
 
 /// Position requests still pending and unexpired at `now`, oldest first.
@@ -428,13 +360,12 @@ pub async fn pending_position_requests(
     conn: &mut Conn,
     now: i64,
 ) -> Result<Vec<PositionRequestRow>, StoreError> {
-    let rows: Vec<PositionRequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, PositionRequestRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {POSITION_REQUEST_COLUMNS} FROM position_requests WHERE state = 'pending' AND expires_at > $1 ORDER BY created_at, id"
     )))
     .bind(now)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(position_request_from).collect()
+    .await?)
 }
 
 /// Whether `uid` already has a pending, unexpired request for `role_code` at `ods_code`.
@@ -499,6 +430,10 @@ pub struct IdentityCheckRow {
     pub checked_at: i64,
 }
 
+from_row!(IdentityCheckRow in "identity_checks" {
+    uid, checked_by, ods_code, evidence: json, level: small, checked_at,
+});
+
 /// Records an identity check.
 pub async fn insert_identity_check(
     conn: &mut Conn,
@@ -525,25 +460,12 @@ pub async fn identity_checks(
     conn: &mut Conn,
     uid: &str,
 ) -> Result<Vec<IdentityCheckRow>, StoreError> {
-    let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, IdentityCheckRow>(
         "SELECT uid, checked_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = $1 ORDER BY id",
     )
     .bind(uid)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(uid, checked_by, ods_code, evidence, level, checked_at)| {
-            Ok(IdentityCheckRow {
-                uid,
-                checked_by,
-                ods_code,
-                evidence: serde_json::from_str(&evidence)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                level: u8::try_from(level).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                checked_at,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// A device row.
@@ -563,24 +485,18 @@ pub struct DeviceRow {
     pub simulated: bool,
 }
 
+from_row!(DeviceRow in "devices" {
+    device_id, uid, platform, app_version, model, simulated: flag,
+});
+
 /// Finds a device.
 pub async fn device(conn: &mut Conn, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
-    let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, DeviceRow>(
         "SELECT device_id, uid, platform, app_version, model, simulated FROM devices WHERE device_id = $1",
     )
     .bind(device_id)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(
-        |(device_id, uid, platform, app_version, model, simulated)| DeviceRow {
-            device_id,
-            uid,
-            platform,
-            app_version,
-            model,
-            simulated: simulated != 0,
-        },
-    ))
+    .await?)
 }
 
 /// Records a device for its person (or refreshes what it reported). Never rebinds a device to
@@ -623,21 +539,8 @@ pub struct CardRow {
 }
 
 const CARD_COLUMNS: &str = "id, uid, state, custody, issued_by, device_id";
-type CardTuple = (String, String, String, String, String, Option<String>);
 
-fn card_from(t: CardTuple) -> Result<CardRow, StoreError> {
-    Ok(CardRow {
-        state: t
-            .2
-            .parse()
-            .map_err(|e: String| StoreError::Corrupt(format!("card {}: {e}", t.0)))?,
-        id: t.0,
-        uid: t.1,
-        custody: t.3,
-        issued_by: t.4,
-        device_id: t.5,
-    })
-}
+from_row!(CardRow in "cards" { id, uid, state: parsed, custody, issued_by, device_id });
 
 /// Inserts a card.
 pub async fn insert_card(conn: &mut Conn, c: &CardRow, now: i64) -> Result<(), StoreError> {
@@ -658,24 +561,22 @@ pub async fn insert_card(conn: &mut Conn, c: &CardRow, now: i64) -> Result<(), S
 
 /// Finds a card.
 pub async fn card(conn: &mut Conn, id: &str) -> Result<Option<CardRow>, StoreError> {
-    let row: Option<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, CardRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {CARD_COLUMNS} FROM cards WHERE id = $1"
     )))
     .bind(id)
     .fetch_optional(conn)
-    .await?;
-    row.map(card_from).transpose()
+    .await?)
 }
 
 /// A person's cards, newest first.
 pub async fn cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, StoreError> {
-    let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, CardRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {CARD_COLUMNS} FROM cards WHERE uid = $1 ORDER BY created_at DESC, id"
     )))
     .bind(uid)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(card_from).collect()
+    .await?)
 }
 
 /// Moves a card from one of `from` states to `to`. Returns `false` if it was in none of them
@@ -751,13 +652,12 @@ pub async fn card_recovery_key(conn: &mut Conn, id: &str) -> Result<Option<Vec<u
 
 /// Other cards of the person that are still live (pending, active, locked, suspended).
 pub async fn live_cards_of(conn: &mut Conn, uid: &str) -> Result<Vec<CardRow>, StoreError> {
-    let rows: Vec<CardTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, CardRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {CARD_COLUMNS} FROM cards WHERE uid = $1 AND state IN ('pending','active','locked','suspended')"
     )))
     .bind(uid)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(card_from).collect()
+    .await?)
 }
 
 /// A certificate row.
@@ -781,31 +681,12 @@ pub struct CertificateRow {
     pub revoked_at: Option<i64>,
 }
 
-type CertTuple = (
-    String,
-    String,
-    String,
-    Vec<u8>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-);
 const CERT_COLUMNS: &str =
     "serial, card_id, usage, der, spki_sha256, not_before, not_after, revoked_at";
 
-fn cert_from(t: CertTuple) -> CertificateRow {
-    CertificateRow {
-        serial: t.0,
-        card_id: t.1,
-        usage: t.2,
-        der: t.3,
-        spki_sha256: t.4,
-        not_before: t.5,
-        not_after: t.6,
-        revoked_at: t.7,
-    }
-}
+from_row!(CertificateRow in "certificates" {
+    serial, card_id, usage, der, spki_sha256, not_before, not_after, revoked_at,
+});
 
 /// Whether a public key already has a certificate.
 pub async fn spki_known(conn: &mut Conn, spki_sha256: &str) -> Result<bool, StoreError> {
@@ -840,13 +721,14 @@ pub async fn certificates_of(
     conn: &mut Conn,
     card_id: &str,
 ) -> Result<Vec<CertificateRow>, StoreError> {
-    let rows: Vec<CertTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = $1 ORDER BY usage"
-    )))
-    .bind(card_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(cert_from).collect())
+    Ok(
+        sqlx::query_as::<_, CertificateRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = $1 ORDER BY usage"
+        )))
+        .bind(card_id)
+        .fetch_all(conn)
+        .await?,
+    )
 }
 
 /// Revokes every unrevoked certificate of a card with an RFC 5280 reason code and, when known,
@@ -885,28 +767,19 @@ pub struct RevokedRow {
     pub invalidity_date: Option<i64>,
 }
 
+from_row!(RevokedRow in "certificates" {
+    serial, revoked_at, reason_code = "revocation_reason_code": small_opt, invalidity_date,
+});
+
 /// Every revoked certificate that has not yet expired (what the CRL must list).
 pub async fn revoked_unexpired(conn: &mut Conn, now: i64) -> Result<Vec<RevokedRow>, StoreError> {
-    let rows: Vec<(String, i64, Option<i64>, Option<i64>)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, RevokedRow>(
         "SELECT serial, revoked_at, revocation_reason_code, invalidity_date FROM certificates
          WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at, serial",
     )
     .bind(now)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(serial, revoked_at, reason, invalidity_date)| {
-            Ok(RevokedRow {
-                serial,
-                revoked_at,
-                reason_code: reason
-                    .map(u8::try_from)
-                    .transpose()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                invalidity_date,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// A one-time code row (activation or unlock).
@@ -930,6 +803,10 @@ pub struct CodeRow {
     pub failed_attempts: i64,
 }
 
+from_row!(CodeRow in "one_time_codes" {
+    id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts,
+});
+
 /// Stores a new code.
 pub async fn insert_code(conn: &mut Conn, c: &CodeRow, now: i64) -> Result<(), StoreError> {
     sqlx::query(
@@ -950,32 +827,12 @@ pub async fn insert_code(conn: &mut Conn, c: &CodeRow, now: i64) -> Result<(), S
 
 /// Finds a code by its public id.
 pub async fn code(conn: &mut Conn, id: &str) -> Result<Option<CodeRow>, StoreError> {
-    type CodeTuple = (
-        String,
-        String,
-        String,
-        Vec<u8>,
-        String,
-        i64,
-        Option<i64>,
-        i64,
-    );
-    let row: Option<CodeTuple> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, CodeRow>(
         "SELECT id, kind, card_id, secret_hash, created_by, expires_at, used_at, failed_attempts FROM one_time_codes WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|t| CodeRow {
-        id: t.0,
-        kind: t.1,
-        card_id: t.2,
-        secret_hash: t.3,
-        created_by: t.4,
-        expires_at: t.5,
-        used_at: t.6,
-        failed_attempts: t.7,
-    }))
+    .await?)
 }
 
 /// Counts a wrong guess against a code; returns the new count.
@@ -1156,6 +1013,8 @@ pub struct CrlRow {
     pub next_update: i64,
 }
 
+from_row!(CrlRow in "crls" { issuer, crl_number, der, this_update, next_update });
+
 /// Stores (replaces) the CRL of an issuer.
 pub async fn put_crl(conn: &mut Conn, c: &CrlRow) -> Result<(), StoreError> {
     sqlx::query(
@@ -1175,21 +1034,12 @@ pub async fn put_crl(conn: &mut Conn, c: &CrlRow) -> Result<(), StoreError> {
 
 /// The current CRL of an issuer.
 pub async fn crl(conn: &mut Conn, issuer: &str) -> Result<Option<CrlRow>, StoreError> {
-    let row: Option<(String, i64, Vec<u8>, i64, i64)> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, CrlRow>(
         "SELECT issuer, crl_number, der, this_update, next_update FROM crls WHERE issuer = $1",
     )
     .bind(issuer)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(
-        |(issuer, crl_number, der, this_update, next_update)| CrlRow {
-            issuer,
-            crl_number,
-            der,
-            this_update,
-            next_update,
-        },
-    ))
+    .await?)
 }
 
 #[cfg(test)]
@@ -1391,6 +1241,111 @@ mod tests {
             (got.state, got.decided_by.as_deref(), got.note.as_deref()),
             (approved, Some("a"), Some("ok"))
         );
+    }
+
+    #[tokio::test]
+    async fn rows_are_read_by_column_name_not_position() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        let in_order = card(&mut conn, "card1").await.expect("card").expect("row");
+        // The same columns backwards (`id` and `uid` are both text: a positional read would
+        // swap them silently), then with an unrelated column in the middle.
+        for sql in [
+            "SELECT device_id, issued_by, custody, state, uid, id FROM cards WHERE id = $1",
+            "SELECT uid, created_at, id, state, custody, device_id, issued_by FROM cards WHERE id = $1",
+        ] {
+            let got = sqlx::query_as::<_, CardRow>(sql)
+                .bind("card1")
+                .fetch_one(&mut *conn)
+                .await
+                .expect(sql);
+            assert_eq!(got, in_order, "{sql}");
+        }
+        assert_eq!(
+            (in_order.id.as_str(), in_order.uid.as_str()),
+            ("card1", "555000000001")
+        );
+        // A column left out is an error that names it, not a shifted field.
+        let missing = sqlx::query_as::<_, CardRow>(
+            "SELECT id, uid, state, custody, issued_by FROM cards WHERE id = $1",
+        )
+        .bind("card1")
+        .fetch_one(&mut *conn)
+        .await
+        .expect_err("device_id is missing");
+        assert!(
+            matches!(&missing, sqlx::Error::ColumnNotFound(c) if c == "device_id"),
+            "{missing}"
+        );
+        // Qualified columns (`p.id`) come back under their bare names on both backends, and a
+        // computed one under its alias.
+        let position = PositionRow {
+            id: "pos1".into(),
+            uid: "555000000001".into(),
+            ods_code: "X26".into(),
+            role_code: "R8000".into(),
+            role_name: "Clinical Practitioner".into(),
+            activities: vec!["B0570".into(), "B0572".into()],
+        };
+        assert!(
+            insert_position(&mut conn, &position, 1)
+                .await
+                .expect("position")
+        );
+        assert_eq!(
+            positions_with_organisation_names(&mut conn, "555000000001")
+                .await
+                .expect("positions"),
+            vec![(position, "National".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_stored_value_is_a_corrupt_error_naming_it() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        sqlx::query("UPDATE cards SET state = 'melted' WHERE id = 'card1'")
+            .execute(&mut *conn)
+            .await
+            .expect("tamper");
+        for got in [
+            card(&mut conn, "card1").await.map(|_| ()),
+            cards_of(&mut conn, "555000000001").await.map(|_| ()),
+        ] {
+            match got {
+                Err(StoreError::Corrupt(message)) => assert!(
+                    message.contains("cards.state") && message.contains("melted"),
+                    "{message}"
+                ),
+                other => panic!("expected a corrupt-value error, got {other:?}"),
+            }
+        }
+        let position = PositionRow {
+            id: "pos1".into(),
+            uid: "555000000001".into(),
+            ods_code: "X26".into(),
+            role_code: "R8000".into(),
+            role_name: "Clinical Practitioner".into(),
+            activities: vec!["B0570".into()],
+        };
+        assert!(
+            insert_position(&mut conn, &position, 1)
+                .await
+                .expect("position")
+        );
+        sqlx::query("UPDATE positions SET activities = 'not json' WHERE id = 'pos1'")
+            .execute(&mut *conn)
+            .await
+            .expect("tamper");
+        match positions(&mut conn, "555000000001").await {
+            Err(StoreError::Corrupt(message)) => assert!(
+                message.contains("positions.activities") && message.contains("not json"),
+                "{message}"
+            ),
+            other => panic!("expected a corrupt-value error, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@
 use vsc_core::AuthRequestState;
 
 use crate::Conn;
-
 use crate::StoreError;
+use crate::row::{from_row, get, parsed};
 
 /// Records the device's channel key (SPKI DER), replacing an earlier one.
 pub async fn set_device_key(
@@ -126,48 +126,17 @@ pub struct AuthRequestRow {
     pub decided_at: Option<i64>,
 }
 
-type RequestTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Vec<u8>,
-    String,
-    i64,
-    i64,
-    String,
-    Option<i64>,
-);
-
 const REQUEST_COLUMNS: &str = "id, card_id, uid, nonce, context, context_digest, workstation_id, number, choices, \
      poll_secret_hash, source, created_at, expires_at, state, decided_at";
 
-fn request_from(t: RequestTuple) -> Result<AuthRequestRow, StoreError> {
-    let state =
-        t.13.parse()
-            .map_err(|e: String| StoreError::Corrupt(format!("sign-in request {}: {e}", t.0)))?;
-    Ok(AuthRequestRow {
-        id: t.0,
-        card_id: t.1,
-        uid: t.2,
-        nonce: t.3,
-        context: t.4,
-        context_digest: t.5,
-        workstation_id: t.6,
-        number: u8::try_from(t.7).unwrap_or(0),
-        choices: t.8,
-        poll_secret_hash: t.9,
-        source: t.10,
-        created_at: t.11,
-        expires_at: t.12,
-        state,
-        decided_at: t.14,
-    })
+from_row!(AuthRequestRow in "auth_requests" {
+    id, card_id, uid, nonce, context, context_digest, workstation_id, number: number, choices,
+    poll_secret_hash, source, created_at, expires_at, state: parsed, decided_at,
+});
+
+/// The request's number (`0` if the stored one does not fit, as it never should).
+fn number(row: &sqlx::any::AnyRow, _table: &str, column: &str) -> Result<u8, sqlx::Error> {
+    Ok(u8::try_from(get::<i64>(row, column)?).unwrap_or(0))
 }
 
 /// Stores a new request.
@@ -197,13 +166,14 @@ pub async fn insert_auth_request(conn: &mut Conn, r: &AuthRequestRow) -> Result<
 
 /// Finds a request.
 pub async fn auth_request(conn: &mut Conn, id: &str) -> Result<Option<AuthRequestRow>, StoreError> {
-    let row: Option<RequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(request_from).transpose()
+    Ok(
+        sqlx::query_as::<_, AuthRequestRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?,
+    )
 }
 
 /// A card's pending, unexpired requests, oldest first.
@@ -212,14 +182,13 @@ pub async fn open_requests_for_card(
     card_id: &str,
     now: i64,
 ) -> Result<Vec<AuthRequestRow>, StoreError> {
-    let rows: Vec<RequestTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, AuthRequestRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {REQUEST_COLUMNS} FROM auth_requests WHERE card_id = $1 AND state = 'pending' AND expires_at > $2 ORDER BY created_at, id"
     )))
     .bind(card_id)
     .bind(now)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(request_from).collect()
+    .await?)
 }
 
 /// Requests made for a card since `since` (for the per-window cap).
@@ -413,41 +382,13 @@ pub struct SessionRow {
     pub end_reason: Option<String>,
 }
 
-type SessionTuple = (
-    String,
-    Vec<u8>,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<String>,
-);
 const SESSION_COLUMNS: &str = "id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time, \
      last_used, idle_seconds, expires_at, ended_at, end_reason";
 
-fn session_from(t: SessionTuple) -> SessionRow {
-    SessionRow {
-        id: t.0,
-        ticket_hash: t.1,
-        uid: t.2,
-        card_id: t.3,
-        request_id: t.4,
-        position_id: t.5,
-        workstation_id: t.6,
-        auth_time: t.7,
-        last_used: t.8,
-        idle_seconds: t.9,
-        expires_at: t.10,
-        ended_at: t.11,
-        end_reason: t.12,
-    }
-}
+from_row!(SessionRow in "sessions" {
+    id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time,
+    last_used, idle_seconds, expires_at, ended_at, end_reason,
+});
 
 /// Stores a session, with the SHA-256 of its agent's key when it has one.
 pub async fn insert_session(
@@ -482,13 +423,12 @@ pub async fn session_by_ticket(
     conn: &mut Conn,
     ticket_hash: &[u8],
 ) -> Result<Option<SessionRow>, StoreError> {
-    let row: Option<SessionTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, SessionRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {SESSION_COLUMNS} FROM sessions WHERE ticket_hash = $1"
     )))
     .bind(ticket_hash)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(session_from))
+    .await?)
 }
 
 /// Records use of a live session (moving its idle deadline). `false` if it has ended or timed out.

@@ -4,8 +4,8 @@
 use vsc_core::SigningRequestState;
 
 use crate::Conn;
-
 use crate::StoreError;
+use crate::row::{from_row, parsed};
 
 /// A signing request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,46 +40,13 @@ pub struct SigningRequestRow {
     pub outcome: Option<String>,
 }
 
-type Tuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    String,
-    Option<i64>,
-    Option<String>,
-);
 const COLUMNS: &str = "id, card_id, uid, session_id, kind, algorithm, items, workstation, role, \
      created_at, expires_at, state, decided_at, outcome";
 
-fn from_tuple(t: Tuple) -> Result<SigningRequestRow, StoreError> {
-    let state =
-        t.11.parse()
-            .map_err(|e: String| StoreError::Corrupt(format!("signing request {}: {e}", t.0)))?;
-    Ok(SigningRequestRow {
-        id: t.0,
-        card_id: t.1,
-        uid: t.2,
-        session_id: t.3,
-        kind: t.4,
-        algorithm: t.5,
-        items: t.6,
-        workstation: t.7,
-        role: t.8,
-        created_at: t.9,
-        expires_at: t.10,
-        state,
-        decided_at: t.12,
-        outcome: t.13,
-    })
-}
+from_row!(SigningRequestRow in "signing_requests" {
+    id, card_id, uid, session_id, kind, algorithm, items, workstation, role,
+    created_at, expires_at, state: parsed, decided_at, outcome,
+});
 
 /// Stores a new request.
 pub async fn insert(conn: &mut Conn, r: &SigningRequestRow) -> Result<(), StoreError> {
@@ -107,13 +74,14 @@ pub async fn insert(conn: &mut Conn, r: &SigningRequestRow) -> Result<(), StoreE
 
 /// One request.
 pub async fn get(conn: &mut Conn, id: &str) -> Result<Option<SigningRequestRow>, StoreError> {
-    let row: Option<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM signing_requests WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(from_tuple).transpose()
+    Ok(
+        sqlx::query_as::<_, SigningRequestRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM signing_requests WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?,
+    )
 }
 
 /// The card's requests still waiting for the phone at `now`, from sessions that are still live.
@@ -122,7 +90,7 @@ pub async fn open_for_card(
     card_id: &str,
     now: i64,
 ) -> Result<Vec<SigningRequestRow>, StoreError> {
-    let rows: Vec<Tuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, SigningRequestRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM signing_requests WHERE card_id = $1 AND state = 'pending' AND expires_at > $2 \
          AND session_id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at > $2) \
          ORDER BY created_at"
@@ -130,8 +98,7 @@ pub async fn open_for_card(
     .bind(card_id)
     .bind(now)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(from_tuple).collect()
+    .await?)
 }
 
 /// How many of the card's requests of one family are pending at `now`: card operations

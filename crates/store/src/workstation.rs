@@ -9,8 +9,8 @@
 use vsc_core::WorkstationState;
 
 use crate::Conn;
-
 use crate::StoreError;
+use crate::row::{from_row, parsed};
 
 /// A registration code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,17 +35,9 @@ pub struct WorkstationCodeRow {
     pub failed_attempts: i64,
 }
 
-type CodeTuple = (
-    String,
-    Vec<u8>,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-);
+from_row!(WorkstationCodeRow in "workstation_codes" {
+    id, secret_hash, ods_code, name, created_by, created_at, expires_at, used_at, failed_attempts,
+});
 
 /// Stores a new registration code.
 pub async fn insert_code(conn: &mut Conn, c: &WorkstationCodeRow) -> Result<(), StoreError> {
@@ -67,24 +59,13 @@ pub async fn insert_code(conn: &mut Conn, c: &WorkstationCodeRow) -> Result<(), 
 
 /// Finds a registration code by its public id.
 pub async fn code(conn: &mut Conn, id: &str) -> Result<Option<WorkstationCodeRow>, StoreError> {
-    let row: Option<CodeTuple> = sqlx::query_as(
+    Ok(sqlx::query_as::<_, WorkstationCodeRow>(
         "SELECT id, secret_hash, ods_code, name, created_by, created_at, expires_at, used_at, failed_attempts
          FROM workstation_codes WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|t| WorkstationCodeRow {
-        id: t.0,
-        secret_hash: t.1,
-        ods_code: t.2,
-        name: t.3,
-        created_by: t.4,
-        created_at: t.5,
-        expires_at: t.6,
-        used_at: t.7,
-        failed_attempts: t.8,
-    }))
+    .await?)
 }
 
 /// Counts a wrong guess against a code; returns the new count.
@@ -154,47 +135,13 @@ pub struct WorkstationRow {
     pub revoked_by: Option<String>,
 }
 
-type WorkstationTuple = (
-    String,
-    String,
-    String,
-    Vec<u8>,
-    String,
-    Vec<u8>,
-    i64,
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    Option<i64>,
-    Option<String>,
-);
-
 const COLUMNS: &str = "id, ods_code, name, public_key, cert_serial, cert_der, not_before, not_after, \
      registered_by, code_id, created_at, state, revoked_at, revoked_by";
 
-fn from_tuple(t: WorkstationTuple) -> Result<WorkstationRow, StoreError> {
-    let state =
-        t.11.parse()
-            .map_err(|e: String| StoreError::Corrupt(format!("workstation {}: {e}", t.0)))?;
-    Ok(WorkstationRow {
-        id: t.0,
-        ods_code: t.1,
-        name: t.2,
-        public_key: t.3,
-        cert_serial: t.4,
-        cert_der: t.5,
-        not_before: t.6,
-        not_after: t.7,
-        registered_by: t.8,
-        code_id: t.9,
-        created_at: t.10,
-        state,
-        revoked_at: t.12,
-        revoked_by: t.13,
-    })
-}
+from_row!(WorkstationRow in "workstations" {
+    id, ods_code, name, public_key, cert_serial, cert_der, not_before, not_after,
+    registered_by, code_id, created_at, state: parsed, revoked_at, revoked_by,
+});
 
 /// Stores a newly registered workstation.
 pub async fn insert(conn: &mut Conn, w: &WorkstationRow) -> Result<(), StoreError> {
@@ -222,13 +169,14 @@ pub async fn insert(conn: &mut Conn, w: &WorkstationRow) -> Result<(), StoreErro
 
 /// Finds a workstation by registration id.
 pub async fn workstation(conn: &mut Conn, id: &str) -> Result<Option<WorkstationRow>, StoreError> {
-    let row: Option<WorkstationTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM workstations WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(from_tuple).transpose()
+    Ok(
+        sqlx::query_as::<_, WorkstationRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM workstations WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?,
+    )
 }
 
 /// Whether an active workstation of `ods` already has `name` (names compare without case).
@@ -245,13 +193,12 @@ pub async fn active_name_taken(conn: &mut Conn, ods: &str, name: &str) -> Result
 
 /// The workstations of an organisation (every one with `None`), newest first.
 pub async fn list(conn: &mut Conn, ods: Option<&str>) -> Result<Vec<WorkstationRow>, StoreError> {
-    let rows: Vec<WorkstationTuple> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    Ok(sqlx::query_as::<_, WorkstationRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM workstations WHERE $1 IS NULL OR ods_code = $1 ORDER BY created_at DESC, id"
     )))
     .bind(ods)
     .fetch_all(conn)
-    .await?;
-    rows.into_iter().map(from_tuple).collect()
+    .await?)
 }
 
 /// Revokes an active workstation; `false` if it was not active.

@@ -53,7 +53,14 @@ async fn every_phone_route_is_registered_with_its_body_limit() {
             "{other} {template}"
         );
     }
-    // 100 KiB: over the application's limit, well within the signing routes'.
+    // 100 KiB: over the application's limit, well within the signing routes'. A phone with a
+    // device token gets past the token check, so a route without the small limit reads the
+    // whole body (and refuses it as not JSON); one with it refuses it unread: `413`, or the
+    // connection closed while the body was still being sent.
+    let ram = s.enrol_bootstrap_ram().await;
+    s.create_org(&ram.token, "RX1").await;
+    let (_uid, _card_id, phone) = s.enrolled_person(&ram.token, "RX1").await;
+    let token = s.device_token(&phone).await;
     let big = vec![b' '; 100 * 1024];
     for (template, limited) in [
         (routes::DEVICE_CARD_PIN, true),
@@ -63,22 +70,30 @@ async fn every_phone_route_is_registered_with_its_body_limit() {
         (routes::DEVICE_SIGNING_COMPLETE, false),
         (routes::DEVICE_SIGNING_DECLINE, false),
     ] {
-        let response = http
+        // A client of its own: a connection the server closed on a refusal is not reused.
+        let sent = s
+            .raw_http()
             .post(url(template))
+            .bearer_auth(&token)
             .header("content-type", "application/json")
             .body(big.clone())
             .send()
-            .await
-            .unwrap();
-        if limited {
-            assert_eq!(
-                response.status(),
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "{template}"
-            );
-        } else {
-            // Past the limit: refused for want of a device token instead.
-            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{template}");
+            .await;
+        match (limited, sent) {
+            (true, Ok(response)) => {
+                assert_eq!(
+                    response.status(),
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "{template}"
+                );
+            }
+            (true, Err(e)) => assert!(e.is_request(), "{template}: {e:?}"),
+            (false, sent) => {
+                let response = sent.unwrap();
+                assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{template}");
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "invalid_request", "{template}");
+            }
         }
     }
 }

@@ -8,9 +8,10 @@
 //! | `GET /api/v1/card` | agent (session ticket + agent key) | certificates, holder, PIN state of the session's card |
 //! | `POST /api/v1/card/pin/verify` | agent (session ticket + agent key) | check a PIN typed at the workstation |
 //! | `POST /api/v1/card/operations` | agent (session ticket + agent key) | a GENERAL AUTHENTICATE for slot 9A or 9C, to be approved on the phone (after the PIN was verified in this session) |
-//! | `POST /api/v1/device/card-pin` | phone (device token) | set the card PIN |
+//!
+//! The phone sets the PIN with `POST /api/v1/device/card-pin`, in [`super::device`].
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -19,8 +20,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use vsc_core::CardState;
 use vsc_proto::card::{
-    CardInfo, CardOperation, CardPinResult, PIN_TRIES, SetCardPin, VerifyCardPin,
-    pin_is_well_formed,
+    CardInfo, CardOperation, CardPinResult, PIN_TRIES, VerifyCardPin, pin_is_well_formed,
 };
 use vsc_proto::errors as code;
 use vsc_proto::routes;
@@ -31,7 +31,6 @@ use zeroize::Zeroizing;
 
 use super::ApiJson;
 use super::session::{AgentSession, TicketHolder};
-use super::signin::DeviceCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -41,12 +40,11 @@ pub fn routes() -> Router<AppState> {
         .route(routes::CARD, get(card_info))
         .route(routes::CARD_PIN_VERIFY, post(verify_pin))
         .route(routes::CARD_OPERATIONS, post(operation))
-        .route(routes::DEVICE_CARD_PIN, post(set_pin))
 }
 
 /// Argon2id for PINs: a PIN has few digits, so the hash is what makes a stolen database
 /// expensive to search; 19 MiB and 2 passes (OWASP's minimum) keep a check near 20 ms.
-fn pin_hasher() -> ApiResult<Argon2<'static>> {
+pub(super) fn pin_hasher() -> ApiResult<Argon2<'static>> {
     let params = Params::new(19 * 1024, 2, 1, None).map_err(ApiError::internal)?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
@@ -237,70 +235,6 @@ async fn verify_pin_inner(
     };
     tx.commit().await?;
     Ok(result)
-}
-
-async fn set_pin(
-    State(state): State<AppState>,
-    caller: DeviceCaller,
-    ApiJson(req): ApiJson<SetCardPin>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let pin = Zeroizing::new(req.pin);
-    let result = async {
-        if !pin_is_well_formed(&pin) {
-            return Err(ApiError::bad_request(
-                code::PIN_MALFORMED,
-                "a card PIN is 6 to 8 digits",
-            ));
-        }
-        let mut conn = state.store().pool().acquire().await?;
-        let card = repo::live_cards_of(&mut conn, &caller.uid)
-            .await?
-            .into_iter()
-            .find(|c| {
-                c.device_id.as_deref() == Some(caller.device_id.as_str())
-                    && c.state == CardState::Active
-            })
-            .ok_or_else(|| {
-                ApiError::forbidden(code::CARD_NOT_ACTIVE, "this phone holds no active card")
-            })?;
-        drop(conn);
-        let salt = SaltString::encode_b64(&state.random::<16>()?).map_err(ApiError::internal)?;
-        let secret = Zeroizing::new(pin.as_bytes().to_vec());
-        let hash = tokio::task::spawn_blocking(move || -> ApiResult<String> {
-            Ok(pin_hasher()?
-                .hash_password(&secret, &salt)
-                .map_err(ApiError::internal)?
-                .to_string())
-        })
-        .await
-        .map_err(ApiError::internal)??;
-        let mut tx = state.write().await?;
-        db::set_card_pin(&mut tx, &card.id, &hash).await?;
-        state
-            .append_audit(
-                &mut tx,
-                &caller.ctx.event(
-                    "card.pin.set",
-                    &card.id,
-                    &card.issued_by,
-                    serde_json::json!({"uid": card.uid, "device_id": caller.device_id}),
-                ),
-                state.now_ms(),
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(serde_json::json!({"card_id": card.id, "pin_set": true}))
-    }
-    .await;
-    match result {
-        Ok(v) => Ok(Json(v)),
-        Err(err) => {
-            state
-                .audit_failure(&caller.ctx, "card.pin.set", &caller.uid, "", &err)
-                .await;
-            Err(err)
-        }
-    }
 }
 
 /// A slot's name, purpose and expected input length.

@@ -1,5 +1,6 @@
-//! The HTTP surface: public CA publication, the phone's device API, and the RA API. Each
-//! sub-module documents its routes.
+//! The HTTP surface: public CA publication, the phone's device API (every `/api/v1/device/*`
+//! route, in [`device`]), the agent's sign-in, session, signing and card API, and the RA API.
+//! Each sub-module documents its routes.
 
 pub mod card;
 pub mod challenge;
@@ -32,7 +33,6 @@ const MAX_BODY: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public::routes())
-        .merge(device::routes())
         .merge(ra::routes())
         .merge(signin::routes())
         .merge(session::routes())
@@ -41,6 +41,9 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Batches of prescriptions are larger; those routes carry their own limit.
         .merge(signing::routes())
+        // The phone's whole API: it sets the limits of its routes itself (the signing answers'
+        // is the larger one).
+        .merge(device::routes())
         .merge(crate::metrics::routes())
         .layer(TraceLayer::new_for_http())
         // `Router::layer` wraps each route, so this sees the route template a request matched.
@@ -140,5 +143,99 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             actor: "anonymous".into(),
             source: ip,
         }))
+    }
+}
+
+#[cfg(test)]
+mod route_table_tests {
+    use axum::Router;
+    use vsc_proto::routes;
+
+    use crate::state::AppState;
+
+    /// Every route of the phone's API (and enrolment, where a phone starts).
+    const PHONE_ROUTES: [&str; 15] = [
+        routes::ENROL,
+        routes::PASSCODE_CHALLENGE,
+        routes::PASSCODE_CHECK,
+        routes::UNLOCK_CHALLENGE,
+        routes::UNLOCK,
+        routes::DEVICE_CHALLENGE,
+        routes::DEVICE_TOKEN,
+        routes::DEVICE_EVENTS,
+        routes::DEVICE_REQUESTS,
+        routes::DEVICE_REQUEST_APPROVE,
+        routes::DEVICE_REQUEST_DECLINE,
+        routes::DEVICE_SIGNING,
+        routes::DEVICE_SIGNING_COMPLETE,
+        routes::DEVICE_SIGNING_DECLINE,
+        routes::DEVICE_CARD_PIN,
+    ];
+
+    /// The path templates a router registers. axum has no accessor for them; its `Debug` output
+    /// lists them (`paths: {RouteId(1): "/api/v1/enrol", ...}`) ahead of the fallback router's.
+    /// Every router checked here must yield some, so a change in that output fails the test
+    /// rather than passing it vacuously.
+    fn registered(router: Router<AppState>) -> Vec<String> {
+        let debug = format!("{router:?}");
+        let routes_part = debug
+            .split("fallback_router:")
+            .next()
+            .expect("split yields one part");
+        let paths: Vec<String> = routes_part
+            .split("): \"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().expect("a quoted path").to_owned())
+            .collect();
+        assert!(
+            !paths.is_empty(),
+            "no paths found in the router's Debug output: {debug}"
+        );
+        paths
+    }
+
+    #[test]
+    fn every_device_route_is_in_the_device_module_and_nowhere_else() {
+        // The list above is complete: every `/api/v1/device/` template in vsc-proto is in it.
+        for source in [
+            include_str!("../../../proto/src/routes.rs"),
+            include_str!("../../../proto/src/passcode.rs"),
+        ] {
+            for literal in source.split('"').skip(1).step_by(2) {
+                if literal.starts_with("/api/v1/device/") {
+                    assert!(
+                        PHONE_ROUTES.contains(&literal),
+                        "{literal} is missing from PHONE_ROUTES"
+                    );
+                }
+            }
+        }
+        let mut device = registered(super::device::routes());
+        device.sort();
+        let mut expected: Vec<String> = PHONE_ROUTES.iter().map(|r| (*r).to_owned()).collect();
+        expected.sort();
+        assert_eq!(
+            device, expected,
+            "device::routes() registers exactly the phone's routes"
+        );
+
+        let others = [
+            ("public", super::public::routes()),
+            ("ra", super::ra::routes()),
+            ("signin", super::signin::routes()),
+            ("session", super::session::routes()),
+            ("card", super::card::routes()),
+            ("workstation", super::workstation::routes()),
+            ("signing", super::signing::routes()),
+            ("metrics", crate::metrics::routes()),
+        ];
+        for (module, router) in others {
+            for path in registered(router) {
+                assert!(
+                    !PHONE_ROUTES.contains(&path.as_str()) && !path.starts_with("/api/v1/device/"),
+                    "{module} registers the phone's route {path}"
+                );
+            }
+        }
     }
 }

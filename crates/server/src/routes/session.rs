@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
+use vsc_core::CardState;
 use vsc_proto::errors as code;
 use vsc_proto::routes;
 use vsc_proto::signin::{
@@ -125,7 +126,7 @@ pub async fn collect(
         .await?
         .ok_or_else(|| ApiError::internal("request without card"))?;
     // The card may have been cancelled or locked between the approval and this collection.
-    if let Err(err) = super::signin::card_auth_key(&mut tx, &card, now).await {
+    if let Err(err) = card_auth_key(&mut tx, &card, now).await {
         drop(tx);
         // The approval is spent: later polls see `failed` instead of this refusal again.
         let mut tx = state.write().await?;
@@ -512,4 +513,31 @@ async fn validate(
         level_of_assurance: LEVEL_OF_ASSURANCE.into(),
         expires_at: info.expires_at,
     }))
+}
+
+/// The SPKI of a card's valid, unrevoked authentication certificate.
+pub(crate) async fn card_auth_key(
+    conn: &mut Conn,
+    card: &repo::CardRow,
+    now: i64,
+) -> ApiResult<Vec<u8>> {
+    if card.state != CardState::Active {
+        return Err(ApiError::forbidden(
+            code::CARD_NOT_ACTIVE,
+            format!("the card is {}", card.state),
+        ));
+    }
+    for cert in repo::certificates_of(conn, &card.id).await? {
+        if cert.usage == "authentication"
+            && cert.revoked_at.is_none()
+            && cert.not_before <= now
+            && now < cert.not_after
+        {
+            return Ok(vsc_pki::certificate_info(&cert.der)?.spki_der);
+        }
+    }
+    Err(ApiError::forbidden(
+        code::CERTIFICATE_INVALID,
+        "the card's authentication certificate is revoked or outside its validity",
+    ))
 }

@@ -20,6 +20,7 @@ mod collect_recheck;
 mod concurrency;
 mod deep_xml;
 mod device_channel;
+mod device_routes;
 mod failure_races;
 mod happy_path;
 mod limits;

@@ -1,4 +1,5 @@
-//! The phone's API.
+//! Enrolment, passcode checks and unlock codes: the phone's routes that come before (or
+//! without) a device token. The route table with callers is in [`super`].
 //!
 //! | route | what |
 //! |---|---|
@@ -30,20 +31,15 @@
 //! refused (`unlock_device_proof_failed`), leaves the code unused, and counts as a wrong guess
 //! against it, like a mistyped code.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use subtle::ConstantTimeEq;
 use vsc_core::{CardState, ClientFacts, PolicyError};
 use vsc_pki::{CertProfile, CsrError, KeyKind, PersonSubject, ValidatedCsr, validate_csr};
 use vsc_proto::errors as code;
-use vsc_proto::passcode::{
-    PASSCODE_CHALLENGE_PATH, PASSCODE_CHECK_PATH, PasscodeCheckRequest, PasscodeCheckResponse,
-    UNLOCK_CHALLENGE_PATH, UNLOCK_PATH,
-};
-use vsc_proto::routes;
+use vsc_proto::passcode::{PasscodeCheckRequest, PasscodeCheckResponse};
 use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
     ChallengeResponse, EnrolRequest, EnrolResponse, UnlockRedeemRequest, UnlockRedeemResponse,
@@ -53,9 +49,9 @@ use vsc_store::repo::{self, CardRow, CertificateRow, CodeRow, DeviceRow};
 use vsc_store::{NewEvent, Outcome, Tx};
 use zeroize::Zeroizing;
 
-use super::{ApiJson, Client, challenge};
 use crate::codes::{self, CodeKind};
 use crate::error::{ApiError, ApiResult};
+use crate::routes::{ApiJson, Client, challenge};
 use crate::state::{AppState, AuditContext};
 
 /// Wrong passcodes in a row before the card locks (the phone's `MAX_ATTEMPTS`).
@@ -65,16 +61,6 @@ pub const PASSCODE_TRIES: i64 = 3;
 const PASSCODE_PURPOSE: &str = "device-passcode";
 /// Challenge purpose of redeeming an unlock code.
 const UNLOCK_PURPOSE: &str = "device-unlock";
-
-/// The routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(routes::ENROL, post(enrol))
-        .route(PASSCODE_CHALLENGE_PATH, post(passcode_challenge))
-        .route(PASSCODE_CHECK_PATH, post(passcode_check))
-        .route(UNLOCK_CHALLENGE_PATH, post(unlock_challenge))
-        .route(UNLOCK_PATH, post(unlock))
-}
 
 /// AAD binding a sealed recovery key to its card.
 fn recovery_aad(card_id: &str) -> Vec<u8> {
@@ -140,7 +126,7 @@ fn decode_csr(which: &str, b64: &str, kind: KeyKind) -> ApiResult<ValidatedCsr> 
     validate_csr(&der, kind).map_err(|e| csr_error(which, e))
 }
 
-async fn enrol(
+pub(super) async fn enrol(
     State(state): State<AppState>,
     Client(ctx): Client,
     ApiJson(req): ApiJson<EnrolRequest>,
@@ -479,7 +465,7 @@ async fn proof_challenge(
     Ok(issued)
 }
 
-async fn passcode_challenge(
+pub(super) async fn passcode_challenge(
     State(state): State<AppState>,
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
@@ -494,7 +480,7 @@ async fn passcode_challenge(
     .await
 }
 
-async fn unlock_challenge(
+pub(super) async fn unlock_challenge(
     State(state): State<AppState>,
     Client(ctx): Client,
     ApiJson(req): ApiJson<DeviceChallengeRequest>,
@@ -540,7 +526,7 @@ fn verify_device_signature(key: &[u8], statement: &[u8], signature: &[u8]) -> Ap
         })
 }
 
-async fn passcode_check(
+pub(super) async fn passcode_check(
     State(state): State<AppState>,
     Client(ctx): Client,
     ApiJson(req): ApiJson<PasscodeCheckRequest>,
@@ -737,7 +723,7 @@ async fn check_passcode(
     })
 }
 
-async fn unlock(
+pub(super) async fn unlock(
     State(state): State<AppState>,
     Client(ctx): Client,
     ApiJson(req): ApiJson<UnlockRedeemRequest>,

@@ -538,7 +538,7 @@ pub struct CardRow {
     pub device_id: Option<String>,
 }
 
-const CARD_COLUMNS: &str = "id, uid, state, custody, issued_by, device_id";
+pub(crate) const CARD_COLUMNS: &str = "id, uid, state, custody, issued_by, device_id";
 
 from_row!(CardRow in "cards" { id, uid, state: parsed, custody, issued_by, device_id });
 

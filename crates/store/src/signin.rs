@@ -6,7 +6,9 @@ use vsc_core::AuthRequestState;
 
 use crate::Conn;
 use crate::StoreError;
+use crate::repo::{CARD_COLUMNS, CardRow};
 use crate::row::{from_row, get, parsed};
+use sqlx::{FromRow as _, Row as _};
 
 /// Records the device's channel key (SPKI DER), replacing an earlier one.
 pub async fn set_device_key(
@@ -323,6 +325,51 @@ pub async fn card_guard(conn: &mut Conn, card_id: &str) -> Result<(i64, Option<i
             .fetch_one(conn)
             .await?,
     )
+}
+
+/// A person's live cards (as [`crate::repo::live_cards_of`]), each with the time until which
+/// a "not me" report blocks sign-in to it: what opening a sign-in request checks, in one query.
+pub async fn live_cards_with_block(
+    conn: &mut Conn,
+    uid: &str,
+) -> Result<Vec<(CardRow, Option<i64>)>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CARD_COLUMNS}, blocked_until FROM cards WHERE uid = $1 AND state IN ('pending','active','locked','suspended')"
+    )))
+    .bind(uid)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                CardRow::from_row(row)?,
+                row.try_get::<Option<i64>, _>("blocked_until")?,
+            ))
+        })
+        .collect()
+}
+
+/// A card with its issuing organisation's session timeouts (idle, absolute; `None` when the
+/// organisation is gone): what creating a session reads, in one query.
+pub async fn card_with_session_limits(
+    conn: &mut Conn,
+    card_id: &str,
+) -> Result<Option<(CardRow, Option<(i64, i64)>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT c.id AS id, c.uid AS uid, c.state AS state, c.custody AS custody, \
+         c.issued_by AS issued_by, c.device_id AS device_id, \
+         o.session_idle_seconds AS idle, o.session_max_seconds AS max \
+         FROM cards c LEFT JOIN organisations o ON o.ods_code = c.issued_by WHERE c.id = $1",
+    )
+    .bind(card_id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let idle: Option<i64> = row.try_get("idle")?;
+    let max: Option<i64> = row.try_get("max")?;
+    Ok(Some((CardRow::from_row(&row)?, idle.zip(max))))
 }
 
 /// An organisation's session timeouts (idle, absolute), seconds.

@@ -122,7 +122,7 @@ pub async fn collect(
             agent_key: None,
         });
     }
-    let card = repo::card(&mut tx, &row.card_id)
+    let (card, limits) = db::card_with_session_limits(&mut tx, &row.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("request without card"))?;
     // The card may have been cancelled or locked between the approval and this collection.
@@ -140,9 +140,7 @@ pub async fn collect(
             .await;
         return Err(err.audited());
     }
-    let (idle, max) = db::session_limits(&mut tx, &card.issued_by)
-        .await?
-        .unwrap_or((900, 43_200));
+    let (idle, max) = limits.unwrap_or((900, 43_200));
     let roles = roles_of(&mut tx, &row.uid).await?;
     // With one position there is nothing to choose.
     let position_id = (roles.len() == 1).then(|| roles[0].position_id.clone());

@@ -93,13 +93,14 @@ fn sign_in_number(state: &AppState) -> ApiResult<u8> {
     }
 }
 
-/// The card a sign-in for `uid` goes to: their one active card.
-async fn active_card_of(conn: &mut Conn, uid: &str) -> ApiResult<repo::CardRow> {
-    let cards = repo::live_cards_of(conn, uid).await?;
-    if let Some(card) = cards.iter().find(|c| c.state == CardState::Active) {
-        return Ok(card.clone());
+/// The card a sign-in for `uid` goes to: their one active card, with the time until which a
+/// "not me" report blocks it.
+async fn active_card_of(conn: &mut Conn, uid: &str) -> ApiResult<(repo::CardRow, Option<i64>)> {
+    let cards = db::live_cards_with_block(conn, uid).await?;
+    if let Some(found) = cards.iter().find(|(c, _)| c.state == CardState::Active) {
+        return Ok(found.clone());
     }
-    if let Some(card) = cards.iter().find(|c| c.state == CardState::Locked) {
+    if let Some((card, _)) = cards.iter().find(|(c, _)| c.state == CardState::Locked) {
         return Err(ApiError::forbidden(
             code::CARD_LOCKED,
             format!(
@@ -174,9 +175,8 @@ async fn admit_request(
 ) -> ApiResult<(AuthContext, repo::CardRow, Vec<AuthRequestRow>)> {
     let cfg = &state.config().signin;
     let shown = super::workstation::opening_context(state, ctx, req, tx).await?;
-    let card = active_card_of(tx, uid.as_str()).await?;
+    let (card, blocked_until) = active_card_of(tx, uid.as_str()).await?;
     super::workstation::check_unregistered_allowed(tx, &shown, &card.issued_by).await?;
-    let (_, blocked_until) = db::card_guard(tx, &card.id).await?;
     if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
         return Err(ApiError::forbidden(
             code::CARD_BLOCKED,

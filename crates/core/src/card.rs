@@ -1,8 +1,6 @@
 //! A virtual smartcard's life: its states, who holds its keys, and which transitions are allowed.
 
-use std::fmt;
-use std::str::FromStr;
-
+use crate::names::stored_names;
 use serde::{Deserialize, Serialize};
 
 /// Where a card stands in its life.
@@ -24,18 +22,6 @@ pub enum CardState {
 }
 
 impl CardState {
-    /// The wire and database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CardState::Pending => "pending",
-            CardState::Active => "active",
-            CardState::Locked => "locked",
-            CardState::Suspended => "suspended",
-            CardState::Revoked => "revoked",
-            CardState::Expired => "expired",
-        }
-    }
-
     /// Whether an RA may cancel a card in this state.
     pub fn can_cancel(self) -> bool {
         !matches!(self, CardState::Revoked | CardState::Expired)
@@ -52,26 +38,14 @@ impl CardState {
     }
 }
 
-impl FromStr for CardState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "pending" => CardState::Pending,
-            "active" => CardState::Active,
-            "locked" => CardState::Locked,
-            "suspended" => CardState::Suspended,
-            "revoked" => CardState::Revoked,
-            "expired" => CardState::Expired,
-            other => return Err(format!("unknown card state '{other}'")),
-        })
-    }
-}
-
-impl fmt::Display for CardState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(CardState, "card state" {
+    Pending => "pending",
+    Active => "active",
+    Locked => "locked",
+    Suspended => "suspended",
+    Revoked => "revoked",
+    Expired => "expired",
+});
 
 /// Who holds the card's private keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ pub mod activation;
 pub mod card;
 pub mod identity;
 pub mod ids;
+mod names;
 pub mod policy;
 pub mod ra;
 pub mod signin;

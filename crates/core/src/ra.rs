@@ -14,6 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::names::stored_names;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ActivityCode, OdsCode, RoleCode};
@@ -359,34 +360,11 @@ pub enum PositionRequestState {
     Declined,
 }
 
-impl PositionRequestState {
-    /// The wire and database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PositionRequestState::Pending => "pending",
-            PositionRequestState::Approved => "approved",
-            PositionRequestState::Declined => "declined",
-        }
-    }
-}
-
-impl FromStr for PositionRequestState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "pending" => PositionRequestState::Pending,
-            "approved" => PositionRequestState::Approved,
-            "declined" => PositionRequestState::Declined,
-            other => return Err(format!("unknown position request state '{other}'")),
-        })
-    }
-}
-
-impl fmt::Display for PositionRequestState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(PositionRequestState, "position request state" {
+    Pending => "pending",
+    Approved => "approved",
+    Declined => "declined",
+});
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,7 @@
 //! The lives of a sign-in request and of a signing request, as the server stores them and the
 //! agent sees them.
 
-use std::fmt;
-use std::str::FromStr;
-
+use crate::names::stored_names;
 use serde::{Deserialize, Serialize};
 
 /// Where a sign-in request stands. Stored and sent as [`AuthRequestState::as_str`]; a pending
@@ -30,44 +28,16 @@ pub enum AuthRequestState {
     Cancelled,
 }
 
-impl AuthRequestState {
-    /// The wire and database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthRequestState::Pending => "pending",
-            AuthRequestState::Approved => "approved",
-            AuthRequestState::Collected => "collected",
-            AuthRequestState::Declined => "declined",
-            AuthRequestState::Reported => "reported",
-            AuthRequestState::Failed => "failed",
-            AuthRequestState::Superseded => "superseded",
-            AuthRequestState::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl FromStr for AuthRequestState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "pending" => AuthRequestState::Pending,
-            "approved" => AuthRequestState::Approved,
-            "collected" => AuthRequestState::Collected,
-            "declined" => AuthRequestState::Declined,
-            "reported" => AuthRequestState::Reported,
-            "failed" => AuthRequestState::Failed,
-            "superseded" => AuthRequestState::Superseded,
-            "cancelled" => AuthRequestState::Cancelled,
-            other => return Err(format!("unknown sign-in request state '{other}'")),
-        })
-    }
-}
-
-impl fmt::Display for AuthRequestState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(AuthRequestState, "sign-in request state" {
+    Pending => "pending",
+    Approved => "approved",
+    Collected => "collected",
+    Declined => "declined",
+    Reported => "reported",
+    Failed => "failed",
+    Superseded => "superseded",
+    Cancelled => "cancelled",
+});
 
 /// Where a signing request (a batch of prescriptions, or a card operation) stands. Stored and
 /// sent as [`SigningRequestState::as_str`]; a pending request past its expiry is shown as
@@ -83,34 +53,11 @@ pub enum SigningRequestState {
     Declined,
 }
 
-impl SigningRequestState {
-    /// The wire and database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningRequestState::Pending => "pending",
-            SigningRequestState::Completed => "completed",
-            SigningRequestState::Declined => "declined",
-        }
-    }
-}
-
-impl FromStr for SigningRequestState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "pending" => SigningRequestState::Pending,
-            "completed" => SigningRequestState::Completed,
-            "declined" => SigningRequestState::Declined,
-            other => return Err(format!("unknown signing request state '{other}'")),
-        })
-    }
-}
-
-impl fmt::Display for SigningRequestState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(SigningRequestState, "signing request state" {
+    Pending => "pending",
+    Completed => "completed",
+    Declined => "declined",
+});
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,6 @@
 //! A registered workstation's life.
 
-use std::fmt;
-use std::str::FromStr;
-
+use crate::names::stored_names;
 use serde::{Deserialize, Serialize};
 
 /// Where a workstation registration stands. Stored and sent as [`WorkstationState::as_str`].
@@ -16,32 +14,10 @@ pub enum WorkstationState {
     Revoked,
 }
 
-impl WorkstationState {
-    /// The wire and database name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkstationState::Active => "active",
-            WorkstationState::Revoked => "revoked",
-        }
-    }
-}
-
-impl FromStr for WorkstationState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "active" => WorkstationState::Active,
-            "revoked" => WorkstationState::Revoked,
-            other => return Err(format!("unknown workstation state '{other}'")),
-        })
-    }
-}
-
-impl fmt::Display for WorkstationState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_names!(WorkstationState, "workstation state" {
+    Active => "active",
+    Revoked => "revoked",
+});
 
 #[cfg(test)]
 mod tests {

@@ -249,3 +249,37 @@ async fn a_session_idle_past_its_timeout_gets_nothing_signed() {
     let _ = created;
     s.assert_audit_intact().await;
 }
+
+/// Relying systems validate a ticket on every page: uses within the touch step (a tenth of the
+/// idle timeout, at most 30 s) do not each write the session, and the deadline still moves once
+/// the step has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequent_validations_do_not_each_take_the_writer() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let (_, ticket) = s.sign_in(&ram.phone, &ram.uid, "pc-1").await;
+    let first = s.session_info(&ticket).await.expect("live").idle_expires_at;
+    s.clock.advance(Duration::seconds(5));
+    let writes = s.state.store().writer_stats().transactions;
+    for _ in 0..20 {
+        still_valid(&s, &ticket, "within the touch step").await;
+    }
+    assert_eq!(
+        s.state.store().writer_stats().transactions,
+        writes,
+        "validations within the step wrote the session"
+    );
+    let unchanged = s.session_info(&ticket).await.expect("live").idle_expires_at;
+    assert_eq!(unchanged, first, "the deadline moved within the step");
+
+    // Past the step, a use moves the deadline again.
+    s.clock.advance(Duration::seconds(30));
+    still_valid(&s, &ticket, "after the step").await;
+    let moved = s.session_info(&ticket).await.expect("live").idle_expires_at;
+    assert!(
+        near(moved, s.state.now() + Duration::minutes(15)),
+        "{moved} {first}"
+    );
+    assert!(moved > first);
+    s.assert_audit_intact().await;
+}

@@ -20,6 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use vsc_proto::signin::state;
 
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -520,8 +521,8 @@ impl Agent {
                 }
                 Err(e) => break Err(e.into()),
                 Ok(o) => match o.state.as_str() {
-                    "pending" | "approved" => continue,
-                    "collected" => match (o.ticket, o.session) {
+                    state::PENDING | state::APPROVED => continue,
+                    state::COLLECTED => match (o.ticket, o.session) {
                         (Some(ticket), Some(session)) => {
                             break Ok((Ticket::with_agent_key(ticket, o.agent_key), session));
                         }
@@ -531,12 +532,12 @@ impl Agent {
                             ));
                         }
                     },
-                    "declined" => break Err(AgentError::Declined),
-                    "reported" => break Err(AgentError::Reported),
-                    "failed" => break Err(AgentError::Failed),
-                    "expired" => break Err(AgentError::Expired),
-                    "superseded" => break Err(AgentError::Superseded),
-                    "cancelled" => break Err(AgentError::Cancelled),
+                    state::DECLINED => break Err(AgentError::Declined),
+                    state::REPORTED => break Err(AgentError::Reported),
+                    state::FAILED => break Err(AgentError::Failed),
+                    state::EXPIRED => break Err(AgentError::Expired),
+                    state::SUPERSEDED => break Err(AgentError::Superseded),
+                    state::CANCELLED => break Err(AgentError::Cancelled),
                     other => break Err(AgentError::UnexpectedState(other.to_owned())),
                 },
             }

@@ -10,6 +10,7 @@
 //! signs, and signs with the key that never leaves it.
 
 use std::time::Duration;
+use vsc_proto::signing::state as signing_state;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -140,8 +141,8 @@ async fn host(agent: &Agent, ticket: &Ticket, request: HostRequest) -> HostResul
                     .signing_outcome(ticket, &created.request_id, POLL_WAIT_SECONDS)
                     .await
                 {
-                    Ok(o) if o.state == "pending" => continue,
-                    Ok(o) if o.state == "completed" => {
+                    Ok(o) if o.state == signing_state::PENDING => continue,
+                    Ok(o) if o.state == signing_state::COMPLETED => {
                         return o
                             .signatures
                             .first()

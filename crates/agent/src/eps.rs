@@ -19,6 +19,7 @@
 //! element outside the HL7 namespace) are refused the same way.
 
 use std::time::Duration;
+use vsc_proto::signing::state as signing_state;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -270,10 +271,12 @@ impl Agent {
                 .signing_outcome(&ticket, &created.request_id, POLL_WAIT_SECONDS)
                 .await?;
             match outcome.state.as_str() {
-                "pending" if tokio::time::Instant::now() < give_up => continue,
-                "pending" | "expired" => return Err(AgentError::SigningExpired),
-                "completed" => return Ok(outcome),
-                "declined" => return Err(AgentError::SigningDeclined),
+                signing_state::PENDING if tokio::time::Instant::now() < give_up => continue,
+                signing_state::PENDING | signing_state::EXPIRED => {
+                    return Err(AgentError::SigningExpired);
+                }
+                signing_state::COMPLETED => return Ok(outcome),
+                signing_state::DECLINED => return Err(AgentError::SigningDeclined),
                 other => return Err(AgentError::UnexpectedState(other.to_owned())),
             }
         }

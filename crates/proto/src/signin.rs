@@ -203,10 +203,39 @@ pub struct AuthRequestCreated {
     pub nonce: String,
 }
 
+/// The states a sign-in request is reported in ([`AuthRequestOutcome::state`]): the names of
+/// the states the server stores (`vsc_core::AuthRequestState`; a server test keeps the two
+/// equal) and [`state::EXPIRED`], reported for a pending request past its expiry and never stored.
+pub mod state {
+    /// Waiting for the phone.
+    pub const PENDING: &str = "pending";
+    /// Approved on the phone; the ticket is not collected yet.
+    pub const APPROVED: &str = "approved";
+    /// Collected: the session exists (the ticket comes once, with this state).
+    pub const COLLECTED: &str = "collected";
+    /// Declined on the phone.
+    pub const DECLINED: &str = "declined";
+    /// "I didn't do this" on the phone.
+    pub const REPORTED: &str = "reported";
+    /// A wrong number or a bad signature, or the card stopped being usable before collection.
+    pub const FAILED: &str = "failed";
+    /// Replaced by a newer request from the same workstation.
+    pub const SUPERSEDED: &str = "superseded";
+    /// Withdrawn by the workstation that opened it.
+    pub const CANCELLED: &str = "cancelled";
+    /// Not decided before its expiry (or approved and not collected in time).
+    pub const EXPIRED: &str = "expired";
+    /// Every state above.
+    pub const ALL: &[&str] = &[
+        PENDING, APPROVED, COLLECTED, DECLINED, REPORTED, FAILED, SUPERSEDED, CANCELLED, EXPIRED,
+    ];
+}
+
 /// `GET /api/v1/auth/requests/{id}?wait=SECONDS` (agent, with the poll secret).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthRequestOutcome {
-    /// `pending`, `approved`, `declined`, `reported`, `failed`, `expired`, `collected`.
+    /// One of [`state`]: `pending`, `approved`, `collected`, `declined`, `reported`, `failed`,
+    /// `superseded`, `cancelled`, `expired`.
     pub state: String,
     /// Present once, when an approved request is collected.
     pub ticket: Option<String>,

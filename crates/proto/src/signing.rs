@@ -99,10 +99,26 @@ pub struct FailedSignature {
     pub reason: String,
 }
 
+/// The states a signing request is reported in ([`SigningOutcome::state`]): the names of the
+/// states the server stores (`vsc_core::SigningRequestState`; a server test keeps them equal)
+/// and [`state::EXPIRED`], reported for a pending request past its expiry and never stored.
+pub mod state {
+    /// Waiting for the phone.
+    pub const PENDING: &str = "pending";
+    /// Signed on the phone, every signature verified by the server.
+    pub const COMPLETED: &str = "completed";
+    /// Declined on the phone (or "I didn't do this").
+    pub const DECLINED: &str = "declined";
+    /// Not decided before its expiry.
+    pub const EXPIRED: &str = "expired";
+    /// Every state above.
+    pub const ALL: &[&str] = &[PENDING, COMPLETED, DECLINED, EXPIRED];
+}
+
 /// The outcome of a signing request (`GET /api/v1/signing/requests/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SigningOutcome {
-    /// `pending`, `completed`, `declined`, `expired` or `cancelled`.
+    /// One of [`state`]: `pending`, `completed`, `declined`, `expired`.
     pub state: String,
     /// The signatures (when completed), each verified by the server.
     #[serde(default)]

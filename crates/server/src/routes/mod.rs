@@ -238,4 +238,34 @@ mod route_table_tests {
             }
         }
     }
+
+    /// The request states the server stores (vsc-core) are exactly the ones clients are told
+    /// about (vsc-proto), besides `expired`, which is only ever reported.
+    #[test]
+    fn stored_request_states_are_the_reported_ones() {
+        use vsc_core::{AuthRequestState as A, SigningRequestState as S};
+        let stored: Vec<&str> = [
+            A::Pending,
+            A::Approved,
+            A::Collected,
+            A::Declined,
+            A::Reported,
+            A::Failed,
+            A::Superseded,
+            A::Cancelled,
+        ]
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+        let mut reported = vsc_proto::signin::state::ALL.to_vec();
+        reported.retain(|s| *s != vsc_proto::signin::state::EXPIRED);
+        assert_eq!(stored, reported);
+        let stored: Vec<&str> = [S::Pending, S::Completed, S::Declined]
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        let mut reported = vsc_proto::signing::state::ALL.to_vec();
+        reported.retain(|s| *s != vsc_proto::signing::state::EXPIRED);
+        assert_eq!(stored, reported);
+    }
 }

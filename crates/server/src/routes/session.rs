@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use vsc_core::CardState;
 use vsc_proto::errors as code;
 use vsc_proto::routes;
+use vsc_proto::signin::state as request_state;
 use vsc_proto::signin::{
     AuthRequestOutcome, SelectRole, SessionInfo, SessionRole, TicketValidation, ValidateTicket,
 };
@@ -116,7 +117,7 @@ pub async fn collect(
     let mut tx = state.write().await?;
     if !db::collect_request(&mut tx, &row.id).await? {
         return Ok(AuthRequestOutcome {
-            state: "collected".into(),
+            state: request_state::COLLECTED.into(),
             ticket: None,
             session: None,
             agent_key: None,
@@ -186,7 +187,7 @@ pub async fn collect(
         .metrics()
         .signin_outcome(crate::metrics::SigninOutcome::Collected);
     Ok(AuthRequestOutcome {
-        state: "collected".into(),
+        state: request_state::COLLECTED.into(),
         ticket: Some(ticket.to_string()),
         session: Some(session_info),
         agent_key: Some(agent_key.to_string()),

@@ -14,6 +14,7 @@
 use std::time::Duration as StdDuration;
 use vsc_proto::errors as code;
 use vsc_proto::routes;
+use vsc_proto::signin::state as request_state;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -275,7 +276,7 @@ async fn create_request_inner(
         state.hub().publish(Event::Decided {
             card_id: card.id.clone(),
             request_id: id,
-            state: "superseded".into(),
+            state: request_state::SUPERSEDED.into(),
         });
     }
     state.hub().publish(Event::Opened {
@@ -371,7 +372,7 @@ async fn request_outcome(
         if row.state != AuthRequestState::Pending || expired {
             let state_name = if expired {
                 state.metrics().signin_outcome(SigninOutcome::Expired);
-                "expired".to_owned()
+                request_state::EXPIRED.to_owned()
             } else {
                 row.state.as_str().to_owned()
             };
@@ -388,7 +389,7 @@ async fn request_outcome(
         let wake = deadline.min(tokio::time::Instant::now() + until_expiry);
         if tokio::time::Instant::now() >= deadline {
             return Ok(Json(AuthRequestOutcome {
-                state: "pending".into(),
+                state: request_state::PENDING.into(),
                 ticket: None,
                 session: None,
                 agent_key: None,
@@ -451,10 +452,10 @@ async fn cancel_request(
     state.hub().publish(Event::Decided {
         card_id: row.card_id,
         request_id: id,
-        state: "cancelled".into(),
+        state: request_state::CANCELLED.into(),
     });
     Ok(Json(AuthRequestOutcome {
-        state: "cancelled".into(),
+        state: request_state::CANCELLED.into(),
         ticket: None,
         session: None,
         agent_key: None,

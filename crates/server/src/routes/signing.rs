@@ -18,6 +18,7 @@
 use std::time::Duration as StdDuration;
 use vsc_proto::errors as code;
 use vsc_proto::routes;
+use vsc_proto::signing::state as signing_state;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::routing::{get, post};
@@ -448,7 +449,7 @@ fn outcome_of(row: &SigningRequestRow, now: i64) -> ApiResult<SigningOutcome> {
         return serde_json::from_str(stored).map_err(ApiError::internal);
     }
     let state = if row.state == SigningRequestState::Pending && row.expires_at <= now {
-        "expired"
+        signing_state::EXPIRED
     } else {
         row.state.as_str()
     };

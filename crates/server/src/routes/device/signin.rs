@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::time::Duration as StdDuration;
 use vsc_proto::errors as code;
+use vsc_proto::signin::state as request_state;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -463,10 +464,10 @@ async fn approve_inner(
     state.hub().publish(Event::Decided {
         card_id: card.id,
         request_id: row.id,
-        state: "approved".into(),
+        state: request_state::APPROVED.into(),
     });
     Ok(AuthRequestOutcome {
-        state: "approved".into(),
+        state: request_state::APPROVED.into(),
         ticket: None,
         session: None,
         agent_key: None,

@@ -12,6 +12,7 @@
 //! in the transaction that completes the request.
 
 use vsc_proto::errors as code;
+use vsc_proto::signing::state as signing_state;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -303,7 +304,7 @@ async fn complete_inner(
         events.push(event);
     }
     let outcome = SigningOutcome {
-        state: "completed".into(),
+        state: signing_state::COMPLETED.into(),
         signatures,
         certificate: Some(B64.encode(&certificate)),
         failed_signatures: failed,
@@ -343,7 +344,7 @@ async fn complete_inner(
     state.hub().publish(Event::SigningDecided {
         card_id: card.id,
         request_id: row.id,
-        state: "completed".into(),
+        state: signing_state::COMPLETED.into(),
     });
     Ok(outcome)
 }
@@ -366,7 +367,7 @@ pub(super) async fn decline(
         let (row, card) = request_for_device(&mut conn, &caller, &id, now).await?;
         drop(conn);
         let outcome = SigningOutcome {
-            state: "declined".into(),
+            state: signing_state::DECLINED.into(),
             signatures: Vec::new(),
             certificate: None,
             failed_signatures: Vec::new(),
@@ -400,7 +401,7 @@ pub(super) async fn decline(
         state.hub().publish(Event::SigningDecided {
             card_id: card.id,
             request_id: row.id,
-            state: "declined".into(),
+            state: signing_state::DECLINED.into(),
         });
         Ok(outcome)
     }

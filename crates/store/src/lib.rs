@@ -1,9 +1,12 @@
-//! Persistent state of a vsc server: an embedded SQLite database in WAL mode, its migrations, the
-//! typed queries the server composes into transactions, and the hash-chained audit log.
+//! Persistent state of a vsc server: an embedded SQLite database in WAL mode or PostgreSQL, the
+//! migrations for both, the typed queries the server composes into transactions (rows read by
+//! column name, `row`), and the hash-chained audit log.
 //!
-//! Every state change happens inside one write transaction ([`Store::write`], `BEGIN IMMEDIATE`,
-//! so SQLite takes the write lock up front and two requests cannot interleave) and appends its
-//! audit event in that same transaction: either both land or neither does. Single-use values
+//! Every state change happens inside one write transaction ([`Store::write`]: the store's write
+//! lock is taken up front, SQLite's `BEGIN IMMEDIATE` or PostgreSQL's advisory lock, so two
+//! requests cannot interleave) and appends its audit event in that same transaction: either both
+//! land or neither does. Concurrent write transactions share one durable commit (group commit,
+//! [`Tx`]); each `commit` still returns only once its own writes are durable. Single-use values
 //! (activation codes, challenges) are consumed with one conditional `UPDATE`, so even two server
 //! processes sharing a database cannot both accept one.
 
@@ -191,9 +194,10 @@ impl From<sqlx::Error> for StoreError {
 
 /// The database: a pool of readers and a single writer connection, on SQLite or PostgreSQL.
 ///
-/// SQLite admits one writer at a time. Giving writes their own one-connection pool makes
-/// writers queue in the pool (in order, without polling) instead of colliding inside SQLite and
-/// sleeping in its busy handler, which under load turned into long latency tails. On
+/// SQLite admits one writer at a time. Giving writes their own connection, behind one lock
+/// (`writer`), makes writers queue in order without polling instead of colliding inside SQLite
+/// and sleeping in its busy handler, which under load turned into long latency tails; the queue
+/// is also what group commit gathers from. On
 /// PostgreSQL the same single writer per node also takes a transaction-scoped advisory lock, so
 /// writers on *different* nodes are serialised too: every read-check-write in a write
 /// transaction (single-use codes, counters, the audit chain's previous hash) means the same on

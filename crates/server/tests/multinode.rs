@@ -57,6 +57,33 @@ async fn assert_consistent(node: &TestServer) {
     }
 }
 
+/// The agent's poll of `created` on `node` (waiting up to `wait` seconds, with the
+/// workstation's collect signature), in a task of its own, so the test can act meanwhile.
+fn spawn_poll(
+    node: &TestServer,
+    ws: &common::TestWorkstation,
+    created: &vsc_proto::signin::AuthRequestCreated,
+    wait: u64,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let http = node.raw_http();
+    let url = node
+        .url
+        .join(&format!(
+            "api/v1/auth/requests/{}?wait={wait}",
+            created.request_id
+        ))
+        .unwrap();
+    let secret = created.poll_secret.clone();
+    let signature = ws.collect_signature(created, &node.origin());
+    tokio::spawn(async move {
+        http.get(url)
+            .header("X-Vsc-Request-Secret", secret)
+            .header(vsc_proto::signin::WORKSTATION_SIGNATURE_HEADER, signature)
+            .send()
+            .await
+    })
+}
+
 /// Reads the event stream `response` until `needle` arrives; how long that took.
 async fn read_until(response: &mut reqwest::Response, needle: &str, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -166,25 +193,7 @@ async fn two_nodes_serve_one_instance_and_survive_losing_one() {
     // Kill B in the middle of a sign-in: the agent opened its request on B and is waiting on B.
     let ws = b.workstation("pc-b").await;
     let created = b.open_request(&uid, "pc-b").await;
-    let poll = {
-        let http = b.raw_http();
-        let url = b
-            .url
-            .join(&format!(
-                "api/v1/auth/requests/{}?wait=20",
-                created.request_id
-            ))
-            .unwrap();
-        let secret = created.poll_secret.clone();
-        let signature = ws.collect_signature(&created, &b.origin());
-        tokio::spawn(async move {
-            http.get(url)
-                .header("X-Vsc-Request-Secret", secret)
-                .header(vsc_proto::signin::WORKSTATION_SIGNATURE_HEADER, signature)
-                .send()
-                .await
-        })
-    };
+    let poll = spawn_poll(&b, &ws, &created, 20);
     tokio::time::sleep(Duration::from_millis(300)).await;
     b.kill().await;
     // The agent's wait on B ends without a ticket.
@@ -256,25 +265,7 @@ async fn two_nodes_serve_one_instance_and_survive_losing_one() {
     .execute(&mut *blocker)
     .await
     .unwrap();
-    let collect = {
-        let http = c.raw_http();
-        let url = c
-            .url
-            .join(&format!(
-                "api/v1/auth/requests/{}?wait=0",
-                created.request_id
-            ))
-            .unwrap();
-        let secret = created.poll_secret.clone();
-        let signature = ws_c.collect_signature(&created, &c.origin());
-        tokio::spawn(async move {
-            http.get(url)
-                .header("X-Vsc-Request-Secret", secret)
-                .header(vsc_proto::signin::WORKSTATION_SIGNATURE_HEADER, signature)
-                .send()
-                .await
-        })
-    };
+    let collect = spawn_poll(&c, &ws_c, &created, 0);
     let stuck = Instant::now();
     let pid = loop {
         let waiting: Option<(i32,)> = sqlx::query_as(

@@ -104,6 +104,18 @@ fn without_quoted_values(message: &str) -> String {
     out
 }
 
+/// Whether `signature` (ASN.1 DER) is an ECDSA P-256 / SHA-256 signature over `message` by the
+/// key `spki` (SubjectPublicKeyInfo DER): the one check behind the phone's, the RA's and the
+/// workstation's signatures over the statements the server issues. Callers choose the error.
+pub(crate) fn p256_signature_valid(spki: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        spki,
+    )
+    .verify(message, signature)
+    .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -200,17 +200,12 @@ async fn login_inner(
     let spki = active_auth_key(&mut conn, uid.as_str(), now).await?;
     let statement =
         vsc_proto::ra_login_statement(&req.challenge_id, &nonce, uid.as_str(), &state.origin());
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        &spki,
-    )
-    .verify(&statement, &signature)
-    .map_err(|_| {
-        ApiError::unauthorized(
+    if !super::p256_signature_valid(&spki, &statement, &signature) {
+        return Err(ApiError::unauthorized(
             code::SIGNATURE_INVALID,
             "the signature does not verify with this person's authentication certificate",
-        )
-    })?;
+        ));
+    }
     let grants = grants_of(&mut conn, uid.as_str()).await?;
     if grants.is_empty() {
         return Err(ApiError::forbidden(

@@ -613,17 +613,13 @@ fn verify(spki: &[u8], statement: &[u8], signature_b64: &str) -> ApiResult<()> {
             "the workstation signature is not base64",
         )
     })?;
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        spki,
-    )
-    .verify(statement, &signature)
-    .map_err(|_| {
-        ApiError::unauthorized(
+    if !super::p256_signature_valid(spki, statement, &signature) {
+        return Err(ApiError::unauthorized(
             code::WORKSTATION_SIGNATURE_INVALID,
             "the workstation signature does not verify with the registered workstation key",
-        )
-    })
+        ));
+    }
+    Ok(())
 }
 
 /// The context the phone will see for `req`, coming from `ctx.source`, and whether it comes

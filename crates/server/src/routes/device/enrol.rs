@@ -515,15 +515,18 @@ async fn audited_proof_challenge(
 }
 
 /// Verifies a device-key signature over `statement`.
-fn verify_device_signature(key: &[u8], statement: &[u8], signature: &[u8]) -> ApiResult<()> {
-    aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1, key)
-        .verify(statement, signature)
-        .map_err(|_| {
-            ApiError::unauthorized(
-                code::SIGNATURE_INVALID,
-                "the signature does not verify with this device's key",
-            )
-        })
+pub(super) fn verify_device_signature(
+    key: &[u8],
+    statement: &[u8],
+    signature: &[u8],
+) -> ApiResult<()> {
+    if !crate::routes::p256_signature_valid(key, statement, signature) {
+        return Err(ApiError::unauthorized(
+            code::SIGNATURE_INVALID,
+            "the signature does not verify with this device's key",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) async fn passcode_check(

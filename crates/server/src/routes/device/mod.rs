@@ -167,17 +167,7 @@ async fn device_token_inner(
         &req.device_id,
         &state.origin(),
     );
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        &key,
-    )
-    .verify(&statement, &signature)
-    .map_err(|_| {
-        ApiError::unauthorized(
-            code::SIGNATURE_INVALID,
-            "the signature does not verify with this device's key",
-        )
-    })?;
+    enrol::verify_device_signature(&key, &statement, &signature)?;
     let token = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
     let expires_at = state.now() + state.config().signin.device_token_ttl;
     db::insert_device_token(

@@ -417,13 +417,7 @@ async fn approve_inner(
         req.number,
         &state.origin(),
     );
-    let signature_ok = aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
-        &key,
-    )
-    .verify(&statement, &signature)
-    .is_ok();
-    if !signature_ok {
+    if !crate::routes::p256_signature_valid(&key, &statement, &signature) {
         let err = ApiError::unauthorized(
             code::SIGNATURE_INVALID,
             "the approval's signature does not verify with the card's authentication certificate (or the context was altered)",

@@ -160,6 +160,20 @@ fn bench_login_measures_and_reports_json() {
 fn bench_login_loads_a_server_in_another_process() {
     let dir = tempfile::tempdir().unwrap();
     let lab = dir.path().join("lab");
+    // The benchmark server (sandbox mode: simulated phones accepted) never listens beyond
+    // loopback, and a plain-HTTP server URL is refused before anything is enrolled.
+    let outside = Command::new(VSC)
+        .args(["bench", "server", "--listen", "0.0.0.0:0", "--data"])
+        .arg(&lab)
+        .output()
+        .unwrap();
+    assert!(!outside.status.success());
+    assert!(
+        String::from_utf8_lossy(&outside.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&outside.stderr)
+    );
+    assert!(!lab.exists(), "a refused start left a lab behind");
     let mut server = Command::new(VSC)
         .args(["bench", "server", "--listen", "127.0.0.1:0", "--data"])
         .arg(&lab)
@@ -201,6 +215,26 @@ fn bench_login_loads_a_server_in_another_process() {
         String::from_utf8_lossy(&refused.stderr).contains("--ca-file"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let plain = Command::new(VSC)
+        .args([
+            "bench",
+            "login",
+            "--server",
+            &url.replace("https://", "http://"),
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--lab",
+            lab.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!plain.status.success());
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("https"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
     );
 
     let out = Command::new(VSC)

@@ -27,7 +27,8 @@ use crate::{authenticator, passcode, qr};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Sign in first with `vsc ra login`; the session lasts an hour.\n\
-RA roles (CIM): ra-manager, ra-agent, sponsor, id-checker, local-smartcard-administrator.\n\
+RA roles (CIM): ra-manager, ra-agent, sponsor, id-checker, local-smartcard-administrator; \
+and service-manager (OpenID Connect clients only).\n\
 You act only on people registered at, or holding a position at, your organisation(s), and \
 never on your own record. A first position at another organisation needs a position request \
 that the person's registering organisation approves (`vsc ra position-request`)."
@@ -64,6 +65,10 @@ enum RaCommand {
     /// Workstations: registration codes, list, revoke, the unregistered-workstation policy.
     #[command(subcommand)]
     Workstation(crate::ra_workstation::WorkstationCommand),
+    /// OpenID Connect clients (web applications signing people in): create, list, show,
+    /// disable, rotate-secret. RA Managers at the national organisation and Service Managers.
+    #[command(subcommand)]
+    Client(crate::ra_client::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,7 +230,8 @@ enum PersonCommand {
         /// ODS code.
         #[arg(long)]
         org: String,
-        /// ra-manager, ra-agent, sponsor, id-checker or local-smartcard-administrator.
+        /// ra-manager, ra-agent, sponsor, id-checker, local-smartcard-administrator or
+        /// service-manager.
         #[arg(long)]
         role: String,
         /// For a sponsor: an NRBAC role code it may assign (repeatable).
@@ -522,6 +528,10 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::Login => {}
         RaCommand::Workstation(command) => {
             return crate::ra_workstation::run(command, &console.client, &console.token, args.json)
+                .await;
+        }
+        RaCommand::Client(command) => {
+            return crate::ra_client::run(command, &console.client, &console.token, args.json)
                 .await;
         }
         RaCommand::Whoami => {

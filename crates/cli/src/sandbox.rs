@@ -63,6 +63,21 @@ const SANDBOX_CARD_PIN: &str = "123456";
 struct SandboxFile {
     uid: String,
     card_id: String,
+    /// The OpenID Connect test client (registered on the first start that lacks one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oidc_client_id: Option<String>,
+    /// Its secret (the server keeps only its hash; printed at every start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oidc_client_secret: Option<String>,
+}
+
+/// The name of the sandbox's OpenID Connect test client, as the sign-in page and phone show it.
+const SANDBOX_CLIENT_NAME: &str = "vsc sandbox test client";
+
+/// Writes `sandbox.json` (0600: it holds the test client's secret).
+fn save_sandbox_file(path: &std::path::Path, file: &SandboxFile) -> Result<()> {
+    vsc_https::fsutil::write_private_atomic(path, &serde_json::to_vec_pretty(file)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Gives vpcd a moment to take the card (the link connects within a tick; pcscd polls its
@@ -83,10 +98,19 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     }
     let stop = crate::signals::stop_signals()?;
     let data = args.data.clone();
-    let lab = Lab::start(&data, args.listen, |_| {}).await?;
+    // The simulated phone reads the number the agent shows, as a person reads the screen, and
+    // also the number a web sign-in page shows in the browser.
+    let screen = vsc_authenticator::WorkstationScreen::new();
+    let page_screen = screen.clone();
+    let lab = Lab::start(&data, args.listen, move |config| {
+        config.oidc.number_screen = Some(std::sync::Arc::new(move |uid: &str, number: u8| {
+            page_screen.show(uid, number)
+        }));
+    })
+    .await?;
     let state_file = data.join("sandbox.json");
     let phone_dir = data.join("phones").join("test-person");
-    let person: SandboxFile = match std::fs::read(&state_file)
+    let mut person: SandboxFile = match std::fs::read(&state_file)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
     {
@@ -97,12 +121,31 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
             let p = SandboxFile {
                 uid,
                 card_id: card.card.id,
+                oidc_client_id: None,
+                oidc_client_secret: None,
             };
-            std::fs::write(&state_file, serde_json::to_vec_pretty(&p)?)
-                .with_context(|| format!("cannot write {}", state_file.display()))?;
+            save_sandbox_file(&state_file, &p)?;
             p
         }
     };
+    // The OpenID Connect test client: confidential, any loopback redirect URI. Registered
+    // in-process (no RA route registers such a client), once.
+    let (oidc_client_id, oidc_client_secret) =
+        match (&person.oidc_client_id, &person.oidc_client_secret) {
+            (Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            _ => {
+                let (id, secret) = vsc_server::routes::ra_clients::register_sandbox_client(
+                    lab.local()?,
+                    SANDBOX_CLIENT_NAME,
+                )
+                .await
+                .context("register the sandbox's OpenID Connect test client")?;
+                person.oidc_client_id = Some(id.clone());
+                person.oidc_client_secret = Some(secret.clone());
+                save_sandbox_file(&state_file, &person)?;
+                (id, secret)
+            }
+        };
     let phone_home = vsc_authenticator::Home::open(&phone_dir)?;
     lab::follow_server(&phone_home, &lab.url)?;
     if !args.no_card {
@@ -135,8 +178,6 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     lab.register_agent_home(&agent_home, &workstation_name)
         .await?;
     let mut config = agent_home.agent_config(&file)?;
-    // The simulated phone reads the number the agent shows, as a person reads the screen.
-    let screen = vsc_authenticator::WorkstationScreen::new();
     config.on_event = Some(lab::showing_numbers(
         screen.clone(),
         Some(crate::agent::event_printer(agent_home.clone(), false)),
@@ -198,6 +239,11 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     println!(
         "  test person      Test Clinician, UID {} (card {})",
         person.uid, person.card_id
+    );
+    let issuer = vsc_server::routes::ra_clients::issuer(lab.local()?);
+    println!("  OIDC issuer      {issuer}");
+    println!(
+        "  OIDC test client {oidc_client_id}  secret {oidc_client_secret}  (any loopback redirect URI)"
     );
     println!(
         "  RA Manager       phone in {} (vsc ra --home {} login)",

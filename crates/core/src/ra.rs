@@ -33,16 +33,20 @@ pub enum RaRole {
     IdChecker,
     /// Local Smartcard Administrator: unlocks cards.
     LocalSmartcardAdministrator,
+    /// Service Manager (not a CIM role): registers the OpenID Connect clients (relying parties)
+    /// of its organisation's services; a national one registers anybody's. Nothing else.
+    ServiceManager,
 }
 
 impl RaRole {
     /// Every role, in the order CIM lists them.
-    pub const ALL: [RaRole; 5] = [
+    pub const ALL: [RaRole; 6] = [
         RaRole::RaManager,
         RaRole::RaAgent,
         RaRole::Sponsor,
         RaRole::IdChecker,
         RaRole::LocalSmartcardAdministrator,
+        RaRole::ServiceManager,
     ];
 
     /// The wire and database name (`ra-manager`, …).
@@ -53,6 +57,7 @@ impl RaRole {
             RaRole::Sponsor => "sponsor",
             RaRole::IdChecker => "id-checker",
             RaRole::LocalSmartcardAdministrator => "local-smartcard-administrator",
+            RaRole::ServiceManager => "service-manager",
         }
     }
 
@@ -64,6 +69,7 @@ impl RaRole {
             RaRole::Sponsor => "Sponsor",
             RaRole::IdChecker => "ID Checker",
             RaRole::LocalSmartcardAdministrator => "Local Smartcard Administrator",
+            RaRole::ServiceManager => "Service Manager",
         }
     }
 
@@ -82,6 +88,7 @@ impl RaRole {
             AssignPosition => matches!(self, RaManager | RaAgent | Sponsor),
             ReleaseToOrganisation => matches!(self, RaManager | RaAgent),
             AssignRaRole | CreateOrganisation => matches!(self, RaManager),
+            ManageClients => matches!(self, RaManager | ServiceManager),
         }
     }
 }
@@ -97,12 +104,13 @@ impl FromStr for RaRole {
                     RaRole::RaAgent => t == "raa",
                     RaRole::IdChecker => t == "idc",
                     RaRole::LocalSmartcardAdministrator => t == "lsa",
+                    RaRole::ServiceManager => t == "sm",
                     RaRole::Sponsor => false,
                 }
         });
         found.ok_or_else(|| {
             format!(
-                "'{s}' is not an RA role: use one of ra-manager (ram), ra-agent (raa), sponsor, id-checker (idc), local-smartcard-administrator (lsa)"
+                "'{s}' is not an RA role: use one of ra-manager (ram), ra-agent (raa), sponsor, id-checker (idc), local-smartcard-administrator (lsa), service-manager (sm)"
             )
         })
     }
@@ -139,6 +147,10 @@ pub enum RaAction {
     AssignRaRole,
     /// Register a new organisation (national RA Managers only).
     CreateOrganisation,
+    /// Register, disable and rotate the secrets of OpenID Connect clients. The matrix allows it
+    /// to RA Managers and Service Managers; the server further limits RA Managers to grants at
+    /// the national organisation and a Service Manager to its own organisation's clients.
+    ManageClients,
 }
 
 impl RaAction {
@@ -157,6 +169,7 @@ impl RaAction {
             }
             RaAction::AssignRaRole => "assign an RA role",
             RaAction::CreateOrganisation => "create an organisation",
+            RaAction::ManageClients => "manage OpenID Connect clients",
         }
     }
 }
@@ -405,6 +418,43 @@ mod tests {
         expect(AssignPosition, &[RaManager, RaAgent, Sponsor]);
         expect(AssignRaRole, &[RaManager]);
         expect(ReleaseToOrganisation, &[RaManager, RaAgent]);
+        expect(CreateOrganisation, &[RaManager]);
+        expect(ManageClients, &[RaManager, ServiceManager]);
+        expect(
+            View,
+            &[
+                RaManager,
+                RaAgent,
+                Sponsor,
+                IdChecker,
+                LocalSmartcardAdministrator,
+                ServiceManager,
+            ],
+        );
+    }
+
+    #[test]
+    fn a_service_manager_manages_clients_and_nothing_else() {
+        let national = ods("X26");
+        let g = [grant(ServiceManager, "RX1")];
+        assert!(authorize(&g, ManageClients, &ods("RX1"), &national, None).is_ok());
+        for action in [
+            CreateProfile,
+            RecordIdentityCheck,
+            IssueCard,
+            UnlockCard,
+            CancelCard,
+            AssignPosition,
+            ReleaseToOrganisation,
+            AssignRaRole,
+            CreateOrganisation,
+        ] {
+            assert_eq!(
+                authorize(&g, action, &ods("RX1"), &national, None),
+                Err(RaScopeError::RoleNotPermitted { action }),
+                "{action:?}"
+            );
+        }
     }
 
     #[test]
@@ -509,6 +559,12 @@ mod tests {
             "local smartcard administrator".parse::<RaRole>(),
             Ok(LocalSmartcardAdministrator)
         );
+        assert_eq!("sm".parse::<RaRole>(), Ok(ServiceManager));
+        assert_eq!("Service Manager".parse::<RaRole>(), Ok(ServiceManager));
+        assert_eq!(ServiceManager.title(), "Service Manager");
+        for role in RaRole::ALL {
+            assert_eq!(role.as_str().parse::<RaRole>(), Ok(role));
+        }
         assert!("admin".parse::<RaRole>().is_err());
     }
 

@@ -48,7 +48,7 @@ pub const INVALID_ROLE_CODE: &str = "invalid_role_code";
 /// An activity code that is not one (`B0570`, …).
 pub const INVALID_ACTIVITY_CODE: &str = "invalid_activity_code";
 /// An RA role that is not one of `ra-manager`, `ra-agent`, `sponsor`, `id-checker`,
-/// `local-smartcard-administrator`.
+/// `local-smartcard-administrator`, `service-manager`.
 pub const INVALID_RA_ROLE: &str = "invalid_ra_role";
 /// A person's, organisation's or role's name that is empty, too long or not printable.
 pub const INVALID_NAME: &str = "invalid_name";
@@ -327,6 +327,37 @@ pub const WORKSTATION_SIGNATURE_MALFORMED: &str = "workstation_signature_malform
 /// A workstation signature that does not verify with the registered workstation key.
 pub const WORKSTATION_SIGNATURE_INVALID: &str = "workstation_signature_invalid";
 
+// OpenID Connect clients (registration by RA Managers at the national organisation and Service
+// Managers).
+/// A client name that is empty, longer than 100 characters or not printable.
+pub const INVALID_CLIENT_NAME: &str = "invalid_client_name";
+/// A client registered without any redirect URI.
+pub const REDIRECT_URI_REQUIRED: &str = "redirect_uri_required";
+/// A redirect or post-logout redirect URI that is not absolute, has a fragment or userinfo, uses
+/// `http` for a host that is not loopback, or is listed twice.
+pub const INVALID_REDIRECT_URI: &str = "invalid_redirect_uri";
+/// A token endpoint authentication method that is not one, or does not fit the client: a
+/// public client uses `none`, a confidential one never does.
+pub const INVALID_AUTH_METHOD: &str = "invalid_auth_method";
+/// Client keys that are missing (`private_key_jwt` needs exactly one of `jwks` and `jwks_uri`),
+/// given to a client that does not use them, or not a JWK set of public RSA or P-256 keys.
+pub const INVALID_JWKS: &str = "invalid_jwks";
+/// A client key that is too weak (RSA below 2048 bits).
+pub const WEAK_CLIENT_KEY: &str = "weak_client_key";
+/// A `jwks_uri` that is not `https` (or `http` on loopback), or has a fragment or userinfo.
+pub const INVALID_JWKS_URI: &str = "invalid_jwks_uri";
+/// A back-channel logout URI that is not `https` (or `http` on loopback), or has a fragment or
+/// userinfo.
+pub const INVALID_BACKCHANNEL_LOGOUT_URI: &str = "invalid_backchannel_logout_uri";
+/// An ID token algorithm that is not `RS256`, `RS512` or `ES256`.
+pub const INVALID_ID_TOKEN_ALG: &str = "invalid_id_token_alg";
+/// No client has the id.
+pub const UNKNOWN_CLIENT: &str = "unknown_client";
+/// The client is disabled (disabling it again, rotating its secret).
+pub const CLIENT_DISABLED: &str = "client_disabled";
+/// Rotating the secret of a client that has none (public, or `private_key_jwt`).
+pub const CLIENT_HAS_NO_SECRET: &str = "client_has_no_secret";
+
 // Signing (EPS prescriptions and prepared items).
 /// Signing or using the card when the session's card is not active.
 pub const CARD_NOT_ACTIVE: &str = "card_not_active";
@@ -528,6 +559,18 @@ pub const ALL: &[&str] = &[
     WORKSTATION_SIGNATURE_MISSING,
     WORKSTATION_SIGNATURE_MALFORMED,
     WORKSTATION_SIGNATURE_INVALID,
+    INVALID_CLIENT_NAME,
+    REDIRECT_URI_REQUIRED,
+    INVALID_REDIRECT_URI,
+    INVALID_AUTH_METHOD,
+    INVALID_JWKS,
+    WEAK_CLIENT_KEY,
+    INVALID_JWKS_URI,
+    INVALID_BACKCHANNEL_LOGOUT_URI,
+    INVALID_ID_TOKEN_ALG,
+    UNKNOWN_CLIENT,
+    CLIENT_DISABLED,
+    CLIENT_HAS_NO_SECRET,
     CARD_NOT_ACTIVE,
     KEYS_NOT_ON_PHONE,
     NO_ROLE_SELECTED,

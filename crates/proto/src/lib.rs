@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 pub mod activation_url;
 pub mod card;
 pub mod errors;
+pub mod oidc;
 pub mod passcode;
 pub mod routes;
 pub mod signin;
@@ -321,7 +322,8 @@ pub struct Position {
 /// `POST /api/v1/ra/people/{uid}/ra-roles`, and an RA role as listed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RaRoleGrant {
-    /// `ra-manager`, `ra-agent`, `sponsor`, `id-checker`, `local-smartcard-administrator`.
+    /// `ra-manager`, `ra-agent`, `sponsor`, `id-checker`, `local-smartcard-administrator`,
+    /// `service-manager`.
     pub role: String,
     /// ODS code.
     pub organisation: String,

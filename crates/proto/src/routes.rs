@@ -149,6 +149,37 @@ pub const RA_WORKSTATIONS: &str = "/api/v1/ra/workstations";
 pub const RA_WORKSTATION_CODES: &str = "/api/v1/ra/workstations/codes";
 /// `POST`: revoke a workstation.
 pub const RA_WORKSTATION_REVOKE: &str = "/api/v1/ra/workstations/{id}/revoke";
+/// `GET`: registered OpenID Connect clients; `POST`: register one.
+pub const RA_CLIENTS: &str = "/api/v1/ra/clients";
+/// `GET`: one client.
+pub const RA_CLIENT: &str = "/api/v1/ra/clients/{id}";
+/// `POST`: disable a client (no new sign-ins; its tokens stop working).
+pub const RA_CLIENT_DISABLE: &str = "/api/v1/ra/clients/{id}/disable";
+/// `POST`: a new client secret (the old one stops working at once).
+pub const RA_CLIENT_ROTATE_SECRET: &str = "/api/v1/ra/clients/{id}/rotate-secret";
+
+/// The OpenID Connect provider (issue 11): discovery.
+pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
+/// Authorization endpoint (`GET` and `POST`).
+pub const OIDC_AUTHORIZE: &str = "/oauth2/authorize";
+/// Token endpoint.
+pub const OIDC_TOKEN: &str = "/oauth2/token";
+/// UserInfo endpoint (`GET` and `POST`).
+pub const OIDC_USERINFO: &str = "/oauth2/userinfo";
+/// The provider's public keys.
+pub const OIDC_JWKS: &str = "/oauth2/jwks";
+/// RP-initiated logout (`GET` and `POST`).
+pub const OIDC_LOGOUT: &str = "/oauth2/logout";
+/// The web sign-in page of one authorization request (`GET`; `POST` submits the UID).
+pub const OIDC_SIGNIN: &str = "/oauth2/signin/{flow}";
+/// The page's wait for the phone (`GET ?wait=S`, JSON).
+pub const OIDC_SIGNIN_STATUS: &str = "/oauth2/signin/{flow}/status";
+/// Continue after the phone approved (`POST`, form).
+pub const OIDC_SIGNIN_CONTINUE: &str = "/oauth2/signin/{flow}/continue";
+/// Role selection (`POST`, form).
+pub const OIDC_SIGNIN_ROLE: &str = "/oauth2/signin/{flow}/role";
+/// The sign-in pages' one script and stylesheet.
+pub const OIDC_ASSETS: &str = "/oauth2/assets/{file}";
 
 /// `template` with its one `{param}` replaced by `value` (a checked path segment).
 pub fn fill(template: &str, value: &str) -> String {

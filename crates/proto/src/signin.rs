@@ -37,12 +37,24 @@ pub struct AuthContext {
     /// That organisation's name.
     #[serde(default)]
     pub organisation_name: String,
+    /// For a web sign-in (the OpenID Connect provider): the registered name of the client the
+    /// person signs in to, which the server vouches for; `client_address` is then the browser's
+    /// address. Empty for workstations.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub web_client: String,
 }
 
 impl AuthContext {
     /// The line a phone shows for the workstation: "WARD-7-PC-03 (RX1 Example Trust)", or
-    /// "UNREGISTERED WORKSTATION claiming 'PC-9'".
+    /// "UNREGISTERED WORKSTATION claiming 'PC-9'", or for a web sign-in "web browser at
+    /// 10.0.0.7 signing in to 'Example EPR'".
     pub fn workstation_label(&self) -> String {
+        if !self.web_client.is_empty() {
+            return format!(
+                "web browser at {} signing in to '{}'",
+                self.client_address, self.web_client
+            );
+        }
         if self.registered {
             if self.organisation_name.is_empty() {
                 format!("{} ({})", self.workstation_name, self.organisation)
@@ -83,6 +95,12 @@ pub fn context_digest(ctx: &AuthContext, created_at_unix: i64) -> String {
     ] {
         c.update(&(field.len() as u64).to_be_bytes());
         c.update(field);
+    }
+    // Only web sign-ins carry a client: a workstation's digest stays what it always was.
+    if !ctx.web_client.is_empty() {
+        c.update(b"web-client");
+        c.update(&(ctx.web_client.len() as u64).to_be_bytes());
+        c.update(ctx.web_client.as_bytes());
     }
     c.update(&created_at_unix.to_be_bytes());
     let digest = c.finish();

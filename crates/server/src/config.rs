@@ -55,6 +55,60 @@ pub struct ServerConfig {
     pub signing: SigningConfig,
     /// Who may read `GET /metrics`.
     pub metrics: MetricsAccess,
+    /// The OpenID Connect provider.
+    pub oidc: OidcConfig,
+}
+
+/// The OpenID Connect provider's lifetimes and key rotation.
+#[derive(Clone)]
+pub struct OidcConfig {
+    /// How long an authorization code lives (at most 60 seconds).
+    pub code_ttl: Duration,
+    /// How long an access token lives (never past its sign-in session).
+    pub access_token_ttl: Duration,
+    /// How long an ID token is valid.
+    pub id_token_ttl: Duration,
+    /// How long a browser has to finish a sign-in it started at the authorization endpoint.
+    pub flow_ttl: Duration,
+    /// How long a signing key signs before a new one replaces it.
+    pub key_lifetime: Duration,
+    /// How long a replaced key stays in the JWK set, so that tokens it signed still verify and
+    /// relying parties that cached the set see the new key before the old one goes.
+    pub key_grace: Duration,
+    /// Sandbox only: the simulated person who reads the number on the sign-in page (the lab's
+    /// phone types it, as a person would).
+    pub number_screen: Option<NumberScreen>,
+}
+
+/// Called with (UID, number) when a sign-in page shows a number (sandbox only).
+pub type NumberScreen = std::sync::Arc<dyn Fn(&str, u8) + Send + Sync>;
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("code_ttl", &self.code_ttl)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("id_token_ttl", &self.id_token_ttl)
+            .field("flow_ttl", &self.flow_ttl)
+            .field("key_lifetime", &self.key_lifetime)
+            .field("key_grace", &self.key_grace)
+            .field("number_screen", &self.number_screen.is_some())
+            .finish()
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> OidcConfig {
+        OidcConfig {
+            code_ttl: Duration::seconds(60),
+            access_token_ttl: Duration::minutes(60),
+            id_token_ttl: Duration::minutes(60),
+            flow_ttl: Duration::minutes(10),
+            key_lifetime: Duration::days(90),
+            key_grace: Duration::days(7),
+            number_screen: None,
+        }
+    }
 }
 
 /// Who may sign prescriptions, and how much at once.
@@ -178,6 +232,7 @@ impl ServerConfig {
             signin: SigninConfig::default(),
             signing: SigningConfig::default(),
             metrics: MetricsAccess::loopback(),
+            oidc: OidcConfig::default(),
         }
     }
 

@@ -51,6 +51,9 @@ pub async fn serve(
         }
     });
     let _flusher = AbortOnDrop(flusher.abort_handle());
+    // OpenID Connect clients hear of sessions that ended other than by `/oauth2/logout`.
+    let sweeper = tokio::spawn(routes::oidc::logout::sweeper(state.clone()));
+    let _sweeper = AbortOnDrop(sweeper.abort_handle());
     let handle = axum_server::Handle::<SocketAddr>::new();
     let shutdown_handle = handle.clone();
     let hub_state = state.clone();
@@ -68,6 +71,7 @@ pub async fn serve(
         .await;
     refresher.abort();
     flusher.abort();
+    sweeper.abort();
     state.flush_refusals(true).await;
     state.store().close().await;
     tracing::info!("stopped");

@@ -39,6 +39,7 @@ struct Inner {
     rng: SystemRandom,
     hub: Hub,
     metrics: Metrics,
+    oidc_keys: crate::routes::oidc::keys::KeyCache,
 }
 
 impl AppState {
@@ -78,6 +79,7 @@ impl AppState {
                 rng: SystemRandom::new(),
                 hub: Hub::default(),
                 metrics: Metrics::new(),
+                oidc_keys: Default::default(),
             }),
         }
     }
@@ -132,6 +134,15 @@ impl AppState {
     /// `https://host:port`, as bound into signed statements.
     pub fn origin(&self) -> String {
         self.inner.public_url.origin().ascii_serialization()
+    }
+    /// The OpenID Connect provider's signing keys as last loaded.
+    pub(crate) fn oidc_keys(&self) -> &crate::routes::oidc::keys::KeyCache {
+        &self.inner.oidc_keys
+    }
+    /// The OpenID Connect issuer: the public URL's origin (no trailing slash), so that
+    /// discovery is at `{issuer}/.well-known/openid-configuration`.
+    pub fn issuer(&self) -> String {
+        self.origin()
     }
     /// The national organisation's ODS code.
     pub fn national_ods(&self) -> &str {

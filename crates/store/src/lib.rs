@@ -13,6 +13,8 @@
 pub mod audit;
 pub mod copy;
 pub mod device_secrets;
+pub mod oidc;
+pub mod oidc_clients;
 pub mod postgres;
 pub mod repo;
 mod row;

@@ -353,6 +353,87 @@ CREATE TABLE throttle_counts (
 CREATE INDEX throttle_counts_window ON throttle_counts(window_start);
 "#,
     ),
+    (
+        "0010_oidc_provider",
+        r#"
+CREATE TABLE oidc_clients (
+    client_id                  TEXT PRIMARY KEY,
+    name                       TEXT NOT NULL,
+    redirect_uris              TEXT NOT NULL,
+    post_logout_redirect_uris  TEXT NOT NULL DEFAULT '[]',
+    public_client              INTEGER NOT NULL DEFAULT 0,
+    auth_method                TEXT NOT NULL,
+    secret_hash                BLOB,
+    jwks                       TEXT,
+    jwks_uri                   TEXT,
+    backchannel_logout_uri     TEXT,
+    id_token_alg               TEXT NOT NULL DEFAULT 'RS256',
+    any_loopback_redirect      INTEGER NOT NULL DEFAULT 0,
+    ods_code                   TEXT NOT NULL REFERENCES organisations(ods_code),
+    created_by                 TEXT NOT NULL,
+    created_at                 INTEGER NOT NULL,
+    disabled_at                INTEGER
+);
+
+CREATE TABLE oidc_keys (
+    kid         TEXT PRIMARY KEY,
+    alg         TEXT NOT NULL,
+    sealed_key  BLOB NOT NULL,
+    public_jwk  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    retired_at  INTEGER
+);
+
+CREATE TABLE oidc_flows (
+    id               TEXT PRIMARY KEY,
+    client_id        TEXT NOT NULL REFERENCES oidc_clients(client_id),
+    params           TEXT NOT NULL,
+    browser_hash     BLOB NOT NULL,
+    auth_request_id  TEXT REFERENCES auth_requests(id),
+    session_id       TEXT REFERENCES sessions(id),
+    position_id      TEXT,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    finished_at      INTEGER
+);
+CREATE INDEX oidc_flows_expiry ON oidc_flows(expires_at);
+
+CREATE TABLE oidc_grants (
+    id               TEXT PRIMARY KEY,
+    code_hash        BLOB NOT NULL UNIQUE,
+    client_id        TEXT NOT NULL REFERENCES oidc_clients(client_id),
+    session_id       TEXT NOT NULL REFERENCES sessions(id),
+    redirect_uri     TEXT NOT NULL,
+    scope            TEXT NOT NULL,
+    nonce            TEXT,
+    code_challenge   TEXT,
+    position_id      TEXT,
+    acr              TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    code_expires_at  INTEGER NOT NULL,
+    code_used_at     INTEGER,
+    revoked_at       INTEGER
+);
+CREATE INDEX oidc_grants_session ON oidc_grants(session_id);
+
+CREATE TABLE oidc_tokens (
+    token_hash  BLOB PRIMARY KEY,
+    grant_id    TEXT NOT NULL REFERENCES oidc_grants(id),
+    kind        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);
+CREATE INDEX oidc_tokens_grant ON oidc_tokens(grant_id);
+
+CREATE TABLE oidc_assertion_ids (
+    client_id   TEXT NOT NULL,
+    jti         TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 pub mod card;
 pub mod challenge;
 pub mod device;
+pub mod oidc;
 pub mod public;
 pub mod ra;
+pub mod ra_clients;
 pub mod session;
 pub mod signin;
 pub mod signing;
@@ -34,6 +36,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public::routes())
         .merge(ra::routes())
+        .merge(ra_clients::routes())
+        .merge(oidc::routes())
         .merge(signin::routes())
         .merge(session::routes())
         .merge(card::routes())

@@ -57,7 +57,7 @@ fn ts(t: i64) -> OffsetDateTime {
 }
 
 /// The person's positions as session roles.
-async fn roles_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<SessionRole>> {
+pub(crate) async fn roles_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<SessionRole>> {
     Ok(to_roles(
         repo::positions_with_organisation_names(conn, uid).await?,
     ))

@@ -169,15 +169,26 @@ async fn create_request(
 async fn admit_request(
     state: &AppState,
     ctx: &AuditContext,
-    req: &CreateAuthRequest,
+    opening: &Opening<'_>,
     uid: &Uid,
     tx: &mut Conn,
     now_unix: i64,
 ) -> ApiResult<(AuthContext, repo::CardRow, Vec<AuthRequestRow>)> {
     let cfg = &state.config().signin;
-    let shown = super::workstation::opening_context(state, ctx, req, tx).await?;
-    let (card, blocked_until) = active_card_of(tx, uid.as_str()).await?;
-    super::workstation::check_unregistered_allowed(tx, &shown, &card.issued_by).await?;
+    let (shown, card, blocked_until) = match opening {
+        Opening::Workstation(req) => {
+            let shown = super::workstation::opening_context(state, ctx, req, tx).await?;
+            let (card, blocked_until) = active_card_of(tx, uid.as_str()).await?;
+            super::workstation::check_unregistered_allowed(tx, &shown, &card.issued_by).await?;
+            (shown, card, blocked_until)
+        }
+        // The server wrote this context itself from the client registry and the browser's
+        // address: there is no workstation to check.
+        Opening::Web(shown) => {
+            let (card, blocked_until) = active_card_of(tx, uid.as_str()).await?;
+            ((*shown).clone(), card, blocked_until)
+        }
+    };
     if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
         return Err(ApiError::forbidden(
             code::CARD_BLOCKED,
@@ -210,6 +221,16 @@ async fn admit_request(
     Ok((shown, card, open))
 }
 
+/// Who opens a sign-in request.
+pub(crate) enum Opening<'a> {
+    /// An identity agent, with the context it claims and, for a registered workstation, its
+    /// signed proof.
+    Workstation(&'a CreateAuthRequest),
+    /// The OpenID Connect provider's sign-in page, with the context the server wrote (the
+    /// client's registered name, the browser's address).
+    Web(&'a AuthContext),
+}
+
 async fn create_request_inner(
     state: &AppState,
     ctx: &AuditContext,
@@ -220,6 +241,26 @@ async fn create_request_inner(
         .parse()
         .map_err(|e: vsc_core::IdError| ApiError::bad_request(code::INVALID_UID, e.to_string()))?;
     validate_context(&req.context)?;
+    open_request(
+        state,
+        ctx,
+        &uid,
+        &Opening::Workstation(req),
+        &req.context.client_address,
+    )
+    .await
+}
+
+/// Opens a sign-in request for `uid`'s active card: the shared path of workstations and of
+/// the web sign-in page. `claimed_address` is what the opener said its address was (audited
+/// beside the address seen).
+pub(crate) async fn open_request(
+    state: &AppState,
+    ctx: &AuditContext,
+    uid: &Uid,
+    opening: &Opening<'_>,
+    claimed_address: &str,
+) -> ApiResult<AuthRequestCreated> {
     let cfg = &state.config().signin;
     let now = state.now();
     let now_unix = now.unix_timestamp();
@@ -227,7 +268,8 @@ async fn create_request_inner(
     // refusal still commits it, with only the spent challenge in it: a signed opening is never
     // usable twice, and a refused request costs no transaction of its own.
     let mut tx = state.write().await?;
-    let (shown, card, open) = match admit_request(state, ctx, req, &uid, &mut tx, now_unix).await {
+    let (shown, card, open) = match admit_request(state, ctx, opening, uid, &mut tx, now_unix).await
+    {
         Ok(admitted) => admitted,
         Err(err) => {
             tx.commit().await?;
@@ -266,7 +308,7 @@ async fn create_request_inner(
         "auth.requested",
         uid.as_str(),
         &card.issued_by,
-        serde_json::json!({"request_id": row.id, "card_id": card.id, "context": shown, "claimed_address": req.context.client_address, "superseded": superseded}),
+        serde_json::json!({"request_id": row.id, "card_id": card.id, "context": shown, "claimed_address": claimed_address, "superseded": superseded}),
     );
     state.append_audit(&mut tx, &event, state.now_ms()).await?;
     tx.commit().await?;

@@ -648,6 +648,7 @@ pub(crate) async fn opening_context(
             registered: false,
             organisation: String::new(),
             organisation_name: String::new(),
+            web_client: String::new(),
         });
     };
     let WorkstationProof {
@@ -681,6 +682,7 @@ pub(crate) async fn opening_context(
         registered: true,
         organisation: w.ods_code,
         organisation_name: org_name,
+        web_client: String::new(),
     })
 }
 

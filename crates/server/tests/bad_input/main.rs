@@ -15,6 +15,7 @@ mod concurrency;
 mod csr;
 mod device;
 mod identifiers;
+mod oidc_clients;
 mod ra_login;
 mod ra_scope;
 mod ra_takeover;

@@ -11,6 +11,7 @@
 //! processes sharing a database cannot both accept one.
 
 pub mod audit;
+pub mod console;
 pub mod copy;
 pub mod device_secrets;
 pub mod oidc;

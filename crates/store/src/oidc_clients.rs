@@ -154,3 +154,28 @@ pub async fn set_secret_hash(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Registers or updates one of the server's own clients (the RA console): its redirect URIs
+/// follow the server's public URL, which may change between starts.
+pub async fn upsert_internal_client(conn: &mut Conn, c: &ClientRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO oidc_clients (client_id, name, redirect_uris, post_logout_redirect_uris, public_client, auth_method, \
+         secret_hash, jwks, jwks_uri, backchannel_logout_uri, id_token_alg, any_loopback_redirect, ods_code, created_by, \
+         created_at, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, NULL, $7, 0, $8, $9, $10, NULL)
+         ON CONFLICT (client_id) DO UPDATE SET redirect_uris = excluded.redirect_uris,
+             post_logout_redirect_uris = excluded.post_logout_redirect_uris, name = excluded.name",
+    )
+    .bind(&c.client_id)
+    .bind(&c.name)
+    .bind(json_text(&c.redirect_uris)?)
+    .bind(json_text(&c.post_logout_redirect_uris)?)
+    .bind(i64::from(c.public_client))
+    .bind(&c.auth_method)
+    .bind(&c.id_token_alg)
+    .bind(&c.ods_code)
+    .bind(&c.created_by)
+    .bind(c.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

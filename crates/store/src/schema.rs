@@ -434,6 +434,21 @@ CREATE TABLE oidc_assertion_ids (
 );
 "#,
     ),
+    (
+        "0011_ra_console",
+        r#"
+CREATE TABLE console_sessions (
+    token_hash   BLOB PRIMARY KEY,
+    uid          TEXT NOT NULL REFERENCES people(uid),
+    session_id   TEXT NOT NULL REFERENCES sessions(id),
+    created_at   INTEGER NOT NULL,
+    last_used    INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    ended_at     INTEGER
+);
+CREATE INDEX people_family_name ON people(family_name);
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod card;
 pub mod challenge;
+pub mod console;
 pub mod device;
 pub mod oidc;
 pub mod public;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ra::routes())
         .merge(ra_clients::routes())
         .merge(oidc::routes())
+        .merge(console::routes())
         .merge(signin::routes())
         .merge(session::routes())
         .merge(card::routes())

@@ -356,8 +356,22 @@ async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> Ap
                 "your RA session has ended; sign in again with `vsc ra login`",
             )
         })?;
-    active_auth_key(&mut conn, &uid, now).await?;
-    let grants = grants_of(&mut conn, &uid).await?;
+    drop(conn);
+    caller_for_uid(state, &uid, client).await
+}
+
+/// The RA behind a session that proved `uid` (an RA API token, or the web console's session):
+/// refused unless they still hold an RA role and an active card with a valid authentication
+/// certificate. The console builds its callers here, so both check the same things.
+pub(crate) async fn caller_for_uid(
+    state: &AppState,
+    uid: &str,
+    client: &AuditContext,
+) -> ApiResult<RaCaller> {
+    let now = state.now_unix();
+    let mut conn = state.store().pool().acquire().await?;
+    active_auth_key(&mut conn, uid, now).await?;
+    let grants = grants_of(&mut conn, uid).await?;
     if grants.is_empty() {
         return Err(ApiError::forbidden(
             code::NOT_AN_RA,
@@ -366,10 +380,10 @@ async fn ra_caller(parts: &Parts, state: &AppState, client: &AuditContext) -> Ap
     }
     Ok(RaCaller {
         ctx: AuditContext {
-            actor: uid.clone(),
+            actor: uid.to_owned(),
             source: client.source,
         },
-        uid,
+        uid: uid.to_owned(),
         grants,
     })
 }
@@ -474,7 +488,7 @@ async fn audited<T>(
         .map(Json)
 }
 
-async fn me(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Json<Person>> {
+pub(crate) async fn me(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Json<Person>> {
     let mut conn = state.store().pool().acquire().await?;
     Ok(Json(views::person(&mut conn, &caller.uid).await?))
 }
@@ -482,7 +496,7 @@ async fn me(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Json<P
 // ---------------------------------------------------------------------------------------------
 // Organisations
 
-async fn list_organisations(
+pub(crate) async fn list_organisations(
     State(state): State<AppState>,
     _caller: RaCaller,
 ) -> ApiResult<Json<Vec<Organisation>>> {
@@ -500,7 +514,7 @@ async fn list_organisations(
     ))
 }
 
-async fn create_organisation(
+pub(crate) async fn create_organisation(
     State(state): State<AppState>,
     caller: RaCaller,
     ApiJson(req): ApiJson<CreateOrganisation>,
@@ -554,7 +568,7 @@ async fn create_organisation(
     .await
 }
 
-async fn set_session_limits(
+pub(crate) async fn set_session_limits(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(ods): Path<String>,
@@ -632,7 +646,7 @@ fn clean_name(field: &str, value: &str) -> ApiResult<String> {
     Ok(v.to_owned())
 }
 
-async fn create_person(
+pub(crate) async fn create_person(
     State(state): State<AppState>,
     caller: RaCaller,
     ApiJson(req): ApiJson<CreatePerson>,
@@ -696,7 +710,7 @@ async fn create_person(
     .await
 }
 
-async fn get_person(
+pub(crate) async fn get_person(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(uid): Path<String>,
@@ -713,7 +727,7 @@ async fn get_person(
     .await
 }
 
-async fn record_identity_check(
+pub(crate) async fn record_identity_check(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(uid): Path<String>,
@@ -777,7 +791,7 @@ async fn record_identity_check(
     .await
 }
 
-async fn assign_position(
+pub(crate) async fn assign_position(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(uid): Path<String>,
@@ -841,7 +855,7 @@ async fn assign_position(
     .await
 }
 
-async fn assign_ra_role(
+pub(crate) async fn assign_ra_role(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(uid): Path<String>,
@@ -915,7 +929,7 @@ async fn assign_ra_role(
 // ---------------------------------------------------------------------------------------------
 // Cards
 
-async fn issue_card(
+pub(crate) async fn issue_card(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(uid): Path<String>,
@@ -987,7 +1001,7 @@ async fn card_for(
     Ok(card)
 }
 
-async fn get_card(
+pub(crate) async fn get_card(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(id): Path<String>,
@@ -1034,7 +1048,7 @@ async fn issue_code(
     })
 }
 
-async fn reissue_activation(
+pub(crate) async fn reissue_activation(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(id): Path<String>,
@@ -1064,7 +1078,7 @@ async fn reissue_activation(
     .await
 }
 
-async fn cancel_card(
+pub(crate) async fn cancel_card(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(id): Path<String>,
@@ -1122,7 +1136,7 @@ async fn cancel_card(
     .await
 }
 
-async fn unlock_card(
+pub(crate) async fn unlock_card(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(id): Path<String>,
@@ -1291,7 +1305,7 @@ fn decision_note(note: Option<&str>) -> ApiResult<Option<String>> {
     }
 }
 
-async fn request_position(
+pub(crate) async fn request_position(
     State(state): State<AppState>,
     caller: RaCaller,
     ApiJson(req): ApiJson<RequestPosition>,
@@ -1372,7 +1386,7 @@ async fn request_position(
     .await
 }
 
-async fn list_position_requests(
+pub(crate) async fn list_position_requests(
     State(state): State<AppState>,
     caller: RaCaller,
 ) -> ApiResult<Json<Vec<PositionRequest>>> {
@@ -1457,7 +1471,7 @@ async fn decided_request(state: &AppState, id: &str, now: i64) -> ApiResult<Posi
     Ok(position_request_view(done, now))
 }
 
-async fn approve_position_request(
+pub(crate) async fn approve_position_request(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(id): Path<String>,
@@ -1521,7 +1535,7 @@ async fn approve_position_request(
     .await
 }
 
-async fn decline_position_request(
+pub(crate) async fn decline_position_request(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(id): Path<String>,

@@ -210,6 +210,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         let options = vsc_authenticator::AutoApprove {
             decline_card_operations: args.decline_card_operations,
         };
+        let screen = screen.clone();
         tokio::spawn(async move {
             vsc_authenticator::auto_approve_with(
                 home,
@@ -217,6 +218,27 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
                 screen,
                 options,
                 |line| println!("phone: {line}"),
+                stop,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        })
+    };
+    // The RA Manager's phone approves their own sign-ins to the RA console (`/ra`) the same
+    // way, reading the number the console's sign-in page shows.
+    let ra_phone_task = {
+        let home = lab.ram_home.clone();
+        let stop = until(stop_rx.clone());
+        let options = vsc_authenticator::AutoApprove {
+            decline_card_operations: true,
+        };
+        tokio::spawn(async move {
+            vsc_authenticator::auto_approve_with(
+                home,
+                lab::lab_passcode()?,
+                screen,
+                options,
+                |line| println!("RA phone: {line}"),
                 stop,
             )
             .await
@@ -249,6 +271,14 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         "  RA Manager       phone in {} (vsc ra --home {} login)",
         lab.ram_home.dir().display(),
         lab.ram_home.dir().display()
+    );
+    println!(
+        "  RA console       {}ra  (UID {}; the RA Manager's phone approves by itself)",
+        lab.url,
+        lab.ram_home
+            .enrolment()?
+            .map(|e| e.uid)
+            .unwrap_or_default()
     );
     println!(
         "  passcode         {} (every simulated phone here)",
@@ -341,6 +371,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         eprintln!("warning: the agent stopped with an error: {e}");
     }
     phone_task.abort();
+    ra_phone_task.abort();
     if let Some(task) = card_task {
         let _ = task.await;
     }

@@ -571,3 +571,98 @@ fn an_integrator_signs_in_through_the_sandbox() {
     });
     assert!(sandbox.stop().success());
 }
+
+/// `vsc sandbox` then `/ra`: the RA Manager's simulated phone approves the console sign-in by
+/// itself, so the console opens on its dashboard.
+#[test]
+fn the_sandbox_ra_manager_signs_in_to_the_console_by_phone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("sandbox");
+    let sandbox = Sandbox::start(&data);
+    let issuer = sandbox.field("OIDC issuer");
+    let console = sandbox.field("RA console");
+    let uid = console
+        .split("UID ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .unwrap_or_else(|| panic!("the RA Manager's UID in {console}"))
+        .to_owned();
+    let root = std::fs::read(data.join("server/ca/root.pem")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&root).unwrap()])
+            .https_only(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(40))
+            .build()
+            .unwrap();
+        let base = url::Url::parse(&issuer).unwrap();
+        let at = |path: &str| base.join(path).unwrap().to_string();
+        let mut jar = Jar::default();
+        let mut get = async |jar: &mut Jar, url: String| {
+            let r = http
+                .get(&url)
+                .header(header::COOKIE, jar.header())
+                .send()
+                .await
+                .unwrap();
+            jar.keep(&r);
+            r
+        };
+        // /ra → /ra/signin → the provider → the sign-in page.
+        let mut url = at("/ra");
+        for _ in 0..3 {
+            let r = get(&mut jar, url.clone()).await;
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{url}");
+            url = at(&location(&r));
+        }
+        assert!(url.contains("/oauth2/signin/"), "{url}");
+        let r = get(&mut jar, url.clone()).await;
+        let html = r.text().await.unwrap();
+        assert!(html.contains("vsc RA console"), "{html}");
+        let csrf = hidden_input(&html, "csrf");
+        let r = http
+            .post(&url)
+            .header(header::COOKIE, jar.header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form(&[("csrf", &csrf), ("uid", &uid)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = get(&mut jar, format!("{url}/status?wait=25")).await;
+            let status: serde_json::Value = r.json().await.unwrap();
+            if status["state"] == "approved" {
+                break;
+            }
+            assert!(
+                status["state"] == "pending" && Instant::now() < deadline,
+                "the RA Manager's sandbox phone did not approve: {status}"
+            );
+        }
+        let r = http
+            .post(format!("{url}/continue"))
+            .header(header::COOKIE, jar.header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form(&[("csrf", &csrf)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        jar.keep(&r);
+        let callback = at(&location(&r));
+        assert!(callback.contains("/ra/callback?"), "{callback}");
+        let r = get(&mut jar, callback).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let r = get(&mut jar, at(&location(&r))).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("Dashboard"), "{html}");
+    });
+}

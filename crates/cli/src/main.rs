@@ -27,6 +27,7 @@ mod logging;
 mod passcode;
 mod qr;
 mod ra;
+mod ra_bulk;
 mod ra_client;
 mod ra_workstation;
 mod sandbox;

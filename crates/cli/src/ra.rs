@@ -69,6 +69,9 @@ enum RaCommand {
     /// disable, rotate-secret. RA Managers at the national organisation and Service Managers.
     #[command(subcommand)]
     Client(crate::ra_client::ClientCommand),
+    /// Bulk issuance from a CSV file: register, check, place and issue cards row by row
+    /// (--dry-run checks every row and writes nothing).
+    BulkIssue(crate::ra_bulk::BulkIssueArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -533,6 +536,9 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         RaCommand::Client(command) => {
             return crate::ra_client::run(command, &console.client, &console.token, args.json)
                 .await;
+        }
+        RaCommand::BulkIssue(command) => {
+            return crate::ra_bulk::run(command, &console.client, &console.token, args.json).await;
         }
         RaCommand::Whoami => {
             let me: Person = console.get(routes::RA_ME).await?;

@@ -603,7 +603,7 @@ fn the_sandbox_ra_manager_signs_in_to_the_console_by_phone() {
         let base = url::Url::parse(&issuer).unwrap();
         let at = |path: &str| base.join(path).unwrap().to_string();
         let mut jar = Jar::default();
-        let mut get = async |jar: &mut Jar, url: String| {
+        let get = async |jar: &mut Jar, url: String| {
             let r = http
                 .get(&url)
                 .header(header::COOKIE, jar.header())

@@ -411,6 +411,24 @@ pub const CARD_PIN_NOT_VERIFIED: &str = "card_pin_not_verified";
 /// The card has no valid smartcard (PIV) certificates.
 pub const NO_SMARTCARD_KEYS: &str = "no_smartcard_keys";
 
+// Bulk issuance (`POST /api/v1/ra/bulk-issue`, the console's `/ra/bulk`).
+/// A bulk CSV that cannot be read: an unterminated quote, a stray quote, a header that does not
+/// name the columns, no rows; or a row with a different number of fields than the header.
+pub const BULK_CSV_INVALID: &str = "bulk_csv_invalid";
+/// A bulk CSV larger than 1 MiB: split it.
+pub const BULK_CSV_TOO_LARGE: &str = "bulk_csv_too_large";
+/// A bulk CSV with more than 1,000 rows: split it.
+pub const BULK_CSV_TOO_MANY_ROWS: &str = "bulk_csv_too_many_rows";
+/// A bulk CSV cell that a spreadsheet would run as a formula (starts with `=`, `+`, `-`, `@`).
+pub const BULK_FORMULA_CELL: &str = "bulk_formula_cell";
+/// A bulk CSV row for the same email as an earlier row of the file.
+pub const BULK_DUPLICATE_ROW: &str = "bulk_duplicate_row";
+/// A bulk CSV row for an email already registered at that organisation (a file run twice).
+pub const BULK_PERSON_EXISTS: &str = "bulk_person_exists";
+/// A bulk CSV row whose checker does not hold a role that checks identity (RA Manager, RA
+/// Agent, ID Checker) at the row's organisation or nationally.
+pub const BULK_CHECKER_NOT_PERMITTED: &str = "bulk_checker_not_permitted";
+
 // Never sent to a client: recorded as the `error` of audit events only.
 /// The holder declined a sign-in request.
 pub const DECLINED: &str = "declined";
@@ -595,6 +613,13 @@ pub const ALL: &[&str] = &[
     PIN_NOT_SET,
     CARD_PIN_NOT_VERIFIED,
     NO_SMARTCARD_KEYS,
+    BULK_CSV_INVALID,
+    BULK_CSV_TOO_LARGE,
+    BULK_CSV_TOO_MANY_ROWS,
+    BULK_FORMULA_CELL,
+    BULK_DUPLICATE_ROW,
+    BULK_PERSON_EXISTS,
+    BULK_CHECKER_NOT_PERMITTED,
     DECLINED,
     NOT_ME,
     TOO_MANY_DISTINCT_REFUSALS,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub mod activation_url;
+pub mod bulk;
 pub mod card;
 pub mod errors;
 pub mod oidc;

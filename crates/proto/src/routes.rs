@@ -143,6 +143,9 @@ pub const RA_POSITION_REQUESTS: &str = "/api/v1/ra/position-requests";
 pub const RA_POSITION_REQUEST_APPROVE: &str = "/api/v1/ra/position-requests/{id}/approve";
 /// `POST`: decline a position request.
 pub const RA_POSITION_REQUEST_DECLINE: &str = "/api/v1/ra/position-requests/{id}/decline";
+/// Bulk issuance: `POST`, a CSV of people to register, check, place and issue cards to
+/// (`vsc_proto::bulk`).
+pub const RA_BULK_ISSUE: &str = "/api/v1/ra/bulk-issue";
 /// `GET` (`?organisation=ODS`): registered workstations.
 pub const RA_WORKSTATIONS: &str = "/api/v1/ra/workstations";
 /// `POST`: a one-time workstation registration code.

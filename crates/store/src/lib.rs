@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod console_audit;
 pub mod copy;
 pub mod device_secrets;
 pub mod oidc;

@@ -9,6 +9,7 @@ pub mod device;
 pub mod oidc;
 pub mod public;
 pub mod ra;
+pub mod ra_bulk;
 pub mod ra_clients;
 pub mod session;
 pub mod signin;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Batches of prescriptions are larger; those routes carry their own limit.
         .merge(signing::routes())
+        .merge(ra_bulk::routes())
         // The phone's whole API: it sets the limits of its routes itself (the signing answers'
         // is the larger one).
         .merge(device::routes())

@@ -12,4 +12,7 @@ mod common;
 #[allow(dead_code)]
 mod support;
 
+mod audit;
+mod organisations;
 mod signin;
+mod bulk;

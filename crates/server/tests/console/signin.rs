@@ -87,6 +87,7 @@ async fn sign_out_ends_the_console_session() {
     assert_eq!(dashboard.status, 200);
     let csrf = dashboard.csrf();
     let kept = b.cookies["__Host-vsc-ra"].clone();
+    let kept_sso = b.cookies["__Host-vsc-sso"].clone();
     // Without the CSRF token nothing happens.
     let forged = b.post("/ra/signout", &[("csrf", "x")]).await;
     assert_eq!(forged.status, 403);
@@ -98,4 +99,14 @@ async fn sign_out_ends_the_console_session() {
     replay.cookies.insert("__Host-vsc-ra".into(), kept);
     let again = replay.get("/ra").await;
     assert_eq!(again.status, 303);
+    // Nor does the browser's sign-in session behind it: signing in again needs the phone
+    // (kept cookie replayed too, as on a shared workstation).
+    let sso = kept_sso;
+    let mut next = Browser::new(&s);
+    next.cookies.insert("__Host-vsc-sso".into(), sso);
+    let to_provider = next.get("/ra/signin").await;
+    let flow = next.get(&to_provider.location.unwrap()).await;
+    assert_eq!(flow.status, 303);
+    let lands = flow.location.unwrap();
+    assert!(lands.starts_with("/oauth2/signin/"), "single sign-on after sign-out: {lands}");
 }

@@ -181,6 +181,9 @@ pub fn page(c: &Console, status: StatusCode, title: &str, body: Markup) -> Respo
             nav class="console-nav" aria-label="RA console" {
                 a href="/ra" { "Dashboard" }
                 a href="/ra/people" { "People" }
+                a href="/ra/organisations" { "Organisations" }
+                a href="/ra/audit" { "Audit" }
+                a href="/ra/bulk" { "Bulk issuance" }
                 span class="who" { "Signed in as " (c.name) " (" (c.caller.uid) ")" }
                 form method="post" action="/ra/signout" class="inline" {
                     input type="hidden" name="csrf" value=(c.csrf);
@@ -452,13 +455,20 @@ async fn signout(State(state): State<AppState>, Client(ctx): Client, headers: He
         return error_page(StatusCode::FORBIDDEN, "This form has expired", "Reload the page and try again.");
     }
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or("");
+    let hash = sha256(token.as_bytes());
     let done = async {
+        let session_id = load_session(&state, &hash).await?.map(|s| s.session_id);
         let mut tx = state.write().await?;
-        db::end_session(&mut tx, &sha256(token.as_bytes()), state.now_unix()).await?;
+        db::end_session(&mut tx, &hash, state.now_unix()).await?;
         state
             .append_audit(&mut tx, &c.caller.ctx.event("console.signout", &c.caller.uid, "", serde_json::json!({})), state.now_ms())
             .await?;
         tx.commit().await?;
+        // Signing out of the console also ends the browser's sign-in session behind it: on a
+        // shared RA workstation the next person must not get in by single sign-on.
+        if let Some(session_id) = session_id {
+            super::oidc::logout::end_session(&state, &ctx, &session_id, "console-signout").await?;
+        }
         Ok::<_, ApiError>(())
     }
     .await;
@@ -473,6 +483,8 @@ async fn signout(State(state): State<AppState>, Client(ctx): Client, headers: He
     );
     r.headers_mut()
         .append(header::SET_COOKIE, strict_cookie(SESSION_COOKIE, "", Some(0)));
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(super::oidc::SSO_COOKIE, "", Some(0)));
     r
 }
 

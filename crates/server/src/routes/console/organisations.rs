@@ -1,10 +1,299 @@
-//! Organisations: list, create, session limits.
+//! Organisations: the list, creating one, and each organisation's sign-in session limits.
+//!
+//! | route | caller (decided by the RA API) | what |
+//! |---|---|---|
+//! | `GET /ra/organisations` | any RA role (`ra::list_organisations`) | every organisation with its session limits and workstation policy; the create form for national RAs, the session limits form for the organisations in the RA's scope |
+//! | `POST /ra/organisations` | RA Manager at the national organisation (`ra::create_organisation`) | create (ODS code, name) |
+//! | `POST /ra/organisations/{ods}/session-limits` | RA Manager at that organisation or national (`ra::set_session_limits`) | idle minutes, maximum hours |
+//!
+//! Which forms are *shown* is only a convenience; every POST goes to the API's handler, which
+//! makes the decision (a hand-crafted POST gets the API's refusal, shown on the page). Forms
+//! carry the session's CSRF token (403 without it, nothing written) and answer with a redirect
+//! back to the list (post/redirect/get).
+//!
+//! The workstation policy (`/api/v1/ra/organisations/{ods}/workstation-policy`) is shown here
+//! read-only: its handlers in `routes::workstation` are private to that module, and the console
+//! never re-implements an API's permission check or write, so it is changed with
+//! `vsc ra workstation` until those handlers are opened to the console.
 
 use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use serde::Deserialize;
+use vsc_proto::errors as code;
+use vsc_proto::{CreateOrganisation, Organisation, SessionLimits};
 
+use super::{Console, console, form_csrf_ok, form_fields, page, refused, scope_of};
+use crate::error::ApiError;
+use crate::routes::oidc::authorize::see_other;
+use crate::routes::oidc::pages::{error_page, internal_error_page};
+use crate::routes::{ApiJson, Client, ra};
 use crate::state::AppState;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/ra/organisations", get(list).post(create))
+        .route(
+            "/ra/organisations/{ods}/session-limits",
+            post(session_limits),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+struct Done {
+    created: Option<String>,
+    limits: Option<String>,
+}
+
+/// An organisation's settings as the list shows them.
+struct Settings {
+    limits: Option<(i64, i64)>,
+    allow_unregistered: Option<bool>,
+}
+
+async fn settings(
+    state: &AppState,
+    orgs: &[Organisation],
+) -> Result<Vec<Settings>, vsc_store::StoreError> {
+    let mut conn = state.store().pool().acquire().await?;
+    let mut out = Vec::with_capacity(orgs.len());
+    for o in orgs {
+        out.push(Settings {
+            limits: vsc_store::signin::session_limits(&mut conn, &o.ods_code).await?,
+            allow_unregistered: vsc_store::workstation::allows_unregistered(&mut conn, &o.ods_code)
+                .await?,
+        });
+    }
+    Ok(out)
+}
+
+/// Hours as the form shows them: whole hours plainly, otherwise to two decimals.
+fn hours(seconds: i64) -> String {
+    if seconds % 3600 == 0 {
+        (seconds / 3600).to_string()
+    } else {
+        let h = format!("{:.2}", seconds as f64 / 3600.0);
+        h.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// Minutes as the form shows them.
+fn minutes(seconds: i64) -> String {
+    if seconds % 60 == 0 {
+        (seconds / 60).to_string()
+    } else {
+        format!("{:.2}", seconds as f64 / 60.0)
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
+    let c = match console(&state, &ctx, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let orgs = match ra::list_organisations(State(state.clone()), c.caller.clone()).await {
+        Ok(axum::Json(o)) => o,
+        Err(e) => return refused(&c, &e, "/ra"),
+    };
+    let settings = match settings(&state, &orgs).await {
+        Ok(s) => s,
+        Err(e) => return internal_error_page(e.into()),
+    };
+    let scope = scope_of(&state, &c.caller);
+    let in_scope = |ods: &str| scope.as_ref().is_none_or(|s| s.iter().any(|o| o == ods));
+    // Only ODS codes are echoed back, so a crafted link cannot put words on the page.
+    let ods_of = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|o| o.parse::<vsc_core::OdsCode>().ok())
+    };
+    let notice = match (ods_of(&done.created), ods_of(&done.limits)) {
+        (Some(ods), _) => Some(format!("Organisation {ods} registered.")),
+        (None, Some(ods)) => Some(format!("Session limits of {ods} saved.")),
+        _ => None,
+    };
+    page(
+        &c,
+        StatusCode::OK,
+        "Organisations",
+        html! {
+            h1 { "Organisations" }
+            @if let Some(n) = notice { div class="notice" role="status" { p { (n) } } }
+            table {
+                caption { "Registered organisations" }
+                thead {
+                    tr {
+                        th scope="col" { "ODS code" }
+                        th scope="col" { "Name" }
+                        th scope="col" { "Session idle timeout" }
+                        th scope="col" { "Session maximum" }
+                        th scope="col" { "Unregistered workstations" }
+                    }
+                }
+                tbody {
+                    @for (o, s) in orgs.iter().zip(&settings) {
+                        tr {
+                            td { (o.ods_code) @if o.national { " (national)" } }
+                            td { (o.name) }
+                            @match s.limits {
+                                Some((idle, max)) => { td { (minutes(idle)) " min" } td { (hours(max)) " h" } }
+                                None => { td { "—" } td { "—" } }
+                            }
+                            td { @match s.allow_unregistered { Some(true) => "allowed", Some(false) => "not allowed", None => "—" } }
+                        }
+                    }
+                }
+            }
+            p class="hint" { "The workstation policy is changed with " code { "vsc ra workstation" } "." }
+            @if scope.is_none() {
+                (create_form(&c))
+            } @else {
+                p class="hint" { "Organisations are registered by an RA Manager at the national organisation." }
+            }
+            h2 { "Session limits" }
+            p class="hint" { "How long sign-in sessions of the organisation's cards last: an idle timeout (1 minute to 24 hours) and a maximum (5 minutes to 24 hours, not shorter than the idle timeout). Set by the organisation's RA Manager." }
+            @for (o, s) in orgs.iter().zip(&settings) {
+                @if in_scope(&o.ods_code) {
+                    (limits_form(&c, o, s.limits))
+                }
+            }
+        },
+    )
+}
+
+fn create_form(c: &Console) -> Markup {
+    html! {
+        h2 { "Register an organisation" }
+        form method="post" action="/ra/organisations" {
+            input type="hidden" name="csrf" value=(c.csrf);
+            label for="ods_code" { "ODS code" }
+            input id="ods_code" name="ods_code" type="text" required minlength="3" maxlength="8" autocomplete="off";
+            label for="name" { "Name" }
+            input id="name" name="name" type="text" required maxlength="200" autocomplete="off";
+            button type="submit" { "Register organisation" }
+        }
+    }
+}
+
+fn limits_form(c: &Console, o: &Organisation, limits: Option<(i64, i64)>) -> Markup {
+    let id = |f: &str| format!("{f}-{}", o.ods_code);
+    let (idle, max) = limits.map_or((String::new(), String::new()), |(i, m)| {
+        (minutes(i), hours(m))
+    });
+    html! {
+        form method="post" action=(format!("/ra/organisations/{}/session-limits", o.ods_code)) {
+            fieldset {
+                legend { (o.ods_code) " – " (o.name) }
+                input type="hidden" name="csrf" value=(c.csrf);
+                label for=(id("idle")) { "Idle timeout (minutes)" }
+                input id=(id("idle")) name="idle_minutes" type="number" min="1" max="1440" step="any" required value=(idle);
+                label for=(id("max")) { "Maximum session length (hours)" }
+                input id=(id("max")) name="max_hours" type="number" min="0.1" max="24" step="any" required value=(max);
+                button type="submit" { "Save session limits of " (o.ods_code) }
+            }
+        }
+    }
+}
+
+fn form_expired() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "Reload the page and try again.",
+    )
+}
+
+/// `POST /ra/organisations`: through `ra::create_organisation`.
+async fn create(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let c = match console(&state, &ctx, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let form = form_fields(&body);
+    if !form_csrf_ok(&c, &form) {
+        return form_expired();
+    }
+    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let req = CreateOrganisation {
+        ods_code: field("ods_code"),
+        name: field("name"),
+    };
+    match ra::create_organisation(State(state.clone()), c.caller.clone(), ApiJson(req)).await {
+        Ok(axum::Json(o)) => see_other(&format!(
+            "/ra/organisations?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("created", &o.ods_code)
+                .finish()
+        )),
+        Err(e) => refused(&c, &e, "/ra/organisations"),
+    }
+}
+
+/// A positive number from a form field, as whole seconds (`unit` seconds each).
+fn seconds(value: Option<&String>, unit: f64) -> Option<i64> {
+    let v: f64 = value?.trim().parse().ok()?;
+    let s = (v * unit).round();
+    (v.is_finite() && v > 0.0 && s <= 1e9).then_some(s as i64)
+}
+
+/// `POST /ra/organisations/{ods}/session-limits`: through `ra::set_session_limits`.
+async fn session_limits(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    Path(ods): Path<String>,
+    body: String,
+) -> Response {
+    let c = match console(&state, &ctx, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let form = form_fields(&body);
+    if !form_csrf_ok(&c, &form) {
+        return form_expired();
+    }
+    let (Some(idle_seconds), Some(max_seconds)) = (
+        seconds(form.get("idle_minutes"), 60.0),
+        seconds(form.get("max_hours"), 3600.0),
+    ) else {
+        let e = ApiError::bad_request(
+            code::INVALID_SESSION_LIMITS,
+            "give the idle timeout in minutes and the maximum session length in hours, as numbers (for example 15 and 8)",
+        );
+        return refused(&c, &e, "/ra/organisations");
+    };
+    let req = SessionLimits {
+        idle_seconds,
+        max_seconds,
+    };
+    let shown = ods.trim().to_ascii_uppercase();
+    match ra::set_session_limits(
+        State(state.clone()),
+        c.caller.clone(),
+        Path(ods),
+        ApiJson(req),
+    )
+    .await
+    {
+        Ok(_) => see_other(&format!(
+            "/ra/organisations?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("limits", &shown)
+                .finish()
+        )),
+        Err(e) => refused(&c, &e, "/ra/organisations"),
+    }
 }

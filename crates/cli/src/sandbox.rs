@@ -275,10 +275,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     println!(
         "  RA console       {}ra  (UID {}; the RA Manager's phone approves by itself)",
         lab.url,
-        lab.ram_home
-            .enrolment()?
-            .map(|e| e.uid)
-            .unwrap_or_default()
+        lab.ram_home.enrolment()?.map(|e| e.uid).unwrap_or_default()
     );
     println!(
         "  passcode         {} (every simulated phone here)",

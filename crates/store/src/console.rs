@@ -61,7 +61,11 @@ pub async fn session(
 }
 
 /// Moves a live session's idle deadline.
-pub async fn touch_session(conn: &mut Conn, token_hash: &[u8], now: i64) -> Result<bool, StoreError> {
+pub async fn touch_session(
+    conn: &mut Conn,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE console_sessions SET last_used = $2 WHERE token_hash = $1 AND ended_at IS NULL",
     )
@@ -97,7 +101,12 @@ pub async fn search_people(
 ) -> Result<Vec<PersonRow>, StoreError> {
     let pattern = format!(
         "%{}%",
-        query.trim().to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        query
+            .trim()
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     );
     let orgs = serde_json::to_string(&organisations.unwrap_or(&[]))
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -183,5 +192,9 @@ pub async fn reports_since(
              ORDER BY at DESC LIMIT 50"
         }
     };
-    Ok(sqlx::query_as(sql).bind(orgs).bind(since).fetch_all(conn).await?)
+    Ok(sqlx::query_as(sql)
+        .bind(orgs)
+        .bind(since)
+        .fetch_all(conn)
+        .await?)
 }

@@ -13,6 +13,7 @@ mod common;
 mod support;
 
 mod audit;
-mod organisations;
-mod signin;
 mod bulk;
+mod organisations;
+mod person_actions;
+mod signin;

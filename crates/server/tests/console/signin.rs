@@ -19,7 +19,9 @@ pub async fn console_sign_in(s: &TestServer, b: &mut Browser, uid: &str, phone: 
     let page_url = flow.location.unwrap();
     let form = b.get(&page_url).await;
     assert!(form.body.contains("vsc RA console"), "{}", form.body);
-    let sent = b.post(&page_url, &[("csrf", &form.csrf()), ("uid", uid)]).await;
+    let sent = b
+        .post(&page_url, &[("csrf", &form.csrf()), ("uid", uid)])
+        .await;
     assert_eq!(sent.status, 303, "{}", sent.body);
     let shown = b.get(&page_url).await;
     approve(s, phone, shown.number()).await;
@@ -54,7 +56,10 @@ async fn an_ra_signs_in_with_the_phone_and_sees_people_in_scope() {
     let person = b.get(&format!("/ra/people/{uid}")).await;
     assert_eq!(person.status, 200, "{}", person.body);
     assert!(person.body.contains("Identity checks"));
-    assert!(person.body.contains("Content-Security-Policy") || person.headers.contains_key("content-security-policy"));
+    assert!(
+        person.body.contains("Content-Security-Policy")
+            || person.headers.contains_key("content-security-policy")
+    );
     assert_eq!(person.headers["cache-control"], "no-store");
 
     // 15 idle minutes end the console session.
@@ -108,5 +113,8 @@ async fn sign_out_ends_the_console_session() {
     let flow = next.get(&to_provider.location.unwrap()).await;
     assert_eq!(flow.status, 303);
     let lands = flow.location.unwrap();
-    assert!(lands.starts_with("/oauth2/signin/"), "single sign-on after sign-out: {lands}");
+    assert!(
+        lands.starts_with("/oauth2/signin/"),
+        "single sign-on after sign-out: {lands}"
+    );
 }

@@ -92,7 +92,11 @@ impl Console {
 
 /// The console session of this request, or where to send the browser instead: to sign in (no
 /// session, or an ended one) or an error page (no longer an RA).
-pub async fn console(state: &AppState, ctx: &AuditContext, headers: &HeaderMap) -> Result<Console, Response> {
+pub async fn console(
+    state: &AppState,
+    ctx: &AuditContext,
+    headers: &HeaderMap,
+) -> Result<Console, Response> {
     let Some(token) = cookie(headers, SESSION_COOKIE) else {
         return Err(see_other("/ra/signin"));
     };
@@ -120,7 +124,10 @@ pub async fn console(state: &AppState, ctx: &AuditContext, headers: &HeaderMap) 
             return Err(error_page(
                 e.status,
                 "You cannot use the RA console",
-                &format!("{} Ask your RA Manager if you think this is wrong.", e.message),
+                &format!(
+                    "{} Ask your RA Manager if you think this is wrong.",
+                    e.message
+                ),
             ));
         }
     };
@@ -217,16 +224,28 @@ pub fn refused(c: &Console, e: &ApiError, back: &str) -> Response {
 /// The organisations an RA's grants cover, or `None` for a national grant (everywhere).
 pub fn scope_of(state: &AppState, caller: &RaCaller) -> Option<Vec<String>> {
     let national = state.national_ods();
-    if caller.grants.iter().any(|g| g.organisation.as_str() == national) {
+    if caller
+        .grants
+        .iter()
+        .any(|g| g.organisation.as_str() == national)
+    {
         return None;
     }
-    let mut orgs: Vec<String> = caller.grants.iter().map(|g| g.organisation.to_string()).collect();
+    let mut orgs: Vec<String> = caller
+        .grants
+        .iter()
+        .map(|g| g.organisation.to_string())
+        .collect();
     orgs.sort();
     orgs.dedup();
     Some(orgs)
 }
 
-async fn dashboard(State(state): State<AppState>, Client(ctx): Client, headers: HeaderMap) -> Response {
+async fn dashboard(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+) -> Response {
     let c = match console(&state, &ctx, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -244,7 +263,12 @@ async fn dashboard(State(state): State<AppState>, Client(ctx): Client, headers: 
         Ok(d) => d,
         Err(e) => return internal_error_page(e.into()),
     };
-    let count = |state_name: &str| counts.iter().find(|(s, _)| s == state_name).map_or(0, |(_, n)| *n);
+    let count = |state_name: &str| {
+        counts
+            .iter()
+            .find(|(s, _)| s == state_name)
+            .map_or(0, |(_, n)| *n)
+    };
     page(
         &c,
         StatusCode::OK,
@@ -310,7 +334,10 @@ async fn console_client(state: &AppState) -> ApiResult<ClientRow> {
     let mut conn = state.store().pool().acquire().await?;
     let current = oidc_clients::client(&mut conn, CONSOLE_CLIENT_ID).await?;
     drop(conn);
-    if current.as_ref().is_none_or(|c| c.redirect_uris != row.redirect_uris) {
+    if current
+        .as_ref()
+        .is_none_or(|c| c.redirect_uris != row.redirect_uris)
+    {
         let mut tx = state.write().await?;
         oidc_clients::upsert_internal_client(&mut tx, &row).await?;
         tx.commit().await?;
@@ -354,21 +381,38 @@ async fn callback(
     headers: HeaderMap,
     Query(cb): Query<Callback>,
 ) -> Response {
-    let Some((expected_state, verifier)) = cookie(&headers, SIGNIN_COOKIE).and_then(|v| v.split_once('.')) else {
-        return error_page(StatusCode::BAD_REQUEST, "This sign-in was started somewhere else", "Open the RA console again to sign in.");
+    let Some((expected_state, verifier)) =
+        cookie(&headers, SIGNIN_COOKIE).and_then(|v| v.split_once('.'))
+    else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was started somewhere else",
+            "Open the RA console again to sign in.",
+        );
     };
     if cb.state.as_deref() != Some(expected_state) {
-        return error_page(StatusCode::BAD_REQUEST, "This sign-in was started somewhere else", "Open the RA console again to sign in.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was started somewhere else",
+            "Open the RA console again to sign in.",
+        );
     }
     if let Some(e) = cb.error {
         return error_page(
             StatusCode::BAD_REQUEST,
             "Sign-in did not complete",
-            &format!("{} Open the RA console to try again.", cb.error_description.unwrap_or(e)),
+            &format!(
+                "{} Open the RA console to try again.",
+                cb.error_description.unwrap_or(e)
+            ),
         );
     }
     let Some(code) = cb.code else {
-        return error_page(StatusCode::BAD_REQUEST, "Sign-in did not complete", "Open the RA console to try again.");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in did not complete",
+            "Open the RA console to try again.",
+        );
     };
     match open_session(&state, &ctx, &code, verifier).await {
         Ok(token) => {
@@ -385,7 +429,10 @@ async fn callback(
         Err(e) => error_page(
             e.status,
             "You cannot use the RA console",
-            &format!("{} Ask your RA Manager if you think this is wrong.", e.message),
+            &format!(
+                "{} Ask your RA Manager if you think this is wrong.",
+                e.message
+            ),
         ),
     }
 }
@@ -393,18 +440,34 @@ async fn callback(
 /// A `__Host-` cookie with `SameSite=Strict`: the console is never entered from another site
 /// with its session.
 fn strict_cookie(name: &str, value: &str, max_age: Option<i64>) -> axum::http::HeaderValue {
-    let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
-    axum::http::HeaderValue::from_str(&format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"))
-        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("__Host-vsc-invalid=; Path=/; Secure; Max-Age=0"))
+    let age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    axum::http::HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Strict{age}"
+    ))
+    .unwrap_or_else(|_| {
+        axum::http::HeaderValue::from_static("__Host-vsc-invalid=; Path=/; Secure; Max-Age=0")
+    })
 }
 
-async fn open_session(state: &AppState, ctx: &AuditContext, code: &str, verifier: &str) -> ApiResult<String> {
+async fn open_session(
+    state: &AppState,
+    ctx: &AuditContext,
+    code: &str,
+    verifier: &str,
+) -> ApiResult<String> {
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
     let grant = oidc_db::grant_by_code(&mut conn, &sha256(code.as_bytes()))
         .await?
         .filter(|g| g.client_id == CONSOLE_CLIENT_ID)
-        .ok_or_else(|| ApiError::bad_request(vsc_proto::errors::INVALID_REQUEST, "this sign-in code is not valid"))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                vsc_proto::errors::INVALID_REQUEST,
+                "this sign-in code is not valid",
+            )
+        })?;
     let session = oidc_db::session(&mut conn, &grant.session_id)
         .await?
         .ok_or_else(|| ApiError::internal("a grant's session is missing"))?;
@@ -414,7 +477,10 @@ async fn open_session(state: &AppState, ctx: &AuditContext, code: &str, verifier
         .as_deref()
         .is_some_and(|c| vsc_oidc::pkce::verify_s256(verifier, c));
     if !pkce_ok {
-        return Err(ApiError::bad_request(vsc_proto::errors::INVALID_REQUEST, "this sign-in was not started by this browser"));
+        return Err(ApiError::bad_request(
+            vsc_proto::errors::INVALID_REQUEST,
+            "this sign-in was not started by this browser",
+        ));
     }
     // The same checks the API makes of a bearer: an RA role, an active card.
     let caller = caller_for_uid(state, &session.uid, ctx).await?;
@@ -431,13 +497,21 @@ async fn open_session(state: &AppState, ctx: &AuditContext, code: &str, verifier
     let mut tx = state.write().await?;
     if !oidc_db::redeem_code(&mut tx, &grant.id, now).await? {
         drop(tx);
-        return Err(ApiError::bad_request(vsc_proto::errors::INVALID_REQUEST, "this sign-in code was already used or has expired"));
+        return Err(ApiError::bad_request(
+            vsc_proto::errors::INVALID_REQUEST,
+            "this sign-in code was already used or has expired",
+        ));
     }
     db::insert_session(&mut tx, &row).await?;
     state
         .append_audit(
             &mut tx,
-            &caller.ctx.event("console.signin", &session.uid, "", serde_json::json!({"session_id": session.id})),
+            &caller.ctx.event(
+                "console.signin",
+                &session.uid,
+                "",
+                serde_json::json!({"session_id": session.id}),
+            ),
             state.now_ms(),
         )
         .await?;
@@ -445,14 +519,23 @@ async fn open_session(state: &AppState, ctx: &AuditContext, code: &str, verifier
     Ok(token)
 }
 
-async fn signout(State(state): State<AppState>, Client(ctx): Client, headers: HeaderMap, body: String) -> Response {
+async fn signout(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     let c = match console(&state, &ctx, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
     };
     let form = parse_params(&body).unwrap_or_default();
     if !c.csrf_ok(form.get("csrf").map(String::as_str)) {
-        return error_page(StatusCode::FORBIDDEN, "This form has expired", "Reload the page and try again.");
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "Reload the page and try again.",
+        );
     }
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or("");
     let hash = sha256(token.as_bytes());
@@ -461,7 +544,13 @@ async fn signout(State(state): State<AppState>, Client(ctx): Client, headers: He
         let mut tx = state.write().await?;
         db::end_session(&mut tx, &hash, state.now_unix()).await?;
         state
-            .append_audit(&mut tx, &c.caller.ctx.event("console.signout", &c.caller.uid, "", serde_json::json!({})), state.now_ms())
+            .append_audit(
+                &mut tx,
+                &c.caller
+                    .ctx
+                    .event("console.signout", &c.caller.uid, "", serde_json::json!({})),
+                state.now_ms(),
+            )
             .await?;
         tx.commit().await?;
         // Signing out of the console also ends the browser's sign-in session behind it: on a
@@ -481,10 +570,14 @@ async fn signout(State(state): State<AppState>, Client(ctx): Client, headers: He
         html! { h1 { "You have signed out of the RA console" } p { a href="/ra" { "Sign in again" } } },
         None,
     );
-    r.headers_mut()
-        .append(header::SET_COOKIE, strict_cookie(SESSION_COOKIE, "", Some(0)));
-    r.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(super::oidc::SSO_COOKIE, "", Some(0)));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        strict_cookie(SESSION_COOKIE, "", Some(0)),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(super::oidc::SSO_COOKIE, "", Some(0)),
+    );
     r
 }
 
@@ -495,5 +588,7 @@ pub fn form_csrf_ok(c: &Console, form: &std::collections::HashMap<String, String
 
 /// A form body's fields (a repeated field keeps its last value).
 pub fn form_fields(body: &str) -> std::collections::HashMap<String, String> {
-    url::form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
 }

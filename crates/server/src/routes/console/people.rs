@@ -1,7 +1,8 @@
 //! The console's people pages: search (name, UID, email, within the RA's organisations; paged)
 //! and a person's page (identity checks, positions with activities, RA roles, cards with their
 //! state and certificates). The person's page reads through the RA API's `get_person`, so the
-//! same scope rule and the same `person.view` audit event apply.
+//! same scope rule and the same `person.view` audit event apply; its action forms come from
+//! `person_actions`.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -12,7 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use vsc_proto::Person;
 
-use super::{console, page, refused, scope_of};
+use super::{console, page, person_actions, refused, scope_of};
 use crate::routes::oidc::pages::internal_error_page;
 use crate::routes::{Client, ra};
 use crate::state::AppState;
@@ -93,6 +94,7 @@ async fn search(
         html! {
             h1 { "People" }
             (search_form(&q))
+            p { a href="/ra/people/new" { "Create a person" } }
             @if people.is_empty() {
                 p { "Nobody found." }
             } @else {
@@ -131,7 +133,12 @@ async fn person_page(
         Err(r) => return r,
     };
     match ra::get_person(State(state.clone()), c.caller.clone(), Path(uid)).await {
-        Ok(axum::Json(p)) => page(&c, StatusCode::OK, &format!("{} {}", p.given_name, p.family_name), person_view(&p)),
+        Ok(axum::Json(p)) => page(
+            &c,
+            StatusCode::OK,
+            &format!("{} {}", p.given_name, p.family_name),
+            html! { (person_view(&p)) (person_actions::person_forms(&c, &p)) },
+        ),
         Err(e) => refused(&c, &e, "/ra/people"),
     }
 }

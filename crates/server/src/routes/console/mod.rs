@@ -312,11 +312,23 @@ struct Callback {
 
 /// The console's client at the provider, registered (or its redirect URI updated) on use.
 async fn console_client(state: &AppState) -> ApiResult<ClientRow> {
+    internal_client(state, CONSOLE_CLIENT_ID, "vsc RA console", "/ra/callback").await
+}
+
+/// One of the console's own public clients at the provider (PKCE, no secret), registered on
+/// first use and its redirect URI (`callback_path` on the server's current public origin)
+/// updated when the public URL changed.
+pub(crate) async fn internal_client(
+    state: &AppState,
+    client_id: &str,
+    name: &str,
+    callback_path: &str,
+) -> ApiResult<ClientRow> {
     let issuer = state.issuer();
     let row = ClientRow {
-        client_id: CONSOLE_CLIENT_ID.into(),
-        name: "vsc RA console".into(),
-        redirect_uris: vec![format!("{issuer}/ra/callback")],
+        client_id: client_id.into(),
+        name: name.into(),
+        redirect_uris: vec![format!("{issuer}{callback_path}")],
         post_logout_redirect_uris: vec![format!("{issuer}/ra")],
         public_client: true,
         auth_method: vsc_proto::oidc::auth_method::NONE.into(),
@@ -332,7 +344,7 @@ async fn console_client(state: &AppState) -> ApiResult<ClientRow> {
         disabled_at: None,
     };
     let mut conn = state.store().pool().acquire().await?;
-    let current = oidc_clients::client(&mut conn, CONSOLE_CLIENT_ID).await?;
+    let current = oidc_clients::client(&mut conn, client_id).await?;
     drop(conn);
     if current
         .as_ref()

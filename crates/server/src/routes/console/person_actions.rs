@@ -55,7 +55,7 @@ use vsc_proto::{
     RecordIdentityCheck,
 };
 use vsc_store::oidc as oidc_db;
-use vsc_store::oidc_clients::{self, ClientRow};
+use vsc_store::oidc_clients::ClientRow;
 
 use super::{Console, console, form_csrf_ok, page, refused};
 use crate::error::{ApiError, ApiResult};
@@ -912,37 +912,13 @@ async fn spend_approval(
 
 /// The re-approval client, registered (or its redirect URI updated) on use.
 async fn reapproval_client(state: &AppState) -> ApiResult<ClientRow> {
-    let issuer = state.issuer();
-    let row = ClientRow {
-        client_id: REAPPROVAL_CLIENT_ID.into(),
-        name: "vsc RA console (confirm an action)".into(),
-        redirect_uris: vec![format!("{issuer}{CALLBACK}")],
-        post_logout_redirect_uris: vec![format!("{issuer}/ra")],
-        public_client: true,
-        auth_method: vsc_proto::oidc::auth_method::NONE.into(),
-        secret_hash: None,
-        jwks: None,
-        jwks_uri: None,
-        backchannel_logout_uri: None,
-        id_token_alg: "RS256".into(),
-        any_loopback_redirect: false,
-        ods_code: state.national_ods().to_owned(),
-        created_by: "system".into(),
-        created_at: state.now_unix(),
-        disabled_at: None,
-    };
-    let mut conn = state.store().pool().acquire().await?;
-    let current = oidc_clients::client(&mut conn, REAPPROVAL_CLIENT_ID).await?;
-    drop(conn);
-    if current
-        .as_ref()
-        .is_none_or(|c| c.redirect_uris != row.redirect_uris)
-    {
-        let mut tx = state.write().await?;
-        oidc_clients::upsert_internal_client(&mut tx, &row).await?;
-        tx.commit().await?;
-    }
-    Ok(row)
+    super::internal_client(
+        state,
+        REAPPROVAL_CLIENT_ID,
+        "vsc RA console (confirm an action)",
+        CALLBACK,
+    )
+    .await
 }
 
 /// To the provider with `prompt=login`, `login_hint` = the RA and `nonce` = the action's digest.

@@ -167,20 +167,6 @@ async fn person_with_phone(
     uid
 }
 
-/// Whether the console's person actions are there: `POST /ra/people` (create a person) sends
-/// a browser without a session to sign in; without them it is a 405.
-async fn person_actions_exist(s: &TestServer) -> bool {
-    let r = s
-        .raw_http()
-        .post(format!("{}/ra/people", s.state.issuer()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("")
-        .send()
-        .await
-        .unwrap();
-    !matches!(r.status().as_u16(), 404 | 405)
-}
-
 /// Approves the newest request on `phone` with `number`.
 async fn approve(phone: &Phone, number: u8) {
     let link = PhoneLink::new(&phone.home).unwrap();
@@ -249,7 +235,6 @@ async fn run(tools: Tools) {
 
     let temp = tempfile::tempdir().unwrap();
     let shots = screenshots(temp.path());
-    let person_actions = person_actions_exist(&s).await;
     let bulk = bulk_case(&s, &ram).await;
 
     let mut d = Driver::spawn(&tools).await;
@@ -270,7 +255,6 @@ async fn run(tools: Tools) {
             "family_name": other.family_name,
         },
         "agent": {"uid": agent.uid, "refusal": refusal, "bulk": agent_bulk},
-        "person_actions": person_actions,
         "new_person": {
             "given_name": "Mary",
             "family_name": "Seacole",

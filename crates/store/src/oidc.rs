@@ -461,6 +461,8 @@ pub async fn session(
 
 /// Sessions that have ended (logged out, card cancelled or locked, "not me", past their
 /// maximum or idle limit) while grants made under them are still unrevoked: `(session id, uid)`.
+/// Runs every few seconds: the partial index `oidc_grants_live` keeps it to the unrevoked
+/// grants, which are those of live sessions, however many grants history holds.
 pub async fn ended_sessions_with_live_grants(
     conn: &mut Conn,
     now: i64,

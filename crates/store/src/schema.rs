@@ -449,6 +449,12 @@ CREATE TABLE console_sessions (
 CREATE INDEX people_family_name ON people(family_name);
 "#,
     ),
+    (
+        "0012_oidc_live_grants",
+        r#"
+CREATE INDEX oidc_grants_live ON oidc_grants(session_id) WHERE revoked_at IS NULL;
+"#,
+    ),
 ];
 
 #[cfg(test)]

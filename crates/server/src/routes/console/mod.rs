@@ -135,7 +135,7 @@ pub async fn console(
         Ok(n) => n,
         Err(e) => return Err(internal_error_page(e)),
     };
-    if let Err(e) = touch(state, &hash, now).await {
+    if let Err(e) = touch(state, &hash, row.last_used, now).await {
         return Err(internal_error_page(e));
     }
     Ok(Console {
@@ -167,11 +167,8 @@ async fn person_name(state: &AppState, uid: &str) -> ApiResult<String> {
 }
 
 /// Moves the idle deadline; a minute's precision is enough, so at most one write a minute.
-async fn touch(state: &AppState, hash: &[u8], now: i64) -> ApiResult<()> {
-    let mut conn = state.store().pool().acquire().await?;
-    let row = db::session(&mut conn, hash).await?;
-    drop(conn);
-    if row.is_some_and(|r| now - r.last_used >= 60) {
+async fn touch(state: &AppState, hash: &[u8], last_used: i64, now: i64) -> ApiResult<()> {
+    if now - last_used >= 60 {
         let mut tx = state.write().await?;
         db::touch_session(&mut tx, hash, now).await?;
         tx.commit().await?;

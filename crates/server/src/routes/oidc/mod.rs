@@ -149,6 +149,12 @@ impl From<crate::error::ApiError> for OAuthError {
     }
 }
 
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> OAuthError {
+        OAuthError::from(crate::error::ApiError::from(e))
+    }
+}
+
 impl From<vsc_store::StoreError> for OAuthError {
     fn from(e: vsc_store::StoreError) -> OAuthError {
         OAuthError::from(crate::error::ApiError::from(e))

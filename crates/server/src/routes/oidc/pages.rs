@@ -439,6 +439,22 @@ fn form_of(body: &str) -> std::collections::HashMap<String, String> {
     parse_params(body).unwrap_or_default()
 }
 
+/// A form posted into a flow: the flow (this browser's) and the form's fields, once its CSRF
+/// token has been checked.
+async fn load_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &str,
+) -> Result<(Loaded, std::collections::HashMap<String, String>), Response> {
+    let l = load(state, headers, id).await?;
+    let form = form_of(body);
+    if !csrf_ok(&l.secret, form.get("csrf").map(String::as_str)) {
+        return Err(csrf_refused());
+    }
+    Ok((l, form))
+}
+
 fn csrf_refused() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
@@ -455,14 +471,10 @@ async fn submit_uid(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let l = match load(&state, &headers, &id).await {
-        Ok(l) => l,
+    let (l, form) = match load_form(&state, &headers, &id, &body).await {
+        Ok(loaded) => loaded,
         Err(r) => return r,
     };
-    let form = form_of(&body);
-    if !csrf_ok(&l.secret, form.get("csrf").map(String::as_str)) {
-        return csrf_refused();
-    }
     if l.flow.session_id.is_some() {
         return see_other(&routes::fill(routes::OIDC_SIGNIN, &id));
     }
@@ -627,13 +639,10 @@ async fn continue_flow(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let l = match load(&state, &headers, &id).await {
-        Ok(l) => l,
+    let (l, _form) = match load_form(&state, &headers, &id, &body).await {
+        Ok(loaded) => loaded,
         Err(r) => return r,
     };
-    if !csrf_ok(&l.secret, form_of(&body).get("csrf").map(String::as_str)) {
-        return csrf_refused();
-    }
     let mut set_sso = None;
     let session = if let Some(session_id) = &l.flow.session_id {
         match super::authorize::sso_session(&state, &headers).await {
@@ -743,14 +752,10 @@ async fn choose_role(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let l = match load(&state, &headers, &id).await {
-        Ok(l) => l,
+    let (l, form) = match load_form(&state, &headers, &id, &body).await {
+        Ok(loaded) => loaded,
         Err(r) => return r,
     };
-    let form = form_of(&body);
-    if !csrf_ok(&l.secret, form.get("csrf").map(String::as_str)) {
-        return csrf_refused();
-    }
     let Some(session_id) = &l.flow.session_id else {
         return see_other(&routes::fill(routes::OIDC_SIGNIN, &id));
     };

@@ -129,12 +129,7 @@ async fn client_by_id(
     client_id: &str,
     basic: bool,
 ) -> Result<ClientRow, OAuthError> {
-    let mut conn = state
-        .store()
-        .pool()
-        .acquire()
-        .await
-        .map_err(vsc_store::StoreError::from)?;
+    let mut conn = state.store().pool().acquire().await?;
     match oidc_clients::client(&mut conn, client_id).await? {
         Some(c) if c.disabled_at.is_none() => Ok(c),
         Some(_) => Err(OAuthError::client("this client is disabled", basic)),
@@ -336,12 +331,7 @@ async fn live_session(
     session_id: &str,
     idle: bool,
 ) -> Result<SessionRow, OAuthError> {
-    let mut conn = state
-        .store()
-        .pool()
-        .acquire()
-        .await
-        .map_err(vsc_store::StoreError::from)?;
+    let mut conn = state.store().pool().acquire().await?;
     let s = db::session(&mut conn, session_id)
         .await?
         .ok_or_else(|| invalid_grant("the sign-in session is gone"))?;
@@ -367,12 +357,7 @@ async fn code_grant(
     let redirect_uri = form
         .get("redirect_uri")
         .ok_or_else(|| OAuthError::bad(oauth_error::INVALID_REQUEST, "redirect_uri is missing"))?;
-    let mut conn = state
-        .store()
-        .pool()
-        .acquire()
-        .await
-        .map_err(vsc_store::StoreError::from)?;
+    let mut conn = state.store().pool().acquire().await?;
     let grant = db::grant_by_code(&mut conn, &sha256(code.as_bytes()))
         .await?
         .ok_or_else(|| invalid_grant("unknown authorization code"))?;
@@ -571,12 +556,7 @@ async fn refresh_grant(
         .get("refresh_token")
         .ok_or_else(|| OAuthError::bad(oauth_error::INVALID_REQUEST, "refresh_token is missing"))?;
     let hash = sha256(presented.as_bytes());
-    let mut conn = state
-        .store()
-        .pool()
-        .acquire()
-        .await
-        .map_err(vsc_store::StoreError::from)?;
+    let mut conn = state.store().pool().acquire().await?;
     let t = db::token(&mut conn, &hash)
         .await?
         .filter(|t| t.kind == "refresh")

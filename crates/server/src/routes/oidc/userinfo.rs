@@ -63,12 +63,7 @@ async fn userinfo(state: &AppState, token: Option<String>) -> Result<Value, OAut
         e.error = oauth_error::INVALID_REQUEST;
         return Err(e);
     };
-    let mut conn = state
-        .store()
-        .pool()
-        .acquire()
-        .await
-        .map_err(vsc_store::StoreError::from)?;
+    let mut conn = state.store().pool().acquire().await?;
     let t = db::token(&mut conn, &sha256(token.as_bytes()))
         .await?
         .filter(|t| t.kind == "access")

@@ -12,6 +12,7 @@ mod names;
 pub mod policy;
 pub mod ra;
 pub mod signin;
+pub mod text;
 pub mod workstation;
 
 pub use activation::{ActivationCode, ActivationCodeError};

@@ -637,7 +637,9 @@ async fn known_organisation(conn: &mut Conn, ods: &OdsCode) -> ApiResult<()> {
 
 fn clean_name(field: &str, value: &str) -> ApiResult<String> {
     let v = value.trim();
-    if v.is_empty() || v.chars().count() > 100 || v.chars().any(char::is_control) {
+    // Names are shown to other people (the console, the phone): nothing that hides or
+    // reorders text.
+    if v.is_empty() || v.chars().count() > 100 || !vsc_core::text::displays_as_written(v) {
         return Err(ApiError::bad_request(
             code::INVALID_NAME,
             format!("{field} must be 1 to 100 printable characters"),

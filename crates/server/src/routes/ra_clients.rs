@@ -192,13 +192,13 @@ fn checked_name(name: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME
-        || name
-            .chars()
-            .any(|c| c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'))
+        || !vsc_core::text::displays_as_written(name)
     {
         return Err(ApiError::bad_request(
             code::INVALID_CLIENT_NAME,
-            format!("a client name is 1 to {MAX_NAME} printable characters (people see it when they sign in)"),
+            format!(
+                "a client name is 1 to {MAX_NAME} printable characters (people see it when they sign in)"
+            ),
         ));
     }
     Ok(name.to_owned())

@@ -567,3 +567,65 @@ async fn an_ra_agent_cannot_act_outside_their_organisation_nor_without_the_csrf_
     assert!(field(&refused.body, "reapproval").is_none());
     assert_eq!(s.card_state(&card).await, "pending");
 }
+
+/// The console's forms meet the API's rules on the RA's own record and on names that would
+/// display as something else: an RA Manager cannot record an identity check or issue a card
+/// for themselves, and a name with a right-to-left override or a zero-width space is refused
+/// with the API's message; nothing is written either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_record_and_names_that_hide_text_are_refused_through_the_forms() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    s.create_org(&ram.token, "RX1").await;
+    let mut b = Browser::new(&s);
+    let dashboard = console_sign_in(&s, &mut b, &ram.uid, &ram.phone).await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    let csrf = dashboard.csrf();
+    let before = s.snapshot().await;
+
+    let national = s.state.national_ods().to_owned();
+    let own_check = b
+        .post(
+            &format!("/ra/people/{}/identity-checks", ram.uid),
+            &[
+                ("csrf", &csrf),
+                ("evidence", "passport"),
+                ("evidence", "proof-of-address"),
+                ("level", "3"),
+                ("organisation", &national),
+            ],
+        )
+        .await;
+    assert_eq!(own_check.status, 403, "{}", own_check.body);
+    assert!(own_check.body.contains("own_record"), "{}", own_check.body);
+    let own_card = b
+        .post(
+            &format!("/ra/people/{}/cards", ram.uid),
+            &[("csrf", &csrf), ("organisation", &national)],
+        )
+        .await;
+    assert_eq!(own_card.status, 403, "{}", own_card.body);
+    assert!(own_card.body.contains("own_record"), "{}", own_card.body);
+
+    for hidden in ["Ali\u{202e}ecila", "A\u{200b}da"] {
+        let refused = b
+            .post(
+                "/ra/people/new",
+                &[
+                    ("csrf", &csrf),
+                    ("given_name", hidden),
+                    ("family_name", "Lovelace"),
+                    ("email", "ada@example.nhs.uk"),
+                    ("organisation", "RX1"),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{hidden:?}: {}", refused.body);
+        assert!(
+            refused.body.contains("printable characters"),
+            "{hidden:?}: {}",
+            refused.body
+        );
+    }
+    s.assert_unchanged(&before, &s.snapshot().await, "refused console forms");
+}

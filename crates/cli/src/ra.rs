@@ -18,7 +18,7 @@ use vsc_https::Client;
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, CreateOrganisation, CreatePerson,
     DecidePositionRequest, IssueCard, Organisation, Person, PositionRequest, RaRoleGrant,
-    RecordIdentityCheck, RequestPosition,
+    RecordIdentityCheck, RemoveRaRole, RequestPosition,
 };
 
 use crate::{authenticator, passcode, qr};
@@ -226,6 +226,25 @@ enum PersonCommand {
         #[arg(long = "activity")]
         activities: Vec<String>,
     },
+    /// End a position (its id is shown by `vsc ra person show`). Whoever may assign the
+    /// position may end it; the person's sessions acting in it end too.
+    EndPosition {
+        /// Position id.
+        id: String,
+    },
+    /// Take an RA role away (RA Managers at that organisation). The person's RA access goes
+    /// at their next call if it was their last RA role.
+    RemoveRaRole {
+        /// UID.
+        uid: String,
+        /// ODS code where the role is held.
+        #[arg(long)]
+        org: String,
+        /// The role: ra-manager, ra-agent, sponsor, id-checker,
+        /// local-smartcard-administrator or service-manager.
+        #[arg(long)]
+        role: String,
+    },
     /// Give a person an RA role at an organisation (RA Managers).
     RaRole {
         /// UID.
@@ -382,8 +401,13 @@ fn print_person(p: &Person) {
     }
     println!("  registered   {}", p.registered_by);
     for c in &p.identity_checks {
+        let recorder = c
+            .recorded_by
+            .as_deref()
+            .map(|r| format!(", recorded by {r}"))
+            .unwrap_or_default();
         println!(
-            "  identity     level {} by {} at {} ({})",
+            "  identity     level {} by {} at {} ({}){recorder}",
             c.level,
             c.checked_by,
             c.organisation,
@@ -392,11 +416,12 @@ fn print_person(p: &Person) {
     }
     for pos in &p.positions {
         println!(
-            "  position     {} {} at {} [{}]",
+            "  position     {} {} at {} [{}]  id {}",
             pos.role_code,
             pos.role_name,
             pos.organisation,
-            pos.activities.join(" ")
+            pos.activities.join(" "),
+            pos.id
         );
     }
     for r in &p.ra_roles {
@@ -673,6 +698,27 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                         organisation: org,
                         assignable_roles,
                         assignable_activities,
+                    },
+                )
+                .await?;
+            console.print(&p, print_person)?;
+        }
+        RaCommand::Person(PersonCommand::EndPosition { id }) => {
+            let p: Person = console
+                .post(
+                    &routes::fill(routes::RA_POSITION_END, path_segment(&id)?),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            console.print(&p, print_person)?;
+        }
+        RaCommand::Person(PersonCommand::RemoveRaRole { uid, org, role }) => {
+            let p: Person = console
+                .post(
+                    &routes::fill(routes::RA_PERSON_RA_ROLES_REMOVE, path_segment(&uid)?),
+                    &RemoveRaRole {
+                        role,
+                        organisation: org,
                     },
                 )
                 .await?;

@@ -341,6 +341,49 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
             .any(|p| p["organisation"] == "RY2")
     );
 
+    // Taking away: the position at RY2 ends (its id from `person show`); a replay finds
+    // nothing to end.
+    let at_ry2 = person["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["organisation"] == "RY2")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = run(&["ra", "--home", path(&ram), "person", "show", &uid], None);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("id {at_ry2}")),
+        "the position's id is printed for `end-position`: {}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+    let ended = ra(&["person", "end-position", &at_ry2]);
+    assert!(
+        ended["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["organisation"] != "RY2"),
+        "{ended}"
+    );
+    let again = run(
+        &[
+            "ra",
+            "--home",
+            path(&ram),
+            "person",
+            "end-position",
+            &at_ry2,
+        ],
+        None,
+    );
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("unknown_position"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // Cancelling needs a reason code; a stolen phone is key-compromise since a known time.
     let no_reason = run(
         &[
@@ -404,6 +447,28 @@ fn bootstrap_issue_enrol_verify_cancel_and_audit() {
         );
     }
     assert!(crl_text.contains("Key Compromise"), "{crl_text}");
+    // The agent's RA role is removed: their next RA call is refused.
+    let removed = ra(&[
+        "person",
+        "remove-ra-role",
+        &agent_uid,
+        "--org",
+        "RX1",
+        "--role",
+        "ra-agent",
+    ]);
+    assert_eq!(removed["ra_roles"], serde_json::json!([]));
+    let after = run(
+        &["ra", "--home", path(&agent_phone), "person", "show", &uid],
+        None,
+    );
+    assert!(!after.status.success());
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("no longer hold an RA role"),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+
     assert!(crl_text.contains("Invalidity Date"), "{crl_text}");
     let openssl_date = since
         .format(time::macros::format_description!(

@@ -102,6 +102,10 @@ pub const PERSON_NOT_IN_ORGANISATION: &str = "person_not_in_organisation";
 pub const PERSON_ALREADY_IN_ORGANISATION: &str = "person_already_in_organisation";
 /// The person already holds that position.
 pub const POSITION_EXISTS: &str = "position_exists";
+/// No position held now has that id (never held, or already ended).
+pub const UNKNOWN_POSITION: &str = "unknown_position";
+/// The person does not hold that RA role at that organisation.
+pub const RA_ROLE_NOT_HELD: &str = "ra_role_not_held";
 /// Evidence types that are not known.
 pub const INVALID_EVIDENCE: &str = "invalid_evidence";
 /// An identity check level that is not 1 to 3.
@@ -478,6 +482,8 @@ pub const ALL: &[&str] = &[
     PERSON_NOT_IN_ORGANISATION,
     PERSON_ALREADY_IN_ORGANISATION,
     POSITION_EXISTS,
+    UNKNOWN_POSITION,
+    RA_ROLE_NOT_HELD,
     INVALID_EVIDENCE,
     INVALID_LEVEL,
     INSUFFICIENT_EVIDENCE,

@@ -278,8 +278,11 @@ pub struct RecordIdentityCheck {
 /// A recorded identity check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdentityCheck {
-    /// Who checked (UID).
+    /// Who saw the evidence (UID).
     pub checked_by: String,
+    /// Who recorded the check, when that was someone else (UID of the RA who ran a bulk file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
     /// Evidence seen.
     pub evidence: Vec<String>,
     /// Level reached.
@@ -335,6 +338,16 @@ pub struct RaRoleGrant {
     /// prescribing activity).
     #[serde(default)]
     pub assignable_activities: Vec<String>,
+}
+
+/// `POST /api/v1/ra/people/{uid}/ra-roles/remove`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveRaRole {
+    /// The role (`ra-manager`, …).
+    pub role: String,
+    /// ODS code of the organisation where it is held.
+    pub organisation: String,
 }
 
 /// A certificate on a card.

@@ -127,6 +127,10 @@ pub const RA_PERSON_IDENTITY_CHECKS: &str = "/api/v1/ra/people/{uid}/identity-ch
 pub const RA_PERSON_POSITIONS: &str = "/api/v1/ra/people/{uid}/positions";
 /// `POST`: assign an RA role.
 pub const RA_PERSON_RA_ROLES: &str = "/api/v1/ra/people/{uid}/ra-roles";
+/// `POST`: take an RA role away (`RemoveRaRole`).
+pub const RA_PERSON_RA_ROLES_REMOVE: &str = "/api/v1/ra/people/{uid}/ra-roles/remove";
+/// `POST`: end a position (position ids are unique across people).
+pub const RA_POSITION_END: &str = "/api/v1/ra/positions/{id}/end";
 /// `POST`: issue a card.
 pub const RA_PERSON_CARDS: &str = "/api/v1/ra/people/{uid}/cards";
 /// `GET`: a card.

@@ -119,7 +119,7 @@ pub async fn person(conn: &mut Conn, uid: &str) -> Result<Option<PersonRow>, Sto
 pub async fn person_organisations(conn: &mut Conn, uid: &str) -> Result<Vec<String>, StoreError> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT registered_by FROM people WHERE uid = $1
-         UNION SELECT ods_code FROM positions WHERE uid = $1",
+         UNION SELECT ods_code FROM positions WHERE uid = $1 AND ended_at IS NULL",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -163,17 +163,24 @@ impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for PositionWithOrganisationName {
     }
 }
 
-/// Inserts a position. Returns `false` when the person already holds that role there.
+/// Inserts a position, or takes up again one the person held before and that was ended (it
+/// keeps its id, which old sessions refer to, and gets the new name and activities). Returns
+/// the position's id, or `None` when the person holds that role there now.
 pub async fn insert_position(
     conn: &mut Conn,
     p: &PositionRow,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Option<String>, StoreError> {
     let activities =
         serde_json::to_string(&p.activities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let done = sqlx::query(
+    let id: Option<(String,)> = sqlx::query_as(
         "INSERT INTO positions (id, uid, ods_code, role_code, role_name, activities, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(uid, ods_code, role_code) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT(uid, ods_code, role_code) DO UPDATE SET role_name = excluded.role_name,
+             activities = excluded.activities, created_at = excluded.created_at,
+             ended_at = NULL, ended_by = NULL
+         WHERE positions.ended_at IS NOT NULL
+         RETURNING id",
     )
     .bind(&p.id)
     .bind(&p.uid)
@@ -182,15 +189,47 @@ pub async fn insert_position(
     .bind(&p.role_name)
     .bind(activities)
     .bind(now)
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(id.map(|(id,)| id))
 }
 
-/// A person's positions.
+/// A position held now, by id.
+pub async fn live_position(conn: &mut Conn, id: &str) -> Result<Option<PositionRow>, StoreError> {
+    Ok(sqlx::query_as::<_, PositionRow>(
+        "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE id = $1 AND ended_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Ends a person's position (`by` is the RA who ended it). Returns the position as it was, or
+/// `None` when the person holds no such position now (never held, or already ended).
+pub async fn end_position(
+    conn: &mut Conn,
+    uid: &str,
+    id: &str,
+    by: &str,
+    now: i64,
+) -> Result<Option<PositionRow>, StoreError> {
+    Ok(sqlx::query_as::<_, PositionRow>(
+        "UPDATE positions SET ended_at = $1, ended_by = $2
+         WHERE id = $3 AND uid = $4 AND ended_at IS NULL
+         RETURNING id, uid, ods_code, role_code, role_name, activities",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(id)
+    .bind(uid)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// A person's positions (those held now; ended ones stay in the table and the audit log).
 pub async fn positions(conn: &mut Conn, uid: &str) -> Result<Vec<PositionRow>, StoreError> {
     Ok(sqlx::query_as::<_, PositionRow>(
-        "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = $1 ORDER BY created_at, id",
+        "SELECT id, uid, ods_code, role_code, role_name, activities FROM positions WHERE uid = $1 AND ended_at IS NULL ORDER BY created_at, id",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -206,7 +245,7 @@ pub async fn positions_with_organisation_names(
         "SELECT p.id, p.uid, p.ods_code, p.role_code, p.role_name, p.activities, \
          COALESCE(o.name, '') AS organisation_name \
          FROM positions p LEFT JOIN organisations o ON o.ods_code = p.ods_code \
-         WHERE p.uid = $1 ORDER BY p.created_at, p.id",
+         WHERE p.uid = $1 AND p.ended_at IS NULL ORDER BY p.created_at, p.id",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -256,6 +295,25 @@ pub async fn upsert_ra_role(conn: &mut Conn, r: &RaRoleRow, now: i64) -> Result<
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Takes an RA role away. Returns the role as it was, or `None` when the person does not hold
+/// it.
+pub async fn remove_ra_role(
+    conn: &mut Conn,
+    uid: &str,
+    ods_code: &str,
+    role: &str,
+) -> Result<Option<RaRoleRow>, StoreError> {
+    Ok(sqlx::query_as::<_, RaRoleRow>(
+        "DELETE FROM ra_roles WHERE uid = $1 AND ods_code = $2 AND role = $3
+         RETURNING uid, ods_code, role, assignable_roles, assignable_activities",
+    )
+    .bind(uid)
+    .bind(ods_code)
+    .bind(role)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// A person's RA roles.
@@ -418,8 +476,10 @@ pub async fn decide_position_request(
 pub struct IdentityCheckRow {
     /// Whose identity.
     pub uid: String,
-    /// Who checked.
+    /// Who saw the evidence.
     pub checked_by: String,
+    /// Who recorded the check when that was someone else (an RA running a bulk file).
+    pub recorded_by: Option<String>,
     /// Organisation.
     pub ods_code: String,
     /// Evidence types.
@@ -431,7 +491,7 @@ pub struct IdentityCheckRow {
 }
 
 from_row!(IdentityCheckRow in "identity_checks" {
-    uid, checked_by, ods_code, evidence: json, level: small, checked_at,
+    uid, checked_by, recorded_by, ods_code, evidence: json, level: small, checked_at,
 });
 
 /// Records an identity check.
@@ -442,10 +502,11 @@ pub async fn insert_identity_check(
     let evidence =
         serde_json::to_string(&c.evidence).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO identity_checks (uid, checked_by, ods_code, evidence, level, checked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO identity_checks (uid, checked_by, recorded_by, ods_code, evidence, level, checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&c.uid)
     .bind(&c.checked_by)
+    .bind(&c.recorded_by)
     .bind(&c.ods_code)
     .bind(evidence)
     .bind(i64::from(c.level))
@@ -461,7 +522,7 @@ pub async fn identity_checks(
     uid: &str,
 ) -> Result<Vec<IdentityCheckRow>, StoreError> {
     Ok(sqlx::query_as::<_, IdentityCheckRow>(
-        "SELECT uid, checked_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = $1 ORDER BY id",
+        "SELECT uid, checked_by, recorded_by, ods_code, evidence, level, checked_at FROM identity_checks WHERE uid = $1 ORDER BY id",
     )
     .bind(uid)
     .fetch_all(conn)
@@ -1288,16 +1349,145 @@ mod tests {
             role_name: "Clinical Practitioner".into(),
             activities: vec!["B0570".into(), "B0572".into()],
         };
-        assert!(
+        assert_eq!(
             insert_position(&mut conn, &position, 1)
                 .await
                 .expect("position")
+                .as_deref(),
+            Some("pos1")
         );
         assert_eq!(
             positions_with_organisation_names(&mut conn, "555000000001")
                 .await
                 .expect("positions"),
             vec![(position, "National".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ended_position_leaves_scope_and_comes_back_under_its_old_id() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        let uid = "555000000001";
+        let trust = OrganisationRow {
+            ods_code: "RX1".into(),
+            name: "A trust".into(),
+            national: false,
+        };
+        insert_organisation(&mut conn, &trust, 1)
+            .await
+            .expect("org");
+        let position = PositionRow {
+            id: "pos1".into(),
+            uid: uid.into(),
+            ods_code: "RX1".into(),
+            role_code: "R8000".into(),
+            role_name: "Clinical Practitioner".into(),
+            activities: vec!["B0570".into()],
+        };
+        assert!(
+            insert_position(&mut conn, &position, 1)
+                .await
+                .expect("insert")
+                .is_some()
+        );
+        // Held now: a second insert is refused.
+        let again = PositionRow {
+            id: "pos2".into(),
+            ..position.clone()
+        };
+        assert_eq!(
+            insert_position(&mut conn, &again, 2).await.expect("again"),
+            None
+        );
+        // Someone else's id, or a wrong holder, ends nothing.
+        assert_eq!(
+            end_position(&mut conn, "555000000002", "pos1", "ra", 3)
+                .await
+                .expect("end"),
+            None
+        );
+        assert_eq!(
+            end_position(&mut conn, uid, "pos1", "ra", 3)
+                .await
+                .expect("end"),
+            Some(position.clone())
+        );
+        assert_eq!(
+            end_position(&mut conn, uid, "pos1", "ra", 4)
+                .await
+                .expect("twice"),
+            None
+        );
+        assert!(
+            positions(&mut conn, uid)
+                .await
+                .expect("positions")
+                .is_empty()
+        );
+        assert_eq!(
+            person_organisations(&mut conn, uid).await.expect("orgs"),
+            vec!["X26".to_owned()]
+        );
+        // Assigned again: the old row (and id) comes back with the new details.
+        let renamed = PositionRow {
+            id: "pos3".into(),
+            role_name: "Doctor".into(),
+            ..position.clone()
+        };
+        assert_eq!(
+            insert_position(&mut conn, &renamed, 5)
+                .await
+                .expect("revive")
+                .as_deref(),
+            Some("pos1")
+        );
+        assert_eq!(
+            positions(&mut conn, uid).await.expect("positions"),
+            vec![PositionRow {
+                id: "pos1".into(),
+                ..renamed
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn removing_an_ra_role_returns_it_once() {
+        let (_dir, store) = store().await;
+        seed(&store).await;
+        let mut conn = store.pool().acquire().await.expect("conn");
+        let role = RaRoleRow {
+            uid: "555000000001".into(),
+            ods_code: "X26".into(),
+            role: "sponsor".into(),
+            assignable_roles: vec!["R8000".into()],
+            assignable_activities: vec![],
+        };
+        upsert_ra_role(&mut conn, &role, 1).await.expect("grant");
+        assert_eq!(
+            remove_ra_role(&mut conn, "555000000001", "X26", "ra-agent")
+                .await
+                .expect("other"),
+            None
+        );
+        assert_eq!(
+            remove_ra_role(&mut conn, "555000000001", "X26", "sponsor")
+                .await
+                .expect("remove"),
+            Some(role)
+        );
+        assert_eq!(
+            remove_ra_role(&mut conn, "555000000001", "X26", "sponsor")
+                .await
+                .expect("twice"),
+            None
+        );
+        assert!(
+            ra_roles(&mut conn, "555000000001")
+                .await
+                .expect("roles")
+                .is_empty()
         );
     }
 
@@ -1330,10 +1520,12 @@ mod tests {
             role_name: "Clinical Practitioner".into(),
             activities: vec!["B0570".into()],
         };
-        assert!(
+        assert_eq!(
             insert_position(&mut conn, &position, 1)
                 .await
                 .expect("position")
+                .as_deref(),
+            Some("pos1")
         );
         sqlx::query("UPDATE positions SET activities = 'not json' WHERE id = 'pos1'")
             .execute(&mut *conn)

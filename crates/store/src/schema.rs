@@ -455,6 +455,18 @@ CREATE INDEX people_family_name ON people(family_name);
 CREATE INDEX oidc_grants_live ON oidc_grants(session_id) WHERE revoked_at IS NULL;
 "#,
     ),
+    (
+        // A position ends rather than disappears: sessions and OpenID Connect grants refer to
+        // it, and the person's record keeps what they held. An identity check names who saw
+        // the documents (`checked_by`) and, when someone else typed it in (a bulk file), who
+        // recorded it.
+        "0013_position_end_check_recorder",
+        r#"
+ALTER TABLE positions ADD COLUMN ended_at INTEGER;
+ALTER TABLE positions ADD COLUMN ended_by TEXT;
+ALTER TABLE identity_checks ADD COLUMN recorded_by TEXT;
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -524,6 +524,28 @@ pub async fn end_session(
     Ok(done.rows_affected() == 1)
 }
 
+/// Ends every live session acting in a position: agent sessions that selected it, and web
+/// sign-in sessions with a live OpenID Connect grant for it. Returns their ids.
+pub async fn end_live_sessions_of_position(
+    conn: &mut Conn,
+    position_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "UPDATE sessions SET ended_at = $1, end_reason = $2
+         WHERE ended_at IS NULL AND (position_id = $3 OR id IN
+             (SELECT session_id FROM oidc_grants WHERE position_id = $3 AND revoked_at IS NULL))
+         RETURNING id",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(position_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
 /// Ends every live session of a card with `reason` and returns their ids (for the audit log).
 pub async fn end_live_sessions_of_card(
     conn: &mut Conn,

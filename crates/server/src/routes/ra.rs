@@ -12,7 +12,9 @@
 //! | `GET /api/v1/ra/people/{uid}` | any RA role in one of the person's organisations |
 //! | `POST /api/v1/ra/people/{uid}/identity-checks` | RAM, RAA, IDC |
 //! | `POST /api/v1/ra/people/{uid}/positions` | RAM, RAA; Sponsor for the roles and activities it sponsors |
+//! | `POST /api/v1/ra/positions/{id}/end` | whoever may assign that position (RAM, RAA; Sponsor for the roles and activities it sponsors); ends the sessions acting in it |
 //! | `POST /api/v1/ra/people/{uid}/ra-roles` | RAM |
+//! | `POST /api/v1/ra/people/{uid}/ra-roles/remove` | RAM at the role's organisation (or national) |
 //! | `POST /api/v1/ra/people/{uid}/cards` | issue card: RAM, RAA |
 //! | `GET /api/v1/ra/cards/{id}` | any RA role |
 //! | `POST /api/v1/ra/cards/{id}/activation` | issue card: RAM, RAA (a new code for a pending card) |
@@ -51,7 +53,8 @@ use vsc_proto::routes;
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, ChallengeRequest, ChallengeResponse,
     CreateOrganisation, CreatePerson, DecidePositionRequest, LoginRequest, LoginResponse,
-    Organisation, Person, PositionRequest, RaRoleGrant, RecordIdentityCheck, RequestPosition,
+    Organisation, Person, PositionRequest, RaRoleGrant, RecordIdentityCheck, RemoveRaRole,
+    RequestPosition,
 };
 use vsc_store::Conn;
 use vsc_store::Tx;
@@ -90,6 +93,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route(routes::RA_PERSON_POSITIONS, post(assign_position))
         .route(routes::RA_PERSON_RA_ROLES, post(assign_ra_role))
+        .route(routes::RA_PERSON_RA_ROLES_REMOVE, post(remove_ra_role))
+        .route(routes::RA_POSITION_END, post(end_position))
         .route(routes::RA_PERSON_CARDS, post(issue_card))
         .route(routes::RA_CARD, get(get_card))
         .route(routes::RA_CARD_ACTIVATION, post(reissue_activation))
@@ -129,8 +134,9 @@ fn parse_ods(s: &str) -> ApiResult<OdsCode> {
     })
 }
 
-fn scope_error(e: RaScopeError) -> ApiError {
-    let code = match e {
+/// The error code for a refusal of the permission matrix (the bulk preview names it per row).
+pub(crate) fn scope_code(e: &RaScopeError) -> &'static str {
+    match e {
         RaScopeError::RoleNotPermitted { .. } => code::RA_ROLE_NOT_PERMITTED,
         RaScopeError::OutsideOrganisation { .. } => code::RA_OUTSIDE_ORGANISATION,
         RaScopeError::SponsorMayNotAssign { .. } => code::SPONSOR_MAY_NOT_ASSIGN,
@@ -139,8 +145,11 @@ fn scope_error(e: RaScopeError) -> ApiError {
             code::PRESCRIBING_ACTIVITY_NOT_PERMITTED
         }
         RaScopeError::OwnRecord { .. } => code::OWN_RECORD,
-    };
-    ApiError::forbidden(code, e.to_string())
+    }
+}
+
+fn scope_error(e: RaScopeError) -> ApiError {
+    ApiError::forbidden(scope_code(&e), e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,7 +289,8 @@ async fn active_auth_key(conn: &mut Conn, uid: &str, now: i64) -> ApiResult<Vec<
     Err(refuse())
 }
 
-async fn grants_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<RaGrant>> {
+/// A person's RA roles as the permission matrix reads them.
+pub(crate) async fn grants_of(conn: &mut Conn, uid: &str) -> ApiResult<Vec<RaGrant>> {
     repo::ra_roles(conn, uid)
         .await?
         .into_iter()
@@ -735,8 +745,23 @@ pub(crate) async fn record_identity_check(
     Path(uid): Path<String>,
     ApiJson(req): ApiJson<RecordIdentityCheck>,
 ) -> ApiResult<Json<Person>> {
-    audited(&state, &caller, "identity.check", &uid, async {
-        let uid = parse_uid(&uid)?;
+    record_identity_check_by(&state, &caller, &uid, &req, None).await
+}
+
+/// Records an identity check. With `checker`, someone other than the caller saw the evidence
+/// (a bulk file names them): the check is recorded in the checker's name with the caller as its
+/// recorder, and the checker must themselves be allowed to check identity at the organisation
+/// and not be the person checked, tested here in the same transaction as the write.
+pub(crate) async fn record_identity_check_by(
+    state: &AppState,
+    caller: &RaCaller,
+    uid: &str,
+    req: &RecordIdentityCheck,
+    checker: Option<&Uid>,
+) -> ApiResult<Json<Person>> {
+    let state = state.clone();
+    audited(&state, caller, "identity.check", uid, async {
+        let uid = parse_uid(uid)?;
         let ods = parse_ods(&req.organisation)?;
         let evidence = req
             .evidence
@@ -763,12 +788,21 @@ pub(crate) async fn record_identity_check(
             .await?;
         caller.allow(&state, RaAction::RecordIdentityCheck, &ods, None)?;
         in_organisation(&mut tx, &uid, &ods, "record an identity check in its name").await?;
+        let checker = checker.filter(|c| c.as_str() != caller.uid);
+        if let Some(checker) = checker {
+            let national = parse_ods(state.national_ods())?;
+            let grants = grants_of(&mut tx, checker.as_str()).await?;
+            not_own_record(checker.as_str(), uid.as_str(), RaAction::RecordIdentityCheck)
+                .and_then(|()| authorize(&grants, RaAction::RecordIdentityCheck, &ods, &national, None).map(|_| ()))
+                .map_err(|e| ApiError::forbidden(code::BULK_CHECKER_NOT_PERMITTED, format!("the checker {checker} may not record this check: {e}")))?;
+        }
         let names: Vec<String> = evidence.iter().map(|e| e.as_str().to_owned()).collect();
         repo::insert_identity_check(
             &mut tx,
             &IdentityCheckRow {
                 uid: uid.to_string(),
-                checked_by: caller.uid.clone(),
+                checked_by: checker.map_or_else(|| caller.uid.clone(), ToString::to_string),
+                recorded_by: checker.map(|_| caller.uid.clone()),
                 ods_code: ods.to_string(),
                 evidence: names.clone(),
                 level: level.get(),
@@ -783,7 +817,7 @@ pub(crate) async fn record_identity_check(
                 "identity.checked",
                 uid.as_str(),
                 ods.as_str(),
-                serde_json::json!({"evidence": names, "level": level.get()}),
+                serde_json::json!({"evidence": names, "level": level.get(), "checked_by": checker.map(ToString::to_string)}),
             )
             .await?;
         tx.commit().await?;
@@ -844,11 +878,11 @@ pub(crate) async fn assign_position(
             role_name: role_name.clone(),
             activities: activities.iter().map(ToString::to_string).collect(),
         };
-        if !repo::insert_position(&mut tx, &row, state.now_unix()).await? {
+        let Some(position_id) = repo::insert_position(&mut tx, &row, state.now_unix()).await? else {
             return Err(ApiError::conflict(code::POSITION_EXISTS, format!("{uid} already holds {role} at {ods}")));
-        }
+        };
         caller
-            .audit(&state, &mut tx, "position.assigned", uid.as_str(), ods.as_str(), serde_json::json!({"role_code": role, "role_name": role_name, "activities": row.activities}))
+            .audit(&state, &mut tx, "position.assigned", uid.as_str(), ods.as_str(), serde_json::json!({"position_id": position_id, "role_code": role, "role_name": role_name, "activities": row.activities}))
             .await?;
         tx.commit().await?;
         let mut conn = state.store().pool().acquire().await?;
@@ -919,6 +953,100 @@ pub(crate) async fn assign_ra_role(
                 uid.as_str(),
                 ods.as_str(),
                 serde_json::json!({"role": row.role, "assignable_roles": row.assignable_roles, "assignable_activities": row.assignable_activities}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        views::person(&mut conn, uid.as_str()).await
+    })
+    .await
+}
+
+/// Ends a position. Whoever may assign it may end it (so a Sponsor ends only the positions it
+/// could have given). Sessions acting in the position end with it, and their OpenID Connect
+/// grants follow (the sign-in sweeper revokes them and tells the relying parties), because
+/// what they assert about the person is no longer true.
+pub(crate) async fn end_position(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Person>> {
+    audited(&state, &caller, "position.end", &id, async {
+        if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(ApiError::bad_request(code::UNKNOWN_POSITION, "a position id is letters, digits and '-'"));
+        }
+        let mut tx = state.write().await?;
+        let position = repo::live_position(&mut tx, &id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(code::UNKNOWN_POSITION, format!("no position held now has id {id}")))?;
+        let uid = position.uid.clone();
+        let ods = parse_ods(&position.ods_code)?;
+        // Scope before anything else: an RA outside the person's organisations learns nothing
+        // about the position beyond "not permitted".
+        caller.allow_for_person(&state, &mut tx, RaAction::View, &uid, None).await?;
+        caller.not_own(RaAction::AssignPosition, &uid)?;
+        let role: RoleCode = position.role_code.parse().map_err(|e: vsc_core::IdError| ApiError::internal(e))?;
+        let activities = position
+            .activities
+            .iter()
+            .map(|a| a.parse::<ActivityCode>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::internal)?;
+        caller.allow_position(&state, &ods, &role, &activities)?;
+        let now = state.now_unix();
+        if repo::end_position(&mut tx, &uid, &id, &caller.uid, now).await?.is_none() {
+            return Err(ApiError::conflict(code::UNKNOWN_POSITION, format!("position {id} ended meanwhile")));
+        }
+        let sessions_ended = vsc_store::signin::end_live_sessions_of_position(&mut tx, &id, now, "position-ended").await?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "position.ended",
+                &uid,
+                ods.as_str(),
+                serde_json::json!({"position_id": id, "role_code": position.role_code, "role_name": position.role_name, "activities": position.activities, "sessions_ended": sessions_ended}),
+            )
+            .await?;
+        tx.commit().await?;
+        let mut conn = state.store().pool().acquire().await?;
+        views::person(&mut conn, &uid).await
+    })
+    .await
+}
+
+/// Takes an RA role away: RA Managers at the role's organisation (or national), never on their
+/// own record. The person's RA sessions stay, with what their remaining roles allow (every RA
+/// call reads the roles afresh); with none left, they are refused at the next call.
+pub(crate) async fn remove_ra_role(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<RemoveRaRole>,
+) -> ApiResult<Json<Person>> {
+    audited(&state, &caller, "ra_role.remove", &uid, async {
+        let uid = parse_uid(&uid)?;
+        let ods = parse_ods(&req.organisation)?;
+        let role: RaRole = req
+            .role
+            .parse()
+            .map_err(|e: String| ApiError::bad_request(code::INVALID_RA_ROLE, e))?;
+        let mut tx = state.write().await?;
+        known_organisation(&mut tx, &ods).await?;
+        known_person(&mut tx, &uid).await?;
+        caller.not_own(RaAction::AssignRaRole, uid.as_str())?;
+        caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
+        let removed = repo::remove_ra_role(&mut tx, uid.as_str(), ods.as_str(), role.as_str())
+            .await?
+            .ok_or_else(|| ApiError::not_found(code::RA_ROLE_NOT_HELD, format!("{uid} does not hold {} at {ods}", role.as_str())))?;
+        caller
+            .audit(
+                &state,
+                &mut tx,
+                "ra_role.removed",
+                uid.as_str(),
+                ods.as_str(),
+                serde_json::json!({"role": removed.role, "assignable_roles": removed.assignable_roles, "assignable_activities": removed.assignable_activities}),
             )
             .await?;
         tx.commit().await?;
@@ -1522,14 +1650,14 @@ pub(crate) async fn approve_position_request(
             role_name: r.role_name.clone(),
             activities: r.activities.clone(),
         };
-        if !repo::insert_position(&mut tx, &row, now).await? {
+        let Some(position_id) = repo::insert_position(&mut tx, &row, now).await? else {
             return Err(ApiError::conflict(code::POSITION_EXISTS, format!("{} already holds {} at {}", r.uid, r.role_code, r.ods_code)));
-        }
+        };
         caller
             .audit(&state, &mut tx, "position.request_approved", &r.uid, home.as_str(), serde_json::json!({"request_id": id, "organisation": r.ods_code, "requested_by": r.requested_by, "note": note}))
             .await?;
         caller
-            .audit(&state, &mut tx, "position.assigned", &r.uid, &r.ods_code, serde_json::json!({"role_code": r.role_code, "role_name": r.role_name, "activities": r.activities, "request_id": id, "requested_by": r.requested_by}))
+            .audit(&state, &mut tx, "position.assigned", &r.uid, &r.ods_code, serde_json::json!({"position_id": position_id, "role_code": r.role_code, "role_name": r.role_name, "activities": r.activities, "request_id": id, "requested_by": r.requested_by}))
             .await?;
         tx.commit().await?;
         decided_request(&state, &id, now).await

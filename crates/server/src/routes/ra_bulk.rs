@@ -19,8 +19,9 @@
 //! own-record rule and the audit events are the API's, and a refused row carries the API's
 //! error. Each call is its own transaction; a refused step ends its row (the report says what
 //! was done before, e.g. a person created but no card) and the next row runs. The identity
-//! check is recorded, as every API identity check, in the name of the RA who runs the file;
-//! the checker named in the row is kept in the run's `bulk.issued` audit event.
+//! check is recorded in the name of the row's checker, who saw the documents, with the RA who
+//! runs the file as its recorder (`record_identity_check_by`, which checks again, in the
+//! write's transaction, that the checker may check identity at the row's organisation).
 //!
 //! Limits: 1 MiB and 1,000 rows (`vsc_proto::bulk`); the request body may be up to 8 MiB,
 //! room for a 1 MiB file form- or JSON-encoded.
@@ -32,10 +33,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use tower_http::limit::RequestBodyLimitLayer;
 use vsc_core::ra::{authorize, authorize_position};
-use vsc_core::{
-    ActivityCode, EvidenceType, IdentityLevel, OdsCode, RaAction, RaGrant, RaRole, RaScopeError,
-    RoleCode, Uid,
-};
+use vsc_core::{ActivityCode, EvidenceType, IdentityLevel, OdsCode, RaAction, RoleCode, Uid};
 use vsc_proto::bulk::{
     self, BulkIssueReport, BulkIssueRequest, BulkRow, BulkRowError, CsvError, outcome, step,
 };
@@ -358,18 +356,7 @@ async fn check_records(
         )),
         Some(_) => {
             let national: OdsCode = state.national_ods().parse().map_err(ApiError::internal)?;
-            let grants: Vec<RaGrant> = repo::ra_roles(conn, v.checker.as_str())
-                .await?
-                .into_iter()
-                .filter_map(|r| {
-                    Some(RaGrant {
-                        role: r.role.parse::<RaRole>().ok()?,
-                        organisation: r.ods_code.parse().ok()?,
-                        assignable_roles: vec![],
-                        assignable_activities: vec![],
-                    })
-                })
-                .collect();
+            let grants = ra::grants_of(conn, v.checker.as_str()).await?;
             if authorize(
                 &grants,
                 RaAction::RecordIdentityCheck,
@@ -404,20 +391,6 @@ async fn check_records(
         ));
     }
     Ok(())
-}
-
-/// The API's code for a scope refusal (as `routes::ra` maps `vsc_core`'s errors).
-fn scope_code(e: &RaScopeError) -> &'static str {
-    match e {
-        RaScopeError::RoleNotPermitted { .. } => code::RA_ROLE_NOT_PERMITTED,
-        RaScopeError::OutsideOrganisation { .. } => code::RA_OUTSIDE_ORGANISATION,
-        RaScopeError::SponsorMayNotAssign { .. } => code::SPONSOR_MAY_NOT_ASSIGN,
-        RaScopeError::SponsorMayNotAssignActivity { .. } => code::SPONSOR_MAY_NOT_ASSIGN_ACTIVITY,
-        RaScopeError::PrescribingActivityNotPermitted { .. } => {
-            code::PRESCRIBING_ACTIVITY_NOT_PERMITTED
-        }
-        RaScopeError::OwnRecord { .. } => code::OWN_RECORD,
-    }
 }
 
 /// The caller's rights at the row's organisation, with the matrix the API applies: the first
@@ -456,7 +429,7 @@ fn check_permissions(
     ];
     Ok(checks
         .into_iter()
-        .find_map(|(step, e)| e.map(|e| err(step, scope_code(&e), e.to_string()))))
+        .find_map(|(step, e)| e.map(|e| err(step, ra::scope_code(&e), e.to_string()))))
 }
 
 fn report(f: &Fields, outcome: &str, errors: Vec<BulkRowError>) -> BulkRow {
@@ -601,15 +574,16 @@ async fn run_row(state: &AppState, caller: &RaCaller, f: &Fields, v: &Valid) -> 
     };
     row.uid = Some(uid.clone());
     row.done.push(step::PERSON_CREATED.into());
-    let checked = ra::record_identity_check(
-        s(),
-        caller.clone(),
-        Path(uid.clone()),
-        ApiJson(RecordIdentityCheck {
+    let checked = ra::record_identity_check_by(
+        state,
+        caller,
+        &uid,
+        &RecordIdentityCheck {
             evidence: v.evidence.iter().map(|e| e.as_str().to_owned()).collect(),
             level: v.level.get(),
             organisation: v.ods.to_string(),
-        }),
+        },
+        Some(&v.checker),
     )
     .await;
     if let Err(e) = checked {

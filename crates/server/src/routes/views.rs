@@ -72,6 +72,7 @@ pub async fn person(conn: &mut Conn, uid: &str) -> ApiResult<Person> {
         .into_iter()
         .map(|c| IdentityCheck {
             checked_by: c.checked_by,
+            recorded_by: c.recorded_by,
             evidence: c.evidence,
             level: c.level,
             organisation: c.ods_code,

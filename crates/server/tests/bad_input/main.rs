@@ -19,4 +19,5 @@ mod oidc_clients;
 mod ra_login;
 mod ra_scope;
 mod ra_takeover;
+mod ra_withdraw;
 mod revocation_reasons;

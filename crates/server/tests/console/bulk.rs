@@ -223,6 +223,51 @@ async fn preview_names_bad_rows_then_the_run_issues_the_good_ones() {
     s.assert_audit_intact().await;
 }
 
+/// The row's checker saw the documents, so the check is theirs; the RA who ran the file is
+/// its recorder. A checker who may not check identity at the row's organisation (or is the
+/// person themselves) is refused by the preview and by the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rows_checker_is_recorded_as_the_checker_and_the_runner_as_recorder() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    s.create_org(&ram.token, "RX1").await;
+    s.create_org(&ram.token, "RY2").await;
+    let checker = s.new_ra(&ram.token, "RX1", "id-checker", &[]).await;
+    let elsewhere = s.new_ra(&ram.token, "RY2", "id-checker", &[]).await;
+    let file = csv(&[
+        row("Grace", "grace@example.nhs.uk", "RX1", "3", &checker.uid),
+        row("Wrong", "wrong@example.nhs.uk", "RX1", "3", &elsewhere.uid),
+    ]);
+    let report = api(&s, &ram.token, &file, false).await.expect("run");
+    assert_eq!(report.rows[0].outcome, outcome::ISSUED, "{report:?}");
+    assert_eq!(report.rows[1].outcome, outcome::INVALID, "{report:?}");
+    assert_eq!(
+        report.rows[1].errors[0].code,
+        code::BULK_CHECKER_NOT_PERMITTED,
+        "{report:?}"
+    );
+    let uid = report.rows[0].uid.clone().expect("uid");
+    let person = s.person(&ram.token, &uid).await;
+    assert_eq!(person.identity_checks.len(), 1);
+    assert_eq!(person.identity_checks[0].checked_by, checker.uid);
+    assert_eq!(
+        person.identity_checks[0].recorded_by.as_deref(),
+        Some(ram.uid.as_str())
+    );
+    let events = s.audit_events("identity.checked").await;
+    let last = events.last().expect("an identity check event");
+    assert_eq!(
+        (last.actor.as_str(), last.subject.as_str()),
+        (ram.uid.as_str(), uid.as_str())
+    );
+    assert!(last.detail.contains(&checker.uid), "{}", last.detail);
+    assert_eq!(
+        count(&s, "people").await,
+        4,
+        "no person for the refused row"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ra_agent_gets_the_apis_refusal_for_rows_outside_their_organisation() {
     let s = start().await;

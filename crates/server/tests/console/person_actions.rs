@@ -382,6 +382,46 @@ async fn an_ra_manager_registers_a_person_and_runs_their_card_through_the_forms(
     assert_eq!(given.status, 303, "{}", given.body);
     assert_eq!(ra_roles(&s, &uid).await, vec!["ra-agent@RX1"]);
     assert_eq!(events(&s, "ra_role.assigned").await, 1);
+
+    // The person's page offers to take the role away and to end the position; both work.
+    let page = b.get(&format!("/ra/people/{uid}")).await;
+    assert!(
+        page.body.contains("Remove RA Agent at RX1"),
+        "{}",
+        page.body
+    );
+    let position = s.person(&ram.token, &uid).await.positions[0].id.clone();
+    assert!(
+        page.body.contains(&format!("/ra/positions/{position}/end")),
+        "{}",
+        page.body
+    );
+    let removed = b
+        .post(
+            &format!("/ra/people/{uid}/ra-roles/remove"),
+            &[
+                ("csrf", csrf.as_str()),
+                ("role", "ra-agent"),
+                ("organisation", "RX1"),
+            ],
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(ra_roles(&s, &uid).await.is_empty());
+    assert_eq!(events(&s, "ra_role.removed").await, 1);
+    let ended = b
+        .post(
+            &format!("/ra/positions/{position}/end"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    assert_eq!(
+        ended.location.as_deref(),
+        Some(format!("/ra/people/{uid}").as_str())
+    );
+    assert!(s.person(&ram.token, &uid).await.positions.is_empty());
+    assert_eq!(events(&s, "position.ended").await, 1);
     s.assert_audit_intact().await;
 }
 
@@ -395,6 +435,22 @@ async fn an_ra_agent_cannot_act_outside_their_organisation_nor_without_the_csrf_
     let (other, other_card, _phone) = s.enrolled_person(&ram.token, "RY2").await;
     let mine = s.create_person(&ram.token, "RX1").await;
     s.id_check(&ram.token, &mine, "RX1").await;
+    let other_position = s
+        .assign_position(&ram.token, &other, "RY2", "S8000:G8000:R8000")
+        .await
+        .unwrap()
+        .positions[0]
+        .id
+        .clone();
+    s.grant_ra_role(&ram.token, &other, "RY2", "id-checker", &[])
+        .await;
+    let my_position = s
+        .assign_position(&ram.token, &mine, "RX1", "S8000:G8000:R8000")
+        .await
+        .unwrap()
+        .positions[0]
+        .id
+        .clone();
 
     let mut b = Browser::new(&s);
     let dashboard = console_sign_in(&s, &mut b, &agent.uid, &agent.phone).await;
@@ -456,6 +512,11 @@ async fn an_ra_agent_cannot_act_outside_their_organisation_nor_without_the_csrf_
             format!("/ra/people/{other}/cards"),
             vec![("organisation", "RY2")],
         ),
+        (format!("/ra/positions/{other_position}/end"), vec![]),
+        (
+            format!("/ra/people/{other}/ra-roles/remove"),
+            vec![("role", "id-checker"), ("organisation", "RY2")],
+        ),
         (format!("/ra/cards/{other_card}/activation"), vec![]),
         (format!("/ra/cards/{other_card}/unlock"), vec![]),
         (
@@ -507,6 +568,10 @@ async fn an_ra_agent_cannot_act_outside_their_organisation_nor_without_the_csrf_
             form.push(("csrf", t));
         }
         let r = b.post(&format!("/ra/people/{mine}/cards"), &form).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+        let r = b
+            .post(&format!("/ra/positions/{my_position}/end"), &form)
+            .await;
         assert_eq!(r.status, 403, "{}", r.body);
         let r = b
             .post(

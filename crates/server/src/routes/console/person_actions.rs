@@ -1,4 +1,5 @@
-//! A person's actions: create, identity checks, positions, RA roles, cards (issue with QR and
+//! A person's actions: create, identity checks, positions (assign, end), RA roles (give,
+//! remove), cards (issue with QR and
 //! activation letter, new activation, unlock, cancel), with re-approval on the phone for
 //! destructive actions.
 //!
@@ -7,7 +8,9 @@
 //! | `GET /ra/people/new`, `POST /ra/people/new` | create profile: RAM, RAA, IDC (`ra::create_person`) | create a person, then their page |
 //! | `POST /ra/people/{uid}/identity-checks` | RAM, RAA, IDC (`ra::record_identity_check`) | evidence, level, organisation |
 //! | `POST /ra/people/{uid}/positions` | RAM, RAA, Sponsor within its roles (`ra::assign_position`) | organisation, role code and name, activities |
+//! | `POST /ra/positions/{id}/end` | whoever may assign the position (`ra::end_position`) | ends it and the sessions acting in it |
 //! | `POST /ra/people/{uid}/ra-roles` | RAM (`ra::assign_ra_role`), **after re-approval on the phone** | RA role at an organisation |
+//! | `POST /ra/people/{uid}/ra-roles/remove` | RAM at the role's organisation (`ra::remove_ra_role`) | takes an RA role away |
 //! | `POST /ra/people/{uid}/cards` | RAM, RAA (`ra::issue_card`) | answers the activation letter (QR code, code, expiry) at once |
 //! | `POST /ra/cards/{id}/activation` | RAM, RAA (`ra::reissue_activation`) | a new activation letter for a pending card |
 //! | `POST /ra/cards/{id}/unlock` | RAM, RAA, Sponsor, LSA (`ra::unlock_card`) | the unlock code as QR code and text |
@@ -52,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use vsc_core::{CardState, EvidenceType, RaRole};
 use vsc_proto::{
     AssignPosition, CancelCard, Card, CardWithCode, CreatePerson, IssueCard, Person, RaRoleGrant,
-    RecordIdentityCheck,
+    RecordIdentityCheck, RemoveRaRole,
 };
 use vsc_store::oidc as oidc_db;
 use vsc_store::oidc_clients::ClientRow;
@@ -80,7 +83,9 @@ pub fn routes() -> Router<AppState> {
         .route("/ra/people/new", get(new_person_page).post(create_person))
         .route("/ra/people/{uid}/identity-checks", post(identity_check))
         .route("/ra/people/{uid}/positions", post(position))
+        .route("/ra/positions/{id}/end", post(end_position))
         .route("/ra/people/{uid}/ra-roles", post(ra_role))
+        .route("/ra/people/{uid}/ra-roles/remove", post(remove_ra_role))
         .route("/ra/people/{uid}/cards", post(issue_card))
         .route("/ra/cards/{id}/activation", post(new_activation))
         .route("/ra/cards/{id}/unlock", post(unlock))
@@ -346,7 +351,36 @@ pub fn person_forms(c: &Console, p: &Person) -> Markup {
             h2 id="actions-heading" { "Actions" }
             details { summary { "Record an identity check" } (id_check_form(c, uid, &empty, org)) }
             details { summary { "Assign a position" } (position_form(c, uid, &empty, org)) }
+            @if !p.positions.is_empty() {
+                details {
+                    summary { "End a position" }
+                    p class="hint" { "Sessions acting in the position end at once; the record keeps it in the audit trail." }
+                    @for pos in &p.positions {
+                        form method="post" action=(format!("/ra/positions/{}/end", pos.id)) class="action inline-action" {
+                            (csrf_field(c))
+                            button type="submit" class="secondary" {
+                                "End " (pos.role_name) " (" (pos.role_code) ") at " (pos.organisation)
+                            }
+                        }
+                    }
+                }
+            }
             details { summary { "Give an RA role" } (ra_role_form(c, uid, &empty, org)) }
+            @if !p.ra_roles.is_empty() {
+                details {
+                    summary { "Remove an RA role" }
+                    @for r in &p.ra_roles {
+                        form method="post" action=(format!("/ra/people/{uid}/ra-roles/remove")) class="action inline-action" {
+                            (csrf_field(c))
+                            input type="hidden" name="role" value=(r.role);
+                            input type="hidden" name="organisation" value=(r.organisation);
+                            button type="submit" class="secondary" {
+                                "Remove " (r.role.parse::<RaRole>().map_or_else(|_| r.role.clone(), |role| role.title().to_owned())) " at " (r.organisation)
+                            }
+                        }
+                    }
+                }
+            }
             @if !p.cards.iter().any(|card| card.state.parse::<CardState>().is_ok_and(CardState::can_cancel)) {
                 details { summary { "Issue a card" } (issue_form(c, uid, &empty, org)) }
             }
@@ -735,6 +769,51 @@ async fn unlock(
     match ra::unlock_card(State(state.clone()), c.caller.clone(), Path(id)).await {
         Ok(axum::Json(issued)) => unlock_page(&state, &c, &issued).await,
         Err(e) => refused(&c, &e, "/ra/people"),
+    }
+}
+
+async fn end_position(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let (c, _form) = match posted(&state, &ctx, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match ra::end_position(State(state.clone()), c.caller.clone(), Path(id)).await {
+        Ok(axum::Json(p)) => see_other(&person_url(&p.uid)),
+        Err(e) => refused(&c, &e, "/ra/people"),
+    }
+}
+
+async fn remove_ra_role(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: String,
+) -> Response {
+    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let req = RemoveRaRole {
+        role: form.get("role").to_owned(),
+        organisation: form.get("organisation").to_owned(),
+    };
+    match ra::remove_ra_role(
+        State(state.clone()),
+        c.caller.clone(),
+        Path(uid.clone()),
+        ApiJson(req),
+    )
+    .await
+    {
+        Ok(_) => see_other(&person_url(&uid)),
+        Err(e) => refused(&c, &e, &person_url(&uid)),
     }
 }
 

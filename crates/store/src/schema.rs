@@ -467,6 +467,17 @@ ALTER TABLE positions ADD COLUMN ended_by TEXT;
 ALTER TABLE identity_checks ADD COLUMN recorded_by TEXT;
 "#,
     ),
+    (
+        // The console's dashboard and person page read these on every view: when each locked
+        // card was locked (its newest `card.locked` event), a person's last sign-ins, and a
+        // card's activation codes (also what voiding old codes on a new activation reads).
+        "0014_console_lists",
+        r#"
+CREATE INDEX audit_events_action_subject ON audit_events(action, subject);
+CREATE INDEX sessions_by_uid ON sessions(uid, auth_time);
+CREATE INDEX one_time_codes_by_card ON one_time_codes(card_id, kind);
+"#,
+    ),
 ];
 
 #[cfg(test)]

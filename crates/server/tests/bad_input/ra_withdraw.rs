@@ -292,3 +292,45 @@ async fn an_ra_role_is_removed_by_an_ra_manager_and_stops_the_ra_at_once() {
     );
     s.assert_audit_intact().await;
 }
+
+/// A position was what put the person in another organisation's scope: once it ends, that
+/// organisation's RAs neither find nor see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_position_takes_the_person_out_of_that_organisations_scope() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    let t = ram.token.as_str();
+    s.create_org(t, "RX1").await;
+    s.create_org(t, "RY2").await;
+    let ry2_agent = s.new_ra(t, "RY2", "ra-agent", &[]).await;
+    let uid = s.create_person(t, "RX1").await;
+    let position = s
+        .assign_position(t, &uid, "RY2", ROLE)
+        .await
+        .expect("a national RA Manager places them at RY2")
+        .positions[0]
+        .id
+        .clone();
+    let found = |s: &TestServer| {
+        let uid = uid.clone();
+        let pool = s.state.store().pool().clone();
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            vsc_store::console::search_people(&mut conn, &uid, Some(&["RY2".to_owned()]), 20, 0)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(found(&s).await, 1);
+    s.person(&ry2_agent.token, &uid).await;
+
+    end(&s, t, &position).await.expect("ended");
+    assert_eq!(found(&s).await, 0, "search at RY2 no longer finds them");
+    assert_api_error(
+        s.get::<Person>(Some(&ry2_agent.token), &format!("/api/v1/ra/people/{uid}"))
+            .await,
+        403,
+        "ra_outside_organisation",
+    );
+}

@@ -14,6 +14,7 @@ mod support;
 
 mod audit;
 mod bulk;
+mod dashboard;
 mod organisations;
 mod person_actions;
 mod signin;

@@ -34,7 +34,9 @@ import urllib.parse
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 WAIT = 20
@@ -85,6 +87,58 @@ for (const el of document.querySelectorAll('input, select, textarea')) {
   const by = el.getAttribute('aria-labelledby');
   if (by && by.split(/\\s+/).every(id => document.getElementById(id))) ok = true;
   if (!ok) out.push(el.outerHTML.slice(0, 160));
+}
+return out;
+"""
+
+
+# What a screen reader or a person with low vision meets on a page, checked as WCAG 2.2 AA
+# states it: the page's language, one h1 and no skipped heading levels, images with text
+# alternatives, and a contrast of at least 4.5:1 for text (3:1 for large text) against the
+# background it is drawn on. Returns the problems found.
+A11Y_JS = """
+const out = [];
+if (!(document.documentElement.getAttribute('lang') || '').trim()) out.push('<html> has no lang');
+const heads = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].filter(h => h.getClientRects().length);
+if (heads.filter(h => h.tagName === 'H1').length !== 1) out.push('not exactly one visible h1');
+let level = 0;
+for (const h of heads) {
+  const l = Number(h.tagName[1]);
+  if (level && l > level + 1) out.push('heading level skipped: ' + h.tagName + ' ' + h.innerText.slice(0, 40) + ' after h' + level);
+  level = l;
+}
+for (const img of document.querySelectorAll('img')) {
+  if (!img.hasAttribute('alt')) out.push('img without alt: ' + img.outerHTML.slice(0, 120));
+}
+for (const svg of document.querySelectorAll('svg')) {
+  if (svg.closest('[aria-hidden=true]')) continue;
+  const named = (svg.getAttribute('aria-label') || '').trim() || svg.querySelector('title')
+    || svg.getAttribute('aria-labelledby');
+  if (svg.getAttribute('role') !== 'img' || !named) out.push('svg without role=img and a name');
+}
+const rgba = c => { const m = c.match(/[\d.]+/g) || [0, 0, 0, 0]; return m.map(Number).concat([1]).slice(0, 4); };
+const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+  .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+const background = el => {
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgba(getComputedStyle(e).backgroundColor);
+    if (c[3] > 0) return c;
+  }
+  return [255, 255, 255, 1];
+};
+const seen = new Set();
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const el = walker.currentNode.parentElement;
+  if (!walker.currentNode.textContent.trim() || !el || seen.has(el) || !el.getClientRects().length) continue;
+  seen.add(el);
+  const st = getComputedStyle(el);
+  if (st.visibility === 'hidden') continue;
+  const fg = lum(rgba(st.color)), bg = lum(background(el));
+  const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+  const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+  const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+  if (ratio < need) out.push('contrast ' + ratio.toFixed(2) + ':1 < ' + need + ':1 for ' + JSON.stringify(el.innerText.slice(0, 40)));
 }
 return out;
 """
@@ -167,6 +221,8 @@ class Console:
         check(not problems, f"{where}: the browser blocked something: {problems}")
         unlabelled = self.driver.execute_script(UNLABELLED_JS)
         check(not unlabelled, f"{where} ({self.driver.current_url}): form controls without a label: {unlabelled}")
+        problems = self.driver.execute_script(A11Y_JS)
+        check(not problems, f"{where} ({self.driver.current_url}): accessibility: {problems[:10]}")
 
     def body_text(self):
         try:
@@ -383,6 +439,54 @@ class Console:
         self.shot("ra-person-tablet.png")
         self.viewport(*LAPTOP)
         self.covered.append("search, person page (laptop and tablet)")
+
+    # --- keyboard only -------------------------------------------------------------------------
+
+    FOCUSED_JS = """
+const el = document.activeElement;
+if (!el || el === document.body) return null;
+const st = getComputedStyle(el);
+return {tag: el.tagName.toLowerCase(), text: (el.innerText || el.value || el.getAttribute('aria-label') || '').trim().slice(0, 60),
+        href: el.getAttribute('href'), id: el.id,
+        ring: st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2 || st.boxShadow !== 'none'};
+"""
+
+    def tab_to(self, wanted, what, limit=40):
+        """Presses Tab until `wanted(focused)` holds; every stop must show where the focus is."""
+        stops = []
+        for _ in range(limit):
+            ActionChains(self.driver).send_keys(Keys.TAB).perform()
+            focused = self.driver.execute_script(self.FOCUSED_JS)
+            if focused is None:
+                continue
+            stops.append(focused["text"] or focused["tag"])
+            check(focused["ring"], f"no visible focus on {focused} (Tab stops so far: {stops})")
+            if wanted(focused):
+                return stops
+        raise Failed(f"{limit} presses of Tab never reached {what}; stops: {stops}")
+
+    def keyboard_only(self):
+        """The dashboard, a search and a person's page with the keyboard alone: the first Tab
+        lands on the skip link, every stop shows a focus ring, Enter follows links and submits."""
+        cfg = self.cfg
+        self.get("/ra")
+        self.wait_h1("Dashboard")
+        stops = self.tab_to(lambda f: True, "anything")
+        check("skip to main content" in stops[0].lower(), f"the first Tab stop is not the skip link: {stops}")
+        ActionChains(self.driver).send_keys(Keys.ENTER).perform()
+        check(self.driver.execute_script("return document.activeElement.id") == "main"
+              or self.driver.current_url.endswith("#main"), "the skip link does not move to the main content")
+        self.tab_to(lambda f: f["tag"] == "input" and f["id"] == "q", "the search field")
+        ActionChains(self.driver).send_keys(cfg["search"]).send_keys(Keys.ENTER).perform()
+        self.wait_h1("People", "the search results after Enter")
+        listed = cfg["person_listed"]
+        stops = self.tab_to(lambda f: f["tag"] == "a" and listed in f["text"], f"the link to {listed}")
+        ActionChains(self.driver).send_keys(Keys.ENTER).perform()
+        self.wait_h1(cfg["person_name"], "the person page after Enter on the link")
+        self.tab_to(lambda f: f["tag"] == "summary", "an action on the person page")
+        self.page_checks("the person page, by keyboard")
+        step("keyboard only", stops=len(stops))
+        self.covered.append("keyboard only: skip link, search, person page, focus visible at every stop")
 
     # --- 3: person actions ---------------------------------------------------------------------
 
@@ -698,6 +802,7 @@ class Console:
         self.start_browser()
         step("browser started", version=self.driver.capabilities.get("browserVersion"))
         self.dashboard_and_person()
+        self.keyboard_only()
         self.person_actions()
         self.bulk()
         self.agent_scope()

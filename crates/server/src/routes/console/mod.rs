@@ -3,12 +3,12 @@
 //!
 //! | route | caller | what |
 //! |---|---|---|
-//! | `GET /ra` | an RA with a console session (else sent to sign in) | dashboard: cards by state, "I didn't do this" alerts |
+//! | `GET /ra` | an RA with a console session (else sent to sign in) | dashboard: cards by state, the [`DASHBOARD_LIST`] most recently locked cards and newest activations waiting for their phone, "I didn't do this" alerts; all in the RA's organisations (all for national RAs) |
 //! | `GET /ra/signin` | anyone | starts the sign-in: the console is a client of vsc's own OpenID Connect provider (`vsc-ra-console`, public, PKCE) |
 //! | `GET /ra/callback` | the browser that started the sign-in (state cookie) | redeems the code, checks the person holds an RA role and an active card, opens the console session |
 //! | `POST /ra/signout` | console session (CSRF) | ends the console session |
 //! | `GET /ra/people?q=&page=` | console session | search people in the RA's organisations (all for national RAs) |
-//! | `GET /ra/people/{uid}` | console session; any RA role in one of the person's organisations | the person's page |
+//! | `GET /ra/people/{uid}` | console session; any RA role in one of the person's organisations | the person's page, with their last sign-ins |
 //!
 //! **One implementation.** Every read and action goes through the RA API's own handler
 //! functions (`routes::ra`) with an [`RaCaller`] built by `ra::caller_for_uid`, the function the
@@ -35,13 +35,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use maud::{Markup, html};
 use serde::Deserialize;
-use vsc_store::console::{self as db, ConsoleSessionRow};
+use vsc_store::console::{
+    self as db, ConsoleSessionRow, Listed, LockedCardRow, WaitingActivationRow,
+};
 use vsc_store::oidc as oidc_db;
 use vsc_store::oidc_clients::{self, ClientRow};
 
 use super::Client;
 use super::oidc::authorize::{parse_params, see_other};
-use super::oidc::pages::{csrf_token, error_page, html_page, internal_error_page};
+use super::oidc::pages::{csrf_token, error_page, framed_page, internal_error_page};
 use super::oidc::{cookie, set_cookie};
 use super::ra::{RaCaller, caller_for_uid};
 use super::signin::sha256;
@@ -56,6 +58,8 @@ pub const SESSION_COOKIE: &str = "__Host-vsc-ra";
 const SIGNIN_COOKIE: &str = "__Host-vsc-ra-signin";
 /// Idle minutes before a console session ends.
 pub const IDLE_SECONDS: i64 = 15 * 60;
+/// Rows each of the dashboard's lists shows; the rest are counted ("showing 20 of 57").
+pub const DASHBOARD_LIST: i64 = 20;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -178,10 +182,11 @@ async fn touch(state: &AppState, hash: &[u8], last_used: i64, now: i64) -> ApiRe
 
 /// A console page: the sign-in pages' security headers, the console's header and navigation.
 pub fn page(c: &Console, status: StatusCode, title: &str, body: Markup) -> Response {
-    html_page(
+    framed_page(
         status,
         title,
-        html! {
+        "vsc RA console",
+        Some(html! {
             nav class="console-nav" aria-label="RA console" {
                 a href="/ra" { "Dashboard" }
                 a href="/ra/people" { "People" }
@@ -194,8 +199,8 @@ pub fn page(c: &Console, status: StatusCode, title: &str, body: Markup) -> Respo
                     button type="submit" class="link" { "Sign out" }
                 }
             }
-            (body)
-        },
+        }),
+        body,
         None,
     )
 }
@@ -248,15 +253,24 @@ async fn dashboard(
         Err(r) => return r,
     };
     let scope = scope_of(&state, &c.caller);
-    let since = state.now_unix() - 7 * 24 * 3600;
+    let now = state.now_unix();
+    let since = now - 7 * 24 * 3600;
     let data = async {
         let mut conn = state.store().pool().acquire().await?;
         let counts = db::card_counts(&mut conn, scope.as_deref()).await?;
         let reports = db::reports_since(&mut conn, scope.as_deref(), since).await?;
-        Ok::<_, vsc_store::StoreError>((counts, reports))
+        let locked = db::locked_cards(&mut conn, scope.as_deref(), DASHBOARD_LIST).await?;
+        let waiting = db::waiting_activations(
+            &mut conn,
+            scope.as_deref(),
+            DASHBOARD_LIST,
+            crate::codes::MAX_WRONG_GUESSES,
+        )
+        .await?;
+        Ok::<_, vsc_store::StoreError>((counts, reports, locked, waiting))
     }
     .await;
-    let (counts, reports) = match data {
+    let (counts, reports, locked, waiting) = match data {
         Ok(d) => d,
         Err(e) => return internal_error_page(e.into()),
     };
@@ -282,6 +296,8 @@ async fn dashboard(
                     }
                 }
             }
+            (locked_cards(&locked))
+            (waiting_activations(&waiting, now))
             h2 { "Alerts" }
             @if reports.is_empty() {
                 p { "No \"I didn't do this\" reports in the last 7 days." }
@@ -297,6 +313,99 @@ async fn dashboard(
             (people::search_form(""))
         },
     )
+}
+
+/// The holder's name and UID, linking to their page.
+fn person_link(uid: &str, given_name: &str, family_name: &str) -> Markup {
+    html! { a href=(format!("/ra/people/{uid}")) { (given_name) " " (family_name) " (" (uid) ")" } }
+}
+
+/// "Showing 20 of 57": how much of a list the page holds.
+fn showing(shown: usize, total: i64) -> Markup {
+    html! { p class="hint" { "Showing " (shown) " of " (total) "." } }
+}
+
+fn locked_cards(locked: &Listed<LockedCardRow>) -> Markup {
+    html! {
+        h2 { "Locked cards" }
+        @if locked.rows.is_empty() {
+            p { "No locked cards." }
+        } @else {
+            p { "An RA or Local Smartcard Administrator unlocks a card from its holder's page." }
+            table {
+                caption { "Locked cards, most recently locked first" }
+                thead { tr { th scope="col" { "Person" } th scope="col" { "Card" } th scope="col" { "Organisation" } th scope="col" { "Locked since" } } }
+                tbody {
+                    @for r in &locked.rows {
+                        tr {
+                            td { (person_link(&r.uid, &r.given_name, &r.family_name)) }
+                            td { (r.card_id) }
+                            td { (r.organisation_name) " (" (r.issued_by) ")" }
+                            td {
+                                @match r.locked_at_ms {
+                                    Some(ms) => (time_at(ms.div_euclid(1000))),
+                                    None => "not recorded",
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (showing(locked.rows.len(), locked.total))
+        }
+    }
+}
+
+fn waiting_activations(waiting: &Listed<WaitingActivationRow>, now: i64) -> Markup {
+    html! {
+        h2 { "Activations waiting" }
+        @if waiting.rows.is_empty() {
+            p { "No cards waiting for activation." }
+        } @else {
+            p { "Cards issued whose phone has not enrolled yet." }
+            table {
+                caption { "Cards waiting for activation, newest first" }
+                thead { tr { th scope="col" { "Person" } th scope="col" { "Card" } th scope="col" { "Organisation" } th scope="col" { "Issued" } th scope="col" { "Activation code" } } }
+                tbody {
+                    @for r in &waiting.rows {
+                        tr {
+                            td { (person_link(&r.uid, &r.given_name, &r.family_name)) }
+                            td { (r.card_id) }
+                            td { (r.organisation_name) " (" (r.issued_by) ")" }
+                            td { (time_at(r.issued_at)) }
+                            td {
+                                @match r.code_expires_at.filter(|t| *t > now) {
+                                    Some(t) => { "expires " (time_at(t)) }
+                                    // Expired, or spent on too many wrong guesses: either way
+                                    // only a new activation helps.
+                                    None => strong class="overdue" { "expired — issue a new activation" },
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (showing(waiting.rows.len(), waiting.total))
+        }
+    }
+}
+
+/// A time for people, `YYYY-MM-DD HH:MM UTC`, in a `<time>` element that gives machines (and
+/// assistive technology) the exact instant.
+pub fn time_at(unix_seconds: i64) -> Markup {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (date, hour, minute, second) = (
+        format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    );
+    html! {
+        time datetime=(format!("{date}T{hour:02}:{minute:02}:{second:02}Z")) {
+            (format!("{date} {hour:02}:{minute:02} UTC"))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -573,9 +682,11 @@ async fn signout(
     if let Err(e) = done {
         return internal_error_page(e);
     }
-    let mut r = html_page(
+    let mut r = framed_page(
         StatusCode::OK,
         "Signed out",
+        "vsc RA console",
+        None,
         html! { h1 { "You have signed out of the RA console" } p { a href="/ra" { "Sign in again" } } },
         None,
     );

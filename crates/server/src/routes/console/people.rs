@@ -1,8 +1,17 @@
 //! The console's people pages: search (name, UID, email, within the RA's organisations; paged)
 //! and a person's page (identity checks, positions with activities, RA roles, cards with their
-//! state and certificates). The person's page reads through the RA API's `get_person`, so the
-//! same scope rule and the same `person.view` audit event apply; its action forms come from
-//! `person_actions`.
+//! state and certificates, the last [`SIGN_INS_SHOWN`] sign-ins). The person's page reads
+//! through the RA API's `get_person`, so the same scope rule and the same `person.view` audit
+//! event apply, and the sign-ins are read only once that has admitted the RA; its action forms
+//! come from `person_actions`.
+//!
+//! **Sign-ins.** Each row is a sign-in session: when the phone approved, where from, the role
+//! used and how it ended. "Where from" is the context the phone showed for the request, which
+//! the server wrote from its own registries at the time (so a workstation renamed since keeps
+//! the name the person saw): a registered workstation's name and organisation, an unregistered
+//! one's claimed name marked as such, or for the web sign-in page "web: " and the application's
+//! registered name; the address is the one the server saw. A session nobody ended but whose
+//! idle or absolute limit has passed shows as timed out at that moment.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -12,14 +21,18 @@ use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 use vsc_proto::Person;
+use vsc_proto::signin::AuthContext;
+use vsc_store::console::SignInRow;
 
-use super::{console, page, person_actions, refused, scope_of};
+use super::{console, page, person_actions, refused, scope_of, time_at};
 use crate::routes::oidc::pages::internal_error_page;
 use crate::routes::{Client, ra};
 use crate::state::AppState;
 
 /// Rows per search page.
 pub const PAGE_SIZE: i64 = 25;
+/// Sign-ins a person's page lists.
+pub const SIGN_INS_SHOWN: i64 = 10;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -132,15 +145,136 @@ async fn person_page(
         Ok(c) => c,
         Err(r) => return r,
     };
-    match ra::get_person(State(state.clone()), c.caller.clone(), Path(uid)).await {
-        Ok(axum::Json(p)) => page(
-            &c,
-            StatusCode::OK,
-            &format!("{} {}", p.given_name, p.family_name),
-            html! { (person_view(&p)) (person_actions::person_forms(&c, &p)) },
-        ),
-        Err(e) => refused(&c, &e, "/ra/people"),
+    // `get_person` decides whether this RA may see the person at all; nothing else is read
+    // before it has.
+    let p = match ra::get_person(State(state.clone()), c.caller.clone(), Path(uid)).await {
+        Ok(axum::Json(p)) => p,
+        Err(e) => return refused(&c, &e, "/ra/people"),
+    };
+    let sign_ins = async {
+        let mut conn = state.store().pool().acquire().await?;
+        vsc_store::console::last_sign_ins(&mut conn, &p.uid, SIGN_INS_SHOWN).await
     }
+    .await;
+    let sign_ins = match sign_ins {
+        Ok(rows) => rows,
+        Err(e) => return internal_error_page(e.into()),
+    };
+    page(
+        &c,
+        StatusCode::OK,
+        &format!("{} {}", p.given_name, p.family_name),
+        html! {
+            (person_view(&p))
+            (sign_ins_view(&sign_ins, state.now_unix()))
+            (person_actions::person_forms(&c, &p))
+        },
+    )
+}
+
+/// The person's last sign-ins, newest first.
+fn sign_ins_view(rows: &[SignInRow], now: i64) -> Markup {
+    html! {
+        h2 { "Last sign-ins" }
+        @if rows.is_empty() {
+            p { "No sign-ins yet." }
+        } @else {
+            table {
+                caption { "Last sign-ins, newest first (up to " (SIGN_INS_SHOWN) ")" }
+                thead {
+                    tr {
+                        th scope="col" { "Signed in" }
+                        th scope="col" { "From" }
+                        th scope="col" { "Address" }
+                        th scope="col" { "Role" }
+                        th scope="col" { "Card" }
+                        th scope="col" { "Ended" }
+                    }
+                }
+                tbody {
+                    @for s in rows {
+                        @let context = s.context.as_deref().and_then(|c| serde_json::from_str::<AuthContext>(c).ok());
+                        tr {
+                            td { (time_at(s.auth_time)) }
+                            td { (signed_in_from(&s.workstation_id, context.as_ref())) }
+                            td { (context.as_ref().map_or("", |c| c.client_address.as_str())) }
+                            td {
+                                @match (&s.role_name, &s.role_code, &s.role_organisation) {
+                                    (Some(name), Some(code), Some(org)) => { (name) " (" (code) ") at " (org) }
+                                    _ => "none chosen",
+                                }
+                            }
+                            td { (s.card_id) }
+                            td { (how_it_ended(s, now)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a sign-in came from, as the phone showed it.
+fn signed_in_from(workstation_id: &str, context: Option<&AuthContext>) -> Markup {
+    let Some(c) = context else {
+        return html! { (workstation_id) };
+    };
+    // The web sign-in page's requests carry `web:<flow>` and the application's registered name.
+    if !c.web_client.is_empty() || workstation_id.starts_with("web:") {
+        let client = if c.web_client.is_empty() {
+            "browser"
+        } else {
+            c.web_client.as_str()
+        };
+        return html! { "web: " (client) };
+    }
+    if c.registered {
+        html! { (c.workstation_name) " (" (c.organisation) ")" }
+    } else {
+        // Nobody vouches for an unregistered workstation's name.
+        html! { (c.workstation_name) " " span class="hint" { "(unregistered workstation; name not verified)" } }
+    }
+}
+
+/// "Active", or when and why the session ended.
+fn how_it_ended(s: &SignInRow, now: i64) -> Markup {
+    if let Some(at) = s.ended_at {
+        let reason = s.end_reason.as_deref().unwrap_or("");
+        return html! {
+            @match end_reason_text(reason) {
+                Some(why) => (why),
+                None if reason.is_empty() => "Ended",
+                None => { "Ended (" (reason) ")" }
+            }
+            ", " (time_at(at))
+        };
+    }
+    // Nothing marks a session that ran out of time: it ends at whichever limit came first.
+    let idle_end = s.last_used + s.idle_seconds;
+    if idle_end.min(s.expires_at) <= now {
+        return if idle_end < s.expires_at {
+            html! { "Timed out (idle), " (time_at(idle_end)) }
+        } else {
+            html! { "Timed out (session limit), " (time_at(s.expires_at)) }
+        };
+    }
+    html! { span class="state-active" { "Active" } }
+}
+
+/// The words for a `sessions.end_reason` written by the server; `None` for one it does not know
+/// (shown as stored).
+fn end_reason_text(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "logout" => "Signed out",
+        "console-signout" => "Signed out of the RA console",
+        "card-locked" => "Card locked",
+        "card-cancelled" => "Card cancelled",
+        "workstation-revoked" => "Workstation revoked",
+        "position-ended" => "Role ended",
+        "not-me-reported" => "Holder reported a sign-in they did not make",
+        "reported-by-holder" => "Holder reported a signing request they did not make",
+        _ => return None,
+    })
 }
 
 fn date(t: time::OffsetDateTime) -> String {
@@ -160,7 +294,7 @@ pub fn person_view(p: &Person) -> Markup {
         @if p.identity_checks.is_empty() { p { "None recorded." } } @else {
             table {
                 thead { tr { th scope="col" { "Date" } th scope="col" { "Level" } th scope="col" { "Evidence" } th scope="col" { "Checked by" } th scope="col" { "Organisation" } } }
-                tbody { @for i in &p.identity_checks { tr { td { (date(i.checked_at)) } td { (i.level) } td { (i.evidence.join(", ")) } td { (i.checked_by) } td { (i.organisation) } } } }
+                tbody { @for i in &p.identity_checks { tr { td { (date(i.checked_at)) } td { (i.level) } td { (i.evidence.join(", ")) } td { (i.checked_by) @if let Some(r) = &i.recorded_by { br; span class="hint" { "recorded by " (r) } } } td { (i.organisation) } } } }
             }
         }
         h2 { "Positions" }

@@ -83,19 +83,38 @@ pub fn html_page(
     body: Markup,
     form_target: Option<&str>,
 ) -> Response {
+    framed_page(status, title, "vsc sign-in", None, body, form_target)
+}
+
+/// A page of another part of the server (the RA console) in the same frame and with the same
+/// headers: `site` ends the window title, and `nav` sits between the banner and the content,
+/// so the skip link passes it too.
+pub fn framed_page(
+    status: StatusCode,
+    title: &str,
+    site: &str,
+    nav: Option<Markup>,
+    body: Markup,
+    form_target: Option<&str>,
+) -> Response {
+    let wide = nav.is_some();
     let markup = html! {
         (DOCTYPE)
         html lang="en-GB" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " – vsc sign-in" }
+                title { (title) " – " (site) }
                 link rel="stylesheet" href=(routes::fill(routes::OIDC_ASSETS, "style.css"));
                 script src=(routes::fill(routes::OIDC_ASSETS, "signin.js")) defer {}
             }
             body {
+                // The first Tab stop: past the banner and any navigation to the content, for
+                // people who move through the page with the keyboard.
+                a class="skip-link" href="#main" { "Skip to main content" }
                 header class="banner" { span class="brand" { "vsc" } " " span { "Care identity sign-in" } }
-                main id="main" { (body) }
+                @if let Some(nav) = nav { div class="site-bar" { (nav) } }
+                main id="main" tabindex="-1" class=[wide.then_some("wide")] { (body) }
             }
         }
     };

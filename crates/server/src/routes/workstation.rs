@@ -119,8 +119,9 @@ fn may_manage(state: &AppState, caller: &RaCaller, ods: &str) -> ApiResult<()> {
     }
 }
 
-/// Whether `caller` may set the workstation policy of `ods`.
-fn may_set_policy(state: &AppState, caller: &RaCaller, ods: &str) -> ApiResult<()> {
+/// Whether `caller` may set the workstation policy of `ods` (also asked by the RA console,
+/// to show its policy form only where this allows it).
+pub(crate) fn may_set_policy(state: &AppState, caller: &RaCaller, ods: &str) -> ApiResult<()> {
     let ok = caller.grants.iter().any(|g| {
         g.role == RaRole::RaManager
             && (g.organisation.as_str() == ods || g.organisation.as_str() == state.national_ods())
@@ -291,7 +292,8 @@ async fn revoke(
     .await
 }
 
-async fn get_policy(
+/// `GET` the workstation policy of `{ods}` (open to the crate, like [`set_policy`]).
+pub(crate) async fn get_policy(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(ods): Path<String>,
@@ -319,7 +321,9 @@ async fn get_policy(
         .await
 }
 
-async fn set_policy(
+/// `POST` the workstation policy of `{ods}` (also called in-process by the RA console, which
+/// shows this handler's refusals).
+pub(crate) async fn set_policy(
     State(state): State<AppState>,
     caller: RaCaller,
     Path(ods): Path<String>,

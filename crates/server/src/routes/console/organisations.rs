@@ -1,20 +1,17 @@
-//! Organisations: the list, creating one, and each organisation's sign-in session limits.
+//! Organisations: the list, creating one, and each organisation's sign-in session limits and
+//! workstation policy.
 //!
 //! | route | caller (decided by the RA API) | what |
 //! |---|---|---|
-//! | `GET /ra/organisations` | any RA role (`ra::list_organisations`) | every organisation with its session limits and workstation policy; the create form for national RAs, the session limits form for the organisations in the RA's scope |
+//! | `GET /ra/organisations` | any RA role (`ra::list_organisations`) | every organisation with its session limits and workstation policy; the create form for national RAs, the session limits form for the organisations in the RA's scope, the workstation policy form where `workstation::may_set_policy` allows it |
 //! | `POST /ra/organisations` | RA Manager at the national organisation (`ra::create_organisation`) | create (ODS code, name) |
 //! | `POST /ra/organisations/{ods}/session-limits` | RA Manager at that organisation or national (`ra::set_session_limits`) | idle minutes, maximum hours |
+//! | `POST /ra/organisations/{ods}/workstation-policy` | RA Manager at that organisation or national (`workstation::set_policy`) | whether unregistered workstations may open sign-in requests for its cards (a checkbox: absent is "no") |
 //!
 //! Which forms are *shown* is only a convenience; every POST goes to the API's handler, which
 //! makes the decision (a hand-crafted POST gets the API's refusal, shown on the page). Forms
 //! carry the session's CSRF token (403 without it, nothing written) and answer with a redirect
 //! back to the list (post/redirect/get).
-//!
-//! The workstation policy (`/api/v1/ra/organisations/{ods}/workstation-policy`) is shown here
-//! read-only: its handlers in `routes::workstation` are private to that module, and the console
-//! never re-implements an API's permission check or write, so it is changed with
-//! `vsc ra workstation` until those handlers are opened to the console.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -24,13 +21,14 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 use vsc_proto::errors as code;
+use vsc_proto::workstation::WorkstationPolicy;
 use vsc_proto::{CreateOrganisation, Organisation, SessionLimits};
 
 use super::{Console, console, form_csrf_ok, form_fields, page, refused, scope_of};
 use crate::error::ApiError;
 use crate::routes::oidc::authorize::see_other;
 use crate::routes::oidc::pages::{error_page, internal_error_page};
-use crate::routes::{ApiJson, Client, ra};
+use crate::routes::{ApiJson, Client, ra, workstation};
 use crate::state::AppState;
 
 /// The routes.
@@ -41,12 +39,17 @@ pub fn routes() -> Router<AppState> {
             "/ra/organisations/{ods}/session-limits",
             post(session_limits),
         )
+        .route(
+            "/ra/organisations/{ods}/workstation-policy",
+            post(workstation_policy),
+        )
 }
 
 #[derive(Debug, Deserialize)]
 struct Done {
     created: Option<String>,
     limits: Option<String>,
+    policy: Option<String>,
 }
 
 /// An organisation's settings as the list shows them.
@@ -115,11 +118,19 @@ async fn list(
         v.as_deref()
             .and_then(|o| o.parse::<vsc_core::OdsCode>().ok())
     };
-    let notice = match (ods_of(&done.created), ods_of(&done.limits)) {
-        (Some(ods), _) => Some(format!("Organisation {ods} registered.")),
-        (None, Some(ods)) => Some(format!("Session limits of {ods} saved.")),
+    let notice = match (
+        ods_of(&done.created),
+        ods_of(&done.limits),
+        ods_of(&done.policy),
+    ) {
+        (Some(ods), _, _) => Some(format!("Organisation {ods} registered.")),
+        (None, Some(ods), _) => Some(format!("Session limits of {ods} saved.")),
+        (None, None, Some(ods)) => Some(format!("Workstation policy of {ods} saved.")),
         _ => None,
     };
+    // The policy API's own check decides where its form is shown (the POST asks it again).
+    let may_set_policy = |ods: &str| workstation::may_set_policy(&state, &c.caller, ods).is_ok();
+    let policy_forms = orgs.iter().any(|o| may_set_policy(&o.ods_code));
     page(
         &c,
         StatusCode::OK,
@@ -152,7 +163,6 @@ async fn list(
                     }
                 }
             }
-            p class="hint" { "The workstation policy is changed with " code { "vsc ra workstation" } "." }
             @if scope.is_none() {
                 (create_form(&c))
             } @else {
@@ -164,6 +174,16 @@ async fn list(
                 @if in_scope(&o.ods_code) {
                     (limits_form(&c, o, s.limits))
                 }
+            }
+            h2 { "Workstation policy" }
+            p class="hint" { "Whether workstations that are not registered may open sign-in requests for the cards an organisation issued (default: no, only registered workstations). Set by the organisation's RA Manager." }
+            @for (o, s) in orgs.iter().zip(&settings) {
+                @if may_set_policy(&o.ods_code) {
+                    (policy_form(&c, o, s.allow_unregistered.unwrap_or(false)))
+                }
+            }
+            @if !policy_forms {
+                p class="hint" { "You cannot change the workstation policy of any organisation: it needs an RA Manager role there (or at the national organisation)." }
             }
         },
     )
@@ -198,6 +218,28 @@ fn limits_form(c: &Console, o: &Organisation, limits: Option<(i64, i64)>) -> Mar
                 label for=(id("max")) { "Maximum session length (hours)" }
                 input id=(id("max")) name="max_hours" type="number" min="0.1" max="24" step="any" required value=(max);
                 button type="submit" { "Save session limits of " (o.ods_code) }
+            }
+        }
+    }
+}
+
+fn policy_form(c: &Console, o: &Organisation, allow: bool) -> Markup {
+    let id = |f: &str| format!("{f}-{}", o.ods_code);
+    html! {
+        form method="post" action=(format!("/ra/organisations/{}/workstation-policy", o.ods_code)) {
+            fieldset {
+                legend { (o.ods_code) " – " (o.name) }
+                input type="hidden" name="csrf" value=(c.csrf);
+                div class="check" {
+                    input id=(id("allow-unregistered")) name=(ALLOW_UNREGISTERED) type="checkbox" value="true"
+                        checked[allow] aria-describedby=(id("allow-unregistered-hint"));
+                    label for=(id("allow-unregistered")) { "Allow unregistered workstations" }
+                }
+                p class="hint" id=(id("allow-unregistered-hint")) {
+                    "Ticked: any workstation may open sign-in requests for cards issued by " (o.ods_code)
+                    ". Unticked: only workstations registered with vsc may."
+                }
+                button type="submit" { "Save workstation policy of " (o.ods_code) }
             }
         }
     }
@@ -292,6 +334,72 @@ async fn session_limits(
             "/ra/organisations?{}",
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("limits", &shown)
+                .finish()
+        )),
+        Err(e) => refused(&c, &e, "/ra/organisations"),
+    }
+}
+
+/// The workstation policy form's checkbox.
+const ALLOW_UNREGISTERED: &str = "allow_unregistered_workstations";
+
+/// A checkbox's value in a form body: a browser sends an unticked box not at all (no), a
+/// ticked one once with its value `true`; `false` is taken too, for a hand-written POST.
+/// Anything else, or the field more than once, is refused (`None`).
+fn checkbox(body: &str, name: &str) -> Option<bool> {
+    let mut values = url::form_urlencoded::parse(body.as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v);
+    let value = values.next();
+    if values.next().is_some() {
+        return None;
+    }
+    match value.as_deref().map(str::trim) {
+        None => Some(false),
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => None,
+    }
+}
+
+/// `POST /ra/organisations/{ods}/workstation-policy`: through `workstation::set_policy`.
+async fn workstation_policy(
+    State(state): State<AppState>,
+    Client(ctx): Client,
+    headers: HeaderMap,
+    Path(ods): Path<String>,
+    body: String,
+) -> Response {
+    let c = match console(&state, &ctx, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let form = form_fields(&body);
+    if !form_csrf_ok(&c, &form) {
+        return form_expired();
+    }
+    let Some(allow_unregistered_workstations) = checkbox(&body, ALLOW_UNREGISTERED) else {
+        let e = ApiError::bad_request(
+            code::INVALID_REQUEST,
+            "\"Allow unregistered workstations\" is either ticked (true) or left out (false); nothing was changed",
+        );
+        return refused(&c, &e, "/ra/organisations");
+    };
+    let req = WorkstationPolicy {
+        allow_unregistered_workstations,
+    };
+    match workstation::set_policy(
+        State(state.clone()),
+        c.caller.clone(),
+        Path(ods.clone()),
+        ApiJson(req),
+    )
+    .await
+    {
+        Ok(_) => see_other(&format!(
+            "/ra/organisations?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("policy", &ods)
                 .finish()
         )),
         Err(e) => refused(&c, &e, "/ra/organisations"),

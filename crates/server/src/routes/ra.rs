@@ -578,6 +578,16 @@ pub(crate) async fn create_organisation(
     .await
 }
 
+/// Whether `caller` may set `ods`'s session limits (the console shows the form only then).
+/// Session policy is the organisation's RA Manager's call, like assigning RA roles.
+pub(crate) fn may_set_session_limits(
+    state: &AppState,
+    caller: &RaCaller,
+    ods: &OdsCode,
+) -> ApiResult<()> {
+    caller.allow(state, RaAction::AssignRaRole, ods, None)
+}
+
 pub(crate) async fn set_session_limits(
     State(state): State<AppState>,
     caller: RaCaller,
@@ -598,8 +608,7 @@ pub(crate) async fn set_session_limits(
         }
         let mut tx = state.write().await?;
         known_organisation(&mut tx, &ods).await?;
-        // Session policy is the organisation's RA Manager's call, like assigning RA roles.
-        caller.allow(&state, RaAction::AssignRaRole, &ods, None)?;
+        may_set_session_limits(&state, &caller, &ods)?;
         vsc_store::signin::set_session_limits(&mut tx, ods.as_str(), req.idle_seconds, req.max_seconds).await?;
         caller
             .audit(&state, &mut tx, "organisation.session_limits_set", ods.as_str(), ods.as_str(), serde_json::json!({"idle_seconds": req.idle_seconds, "max_seconds": req.max_seconds}))

@@ -53,6 +53,45 @@ async fn an_ra_signs_in_with_the_phone_and_sees_people_in_scope() {
     let found = b.get("/ra/people?q=").await;
     assert_eq!(found.status, 200);
     assert!(found.body.contains(&uid), "{}", found.body);
+
+    // By organisation: only that organisation's people; a bad ODS code is named, not searched.
+    s.create_org(&ram.token, "RY2").await;
+    let elsewhere = s.create_person(&ram.token, "RY2").await;
+    let at_rx1 = b.get("/ra/people?q=&org=rx1").await;
+    assert!(
+        at_rx1.body.contains(&uid) && !at_rx1.body.contains(&elsewhere),
+        "{}",
+        at_rx1.body
+    );
+    assert!(at_rx1.body.contains("People at RX1"), "{}", at_rx1.body);
+    let at_ry2 = b.get("/ra/people?q=&org=RY2").await;
+    assert!(
+        at_ry2.body.contains(&elsewhere) && !at_ry2.body.contains(&uid),
+        "{}",
+        at_ry2.body
+    );
+    let bad = b.get("/ra/people?q=&org=%3Cb%3E").await;
+    assert!(bad.body.contains("is not an ODS code"), "{}", bad.body);
+    assert!(
+        !bad.body.contains("<b>"),
+        "the value is escaped: {}",
+        bad.body
+    );
+    // An RA Agent of RX1 asking for RY2 gets a refusal, not a wider search.
+    let agent = s.new_ra(&ram.token, "RX1", "ra-agent", &[]).await;
+    let mut ab = Browser::new(&s);
+    console_sign_in(&s, &mut ab, &agent.uid, &agent.phone).await;
+    let outside = ab.get("/ra/people?q=&org=RY2").await;
+    assert!(
+        outside
+            .body
+            .contains("RY2 is not one of your organisations"),
+        "{}",
+        outside.body
+    );
+    assert!(!outside.body.contains(&elsewhere), "{}", outside.body);
+    let inside = ab.get("/ra/people?q=&org=RX1").await;
+    assert!(inside.body.contains(&uid), "{}", inside.body);
     let person = b.get(&format!("/ra/people/{uid}")).await;
     assert_eq!(person.status, 200, "{}", person.body);
     assert!(person.body.contains("Identity checks"));

@@ -7,7 +7,7 @@
 //! | `GET /ra/signin` | anyone | starts the sign-in: the console is a client of vsc's own OpenID Connect provider (`vsc-ra-console`, public, PKCE) |
 //! | `GET /ra/callback` | the browser that started the sign-in (state cookie) | redeems the code, checks the person holds an RA role and an active card, opens the console session |
 //! | `POST /ra/signout` | console session (CSRF) | ends the console session |
-//! | `GET /ra/people?q=&page=` | console session | search people in the RA's organisations (all for national RAs) |
+//! | `GET /ra/people?q=&org=&page=` | console session | search people by name, UID or email in the RA's organisations (all for national RAs), optionally in one of them |
 //! | `GET /ra/people/{uid}` | console session; any RA role in one of the person's organisations | the person's page, with their last sign-ins |
 //!
 //! **One implementation.** Every read and action goes through the RA API's own handler
@@ -310,7 +310,7 @@ async fn dashboard(
                 }
             }
             h2 { "Find a person" }
-            (people::search_form(""))
+            (people::search_form("", ""))
         },
     )
 }

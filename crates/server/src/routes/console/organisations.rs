@@ -3,7 +3,7 @@
 //!
 //! | route | caller (decided by the RA API) | what |
 //! |---|---|---|
-//! | `GET /ra/organisations` | any RA role (`ra::list_organisations`) | every organisation with its session limits and workstation policy; the create form for national RAs, the session limits form for the organisations in the RA's scope, the workstation policy form where `workstation::may_set_policy` allows it |
+//! | `GET /ra/organisations` | any RA role (`ra::list_organisations`) | every organisation with its session limits and workstation policy; the create form for national RAs, the session limits form where `ra::may_set_session_limits` allows it (RA Managers there or national), the workstation policy form where `workstation::may_set_policy` allows it |
 //! | `POST /ra/organisations` | RA Manager at the national organisation (`ra::create_organisation`) | create (ODS code, name) |
 //! | `POST /ra/organisations/{ods}/session-limits` | RA Manager at that organisation or national (`ra::set_session_limits`) | idle minutes, maximum hours |
 //! | `POST /ra/organisations/{ods}/workstation-policy` | RA Manager at that organisation or national (`workstation::set_policy`) | whether unregistered workstations may open sign-in requests for its cards (a checkbox: absent is "no") |
@@ -112,7 +112,6 @@ async fn list(
         Err(e) => return internal_error_page(e.into()),
     };
     let scope = scope_of(&state, &c.caller);
-    let in_scope = |ods: &str| scope.as_ref().is_none_or(|s| s.iter().any(|o| o == ods));
     // Only ODS codes are echoed back, so a crafted link cannot put words on the page.
     let ods_of = |v: &Option<String>| {
         v.as_deref()
@@ -130,6 +129,10 @@ async fn list(
     };
     // The policy API's own check decides where its form is shown (the POST asks it again).
     let may_set_policy = |ods: &str| workstation::may_set_policy(&state, &c.caller, ods).is_ok();
+    let may_set_limits = |ods: &str| {
+        ods.parse()
+            .is_ok_and(|ods| ra::may_set_session_limits(&state, &c.caller, &ods).is_ok())
+    };
     let policy_forms = orgs.iter().any(|o| may_set_policy(&o.ods_code));
     page(
         &c,
@@ -171,7 +174,7 @@ async fn list(
             h2 { "Session limits" }
             p class="hint" { "How long sign-in sessions of the organisation's cards last: an idle timeout (1 minute to 24 hours) and a maximum (5 minutes to 24 hours, not shorter than the idle timeout). Set by the organisation's RA Manager." }
             @for (o, s) in orgs.iter().zip(&settings) {
-                @if in_scope(&o.ods_code) {
+                @if may_set_limits(&o.ods_code) {
                     (limits_form(&c, o, s.limits))
                 }
             }

@@ -41,12 +41,15 @@ pub fn routes() -> Router<AppState> {
         .route("/ra/people/{uid}", get(person_page))
 }
 
-/// The search form, filled with `q`.
-pub fn search_form(q: &str) -> Markup {
+/// The search form, filled with `q` and the organisation filter `org`.
+pub fn search_form(q: &str, org: &str) -> Markup {
     html! {
         form method="get" action="/ra/people" role="search" {
             label for="q" { "Name, UID or email" }
             input id="q" name="q" type="search" value=(q) autocomplete="off";
+            label for="org" { "Organisation (ODS code)" }
+            p class="hint" id="org-hint" { "Optional: only people registered at, or holding a position at, this organisation." }
+            input id="org" name="org" type="text" value=(org) autocomplete="off" aria-describedby="org-hint" maxlength="10";
             button type="submit" { "Search" }
         }
     }
@@ -57,7 +60,26 @@ struct SearchQuery {
     #[serde(default)]
     q: String,
     #[serde(default)]
+    org: String,
+    #[serde(default)]
     page: i64,
+}
+
+/// The organisations a search looks in: the RA's scope, narrowed to `org` when one is given.
+/// An `org` outside the scope gives an empty list (and a note saying so), never a wider search.
+fn search_scope(scope: Option<Vec<String>>, org: &str) -> Result<Option<Vec<String>>, String> {
+    if org.is_empty() {
+        return Ok(scope);
+    }
+    let ods: vsc_core::OdsCode = org
+        .parse()
+        .map_err(|e: vsc_core::IdError| format!("“{org}” is not an ODS code: {e}"))?;
+    let ods = ods.to_string();
+    match scope {
+        None => Ok(Some(vec![ods])),
+        Some(mine) if mine.contains(&ods) => Ok(Some(vec![ods])),
+        Some(_) => Err(format!("{ods} is not one of your organisations")),
+    }
 }
 
 async fn search(
@@ -71,8 +93,12 @@ async fn search(
         Err(r) => return r,
     };
     let q: String = sq.q.chars().take(100).collect();
+    let org: String = sq.org.trim().to_uppercase().chars().take(10).collect();
     let page_no = sq.page.clamp(0, 10_000);
-    let scope = scope_of(&state, &c.caller);
+    let (scope, refusal) = match search_scope(scope_of(&state, &c.caller), &org) {
+        Ok(scope) => (scope, None),
+        Err(why) => (Some(Vec::new()), Some(why)),
+    };
     let found = async {
         let mut conn = state.store().pool().acquire().await?;
         vsc_store::console::search_people(
@@ -96,6 +122,7 @@ async fn search(
             "/ra/people?{}",
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("q", &q)
+                .append_pair("org", &org)
                 .append_pair("page", &p.to_string())
                 .finish()
         )
@@ -106,13 +133,18 @@ async fn search(
         "People",
         html! {
             h1 { "People" }
-            (search_form(&q))
+            (search_form(&q, &org))
             p { a href="/ra/people/new" { "Create a person" } }
-            @if people.is_empty() {
+            @if let Some(why) = &refusal {
+                div class="error" role="alert" { p { (why) } }
+            } @else if people.is_empty() {
                 p { "Nobody found." }
             } @else {
                 table {
-                    caption { "People in your organisations" @if !q.is_empty() { " matching “" (q) "”" } }
+                    caption {
+                        @if org.is_empty() { "People in your organisations" } @else { "People at " (org) }
+                        @if !q.is_empty() { " matching “" (q) "”" }
+                    }
                     thead { tr { th scope="col" { "Name" } th scope="col" { "UID" } th scope="col" { "Email" } th scope="col" { "Registered by" } } }
                     tbody {
                         @for p in &people {

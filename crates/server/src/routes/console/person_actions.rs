@@ -42,9 +42,9 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -67,7 +67,7 @@ use crate::routes::oidc::pages::{error_page, internal_error_page};
 use crate::routes::oidc::{cookie, set_cookie};
 use crate::routes::signin::sha256;
 use crate::routes::{ApiJson, Client, ra};
-use crate::state::{AppState, AuditContext};
+use crate::state::AppState;
 
 /// The console's client at the provider for re-approvals.
 pub const REAPPROVAL_CLIENT_ID: &str = "vsc-ra-console-reapproval";
@@ -568,19 +568,28 @@ async fn unlock_page(state: &AppState, c: &Console, issued: &CardWithCode) -> Re
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-/// The console session and the posted form, or the answer instead (sign-in, 403 without CSRF).
-async fn posted(
-    state: &AppState,
-    ctx: &AuditContext,
-    headers: &HeaderMap,
-    body: &str,
-) -> Result<(Console, Form), Response> {
-    let c = console(state, ctx, headers).await?;
-    let form = Form::parse(body);
-    if !form_csrf_ok(&c, &form.map()) {
-        return Err(form_expired());
+/// A console POST: the console session and the posted form with this session's CSRF token; a
+/// request without either is answered instead (to the sign-in; 403, nothing written).
+struct Posted(Console, Form);
+
+impl FromRequest<AppState> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Client(ctx) = Client::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let c = console(state, &ctx, &parts.headers).await?;
+        let body = String::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        if !form_csrf_ok(&c, &form.map()) {
+            return Err(form_expired());
+        }
+        Ok(Posted(c, form))
     }
-    Ok((c, form))
 }
 
 async fn new_person_page(
@@ -603,16 +612,7 @@ async fn new_person_page(
     )
 }
 
-async fn create_person(
-    State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn create_person(State(state): State<AppState>, Posted(c, form): Posted) -> Response {
     let email = Some(form.get("email").to_owned()).filter(|e| !e.is_empty());
     let req = CreatePerson {
         given_name: form.get("given_name").to_owned(),
@@ -634,15 +634,9 @@ async fn create_person(
 
 async fn identity_check(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: String,
+    Posted(c, form): Posted,
 ) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let req = RecordIdentityCheck {
         evidence: form.all("evidence"),
         level: form.get("level").parse().unwrap_or(0),
@@ -669,15 +663,9 @@ async fn identity_check(
 
 async fn position(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: String,
+    Posted(c, form): Posted,
 ) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let req = AssignPosition {
         organisation: form.get("organisation").to_owned(),
         role_code: form.get("role_code").to_owned(),
@@ -705,15 +693,9 @@ async fn position(
 
 async fn issue_card(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: String,
+    Posted(c, form): Posted,
 ) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let req = IssueCard {
         organisation: form.get("organisation").to_owned(),
     };
@@ -740,15 +722,9 @@ async fn issue_card(
 
 async fn new_activation(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: String,
+    Posted(c, _form): Posted,
 ) -> Response {
-    let (c, _form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match ra::reissue_activation(State(state.clone()), c.caller.clone(), Path(id)).await {
         Ok(axum::Json(issued)) => letter(&state, &c, &issued, "New activation letter").await,
         Err(e) => refused(&c, &e, "/ra/people"),
@@ -757,15 +733,9 @@ async fn new_activation(
 
 async fn unlock(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: String,
+    Posted(c, _form): Posted,
 ) -> Response {
-    let (c, _form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match ra::unlock_card(State(state.clone()), c.caller.clone(), Path(id)).await {
         Ok(axum::Json(issued)) => unlock_page(&state, &c, &issued).await,
         Err(e) => refused(&c, &e, "/ra/people"),
@@ -774,15 +744,9 @@ async fn unlock(
 
 async fn end_position(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: String,
+    Posted(c, _form): Posted,
 ) -> Response {
-    let (c, _form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match ra::end_position(State(state.clone()), c.caller.clone(), Path(id)).await {
         Ok(axum::Json(p)) => see_other(&person_url(&p.uid)),
         Err(e) => refused(&c, &e, "/ra/people"),
@@ -791,15 +755,9 @@ async fn end_position(
 
 async fn remove_ra_role(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: String,
+    Posted(c, form): Posted,
 ) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let req = RemoveRaRole {
         role: form.get("role").to_owned(),
         organisation: form.get("organisation").to_owned(),
@@ -819,15 +777,9 @@ async fn remove_ra_role(
 
 async fn ra_role(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(uid): Path<String>,
-    body: String,
+    Posted(c, form): Posted,
 ) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let path = format!("/ra/people/{uid}/ra-roles");
     // Only someone who may see the person is asked to approve anything (the API's check).
     if let Err(e) = ra::get_person(State(state.clone()), c.caller.clone(), Path(uid.clone())).await
@@ -864,15 +816,9 @@ async fn ra_role(
 
 async fn cancel(
     State(state): State<AppState>,
-    Client(ctx): Client,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: String,
+    Posted(c, form): Posted,
 ) -> Response {
-    let (c, form) = match posted(&state, &ctx, &headers, &body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let path = format!("/ra/cards/{id}/cancel");
     let card = match ra::get_card(State(state.clone()), c.caller.clone(), Path(id.clone())).await {
         Ok(axum::Json(card)) => card,

@@ -29,6 +29,7 @@ mod qr;
 mod ra;
 mod ra_bulk;
 mod ra_client;
+mod ra_versions;
 mod ra_workstation;
 mod sandbox;
 mod serve;

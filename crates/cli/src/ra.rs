@@ -69,6 +69,9 @@ enum RaCommand {
     /// disable, rotate-secret. RA Managers at the national organisation and Service Managers.
     #[command(subcommand)]
     Client(crate::ra_client::ClientCommand),
+    /// Approved authenticator and agent versions: allow, deny, list (with the versions in use).
+    #[command(subcommand)]
+    Versions(crate::ra_versions::VersionsCommand),
     /// Bulk issuance from a CSV file: register, check, place and issue cards row by row
     /// (--dry-run checks every row and writes nothing).
     BulkIssue(crate::ra_bulk::BulkIssueArgs),
@@ -560,6 +563,10 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }
         RaCommand::Client(command) => {
             return crate::ra_client::run(command, &console.client, &console.token, args.json)
+                .await;
+        }
+        RaCommand::Versions(command) => {
+            return crate::ra_versions::run(command, &console.client, &console.token, args.json)
                 .await;
         }
         RaCommand::BulkIssue(command) => {

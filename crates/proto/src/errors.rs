@@ -433,6 +433,15 @@ pub const BULK_PERSON_EXISTS: &str = "bulk_person_exists";
 /// Agent, ID Checker) at the row's organisation or nationally.
 pub const BULK_CHECKER_NOT_PERMITTED: &str = "bulk_checker_not_permitted";
 
+// Approved versions (issue 14).
+// (end of approved versions)
+
+// Card replacement (issue 14).
+// (end of card replacement)
+
+// OCSP (issue 14).
+// (end of OCSP)
+
 // Never sent to a client: recorded as the `error` of audit events only.
 /// The holder declined a sign-in request.
 pub const DECLINED: &str = "declined";
@@ -629,6 +638,9 @@ pub const ALL: &[&str] = &[
     DECLINED,
     NOT_ME,
     TOO_MANY_DISTINCT_REFUSALS,
+    // approved versions
+    // card replacement
+    // OCSP
 ];
 
 #[cfg(test)]

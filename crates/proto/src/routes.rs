@@ -165,6 +165,15 @@ pub const RA_CLIENT_DISABLE: &str = "/api/v1/ra/clients/{id}/disable";
 /// `POST`: a new client secret (the old one stops working at once).
 pub const RA_CLIENT_ROTATE_SECRET: &str = "/api/v1/ra/clients/{id}/rotate-secret";
 
+// Approved versions (issue 14).
+// (end of approved versions)
+
+// Card replacement (issue 14).
+// (end of card replacement)
+
+// OCSP (issue 14).
+// (end of OCSP)
+
 /// The OpenID Connect provider (issue 11): discovery.
 pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
 /// Authorization endpoint (`GET` and `POST`).

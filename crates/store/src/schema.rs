@@ -478,6 +478,24 @@ CREATE INDEX sessions_by_uid ON sessions(uid, auth_time);
 CREATE INDEX one_time_codes_by_card ON one_time_codes(card_id, kind);
 "#,
     ),
+    (
+        "0015_approved_versions",
+        r#"
+-- reserved: approved versions
+"#,
+    ),
+    (
+        "0016_card_replacement",
+        r#"
+-- reserved: card replacement
+"#,
+    ),
+    (
+        "0017_ocsp",
+        r#"
+-- reserved: OCSP
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -6,11 +6,13 @@ pub mod card;
 pub mod challenge;
 pub mod console;
 pub mod device;
+pub mod ocsp;
 pub mod oidc;
 pub mod public;
 pub mod ra;
 pub mod ra_bulk;
 pub mod ra_clients;
+pub mod ra_versions;
 pub mod session;
 pub mod signin;
 pub mod signing;
@@ -39,6 +41,8 @@ pub fn router(state: AppState) -> Router {
         .merge(public::routes())
         .merge(ra::routes())
         .merge(ra_clients::routes())
+        .merge(ra_versions::routes())
+        .merge(ocsp::routes())
         .merge(oidc::routes())
         .merge(console::routes())
         .merge(signin::routes())

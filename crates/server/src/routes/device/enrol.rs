@@ -36,7 +36,7 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use subtle::ConstantTimeEq;
-use vsc_core::{CardState, ClientFacts, PolicyError};
+use vsc_core::{CardState, ClientFacts};
 use vsc_pki::{CertProfile, CsrError, KeyKind, PersonSubject, ValidatedCsr, validate_csr};
 use vsc_proto::errors as code;
 use vsc_proto::passcode::{PasscodeCheckRequest, PasscodeCheckResponse};
@@ -179,18 +179,7 @@ async fn enrol_inner(
         platform: req.device.platform.clone(),
         app_version: req.device.app_version.clone(),
     };
-    state
-        .config()
-        .approved_app_versions
-        .check(&facts)
-        .map_err(|e| match e {
-            PolicyError::BadVersion(_) => {
-                ApiError::bad_request(code::APP_VERSION_MALFORMED, e.to_string())
-            }
-            PolicyError::NotApproved { .. } => {
-                ApiError::forbidden(code::APP_VERSION_NOT_APPROVED, e.to_string())
-            }
-        })?;
+    crate::routes::ra_versions::check_app_version(state, &facts).await?;
     if req.device.simulated && !state.config().sandbox {
         return Err(ApiError::forbidden(
             code::SIMULATED_DEVICE_REFUSED,

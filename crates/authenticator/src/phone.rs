@@ -69,6 +69,8 @@ pub const DEVICE_REQUESTS_PATH: &str = routes::DEVICE_REQUESTS;
 /// `GET`: signing requests waiting for this phone; `POST …/{id}/complete` or `…/{id}/decline`.
 pub const DEVICE_SIGNING_PATH: &str = routes::DEVICE_SIGNING;
 
+/// This app's version, as the server's approved-versions policy judges it.
+pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The server answers a long-poll after at most this long.
 pub const MAX_WAIT_SECONDS: u64 = 30;
 /// A cached device token is renewed this long before it expires.
@@ -270,16 +272,18 @@ impl PhoneLink {
             &inner.client.origin(),
         );
         let signature = inner.key.sign(&statement)?;
+        // The running app's version goes with every new token, so the server judges the app
+        // the person has now (against the approved versions), not the one they enrolled with.
         let mut answer: DeviceToken = inner
             .client
-            .post_json(
+            .post_json_with_headers(
                 DEVICE_TOKEN_PATH,
                 &DeviceTokenRequest {
                     device_id: inner.device_id.clone(),
                     challenge_id: challenge.challenge_id,
                     signature: B64.encode(signature),
                 },
-                None,
+                &[(routes::headers::APP_VERSION, APP_VERSION)],
             )
             .await?;
         let token = Zeroizing::new(std::mem::take(&mut answer.token));

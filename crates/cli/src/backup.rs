@@ -153,6 +153,54 @@ struct DatabaseInfo {
     location: String,
 }
 
+/// The audit event a backup leaves in the live instance (what `vsc assurance report` reads as
+/// the last backup).
+pub const BACKUP_EVENT: &str = "backup.taken";
+
+/// Records in the live instance's audit log that a backup was taken, after the archive is
+/// safely written: the archive holds the chain up to the event before this one, which the
+/// event names, so the log says which backup covers what.
+async fn record_backup(
+    location: &Location,
+    archive: &Path,
+    bytes: u64,
+    database: &DatabaseInfo,
+    audit: &AuditHead,
+) -> Result<()> {
+    let store = Store::open_existing_at(location)
+        .await
+        .with_context(|| format!("cannot open {} to record the backup", location.redacted()))?;
+    let recorded = async {
+        let mut tx = store.write().await?;
+        vsc_store::audit::append_in(
+            &mut tx,
+            &vsc_store::NewEvent {
+                actor: "system".into(),
+                action: BACKUP_EVENT.into(),
+                subject: archive
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                organisation: String::new(),
+                source: "vsc backup".into(),
+                outcome: vsc_store::Outcome::Success,
+                detail: serde_json::json!({
+                    "bytes": bytes,
+                    "database_included": database.included,
+                    "audit_events": audit.events,
+                    "audit_head_hash": audit.head_hash,
+                }),
+            },
+            time::OffsetDateTime::now_utc().unix_timestamp() * 1000,
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    store.close().await;
+    recorded.context("the backup was written, but recording it in the audit log failed")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct AuditHead {
     events: u64,
@@ -335,6 +383,7 @@ pub async fn backup(args: BackupArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     sync_dir(&out_dir);
     drop(scratch);
+    record_backup(&location, &args.output, archive_bytes, &database, &audit).await?;
 
     let master_key_abs = fs::canonicalize(&master_key_path).unwrap_or(master_key_path.clone());
     if args.json {

@@ -5,6 +5,11 @@
 //! checked. Without a trust anchor the verdict is "signature valid, signer not trusted" and the
 //! exit status is 1, unless `--no-trust-check` says that is enough.
 //!
+//! With `--ocsp` the signer's revocation is also asked of the OCSP responder named in the signing
+//! certificate (Authority Information Access) or given with `--ocsp-url`: a fresh nonce per
+//! request, HTTPS verified against the `--trust` CAs, and the response checked by the verifier
+//! (signer authorised by the issuing CA, CertID, freshness, nonce) before its answer counts.
+//!
 //! `vsc eps preview`: prints the phone's approval screen for prescriptions, from the same code the
 //! phone runs (`vsc_eps::screen`), for integrators and tests.
 
@@ -17,7 +22,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use vsc_eps::sign::SignatureAlgorithm;
 use vsc_eps::verify::{
-    Check, Outcome, Verdict, VerifyOptions, certificate_is_self_issued, verify_prescription,
+    Check, OcspEvidence, Outcome, Verdict, VerifyOptions, certificate_is_self_issued,
+    signer_and_issuer, verify_prescription,
 };
 
 /// `vsc eps`.
@@ -43,6 +49,7 @@ vsc eps sign --agent-home ~/.vsc/agent --in-place rx.xml")]
 vsc eps verify --trust vsc-sandbox/server/ca/root.pem --chain vsc-sandbox/server/ca/issuing.pem signed/*.xml\n  \
 curl -s --cacert root.pem https://vsc.example/ca/chain.pem > chain.pem   # an instance's published chain\n  \
 vsc eps verify --trust root.pem --chain chain.pem --crl issuing.crl signed.xml\n  \
+vsc eps verify --trust root.pem --chain chain.pem --ocsp signed.xml   # ask the signer's OCSP responder\n  \
 vsc eps verify --trust nhs-level1d.pem --allow-legacy-1024-bit-rsa corpus/*.xml\n  \
 vsc eps verify --no-trust-check --json signed.xml      # signature and digest only")]
     Verify {
@@ -71,6 +78,18 @@ vsc eps verify --no-trust-check --json signed.xml      # signature and digest on
         /// invalidity date on (all of them without one); other reasons from the revocation date.
         #[arg(long = "crl", value_name = "FILE")]
         crls: Vec<PathBuf>,
+        /// Also check the signer's revocation by OCSP (RFC 6960): ask the responder named in the
+        /// signing certificate's Authority Information Access (or --ocsp-url) with a fresh nonce.
+        /// The response must be signed by the signer's issuing CA (a --trust or --chain CA) or a
+        /// responder certificate it issued, answer for this certificate, be current and echo the
+        /// nonce; `revoked` is judged like a CRL entry, `unknown` fails. With --crl too, either
+        /// finding the certificate revoked fails the check. HTTPS responders are verified against
+        /// the --trust CAs.
+        #[arg(long)]
+        ocsp: bool,
+        /// The OCSP responder to ask instead of the certificate's own (implies --ocsp).
+        #[arg(long, value_name = "URL")]
+        ocsp_url: Option<url::Url>,
         /// Accept RSA keys of 1024 to 2047 bits (NHS test-environment certificates use them).
         #[arg(long)]
         allow_legacy_1024_bit_rsa: bool,
@@ -168,17 +187,24 @@ pub async fn run(args: EpsArgs) -> Result<ExitCode> {
             chains,
             no_trust_check,
             crls,
+            ocsp,
+            ocsp_url,
             allow_legacy_1024_bit_rsa,
             json,
-        } => verify(VerifyArgs {
-            files,
-            trust,
-            chains,
-            no_trust_check,
-            crls,
-            allow_legacy_1024_bit_rsa,
-            json,
-        }),
+        } => {
+            verify(VerifyArgs {
+                files,
+                trust,
+                chains,
+                no_trust_check,
+                crls,
+                ocsp: ocsp || ocsp_url.is_some(),
+                ocsp_url,
+                allow_legacy_1024_bit_rsa,
+                json,
+            })
+            .await
+        }
         EpsCommand::Preview {
             files,
             algorithm,
@@ -193,15 +219,101 @@ struct VerifyArgs {
     chains: Vec<PathBuf>,
     no_trust_check: bool,
     crls: Vec<PathBuf>,
+    ocsp: bool,
+    ocsp_url: Option<url::Url>,
     allow_legacy_1024_bit_rsa: bool,
     json: bool,
+}
+
+/// How long an OCSP responder has to answer.
+const OCSP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+/// The most of a responder's answer that is read.
+const OCSP_MAX_RESPONSE: usize = 64 * 1024;
+
+/// An HTTP client for OCSP responders: HTTPS verified against the `--trust` anchors only (a vsc
+/// instance's responder is under its own root); plain HTTP, the usual OCSP transport, as it is
+/// (the response is signed).
+fn ocsp_client(anchors: &[Vec<u8>]) -> Result<reqwest::Client> {
+    let roots = anchors
+        .iter()
+        .map(|der| reqwest::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .context("a --trust certificate cannot be used as a TLS root")?;
+    reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .timeout(OCSP_TIMEOUT)
+        .user_agent(concat!("vsc/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot set up the OCSP HTTP client")
+}
+
+/// What `--ocsp` fetched for one file: the response, the nonce sent and where from.
+struct Fetched {
+    response: Vec<u8>,
+    nonce: [u8; 16],
+    url: String,
+}
+
+/// Asks the signer's OCSP responder about the signing certificate of `xml`.
+async fn fetch_ocsp(
+    http: &reqwest::Client,
+    xml: &str,
+    options: &VerifyOptions<'_>,
+    url: Option<&url::Url>,
+) -> Result<Fetched> {
+    let (cert, issuer) = signer_and_issuer(xml, options)
+        .context("no single readable signing certificate to ask about")?;
+    let issuer = issuer.context(
+        "the signer's issuing CA is not among the --trust or --chain certificates, so no OCSP \
+         response could be authenticated; give it with --chain",
+    )?;
+    let url = match url {
+        Some(url) => url.to_string(),
+        None => vsc_pki::ocsp::ocsp_urls(&cert)?
+            .into_iter()
+            .next()
+            .context("the signing certificate names no OCSP responder; give one with --ocsp-url")?,
+    };
+    let id =
+        vsc_pki::ocsp::CertId::for_certificate(&cert, &issuer, vsc_pki::ocsp::CertIdHash::Sha256)?;
+    let mut nonce = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut nonce)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+    let request = vsc_pki::ocsp::build_request(&[id], Some(&nonce));
+    let mut answer = http
+        .post(&url)
+        .header("content-type", "application/ocsp-request")
+        .header("accept", "application/ocsp-response")
+        .body(request)
+        .send()
+        .await
+        .with_context(|| format!("OCSP request to {url} failed"))?;
+    if !answer.status().is_success() {
+        anyhow::bail!("OCSP responder {url} answered HTTP {}", answer.status());
+    }
+    let mut response = Vec::new();
+    while let Some(chunk) = answer
+        .chunk()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?
+    {
+        response.extend_from_slice(&chunk);
+        if response.len() > OCSP_MAX_RESPONSE {
+            anyhow::bail!("OCSP responder {url} sent more than {OCSP_MAX_RESPONSE} bytes");
+        }
+    }
+    Ok(Fetched {
+        response,
+        nonce,
+        url,
+    })
 }
 
 /// What to tell a user whose chain stops short of the anchor.
 const CHAIN_HINT: &str = "give the issuing CA with --chain (a vsc instance publishes it at \
 /ca/chain.pem, and in its data directory as ca/issuing.pem)";
 
-fn verify(args: VerifyArgs) -> Result<ExitCode> {
+async fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let mut bundle = match &args.trust {
         Some(path) => read_trust(path)?,
         None => TrustBundle::default(),
@@ -237,12 +349,48 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         crl_ders: &crl_refs,
         allow_legacy_1024_bit_rsa: args.allow_legacy_1024_bit_rsa,
         verification_time: None,
+        ocsp: None,
+    };
+    let http = if args.ocsp {
+        Some(ocsp_client(&bundle.anchors)?)
+    } else {
+        None
     };
     let mut all_valid = true;
     let mut reports = Vec::new();
     for file in &args.files {
         let xml = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?;
+        let fetched = match &http {
+            None => None,
+            Some(http) => match fetch_ocsp(http, &xml, &options, args.ocsp_url.as_ref()).await {
+                Ok(fetched) => Some(fetched),
+                Err(e) => {
+                    // Asked to check by OCSP and could not: the file is not shown valid.
+                    all_valid = false;
+                    let error = format!("OCSP check not possible: {e:#}");
+                    if args.json {
+                        reports.push(serde_json::json!({
+                            "file": file,
+                            "valid": false,
+                            "verdict": Verdict::Invalid,
+                            "error": error,
+                        }));
+                    } else {
+                        println!("{}: NOT VERIFIED ({error})", file.display());
+                    }
+                    continue;
+                }
+            },
+        };
+        let options = VerifyOptions {
+            ocsp: fetched.as_ref().map(|f| OcspEvidence {
+                response_der: &f.response,
+                nonce: Some(&f.nonce),
+                url: Some(&f.url),
+            }),
+            ..options
+        };
         match verify_prescription(&xml, &options) {
             Ok(report) => {
                 let verdict = report.verdict();

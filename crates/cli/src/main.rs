@@ -13,6 +13,7 @@
 //! next, and takes `--json` where scripts read its output.
 
 mod agent;
+mod assurance;
 mod audit;
 mod authenticator;
 mod backup;
@@ -59,6 +60,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// The instance's database as a whole: move it from SQLite to PostgreSQL.
     Db(db::DbArgs),
+    /// The instance's standing as it can evidence itself, for an NHS assurance assessment.
+    Assurance(assurance::AssuranceArgs),
     /// Back up an instance into one archive while it runs (database snapshot, keys, certificates).
     Backup(backup::BackupArgs),
     /// Restore an instance from a `vsc backup` archive into a new data directory.
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
             Command::Authenticator(args) => authenticator::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Db(args) => db::run(args).await,
+            Command::Assurance(args) => assurance::run(args).await,
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::Agent(args) => agent::run(args).await,

@@ -21,6 +21,8 @@ use vsc_proto::{
     RecordIdentityCheck, RemoveRaRole, RequestPosition,
 };
 
+use vsc_proto::replacement::ReplaceCard;
+
 use crate::{authenticator, passcode, qr};
 
 /// `vsc ra`.
@@ -325,6 +327,26 @@ cessation-of-operation  left, or no longer needs a card.")]
         #[arg(long, value_name = "RFC3339")]
         invalidity_date: Option<String>,
     },
+    /// Move a card to a new phone (changed or lost): prints a new one-time activation for the
+    /// same card.
+    #[command(after_help = "What happens to the old phone:\n  \
+without --lost  it keeps working until the new phone enrols with the new activation; then its\n                  \
+certificates are revoked (superseded), its sessions end and it is refused.\n  \
+--lost          at once: its certificates are revoked (key-compromise, published in the CRL),\n                  \
+its sessions end, and it is refused from now on; the card waits for the new phone.\n\
+The card keeps its id and its history (phones and certificates: `vsc ra card show`).")]
+    Replace {
+        /// Card id.
+        id: String,
+        /// The old phone is lost or stolen (or may be in other hands): stop it now.
+        #[arg(long)]
+        lost: bool,
+        /// Why, in words (kept in the audit log).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        qr: QrFiles,
+    },
     /// Unlock a passcode-locked card: prints a one-time unlock code for the holder's phone.
     Unlock {
         /// Card id.
@@ -472,8 +494,47 @@ fn print_card(c: &Card) {
     if let Some(d) = &c.device_id {
         println!("  device       {d}");
     }
+    if let Some(r) = &c.pending_replacement {
+        println!(
+            "  replacement  waiting for the new phone ({}), asked by {} on {}: {}",
+            if r.lost {
+                "old phone reported lost and stopped"
+            } else {
+                "old phone works until then"
+            },
+            r.requested_by,
+            r.requested_at.date(),
+            r.reason
+        );
+    }
+    // The card's history: every phone it has been on, every certificate it has had.
+    for d in &c.devices {
+        let until = match (&d.unbound_at, &d.unbound_reason) {
+            (Some(at), reason) => format!(
+                "until {} ({})",
+                at.date(),
+                reason.as_deref().unwrap_or("unbound")
+            ),
+            (None, _) => "holds the card now".to_owned(),
+        };
+        println!(
+            "  phone        {} ({} {}) from {} {until}",
+            d.device_id,
+            d.platform,
+            d.model,
+            d.bound_at.date()
+        );
+    }
     for cert in &c.certificates {
-        let state = if cert.revoked { "REVOKED" } else { "valid" };
+        let state = match (&cert.revoked_at, &cert.revocation_reason) {
+            (Some(at), reason) => format!(
+                "REVOKED {} ({})",
+                at.date(),
+                reason.as_deref().unwrap_or("unspecified")
+            ),
+            (None, _) if cert.revoked => "REVOKED".to_owned(),
+            (None, _) => "valid".to_owned(),
+        };
         println!(
             "  certificate  {} serial {} until {} {state}",
             cert.usage,
@@ -849,6 +910,41 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                 )
                 .await?;
             console.print(&r, print_position_request)?;
+        }
+        RaCommand::Card(CardCommand::Replace {
+            id,
+            lost,
+            reason,
+            qr,
+        }) => {
+            let r: CardWithCode = console
+                .post(
+                    &routes::fill(routes::RA_CARD_REPLACE, path_segment(&id)?),
+                    &ReplaceCard { lost, reason },
+                )
+                .await?;
+            if console.json {
+                write_qr_files(&r.code.url, &qr)?;
+            }
+            console.print(&r, |r| {
+                let _ = print_code("Replacement activation", r, &qr);
+                println!();
+                if lost {
+                    println!(
+                        "The old phone is stopped now: its certificates are revoked (key-compromise) and in the CRL, its sessions have ended, and it is refused from now on."
+                    );
+                } else {
+                    println!(
+                        "The old phone keeps working until the new phone enrols with this activation; then its certificates are revoked (superseded), its sessions end and it is refused."
+                    );
+                }
+                println!(
+                    "On the new phone: vsc authenticator enrol '{}'",
+                    r.code.url
+                );
+                println!();
+                print_card(&r.card);
+            })?;
         }
         RaCommand::Card(CardCommand::Unlock { id, qr }) => {
             let r: CardWithCode = console

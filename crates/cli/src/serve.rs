@@ -60,9 +60,14 @@ pub struct ServeArgs {
     #[arg(long, env = "VSC_MASTER_KEY")]
     master_key: Option<PathBuf>,
     /// Approved authenticator versions, as semver requirements, optionally per platform
-    /// (`>=0.1.0, <0.2.0` or `ios=>=3.4.0`); repeatable. Default: this release's series.
+    /// (`>=0.1.0, <0.2.0` or `ios=>=3.4.0`); repeatable. Default: this release's series. Only
+    /// seeds the policy on the instance's first start; afterwards `vsc ra versions` changes it.
     #[arg(long = "approved-app-version", value_name = "REQ")]
     approved_app_versions: Vec<String>,
+    /// Approved identity agent versions, like --approved-app-version (`vsc-agent=>=0.1.0` limits
+    /// one product); repeatable. Default: this release's series. Only seeds the policy.
+    #[arg(long = "approved-agent-version", value_name = "REQ")]
+    approved_agent_versions: Vec<String>,
     /// ODS code of the national organisation created at first start.
     #[arg(long, default_value = "X26")]
     national_ods: String,
@@ -162,6 +167,10 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     if !args.approved_app_versions.is_empty() {
         config.approved_app_versions =
             AppVersionPolicy::parse(&args.approved_app_versions).map_err(anyhow::Error::msg)?;
+    }
+    if !args.approved_agent_versions.is_empty() {
+        config.approved_agent_versions =
+            AppVersionPolicy::parse(&args.approved_agent_versions).map_err(anyhow::Error::msg)?;
     }
     let stop = crate::signals::stop_signals()?;
     let listener = std::net::TcpListener::bind(args.listen).with_context(|| {

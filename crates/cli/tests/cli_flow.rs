@@ -586,6 +586,7 @@ fn every_command_has_help_and_bad_usage_fails() {
         vec!["authenticator", "--help"],
         vec!["authenticator", "enrol", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["assurance", "report", "--help"],
         vec!["audit", "export", "--help"],
     ] {
         let out = run(&args, None);

@@ -19,7 +19,10 @@ pub use activation::{ActivationCode, ActivationCodeError};
 pub use card::{CardState, KeyCustody};
 pub use identity::{EvidenceType, IdentityLevel};
 pub use ids::{ActivityCode, IdError, OdsCode, RoleCode, Uid};
-pub use policy::{AppVersionPolicy, ClientFacts, PolicyError};
+pub use policy::{
+    AppVersionPolicy, ClientFacts, ClientKind, Decision, PolicyError, RuleError, Verdict,
+    VersionPolicy, VersionRule,
+};
 pub use ra::{PositionRequestState, RaAction, RaGrant, RaRole, RaScopeError};
 pub use signin::{AuthRequestState, SigningRequestState};
 pub use workstation::WorkstationState;

@@ -89,6 +89,7 @@ impl RaRole {
             ReleaseToOrganisation => matches!(self, RaManager | RaAgent),
             AssignRaRole | CreateOrganisation => matches!(self, RaManager),
             ManageClients => matches!(self, RaManager | ServiceManager),
+            ManageVersions => matches!(self, RaManager),
         }
     }
 }
@@ -151,6 +152,10 @@ pub enum RaAction {
     /// to RA Managers and Service Managers; the server further limits RA Managers to grants at
     /// the national organisation and a Service Manager to its own organisation's clients.
     ManageClients,
+    /// Allow, deny and remove approved client versions (`vsc ra versions`). The policy is
+    /// instance-wide, so the server further limits it to RA Managers with a grant at the
+    /// national organisation; every RA may list it.
+    ManageVersions,
 }
 
 impl RaAction {
@@ -170,6 +175,7 @@ impl RaAction {
             RaAction::AssignRaRole => "assign an RA role",
             RaAction::CreateOrganisation => "create an organisation",
             RaAction::ManageClients => "manage OpenID Connect clients",
+            RaAction::ManageVersions => "change the approved client versions",
         }
     }
 }
@@ -420,6 +426,7 @@ mod tests {
         expect(ReleaseToOrganisation, &[RaManager, RaAgent]);
         expect(CreateOrganisation, &[RaManager]);
         expect(ManageClients, &[RaManager, ServiceManager]);
+        expect(ManageVersions, &[RaManager]);
         expect(
             View,
             &[
@@ -448,6 +455,7 @@ mod tests {
             ReleaseToOrganisation,
             AssignRaRole,
             CreateOrganisation,
+            ManageVersions,
         ] {
             assert_eq!(
                 authorize(&g, action, &ods("RX1"), &national, None),

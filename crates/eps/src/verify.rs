@@ -60,6 +60,22 @@
 //! revocation, never invent one, and the caller decides what staleness means.
 //! A CA in the chain whose own issuer has no usable CRL is named in the
 //! message of an otherwise passing check.
+//!
+//! # OCSP
+//!
+//! The signing certificate's status may also come from an OCSP response
+//! ([`VerifyOptions::ocsp`], fetched by the caller, e.g. `vsc eps verify
+//! --ocsp`), alone or with CRLs. The response is checked in full by
+//! [`vsc_pki::ocsp::verify_response`]: signed by the signing certificate's
+//! issuing CA (as found in the chain) or by a responder certificate that CA
+//! issued with `id-kp-OCSPSigning`; answering for this certificate (serial,
+//! issuer name and key hashes); `thisUpdate` not in the future and
+//! `nextUpdate` not passed at verification time; the request's nonce echoed.
+//! A response that fails any of that fails the check (it cannot be told from
+//! a forgery or a replay). `revoked` is judged exactly as a CRL entry with the
+//! same time, reason and invalidity date; `unknown` fails (the CA does not
+//! vouch for the certificate). Either source finding the certificate revoked
+//! fails the check.
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
@@ -216,9 +232,25 @@ pub struct VerifyOptions<'a> {
     /// certificates use 1024-bit keys). Off by default: keys below 2048 bits
     /// then fail the signature check.
     pub allow_legacy_1024_bit_rsa: bool,
-    /// The time of verification, used only to tell whether a CRL is stale
-    /// (past its `nextUpdate`). `None`: the system clock.
+    /// The time of verification, used to tell whether a CRL is stale (past
+    /// its `nextUpdate`) and whether an OCSP response is current. `None`: the
+    /// system clock.
     pub verification_time: Option<OffsetDateTime>,
+    /// An OCSP response about the signing certificate, with the nonce of the
+    /// request it answers. `None`: revocation by CRL only.
+    pub ocsp: Option<OcspEvidence<'a>>,
+}
+
+/// An OCSP response to check the signing certificate's revocation with.
+#[derive(Debug, Clone, Copy)]
+pub struct OcspEvidence<'a> {
+    /// The DER `OCSPResponse` as the responder sent it.
+    pub response_der: &'a [u8],
+    /// The nonce the request carried (the raw octets given to
+    /// [`vsc_pki::ocsp::build_request`]); the response must echo it.
+    pub nonce: Option<&'a [u8]>,
+    /// Where the response came from, for messages.
+    pub url: Option<&'a str>,
 }
 
 /// The most CA certificates a chain may have above the signing certificate.
@@ -441,7 +473,18 @@ pub fn verify_parent_prescription(
     let now = options
         .verification_time
         .unwrap_or_else(OffsetDateTime::now_utc);
-    let (outcome, message) = check_revocation(&cert, &chain, options.crl_ders, signed_at, now);
+    let (outcome, message) = match options.ocsp {
+        None => check_revocation(&cert, &chain, options.crl_ders, signed_at, now),
+        Some(ocsp) => {
+            let by_ocsp = check_ocsp(&cert_der, &chain, ocsp, signed_at, now);
+            if options.crl_ders.is_empty() {
+                by_ocsp
+            } else {
+                let by_crl = check_revocation(&cert, &chain, options.crl_ders, signed_at, now);
+                combine(by_crl, by_ocsp)
+            }
+        }
+    };
     report.push(Check::Revocation, outcome, message);
 
     // 6. Validity at author/time.
@@ -462,6 +505,35 @@ pub fn certificate_is_self_issued(der: &[u8]) -> Option<bool> {
     X509Certificate::from_der(der)
         .ok()
         .map(|(_, cert)| cert.subject() == cert.issuer())
+}
+
+/// The signing certificate of a prescription (DER) and, when it chains to the
+/// CA certificates of `options`, its issuer's (DER): what an OCSP request for
+/// the signer needs, before [`verify_prescription`] checks the response.
+/// `None` when the prescription has no single readable certificate.
+pub fn signer_and_issuer(
+    xml: &str,
+    options: &VerifyOptions<'_>,
+) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+    let doc = xml::parse(xml).ok()?;
+    let parent = fragments::find_parent_prescription(&doc).ok()?;
+    let author = fragments::author(parent).ok()?;
+    let signature_text = fragments::one_child(author, "signatureText").ok()??;
+    let mut certificates = signature_text.descendants().filter(|n| {
+        n.is_element()
+            && n.tag_name().name() == "X509Certificate"
+            && n.tag_name().namespace() == Some(XMLDSIG_NS)
+    });
+    let only = certificates.next()?;
+    if certificates.next().is_some() {
+        return None;
+    }
+    let cert_der = compact_base64(only.text().unwrap_or("")).ok()?;
+    let (_, cert) = X509Certificate::from_der(&cert_der).ok()?;
+    let cas = CaCertificates::parse(options);
+    let chain = Chain::build(&cert, &cas);
+    let issuer = chain.cas.first().map(|c| c.as_raw().to_vec());
+    Some((cert_der, issuer))
 }
 
 fn skip_rest(report: &mut VerificationReport, reason: &str) {
@@ -783,9 +855,23 @@ struct Listing {
 }
 
 fn judge_listing(entry: &RevokedCertificate<'_>, signed_at: Option<OffsetDateTime>) -> Listing {
-    let revoked_on = entry.revocation_date.to_datetime();
-    let reason = entry.reason_code().map(|(_, code)| code.0);
-    let invalid_from = entry.invalidity_date().map(|(_, at)| at.to_datetime());
+    judge_revocation(
+        entry.revocation_date.to_datetime(),
+        entry.reason_code().map(|(_, code)| code.0),
+        entry.invalidity_date().map(|(_, at)| at.to_datetime()),
+        signed_at,
+    )
+}
+
+/// Whether a revocation at `revoked_on` (with `reason` and `invalid_from`,
+/// from a CRL entry or an OCSP answer alike) makes a prescription signed at
+/// `signed_at` revoked.
+fn judge_revocation(
+    revoked_on: OffsetDateTime,
+    reason: Option<u8>,
+    invalid_from: Option<OffsetDateTime>,
+    signed_at: Option<OffsetDateTime>,
+) -> Listing {
     let reason_text = reason.map_or_else(|| "none given".to_owned(), reason_name);
     let compromise = matches!(reason, Some(1 | 2 | 10));
     let mut description = format!(
@@ -973,6 +1059,92 @@ fn check_revocation(
         message.push_str(&note);
     }
     (Outcome::Passed, message)
+}
+
+/// The signing certificate's status by OCSP: the response checked in full
+/// against the certificate's issuer in the chain (see the module's "OCSP").
+fn check_ocsp(
+    cert_der: &[u8],
+    chain: &Chain<'_, '_>,
+    ocsp: OcspEvidence<'_>,
+    signed_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> (Outcome, String) {
+    let from = ocsp.url.map(|u| format!(" from {u}")).unwrap_or_default();
+    let Some(issuer) = chain.cas.first() else {
+        return (
+            Outcome::Skipped,
+            "no OCSP check: the certificate's issuer is not among the given CA certificates, so no OCSP response can be authenticated".to_owned(),
+        );
+    };
+    let checked = match vsc_pki::ocsp::verify_response(
+        ocsp.response_der,
+        cert_der,
+        issuer.as_raw(),
+        ocsp.nonce,
+        now,
+    ) {
+        Ok(checked) => checked,
+        Err(e) => {
+            return (
+                Outcome::Failed,
+                format!("OCSP response{from} rejected: {e}"),
+            );
+        }
+    };
+    let answered = format!(
+        "OCSP response{from} signed by {}, thisUpdate {}",
+        checked.signer,
+        format_time(checked.this_update)
+    );
+    match checked.status {
+        vsc_pki::ocsp::CertStatus::Good => (
+            Outcome::Passed,
+            format!("OCSP: certificate is good ({answered})"),
+        ),
+        vsc_pki::ocsp::CertStatus::Unknown => (
+            Outcome::Failed,
+            format!("OCSP: the responder does not know the certificate ({answered})"),
+        ),
+        vsc_pki::ocsp::CertStatus::Revoked {
+            at,
+            reason,
+            invalidity_date,
+        } => {
+            let listing = judge_revocation(at, reason, invalidity_date, signed_at);
+            if listing.revoked {
+                (
+                    Outcome::Failed,
+                    format!("OCSP: certificate {} ({answered})", listing.description),
+                )
+            } else {
+                (
+                    Outcome::Passed,
+                    format!(
+                        "OCSP: the certificate is revoked ({}) but the prescription was signed before that ({answered})",
+                        listing.description
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Both sources' results as one: failed if either failed, skipped only if
+/// both were, passed otherwise; the messages of both.
+fn combine(crl: (Outcome, String), ocsp: (Outcome, String)) -> (Outcome, String) {
+    let outcome = match (crl.0, ocsp.0) {
+        (Outcome::Failed, _) | (_, Outcome::Failed) => Outcome::Failed,
+        (Outcome::Skipped, Outcome::Skipped) => Outcome::Skipped,
+        _ => Outcome::Passed,
+    };
+    // The failing source's reason first, so the one-line verdict names it.
+    let message = if ocsp.0 == Outcome::Failed && crl.0 != Outcome::Failed {
+        format!("{}; CRL: {}", ocsp.1, crl.1)
+    } else {
+        format!("{}; {}", crl.1, ocsp.1)
+    };
+    (outcome, message)
 }
 
 #[cfg(test)]

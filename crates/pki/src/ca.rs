@@ -337,9 +337,11 @@ impl CertificateAuthority {
     /// key usage digitalSignature and nonRepudiation; EKU emailProtection, so that a relying
     /// party that checks EKUs will not accept the signing certificate for logging in (without
     /// an EKU the certificate would be good for any purpose, client authentication included).
-    /// Both: CRL distribution point `crl_url`, authority and subject key identifiers,
-    /// basicConstraints CA:false, random positive 128-bit serial, validity
-    /// `now - 5 min .. now + validity` (capped at the issuing CA's expiry).
+    /// Both: CRL distribution point `crl_url`, Authority Information Access naming the OCSP
+    /// responder `ocsp_url`, authority and subject key identifiers, basicConstraints CA:false,
+    /// random positive 128-bit serial, validity `now - 5 min .. now + validity` (capped at the
+    /// issuing CA's expiry).
+    #[allow(clippy::too_many_arguments)]
     pub fn issue_person_certificate(
         &self,
         csr: &ValidatedCsr,
@@ -347,6 +349,7 @@ impl CertificateAuthority {
         subject: &PersonSubject,
         validity: Duration,
         crl_url: &str,
+        ocsp_url: &str,
         now: OffsetDateTime,
     ) -> Result<IssuedCertificate, PkiError> {
         if subject.uid.len() != 12 || !subject.uid.bytes().all(|b| b.is_ascii_digit()) {
@@ -357,12 +360,8 @@ impl CertificateAuthority {
         }
         let given = checked_text("given name", &subject.given_name)?;
         let family = checked_text("family name", &subject.family_name)?;
-        // rcgen writes the URI as an IA5String and panics on non-ASCII.
-        if !crl_url.is_ascii() || crl_url.is_empty() || crl_url.contains(char::is_whitespace) {
-            return Err(PkiError::InvalidInput(format!(
-                "CRL URL {crl_url:?} must be a non-empty ASCII URL"
-            )));
-        }
+        check_url("CRL URL", crl_url)?;
+        check_url("OCSP URL", ocsp_url)?;
 
         let mut params = leaf_params(now, validity, self.issuing.not_after)?;
         let uid = PrintableString::try_from(subject.uid.as_str())
@@ -395,8 +394,49 @@ impl CertificateAuthority {
         params.crl_distribution_points = vec![CrlDistributionPoint {
             uris: vec![crl_url.to_owned()],
         }];
+        params.custom_extensions = vec![aia_extension(ocsp_url)];
         let cert = params.signed_by(csr.public_key(), &self.issuing.issuer)?;
         IssuedCertificate::from_der(cert.der().to_vec())
+    }
+
+    /// Issues the delegated OCSP responder's certificate (RFC 6960 §4.2.2.2) for a fresh ECDSA
+    /// P-256 key: subject `CN=<issuing CA's CN> OCSP Responder, O=vsc`, key usage
+    /// digitalSignature, EKU id-kp-OCSPSigning only, and id-pkix-ocsp-nocheck (§4.2.2.2.1:
+    /// relying parties do not ask about the responder itself, which is why its life is kept
+    /// short); validity `now - 5 min .. now + validity`, capped at the issuing CA's expiry.
+    /// Returns the certificate and its PKCS#8 key.
+    pub fn issue_ocsp_responder_certificate(
+        &self,
+        validity: Duration,
+        now: OffsetDateTime,
+    ) -> Result<(IssuedCertificate, Zeroizing<Vec<u8>>), PkiError> {
+        let issuing = parse_certificate(&self.issuing.der)?;
+        let issuing_cn = issuing
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or("vsc Issuing CA")
+            .to_owned();
+        let mut params = leaf_params(now, validity, self.issuing.not_after)?;
+        params.distinguished_name = dn([
+            (DnType::OrganizationName, ORGANISATION.into()),
+            (
+                DnType::CommonName,
+                format!("{issuing_cn} OCSP Responder").into(),
+            ),
+        ]);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        // id-pkix-ocsp-nocheck's value is NULL.
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            crate::ocsp::OID_OCSP_NOCHECK,
+            vec![0x05, 0x00],
+        )];
+        let key = Zeroizing::new(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?);
+        let cert = params.signed_by(&*key, &self.issuing.issuer)?;
+        let issued = IssuedCertificate::from_der(cert.der().to_vec())?;
+        Ok((issued, Zeroizing::new(key.serialized_der().to_vec())))
     }
 
     /// DER CRL signed by the issuing CA, listing revoked person and server certificates.
@@ -503,6 +543,24 @@ fn dns_name(name: &str) -> Result<Ia5String, PkiError> {
         .then(|| Ia5String::try_from(name).ok())
         .flatten()
         .ok_or_else(|| PkiError::InvalidInput(format!("{name:?} is not a DNS name or IP address")))
+}
+
+/// rcgen writes URIs as IA5String and panics on non-ASCII, so URLs are checked first.
+pub(crate) fn check_url(what: &str, url: &str) -> Result<(), PkiError> {
+    if !url.is_ascii() || url.is_empty() || url.contains(char::is_whitespace) {
+        return Err(PkiError::InvalidInput(format!(
+            "{what} {url:?} must be a non-empty ASCII URL"
+        )));
+    }
+    Ok(())
+}
+
+/// Authority Information Access (RFC 5280 §4.2.2.1) with one id-ad-ocsp URL; non-critical.
+pub(crate) fn aia_extension(ocsp_url: &str) -> rcgen::CustomExtension {
+    rcgen::CustomExtension::from_oid_content(
+        crate::ocsp::OID_AUTHORITY_INFO_ACCESS,
+        crate::ocsp::aia_extension_value(ocsp_url),
+    )
 }
 
 fn check_text(what: &str, value: &str) -> Result<(), PkiError> {
@@ -665,6 +723,7 @@ mod tests {
                 &person(),
                 Duration::days(30),
                 "http://vsc.test/crl",
+                "http://vsc.test/ocsp",
                 now(),
             )
             .unwrap();
@@ -749,6 +808,7 @@ mod tests {
                     &person(),
                     Duration::days(365),
                     crl_url,
+                    "http://vsc.test/ocsp",
                     now(),
                 )
                 .unwrap();
@@ -784,6 +844,10 @@ mod tests {
                 })
                 .unwrap();
             assert!(dp.contains(crl_url), "{dp}");
+            assert_eq!(
+                crate::ocsp::ocsp_urls(&issued.der).unwrap(),
+                ["http://vsc.test/ocsp"]
+            );
 
             let ku = cert.key_usage().unwrap().unwrap();
             assert!(ku.critical && ku.value.digital_signature());
@@ -816,6 +880,7 @@ mod tests {
                     &person(),
                     validity,
                     "http://vsc.test/crl",
+                    "http://vsc.test/ocsp",
                     now(),
                 )
                 .unwrap();
@@ -834,6 +899,7 @@ mod tests {
                 subject,
                 validity,
                 url,
+                "http://vsc.test/ocsp",
                 now(),
             )
         };
@@ -916,6 +982,7 @@ mod tests {
                 &person(),
                 Duration::days(30),
                 "http://x/crl",
+                "http://vsc.test/ocsp",
                 now(),
             )
             .unwrap();
@@ -986,6 +1053,7 @@ mod tests {
                 &person(),
                 Duration::days(30),
                 "http://x/crl",
+                "http://vsc.test/ocsp",
                 now(),
             )
             .unwrap();

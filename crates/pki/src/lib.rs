@@ -13,6 +13,9 @@
 //! writing subject and extensions itself. The CA private keys are stored only sealed with the
 //! [`MasterKey`] (AES-256-GCM), and are wiped from memory when dropped.
 //!
+//! [`ocsp`] is the OCSP (RFC 6960) codec: requests and responses for the server's responder,
+//! and the checks a relying party makes on a response.
+//!
 //! Certificates are built with rcgen and parsed with x509-parser; all cryptography is aws-lc-rs.
 
 #![forbid(unsafe_code)]
@@ -25,6 +28,7 @@ pub mod error;
 pub mod fingerprint;
 mod fsutil;
 pub mod master_key;
+pub mod ocsp;
 pub mod pem;
 
 pub use ca::{CertProfile, CertificateAuthority, PersonSubject};

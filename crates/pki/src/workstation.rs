@@ -8,7 +8,7 @@
 use rcgen::{CrlDistributionPoint, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 use time::{Duration, OffsetDateTime};
 
-use super::{CertificateAuthority, checked_text, dn, leaf_params};
+use super::{CertificateAuthority, aia_extension, check_url, checked_text, dn, leaf_params};
 use crate::cert::IssuedCertificate;
 use crate::csr::{KeyKind, ValidatedCsr};
 use crate::error::PkiError;
@@ -21,9 +21,11 @@ impl CertificateAuthority {
     /// Issues a workstation certificate for the ECDSA P-256 key in a validated CSR.
     ///
     /// Subject `CN=<name>, O=<organisation>` (the organisation's ODS code); key usage
-    /// digitalSignature; EKU clientAuth only; CRL distribution point `crl_url`; validity
+    /// digitalSignature; EKU clientAuth only; CRL distribution point `crl_url`; Authority
+    /// Information Access naming the OCSP responder `ocsp_url`; validity
     /// `now - 5 min .. now + validity`, capped at the issuing CA's expiry. Only the CSR's public
     /// key is used.
+    #[allow(clippy::too_many_arguments)]
     pub fn issue_workstation_certificate(
         &self,
         csr: &ValidatedCsr,
@@ -31,6 +33,7 @@ impl CertificateAuthority {
         organisation: &str,
         validity: Duration,
         crl_url: &str,
+        ocsp_url: &str,
         now: OffsetDateTime,
     ) -> Result<IssuedCertificate, PkiError> {
         if csr.key_kind != KeyKind::EcdsaP256 {
@@ -40,11 +43,8 @@ impl CertificateAuthority {
         }
         let name = checked_text("workstation name", name)?;
         let organisation = checked_text("organisation", organisation)?;
-        if !crl_url.is_ascii() || crl_url.is_empty() || crl_url.contains(char::is_whitespace) {
-            return Err(PkiError::InvalidInput(format!(
-                "CRL URL {crl_url:?} must be a non-empty ASCII URL"
-            )));
-        }
+        check_url("CRL URL", crl_url)?;
+        check_url("OCSP URL", ocsp_url)?;
         let mut params = leaf_params(now, validity, self.issuing.not_after)?;
         params.distinguished_name = dn([
             (DnType::OrganizationName, organisation.into()),
@@ -55,6 +55,7 @@ impl CertificateAuthority {
         params.crl_distribution_points = vec![CrlDistributionPoint {
             uris: vec![crl_url.to_owned()],
         }];
+        params.custom_extensions = vec![aia_extension(ocsp_url)];
         let cert = params.signed_by(csr.public_key(), &self.issuing.issuer)?;
         IssuedCertificate::from_der(cert.der().to_vec())
     }
@@ -84,6 +85,7 @@ mod tests {
                 "RX1",
                 WORKSTATION_LIFETIME,
                 "https://vsc.example/ca/issuing.crl",
+                "https://vsc.example/ca/ocsp",
                 now,
             )
             .unwrap();
@@ -101,6 +103,7 @@ mod tests {
                 "RX1",
                 WORKSTATION_LIFETIME,
                 "https://x/c.crl",
+                "https://x/ocsp",
                 now
             )
             .is_err()

@@ -45,14 +45,23 @@ fn person() -> PersonSubject {
 }
 
 const CRL_URL: &str = "http://vsc.test/crl/issuing.crl";
+const OCSP_URL: &str = "http://vsc.test/ca/ocsp";
 
 fn issue(
     ca: &CertificateAuthority,
     profile: CertProfile,
     now: OffsetDateTime,
 ) -> IssuedCertificate {
-    ca.issue_person_certificate(&csr(), profile, &person(), Duration::days(90), CRL_URL, now)
-        .unwrap()
+    ca.issue_person_certificate(
+        &csr(),
+        profile,
+        &person(),
+        Duration::days(90),
+        CRL_URL,
+        OCSP_URL,
+        now,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -99,6 +108,8 @@ fn openssl_accepts_chain_extensions_and_crl() {
         "Microsoft Smartcard Login",
         "X509v3 CRL Distribution Points",
         &format!("URI:{CRL_URL}"),
+        "Authority Information Access",
+        &format!("OCSP - URI:{OCSP_URL}"),
         "CA:FALSE",
         "X509v3 Authority Key Identifier",
         "X509v3 Subject Key Identifier",

@@ -434,12 +434,41 @@ pub const BULK_PERSON_EXISTS: &str = "bulk_person_exists";
 pub const BULK_CHECKER_NOT_PERMITTED: &str = "bulk_checker_not_permitted";
 
 // Approved versions (issue 14).
+/// An identity agent whose reported version (`AuthContext::agent_version`, `PRODUCT/VERSION`)
+/// the approved-versions policy does not allow, or that is not a semantic version: the message
+/// says which versions are approved; update the agent.
+pub const AGENT_VERSION_NOT_APPROVED: &str = "agent_version_not_approved";
+/// `vsc ra versions allow|deny`: a version requirement, platform or reason that cannot be read
+/// (the message says how to write one).
+pub const INVALID_VERSION_RULE: &str = "invalid_version_rule";
+/// `vsc ra versions`: a client kind other than `authenticator` or `agent`.
+pub const UNKNOWN_CLIENT_KIND: &str = "unknown_client_kind";
+/// `vsc ra versions remove`: no rule has that id.
+pub const UNKNOWN_VERSION_RULE: &str = "unknown_version_rule";
+/// `vsc ra versions remove`: the rule is the last `allow` rule of its client kind; removing it
+/// would refuse every client of that kind. Allow the versions that should stay first.
+pub const LAST_ALLOW_RULE: &str = "last_allow_rule";
 // (end of approved versions)
 
 // Card replacement (issue 14).
+/// Replacing a card that is not on a phone: a pending card gets a new activation instead
+/// (`vsc ra card activation`); a cancelled or expired one needs a new card.
+pub const CARD_NOT_REPLACEABLE: &str = "card_not_replaceable";
+/// Enrolling a replacement on the phone the card is being moved away from (or one it was on
+/// before): a replacement goes on a different phone.
+pub const REPLACEMENT_NEEDS_NEW_PHONE: &str = "replacement_needs_new_phone";
+/// A phone using a card that has been moved to another phone (replaced, or reported lost):
+/// this phone can no longer use it; the holder contacts their RA.
+pub const CARD_REPLACED: &str = "card_replaced";
 // (end of card replacement)
 
-// OCSP (issue 14).
+// OCSP (issue 14). OCSP protocol refusals (a malformed request, a certificate of another
+// issuer) are OCSP responses (`malformedRequest`, `unauthorized`) with HTTP 200, as RFC 6960
+// clients expect; these two are for requests that are not OCSP at all.
+/// `POST /ca/ocsp` with a body that is not `application/ocsp-request` (HTTP 415).
+pub const OCSP_CONTENT_TYPE: &str = "ocsp_content_type";
+/// An OCSP request larger than the responder reads (HTTP 413).
+pub const OCSP_REQUEST_TOO_LARGE: &str = "ocsp_request_too_large";
 // (end of OCSP)
 
 // Never sent to a client: recorded as the `error` of audit events only.
@@ -639,8 +668,18 @@ pub const ALL: &[&str] = &[
     NOT_ME,
     TOO_MANY_DISTINCT_REFUSALS,
     // approved versions
+    AGENT_VERSION_NOT_APPROVED,
+    INVALID_VERSION_RULE,
+    UNKNOWN_CLIENT_KIND,
+    UNKNOWN_VERSION_RULE,
+    LAST_ALLOW_RULE,
     // card replacement
+    CARD_NOT_REPLACEABLE,
+    REPLACEMENT_NEEDS_NEW_PHONE,
+    CARD_REPLACED,
     // OCSP
+    OCSP_CONTENT_TYPE,
+    OCSP_REQUEST_TOO_LARGE,
 ];
 
 #[cfg(test)]

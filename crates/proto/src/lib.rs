@@ -14,9 +14,11 @@ pub mod card;
 pub mod errors;
 pub mod oidc;
 pub mod passcode;
+pub mod replacement;
 pub mod routes;
 pub mod signin;
 pub mod signing;
+pub mod versions;
 pub mod workstation;
 pub use activation_url::{ActivationLink, ActivationLinkError, LinkKind};
 
@@ -362,6 +364,16 @@ pub struct CertificateSummary {
     pub not_after: OffsetDateTime,
     /// Revoked.
     pub revoked: bool,
+    /// Validity start (absent from servers before card replacement).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+    /// When it was revoked.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// The RFC 5280 reason it was revoked with (`key-compromise`, `superseded`, …;
+    /// `unspecified` for revocations recorded before reasons were kept).
+    #[serde(default)]
+    pub revocation_reason: Option<String>,
 }
 
 /// A virtual smartcard.
@@ -379,8 +391,14 @@ pub struct Card {
     pub issued_by: String,
     /// Bound device, once enrolled.
     pub device_id: Option<String>,
-    /// Certificates.
+    /// Certificates, the revoked ones included (the card's history).
     pub certificates: Vec<CertificateSummary>,
+    /// The phones that held the card, oldest first (card replacement keeps them all).
+    #[serde(default)]
+    pub devices: Vec<replacement::CardDevice>,
+    /// A replacement waiting for the new phone to enrol.
+    #[serde(default)]
+    pub pending_replacement: Option<replacement::PendingReplacement>,
 }
 
 /// `POST /api/v1/ra/people/{uid}/cards`.

@@ -15,6 +15,10 @@ pub mod headers {
     pub const AGENT_KEY: &str = crate::signin::AGENT_KEY_HEADER;
     /// A registered workstation's signature over its collection of a ticket.
     pub const WORKSTATION_SIGNATURE: &str = crate::signin::WORKSTATION_SIGNATURE_HEADER;
+    /// The authenticator app's version (semver), sent by the phone with `POST
+    /// /api/v1/device/token` so the server knows what each phone runs after enrolment. A phone
+    /// that does not send it is taken to run the version it reported last (at enrolment).
+    pub const APP_VERSION: &str = "x-vsc-app-version";
 }
 
 // Public, unauthenticated.
@@ -166,12 +170,30 @@ pub const RA_CLIENT_DISABLE: &str = "/api/v1/ra/clients/{id}/disable";
 pub const RA_CLIENT_ROTATE_SECRET: &str = "/api/v1/ra/clients/{id}/rotate-secret";
 
 // Approved versions (issue 14).
+/// `GET`: the approved-versions policy and the versions in use (any RA).
+pub const RA_VERSIONS: &str = "/api/v1/ra/versions";
+/// `POST`: allow versions of a client kind (national RA Managers).
+pub const RA_VERSIONS_ALLOW: &str = "/api/v1/ra/versions/allow";
+/// `POST`: deny (withdraw) versions of a client kind (national RA Managers).
+pub const RA_VERSIONS_DENY: &str = "/api/v1/ra/versions/deny";
+/// `POST`: remove one rule of the policy by its id (national RA Managers).
+pub const RA_VERSION_RULE_REMOVE: &str = "/api/v1/ra/versions/rules/{id}/remove";
 // (end of approved versions)
 
 // Card replacement (issue 14).
+/// `POST`: replace the card's phone (`vsc_proto::replacement::ReplaceCard`): a new activation for
+/// the same card; the old phone's certificates are revoked (`key-compromise` at once when lost,
+/// `superseded` when the new phone enrols).
+pub const RA_CARD_REPLACE: &str = "/api/v1/ra/cards/{id}/replace";
 // (end of card replacement)
 
 // OCSP (issue 14).
+/// `POST`: the OCSP responder (RFC 6960; body `application/ocsp-request`). Also the URL in
+/// issued certificates' Authority Information Access.
+pub const CA_OCSP: &str = "/ca/ocsp";
+/// `GET`: the OCSP responder, the request DER base64-encoded (then URL-encoded) in the path
+/// (RFC 6960 Appendix A.1). A wildcard: unencoded `/` from base64 is accepted too.
+pub const CA_OCSP_GET: &str = "/ca/ocsp/{*request}";
 // (end of OCSP)
 
 /// The OpenID Connect provider (issue 11): discovery.

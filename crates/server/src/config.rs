@@ -35,8 +35,16 @@ pub struct ServerConfig {
     pub bootstrap_given_name: String,
     /// See `bootstrap_given_name`.
     pub bootstrap_family_name: String,
-    /// Approved authenticator app versions.
+    /// Approved authenticator app versions: seeds the stored policy on the instance's first
+    /// start (see `routes::ra_versions`); afterwards `vsc ra versions` changes it.
     pub approved_app_versions: AppVersionPolicy,
+    /// Approved identity agent versions (`PRODUCT=REQ` limits one product, e.g.
+    /// `vsc-agent=>=0.1.0`): seeds the stored policy like `approved_app_versions`.
+    pub approved_agent_versions: AppVersionPolicy,
+    /// This server's copy of the stored approved-versions policy (a few seconds old at most).
+    /// Not configuration: it lives here because every server has exactly one configuration;
+    /// cloning the configuration gives an empty cache.
+    pub version_cache: crate::routes::ra_versions::PolicyCache,
     /// How long an activation stays valid.
     pub activation_ttl: Duration,
     /// How long an unlock code stays valid.
@@ -223,6 +231,8 @@ impl ServerConfig {
             bootstrap_given_name: "First".into(),
             bootstrap_family_name: "RA Manager".into(),
             approved_app_versions: default_app_policy(),
+            approved_agent_versions: default_app_policy(),
+            version_cache: Default::default(),
             activation_ttl: Duration::hours(72),
             unlock_ttl: Duration::hours(24),
             certificate_validity: Duration::days(730),
@@ -244,7 +254,8 @@ impl ServerConfig {
     }
 }
 
-/// The approved list when none is given: this release's own authenticator series.
+/// The approved list when none is given: this release's own series (authenticator and agent
+/// are released together).
 pub fn default_app_policy() -> AppVersionPolicy {
     let own = semver_series(env!("CARGO_PKG_VERSION"));
     AppVersionPolicy::parse(&[own]).expect("a requirement built from our own version parses")

@@ -205,6 +205,7 @@ pub async fn prepare(
         }
     }
     crl::refresh_due(&state).await?;
+    crate::routes::ra_versions::seed_policy(&state).await?;
     Ok(Instance {
         state,
         tls,

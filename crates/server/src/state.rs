@@ -238,6 +238,10 @@ impl AppState {
     pub fn crl_url(&self) -> String {
         format!("{}/ca/issuing.crl", self.origin())
     }
+    /// The OCSP responder's URL, written into issued certificates' Authority Information Access.
+    pub fn ocsp_url(&self) -> String {
+        format!("{}{}", self.origin(), vsc_proto::routes::CA_OCSP)
+    }
 
     /// Runs a handler's body `fut` and, when it refuses, appends the refusal to the audit log
     /// as `action` on `subject` (in its own transaction: the body's was rolled back). The one

@@ -10,11 +10,13 @@
 //! (activation codes, challenges) are consumed with one conditional `UPDATE`, so even two server
 //! processes sharing a database cannot both accept one.
 
+pub mod assurance;
 pub mod audit;
 pub mod console;
 pub mod console_audit;
 pub mod copy;
 pub mod device_secrets;
+pub mod ocsp;
 pub mod oidc;
 pub mod oidc_clients;
 pub mod postgres;
@@ -23,6 +25,7 @@ mod row;
 pub mod schema;
 pub mod signin;
 pub mod signing;
+pub mod versions;
 pub mod workstation;
 mod writer;
 

@@ -1103,6 +1103,345 @@ pub async fn crl(conn: &mut Conn, issuer: &str) -> Result<Option<CrlRow>, StoreE
     .await?)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Card replacement (issue 14): the phones a card has been on, and replacements waiting for the
+// new phone.
+
+/// Why a phone stopped holding a card after a replacement the holder did not lose the phone in.
+pub const UNBOUND_REPLACED: &str = "replaced";
+/// Why a phone stopped holding a card replaced as lost.
+pub const UNBOUND_LOST: &str = "lost";
+/// Why a phone stopped holding a cancelled card.
+pub const UNBOUND_CANCELLED: &str = "card-cancelled";
+
+/// A phone that held (or holds) a card, with what it reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardDeviceRow {
+    /// The device.
+    pub device_id: String,
+    /// Its platform.
+    pub platform: String,
+    /// Its model.
+    pub model: String,
+    /// When the card was enrolled on it (Unix seconds).
+    pub bound_at: i64,
+    /// When the card left it.
+    pub unbound_at: Option<i64>,
+    /// Why ([`UNBOUND_REPLACED`], [`UNBOUND_LOST`], [`UNBOUND_CANCELLED`]).
+    pub unbound_reason: Option<String>,
+}
+
+from_row!(CardDeviceRow in "card_devices" {
+    device_id, platform, model, bound_at, unbound_at, unbound_reason,
+});
+
+/// Records that `card_id` was enrolled on `device_id` at `now`.
+pub async fn record_card_bound(
+    conn: &mut Conn,
+    card_id: &str,
+    device_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO card_devices (card_id, device_id, bound_at) VALUES ($1, $2, $3)")
+        .bind(card_id)
+        .bind(device_id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that every phone still holding `card_id` stopped holding it at `now` for `reason`;
+/// returns how many.
+pub async fn record_card_unbound(
+    conn: &mut Conn,
+    card_id: &str,
+    now: i64,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE card_devices SET unbound_at = $2, unbound_reason = $3 WHERE card_id = $1 AND unbound_at IS NULL",
+    )
+    .bind(card_id)
+    .bind(now)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The phones `card_id` has been on, oldest first.
+pub async fn card_devices(
+    conn: &mut Conn,
+    card_id: &str,
+) -> Result<Vec<CardDeviceRow>, StoreError> {
+    Ok(sqlx::query_as::<_, CardDeviceRow>(
+        "SELECT cd.device_id, d.platform, d.model, cd.bound_at, cd.unbound_at, cd.unbound_reason
+         FROM card_devices cd JOIN devices d ON d.device_id = cd.device_id
+         WHERE cd.card_id = $1 ORDER BY cd.bound_at, cd.id",
+    )
+    .bind(card_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Whether `device_id` has ever held `card_id`.
+pub async fn card_was_on_device(
+    conn: &mut Conn,
+    card_id: &str,
+    device_id: &str,
+) -> Result<bool, StoreError> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT id FROM card_devices WHERE card_id = $1 AND device_id = $2 LIMIT 1")
+            .bind(card_id)
+            .bind(device_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// A card moved away from a phone by a replacement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedAwayRow {
+    /// The card.
+    pub card_id: String,
+    /// When it left the phone (Unix seconds).
+    pub unbound_at: i64,
+    /// [`UNBOUND_REPLACED`] or [`UNBOUND_LOST`].
+    pub unbound_reason: String,
+}
+
+from_row!(MovedAwayRow in "card_devices" { card_id, unbound_at, unbound_reason });
+
+/// When `card_id` was moved away from `device_id` by a replacement, if it was.
+pub async fn card_moved_from_device(
+    conn: &mut Conn,
+    card_id: &str,
+    device_id: &str,
+) -> Result<Option<MovedAwayRow>, StoreError> {
+    Ok(sqlx::query_as::<_, MovedAwayRow>(
+        "SELECT card_id, unbound_at, unbound_reason FROM card_devices
+         WHERE card_id = $1 AND device_id = $2 AND unbound_reason IN ('replaced', 'lost')
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(card_id)
+    .bind(device_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The card most recently moved away from `device_id` by a replacement, if the phone holds no
+/// live card now and that is the last thing that happened to it (a phone that enrolled another
+/// card since, or whose last card was cancelled, is not "replaced").
+pub async fn device_replaced_away(
+    conn: &mut Conn,
+    device_id: &str,
+) -> Result<Option<MovedAwayRow>, StoreError> {
+    let last: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT card_id, unbound_at, unbound_reason FROM card_devices cd
+         WHERE device_id = $1
+           AND NOT EXISTS (SELECT 1 FROM cards c WHERE c.device_id = $1
+                           AND c.state IN ('pending', 'active', 'locked', 'suspended'))
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(device_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match last {
+        Some((card_id, Some(unbound_at), Some(reason)))
+            if reason == UNBOUND_REPLACED || reason == UNBOUND_LOST =>
+        {
+            Some(MovedAwayRow {
+                card_id,
+                unbound_at,
+                unbound_reason: reason,
+            })
+        }
+        _ => None,
+    })
+}
+
+/// Takes a card off its phone (replaced as lost: it waits, pending, for the new phone).
+pub async fn clear_card_device(conn: &mut Conn, card_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cards SET device_id = NULL WHERE id = $1")
+        .bind(card_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes every device token of `device_id` (its event stream stops at its next check, and it
+/// must prove itself again for a new one); returns how many.
+pub async fn delete_device_tokens(conn: &mut Conn, device_id: &str) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM device_tokens WHERE device_id = $1")
+        .bind(device_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Fails every open sign-in request of a card (pending, or approved and not yet collected): an
+/// approval by the phone the card is leaving must not become a session. Returns their ids.
+pub async fn fail_open_requests_of_card(
+    conn: &mut Conn,
+    card_id: &str,
+    now: i64,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "UPDATE auth_requests SET state = 'failed', decided_at = COALESCE(decided_at, $2)
+         WHERE card_id = $1 AND state IN ('pending', 'approved') RETURNING id",
+    )
+    .bind(card_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?;
+    let mut ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// A replacement an RA asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplacementRow {
+    /// Id.
+    pub id: String,
+    /// The card.
+    pub card_id: String,
+    /// Replaced as lost.
+    pub lost: bool,
+    /// The RA's reason.
+    pub reason: String,
+    /// The RA.
+    pub requested_by: String,
+    /// When (Unix seconds).
+    pub requested_at: i64,
+    /// The phone the card is leaving.
+    pub old_device_id: Option<String>,
+    /// The phone it went to, once enrolled.
+    pub new_device_id: Option<String>,
+    /// When the new phone enrolled.
+    pub completed_at: Option<i64>,
+    /// When a later replacement or the card's cancellation ended it.
+    pub ended_at: Option<i64>,
+}
+
+const REPLACEMENT_COLUMNS: &str = "id, card_id, lost, reason, requested_by, requested_at, old_device_id, new_device_id, completed_at, ended_at";
+
+from_row!(ReplacementRow in "card_replacements" {
+    id, card_id, lost: flag, reason, requested_by, requested_at, old_device_id, new_device_id,
+    completed_at, ended_at,
+});
+
+/// Stores a replacement.
+pub async fn insert_replacement(conn: &mut Conn, r: &ReplacementRow) -> Result<(), StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO card_replacements ({REPLACEMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )))
+    .bind(&r.id)
+    .bind(&r.card_id)
+    .bind(i64::from(r.lost))
+    .bind(&r.reason)
+    .bind(&r.requested_by)
+    .bind(r.requested_at)
+    .bind(&r.old_device_id)
+    .bind(&r.new_device_id)
+    .bind(r.completed_at)
+    .bind(r.ended_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The card's replacement waiting for its new phone, if any.
+pub async fn open_replacement(
+    conn: &mut Conn,
+    card_id: &str,
+) -> Result<Option<ReplacementRow>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, ReplacementRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {REPLACEMENT_COLUMNS} FROM card_replacements
+         WHERE card_id = $1 AND completed_at IS NULL AND ended_at IS NULL
+         ORDER BY requested_at DESC, id LIMIT 1"
+        )))
+        .bind(card_id)
+        .fetch_optional(conn)
+        .await?,
+    )
+}
+
+/// Ends the card's open replacements (a new one replaces them, or the card is cancelled);
+/// returns how many.
+pub async fn end_open_replacements(
+    conn: &mut Conn,
+    card_id: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE card_replacements SET ended_at = $2 WHERE card_id = $1 AND completed_at IS NULL AND ended_at IS NULL",
+    )
+    .bind(card_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Completes open replacement `id` with the phone that enrolled; `false` if it was no longer
+/// open (exactly one enrolment completes it).
+pub async fn complete_replacement(
+    conn: &mut Conn,
+    id: &str,
+    new_device_id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE card_replacements SET completed_at = $3, new_device_id = $2
+         WHERE id = $1 AND completed_at IS NULL AND ended_at IS NULL",
+    )
+    .bind(id)
+    .bind(new_device_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A certificate as a card's history shows it: validity and revocation with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateHistoryRow {
+    /// Serial (hex).
+    pub serial: String,
+    /// Usage.
+    pub usage: String,
+    /// Validity start (Unix seconds).
+    pub not_before: i64,
+    /// Validity end (Unix seconds).
+    pub not_after: i64,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+    /// RFC 5280 CRLReason code (`None` when unrevoked or revoked before reasons were kept).
+    pub reason_code: Option<u8>,
+}
+
+from_row!(CertificateHistoryRow in "certificates" {
+    serial, usage, not_before, not_after, revoked_at,
+    reason_code = "revocation_reason_code": small_opt,
+});
+
+/// Every certificate of a card, oldest first, revoked ones included.
+pub async fn certificate_history(
+    conn: &mut Conn,
+    card_id: &str,
+) -> Result<Vec<CertificateHistoryRow>, StoreError> {
+    Ok(sqlx::query_as::<_, CertificateHistoryRow>(
+        "SELECT serial, usage, not_before, not_after, revoked_at, revocation_reason_code
+         FROM certificates WHERE card_id = $1 ORDER BY not_before, usage, serial",
+    )
+    .bind(card_id)
+    .fetch_all(conn)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

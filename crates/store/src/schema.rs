@@ -479,21 +479,88 @@ CREATE INDEX one_time_codes_by_card ON one_time_codes(card_id, kind);
 "#,
     ),
     (
+        // Issue 14: the approved-versions policy (allow/deny rules per client kind, who set
+        // each and when) and what each workstation's identity agent last reported. Phones'
+        // versions are `devices.app_version`, kept current by the device-token exchange.
         "0015_approved_versions",
         r#"
--- reserved: approved versions
+CREATE TABLE version_rules (
+    id           INTEGER PRIMARY KEY,
+    client_kind  TEXT NOT NULL,
+    verdict      TEXT NOT NULL,
+    platform     TEXT NOT NULL DEFAULT '',
+    requirement  TEXT NOT NULL,
+    reason       TEXT,
+    set_by       TEXT NOT NULL,
+    set_at       INTEGER NOT NULL,
+    UNIQUE (client_kind, platform, requirement)
+);
+CREATE TABLE agent_versions (
+    workstation_id    TEXT PRIMARY KEY,
+    workstation_name  TEXT NOT NULL,
+    registered        INTEGER NOT NULL,
+    ods_code          TEXT NOT NULL,
+    product           TEXT NOT NULL,
+    version           TEXT NOT NULL,
+    card_id           TEXT NOT NULL,
+    first_seen        INTEGER NOT NULL,
+    last_seen         INTEGER NOT NULL
+);
 "#,
     ),
     (
         "0016_card_replacement",
         r#"
--- reserved: card replacement
+-- Card replacement (issue 14). Every phone a card has been enrolled on, with when and why it
+-- stopped holding it, so that moving a card to a new phone keeps its history; cards.device_id
+-- stays the phone that holds it now.
+CREATE TABLE card_devices (
+    id              INTEGER PRIMARY KEY,
+    card_id         TEXT NOT NULL REFERENCES cards(id),
+    device_id       TEXT NOT NULL REFERENCES devices(device_id),
+    bound_at        INTEGER NOT NULL,
+    unbound_at      INTEGER,
+    unbound_reason  TEXT
+);
+CREATE INDEX card_devices_by_card ON card_devices(card_id);
+CREATE INDEX card_devices_by_device ON card_devices(device_id);
+INSERT INTO card_devices (card_id, device_id, bound_at, unbound_at, unbound_reason)
+    SELECT id, device_id, COALESCE(activated_at, created_at),
+           CASE WHEN state = 'revoked' THEN revoked_at END,
+           CASE WHEN state = 'revoked' THEN 'card-cancelled' END
+    FROM cards WHERE device_id IS NOT NULL ORDER BY created_at, id;
+-- A replacement an RA asked for: open until the new phone enrols (completed_at), or a later
+-- replacement or the card's cancellation ends it (ended_at).
+CREATE TABLE card_replacements (
+    id             TEXT PRIMARY KEY,
+    card_id        TEXT NOT NULL REFERENCES cards(id),
+    lost           INTEGER NOT NULL,
+    reason         TEXT NOT NULL,
+    requested_by   TEXT NOT NULL,
+    requested_at   INTEGER NOT NULL,
+    old_device_id  TEXT REFERENCES devices(device_id),
+    new_device_id  TEXT REFERENCES devices(device_id),
+    completed_at   INTEGER,
+    ended_at       INTEGER
+);
+CREATE INDEX card_replacements_by_card ON card_replacements(card_id);
 "#,
     ),
     (
         "0017_ocsp",
         r#"
--- reserved: OCSP
+-- The OCSP responder's delegated signing certificates, newest generation current. The key is
+-- PKCS#8 sealed under the master key (AAD names the serial) so every node signs with the same
+-- one; `generation` is unique so that two nodes rotating at once cannot both insert.
+CREATE TABLE ocsp_responders (
+    serial      TEXT PRIMARY KEY,
+    generation  INTEGER NOT NULL UNIQUE,
+    cert_der    BLOB NOT NULL,
+    sealed_key  BLOB NOT NULL,
+    not_before  INTEGER NOT NULL,
+    not_after   INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL
+);
 "#,
     ),
 ];

@@ -53,7 +53,9 @@ async fn info(State(state): State<AppState>) -> ApiResult<Json<ServerInfo>> {
             name: national.name,
             national: true,
         },
-        approved_app_versions: state.config().approved_app_versions.describe(),
+        approved_app_versions: super::ra_versions::policy(&state)
+            .await?
+            .describe(vsc_core::ClientKind::Authenticator, None),
     }))
 }
 

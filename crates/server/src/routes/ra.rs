@@ -19,6 +19,7 @@
 //! | `GET /api/v1/ra/cards/{id}` | any RA role |
 //! | `POST /api/v1/ra/cards/{id}/activation` | issue card: RAM, RAA (a new code for a pending card) |
 //! | `POST /api/v1/ra/cards/{id}/cancel` | RAM, RAA |
+//! | `POST /api/v1/ra/cards/{id}/replace` | issue card: RAM, RAA (an active or locked card moves to a new phone; see `device::replacement`) |
 //! | `POST /api/v1/ra/cards/{id}/unlock` | RAM, RAA, Sponsor, LSA |
 //! | `POST /api/v1/ra/position-requests` | assign position at the requested organisation |
 //! | `GET /api/v1/ra/position-requests` | any RA role (pending requests it may decide or made) |
@@ -99,6 +100,7 @@ pub fn routes() -> Router<AppState> {
         .route(routes::RA_CARD, get(get_card))
         .route(routes::RA_CARD_ACTIVATION, post(reissue_activation))
         .route(routes::RA_CARD_CANCEL, post(cancel_card))
+        .route(routes::RA_CARD_REPLACE, post(replace_card))
         .route(routes::RA_CARD_UNLOCK, post(unlock_card))
         .route(
             routes::RA_POSITION_REQUESTS,
@@ -1196,10 +1198,15 @@ pub(crate) async fn reissue_activation(
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
         if card.state != CardState::Pending {
+            let hint = if repo::open_replacement(&mut tx, &id).await?.is_some() {
+                " (it is waiting for its replacement phone: `vsc ra card replace` again gives a new code)"
+            } else {
+                ""
+            };
             return Err(ApiError::conflict(
                 code::CARD_NOT_PENDING,
                 format!(
-                    "card {id} is {}; only a pending card gets a new activation",
+                    "card {id} is {}; only a pending card gets a new activation{hint}",
                     card.state
                 ),
             ));
@@ -1261,6 +1268,10 @@ pub(crate) async fn cancel_card(
         let revoked = repo::revoke_certificates_of(&mut tx, &id, now, reason_code.code(), invalidity_unix).await?;
         let sessions_ended = vsc_store::signin::end_sessions_of_card(&mut tx, &id, now, "card-cancelled").await?;
         repo::end_ra_sessions_of(&mut tx, &card.uid).await?;
+        // The card's history keeps its phone, with when it stopped holding the card; a
+        // replacement still waiting for a new phone ends with the card.
+        repo::record_card_unbound(&mut tx, &id, now, repo::UNBOUND_CANCELLED).await?;
+        repo::end_open_replacements(&mut tx, &id, now).await?;
         repo::void_codes(&mut tx, &id, "activation", now).await?;
         repo::void_codes(&mut tx, &id, "unlock", now).await?;
         let crl_number = crl::publish(&state, &mut tx, CrlIssuer::Issuing).await?;
@@ -1271,6 +1282,117 @@ pub(crate) async fn cancel_card(
         let mut conn = state.store().pool().acquire().await?;
         let card = views::card_by_id(&mut conn, &id).await?;
         views::card(&mut conn, card).await
+    })
+    .await
+}
+
+/// Moves a card to a new phone (the person changed or lost theirs): the same card record with a
+/// new activation. Who may issue cards to the person may replace them, never their own. Only a
+/// card that is on a phone (active or locked) is replaced: a pending one just gets a new
+/// activation, a cancelled one needs a new card.
+///
+/// Lost: everything the old phone could do ends now, in this transaction (certificates revoked
+/// `key-compromise` and published in the CRL, sessions, open sign-in requests, device tokens,
+/// unlock codes, the holder's RA sessions), and the card waits, pending, for the new phone. Not
+/// lost: nothing changes for the old phone until the new one enrols (see
+/// `device::replacement`), so the person is not locked out meanwhile. Asking again replaces the
+/// earlier request and its code (and turns a not-lost replacement into a lost one).
+pub(crate) async fn replace_card(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<vsc_proto::replacement::ReplaceCard>,
+) -> ApiResult<Json<CardWithCode>> {
+    audited(&state, &caller, "card.replace", &id, async {
+        let reason = req.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                code::INVALID_REASON,
+                "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): 1 to 500 printable characters",
+            ));
+        }
+        let mut tx = state.write().await?;
+        let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
+        match card.state {
+            CardState::Active | CardState::Locked => {}
+            CardState::Pending => {
+                return Err(ApiError::conflict(
+                    code::CARD_NOT_REPLACEABLE,
+                    format!("card {id} is pending: it is on no phone yet (or already waits for its replacement phone); give a new activation with `vsc ra card reactivate {id}`"),
+                ));
+            }
+            other => {
+                return Err(ApiError::conflict(
+                    code::CARD_NOT_REPLACEABLE,
+                    format!("card {id} is {other}; only a card in use (active or locked) moves to a new phone: issue a new card with `vsc ra card issue`"),
+                ));
+            }
+        }
+        let old_device = card
+            .device_id
+            .clone()
+            .ok_or_else(|| ApiError::internal("a card in use without a phone"))?;
+        let now = state.now_unix();
+        let earlier = repo::end_open_replacements(&mut tx, &id, now).await?;
+        let replacement = repo::ReplacementRow {
+            id: state.new_id()?,
+            card_id: id.clone(),
+            lost: req.lost,
+            reason: reason.to_owned(),
+            requested_by: caller.uid.clone(),
+            requested_at: now,
+            old_device_id: Some(old_device.clone()),
+            new_device_id: None,
+            completed_at: None,
+            ended_at: None,
+        };
+        repo::insert_replacement(&mut tx, &replacement).await?;
+        let mut detail = serde_json::json!({
+            "uid": card.uid, "replacement_id": replacement.id, "lost": req.lost, "reason": reason,
+            "old_device_id": old_device, "earlier_replacements_ended": earlier,
+        });
+        let mut failed_requests = Vec::new();
+        if req.lost {
+            if !repo::transition_card(&mut tx, &id, &[card.state], CardState::Pending, now).await? {
+                return Err(ApiError::conflict(code::CARD_CHANGED, "the card changed meanwhile; look at it again"));
+            }
+            // The invalidity date is left out: verifiers then treat the key as compromised
+            // since issue, the safe reading when nobody knows when the phone went.
+            let revoked = repo::revoke_certificates_of(&mut tx, &id, now, RevocationReason::KeyCompromise.code(), None).await?;
+            let sessions = vsc_store::signin::end_live_sessions_of_card(&mut tx, &id, now, "card-replaced-lost").await?;
+            failed_requests = repo::fail_open_requests_of_card(&mut tx, &id, now).await?;
+            let ra_sessions = repo::end_ra_sessions_of(&mut tx, &card.uid).await?;
+            repo::void_codes(&mut tx, &id, "unlock", now).await?;
+            repo::record_card_unbound(&mut tx, &id, now, repo::UNBOUND_LOST).await?;
+            repo::clear_card_device(&mut tx, &id).await?;
+            let tokens = repo::delete_device_tokens(&mut tx, &old_device).await?;
+            let crl_number = crl::publish(&state, &mut tx, CrlIssuer::Issuing).await?;
+            detail["reason_code"] = reason_code_name(RevocationReason::KeyCompromise).into();
+            detail["certificates_revoked"] = revoked.into();
+            detail["sessions_ended"] = sessions.into();
+            detail["requests_failed"] = serde_json::json!(failed_requests);
+            detail["ra_sessions_ended"] = ra_sessions.into();
+            detail["device_tokens_deleted"] = tokens.into();
+            detail["crl_number"] = serde_json::json!(crl_number);
+        }
+        let issued = codes::issue(&state, &mut tx, CodeKind::Activation, &id, &caller.uid, state.config().activation_ttl).await?;
+        detail["code_id"] = issued.code.id().into();
+        detail["expires_at"] = issued.expires_at.unix_timestamp().into();
+        caller.audit(&state, &mut tx, "card.replacement.requested", &id, &card.issued_by, detail).await?;
+        tx.commit().await?;
+        for request_id in failed_requests {
+            state.hub().publish(crate::hub::Event::Decided {
+                card_id: id.clone(),
+                request_id,
+                state: vsc_proto::signin::state::FAILED.into(),
+            });
+        }
+        let mut conn = state.store().pool().acquire().await?;
+        let card = views::card_by_id(&mut conn, &id).await?;
+        Ok(CardWithCode {
+            card: views::card(&mut conn, card).await?,
+            code: issued.to_proto(&state, CodeKind::Activation),
+        })
     })
     .await
 }

@@ -178,6 +178,9 @@ async fn admit_request(
     let (shown, card, blocked_until) = match opening {
         Opening::Workstation(req) => {
             let shown = super::workstation::opening_context(state, ctx, req, tx).await?;
+            // The agent's version, after the workstation proved itself (a registered one signs
+            // the version it reports) and before anything of the person is looked at.
+            super::ra_versions::check_agent_version(state, &shown).await?;
             let (card, blocked_until) = active_card_of(tx, uid.as_str()).await?;
             super::workstation::check_unregistered_allowed(tx, &shown, &card.issued_by).await?;
             (shown, card, blocked_until)
@@ -304,6 +307,9 @@ pub(crate) async fn open_request(
         decided_at: None,
     };
     db::insert_auth_request(&mut tx, &row).await?;
+    if matches!(opening, Opening::Workstation(_)) {
+        super::ra_versions::record_agent_version(&mut tx, &shown, &card.id, now_unix).await?;
+    }
     let event = ctx.event(
         "auth.requested",
         uid.as_str(),

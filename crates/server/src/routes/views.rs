@@ -1,6 +1,8 @@
-//! Turning stored rows into the API's views of people and cards.
+//! Turning stored rows into the API's views of people and cards (a card with its history:
+//! certificates, revoked ones included, and the phones it has been on).
 
 use vsc_proto::errors as code;
+use vsc_proto::replacement::{CardDevice, PendingReplacement};
 use vsc_proto::{Card, CertificateSummary, IdentityCheck, Person, Position, RaRoleGrant};
 use vsc_store::Conn;
 use vsc_store::repo;
@@ -11,9 +13,10 @@ fn timestamp(t: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-/// A card with its certificates.
+/// A card with its history: every certificate it has had (revoked ones with their reason) and
+/// every phone it has been on, and the replacement waiting for a new phone, if any.
 pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
-    let certificates = repo::certificates_of(conn, &row.id)
+    let certificates = repo::certificate_history(conn, &row.id)
         .await?
         .into_iter()
         .map(|c| CertificateSummary {
@@ -21,8 +24,33 @@ pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
             usage: c.usage,
             not_after: timestamp(c.not_after),
             revoked: c.revoked_at.is_some(),
+            not_before: Some(timestamp(c.not_before)),
+            revoked_at: c.revoked_at.map(timestamp),
+            revocation_reason: c.revoked_at.map(|_| reason_name(c.reason_code).to_owned()),
         })
         .collect();
+    let devices = repo::card_devices(conn, &row.id)
+        .await?
+        .into_iter()
+        .map(|d| CardDevice {
+            device_id: d.device_id,
+            platform: d.platform,
+            model: d.model,
+            bound_at: timestamp(d.bound_at),
+            unbound_at: d.unbound_at.map(timestamp),
+            unbound_reason: d.unbound_reason,
+        })
+        .collect();
+    let pending_replacement =
+        repo::open_replacement(conn, &row.id)
+            .await?
+            .map(|r| PendingReplacement {
+                lost: r.lost,
+                reason: r.reason,
+                requested_by: r.requested_by,
+                requested_at: timestamp(r.requested_at),
+                old_device_id: r.old_device_id,
+            });
     Ok(Card {
         id: row.id,
         uid: row.uid,
@@ -31,7 +59,24 @@ pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
         issued_by: row.issued_by,
         device_id: row.device_id,
         certificates,
+        devices,
+        pending_replacement,
     })
+}
+
+/// The name of an RFC 5280 CRLReason code as RAs give it (`unspecified` for revocations
+/// recorded before reasons were kept, and for codes vsc never uses).
+pub fn reason_name(code: Option<u8>) -> &'static str {
+    use vsc_pki::RevocationReason as R;
+    [
+        (R::KeyCompromise, "key-compromise"),
+        (R::AffiliationChanged, "affiliation-changed"),
+        (R::Superseded, "superseded"),
+        (R::CessationOfOperation, "cessation-of-operation"),
+    ]
+    .into_iter()
+    .find(|(r, _)| Some(r.code()) == code)
+    .map_or("unspecified", |(_, name)| name)
 }
 
 /// Loads a card or answers `unknown_card`.

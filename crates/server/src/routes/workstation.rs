@@ -482,6 +482,7 @@ async fn enrol_inner(
             &row.ods_code,
             vsc_pki::ca::workstation::WORKSTATION_LIFETIME,
             &state.crl_url(),
+            &state.ocsp_url(),
             state.now(),
         )
         .map_err(|e| ApiError::bad_request(code::INVALID_CSR, e.to_string()))?;

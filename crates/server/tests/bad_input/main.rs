@@ -20,4 +20,5 @@ mod ra_login;
 mod ra_scope;
 mod ra_takeover;
 mod ra_withdraw;
+mod replacement;
 mod revocation_reasons;

@@ -474,6 +474,9 @@ const SNAPSHOT_TABLES: &[&str] = &[
     "ra_sessions",
     "crls",
     "position_requests",
+    "card_devices",
+    "card_replacements",
+    "version_rules",
 ];
 
 impl TestServer {

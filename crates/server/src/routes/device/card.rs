@@ -26,6 +26,13 @@ pub(super) async fn set_pin(
     caller: DeviceCaller,
     ApiJson(req): ApiJson<SetCardPin>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    crate::routes::ra_versions::require_device_version(
+        &state,
+        &caller.ctx,
+        &caller.device_id,
+        "card.pin.set",
+    )
+    .await?;
     let pin = Zeroizing::new(req.pin);
     let result = async {
         if !pin_is_well_formed(&pin) {

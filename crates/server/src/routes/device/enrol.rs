@@ -49,6 +49,7 @@ use vsc_store::repo::{self, CardRow, CertificateRow, CodeRow, DeviceRow};
 use vsc_store::{NewEvent, Outcome, Tx};
 use zeroize::Zeroizing;
 
+use super::replacement;
 use crate::codes::{self, CodeKind};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{ApiJson, Client, challenge};
@@ -162,7 +163,10 @@ async fn enrol_inner(
     let card = repo::card(&mut tx, &code.card_id)
         .await?
         .ok_or_else(|| ApiError::internal("activation without card"))?;
-    if card.state != CardState::Pending {
+    // A replacement (`vsc ra card replace`) moves the card to a new phone: see `replacement`.
+    let replacement = repo::open_replacement(&mut tx, &card.id).await?;
+    let from_states = replacement::enrollable_states(replacement.as_ref());
+    if !from_states.contains(&card.state) {
         return Err(ApiError::conflict(
             code::CARD_NOT_PENDING,
             format!(
@@ -197,6 +201,9 @@ async fn enrol_inner(
             code::DEVICE_ID_MALFORMED,
             "the device id must be 16 to 128 letters, digits or dashes",
         ));
+    }
+    if replacement.is_some() {
+        replacement::check_new_phone(&mut tx, &card, device_id).await?;
     }
     if repo::device(&mut tx, device_id)
         .await?
@@ -317,6 +324,20 @@ async fn enrol_inner(
         ));
     }
     vsc_store::signin::set_device_key(&mut tx, device_id, &device_key).await?;
+    let retired = match &replacement {
+        Some(r) => Some(
+            replacement::retire_old_phone(
+                state,
+                &mut tx,
+                &card,
+                r,
+                device_id,
+                now.unix_timestamp(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let subject_dn = PersonSubject {
         uid: person.uid.clone(),
         given_name: person.given_name.clone(),
@@ -324,6 +345,7 @@ async fn enrol_inner(
     };
     let validity = state.config().certificate_validity;
     let crl_url = state.crl_url();
+    let ocsp_url = state.ocsp_url();
     let mut issued = Vec::new();
     let mut requested = vec![
         (&auth_csr, CertProfile::Authentication, "authentication"),
@@ -342,6 +364,7 @@ async fn enrol_inner(
             &subject_dn,
             validity,
             &crl_url,
+            &ocsp_url,
             now,
         )?;
         repo::insert_certificate(
@@ -361,6 +384,7 @@ async fn enrol_inner(
         issued.push(cert);
     }
     repo::bind_card_device(&mut tx, &card.id, device_id, &sealed_recovery).await?;
+    repo::record_card_bound(&mut tx, &card.id, device_id, now.unix_timestamp()).await?;
     store_passcode_deposit(
         state,
         &mut tx,
@@ -372,7 +396,7 @@ async fn enrol_inner(
     if !repo::transition_card(
         &mut tx,
         &card.id,
-        &[CardState::Pending],
+        from_states,
         CardState::Active,
         now.unix_timestamp(),
     )
@@ -398,7 +422,27 @@ async fn enrol_inner(
         }),
     );
     state.append_audit(&mut tx, &event, state.now_ms()).await?;
+    if let Some(retired) = &retired {
+        let event = AuditContext {
+            actor: person.uid.clone(),
+            source: ctx.source,
+        }
+        .event(
+            "card.replaced",
+            &card.id,
+            &card.issued_by,
+            retired.detail.clone(),
+        );
+        state.append_audit(&mut tx, &event, state.now_ms()).await?;
+    }
     tx.commit().await?;
+    for request_id in retired.into_iter().flat_map(|r| r.failed_requests) {
+        state.hub().publish(crate::hub::Event::Decided {
+            card_id: card.id.clone(),
+            request_id,
+            state: vsc_proto::signin::state::FAILED.into(),
+        });
+    }
     // The bootstrap activation is spent: its file must not outlive it.
     let _ = std::fs::remove_file(state.config().data_dir.join("bootstrap.json"));
     let mut issued = issued.into_iter();
@@ -616,15 +660,13 @@ async fn check_passcode(
         &state.origin(),
     );
     verify_device_signature(&key, &statement, signature)?;
-    let card = repo::card(tx, &req.card_id)
-        .await?
-        .filter(|c| c.device_id.as_deref() == Some(req.device_id.as_str()) && c.uid == uid)
-        .ok_or_else(|| {
-            ApiError::forbidden(
-                code::CARD_NOT_ON_THIS_DEVICE,
-                "this phone holds no such card; enrol again",
-            )
-        })?;
+    let card = match repo::card(tx, &req.card_id).await?.filter(|c| c.uid == uid) {
+        Some(c) if c.device_id.as_deref() == Some(req.device_id.as_str()) => c,
+        // A card moved to another phone says so (`card_replaced`).
+        other => {
+            return Err(replacement::not_on_this_device(tx, other.as_ref(), &req.device_id).await);
+        }
+    };
     subject.clone_from(&card.id);
     match card.state.as_str() {
         "active" => {}

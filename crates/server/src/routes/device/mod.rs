@@ -26,6 +26,7 @@
 
 mod card;
 mod enrol;
+mod replacement;
 mod signin;
 mod signing;
 
@@ -125,6 +126,7 @@ async fn device_challenge_inner(
 async fn device_token(
     State(state): State<AppState>,
     Client(ctx): Client,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<DeviceTokenRequest>,
 ) -> ApiResult<Json<DeviceToken>> {
     state
@@ -132,7 +134,7 @@ async fn device_token(
             &ctx,
             "device.token",
             &req.device_id,
-            device_token_inner(&state, &ctx, &req),
+            device_token_inner(&state, &ctx, &req, &headers),
         )
         .await
         .map(Json)
@@ -142,7 +144,12 @@ async fn device_token_inner(
     state: &AppState,
     ctx: &AuditContext,
     req: &DeviceTokenRequest,
+    headers: &axum::http::HeaderMap,
 ) -> ApiResult<DeviceToken> {
+    // The app's version, when it says (older apps do not: their enrolment's version stands).
+    // Recorded, not judged, here: the routes that use the card refuse an unapproved version
+    // with a message the app shows.
+    let app_version = super::ra_versions::reported_app_version(headers)?;
     let signature = B64.decode(req.signature.trim()).map_err(|_| {
         ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
     })?;
@@ -168,6 +175,12 @@ async fn device_token_inner(
         &state.origin(),
     );
     enrol::verify_device_signature(&key, &statement, &signature)?;
+    super::ra_versions::record_device_version(&mut tx, &req.device_id, app_version.as_deref(), now)
+        .await?;
+    // A phone whose card was moved to another phone gets no channel (card replacement).
+    if let Some(moved) = vsc_store::repo::device_replaced_away(&mut tx, &req.device_id).await? {
+        return Err(replacement::moved_away(&moved));
+    }
     let token = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
     let expires_at = state.now() + state.config().signin.device_token_ttl;
     db::insert_device_token(
@@ -189,7 +202,7 @@ async fn device_token_inner(
                 "device.token.issued",
                 &req.device_id,
                 "",
-                serde_json::json!({}),
+                serde_json::json!({"app_version": app_version}),
             ),
             state.now_ms(),
         )

@@ -85,6 +85,13 @@ pub(super) async fn device_requests(
     caller: DeviceCaller,
     Query(wait): Query<Wait>,
 ) -> ApiResult<Json<Vec<PendingAuthRequest>>> {
+    crate::routes::ra_versions::require_device_version(
+        &state,
+        &caller.ctx,
+        &caller.device_id,
+        "device.requests",
+    )
+    .await?;
     let mut events = state.hub().subscribe();
     let pending = pending_for_device(&state, &caller).await?;
     if !pending.is_empty() || wait.wait == 0 {
@@ -122,6 +129,13 @@ pub(super) async fn device_events(
     State(state): State<AppState>,
     caller: DeviceCaller,
 ) -> ApiResult<Sse<impl futures_core::Stream<Item = Result<SseEvent, Infallible>>>> {
+    crate::routes::ra_versions::require_device_version(
+        &state,
+        &caller.ctx,
+        &caller.device_id,
+        "device.events",
+    )
+    .await?;
     let mut events = state.hub().subscribe();
     let initial = pending_for_device(&state, &caller).await?;
     let initial_signing = super::signing::pending_for_device(&state, &caller).await?;
@@ -163,6 +177,11 @@ pub(super) async fn device_events(
             };
             match event {
                 Ok(Event::Opened { card_id, request_id }) if cards.contains(&card_id) => {
+                    // A card moved to another phone (its tokens deleted) stops here, not at the
+                    // next periodic check: the old phone must not see the new phone's requests.
+                    if !stream_still_authorised(&state, &token_hash, &cards).await {
+                        break;
+                    }
                     let row = match state.store().pool().acquire().await {
                         Ok(mut conn) => db::auth_request(&mut conn, &request_id).await.ok().flatten(),
                         Err(_) => None,
@@ -402,6 +421,15 @@ async fn approve_inner(
     id: &str,
     req: &ApproveAuthRequest,
 ) -> ApiResult<AuthRequestOutcome> {
+    // Before anything is read or decided: a refused version leaves the request pending and
+    // counts nothing against the card (updating the app is not a failed sign-in).
+    crate::routes::ra_versions::require_device_version(
+        state,
+        &caller.ctx,
+        &caller.device_id,
+        "auth.approve",
+    )
+    .await?;
     let signature = B64.decode(req.signature.trim()).map_err(|_| {
         ApiError::bad_request(code::SIGNATURE_MALFORMED, "the signature is not base64")
     })?;

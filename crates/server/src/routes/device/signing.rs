@@ -88,6 +88,13 @@ pub(super) async fn device_pending(
     State(state): State<AppState>,
     caller: DeviceCaller,
 ) -> ApiResult<Json<Vec<PendingSigningRequest>>> {
+    crate::routes::ra_versions::require_device_version(
+        &state,
+        &caller.ctx,
+        &caller.device_id,
+        "signing.pending",
+    )
+    .await?;
     Ok(Json(pending_for_device(&state, &caller).await?))
 }
 
@@ -213,6 +220,13 @@ async fn complete_inner(
     id: &str,
     req: &CompleteSigningRequest,
 ) -> ApiResult<SigningOutcome> {
+    crate::routes::ra_versions::require_device_version(
+        state,
+        &caller.ctx,
+        &caller.device_id,
+        "signing.complete",
+    )
+    .await?;
     let now = state.now_unix();
     let mut conn = state.store().pool().acquire().await?;
     let (row, card) = request_for_device(&mut conn, caller, id, now).await?;

@@ -217,20 +217,30 @@ pub async fn device_version(
     )
 }
 
-/// Records the version a phone reports (with its device token) and that it was seen now.
+/// How stale `devices.last_seen` may get before a device token refreshes it.
+pub const LAST_SEEN_GRANULARITY_SECONDS: i64 = 3600;
+
+/// Records the version a phone reports (with its device token) and that it was seen now. A
+/// phone asks for tokens often, so the row is written only when the version changed or
+/// `last_seen` is more than [`LAST_SEEN_GRANULARITY_SECONDS`] old: "last seen" is for people
+/// (within the hour), and the token path stays free of a second write. Returns whether the row
+/// was written.
 pub async fn set_device_version(
     conn: &mut Conn,
     device_id: &str,
     app_version: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let done =
-        sqlx::query("UPDATE devices SET app_version = $2, last_seen = $3 WHERE device_id = $1")
-            .bind(device_id)
-            .bind(app_version)
-            .bind(now)
-            .execute(conn)
-            .await?;
+    let done = sqlx::query(
+        "UPDATE devices SET app_version = $2, last_seen = $3
+         WHERE device_id = $1 AND (app_version <> $2 OR last_seen < $3 - $4)",
+    )
+    .bind(device_id)
+    .bind(app_version)
+    .bind(now)
+    .bind(LAST_SEEN_GRANULARITY_SECONDS)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -14,6 +14,10 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use url::Url;
 use vsc_core::ActivationCode;
+use vsc_proto::renewal::{
+    RenewalChallenge, RenewalChallengeRequest, RenewalConfirm, RenewalConfirmed, RenewalIssued,
+    RenewalRequest,
+};
 use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
     ActivationLink, ChallengeRequest, ChallengeResponse, EnrolRequest, EnrolResponse, LinkKind,
@@ -25,7 +29,7 @@ use crate::AuthenticatorError;
 use crate::client::{self, Client, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::fsutil;
-use crate::home::{Enrolment, Home};
+use crate::home::{Enrolment, Home, PendingRenewal};
 use crate::keystore::{
     Keystore, KeystoreError, NewPasscode, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
 };
@@ -442,7 +446,17 @@ pub struct Status {
     pub locked: bool,
     /// The keystore predates the server's passcode check (format 1): an RA unlock upgrades it.
     pub keystore_needs_upgrade: bool,
+    /// When the authentication certificate expires.
+    pub certificates_expire: Option<time::OffsetDateTime>,
+    /// Inside the renewal window (the default 90 days before expiry; the server has the last
+    /// word, and an RA can make it due earlier): `vsc authenticator renew`.
+    pub renewal_due: bool,
+    /// A renewal was started and not finished (`renew` finishes it).
+    pub renewal_unfinished: bool,
 }
+
+/// The renewal window the phone assumes for its warnings when offline (the server's default).
+pub const DEFAULT_RENEWAL_WINDOW_DAYS: i64 = 90;
 
 /// Reads the home's state (no network, nothing decrypted).
 pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
@@ -453,7 +467,17 @@ pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
         Err(KeystoreError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    let certificates_expire = enrolment
+        .as_ref()
+        .and_then(|e| not_after_of(&e.auth_certificate_pem).ok());
+    let renewal_due = certificates_expire.is_some_and(|t| {
+        time::OffsetDateTime::now_utc() >= t - time::Duration::days(DEFAULT_RENEWAL_WINDOW_DAYS)
+    });
+    let renewal_unfinished = home.renewal_path().exists();
     Ok(Status {
+        certificates_expire,
+        renewal_due,
+        renewal_unfinished,
         home: home.dir().to_owned(),
         simulated: device.as_ref().is_some_and(|d| d.simulated),
         device_id: device.map(|d| d.device_id),
@@ -475,4 +499,278 @@ pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
             .as_ref()
             .is_some_and(|s| s.format_version() == crate::keystore::LEGACY_FORMAT_VERSION),
     })
+}
+
+/// What [`renew`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewed {
+    /// The renewal.
+    pub renewal_id: String,
+    /// The old certificates the server revoked `superseded` (empty when it had already done so
+    /// and this run only finished on the phone).
+    pub superseded: Vec<String>,
+    /// When the new authentication certificate expires.
+    pub not_after: time::OffsetDateTime,
+    /// This run finished a renewal an earlier run had started.
+    pub resumed: bool,
+}
+
+/// Renews the card's certificates (issue 14), in two phases so that the phone always has keys
+/// the server accepts:
+///
+/// 1. with the passcode checked as for every use of the keys, the current keys are opened and a
+///    second keystore (`keystore.renewing.json`) is written with fresh keys under the same
+///    passcode; the request (new CSRs) is signed by the *current* authentication key over a
+///    server challenge. The server issues the new certificates, not yet in force; the phone
+///    checks they are for its new keys and records the renewal (`renewal.json`);
+/// 2. the confirmation, signed by the *new* authentication key, makes the server revoke the old
+///    certificates (`superseded`); only then does the new keystore replace the old one (one
+///    rename) and `enrolment.json` get the new certificates.
+///
+/// Stopped anywhere, the next `renew` picks up: before the server issued, the old keys are still
+/// in force and it starts again; after, it confirms (a repeated confirmation is harmless) and
+/// installs; a renewal that lapsed unconfirmed is dropped and a new one made. The server refuses
+/// outside the renewal window (`renewal_not_due`) unless an RA made it due.
+pub async fn renew(home: &Home, passcode: &Passcode) -> Result<Renewed, AuthenticatorError> {
+    let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
+    let client = Client::for_home(home)?;
+    let key = unlock::device_key_of(home)?;
+    if let Some(pending) = home.renewal()? {
+        match resume_renewal(home, &client, &key, passcode, &enrolment, &pending).await {
+            Ok(Some(mut done)) => {
+                done.resumed = true;
+                return Ok(done);
+            }
+            Ok(None) => discard_renewal(home)?,
+            Err(AuthenticatorError::Client(client::ClientError::Server { code, .. }))
+                if code == vsc_proto::errors::RENEWAL_NOT_OPEN =>
+            {
+                discard_renewal(home)?
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let window: RenewalChallenge = client
+        .post_json(
+            routes::DEVICE_RENEWAL_CHALLENGE,
+            &RenewalChallengeRequest {
+                device_id: key.device_id().to_owned(),
+                card_id: enrolment.card_id.clone(),
+            },
+            None,
+        )
+        .await?;
+    let renewing = home.renewing_keystore_path();
+    let store = home.open_keystore()?;
+    let (current, new_store, new_keys) =
+        unlock::open_store_with(home, &client, &key, passcode, store, |store, st, secret| {
+            store.rekey_to(&renewing, st, secret)
+        })
+        .await?;
+    let result = async {
+        let mut request = RenewalRequest {
+            device_id: key.device_id().to_owned(),
+            card_id: enrolment.card_id.clone(),
+            challenge_id: window.challenge.challenge_id.clone(),
+            auth_serial: serial_of(&enrolment.auth_certificate_pem)?,
+            auth_csr: B64.encode(new_keys.auth_csr_der(CSR_COMMON_NAME)?),
+            signing_csr: B64.encode(new_keys.signing_csr_der(CSR_COMMON_NAME)?),
+            piv_auth_csr: new_keys
+                .piv_csr_der(PivKey::Authentication, CSR_COMMON_NAME)?
+                .map(|der| B64.encode(der)),
+            piv_signing_csr: new_keys
+                .piv_csr_der(PivKey::Signature, CSR_COMMON_NAME)?
+                .map(|der| B64.encode(der)),
+            signature: String::new(),
+        };
+        let statement = vsc_proto::renewal::renewal_statement(
+            &request,
+            &window.challenge.nonce,
+            &client.origin(),
+        );
+        request.signature = B64.encode(current.sign_auth(&statement)?);
+        let issued: RenewalIssued = client
+            .post_json(routes::DEVICE_RENEWAL, &request, None)
+            .await?;
+        check_certificate(
+            &issued.auth_certificate,
+            new_store.auth_spki(),
+            "authentication",
+        )?;
+        check_certificate(
+            &issued.signing_certificate,
+            new_store.signing_spki(),
+            "signing",
+        )?;
+        for (pem, key, what) in [
+            (
+                &issued.piv_auth_certificate,
+                PivKey::Authentication,
+                "smartcard 9A",
+            ),
+            (
+                &issued.piv_signing_certificate,
+                PivKey::Signature,
+                "smartcard 9C",
+            ),
+        ] {
+            if let (Some(pem), Some(spki)) = (pem, new_store.piv_spki(key)) {
+                check_certificate(pem, &spki, what)?;
+            }
+        }
+        Ok::<_, AuthenticatorError>(issued)
+    }
+    .await;
+    drop(current);
+    let issued = match result {
+        Ok(issued) => issued,
+        Err(e) => {
+            // Nothing was issued (or nothing usable): the new keys are worthless.
+            let _ = fsutil::remove_if_exists(&renewing);
+            return Err(e);
+        }
+    };
+    let pending = PendingRenewal {
+        renewal_id: issued.renewal_id.clone(),
+        confirm_nonce: issued.confirm_nonce.clone(),
+        new_auth_spki: B64.encode(new_store.auth_spki()),
+        auth_certificate_pem: issued.auth_certificate.clone(),
+        signing_certificate_pem: issued.signing_certificate.clone(),
+        expires_at: issued.expires_at,
+    };
+    home.save_renewal(&pending)?;
+    match confirm_renewal(home, &client, &enrolment, &pending, &new_keys).await {
+        Err(AuthenticatorError::Client(client::ClientError::Server {
+            code,
+            status,
+            message,
+        })) if code == vsc_proto::errors::RENEWAL_NOT_OPEN => {
+            discard_renewal(home)?;
+            Err(client::ClientError::Server {
+                code,
+                status,
+                message,
+            }
+            .into())
+        }
+        other => other,
+    }
+}
+
+/// Finishes a recorded renewal with the new keys, wherever they are; `None` when no keystore
+/// holds them (the record is stale).
+async fn resume_renewal(
+    home: &Home,
+    client: &Client,
+    key: &DeviceKey,
+    passcode: &Passcode,
+    enrolment: &Enrolment,
+    pending: &PendingRenewal,
+) -> Result<Option<Renewed>, AuthenticatorError> {
+    let mut found = None;
+    for path in [home.renewing_keystore_path(), home.keystore_path()] {
+        match SoftwareKeystore::open(&path) {
+            Ok(store) if B64.encode(store.auth_spki()) == pending.new_auth_spki => {
+                found = Some(store);
+                break;
+            }
+            Ok(_) | Err(KeystoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let Some(store) = found else {
+        return Ok(None);
+    };
+    let keys = unlock::open_store_with(home, client, key, passcode, store, |store, st, secret| {
+        store.unlock_with_secret(st, secret)
+    })
+    .await?;
+    confirm_renewal(home, client, enrolment, pending, &keys)
+        .await
+        .map(Some)
+}
+
+/// Phase 2: the server's confirmation, then the new keystore and certificates take over.
+async fn confirm_renewal(
+    home: &Home,
+    client: &Client,
+    enrolment: &Enrolment,
+    pending: &PendingRenewal,
+    new_keys: &UnlockedKeys,
+) -> Result<Renewed, AuthenticatorError> {
+    let statement = vsc_proto::renewal::renewal_confirm_statement(
+        &pending.renewal_id,
+        &pending.confirm_nonce,
+        &enrolment.card_id,
+        &client.origin(),
+    );
+    let confirmed: RenewalConfirmed = client
+        .post_json(
+            routes::DEVICE_RENEWAL_CONFIRM,
+            &RenewalConfirm {
+                renewal_id: pending.renewal_id.clone(),
+                signature: B64.encode(new_keys.sign_auth(&statement)?),
+            },
+            None,
+        )
+        .await?;
+    // The server now holds only the new certificates: install the new keys (one rename drops
+    // the old ones), then the certificates, then forget the renewal.
+    let renewing = home.renewing_keystore_path();
+    if renewing.exists() {
+        let keystore_path = home.keystore_path();
+        std::fs::rename(&renewing, &keystore_path).map_err(|source| KeystoreError::Io {
+            action: "move the renewed keystore to",
+            path: keystore_path.clone(),
+            source,
+        })?;
+    }
+    let mut renewed = enrolment.clone();
+    renewed.auth_certificate_pem = pending.auth_certificate_pem.clone();
+    renewed.signing_certificate_pem = pending.signing_certificate_pem.clone();
+    home.save_enrolment(&renewed)?;
+    remove(&home.renewal_path())?;
+    Ok(Renewed {
+        renewal_id: confirmed.renewal_id,
+        superseded: confirmed.superseded,
+        not_after: not_after_of(&pending.auth_certificate_pem)?,
+        resumed: false,
+    })
+}
+
+/// Forgets an unfinished renewal and its keys (the server no longer accepts it).
+fn discard_renewal(home: &Home) -> Result<(), AuthenticatorError> {
+    remove(&home.renewing_keystore_path())?;
+    remove(&home.renewal_path())?;
+    Ok(())
+}
+
+fn parsed<T>(
+    pem: &str,
+    f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> T,
+) -> Result<T, AuthenticatorError> {
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
+        AuthenticatorError::BadEnrolment(format!("the stored certificate is not PEM: {e}"))
+    })?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| {
+        AuthenticatorError::BadEnrolment(format!("the stored certificate does not parse: {e}"))
+    })?;
+    Ok(f(&cert))
+}
+
+/// The certificate's serial as the server spells it (hex of the INTEGER without sign padding).
+fn serial_of(pem: &str) -> Result<String, AuthenticatorError> {
+    parsed(pem, |cert| {
+        let raw = cert.raw_serial();
+        let start = raw
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(raw.len().saturating_sub(1));
+        raw[start..].iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
+/// When the certificate expires.
+pub fn not_after_of(pem: &str) -> Result<time::OffsetDateTime, AuthenticatorError> {
+    parsed(pem, |cert| cert.validity().not_after.to_datetime())
 }

@@ -33,6 +33,8 @@ const DEVICE_FILE: &str = "device.json";
 const ENROLMENT_FILE: &str = "enrolment.json";
 const KEYSTORE_FILE: &str = "keystore.json";
 const PENDING_KEYSTORE_FILE: &str = "keystore.pending.json";
+const RENEWING_KEYSTORE_FILE: &str = "keystore.renewing.json";
+const RENEWAL_FILE: &str = "renewal.json";
 const DEVICE_KEY_FILE: &str = "device-key.json";
 
 /// Why the home directory could not be used.
@@ -219,6 +221,47 @@ impl Home {
     pub fn open_keystore(&self) -> Result<SoftwareKeystore, KeystoreError> {
         SoftwareKeystore::open(&self.keystore_path())
     }
+
+    /// Where a renewal keeps the new keys until the server has confirmed them
+    /// (`keystore.renewing.json`; see [`crate::flows::renew`]).
+    pub fn renewing_keystore_path(&self) -> PathBuf {
+        self.dir.join(RENEWING_KEYSTORE_FILE)
+    }
+
+    /// `renewal.json`: a renewal the server issued that this phone has not finished.
+    pub fn renewal_path(&self) -> PathBuf {
+        self.dir.join(RENEWAL_FILE)
+    }
+
+    /// The unfinished renewal, if any.
+    pub fn renewal(&self) -> Result<Option<PendingRenewal>, HomeError> {
+        read_json(&self.renewal_path())
+    }
+
+    /// Records an unfinished renewal.
+    pub fn save_renewal(&self, renewal: &PendingRenewal) -> Result<(), HomeError> {
+        write_json(&self.renewal_path(), renewal)
+    }
+}
+
+/// A renewal the server issued and this phone has not finished (`renewal.json`): what it needs
+/// to confirm and then install the new certificates. No secrets: the confirmation needs the
+/// new private key, which is in the keystore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRenewal {
+    /// The renewal.
+    pub renewal_id: String,
+    /// What the confirmation signs.
+    pub confirm_nonce: String,
+    /// The new authentication key (SPKI, base64), to tell which keystore holds it.
+    pub new_auth_spki: String,
+    /// New authentication certificate (PEM).
+    pub auth_certificate_pem: String,
+    /// New signing certificate (PEM).
+    pub signing_certificate_pem: String,
+    /// Confirm before this.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, HomeError> {

@@ -819,6 +819,76 @@ impl SoftwareKeystore {
         self.replace(file)
     }
 
+    /// Renewal: opens this store with the stretched passcode and the server's secret and writes
+    /// at `path` a store with *fresh* keys sealed under the same data key, with the same passcode
+    /// and recovery wraps (so the same passcode, server secret and recovery key open it). This
+    /// store is not changed. Returns the current keys (which sign the renewal request) and the new
+    /// store with its keys (which sign the confirmation). The caller moves the new store over this
+    /// one only once the server has confirmed; until then both files open.
+    pub fn rekey_to(
+        &mut self,
+        path: &Path,
+        stretched: &StretchedPasscode,
+        secret: &ServerSecret,
+    ) -> Result<(UnlockedKeys, SoftwareKeystore, UnlockedKeys), KeystoreError> {
+        let current = self.unlock_with_secret(stretched, secret)?;
+        let kek = stretched.kek(secret)?;
+        let dek = match open_sealed(&kek, AAD_DEK_PASSCODE, &self.file.dek_by_passcode) {
+            Ok(Some(dek)) => self.as_key(&dek)?,
+            Ok(None) => {
+                return Err(KeystoreError::ServerSecretMismatch {
+                    path: self.path.clone(),
+                });
+            }
+            Err(reason) => return Err(self.corrupt(reason)),
+        };
+        let auth = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING)
+            .map_err(|_| KeystoreError::Crypto("generate ECDSA P-256 key"))?;
+        let auth_pkcs8 = auth
+            .to_pkcs8v1()
+            .map_err(|_| KeystoreError::Crypto("serialise ECDSA key"))?;
+        let auth_spki = ec_spki(&auth)?;
+        let signing = RsaKeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| KeystoreError::Crypto("generate RSA-2048 key"))?;
+        let signing_pkcs8 = AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&signing)
+            .map_err(|_| KeystoreError::Crypto("serialise RSA key"))?;
+        let signing_spki = rsa_spki(&signing)?;
+        let (piv_auth, sealed_piv_auth) = new_piv_key(&dek, PivKey::Authentication)?;
+        let (piv_sign, sealed_piv_sign) = new_piv_key(&dek, PivKey::Signature)?;
+        let mut file = self.file.clone();
+        file.auth_private_key = seal(
+            &dek,
+            &key_aad(AAD_AUTH_KEY, &auth_spki),
+            auth_pkcs8.as_ref(),
+        )?;
+        file.signing_private_key = seal(
+            &dek,
+            &key_aad(AAD_SIGNING_KEY, &signing_spki),
+            signing_pkcs8.as_ref(),
+        )?;
+        file.auth_public_key = B64.encode(&auth_spki);
+        file.signing_public_key = B64.encode(&signing_spki);
+        file.piv_keys = Some([sealed_piv_auth, sealed_piv_sign]);
+        file.failed_attempts = 0;
+        file.locked = false;
+        write_file(path, &file)?;
+        let keys = UnlockedKeys {
+            auth,
+            signing,
+            signing_pkcs8: Zeroizing::new(signing_pkcs8.as_ref().to_vec()),
+            piv: Some([piv_auth, piv_sign]),
+            auth_spki: auth_spki.clone(),
+            signing_spki: signing_spki.clone(),
+        };
+        let store = SoftwareKeystore {
+            path: path.to_owned(),
+            file,
+            auth_spki,
+            signing_spki,
+        };
+        Ok((current, store, keys))
+    }
+
     fn salt(&self) -> Result<[u8; SALT_LEN], KeystoreError> {
         let salt = B64
             .decode(&self.file.kdf.salt)
@@ -1265,6 +1335,74 @@ mod tests {
             new.verifier_base64(),
             ServerSecret::from_base64(&new.secret_base64()).expect("secret"),
         )
+    }
+
+    /// Renewal's re-keying: a second file with fresh keys that the same passcode, server secret
+    /// and recovery key open, while the first file is untouched and still opens.
+    #[test]
+    fn rekey_to_writes_fresh_keys_under_the_same_wraps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keystore.json");
+        let renewing = dir.path().join("keystore.renewing.json");
+        let right = passcode("246810");
+        let new = NewPasscode::new(&right).expect("stretch");
+        let (_, secret) = server_side(&new);
+        let (mut store, recovery) = SoftwareKeystore::create(&path, &new).expect("create");
+        let before = std::fs::read(&path).expect("read");
+        let old_auth = store.auth_spki().to_vec();
+        let old_piv = store.piv_spki(PivKey::Authentication);
+        let stretched = store.stretch(&right).expect("stretch");
+        let (current, mut renewed, new_keys) = store
+            .rekey_to(&renewing, &stretched, &secret)
+            .expect("rekey");
+        assert_eq!(current.auth_spki(), old_auth.as_slice());
+        assert_ne!(new_keys.auth_spki(), old_auth.as_slice());
+        assert_ne!(new_keys.signing_spki(), store.signing_spki());
+        assert_ne!(renewed.piv_spki(PivKey::Authentication), old_piv);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            before,
+            "the old file is untouched"
+        );
+
+        // The new file opens with the same passcode and secret, and has the new keys.
+        let mut reopened = SoftwareKeystore::open(&renewing).expect("open");
+        let stretched = reopened.stretch(&right).expect("stretch");
+        let keys = reopened
+            .unlock_with_secret(&stretched, &secret)
+            .expect("the new file opens");
+        assert_eq!(keys.auth_spki(), new_keys.auth_spki());
+        let msg = b"renewed";
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, new_keys.auth_spki())
+            .verify(msg, &keys.sign_auth(msg).expect("sign"))
+            .expect("the new key signs");
+        assert!(
+            keys.piv_csr_der(PivKey::Signature, "x")
+                .expect("csr")
+                .is_some()
+        );
+        // ... and with the recovery key, like the old one.
+        let again = NewPasscode::new(&passcode("135790")).expect("stretch");
+        renewed
+            .reset_passcode(&recovery, &again)
+            .expect("recovery opens the new file");
+        // The old file still opens too.
+        let stretched = store.stretch(&right).expect("stretch");
+        assert_eq!(
+            store
+                .unlock_with_secret(&stretched, &secret)
+                .expect("old opens")
+                .auth_spki(),
+            old_auth.as_slice()
+        );
+        // A wrong server secret changes nothing and writes nothing.
+        let other = ServerSecret::from_base64(&B64.encode([1u8; 32])).expect("secret");
+        let elsewhere = dir.path().join("nothing.json");
+        assert!(matches!(
+            store.rekey_to(&elsewhere, &stretched, &other),
+            Err(KeystoreError::ServerSecretMismatch { .. })
+        ));
+        assert!(!elsewhere.exists());
     }
 
     /// One store, exercised end to end: round trip, signatures, CSRs, the verifier, reset.

@@ -30,7 +30,8 @@ use crate::client::{Client, ClientError, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::home::{Home, HomeError};
 use crate::keystore::{
-    KeystoreError, LEGACY_FORMAT_VERSION, MAX_ATTEMPTS, Passcode, ServerSecret, UnlockedKeys,
+    KeystoreError, LEGACY_FORMAT_VERSION, MAX_ATTEMPTS, Passcode, ServerSecret, SoftwareKeystore,
+    StretchedPasscode, UnlockedKeys,
 };
 
 /// Opens the keystore of an enrolled home with `passcode`, checked by its server (a new
@@ -71,8 +72,33 @@ pub(crate) async fn open_keystore(
     key: &DeviceKey,
     passcode: &Passcode,
 ) -> Result<UnlockedKeys, AuthenticatorError> {
-    let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
     let store = home.open_keystore()?;
+    open_store_with(
+        home,
+        client,
+        key,
+        passcode,
+        store,
+        |store, stretched, secret| store.unlock_with_secret(stretched, secret),
+    )
+    .await
+}
+
+/// [`open_keystore`] for `store` (the home's keystore, or renewal's new one), ending with
+/// `open` instead of a plain unlock (renewal re-keys there).
+pub(crate) async fn open_store_with<T>(
+    home: &Home,
+    client: &Client,
+    key: &DeviceKey,
+    passcode: &Passcode,
+    store: SoftwareKeystore,
+    open: impl FnOnce(
+        &mut SoftwareKeystore,
+        &StretchedPasscode,
+        &ServerSecret,
+    ) -> Result<T, KeystoreError>,
+) -> Result<T, AuthenticatorError> {
+    let enrolment = home.enrolment()?.ok_or(AuthenticatorError::NotEnrolled)?;
     if store.format_version() == LEGACY_FORMAT_VERSION {
         // Refused before anything is sent: only an RA unlock upgrades it.
         return Err(KeystoreError::LegacyFormat {
@@ -144,7 +170,7 @@ pub(crate) async fn open_keystore(
         .ok_or_else(|| KeystoreError::SecretFormat("none was sent".to_owned()))
         .and_then(ServerSecret::from_base64);
     answer.secret.zeroize();
-    Ok(store.unlock_with_secret(&stretched, &secret?)?)
+    Ok(open(&mut store, &stretched, &secret?)?)
 }
 
 fn base64_of(bytes: &[u8]) -> String {

@@ -521,6 +521,9 @@ pub(crate) fn event_printer(home: AgentHome, json: bool) -> vsc_agent::EventHand
                     session.uid,
                     role_line(session)
                 );
+                if let Some(line) = renewal_line(session) {
+                    println!("{line}");
+                }
             }
             AgentEvent::RoleSelected { session } => println!("{}", role_line(session)),
             AgentEvent::SignInFailed { message } => println!("Sign-in did not complete: {message}"),
@@ -701,6 +704,15 @@ fn fmt_time(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
+/// The warning for a card whose renewal is due (issue 14), if it is.
+fn renewal_line(s: &vsc_proto::signin::SessionInfo) -> Option<String> {
+    let w = s.card_renewal.as_ref().filter(|w| w.due)?;
+    Some(format!(
+        "RENEW YOUR CARD: its certificates expire on {}; on your phone run `vsc authenticator renew`",
+        fmt_time(w.not_after)
+    ))
+}
+
 fn print_status(status: &AgentStatus, addr: Option<SocketAddr>, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(status)?);
@@ -721,6 +733,9 @@ fn print_status(status: &AgentStatus, addr: Option<SocketAddr>, json: bool) -> R
             fmt_time(s.idle_expires_at),
             fmt_time(s.expires_at)
         );
+        if let Some(line) = renewal_line(s) {
+            println!("{line}");
+        }
     }
     if let Some(p) = &status.pending {
         println!(

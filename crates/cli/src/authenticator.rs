@@ -85,6 +85,13 @@ alone."
         /// The unlock link or code.
         code: String,
     },
+    /// Renew the card's certificates (inside the renewal window before they expire, or when
+    /// your RA made it due): new keys on this device, new certificates, the old ones revoked.
+    #[command(
+        long_about = "Renew the card's certificates.\n\nNew keys are made on this device; the request is signed with the card's current authentication key; the server issues new certificates, and once this device confirms it holds the new keys the old certificates are revoked (superseded) and the old keys deleted. Allowed inside the server's renewal window (90 days before expiry by default) or when your RA made it due (vsc ra card renew-now). If it stops half way, run it again: it finishes what was started.",
+        after_help = "Examples:\n  vsc authenticator renew\n  VSC_PASSCODE=246810 vsc authenticator --json renew"
+    )]
+    Renew,
     /// Show this device's card and keystore state.
     Status,
     /// Set the PIN of the virtual smartcard (typed at the workstation when OpenSC, ssh or a
@@ -228,6 +235,30 @@ pub async fn run(args: AuthenticatorArgs) -> Result<ExitCode> {
                 );
             }
         }
+        AuthenticatorCommand::Renew => {
+            let passcode = passcode::ask("Passcode to renew")?;
+            let done = vsc_authenticator::renew(&home, &passcode).await?;
+            let not_after = done
+                .not_after
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"renewal_id": done.renewal_id, "superseded": done.superseded, "not_after": not_after, "resumed": done.resumed})
+                );
+            } else {
+                println!(
+                    "Renewed: new keys and certificates until {not_after}; the old certificates ({}) are revoked as superseded.{}",
+                    done.superseded.len(),
+                    if done.resumed {
+                        " (finished a renewal started earlier)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
         AuthenticatorCommand::Status => status(&home, args.json)?,
         AuthenticatorCommand::CardPin => {
             let pin = match std::env::var("VSC_CARD_PIN") {
@@ -319,6 +350,8 @@ fn status(home: &Home, json: bool) -> Result<()> {
                 "failed_attempts": s.failed_attempts, "remaining_attempts": s.remaining_attempts, "locked": s.locked,
                 "simulated": s.simulated, "device_key": s.device_key_present,
                 "keystore_needs_upgrade": s.keystore_needs_upgrade,
+                "certificates_expire": s.certificates_expire.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+                "renewal_due": s.renewal_due, "renewal_unfinished": s.renewal_unfinished,
             })
         );
     } else if !s.enrolled {
@@ -350,6 +383,27 @@ fn status(home: &Home, json: bool) -> Result<()> {
         if s.keystore_needs_upgrade {
             println!(
                 "  OLD KEYSTORE: made before the server checked passcodes; ask your RA or Local Smartcard Administrator for an unlock code and redeem it (vsc authenticator unlock) to upgrade it"
+            );
+        }
+        if let Some(expires) = s.certificates_expire {
+            let when = expires
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            if expires <= time::OffsetDateTime::now_utc() {
+                println!(
+                    "  EXPIRED on {when}: this card can no longer sign in; ask your RA for a new card"
+                );
+            } else if s.renewal_due {
+                println!(
+                    "  RENEW: the certificates expire on {when}; run `vsc authenticator renew`"
+                );
+            } else {
+                println!("  expires   {when}");
+            }
+        }
+        if s.renewal_unfinished {
+            println!(
+                "  a renewal was started and not finished: run `vsc authenticator renew` to finish it"
             );
         }
         // The server counts wrong passcodes; this is what it said last time.

@@ -30,6 +30,7 @@ mod qr;
 mod ra;
 mod ra_bulk;
 mod ra_client;
+mod ra_licences;
 mod ra_versions;
 mod ra_workstation;
 mod sandbox;

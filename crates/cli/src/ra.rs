@@ -71,6 +71,10 @@ enum RaCommand {
     /// disable, rotate-secret. RA Managers at the national organisation and Service Managers.
     #[command(subcommand)]
     Client(crate::ra_client::ClientCommand),
+    /// Licences: the national pool, organisations' applications, approvals, the waiting list,
+    /// returns, term extensions and reports.
+    #[command(subcommand)]
+    Licences(crate::ra_licences::LicencesCommand),
     /// Approved authenticator and agent versions: allow, deny, list (with the versions in use).
     #[command(subcommand)]
     Versions(crate::ra_versions::VersionsCommand),
@@ -354,6 +358,15 @@ The card keeps its id and its history (phones and certificates: `vsc ra card sho
         #[command(flatten)]
         qr: QrFiles,
     },
+    /// Make an active card's certificate renewal due now, whatever its renewal window says: the
+    /// holder's phone renews at its next `vsc authenticator renew`.
+    RenewNow {
+        /// Card id.
+        id: String,
+        /// Why, in words (kept in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 /// The stored RA session.
@@ -494,6 +507,19 @@ fn print_card(c: &Card) {
     if let Some(d) = &c.device_id {
         println!("  device       {d}");
     }
+    if let Some(w) = &c.renewal {
+        println!(
+            "  renewal      {} (certificates expire {}, window opens {}{})",
+            if w.due {
+                "DUE: the phone should run `vsc authenticator renew`"
+            } else {
+                "not due"
+            },
+            w.not_after.date(),
+            w.opens_at.date(),
+            if w.forced { "; made due by an RA" } else { "" }
+        );
+    }
     if let Some(r) = &c.pending_replacement {
         println!(
             "  replacement  waiting for the new phone ({}), asked by {} on {}: {}",
@@ -624,6 +650,10 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
         }
         RaCommand::Client(command) => {
             return crate::ra_client::run(command, &console.client, &console.token, args.json)
+                .await;
+        }
+        RaCommand::Licences(command) => {
+            return crate::ra_licences::run(command, &console.client, &console.token, args.json)
                 .await;
         }
         RaCommand::Versions(command) => {
@@ -961,6 +991,20 @@ pub async fn run(args: RaArgs) -> Result<ExitCode> {
                 println!(
                     "On the holder's phone: vsc authenticator unlock '{}'",
                     r.code.url
+                );
+            })?;
+        }
+        RaCommand::Card(CardCommand::RenewNow { id, reason }) => {
+            let w: vsc_proto::renewal::RenewalWindow = console
+                .post(
+                    &routes::fill(routes::RA_CARD_RENEW_NOW, path_segment(&id)?),
+                    &vsc_proto::renewal::RenewNow { reason },
+                )
+                .await?;
+            console.print(&w, |w| {
+                println!(
+                    "Renewal of card {id} is due now (its certificates expire {}); the holder renews with: vsc authenticator renew",
+                    w.not_after.date()
                 );
             })?;
         }

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// Validity of issued certificates in days.
     #[arg(long, default_value_t = 730, value_parser = clap::value_parser!(u32).range(1..=1825))]
     certificate_days: u32,
+    /// How many days before its certificates expire a card may renew from the phone.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=365))]
+    renewal_window_days: u32,
     /// How long a sign-in request waits for the phone, in seconds (at most 600).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u32).range(10..=600))]
     signin_request_seconds: u32,
@@ -152,6 +155,7 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     config.national_ods = args.national_ods;
     config.activation_ttl = time::Duration::hours(i64::from(args.activation_hours));
     config.certificate_validity = time::Duration::days(i64::from(args.certificate_days));
+    config.renewal_window = time::Duration::days(i64::from(args.renewal_window_days));
     config.signin.request_ttl = time::Duration::seconds(i64::from(args.signin_request_seconds));
     config.signin.requests_per_window = i64::from(args.signin_requests_per_window);
     config.signin.request_window = time::Duration::minutes(i64::from(args.signin_window_minutes));

@@ -471,6 +471,45 @@ pub const OCSP_CONTENT_TYPE: &str = "ocsp_content_type";
 pub const OCSP_REQUEST_TOO_LARGE: &str = "ocsp_request_too_large";
 // (end of OCSP)
 
+// Renewal (issue 14).
+/// A renewal asked for before the card's renewal window opens (and no RA made it due).
+pub const RENEWAL_NOT_DUE: &str = "renewal_not_due";
+/// A renewal request signed by a key whose certificate is revoked: nothing changed.
+pub const RENEWAL_KEY_REVOKED: &str = "renewal_key_revoked";
+/// A renewal request signed by a key whose certificate has expired: the card needs re-issuing.
+pub const RENEWAL_KEY_EXPIRED: &str = "renewal_key_expired";
+/// A renewal request signed by a key that is not the card's authentication key.
+pub const RENEWAL_KEY_UNKNOWN: &str = "renewal_key_unknown";
+/// A renewal confirmation for a renewal that is unknown, ended, or expired unconfirmed.
+pub const RENEWAL_NOT_OPEN: &str = "renewal_not_open";
+/// Signing in (or renewing) with a card whose certificates have expired.
+pub const CARD_EXPIRED: &str = "card_expired";
+// (end of renewal)
+
+// Licences (issue 14).
+/// Issuing a card at an organisation with no free licence while a licence pool exists; the
+/// message says where the organisation stands in the waiting list.
+pub const NO_FREE_LICENCE: &str = "no_free_licence";
+/// A licence request that does not parse or is out of range (count, date, contact, systems,
+/// pool settings).
+pub const INVALID_LICENCE_REQUEST: &str = "invalid_licence_request";
+/// A licence action that needs a pool when none exists yet.
+pub const NO_LICENCE_POOL: &str = "no_licence_pool";
+/// No application or block with this id (or not one this action applies to).
+pub const UNKNOWN_LICENCE_APPLICATION: &str = "unknown_licence_application";
+/// Approving an application that is not first in the waiting list (first come, first served).
+pub const LICENCE_NOT_FIRST: &str = "licence_not_first";
+/// The pool has too few licences for the next application (it stays waiting).
+pub const LICENCE_POOL_EXHAUSTED: &str = "licence_pool_exhausted";
+/// Returning more licences than the organisation has free.
+pub const LICENCE_NOT_FREE: &str = "licence_not_free";
+/// Extending a term beyond the pool's extension funding.
+pub const LICENCE_FUNDING_EXHAUSTED: &str = "licence_funding_exhausted";
+/// A card whose licence's term ended more than the grace period ago: sign-in is refused until
+/// the organisation's term is extended.
+pub const LICENCE_EXPIRED: &str = "licence_expired";
+// (end of licences)
+
 // Never sent to a client: recorded as the `error` of audit events only.
 /// The holder declined a sign-in request.
 pub const DECLINED: &str = "declined";
@@ -680,6 +719,23 @@ pub const ALL: &[&str] = &[
     // OCSP
     OCSP_CONTENT_TYPE,
     OCSP_REQUEST_TOO_LARGE,
+    // renewal
+    RENEWAL_NOT_DUE,
+    RENEWAL_KEY_REVOKED,
+    RENEWAL_KEY_EXPIRED,
+    RENEWAL_KEY_UNKNOWN,
+    RENEWAL_NOT_OPEN,
+    CARD_EXPIRED,
+    // licences
+    NO_FREE_LICENCE,
+    INVALID_LICENCE_REQUEST,
+    NO_LICENCE_POOL,
+    UNKNOWN_LICENCE_APPLICATION,
+    LICENCE_NOT_FIRST,
+    LICENCE_POOL_EXHAUSTED,
+    LICENCE_NOT_FREE,
+    LICENCE_FUNDING_EXHAUSTED,
+    LICENCE_EXPIRED,
 ];
 
 #[cfg(test)]

@@ -12,8 +12,10 @@ pub mod activation_url;
 pub mod bulk;
 pub mod card;
 pub mod errors;
+pub mod licences;
 pub mod oidc;
 pub mod passcode;
+pub mod renewal;
 pub mod replacement;
 pub mod routes;
 pub mod signin;
@@ -399,6 +401,9 @@ pub struct Card {
     /// A replacement waiting for the new phone to enrol.
     #[serde(default)]
     pub pending_replacement: Option<replacement::PendingReplacement>,
+    /// Where the card stands with renewal (`vsc ra card show`; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal: Option<renewal::RenewalWindow>,
 }
 
 /// `POST /api/v1/ra/people/{uid}/cards`.

@@ -196,6 +196,32 @@ pub const CA_OCSP: &str = "/ca/ocsp";
 pub const CA_OCSP_GET: &str = "/ca/ocsp/{*request}";
 // (end of OCSP)
 
+// Renewal (issue 14).
+/// `POST`: a single-use challenge for a renewal request, with the card's renewal window.
+pub const DEVICE_RENEWAL_CHALLENGE: &str = "/api/v1/device/renewal/challenge";
+/// `POST`: a renewal request (new CSRs, signed by the current authentication key).
+pub const DEVICE_RENEWAL: &str = "/api/v1/device/renewal";
+/// `POST`: the phone confirms it holds the renewed keys (signed by the new authentication key).
+pub const DEVICE_RENEWAL_CONFIRM: &str = "/api/v1/device/renewal/confirm";
+/// `POST`: an RA makes a card's renewal due now.
+pub const RA_CARD_RENEW_NOW: &str = "/api/v1/ra/cards/{id}/renew-now";
+// (end of renewal)
+
+// Licences (issue 14).
+/// `GET`: the licence pool and its waiting list; `POST`: create or top up the pool.
+pub const RA_LICENCES_POOL: &str = "/api/v1/ra/licences/pool";
+/// `POST`: an organisation applies for licences.
+pub const RA_LICENCES_APPLY: &str = "/api/v1/ra/licences/applications";
+/// `POST`: approve waiting applications in order while the pool lasts.
+pub const RA_LICENCES_APPROVE: &str = "/api/v1/ra/licences/approve";
+/// `POST`: an organisation returns unused licences to the pool.
+pub const RA_LICENCES_RETURN: &str = "/api/v1/ra/licences/return";
+/// `POST`: extend a block's term from the pool's funding.
+pub const RA_LICENCES_EXTEND: &str = "/api/v1/ra/licences/extend";
+/// `GET`: the per-organisation report.
+pub const RA_LICENCES_REPORT: &str = "/api/v1/ra/licences/report";
+// (end of licences)
+
 /// The OpenID Connect provider (issue 11): discovery.
 pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
 /// Authorization endpoint (`GET` and `POST`).

@@ -374,6 +374,9 @@ pub struct SessionInfo {
     /// Absolute expiry.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The card's renewal, when it is due (issue 14): the agent warns the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_renewal: Option<crate::renewal::RenewalWindow>,
 }
 
 /// `POST /api/v1/session/role` (bearer: ticket).

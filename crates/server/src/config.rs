@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub unlock_ttl: Duration,
     /// Validity of people's certificates.
     pub certificate_validity: Duration,
+    /// How long before its certificates expire a card may renew (`--renewal-window-days`).
+    pub renewal_window: Duration,
     /// Validity of a published CRL (it is re-published well before it runs out).
     pub crl_validity: Duration,
     /// Lifetime of an RA session.
@@ -236,6 +238,7 @@ impl ServerConfig {
             activation_ttl: Duration::hours(72),
             unlock_ttl: Duration::hours(24),
             certificate_validity: Duration::days(730),
+            renewal_window: Duration::days(90),
             crl_validity: Duration::days(7),
             ra_session_ttl: Duration::hours(1),
             sandbox: false,

@@ -777,14 +777,14 @@ pub async fn insert_certificate(conn: &mut Conn, c: &CertificateRow) -> Result<(
     Ok(())
 }
 
-/// A card's certificates.
+/// A card's certificates (not those of a renewal the phone has yet to confirm).
 pub async fn certificates_of(
     conn: &mut Conn,
     card_id: &str,
 ) -> Result<Vec<CertificateRow>, StoreError> {
     Ok(
         sqlx::query_as::<_, CertificateRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = $1 ORDER BY usage"
+            "SELECT {CERT_COLUMNS} FROM certificates WHERE card_id = $1 AND pending_renewal IS NULL ORDER BY usage"
         )))
         .bind(card_id)
         .fetch_all(conn)

@@ -563,6 +563,78 @@ CREATE TABLE ocsp_responders (
 );
 "#,
     ),
+    (
+        "0018_renewal",
+        r#"
+-- Certificate renewal (issue 14). A renewal issues the new certificates at once but marks them
+-- `pending_renewal` (not the card's yet) until the phone confirms it holds the new keys; then the
+-- old ones are revoked `superseded` and the mark cleared. An unconfirmed renewal lapses (its
+-- certificates revoked) when the next one starts.
+CREATE TABLE card_renewals (
+    id               TEXT PRIMARY KEY,
+    card_id          TEXT NOT NULL REFERENCES cards(id),
+    device_id        TEXT NOT NULL REFERENCES devices(device_id),
+    signed_by        TEXT NOT NULL,
+    forced           INTEGER NOT NULL,
+    confirm_nonce    TEXT NOT NULL,
+    new_auth_serial  TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL,
+    confirmed_at     INTEGER,
+    ended_at         INTEGER
+);
+CREATE INDEX card_renewals_by_card ON card_renewals(card_id);
+-- `vsc ra card renew-now`: the card's renewal is due whatever the window says, until it renews.
+CREATE TABLE card_renewal_orders (
+    card_id     TEXT PRIMARY KEY REFERENCES cards(id),
+    ordered_by  TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    ordered_at  INTEGER NOT NULL
+);
+ALTER TABLE certificates ADD COLUMN pending_renewal TEXT;
+"#,
+    ),
+    (
+        "0019_licences",
+        r#"
+CREATE TABLE licence_pool (
+    id          INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    total       INTEGER NOT NULL CHECK (total >= 0),
+    funding     INTEGER NOT NULL CHECK (funding >= 0),
+    grace_days  INTEGER NOT NULL,
+    warn_days   INTEGER NOT NULL,
+    term_days   INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE licence_applications (
+    id           INTEGER PRIMARY KEY,
+    ods_code     TEXT NOT NULL REFERENCES organisations(ods_code),
+    requested    INTEGER NOT NULL CHECK (requested > 0),
+    contact      TEXT NOT NULL,
+    systems      TEXT NOT NULL,
+    applied_by   TEXT NOT NULL,
+    applied_at   INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    allocated    INTEGER NOT NULL DEFAULT 0 CHECK (allocated >= 0),
+    term_start   INTEGER,
+    term_end     INTEGER,
+    approved_by  TEXT,
+    approved_at  INTEGER
+);
+CREATE INDEX licence_applications_queue ON licence_applications(state, applied_at, id);
+CREATE INDEX licence_applications_org ON licence_applications(ods_code, state);
+CREATE TABLE card_licences (
+    card_id         TEXT PRIMARY KEY REFERENCES cards(id),
+    application_id  INTEGER NOT NULL REFERENCES licence_applications(id),
+    taken_at        INTEGER NOT NULL,
+    returned_at     INTEGER
+);
+CREATE INDEX card_licences_block ON card_licences(application_id, returned_at);
+"#,
+    ),
 ];
 
 #[cfg(test)]

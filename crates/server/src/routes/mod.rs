@@ -12,6 +12,7 @@ pub mod public;
 pub mod ra;
 pub mod ra_bulk;
 pub mod ra_clients;
+pub mod ra_licences;
 pub mod ra_versions;
 pub mod session;
 pub mod signin;
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ra::routes())
         .merge(ra_clients::routes())
         .merge(ra_versions::routes())
+        .merge(ra_licences::routes())
         .merge(ocsp::routes())
         .merge(oidc::routes())
         .merge(console::routes())
@@ -178,7 +180,7 @@ mod route_table_tests {
     use crate::state::AppState;
 
     /// Every route of the phone's API (and enrolment, where a phone starts).
-    const PHONE_ROUTES: [&str; 15] = [
+    const PHONE_ROUTES: [&str; 18] = [
         routes::ENROL,
         routes::PASSCODE_CHALLENGE,
         routes::PASSCODE_CHECK,
@@ -194,6 +196,9 @@ mod route_table_tests {
         routes::DEVICE_SIGNING_COMPLETE,
         routes::DEVICE_SIGNING_DECLINE,
         routes::DEVICE_CARD_PIN,
+        routes::DEVICE_RENEWAL_CHALLENGE,
+        routes::DEVICE_RENEWAL,
+        routes::DEVICE_RENEWAL_CONFIRM,
     ];
 
     /// The path templates a router registers. axum has no accessor for them; its `Debug` output

@@ -102,6 +102,7 @@ pub fn routes() -> Router<AppState> {
         .route(routes::RA_CARD_CANCEL, post(cancel_card))
         .route(routes::RA_CARD_REPLACE, post(replace_card))
         .route(routes::RA_CARD_UNLOCK, post(unlock_card))
+        .route(routes::RA_CARD_RENEW_NOW, post(renew_now_card))
         .route(
             routes::RA_POSITION_REQUESTS,
             get(list_position_requests).post(request_position),
@@ -1110,6 +1111,8 @@ pub(crate) async fn issue_card(
             device_id: None,
         };
         repo::insert_card(&mut tx, &card, state.now_unix()).await?;
+        // Licences (issue 14): the card takes one here, when a pool exists.
+        super::ra_licences::take_for_card(&mut tx, &card.id, ods.as_str(), state.now_unix()).await?;
         let issued = codes::issue(&state, &mut tx, CodeKind::Activation, &card.id, &caller.uid, state.config().activation_ttl).await?;
         caller
             .audit(&state, &mut tx, "card.issued", &card.id, ods.as_str(), serde_json::json!({"uid": uid, "code_id": issued.code.id(), "expires_at": issued.expires_at.unix_timestamp()}))
@@ -1151,7 +1154,16 @@ pub(crate) async fn get_card(
     audited(&state, &caller, "card.view", &subject, async {
         let mut conn = state.store().pool().acquire().await?;
         let card = card_for(&state, &caller, &mut conn, &id, RaAction::View).await?;
-        views::card(&mut conn, card).await
+        // Renewal (issue 14): the window, for an active card.
+        let renewal = match card.state {
+            CardState::Active => {
+                super::device::renewal_window(&state, &mut conn, &card, state.now_unix()).await?
+            }
+            _ => None,
+        };
+        let mut card = views::card(&mut conn, card).await?;
+        card.renewal = renewal;
+        Ok(card)
     })
     .await
 }
@@ -1264,6 +1276,8 @@ pub(crate) async fn cancel_card(
             return Err(ApiError::conflict(code::CARD_CHANGED, "the card changed meanwhile; look at it again"));
         }
         repo::set_revocation_reason(&mut tx, &id, reason).await?;
+        // Licences (issue 14): a cancelled card gives its licence back.
+        super::ra_licences::release_for_card(&mut tx, &id, now).await?;
         let invalidity_unix = invalidity.map(|t| t.unix_timestamp());
         let revoked = repo::revoke_certificates_of(&mut tx, &id, now, reason_code.code(), invalidity_unix).await?;
         let sessions_ended = vsc_store::signin::end_sessions_of_card(&mut tx, &id, now, "card-cancelled").await?;
@@ -1424,6 +1438,41 @@ pub(crate) async fn unlock_card(
             "card.unlock.issued",
         )
         .await
+    })
+    .await
+}
+
+/// `vsc ra card renew-now`: makes an active card's renewal due now, whatever its window says
+/// (the unlock permission: RAM, or RAA in the holder's organisations; never one's own card).
+/// The phone renews at its next `renew` and the order is cleared when that renewal is confirmed.
+pub(crate) async fn renew_now_card(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<vsc_proto::renewal::RenewNow>,
+) -> ApiResult<Json<vsc_proto::renewal::RenewalWindow>> {
+    audited(&state, &caller, "card.renew-now", &id, async {
+        let reason = req.reason.trim();
+        if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(code::INVALID_REASON, "the reason is at most 500 printable characters"));
+        }
+        let mut tx = state.write().await?;
+        let card = card_for(&state, &caller, &mut tx, &id, RaAction::UnlockCard).await?;
+        if card.state != CardState::Active {
+            return Err(ApiError::conflict(
+                code::CARD_NOT_ACTIVE,
+                format!("card {id} is {}; only an active card renews", card.state),
+            ));
+        }
+        let now = state.now_unix();
+        vsc_store::renewal::set_order(&mut tx, &id, &caller.uid, reason, now).await?;
+        let window = super::device::renewal_window(&state, &mut tx, &card, now)
+            .await?
+            .ok_or_else(|| ApiError::conflict(code::CARD_NOT_ACTIVE, "the card has no certificates to renew"))?;
+        let detail = serde_json::json!({"uid": card.uid, "reason": reason, "not_after": window.not_after.unix_timestamp()});
+        caller.audit(&state, &mut tx, "card.renewal.ordered", &id, &card.issued_by, detail).await?;
+        tx.commit().await?;
+        Ok(window)
     })
     .await
 }

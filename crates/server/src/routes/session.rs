@@ -103,7 +103,21 @@ async fn info_with_roles(
         auth_time: ts(s.auth_time),
         idle_expires_at: ts(s.last_used + s.idle_seconds),
         expires_at: ts(s.expires_at),
+        card_renewal: None,
     })
+}
+
+/// The card's renewal window when renewal is due, for the agent's warning (issue 14).
+async fn due_renewal(
+    state: &AppState,
+    conn: &mut Conn,
+    card_id: &str,
+) -> ApiResult<Option<vsc_proto::renewal::RenewalWindow>> {
+    let Some(card) = repo::card(conn, card_id).await? else {
+        return Ok(None);
+    };
+    let window = super::device::renewal_window(state, conn, &card, state.now_unix()).await?;
+    Ok(window.filter(|w| w.due))
 }
 
 /// Creates the session for an approved request, once: of concurrent collectors exactly one gets
@@ -166,7 +180,8 @@ pub async fn collect(
     let agent_key = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(state.random::<32>()?));
     db::insert_session(&mut tx, &session, Some(&sha256(agent_key.as_bytes()))).await?;
     // What the agent is told about its session, read in the same transaction.
-    let session_info = info_with_roles(&mut tx, &session, roles).await?;
+    let mut session_info = info_with_roles(&mut tx, &session, roles).await?;
+    session_info.card_renewal = due_renewal(state, &mut tx, &session.card_id).await?;
     let actor = AuditContext {
         actor: row.uid.clone(),
         source: ctx.source,
@@ -377,7 +392,9 @@ async fn current(
     holder: TicketHolder,
 ) -> ApiResult<Json<SessionInfo>> {
     let mut conn = state.store().pool().acquire().await?;
-    Ok(Json(info(&mut conn, &holder.session).await?))
+    let mut session = info(&mut conn, &holder.session).await?;
+    session.card_renewal = due_renewal(&state, &mut conn, &holder.session.card_id).await?;
+    Ok(Json(session))
 }
 
 /// Selects the session's role: the identity agent only (a relying system that saw the ticket
@@ -536,6 +553,7 @@ pub(crate) async fn card_auth_key(
             format!("the card is {}", card.state),
         ));
     }
+    let mut expired = None;
     for cert in repo::certificates_of(conn, &card.id).await? {
         if cert.usage == "authentication"
             && cert.revoked_at.is_none()
@@ -544,6 +562,13 @@ pub(crate) async fn card_auth_key(
         {
             return Ok(vsc_pki::certificate_info(&cert.der)?.spki_der);
         }
+        // Renewal (issue 14): an unrevoked authentication certificate past its end says why.
+        if cert.usage == "authentication" && cert.revoked_at.is_none() && now >= cert.not_after {
+            expired = expired.max(Some(cert.not_after));
+        }
+    }
+    if let Some(not_after) = expired {
+        return Err(crate::routes::device::card_expired(not_after));
     }
     Err(ApiError::forbidden(
         code::CERTIFICATE_INVALID,

@@ -192,6 +192,12 @@ async fn admit_request(
             ((*shown).clone(), card, blocked_until)
         }
     };
+    // Renewal (issue 14): a card whose certificates expired is refused here, saying so.
+    if let Err(err) = super::session::card_auth_key(tx, &card, now_unix).await
+        && err.code == code::CARD_EXPIRED
+    {
+        return Err(err);
+    }
     if let Some(until) = blocked_until.filter(|u| *u > now_unix) {
         return Err(ApiError::forbidden(
             code::CARD_BLOCKED,
@@ -201,6 +207,8 @@ async fn admit_request(
             ),
         ));
     }
+    // Licences (issue 14): refused once the card's licence term and its grace period ended.
+    super::ra_licences::check_signin(tx, &card.id, now_unix).await?;
     let since = now_unix - cfg.request_window.whole_seconds();
     if db::requests_since(tx, &card.id, since).await? >= cfg.requests_per_window {
         return Err(ApiError::too_many(

@@ -61,6 +61,7 @@ pub async fn card(conn: &mut Conn, row: repo::CardRow) -> ApiResult<Card> {
         certificates,
         devices,
         pending_replacement,
+        renewal: None,
     })
 }
 

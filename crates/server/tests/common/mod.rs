@@ -477,6 +477,11 @@ const SNAPSHOT_TABLES: &[&str] = &[
     "card_devices",
     "card_replacements",
     "version_rules",
+    "card_renewals",
+    "card_renewal_orders",
+    "licence_pool",
+    "licence_applications",
+    "card_licences",
 ];
 
 impl TestServer {

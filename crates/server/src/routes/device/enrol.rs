@@ -120,7 +120,7 @@ fn csr_error(which: &str, e: CsrError) -> ApiError {
     ApiError::bad_request(code, format!("{which} CSR: {e}"))
 }
 
-fn decode_csr(which: &str, b64: &str, kind: KeyKind) -> ApiResult<ValidatedCsr> {
+pub(super) fn decode_csr(which: &str, b64: &str, kind: KeyKind) -> ApiResult<ValidatedCsr> {
     let der = B64.decode(b64.trim()).map_err(|_| {
         ApiError::bad_request(code::CSR_MALFORMED, format!("{which} CSR is not base64"))
     })?;

@@ -18,6 +18,9 @@
 //! | `POST /api/v1/device/signing/{id}/complete` | phone (device token) | one signature per item (and items it refused) | `signing` |
 //! | `POST /api/v1/device/signing/{id}/decline` | phone (device token) | `declined`, or `not-me` ("I didn't do this": the asking session ends, alert) | `signing` |
 //! | `POST /api/v1/device/card-pin` | phone (device token) | set the card PIN of the active card it holds | `card` |
+//! | `POST /api/v1/device/renewal/challenge` | phone (enrolled device id; no token) | a single-use challenge for a renewal, and the card's renewal window | `renewal` |
+//! | `POST /api/v1/device/renewal` | phone (current authentication key's signature over that challenge) | new CSRs in, new certificates out (unconfirmed) | `renewal` |
+//! | `POST /api/v1/device/renewal/confirm` | phone (new authentication key's signature) | the new certificates take over; the old ones are revoked `superseded` | `renewal` |
 //!
 //! A device token is issued only against a signature by the device key the phone registered at
 //! enrolment, and a phone's request carrying one is checked by `DeviceCaller`. The workstation's
@@ -26,8 +29,11 @@
 
 mod card;
 mod enrol;
+mod renewal;
 mod replacement;
 mod signin;
+
+pub(crate) use renewal::{card_expired, window_of as renewal_window};
 mod signing;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
@@ -73,6 +79,9 @@ pub fn routes() -> Router<AppState> {
         .route(routes::DEVICE_REQUEST_APPROVE, post(signin::approve))
         .route(routes::DEVICE_REQUEST_DECLINE, post(signin::decline))
         .route(routes::DEVICE_CARD_PIN, post(card::set_pin))
+        .route(routes::DEVICE_RENEWAL_CHALLENGE, post(renewal::challenge))
+        .route(routes::DEVICE_RENEWAL, post(renewal::renew))
+        .route(routes::DEVICE_RENEWAL_CONFIRM, post(renewal::confirm))
         .layer(RequestBodyLimitLayer::new(super::MAX_BODY))
         .merge(signing)
 }

@@ -1,0 +1,220 @@
+//! Wire types of virtual smartcard licences (`/api/v1/ra/licences…`, `vsc ra licences`).
+//!
+//! A national pool (held by the national organisation) is allocated to organisations in blocks,
+//! one per approved application, each with a term. Dates travel as `YYYY-MM-DD` (UTC); a term
+//! runs from the start of its start day to the end of its end day.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/v1/ra/licences/pool`: creates the pool or changes it (national RA Managers). Every
+/// field is optional; absent fields keep their value (or the default when the pool is created).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SetPool {
+    /// Licences to add to the pool (a top-up); never negative.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_licences: Option<i64>,
+    /// Licence-days of extension funding to add.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add_funding: Option<i64>,
+    /// Days a card still signs in after its licence's term ended (0 to 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_days: Option<i64>,
+    /// Days before a term ends from which it counts as expiring (1 to 365).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_days: Option<i64>,
+    /// Default term of a block, in days, when the approver gives no end date (1 to 3650).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_days: Option<i64>,
+}
+
+/// The pool as it stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Pool {
+    /// Whether a pool exists: without one, licences are not enforced.
+    pub exists: bool,
+    /// Licences the pool holds in all.
+    pub total: i64,
+    /// Licences allocated to organisations (in blocks).
+    pub allocated: i64,
+    /// Licences not allocated.
+    pub available: i64,
+    /// Extension funding left, in licence-days.
+    pub funding: i64,
+    /// Grace period after a term ends, in days.
+    pub grace_days: i64,
+    /// Warning period before a term ends, in days.
+    pub warn_days: i64,
+    /// Default term of a block, in days.
+    pub term_days: i64,
+    /// Applications waiting, in order.
+    pub waiting: Vec<Application>,
+}
+
+/// `POST /api/v1/ra/licences/applications`: an organisation applies for licences.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Apply {
+    /// The applying organisation's ODS code.
+    pub organisation: String,
+    /// How many licences (1 to 100000).
+    pub count: i64,
+    /// Who to contact (name, email or phone), 1 to 200 characters.
+    pub contact: String,
+    /// For which systems (for example "EPS, SCR"), 1 to 200 characters.
+    pub systems: String,
+}
+
+/// `POST /api/v1/ra/licences/approve`: approves waiting applications in order while the pool
+/// lasts. With `application`, that application, which must be the first waiting.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Approve {
+    /// The application to approve (it must be first in the waiting list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<i64>,
+    /// The term's start (`YYYY-MM-DD`, default today).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// The term's last day (`YYYY-MM-DD`, default start plus the pool's term).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+/// `POST /api/v1/ra/licences/return`: an organisation gives unused licences back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Return {
+    /// The organisation's ODS code.
+    pub organisation: String,
+    /// How many (at least 1, at most its free licences).
+    pub count: i64,
+}
+
+/// `POST /api/v1/ra/licences/extend`: extends a block's term (national RA Managers), paid from
+/// the pool's funding (licences × days).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Extend {
+    /// The block (its application id).
+    pub application: i64,
+    /// The new last day (`YYYY-MM-DD`), after the current one.
+    pub end: String,
+}
+
+/// One application: waiting, or approved (then a block with a term).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Application {
+    /// Its id.
+    pub id: i64,
+    /// The organisation.
+    pub organisation: String,
+    /// How many licences it asked for.
+    pub requested: i64,
+    /// Contact.
+    pub contact: String,
+    /// Systems.
+    pub systems: String,
+    /// `waiting` or `approved`.
+    pub state: String,
+    /// When it was made (RFC 3339).
+    pub applied_at: String,
+    /// Position in the waiting list (1 = next), when waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+    /// Licences allocated now (after returns), when approved.
+    pub allocated: i64,
+    /// Licences held by cards, when approved.
+    pub used: i64,
+    /// The term's first day, when approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// The term's last day, when approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LicencesChanged {
+    /// Applications approved by this change (in order), including those a return let through.
+    pub approved: Vec<Application>,
+    /// The application this change made or changed, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<Application>,
+    /// The pool afterwards.
+    pub pool: Pool,
+}
+
+/// One organisation's line of the report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReportRow {
+    /// ODS code.
+    pub organisation: String,
+    /// Licences allocated in blocks whose term has not ended (grace included).
+    pub allocated: i64,
+    /// Licences held by cards.
+    pub used: i64,
+    /// Allocated but not used (in blocks still in term).
+    pub free: i64,
+    /// Licences asked for in waiting applications.
+    pub waiting: i64,
+    /// Position of its first waiting application in the waiting list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_position: Option<i64>,
+    /// Licences in blocks whose term ends within the warning period (or ended, in grace).
+    pub expiring: i64,
+    /// The earliest end among those blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiring_on: Option<String>,
+}
+
+/// `GET /api/v1/ra/licences/report`: per organisation the caller may see.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Report {
+    /// Whether licences are enforced (a pool exists).
+    pub enforced: bool,
+    /// One row per organisation.
+    pub organisations: Vec<ReportRow>,
+    /// Their applications and blocks.
+    pub applications: Vec<Application>,
+    /// Warnings for RAs (terms ending, ended terms in grace).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// The header of the CSV report.
+    pub const CSV_HEADER: &'static str =
+        "organisation,allocated,used,free,waiting,waiting_position,expiring,expiring_on";
+
+    /// The report as CSV (one line per organisation).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(Self::CSV_HEADER);
+        out.push('\n');
+        for r in &self.organisations {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                csv_field(&r.organisation),
+                r.allocated,
+                r.used,
+                r.free,
+                r.waiting,
+                r.waiting_position
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                r.expiring,
+                r.expiring_on.as_deref().map(csv_field).unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
+/// A CSV field, quoted when needed (and never starting a formula).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}

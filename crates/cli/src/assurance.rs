@@ -174,6 +174,8 @@ async fn build(
     let policy = vsc_store::versions::policy(&mut conn).await?;
     let agents = vsc_store::versions::agent_versions(&mut conn).await?;
     let responder = vsc_store::ocsp::current_responder(&mut conn).await?;
+    let licence_pool = vsc_store::licences::pool(&mut conn).await?;
+    let licence_blocks = vsc_store::licences::applications(&mut conn).await?;
     let cards = assurance::cards_by_state_and_custody(&mut conn).await?;
     let certificates = assurance::certificate_standing(&mut conn, now.unix_timestamp()).await?;
     let organisations = assurance::organisation_policies(&mut conn).await?;
@@ -416,10 +418,11 @@ async fn build(
             "no backup recorded: run `vsc backup --data DIR -o FILE`".to_owned(),
         ),
     }
-    find(
-        "Licences",
-        Standing::Ok,
-        "not tracked by this version of vsc".to_owned(),
+    licence_findings(
+        &mut find,
+        licence_pool.as_ref(),
+        &licence_blocks,
+        now.unix_timestamp(),
     );
     let standing = findings
         .iter()
@@ -453,6 +456,65 @@ async fn build(
             stretching: "Argon2id, 64 MiB, 3 passes",
         },
     })
+}
+
+/// Licence use: the pool, what is allocated and used, what waits, and blocks whose term ends
+/// within the pool's warning period (their cards stop signing in after the grace period).
+fn licence_findings(
+    find: &mut impl FnMut(&'static str, Standing, String),
+    pool: Option<&vsc_store::licences::PoolRow>,
+    blocks: &[vsc_store::licences::ApplicationRow],
+    now: i64,
+) {
+    use vsc_store::licences::{APPROVED, DAY, WAITING};
+    let Some(pool) = pool else {
+        find(
+            "Licences",
+            Standing::Ok,
+            "no licence pool: cards are issued without licences (`vsc ra licences pool --add N` starts counting)"
+                .to_owned(),
+        );
+        return;
+    };
+    let live: Vec<_> = blocks
+        .iter()
+        .filter(|b| {
+            b.state == APPROVED
+                && b.term_end
+                    .is_some_and(|end| end + pool.grace_days * DAY > now)
+        })
+        .collect();
+    let allocated: i64 = live.iter().map(|b| b.allocated).sum();
+    let used: i64 = live.iter().map(|b| b.used).sum();
+    let waiting: Vec<_> = blocks.iter().filter(|b| b.state == WAITING).collect();
+    find(
+        "Licences",
+        Standing::Ok,
+        format!(
+            "pool of {}: {allocated} allocated, {used} used by cards, {} free in the pool; {} applications waiting ({} licences)",
+            pool.total,
+            pool.total - allocated,
+            waiting.len(),
+            waiting.iter().map(|b| b.requested).sum::<i64>()
+        ),
+    );
+    for b in &live {
+        let Some(end) = b.term_end else { continue };
+        if end - pool.warn_days * DAY <= now {
+            find(
+                "Licences",
+                Standing::Attention,
+                format!(
+                    "{}: the term of {} licences ({} used) ends {}; its cards stop signing in {} days later unless it is extended",
+                    b.ods_code,
+                    b.allocated,
+                    b.used,
+                    unix_date(end),
+                    pool.grace_days
+                ),
+            );
+        }
+    }
 }
 
 /// The root and issuing CA certificates and the server's TLS certificate, from the data
@@ -524,5 +586,77 @@ fn print(r: &Report) {
         Standing::Broken => {
             println!("The audit chain is broken: investigate before relying on this instance.")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vsc_store::licences::{APPROVED, ApplicationRow, DAY, PoolRow, WAITING};
+
+    use super::*;
+
+    fn block(ods: &str, state: &str, n: i64, used: i64, term_end: Option<i64>) -> ApplicationRow {
+        ApplicationRow {
+            id: 0,
+            ods_code: ods.into(),
+            requested: n,
+            contact: String::new(),
+            systems: String::new(),
+            applied_by: String::new(),
+            applied_at: 0,
+            state: state.into(),
+            allocated: if state == APPROVED { n } else { 0 },
+            term_start: term_end.map(|_| 0),
+            term_end,
+            approved_by: None,
+            approved_at: None,
+            used,
+        }
+    }
+
+    #[test]
+    fn licence_use_is_counted_and_terms_ending_soon_need_attention() {
+        let now = 1_000 * DAY;
+        let pool = PoolRow {
+            total: 100,
+            funding: 0,
+            grace_days: 14,
+            warn_days: 30,
+            term_days: 365,
+            created_by: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let blocks = [
+            block("RX1", APPROVED, 40, 12, Some(now + 200 * DAY)),
+            block("RY2", APPROVED, 30, 30, Some(now + 10 * DAY)),
+            // Ended past its grace period: no longer counted.
+            block("RZ3", APPROVED, 20, 5, Some(now - 20 * DAY)),
+            block("RW4", WAITING, 50, 0, None),
+        ];
+        let mut found = Vec::new();
+        licence_findings(
+            &mut |h, s, w| found.push((h, s, w)),
+            Some(&pool),
+            &blocks,
+            now,
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].1, Standing::Ok);
+        assert!(
+            found[0]
+                .2
+                .contains("pool of 100: 70 allocated, 42 used by cards, 30 free")
+                && found[0].2.contains("1 applications waiting (50 licences)"),
+            "{}",
+            found[0].2
+        );
+        assert_eq!(found[1].1, Standing::Attention);
+        assert!(found[1].2.starts_with("RY2:"), "{}", found[1].2);
+
+        let mut none = Vec::new();
+        licence_findings(&mut |h, s, w| none.push((h, s, w)), None, &[], now);
+        assert_eq!(none[0].1, Standing::Ok);
+        assert!(none[0].2.contains("no licence pool"));
     }
 }

@@ -78,6 +78,13 @@ fn the_report_names_what_needs_attention_and_stands_in_order_after_a_backup() {
         "{r:#}"
     );
     assert_eq!(r["passcode"]["wrong_attempts_before_lock"], 3);
+    assert!(
+        finding(&r, "Licences")[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("no licence pool"),
+        "{r:#}"
+    );
     // The approved versions, as the server seeded them from its flags on first start.
     let software = finding(&r, "Software");
     assert!(

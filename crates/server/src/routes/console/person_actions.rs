@@ -449,6 +449,21 @@ fn failed(c: &Console, e: &ApiError, title: &str, form: Markup, back: &str) -> R
     )
 }
 
+/// The answer to a form on a person's page: the page again (post/redirect/get), or the form
+/// once more with the API's refusal.
+fn back_to_person<T>(
+    c: &Console,
+    done: ApiResult<T>,
+    uid: &str,
+    title: &str,
+    form: impl FnOnce() -> Markup,
+) -> Response {
+    match done {
+        Ok(_) => see_other(&person_url(uid)),
+        Err(e) => failed(c, &e, title, form(), &person_url(uid)),
+    }
+}
+
 fn person_url(uid: &str) -> String {
     format!("/ra/people/{uid}")
 }
@@ -642,23 +657,16 @@ async fn identity_check(
         level: form.get("level").parse().unwrap_or(0),
         organisation: form.get("organisation").to_owned(),
     };
-    match ra::record_identity_check(
+    let done = ra::record_identity_check(
         State(state.clone()),
         c.caller.clone(),
         Path(uid.clone()),
         ApiJson(req),
     )
-    .await
-    {
-        Ok(_) => see_other(&person_url(&uid)),
-        Err(e) => failed(
-            &c,
-            &e,
-            "Record an identity check",
-            id_check_form(&c, &uid, &form, ""),
-            &person_url(&uid),
-        ),
-    }
+    .await;
+    back_to_person(&c, done, &uid, "Record an identity check", || {
+        id_check_form(&c, &uid, &form, "")
+    })
 }
 
 async fn position(
@@ -672,23 +680,16 @@ async fn position(
         role_name: form.get("role_name").to_owned(),
         activities: list(form.get("activities")),
     };
-    match ra::assign_position(
+    let done = ra::assign_position(
         State(state.clone()),
         c.caller.clone(),
         Path(uid.clone()),
         ApiJson(req),
     )
-    .await
-    {
-        Ok(_) => see_other(&person_url(&uid)),
-        Err(e) => failed(
-            &c,
-            &e,
-            "Assign a position",
-            position_form(&c, &uid, &form, ""),
-            &person_url(&uid),
-        ),
-    }
+    .await;
+    back_to_person(&c, done, &uid, "Assign a position", || {
+        position_form(&c, &uid, &form, "")
+    })
 }
 
 async fn issue_card(
@@ -795,23 +796,16 @@ async fn ra_role(
         assignable_roles: list(form.get("assignable_roles")),
         assignable_activities: list(form.get("assignable_activities")),
     };
-    match ra::assign_ra_role(
+    let done = ra::assign_ra_role(
         State(state.clone()),
         c.caller.clone(),
         Path(uid.clone()),
         ApiJson(req),
     )
-    .await
-    {
-        Ok(_) => see_other(&person_url(&uid)),
-        Err(e) => failed(
-            &c,
-            &e,
-            "Give an RA role",
-            ra_role_form(&c, &uid, &form, ""),
-            &person_url(&uid),
-        ),
-    }
+    .await;
+    back_to_person(&c, done, &uid, "Give an RA role", || {
+        ra_role_form(&c, &uid, &form, "")
+    })
 }
 
 async fn cancel(

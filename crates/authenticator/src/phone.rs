@@ -1290,6 +1290,8 @@ mod tests {
             context,
             created_at,
             expires_at: OffsetDateTime::from_unix_timestamp(created_at + 120).expect("time"),
+            card_renewal: None,
+            licence_warning: None,
         }
     }
 

@@ -521,7 +521,7 @@ pub(crate) fn event_printer(home: AgentHome, json: bool) -> vsc_agent::EventHand
                     session.uid,
                     role_line(session)
                 );
-                if let Some(line) = renewal_line(session) {
+                for line in card_warnings(session) {
                     println!("{line}");
                 }
             }
@@ -704,13 +704,19 @@ fn fmt_time(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
-/// The warning for a card whose renewal is due (issue 14), if it is.
-fn renewal_line(s: &vsc_proto::signin::SessionInfo) -> Option<String> {
-    let w = s.card_renewal.as_ref().filter(|w| w.due)?;
-    Some(format!(
-        "RENEW YOUR CARD: its certificates expire on {}; on your phone run `vsc authenticator renew`",
-        fmt_time(w.not_after)
-    ))
+/// What the person is warned about their card (issue 14): renewal due, licence term ending.
+fn card_warnings(s: &vsc_proto::signin::SessionInfo) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(w) = s.card_renewal.as_ref().filter(|w| w.due) {
+        lines.push(format!(
+            "RENEW YOUR CARD: its certificates expire on {}; on your phone run `vsc authenticator renew`",
+            fmt_time(w.not_after)
+        ));
+    }
+    if let Some(w) = &s.licence_warning {
+        lines.push(format!("LICENCE: {}", w.message));
+    }
+    lines
 }
 
 fn print_status(status: &AgentStatus, addr: Option<SocketAddr>, json: bool) -> Result<()> {
@@ -733,7 +739,7 @@ fn print_status(status: &AgentStatus, addr: Option<SocketAddr>, json: bool) -> R
             fmt_time(s.idle_expires_at),
             fmt_time(s.expires_at)
         );
-        if let Some(line) = renewal_line(s) {
+        for line in card_warnings(s) {
             println!("{line}");
         }
     }

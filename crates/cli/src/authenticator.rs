@@ -715,6 +715,8 @@ mod tests {
             context_digest: String::new(),
             created_at: 0,
             expires_at: now + time::Duration::seconds(112),
+            card_renewal: None,
+            licence_warning: None,
         };
         assert_eq!(time_left(&request, now), "1 min 52 s");
         assert_eq!(typed_number("07"), Some(7));

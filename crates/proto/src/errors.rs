@@ -510,6 +510,24 @@ pub const LICENCE_FUNDING_EXHAUSTED: &str = "licence_funding_exhausted";
 pub const LICENCE_EXPIRED: &str = "licence_expired";
 // (end of licences)
 
+// Licence extensions (issue 14).
+/// No extension request has this id, or it is not waiting.
+pub const UNKNOWN_LICENCE_EXTENSION: &str = "unknown_licence_extension";
+// (end of licence extensions)
+
+// Grace period and fast user switching (issue 14).
+/// A card operation, signing request or role change on a session whose workstation is locked:
+/// unlock the workstation first.
+pub const SESSION_LOCKED: &str = "session_locked";
+/// Resuming a locked session without a phone approval after the organisation's grace period
+/// (or where it has none): approve the unlock on the phone.
+pub const UNLOCK_GRACE_OVER: &str = "unlock_grace_over";
+/// Resuming a session that is not locked.
+pub const SESSION_NOT_LOCKED: &str = "session_not_locked";
+/// A workstation policy's grace period outside 0 to 15 minutes.
+pub const INVALID_WORKSTATION_POLICY: &str = "invalid_workstation_policy";
+// (end of grace period and fast user switching)
+
 // Never sent to a client: recorded as the `error` of audit events only.
 /// The holder declined a sign-in request.
 pub const DECLINED: &str = "declined";
@@ -736,6 +754,13 @@ pub const ALL: &[&str] = &[
     LICENCE_NOT_FREE,
     LICENCE_FUNDING_EXHAUSTED,
     LICENCE_EXPIRED,
+    // licence extensions (issue 14)
+    UNKNOWN_LICENCE_EXTENSION,
+    // grace period and fast user switching (issue 14)
+    SESSION_LOCKED,
+    UNLOCK_GRACE_OVER,
+    SESSION_NOT_LOCKED,
+    INVALID_WORKSTATION_POLICY,
 ];
 
 #[cfg(test)]

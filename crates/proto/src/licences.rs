@@ -218,3 +218,22 @@ fn csv_field(s: &str) -> String {
         s
     }
 }
+
+/// What a card's holder is told when the term of the licence their card holds is ending (from
+/// the pool's warning period before the term's end) or has ended (inside the grace period): in
+/// the sign-in session (`SessionInfo::licence_warning`, the agent prints it) and in each request
+/// the phone shows (`PendingAuthRequest::licence_warning`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LicenceWarning {
+    /// The organisation whose licence block the card holds.
+    pub organisation: String,
+    /// The last day of the block's term (`YYYY-MM-DD`, UTC).
+    pub term_end: String,
+    /// The last day the card still signs in (`YYYY-MM-DD`, UTC): the term's end plus the pool's
+    /// grace period.
+    pub last_sign_in_day: String,
+    /// The term has ended (the card signs in only for the grace period).
+    pub ended: bool,
+    /// One sentence for the holder: what happens when, and whom to ask (their RA).
+    pub message: String,
+}

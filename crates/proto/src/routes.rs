@@ -222,6 +222,22 @@ pub const RA_LICENCES_EXTEND: &str = "/api/v1/ra/licences/extend";
 pub const RA_LICENCES_REPORT: &str = "/api/v1/ra/licences/report";
 // (end of licences)
 
+// Licence extensions (issue 14).
+/// `GET`: the extension requests (waiting first, in order); `POST`: an organisation asks for a
+/// block's term to be extended.
+pub const RA_LICENCES_EXTENSIONS: &str = "/api/v1/ra/licences/extensions";
+/// `POST`: approve waiting extension requests in order while the pool's funding lasts.
+pub const RA_LICENCES_EXTENSIONS_APPROVE: &str = "/api/v1/ra/licences/extensions/approve";
+// (end of licence extensions)
+
+// Grace period and fast user switching (issue 14).
+/// `POST`: the identity agent reports that the workstation locked (ticket + agent key).
+pub const SESSION_LOCK: &str = "/api/v1/session/lock";
+/// `POST`: re-open a locked session without a phone approval, inside the organisation's grace
+/// period (ticket + agent key).
+pub const SESSION_RESUME: &str = "/api/v1/session/resume";
+// (end of grace period and fast user switching)
+
 /// The OpenID Connect provider (issue 11): discovery.
 pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
 /// Authorization endpoint (`GET` and `POST`).

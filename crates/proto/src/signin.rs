@@ -288,6 +288,14 @@ pub struct PendingAuthRequest {
     /// Expiry.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The card's renewal, when it is due (issue 14): the phone shows it with the request
+    /// (`vsc authenticator renew`). Not part of the approved statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_renewal: Option<crate::renewal::RenewalWindow>,
+    /// The card's licence term is ending or has ended (issue 14): the phone shows it with the
+    /// request. Not part of the approved statement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence_warning: Option<crate::licences::LicenceWarning>,
 }
 
 /// `POST /api/v1/device/requests/{id}/approve`.
@@ -377,6 +385,9 @@ pub struct SessionInfo {
     /// The card's renewal, when it is due (issue 14): the agent warns the person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_renewal: Option<crate::renewal::RenewalWindow>,
+    /// The card's licence term is ending or has ended (issue 14): the agent warns the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence_warning: Option<crate::licences::LicenceWarning>,
 }
 
 /// `POST /api/v1/session/role` (bearer: ticket).

@@ -635,6 +635,38 @@ CREATE TABLE card_licences (
 CREATE INDEX card_licences_block ON card_licences(application_id, returned_at);
 "#,
     ),
+    (
+        "0020_workstation_grace",
+        r#"
+-- Grace period and fast user switching (issue 14), per organisation: a locked workstation may
+-- re-open its session without a new phone approval within `unlock_grace_minutes` (0: off, at
+-- most 15) of the lock; with `fast_user_switching`, a second person may sign in on a locked
+-- workstation while the first person's session stays locked. The server records the lock.
+ALTER TABLE organisations ADD COLUMN unlock_grace_minutes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE organisations ADD COLUMN fast_user_switching INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN locked_at INTEGER;
+"#,
+    ),
+    (
+        "0021_licence_extensions",
+        r#"
+-- Licence term extensions on request (issue 14): organisations ask, national RA Managers
+-- approve first come first served while the pool's funding lasts.
+CREATE TABLE licence_extension_requests (
+    id              INTEGER PRIMARY KEY,
+    application_id  INTEGER NOT NULL REFERENCES licence_applications(id),
+    ods_code        TEXT NOT NULL REFERENCES organisations(ods_code),
+    new_end         INTEGER NOT NULL,
+    requested_by    TEXT NOT NULL,
+    requested_at    INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    cost            INTEGER,
+    decided_by      TEXT,
+    decided_at      INTEGER
+);
+CREATE INDEX licence_extension_queue ON licence_extension_requests(state, requested_at, id);
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -145,6 +145,19 @@ pub async fn check_signin(conn: &mut Conn, card_id: &str, now: i64) -> ApiResult
     Ok(())
 }
 
+/// What the holder of `card_id` is told about their licence's term at `now`: from the pool's
+/// warning period before the term ends until the grace period is over; `None` otherwise (and
+/// always when no pool exists or the card holds no licence).
+pub async fn holder_warning(
+    conn: &mut Conn,
+    card_id: &str,
+    now: i64,
+) -> ApiResult<Option<vsc_proto::licences::LicenceWarning>> {
+    // Filled in by the licence-warnings work (issue 14).
+    let _ = (conn, card_id, now);
+    Ok(None)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checks and conversions
 

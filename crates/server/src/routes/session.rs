@@ -104,6 +104,7 @@ async fn info_with_roles(
         idle_expires_at: ts(s.last_used + s.idle_seconds),
         expires_at: ts(s.expires_at),
         card_renewal: None,
+        licence_warning: None,
     })
 }
 
@@ -182,6 +183,8 @@ pub async fn collect(
     // What the agent is told about its session, read in the same transaction.
     let mut session_info = info_with_roles(&mut tx, &session, roles).await?;
     session_info.card_renewal = due_renewal(state, &mut tx, &session.card_id).await?;
+    session_info.licence_warning =
+        super::ra_licences::holder_warning(&mut tx, &session.card_id, now).await?;
     let actor = AuditContext {
         actor: row.uid.clone(),
         source: ctx.source,
@@ -394,6 +397,9 @@ async fn current(
     let mut conn = state.store().pool().acquire().await?;
     let mut session = info(&mut conn, &holder.session).await?;
     session.card_renewal = due_renewal(&state, &mut conn, &holder.session.card_id).await?;
+    session.licence_warning =
+        super::ra_licences::holder_warning(&mut conn, &holder.session.card_id, state.now_unix())
+            .await?;
     Ok(Json(session))
 }
 

@@ -62,6 +62,8 @@ fn to_pending(row: &AuthRequestRow) -> ApiResult<PendingAuthRequest> {
         created_at: row.created_at,
         expires_at: time::OffsetDateTime::from_unix_timestamp(row.expires_at)
             .map_err(ApiError::internal)?,
+        card_renewal: None,
+        licence_warning: None,
     })
 }
 
@@ -73,8 +75,24 @@ async fn pending_for_device(
     let now = state.now_unix();
     let mut out = Vec::new();
     for card in device_cards(&mut conn, caller).await? {
-        for row in db::open_requests_for_card(&mut conn, &card, now).await? {
-            out.push(to_pending(&row)?);
+        let rows = db::open_requests_for_card(&mut conn, &card, now).await?;
+        if rows.is_empty() {
+            continue;
+        }
+        // What the phone shows beside each request: renewal due, licence term ending.
+        let card_renewal = match repo::card(&mut conn, &card).await? {
+            Some(row) => super::renewal_window(state, &mut conn, &row, now)
+                .await?
+                .filter(|w| w.due),
+            None => None,
+        };
+        let licence_warning =
+            crate::routes::ra_licences::holder_warning(&mut conn, &card, now).await?;
+        for row in rows {
+            let mut pending = to_pending(&row)?;
+            pending.card_renewal = card_renewal.clone();
+            pending.licence_warning = licence_warning.clone();
+            out.push(pending);
         }
     }
     Ok(out)

@@ -6,6 +6,16 @@
 //! ([`Agent::lock`], [`Agent::unlock`]: a fresh phone approval that keeps the role), and logs out
 //! ([`Agent::logout`]: the server session ends at once, like removing a smartcard).
 //!
+//! Locking (issue 14): the lock is recorded on the server, which then refuses the session's card
+//! operations, signing and role changes, and its ticket at relying systems, until an unlock.
+//! Unlocking first asks the server to resume the session without the phone (allowed only within
+//! the grace period of the session's organisation), then falls back to a phone approval. Where
+//! the organisation allows fast user switching, a second person signing in on a locked
+//! workstation "parks" the first person's session, locked and alive, instead of logging it out
+//! (at most [`MAX_PARKED`]); that person comes back with [`Agent::unlock_as`], which in turn
+//! parks the session that was active. Parked sessions are watched like the active one and
+//! dropped when they end on the server; nothing here keeps them alive.
+//!
 //! It notices a session that ended on the server (logout elsewhere, timeout, card cancelled or
 //! locked): before handing out a ticket it asks the server about the session unless it did so
 //! within [`AgentConfig::recheck_after`], and while it serves ([`Agent::serve`]) it asks again
@@ -50,6 +60,11 @@ const RETRY_PAUSE: Duration = Duration::from_secs(2);
 const WATCH_TICK: Duration = Duration::from_secs(30);
 /// Slack after a deadline before the watcher asks the server (clocks differ a little).
 const DEADLINE_SLACK: Duration = Duration::from_secs(2);
+/// How many locked sessions of other people a workstation keeps (fast user switching).
+pub const MAX_PARKED: usize = 4;
+/// Shortest wait before asking the server again about a locked session (its deadline is only
+/// estimated with the local clock, which may disagree with the server's).
+const LOCKED_RECHECK_FLOOR: Duration = Duration::from_secs(10);
 /// Server codes that mean the ticket is dead.
 const ENDED_CODES: &[&str] = &[
     errors::SESSION_ENDED,
@@ -256,7 +271,11 @@ impl Held {
 
     fn confirmed(&mut self, info: SessionInfo) {
         let now = Instant::now();
-        self.deadline = deadline_after(&info, self.idle_len, now);
+        self.deadline = if info.locked {
+            locked_deadline(&info, now)
+        } else {
+            deadline_after(&info, self.idle_len, now)
+        };
         self.info = info;
         self.checked_at = now;
     }
@@ -272,6 +291,25 @@ fn deadline_after(info: &SessionInfo, idle_len: time::Duration, now: Instant) ->
     now + left + DEADLINE_SLACK
 }
 
+/// When a locked session's idle or absolute deadline passes: a locked session is not used, so
+/// the server's idle deadline stays where it was and only the local clock can tell how far it is.
+fn locked_deadline(info: &SessionInfo, now: Instant) -> Instant {
+    let left = info.idle_expires_at.min(info.expires_at) - OffsetDateTime::now_utc();
+    let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
+    now + left.max(LOCKED_RECHECK_FLOOR) + DEADLINE_SLACK
+}
+
+/// What trying to resume a locked session within the grace period found.
+enum Resume {
+    /// Resumed; seconds since the lock.
+    Resumed(u64),
+    /// Not possible without the phone (grace period over or off, not locked on the server, or
+    /// the server could not say).
+    NeedsPhone(String),
+    /// The session ended on the server.
+    Ended(String),
+}
+
 /// A request waiting for the phone.
 struct Pending {
     request_id: String,
@@ -284,6 +322,11 @@ struct Pending {
 struct State {
     held: Option<Held>,
     locked: bool,
+    /// Locked sessions of other people kept on this workstation (fast user switching), oldest
+    /// first; each is locked on the server.
+    parked: Vec<Held>,
+    /// How the last unlock went (for the local API's answer).
+    last_unlock: Option<crate::local::UnlockReport>,
     pending: Option<Pending>,
     /// Why the last session ended.
     last_end: Option<String>,
@@ -394,6 +437,7 @@ impl Agent {
         purpose: &str,
         on_number: impl FnOnce(u8),
     ) -> Result<SessionInfo> {
+        let park = self.may_park_for(uid).await?;
         let (ticket, mut info) = match self.sign_in(uid, purpose, on_number).await {
             Ok(signed_in) => signed_in,
             Err(e) => {
@@ -422,23 +466,87 @@ impl Agent {
                 }),
             }
         }
-        let old = {
+        let (ended, parked) = {
             let mut s = self.state();
             let old = s.held.replace(Held::new(ticket, info.clone()));
             s.locked = false;
             s.generation += 1;
             s.last_end = None;
+            s.last_unlock = None;
             s.default_uid = Some(info.uid.clone());
-            old
+            // A locked session of the person who just signed in again is replaced by the new one.
+            let (mut ended, kept): (Vec<Held>, Vec<Held>) = std::mem::take(&mut s.parked)
+                .into_iter()
+                .partition(|h| h.info.uid == info.uid);
+            s.parked = kept;
+            let mut parked = None;
+            match old {
+                // Fast user switching: the locked session stays, locked, for its holder to come
+                // back to (the server recorded its lock in `may_park_for`).
+                Some(mut old)
+                    if park.as_deref() == Some(old.ticket.expose())
+                        && s.parked.len() < MAX_PARKED =>
+                {
+                    old.deadline = locked_deadline(&old.info, Instant::now());
+                    parked = Some(old.info.uid.clone());
+                    s.parked.push(old);
+                }
+                Some(old) => ended.push(old),
+                None => {}
+            }
+            (ended, parked)
         };
+        if let Some(parked) = parked {
+            self.emit(AgentEvent::Warning {
+                message: format!(
+                    "the session of {parked} stays locked on this workstation; they unlock it with `vsc agent unlock --uid {parked}`"
+                ),
+            });
+        }
         self.emit(AgentEvent::SignedIn {
             session: info.clone(),
         });
-        if let Some(old) = old {
+        for old in ended {
             // A new sign-in replaces the old session ("another card inserted").
             let _ = self.inner.link.logout(&old.ticket).await;
         }
         Ok(info)
+    }
+
+    /// Before `uid` signs in: whether the held session will be parked rather than ended (fast
+    /// user switching: it is locked, its organisation allows switching, and it is somebody
+    /// else's), as the ticket to park. The server must have recorded the lock, so it is reported
+    /// again here (idempotent); if that fails the session is ended as without switching.
+    /// Refuses when the workstation already keeps [`MAX_PARKED`] locked sessions.
+    async fn may_park_for(&self, uid: &str) -> Result<Option<String>> {
+        let candidate = {
+            let s = self.state();
+            match &s.held {
+                Some(h) if s.locked && h.info.fast_user_switching && h.info.uid != uid => {
+                    // A parked session of `uid` itself is about to be replaced, freeing its place.
+                    let staying = s.parked.iter().filter(|p| p.info.uid != uid).count();
+                    if staying >= MAX_PARKED {
+                        return Err(AgentError::TooManyParked { max: MAX_PARKED });
+                    }
+                    Some(h.ticket.clone())
+                }
+                _ => None,
+            }
+        };
+        let Some(ticket) = candidate else {
+            return Ok(None);
+        };
+        match self.inner.link.lock_session(&ticket).await {
+            Ok(()) => Ok(Some(ticket.expose().to_owned())),
+            Err(e) => {
+                self.emit(AgentEvent::Warning {
+                    message: format!(
+                        "the locked session could not be kept for its holder ({e}); it ends when the new person signs in"
+                    ),
+                });
+                Ok(None)
+            }
+        }
     }
 
     /// One request to the phone, from opening to collecting. Does not touch the held session.
@@ -696,7 +804,13 @@ impl Agent {
                 if s.generation == generation
                     && let Some(held) = s.held.as_mut()
                 {
+                    // The server is the authority on a lock: a session it reports locked is
+                    // locked here too (never the other way round).
+                    let locked = info.locked;
                     held.confirmed(info);
+                    if locked {
+                        s.locked = true;
+                    }
                 }
                 Check::Alive
             }
@@ -744,8 +858,8 @@ impl Agent {
         }
     }
 
-    /// Asks the server about the held session now (it counts as use), dropping it if it ended.
-    /// Returns the status afterwards.
+    /// Asks the server about the held session now (it counts as use), and about the parked ones
+    /// (which it does not), dropping those that ended. Returns the status afterwards.
     pub async fn check_session(&self) -> AgentStatus {
         let held = {
             let s = self.state();
@@ -753,6 +867,16 @@ impl Agent {
         };
         if let Some((ticket, generation)) = held {
             self.check(&ticket, generation).await;
+        }
+        // The locked sessions kept here too (looking at them never counts as use).
+        let parked: Vec<Ticket> = self
+            .state()
+            .parked
+            .iter()
+            .map(|p| p.ticket.clone())
+            .collect();
+        for ticket in parked {
+            self.check_parked(&ticket).await;
         }
         self.status()
     }
@@ -819,44 +943,254 @@ impl Agent {
         )
     }
 
-    /// Locks the workstation: the ticket is no longer handed out until an unlock. The server
-    /// session stays.
-    pub fn lock(&self) -> Result<()> {
-        let newly = {
+    /// Locks the workstation: the ticket is no longer handed out until an unlock, and the lock
+    /// is recorded on the server (which then refuses the session's card operations, signing,
+    /// role changes and ticket validations). The server session stays. If the server cannot be
+    /// told, the workstation is still locked here and the unlock will ask the phone.
+    pub async fn lock(&self) -> Result<()> {
+        let (newly, ticket, generation) = {
             let mut s = self.state();
-            if s.held.is_none() {
-                return Err(AgentError::NotSignedIn);
-            }
-            !std::mem::replace(&mut s.locked, true)
+            let ticket = s
+                .held
+                .as_ref()
+                .map(|h| h.ticket.clone())
+                .ok_or(AgentError::NotSignedIn)?;
+            (
+                !std::mem::replace(&mut s.locked, true),
+                ticket,
+                s.generation,
+            )
         };
         if newly {
             self.emit(AgentEvent::Locked);
         }
+        match self.inner.link.lock_session(&ticket).await {
+            Ok(()) => {}
+            Err(ClientError::Server { code, message, .. })
+                if ENDED_CODES.contains(&code.as_str()) =>
+            {
+                self.drop_session(generation, &format!("{message} ({code})"));
+            }
+            Err(e) => self.emit(AgentEvent::Warning {
+                message: format!(
+                    "the server could not record the lock ({e}); the workstation is locked here and unlocking will ask your phone"
+                ),
+            }),
+        }
         Ok(())
     }
 
-    /// Unlocks the workstation with a fresh phone approval (purpose "Unlock workstation") by
-    /// the person who locked it: the new session gets the same role, the old session is logged
-    /// out. If the phone does not approve, the workstation stays locked. Unlocking a workstation
-    /// that is not locked changes nothing.
+    /// Unlocks the workstation for the person who locked it: within the grace period of the
+    /// session's organisation the server resumes the session without the phone; otherwise a
+    /// fresh phone approval (purpose "Unlock workstation") gives a new session with the same
+    /// role and the old session is logged out. If the phone does not approve, the workstation
+    /// stays locked. Unlocking a workstation that is not locked changes nothing.
     pub async fn unlock(&self, on_number: impl FnOnce(u8)) -> Result<SessionInfo> {
+        self.unlock_as(None, on_number).await
+    }
+
+    /// Unlocks for `uid` (the holder of the active session when `None`). When `uid` names a
+    /// person whose session is parked here (fast user switching), that session comes back as in
+    /// [`Agent::unlock`] and the session that was active is locked and parked in turn (or ended,
+    /// where its organisation does not allow switching). How it went is in
+    /// [`AgentStatus::last_unlock`].
+    pub async fn unlock_as(
+        &self,
+        uid: Option<&str>,
+        on_number: impl FnOnce(u8),
+    ) -> Result<SessionInfo> {
         let _serial = self.inner.signing.lock().await;
-        let (uid, position, generation) = {
-            let s = self.state();
-            let held = s.held.as_ref().ok_or(AgentError::NotSignedIn)?;
-            if !s.locked {
-                return Ok(held.info.clone());
-            }
-            (
-                held.info.uid.clone(),
-                held.info
-                    .selected_role
+        // Whom to unlock, and whether that switches person.
+        let (target_uid, target_ticket, position, generation, switching, displaced) = {
+            let mut s = self.state();
+            s.last_unlock = None;
+            let wanted = match uid {
+                Some(u) => u.trim().to_owned(),
+                None => s
+                    .held
                     .as_ref()
-                    .map(|r| r.position_id.clone()),
-                s.generation,
-            )
+                    .ok_or(AgentError::NotSignedIn)?
+                    .info
+                    .uid
+                    .clone(),
+            };
+            let role = |h: &Held| h.info.selected_role.as_ref().map(|r| r.position_id.clone());
+            if let Some(h) = s.held.as_ref().filter(|h| h.info.uid == wanted) {
+                if !s.locked {
+                    return Ok(h.info.clone());
+                }
+                (wanted, h.ticket.clone(), role(h), s.generation, false, None)
+            } else if let Some(p) = s.parked.iter().find(|p| p.info.uid == wanted) {
+                let found = (p.ticket.clone(), role(p));
+                // The person at the workstation now is switched away from: lock it first.
+                let displaced = s.held.as_ref().map(|h| (h.ticket.clone(), !s.locked));
+                if displaced.is_some() && !s.locked {
+                    s.locked = true;
+                }
+                (wanted, found.0, found.1, s.generation, true, displaced)
+            } else {
+                return Err(AgentError::NotParked { uid: wanted });
+            }
         };
-        let (ticket, mut info) = match self.sign_in(&uid, PURPOSE_UNLOCK, on_number).await {
+        // Only a session whose lock the server recorded may be kept (parked); otherwise it ends.
+        let mut displaced_locked = false;
+        if let Some((ticket, newly_locked)) = &displaced {
+            if *newly_locked {
+                self.emit(AgentEvent::Locked);
+            }
+            match self.inner.link.lock_session(ticket).await {
+                Ok(()) => displaced_locked = true,
+                Err(ClientError::Server { code, message, .. })
+                    if ENDED_CODES.contains(&code.as_str()) =>
+                {
+                    self.drop_session(generation, &format!("{message} ({code})"));
+                }
+                Err(_) => {}
+            }
+        }
+        // First without the phone, within the grace period; then with it.
+        let (ticket, info, report) = match self.try_resume(&target_ticket).await {
+            Resume::Ended(reason) => {
+                self.forget(&target_ticket, generation, &reason);
+                let err = AgentError::SessionEnded(reason);
+                self.emit(AgentEvent::SignInFailed {
+                    message: err.to_string(),
+                });
+                return Err(err);
+            }
+            Resume::Resumed(seconds) => {
+                let info = match self.inner.link.session(target_ticket.expose()).await {
+                    Ok(info) => info,
+                    Err(_) => {
+                        let s = self.state();
+                        let mut info = s
+                            .held
+                            .iter()
+                            .chain(s.parked.iter())
+                            .find(|h| h.ticket.expose() == target_ticket.expose())
+                            .map(|h| h.info.clone())
+                            .ok_or(AgentError::NotSignedIn)?;
+                        info.locked = false;
+                        info
+                    }
+                };
+                let report = crate::local::UnlockReport {
+                    uid: target_uid.clone(),
+                    resumed_in_grace: true,
+                    seconds_since_lock: Some(seconds),
+                    parked: None,
+                };
+                (target_ticket.clone(), info, report)
+            }
+            Resume::NeedsPhone(why) => {
+                tracing::debug!(reason = %why, "unlocking with the phone");
+                let (ticket, info) = self.phone_unlock(&target_uid, position, on_number).await?;
+                let report = crate::local::UnlockReport {
+                    uid: target_uid.clone(),
+                    resumed_in_grace: false,
+                    seconds_since_lock: None,
+                    parked: None,
+                };
+                (ticket, info, report)
+            }
+        };
+        let resumed = report.resumed_in_grace;
+        let mut to_end: Vec<Ticket> = Vec::new();
+        let outcome = {
+            let mut s = self.state();
+            if !switching && s.generation != generation {
+                // Logged out (or the session ended) while the phone was asked: do not revive it.
+                // (A parked target is found by its ticket below, whatever happened meanwhile.)
+                None
+            } else {
+                // Take the target out of where it was (the active seat or the parked list).
+                let previous = if switching {
+                    let i = s
+                        .parked
+                        .iter()
+                        .position(|p| p.ticket.expose() == target_ticket.expose());
+                    i.map(|i| s.parked.remove(i))
+                } else {
+                    s.held.take()
+                };
+                match previous {
+                    None if resumed => None,
+                    previous => {
+                        let new = match previous {
+                            Some(mut h) if resumed => {
+                                h.confirmed(info.clone());
+                                h
+                            }
+                            previous => {
+                                if let Some(p) = previous {
+                                    to_end.push(p.ticket);
+                                }
+                                Held::new(ticket.clone(), info.clone())
+                            }
+                        };
+                        let displaced = if switching { s.held.take() } else { None };
+                        s.held = Some(new);
+                        s.locked = false;
+                        s.generation += 1;
+                        s.default_uid = Some(info.uid.clone());
+                        let mut parked = None;
+                        if let Some(mut d) = displaced {
+                            if displaced_locked
+                                && d.info.fast_user_switching
+                                && s.parked.len() < MAX_PARKED
+                            {
+                                d.deadline = locked_deadline(&d.info, Instant::now());
+                                parked = Some(d.info.uid.clone());
+                                s.parked.push(d);
+                            } else {
+                                to_end.push(d.ticket);
+                            }
+                        }
+                        let report = crate::local::UnlockReport { parked, ..report };
+                        s.last_unlock = Some(report.clone());
+                        Some(report)
+                    }
+                }
+            }
+        };
+        let Some(_report) = outcome else {
+            if !resumed {
+                let _ = self.inner.link.logout(&ticket).await;
+            }
+            return Err(self.ended_error());
+        };
+        self.emit(AgentEvent::Unlocked {
+            session: info.clone(),
+        });
+        for t in to_end {
+            let _ = self.inner.link.logout(&t).await;
+        }
+        Ok(info)
+    }
+
+    /// Asks the server to resume the locked session of `ticket` without the phone.
+    async fn try_resume(&self, ticket: &Ticket) -> Resume {
+        match self.inner.link.resume_session(ticket).await {
+            Ok(r) => Resume::Resumed(r.seconds_since_lock),
+            Err(ClientError::Server { code, message, .. })
+                if ENDED_CODES.contains(&code.as_str()) =>
+            {
+                Resume::Ended(format!("{message} ({code})"))
+            }
+            // Grace period over or off, not locked on the server, or the server could not
+            // say: the phone decides.
+            Err(e) => Resume::NeedsPhone(e.to_string()),
+        }
+    }
+
+    /// A fresh phone approval for `uid` (purpose "Unlock workstation") that restores `position`.
+    async fn phone_unlock(
+        &self,
+        uid: &str,
+        position: Option<String>,
+        on_number: impl FnOnce(u8),
+    ) -> Result<(Ticket, SessionInfo)> {
+        let (ticket, mut info) = match self.sign_in(uid, PURPOSE_UNLOCK, on_number).await {
             Ok(signed_in) => signed_in,
             Err(e) => {
                 self.emit(AgentEvent::SignInFailed {
@@ -883,60 +1217,80 @@ impl Agent {
                 }
             }
         }
-        let old = {
+        Ok((ticket, info))
+    }
+
+    /// Forgets the session of `ticket`, active (of `generation`) or parked, that ended on the
+    /// server.
+    fn forget(&self, ticket: &Ticket, generation: u64, reason: &str) {
+        let active = {
             let mut s = self.state();
-            if s.generation != generation || s.held.is_none() {
-                // Logged out (or the session ended) while the phone was asked: do not revive it.
-                None
-            } else {
-                let old = s.held.replace(Held::new(ticket.clone(), info.clone()));
-                s.locked = false;
-                s.generation += 1;
-                Some(old)
-            }
+            let before = s.parked.len();
+            s.parked.retain(|p| p.ticket.expose() != ticket.expose());
+            before == s.parked.len()
+                && s.held
+                    .as_ref()
+                    .is_some_and(|h| h.ticket.expose() == ticket.expose())
         };
-        let Some(old) = old else {
-            let _ = self.inner.link.logout(&ticket).await;
-            return Err(self.ended_error());
-        };
-        self.emit(AgentEvent::Unlocked {
-            session: info.clone(),
-        });
-        if let Some(old) = old {
-            let _ = self.inner.link.logout(&old.ticket).await;
+        if active {
+            self.drop_session(generation, reason);
         }
-        Ok(info)
     }
 
     /// Logs out: the ticket is dropped here at once and the server session ends ("card
-    /// removal"); a sign-in waiting for the phone is withdrawn. Logging out when nobody is
-    /// signed in changes nothing.
+    /// removal"); a sign-in waiting for the phone is withdrawn. Locked sessions of other people
+    /// kept here (fast user switching) stay; [`Agent::logout_all`] ends them too. Logging out
+    /// when nobody is signed in changes nothing.
     pub async fn logout(&self) -> Result<()> {
-        let (held, pending) = {
+        self.logout_inner(false).await
+    }
+
+    /// Logs out the active session and every parked one.
+    pub async fn logout_all(&self) -> Result<()> {
+        self.logout_inner(true).await
+    }
+
+    async fn logout_inner(&self, all: bool) -> Result<()> {
+        let (held, pending, parked) = {
             let mut s = self.state();
             let held = s.held.take();
             s.locked = false;
+            s.last_unlock = None;
             if held.is_some() {
                 s.generation += 1;
                 s.last_end = Some("logged out".into());
             }
-            (held, s.pending.take())
+            let parked = if all {
+                std::mem::take(&mut s.parked)
+            } else {
+                Vec::new()
+            };
+            (held, s.pending.take(), parked)
         };
         if let Some(p) = pending {
             let _ = p.cancel.send(true);
             let _ = self.inner.link.cancel(&p.request_id, &p.poll_secret).await;
         }
+        let mut unconfirmed = None;
+        for p in parked {
+            match self.inner.link.logout(&p.ticket).await {
+                Ok(()) => {}
+                Err(ClientError::Server { code, .. }) if ENDED_CODES.contains(&code.as_str()) => {}
+                Err(e) => unconfirmed = Some(e),
+            }
+        }
         let Some(held) = held else {
-            return Ok(());
+            return unconfirmed.map_or(Ok(()), |e| Err(AgentError::LogoutUnconfirmed(e)));
         };
         self.emit(AgentEvent::SignedOut {
             reason: "logged out".into(),
         });
         match self.inner.link.logout(&held.ticket).await {
-            Ok(()) => Ok(()),
-            Err(ClientError::Server { code, .. }) if ENDED_CODES.contains(&code.as_str()) => Ok(()),
-            Err(e) => Err(AgentError::LogoutUnconfirmed(e)),
+            Ok(()) => {}
+            Err(ClientError::Server { code, .. }) if ENDED_CODES.contains(&code.as_str()) => {}
+            Err(e) => unconfirmed = Some(e),
         }
+        unconfirmed.map_or(Ok(()), |e| Err(AgentError::LogoutUnconfirmed(e)))
     }
 
     /// What the agent holds, from its own state (no server call, no ticket).
@@ -953,20 +1307,68 @@ impl Agent {
             pending: s.pending.as_ref().map(|p| p.prompt.clone()),
             default_uid: s.default_uid.clone(),
             last_end: s.last_end.clone(),
+            parked: s.parked.iter().map(|p| p.info.clone()).collect(),
+            last_unlock: s.last_unlock.clone(),
         }
     }
 
-    /// Watches the held session's deadlines and asks the server when one passes, so that a
-    /// session that ended there (timeout, logout elsewhere, card cancelled) is dropped here.
-    /// Runs until the returned future is dropped; [`Agent::serve`] runs it.
+    /// Asks the server about a parked session (without counting as use), dropping it here if
+    /// it ended there.
+    async fn check_parked(&self, ticket: &Ticket) {
+        let outcome = self.inner.link.session(ticket.expose()).await;
+        let mut ended = None;
+        {
+            let mut s = self.state();
+            let Some(i) = s
+                .parked
+                .iter()
+                .position(|p| p.ticket.expose() == ticket.expose())
+            else {
+                return;
+            };
+            match outcome {
+                Ok(info) => s.parked[i].confirmed(info),
+                Err(ClientError::Server { code, message, .. })
+                    if ENDED_CODES.contains(&code.as_str()) =>
+                {
+                    let gone = s.parked.remove(i);
+                    ended = Some((gone.info.uid, format!("{message} ({code})")));
+                }
+                Err(_) => s.parked[i].deadline = Instant::now() + WATCH_TICK,
+            }
+        }
+        if let Some((uid, reason)) = ended {
+            self.emit(AgentEvent::Warning {
+                message: format!("the locked session of {uid} on this workstation ended: {reason}"),
+            });
+        }
+    }
+
+    /// Watches the deadlines of the held session and of the parked ones, and asks the server
+    /// when one passes, so that a session that ended there (timeout, logout elsewhere, card
+    /// cancelled) is dropped here. Runs until the returned future is dropped; [`Agent::serve`]
+    /// runs it.
     pub async fn watch(self) {
         loop {
-            let due = {
+            let (due, parked_due) = {
                 let s = self.state();
-                s.held
-                    .as_ref()
-                    .map(|h| (h.deadline, h.ticket.clone(), s.generation))
+                (
+                    s.held
+                        .as_ref()
+                        .map(|h| (h.deadline, h.ticket.clone(), s.generation)),
+                    s.parked
+                        .iter()
+                        .min_by_key(|p| p.deadline)
+                        .map(|p| (p.deadline, p.ticket.clone())),
+                )
             };
+            if let Some((deadline, ticket)) = &parked_due
+                && Instant::now() >= *deadline
+            {
+                self.check_parked(ticket).await;
+                continue;
+            }
+            let parked_wake = parked_due.map(|(d, _)| d);
             match due {
                 Some((deadline, ticket, generation)) if Instant::now() >= deadline => {
                     if let Check::Ended = self.check(&ticket, generation).await {
@@ -974,10 +1376,17 @@ impl Agent {
                     }
                 }
                 Some((deadline, _, _)) => {
-                    let wake = deadline.min(Instant::now() + WATCH_TICK);
+                    let wake = deadline
+                        .min(parked_wake.unwrap_or(deadline))
+                        .min(Instant::now() + WATCH_TICK);
                     tokio::time::sleep_until(wake.into()).await;
                 }
-                None => tokio::time::sleep(WATCH_TICK).await,
+                None => {
+                    let wake = parked_wake
+                        .unwrap_or_else(|| Instant::now() + WATCH_TICK)
+                        .min(Instant::now() + WATCH_TICK);
+                    tokio::time::sleep_until(wake.into()).await;
+                }
             }
         }
     }
@@ -1078,6 +1487,65 @@ async fn local_address_towards(server: &Url) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session_of(uid: &str, switching: bool) -> SessionInfo {
+        let now = OffsetDateTime::now_utc();
+        SessionInfo {
+            uid: uid.into(),
+            given_name: "Test".into(),
+            family_name: uid.into(),
+            selected_role: None,
+            roles: vec![],
+            auth_time: now,
+            idle_expires_at: now + time::Duration::minutes(15),
+            expires_at: now + time::Duration::hours(12),
+            card_renewal: None,
+            licence_warning: None,
+            locked: true,
+            unlock_grace_minutes: 0,
+            fast_user_switching: switching,
+        }
+    }
+
+    #[tokio::test]
+    async fn no_more_than_max_parked_sessions_are_kept() {
+        // The server is unreachable: the refusal must come before any request to the phone.
+        let agent = Agent::new(AgentConfig::new(
+            Url::parse("https://127.0.0.1:9/").expect("url"),
+            ServerTrust::Fingerprint("ab".repeat(32)),
+            Workstation::new("ws-1", "TEST-PC"),
+        ))
+        .expect("agent");
+        {
+            let mut s = agent.state();
+            s.held = Some(Held::new(
+                Ticket::new("ticket-active".into()),
+                session_of("100000000000", true),
+            ));
+            s.locked = true;
+            s.parked = (1..=MAX_PARKED)
+                .map(|i| {
+                    Held::new(
+                        Ticket::new(format!("ticket-{i}")),
+                        session_of(&format!("20000000000{i}"), true),
+                    )
+                })
+                .collect();
+        }
+        let refused = agent.login("300000000000", None, |_| {}).await;
+        assert!(
+            matches!(refused, Err(AgentError::TooManyParked { max: MAX_PARKED })),
+            "{refused:?}"
+        );
+        assert!(agent.status().pending.is_none(), "no request was opened");
+        assert_eq!(agent.status().parked.len(), MAX_PARKED);
+        // Unlocking for somebody with no session here is refused the same way, at once.
+        let unknown = agent.unlock_as(Some("300000000000"), |_| {}).await;
+        assert!(
+            matches!(unknown, Err(AgentError::NotParked { .. })),
+            "{unknown:?}"
+        );
+    }
 
     fn role(position_id: &str, role_code: &str, org: &str) -> SessionRole {
         SessionRole {

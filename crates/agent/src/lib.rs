@@ -34,7 +34,9 @@ pub use agent::{
     Workstation,
 };
 pub use home::{AgentFile, AgentHome};
-pub use local::{AgentStatus, PendingPrompt, SessionState, TicketAnswer, bind_loopback};
+pub use local::{
+    AgentStatus, PendingPrompt, SessionState, TicketAnswer, UnlockReport, bind_loopback,
+};
 pub use local_client::LocalClient;
 pub use secret::{LocalSecret, SECRET_HEADER};
 pub use server::{ServerLink, ServerTrust};
@@ -149,6 +151,22 @@ pub enum AgentError {
     /// The session ended on the server.
     #[error("the session has ended ({0}); sign in again")]
     SessionEnded(String),
+    /// Fast user switching: the workstation already keeps as many locked sessions as it may.
+    #[error(
+        "this workstation already keeps {max} locked sessions of other people; one of them must unlock and log out (`vsc agent unlock --uid UID`, then `vsc agent logout`) or `vsc agent logout --all` before another person signs in"
+    )]
+    TooManyParked {
+        /// The bound.
+        max: usize,
+    },
+    /// Unlocking for a person who has no session on this workstation.
+    #[error(
+        "{uid} has no locked session on this workstation; sign in with `vsc agent login {uid}`"
+    )]
+    NotParked {
+        /// Whom the unlock named.
+        uid: String,
+    },
     /// The role given is not one of the session's.
     #[error("'{given}' is not one of your roles; choose one of: {choices}")]
     UnknownRole {

@@ -17,9 +17,9 @@
 //! | `POST /v1/login {uid?, purpose?}` | sign in (waits for the phone) | [`AgentStatus`] |
 //! | `POST /v1/cancel` | withdraw the request waiting for the phone | `{"cancelled": bool}` |
 //! | `POST /v1/role {position_id}` | select a role (a position id, or a role code held once) | [`AgentStatus`] |
-//! | `POST /v1/lock` | lock: the ticket is not handed out until an unlock | [`AgentStatus`] |
-//! | `POST /v1/unlock` | unlock with a fresh phone approval, keeping the role (waits for the phone) | [`AgentStatus`] |
-//! | `POST /v1/logout` | end the session here and on the server at once | [`AgentStatus`] |
+//! | `POST /v1/lock` | lock: the ticket is not handed out until an unlock; the server records the lock | [`AgentStatus`] |
+//! | `POST /v1/unlock {uid?}` | unlock (for `uid`, whose session is parked here, when given): resume within the grace period, else a fresh phone approval keeping the role (waits for the phone) | [`AgentStatus`] with `last_unlock` |
+//! | `POST /v1/logout {all?}` | end the active session (with `all`, the parked ones too) here and on the server at once | [`AgentStatus`] |
 //! | `POST /v1/eps/sign {algorithm?, stamp_author_time?, prescriptions: [{id, xml}]}` | sign ParentPrescriptions with the phone (one approval for the batch) | [`SignedBatch`] |
 //! | `POST /v1/eps/sign-xml?algorithm=&stamp_author_time=` (XML body) | sign one ParentPrescription: XML in, signed XML out | `application/xml` |
 //! | `POST /v1/signing/prepare {algorithm?, stamp_author_time?, prescriptions}` | NHS Signing Service shape: base64 canonical SignedInfo per id (no phone) | `{algorithm, payloads: [{id, payload, digest, summary}]}` |
@@ -146,6 +146,46 @@ pub struct AgentStatus {
     pub default_uid: Option<String>,
     /// Why the last session ended.
     pub last_end: Option<String>,
+    /// Locked sessions of other people kept on this workstation (fast user switching): each
+    /// comes back with `vsc agent unlock --uid UID`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<SessionInfo>,
+    /// How the last unlock went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_unlock: Option<UnlockReport>,
+}
+
+/// How an unlock went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockReport {
+    /// Whose session was unlocked.
+    pub uid: String,
+    /// `true`: the server resumed the locked session within the grace period (no phone);
+    /// `false`: a phone approval gave a new session.
+    pub resumed_in_grace: bool,
+    /// Seconds between the lock and the resume (grace resumes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_since_lock: Option<u64>,
+    /// Whose session was locked and kept because this unlock switched person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
+}
+
+/// `POST /v1/unlock`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnlockBody {
+    /// Whom to unlock for: the active session's holder when absent, else a person whose
+    /// session is parked here.
+    pub uid: Option<String>,
+}
+
+/// `POST /v1/logout`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogoutBody {
+    /// End the parked sessions of other people too.
+    pub all: bool,
 }
 
 /// `POST /v1/login`.
@@ -369,6 +409,8 @@ impl IntoResponse for LocalError {
         let message = e.to_string();
         let (status, code) = match &e {
             AgentError::Locked => (StatusCode::LOCKED, "locked"),
+            AgentError::TooManyParked { .. } => (StatusCode::CONFLICT, "too_many_locked_sessions"),
+            AgentError::NotParked { .. } => (StatusCode::NOT_FOUND, "no_locked_session"),
             AgentError::NotSignedIn => (StatusCode::CONFLICT, "not_signed_in"),
             AgentError::NoUid => (StatusCode::CONFLICT, "no_uid"),
             AgentError::Declined => (StatusCode::FORBIDDEN, "declined"),
@@ -581,17 +623,40 @@ async fn select_role(
 }
 
 async fn lock(State(agent): State<Agent>) -> LocalResult<AgentStatus> {
-    agent.lock()?;
+    agent.lock().await?;
     Ok(Json(agent.status()))
 }
 
-async fn unlock(State(agent): State<Agent>) -> LocalResult<AgentStatus> {
-    agent.unlock(|_| {}).await?;
+/// A missing body is an empty one (older clients send none).
+fn optional_body<T: Default>(
+    request: std::result::Result<Json<T>, JsonRejection>,
+) -> std::result::Result<T, LocalError> {
+    match request {
+        Ok(Json(t)) => Ok(t),
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
+        Err(e) => Err(LocalError::BadBody(e.body_text())),
+    }
+}
+
+async fn unlock(
+    State(agent): State<Agent>,
+    request: std::result::Result<Json<UnlockBody>, JsonRejection>,
+) -> LocalResult<AgentStatus> {
+    let request = optional_body(request)?;
+    agent.unlock_as(request.uid.as_deref(), |_| {}).await?;
     Ok(Json(agent.status()))
 }
 
-async fn logout(State(agent): State<Agent>) -> LocalResult<AgentStatus> {
-    agent.logout().await?;
+async fn logout(
+    State(agent): State<Agent>,
+    request: std::result::Result<Json<LogoutBody>, JsonRejection>,
+) -> LocalResult<AgentStatus> {
+    let request = optional_body(request)?;
+    if request.all {
+        agent.logout_all().await?;
+    } else {
+        agent.logout().await?;
+    }
     Ok(Json(agent.status()))
 }
 

@@ -134,15 +134,32 @@ impl LocalClient {
             .await
     }
 
-    /// Unlocks with a fresh phone approval (waits for the phone).
+    /// Unlocks for the person who locked: within the grace period without the phone, else
+    /// with a fresh phone approval (waits for the phone).
     pub async fn unlock(&self) -> Result<AgentStatus> {
-        self.call(Method::POST, "/v1/unlock", None::<&()>, LONG)
+        self.unlock_as(None).await
+    }
+
+    /// Unlocks for `uid`, whose session is locked here (fast user switching), or for the
+    /// active session's holder when `None`.
+    pub async fn unlock_as(&self, uid: Option<&str>) -> Result<AgentStatus> {
+        let body = crate::local::UnlockBody {
+            uid: uid.map(str::to_owned),
+        };
+        self.call(Method::POST, "/v1/unlock", Some(&body), LONG)
             .await
     }
 
-    /// Logs out: the session ends at once.
+    /// Logs out: the active session ends at once (locked sessions of other people stay).
     pub async fn logout(&self) -> Result<AgentStatus> {
         self.call(Method::POST, "/v1/logout", None::<&()>, SHORT)
+            .await
+    }
+
+    /// Logs out the active session and every locked one kept on this workstation.
+    pub async fn logout_all(&self) -> Result<AgentStatus> {
+        let body = crate::local::LogoutBody { all: true };
+        self.call(Method::POST, "/v1/logout", Some(&body), SHORT)
             .await
     }
 

@@ -197,6 +197,26 @@ impl ServerLink {
         Ok(())
     }
 
+    /// Records on the server that the workstation locked the session of `ticket` (idempotent):
+    /// the server then refuses card operations, signing and role changes in it until a resume.
+    pub async fn lock_session(&self, ticket: &Ticket) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .agent_post(ticket, routes::SESSION_LOCK, &serde_json::json!({}))
+            .await?;
+        Ok(())
+    }
+
+    /// Re-opens the locked session of `ticket` without a phone approval; the server allows it
+    /// only within the grace period of the session's organisation (`unlock_grace_over`
+    /// otherwise, `session_not_locked` when it is not locked).
+    pub async fn resume_session(
+        &self,
+        ticket: &Ticket,
+    ) -> Result<vsc_proto::workstation::SessionResumed, ClientError> {
+        self.agent_post(ticket, routes::SESSION_RESUME, &serde_json::json!({}))
+            .await
+    }
+
     /// The headers that prove the agent: the ticket and the session's agent key.
     fn agent_headers(ticket: &Ticket) -> Vec<(&'static str, String)> {
         let mut headers = vec![("authorization", format!("Bearer {}", ticket.expose()))];

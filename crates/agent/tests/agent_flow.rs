@@ -461,7 +461,7 @@ async fn sign_in_select_role_lock_unlock_and_log_out() {
     }
     assert_eq!(w.agent.ticket().as_ref(), Some(&ticket), "still signed in");
 
-    // Lock: no ticket for anyone; the server session stays.
+    // Lock: no ticket for anyone; the server session stays, and the server records the lock.
     let status = w.client.lock().await.expect("locked");
     assert_eq!(status.state, SessionState::Locked);
     let answer = w.client.ticket_no_auth().await.expect("no-auth");
@@ -469,9 +469,12 @@ async fn sign_in_select_role_lock_unlock_and_log_out() {
     assert_eq!(answer.ticket, None);
     assert_eq!(refused(w.client.ticket().await), (423, "locked".into()));
     assert!(w.agent.ticket().is_none());
-    w.validate(ticket.expose())
-        .await
-        .expect("locking keeps the server session");
+    // The server session stays, locked (issue 14): the server refuses the ticket meanwhile.
+    assert_eq!(
+        server_code(w.validate(ticket.expose()).await),
+        "session_locked",
+        "locking keeps the server session, locked"
+    );
 
     // Unlock: a fresh approval ("Unlock workstation"), a new ticket, the same role; the old
     // session is logged out.

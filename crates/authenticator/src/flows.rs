@@ -16,7 +16,7 @@ use url::Url;
 use vsc_core::ActivationCode;
 use vsc_proto::renewal::{
     RenewalChallenge, RenewalChallengeRequest, RenewalConfirm, RenewalConfirmed, RenewalIssued,
-    RenewalRequest,
+    RenewalRequest, RenewalWindow,
 };
 use vsc_proto::signin::DeviceChallengeRequest;
 use vsc_proto::{
@@ -29,7 +29,7 @@ use crate::AuthenticatorError;
 use crate::client::{self, Client, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::fsutil;
-use crate::home::{Enrolment, Home, PendingRenewal};
+use crate::home::{Enrolment, Home, PendingRenewal, RenewalNews};
 use crate::keystore::{
     Keystore, KeystoreError, NewPasscode, Passcode, RecoveryKey, SoftwareKeystore, UnlockedKeys,
 };
@@ -448,9 +448,20 @@ pub struct Status {
     pub keystore_needs_upgrade: bool,
     /// When the authentication certificate expires.
     pub certificates_expire: Option<time::OffsetDateTime>,
-    /// Inside the renewal window (the default 90 days before expiry; the server has the last
-    /// word, and an RA can make it due earlier): `vsc authenticator renew`.
+    /// Renewal is due: inside the renewal window as the server last described it (the default
+    /// [`DEFAULT_RENEWAL_WINDOW_DAYS`] when the phone never heard), or an RA made it due:
+    /// `vsc authenticator renew`.
     pub renewal_due: bool,
+    /// When the renewal window opens for the current certificates.
+    pub renewal_opens_at: Option<time::OffsetDateTime>,
+    /// The window's length in days: the instance's as the server last said, else the default.
+    pub renewal_window_days: i64,
+    /// Whether the window is the server's word (`false`: the default, the phone never heard).
+    pub renewal_window_from_server: bool,
+    /// An RA made the renewal due now (as the server last said).
+    pub renewal_forced: bool,
+    /// When the server last said anything about the window.
+    pub renewal_heard_at: Option<time::OffsetDateTime>,
     /// A renewal was started and not finished (`renew` finishes it).
     pub renewal_unfinished: bool,
 }
@@ -470,13 +481,20 @@ pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
     let certificates_expire = enrolment
         .as_ref()
         .and_then(|e| not_after_of(&e.auth_certificate_pem).ok());
-    let renewal_due = certificates_expire.is_some_and(|t| {
-        time::OffsetDateTime::now_utc() >= t - time::Duration::days(DEFAULT_RENEWAL_WINDOW_DAYS)
-    });
+    let news = home.renewal_news()?;
+    let window = certificates_expire
+        .map(|t| renewal_view(t, news.as_ref(), time::OffsetDateTime::now_utc()));
     let renewal_unfinished = home.renewal_path().exists();
     Ok(Status {
         certificates_expire,
-        renewal_due,
+        renewal_due: window.as_ref().is_some_and(|w| w.due),
+        renewal_opens_at: window.as_ref().map(|w| w.opens_at),
+        renewal_window_days: window
+            .as_ref()
+            .map_or(DEFAULT_RENEWAL_WINDOW_DAYS, |w| w.window_days),
+        renewal_window_from_server: window.as_ref().is_some_and(|w| w.from_server),
+        renewal_forced: window.as_ref().is_some_and(|w| w.forced),
+        renewal_heard_at: news.as_ref().map(|n| n.heard_at),
         renewal_unfinished,
         home: home.dir().to_owned(),
         simulated: device.as_ref().is_some_and(|d| d.simulated),
@@ -499,6 +517,109 @@ pub fn status(home: &Home) -> Result<Status, AuthenticatorError> {
             .as_ref()
             .is_some_and(|s| s.format_version() == crate::keystore::LEGACY_FORMAT_VERSION),
     })
+}
+
+/// The renewal window of certificates expiring at `not_after`, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RenewalView {
+    pub due: bool,
+    pub forced: bool,
+    pub opens_at: time::OffsetDateTime,
+    pub window_days: i64,
+    pub from_server: bool,
+}
+
+/// Where certificates expiring at `not_after` stand at `now`, from what the server last said
+/// (`news`). The server's window length replaces the default; what it said about *these*
+/// certificates ("due", an RA's order) holds, and so does its "not due" until the window opens
+/// by the clock. A window
+/// told for other certificates (before a renewal) gives only its length.
+pub(crate) fn renewal_view(
+    not_after: time::OffsetDateTime,
+    news: Option<&RenewalNews>,
+    now: time::OffsetDateTime,
+) -> RenewalView {
+    let window_days = news.and_then(|n| n.window.as_ref()).map(|w| w.window_days);
+    let from_server = window_days.is_some();
+    let window_days = window_days.unwrap_or(DEFAULT_RENEWAL_WINDOW_DAYS);
+    let opens_at = not_after - time::Duration::days(window_days);
+    // What the server said is about these certificates when it named their expiry, or (a
+    // request's bare "not due") when it was said while these certificates were the card's.
+    let about_these = news.filter(|n| match &n.window {
+        Some(w) => (w.not_after - not_after).abs() < time::Duration::minutes(1),
+        None => true,
+    });
+    let forced = about_these.is_some_and(|n| n.forced && n.due);
+    // The server's "due" (its clock, inside its window) stands even where this phone's clock
+    // disagrees.
+    let mut due = forced || now >= opens_at || about_these.is_some_and(|n| n.due);
+    if !from_server
+        && let Some(n) = about_these
+        && !n.due
+        && n.heard_at >= opens_at
+    {
+        // The default window would be open, but the server said "not due" since: the
+        // instance's window is shorter, and the server's word stands.
+        due = false;
+    }
+    RenewalView {
+        due,
+        forced,
+        opens_at,
+        window_days,
+        from_server,
+    }
+}
+
+/// Records what the server said about the card's renewal window beside a sign-in request
+/// (`card_renewal`, present only when due). Best effort: a home that cannot be written does
+/// not stop the request from being shown.
+pub(crate) fn note_request_renewal(home: &Home, request: &vsc_proto::signin::PendingAuthRequest) {
+    let now = time::OffsetDateTime::now_utc();
+    let earlier = home.renewal_news().ok().flatten();
+    let news = match &request.card_renewal {
+        Some(w) => RenewalNews {
+            window: Some(w.clone()),
+            due: w.due,
+            forced: w.forced,
+            heard_at: now,
+        },
+        // Not due as of now: keep the window's length and expiry, drop "due" and "forced".
+        None => RenewalNews {
+            window: earlier
+                .as_ref()
+                .and_then(|n| n.window.clone())
+                .map(|w| RenewalWindow {
+                    due: false,
+                    forced: false,
+                    ..w
+                }),
+            due: false,
+            forced: false,
+            heard_at: now,
+        },
+    };
+    // A stream of requests saying the same does not rewrite the file each time.
+    if let Some(e) = &earlier
+        && e.window == news.window
+        && e.due == news.due
+        && e.forced == news.forced
+        && now - e.heard_at < time::Duration::hours(1)
+    {
+        return;
+    }
+    home.save_renewal_news(&news).ok();
+}
+
+/// Records the window from a renewal challenge.
+fn note_window(home: &Home, window: &RenewalWindow) -> Result<(), AuthenticatorError> {
+    home.save_renewal_news(&RenewalNews {
+        window: Some(window.clone()),
+        due: window.due,
+        forced: window.forced,
+        heard_at: time::OffsetDateTime::now_utc(),
+    })?;
+    Ok(())
 }
 
 /// What [`renew`] did.
@@ -560,6 +681,7 @@ pub async fn renew(home: &Home, passcode: &Passcode) -> Result<Renewed, Authenti
             None,
         )
         .await?;
+    note_window(home, &window.window)?;
     let renewing = home.renewing_keystore_path();
     let store = home.open_keystore()?;
     let (current, new_store, new_keys) =
@@ -773,4 +895,105 @@ fn serial_of(pem: &str) -> Result<String, AuthenticatorError> {
 /// When the certificate expires.
 pub fn not_after_of(pem: &str) -> Result<time::OffsetDateTime, AuthenticatorError> {
     parsed(pem, |cert| cert.validity().not_after.to_datetime())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::{Duration, OffsetDateTime};
+
+    fn window(not_after: OffsetDateTime, days: i64, due: bool, forced: bool) -> RenewalWindow {
+        RenewalWindow {
+            window_days: days,
+            not_after,
+            opens_at: not_after - Duration::days(days),
+            forced,
+            due,
+        }
+    }
+
+    fn news(
+        window: Option<RenewalWindow>,
+        due: bool,
+        forced: bool,
+        heard_at: OffsetDateTime,
+    ) -> RenewalNews {
+        RenewalNews {
+            window,
+            due,
+            forced,
+            heard_at,
+        }
+    }
+
+    #[test]
+    fn status_uses_the_servers_window_and_the_default_only_when_it_never_heard() {
+        let not_after = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        // Never heard: the default 90 days.
+        let v = renewal_view(not_after, None, not_after - Duration::days(60));
+        assert!(v.due && !v.from_server && !v.forced);
+        assert_eq!(v.window_days, DEFAULT_RENEWAL_WINDOW_DAYS);
+        assert_eq!(v.opens_at, not_after - Duration::days(90));
+
+        // The instance's window is 30 days: 60 days before expiry is not due, 20 days is.
+        let heard = not_after - Duration::days(100);
+        let n = news(
+            Some(window(not_after, 30, false, false)),
+            false,
+            false,
+            heard,
+        );
+        let v = renewal_view(not_after, Some(&n), not_after - Duration::days(60));
+        assert!(!v.due && v.from_server);
+        assert_eq!(v.opens_at, not_after - Duration::days(30));
+        assert!(renewal_view(not_after, Some(&n), not_after - Duration::days(20)).due);
+
+        // An RA forced it: due long before the window, and said so.
+        let n = news(Some(window(not_after, 30, true, true)), true, true, heard);
+        let v = renewal_view(not_after, Some(&n), not_after - Duration::days(300));
+        assert!(v.due && v.forced);
+
+        // After a renewal the old word is about other certificates: only its length counts.
+        let renewed = not_after + Duration::days(700);
+        let v = renewal_view(renewed, Some(&n), not_after);
+        assert!(!v.due && !v.forced && v.from_server);
+        assert_eq!(v.opens_at, renewed - Duration::days(30));
+
+        // Only a bare "not due" heard after the default window opened: the server's word stands.
+        let n = news(None, false, false, not_after - Duration::days(50));
+        let v = renewal_view(not_after, Some(&n), not_after - Duration::days(40));
+        assert!(!v.due && !v.from_server);
+        // A "not due" heard before the default window opened says nothing about later.
+        let n = news(None, false, false, not_after - Duration::days(200));
+        assert!(renewal_view(not_after, Some(&n), not_after - Duration::days(40)).due);
+    }
+
+    #[test]
+    fn requests_update_what_the_phone_knows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(dir.path()).expect("home");
+        let not_after = OffsetDateTime::now_utc() + Duration::days(20);
+        let mut request = vsc_proto::signin::PendingAuthRequest {
+            request_id: "r".into(),
+            uid: "u".into(),
+            nonce: String::new(),
+            context: Default::default(),
+            context_digest: String::new(),
+            created_at: 0,
+            expires_at: OffsetDateTime::now_utc(),
+            card_renewal: Some(window(not_after, 30, true, true)),
+            licence_warning: None,
+        };
+        note_request_renewal(&home, &request);
+        let n = home.renewal_news().expect("read").expect("recorded");
+        assert!(n.due && n.forced);
+        assert_eq!(n.window.as_ref().map(|w| w.window_days), Some(30));
+        // A request without it: not due, the window's length kept.
+        request.card_renewal = None;
+        note_request_renewal(&home, &request);
+        let n = home.renewal_news().expect("read").expect("recorded");
+        assert!(!n.due && !n.forced);
+        let w = n.window.expect("kept");
+        assert_eq!((w.window_days, w.due, w.forced), (30, false, false));
+    }
 }

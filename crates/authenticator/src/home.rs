@@ -7,6 +7,8 @@
 //!   (the only trust anchor from then on), the CA chain, the person, the card and its two
 //!   certificates;
 //! * `keystore.json`: see [`crate::keystore`];
+//! * `renewal-window.json`: the card's renewal window as the server last described it (see
+//!   [`RenewalNews`]), for `status` when offline;
 //! * `device-key.json`: the device channel key, see [`crate::device_key`] (not under the
 //!   passcode: it authenticates the connection that receives requests and signs the passcode
 //!   checks the server makes before it releases the keystore's server secret).
@@ -35,6 +37,7 @@ const KEYSTORE_FILE: &str = "keystore.json";
 const PENDING_KEYSTORE_FILE: &str = "keystore.pending.json";
 const RENEWING_KEYSTORE_FILE: &str = "keystore.renewing.json";
 const RENEWAL_FILE: &str = "renewal.json";
+const RENEWAL_WINDOW_FILE: &str = "renewal-window.json";
 const DEVICE_KEY_FILE: &str = "device-key.json";
 
 /// Why the home directory could not be used.
@@ -242,6 +245,39 @@ impl Home {
     pub fn save_renewal(&self, renewal: &PendingRenewal) -> Result<(), HomeError> {
         write_json(&self.renewal_path(), renewal)
     }
+
+    /// `renewal-window.json`: what the server last said about the card's renewal window.
+    pub fn renewal_news_path(&self) -> PathBuf {
+        self.dir.join(RENEWAL_WINDOW_FILE)
+    }
+
+    /// What the server last said about the card's renewal window, if it ever did.
+    pub fn renewal_news(&self) -> Result<Option<RenewalNews>, HomeError> {
+        read_json(&self.renewal_news_path())
+    }
+
+    /// Records what the server said about the card's renewal window.
+    pub fn save_renewal_news(&self, news: &RenewalNews) -> Result<(), HomeError> {
+        write_json(&self.renewal_news_path(), news)
+    }
+}
+
+/// The card's renewal window as the server last described it (`renewal-window.json`). The
+/// server tells the phone in a renewal challenge (always) and beside each sign-in request (only
+/// when renewal is due: a request without it means "not due" as of then). `status` uses it
+/// instead of the default window, which it falls back to only when the phone never heard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalNews {
+    /// The window as last described; `None` when the server only ever said "not due" (then the
+    /// instance's window length is not known).
+    pub window: Option<vsc_proto::renewal::RenewalWindow>,
+    /// What the server said last: renewal due (inside the window, or an RA forced it).
+    pub due: bool,
+    /// An RA made the renewal due now (`vsc ra card renew-now`), as the server said last.
+    pub forced: bool,
+    /// When the server said it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub heard_at: OffsetDateTime,
 }
 
 /// A renewal the server issued and this phone has not finished (`renewal.json`): what it needs

@@ -25,7 +25,7 @@ pub mod unlock;
 pub use client::{Client, ClientError, ClientForHome, PinnedRootVerifier};
 pub use device_key::DeviceKey;
 pub use flows::{Renewed, Status, enrol, ra_login, redeem_unlock, renew, status};
-pub use home::{Device, Enrolment, Home, HomeError, PendingRenewal};
+pub use home::{Device, Enrolment, Home, HomeError, PendingRenewal, RenewalNews};
 pub use keystore::{
     Keystore, KeystoreError, MAX_ATTEMPTS, NewPasscode, Passcode, RecoveryKey, ServerSecret,
     SoftwareKeystore, StretchedPasscode, UnlockedKeys,

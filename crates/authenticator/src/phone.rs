@@ -92,6 +92,10 @@ const SSE_RETRY_AFTER: Duration = Duration::from_secs(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What the phone hears from the server.
+// A sign-in request (with its renewal and licence warnings) is much larger than the other
+// variants; events are handled one at a time and only a few ever wait in the queue, so boxing
+// it would buy nothing and change every caller.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceEvent {
     /// A sign-in request waiting for an answer.
@@ -336,8 +340,14 @@ impl PhoneLink {
         );
         let path = path.as_str();
         let client = &self.inner.client;
-        self.authed(|token| async move { client.get_json(path, Some(&token)).await })
-            .await
+        let pending: Vec<PendingAuthRequest> = self
+            .authed(|token| async move { client.get_json(path, Some(&token)).await })
+            .await?;
+        // The last request is the server's latest word on the card's renewal window.
+        if let Some(last) = pending.last() {
+            crate::flows::note_request_renewal(&self.inner.home, last);
+        }
+        Ok(pending)
     }
 
     async fn connect(&self) -> Result<EventConnection, AuthenticatorError> {
@@ -820,6 +830,7 @@ impl Listener {
                         continue;
                     }
                     self.delivered.insert(r.request_id.clone(), r.expires_at);
+                    crate::flows::note_request_renewal(&self.link.inner.home, r);
                     return Some(event);
                 }
                 DeviceEvent::Signing(r) => {

@@ -140,12 +140,24 @@ enum AgentCommand {
         /// Position id or role code.
         role: Option<String>,
     },
-    /// Lock the workstation: applications get no ticket until you unlock.
+    /// Lock the workstation: applications get no ticket until you unlock (the server records
+    /// the lock and refuses the session's card, signing and ticket meanwhile).
     Lock,
-    /// Unlock with a fresh approval on your phone; your role is kept.
-    Unlock,
-    /// Log out at once (ends the server session, like removing a smartcard).
-    Logout,
+    /// Unlock: within your organisation's grace period the locked session resumes without the
+    /// phone; otherwise approve on your phone (your role is kept).
+    Unlock {
+        /// Unlock for this person, whose session is kept locked on this workstation (fast user
+        /// switching; see `vsc agent status`): the session in use now is locked and kept in turn.
+        #[arg(long, value_name = "UID")]
+        uid: Option<String>,
+    },
+    /// Log out at once (ends the server session, like removing a smartcard). Locked sessions of
+    /// other people kept on this workstation stay, unless `--all`.
+    Logout {
+        /// End the locked sessions of other people kept on this workstation too.
+        #[arg(long)]
+        all: bool,
+    },
     /// Withdraw the sign-in request waiting for your phone.
     Cancel,
 }
@@ -222,15 +234,26 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
             print_status(&client.lock().await?, None, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Unlock => {
+        AgentCommand::Unlock { uid } => {
+            if let Some(uid) = &uid {
+                check_uid(uid)?;
+            }
             let client = LocalClient::for_home(&home)?;
-            let status = with_number(&client, client.unlock()).await?;
+            let status = with_number(&client, client.unlock_as(uid.as_deref())).await?;
+            if !json && let Some(report) = &status.last_unlock {
+                println!("{}", unlock_line(report));
+            }
             print_status(&status, None, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        AgentCommand::Logout => {
+        AgentCommand::Logout { all } => {
             let client = LocalClient::for_home(&home)?;
-            print_status(&client.logout().await?, None, json)?;
+            let status = if all {
+                client.logout_all().await?
+            } else {
+                client.logout().await?
+            };
+            print_status(&status, None, json)?;
             Ok(ExitCode::SUCCESS)
         }
         AgentCommand::Cancel => {
@@ -527,9 +550,11 @@ pub(crate) fn event_printer(home: AgentHome, json: bool) -> vsc_agent::EventHand
             }
             AgentEvent::RoleSelected { session } => println!("{}", role_line(session)),
             AgentEvent::SignInFailed { message } => println!("Sign-in did not complete: {message}"),
-            AgentEvent::Locked => println!("Locked: no ticket until you unlock with your phone."),
+            AgentEvent::Locked => {
+                println!("Locked: no ticket until you unlock (`vsc agent unlock`).")
+            }
             AgentEvent::Unlocked { session } => {
-                println!("Unlocked with a new session. {}", role_line(session));
+                println!("Unlocked. {}", role_line(session));
             }
             AgentEvent::SignedOut { reason } => println!("Signed out: {reason}."),
             AgentEvent::Warning { message } => eprintln!("warning: {message}"),
@@ -719,6 +744,27 @@ fn card_warnings(s: &vsc_proto::signin::SessionInfo) -> Vec<String> {
     lines
 }
 
+/// What an unlock did, in one line.
+fn unlock_line(report: &vsc_agent::UnlockReport) -> String {
+    let how = if report.resumed_in_grace {
+        let seconds = report.seconds_since_lock.unwrap_or(0);
+        let after = if seconds < 60 {
+            format!("{seconds} s")
+        } else {
+            format!("{} min", seconds / 60)
+        };
+        format!("Resumed within the grace period ({after} after the lock), no phone needed.")
+    } else {
+        format!("Unlocked for {} with a new phone approval.", report.uid)
+    };
+    match &report.parked {
+        Some(parked) => format!(
+            "{how} The session of {parked} is locked and kept; they come back with `vsc agent unlock --uid {parked}`."
+        ),
+        None => how,
+    }
+}
+
 fn print_status(status: &AgentStatus, addr: Option<SocketAddr>, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(status)?);
@@ -742,6 +788,16 @@ fn print_status(status: &AgentStatus, addr: Option<SocketAddr>, json: bool) -> R
         for line in card_warnings(s) {
             println!("{line}");
         }
+    }
+    for p in &status.parked {
+        println!(
+            "Locked session kept for {} {} ({}): `vsc agent unlock --uid {}`; idle timeout {}",
+            p.given_name,
+            p.family_name,
+            p.uid,
+            p.uid,
+            fmt_time(p.idle_expires_at)
+        );
     }
     if let Some(p) = &status.pending {
         println!(

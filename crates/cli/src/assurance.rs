@@ -176,6 +176,7 @@ async fn build(
     let responder = vsc_store::ocsp::current_responder(&mut conn).await?;
     let licence_pool = vsc_store::licences::pool(&mut conn).await?;
     let licence_blocks = vsc_store::licences::applications(&mut conn).await?;
+    let licence_extensions = vsc_store::licences::waiting_extensions(&mut conn).await?;
     let cards = assurance::cards_by_state_and_custody(&mut conn).await?;
     let certificates = assurance::certificate_standing(&mut conn, now.unix_timestamp()).await?;
     let organisations = assurance::organisation_policies(&mut conn).await?;
@@ -424,6 +425,12 @@ async fn build(
         &licence_blocks,
         now.unix_timestamp(),
     );
+    extension_findings(
+        &mut find,
+        licence_pool.as_ref(),
+        &licence_blocks,
+        &licence_extensions,
+    );
     let standing = findings
         .iter()
         .map(|f| f.standing)
@@ -515,6 +522,53 @@ fn licence_findings(
             );
         }
     }
+}
+
+/// The licence extension queue: how many requests wait, and whether the funding covers the
+/// first (if not, the queue is stuck until the funding is topped up or it is withdrawn).
+fn extension_findings(
+    find: &mut impl FnMut(&'static str, Standing, String),
+    pool: Option<&vsc_store::licences::PoolRow>,
+    blocks: &[vsc_store::licences::ApplicationRow],
+    queue: &[vsc_store::licences::ExtensionRow],
+) {
+    use vsc_store::licences::DAY;
+    let (Some(pool), Some(first)) = (pool, queue.first()) else {
+        return;
+    };
+    let cost = blocks
+        .iter()
+        .find(|b| b.id == first.application_id)
+        .and_then(|b| {
+            b.term_end.map(|end| {
+                ((first.new_end - end) / DAY)
+                    .max(0)
+                    .saturating_mul(b.allocated)
+            })
+        })
+        .unwrap_or(0);
+    let (standing, how) = if cost > pool.funding {
+        (
+            Standing::Attention,
+            "more than the funding left: top it up (`vsc ra licences pool --add-funding N`) or the queue stays stuck",
+        )
+    } else {
+        (
+            Standing::Ok,
+            "within the funding: a national RA Manager approves with `vsc ra licences extensions --approve`",
+        )
+    };
+    find(
+        "Licences",
+        standing,
+        format!(
+            "{} term extension requests waiting; the first ({}, block #{}) costs {cost} licence-days of the {} left, {how}",
+            queue.len(),
+            first.ods_code,
+            first.application_id,
+            pool.funding
+        ),
+    );
 }
 
 /// The root and issuing CA certificates and the server's TLS certificate, from the data
@@ -658,5 +712,66 @@ mod tests {
         licence_findings(&mut |h, s, w| none.push((h, s, w)), None, &[], now);
         assert_eq!(none[0].1, Standing::Ok);
         assert!(none[0].2.contains("no licence pool"));
+    }
+
+    #[test]
+    fn an_extension_queue_stuck_on_funding_needs_attention() {
+        let now = 1_000 * DAY;
+        let mut pool = PoolRow {
+            total: 100,
+            funding: 50,
+            grace_days: 14,
+            warn_days: 30,
+            term_days: 365,
+            created_by: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let mut b = block("RX1", APPROVED, 10, 2, Some(now + 5 * DAY));
+        b.id = 7;
+        let queue = [vsc_store::licences::ExtensionRow {
+            id: 1,
+            application_id: 7,
+            ods_code: "RX1".into(),
+            new_end: now + 15 * DAY,
+            requested_by: String::new(),
+            requested_at: now,
+            state: WAITING.into(),
+            cost: None,
+            decided_by: None,
+            decided_at: None,
+        }];
+        let blocks = [b];
+        let mut found = Vec::new();
+        extension_findings(
+            &mut |h, s, w| found.push((h, s, w)),
+            Some(&pool),
+            &blocks,
+            &queue,
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].1, Standing::Attention, "{}", found[0].2);
+        assert!(
+            found[0].2.contains("costs 100 licence-days of the 50 left"),
+            "{}",
+            found[0].2
+        );
+        pool.funding = 100;
+        let mut found = Vec::new();
+        extension_findings(
+            &mut |h, s, w| found.push((h, s, w)),
+            Some(&pool),
+            &blocks,
+            &queue,
+        );
+        assert_eq!(found[0].1, Standing::Ok);
+        let mut found = Vec::new();
+        extension_findings(
+            &mut |h, s, w| found.push((h, s, w)),
+            Some(&pool),
+            &blocks,
+            &[],
+        );
+        assert!(found.is_empty());
     }
 }

@@ -352,6 +352,9 @@ fn status(home: &Home, json: bool) -> Result<()> {
                 "keystore_needs_upgrade": s.keystore_needs_upgrade,
                 "certificates_expire": s.certificates_expire.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
                 "renewal_due": s.renewal_due, "renewal_unfinished": s.renewal_unfinished,
+                "renewal_opens_at": s.renewal_opens_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+                "renewal_window_days": s.renewal_window_days, "renewal_window_from_server": s.renewal_window_from_server,
+                "renewal_forced": s.renewal_forced,
             })
         );
     } else if !s.enrolled {
@@ -393,12 +396,27 @@ fn status(home: &Home, json: bool) -> Result<()> {
                 println!(
                     "  EXPIRED on {when}: this card can no longer sign in; ask your RA for a new card"
                 );
+            } else if s.renewal_due && s.renewal_forced {
+                println!(
+                    "  RENEW: your RA asked for this card to be renewed now (the certificates expire on {when}); run `vsc authenticator renew`"
+                );
             } else if s.renewal_due {
                 println!(
                     "  RENEW: the certificates expire on {when}; run `vsc authenticator renew`"
                 );
             } else {
                 println!("  expires   {when}");
+            }
+            if let Some(opens) = s.renewal_opens_at {
+                println!(
+                    "  renewal   {}",
+                    renewal_line(
+                        opens,
+                        s.renewal_window_days,
+                        s.renewal_window_from_server,
+                        s.renewal_forced
+                    )
+                );
             }
         }
         if s.renewal_unfinished {
@@ -419,6 +437,29 @@ fn status(home: &Home, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// When the renewal window opens, and whose word that is.
+fn renewal_line(
+    opens: OffsetDateTime,
+    window_days: i64,
+    from_server: bool,
+    forced: bool,
+) -> String {
+    let when = opens
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let source = if from_server {
+        "the server's window"
+    } else {
+        "the default window; the server has not said yet"
+    };
+    let forced = if forced {
+        "; an RA made it due now"
+    } else {
+        ""
+    };
+    format!("window opens {when} ({window_days} days before expiry, {source}){forced}")
 }
 
 /// The pending request with this id.
@@ -484,6 +525,33 @@ fn print_request(request: &PendingAuthRequest, now: OffsetDateTime) {
     }
     println!("  purpose      {}", clean(&ctx.purpose));
     println!("  time left    {}", time_left(request, now));
+    for line in request_warnings(request) {
+        println!("  {line}");
+    }
+}
+
+/// What the server asks the holder to see beside a request: the card's renewal (present only
+/// when due) and the licence term ending. Server text goes through [`clean`].
+fn request_warnings(request: &PendingAuthRequest) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(w) = &request.card_renewal {
+        let when = w
+            .not_after
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let forced = if w.forced {
+            " (your RA asked for it)"
+        } else {
+            ""
+        };
+        lines.push(format!(
+            "RENEW: Your card's certificates expire on {when}: renew now with `vsc authenticator renew`{forced}"
+        ));
+    }
+    if let Some(l) = &request.licence_warning {
+        lines.push(format!("LICENCE: {}", clean(&l.message)));
+    }
+    lines
 }
 
 async fn listen_auto(home: &Home) -> Result<()> {
@@ -729,5 +797,46 @@ mod tests {
         assert_eq!(time_left(&request, now), "5 s");
         request.expires_at = now;
         assert_eq!(time_left(&request, now), "expired");
+        assert!(request_warnings(&request).is_empty());
+    }
+
+    #[test]
+    fn renewal_and_licence_warnings_are_shown_cleaned() {
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("time");
+        let mut request = PendingAuthRequest {
+            request_id: "r".into(),
+            uid: "123456789012".into(),
+            nonce: String::new(),
+            context: AuthContext::default(),
+            context_digest: String::new(),
+            created_at: 0,
+            expires_at: now,
+            card_renewal: Some(vsc_proto::renewal::RenewalWindow {
+                window_days: 30,
+                not_after: OffsetDateTime::from_unix_timestamp(1_700_864_000).expect("time"),
+                opens_at: OffsetDateTime::from_unix_timestamp(1_698_272_000).expect("time"),
+                forced: false,
+                due: true,
+            }),
+            licence_warning: Some(vsc_proto::licences::LicenceWarning {
+                organisation: "RX1".into(),
+                term_end: "2024-01-01".into(),
+                last_sign_in_day: "2024-01-31".into(),
+                ended: false,
+                message: "Licence ends\u{1b}[2J soon\n: ask your RA".into(),
+            }),
+        };
+        assert_eq!(
+            request_warnings(&request),
+            vec![
+                "RENEW: Your card's certificates expire on 2023-11-24T22:13:20Z: renew now with `vsc authenticator renew`".to_owned(),
+                "LICENCE: Licence ends\u{FFFD}[2J soon\u{FFFD}: ask your RA".to_owned(),
+            ]
+        );
+        request.card_renewal.as_mut().expect("window").forced = true;
+        request.licence_warning = None;
+        let lines = request_warnings(&request);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].ends_with("(your RA asked for it)"), "{lines:?}");
     }
 }

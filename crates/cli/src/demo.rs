@@ -195,7 +195,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     n.step("Lock and unlock the workstation").await;
-    agent.lock()?;
+    agent.lock().await?;
     say(format!(
         "locked: get-ticket-no-auth now answers {:?}",
         agent.ticket_no_auth().await.state

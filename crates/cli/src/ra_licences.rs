@@ -4,8 +4,10 @@
 //! with a term. An organisation's RA Manager applies (`apply`); national RA Managers approve the
 //! waiting list first come, first served while the pool lasts (`approve`); a card takes a
 //! licence when it is issued and gives it back when cancelled; unused licences can be returned
-//! (`return`), which serves the waiting list in order; a term can be extended from the pool's
-//! funding (`extend`). `report` shows each organisation's standing, as text, JSON or CSV.
+//! (`return`), which serves the waiting list in order; an organisation asks for a term to be
+//! extended (`extend`), and national RA Managers approve the extension queue first come, first
+//! served while the pool's funding lasts (`extensions --approve`). Topping the pool up serves
+//! the queues. `report` shows each organisation's standing, as text, JSON or CSV.
 
 use std::process::ExitCode;
 
@@ -14,7 +16,8 @@ use clap::Subcommand;
 use serde::Serialize;
 use vsc_https::Client;
 use vsc_proto::licences::{
-    Application, Apply, Approve, Extend, LicencesChanged, Pool, Report, Return, SetPool,
+    Application, Apply, Approve, ApproveExtensions, Extend, Extension, Extensions,
+    ExtensionsChanged, LicencesChanged, Pool, Report, Return, SetPool, WithdrawExtension,
 };
 use vsc_proto::routes;
 
@@ -24,11 +27,13 @@ licences pool --add N`); before that, cards are issued without one. Each card ta
 from its organisation's blocks when it is issued, and gives it back when cancelled. Issuing a \
 card without a free licence is refused with `no_free_licence`, saying where the organisation \
 stands in the waiting list. When a block's term ends, its cards still sign in for the pool's \
-grace period, then are refused with `licence_expired` until the term is extended; the report \
-warns from the pool's warning period before the end.\n\n\
-Who: national RA Managers (an RA Manager at the national organisation) run the pool, approve \
-and extend; an organisation's RA Managers apply and return; every RA may see the report (their \
-own organisations; national RAs all).";
+grace period, then are refused with `licence_expired` until the term is extended; from the \
+pool's warning period before the end, the report warns RAs and each sign-in warns the card's \
+holder (the workstation agent and the phone show it).\n\n\
+Who: national RA Managers (an RA Manager at the national organisation) run the pool and approve \
+applications and extensions; an organisation's RA Managers apply, return, and ask for and \
+withdraw extensions; every RA may see the report and the extension queue (their own \
+organisations; national RAs all).";
 
 /// `vsc ra licences …`.
 #[derive(Debug, Subcommand)]
@@ -39,7 +44,9 @@ pub enum LicencesCommand {
 extension funding left (licence-days), the grace, warning and default term periods, and the \
 waiting list in order. With any option, create the pool (the first time; licences are enforced \
 from then on) or change it: add licences (a top-up), add funding, set the periods. Adding never \
-takes licences away. National RA Managers only for changes; any RA may look.",
+takes licences away. Added licences serve the waiting list at once, in order (with the default \
+term); added funding serves the extension queue at once, in order. National RA Managers only \
+for changes; any RA may look.",
         after_help = format!("Examples:\n  vsc ra licences pool\n  \
 vsc ra licences pool --add 500 --add-funding 50000 --grace-days 14 --warn-days 30\n\n{LICENCES_HELP}")
     )]
@@ -118,28 +125,55 @@ national ones).",
         #[arg(long, value_name = "N")]
         count: i64,
     },
-    /// Extend a block's term, paid from the pool's funding.
+    /// Ask for a block's term to be extended (joins the extension queue).
     #[command(
-        long_about = "Extend the term of one block (its application id, as `report` shows) to a \
-new last day, on the organisation's request, first come first served while the pool's funding \
-lasts: it costs the block's licences times the days added. Refused, with nothing changed, \
-beyond the funding. National RA Managers only.",
-        after_help = format!("Example:\n  vsc ra licences extend 12 --end 2028-03-31\n\n{LICENCES_HELP}")
+        long_about = "Ask for the term of one block (its application id, as `report` shows) to \
+end on a later day. The request joins the extension queue; national RA Managers approve the \
+queue first come, first served while the pool's funding lasts (`extensions --approve`): each \
+request costs the block's licences times the days added, in licence-days. A block has at most \
+one request waiting (withdraw it with `extensions --withdraw ID` to ask for another day); a \
+block whose grace period is over cannot be extended (apply again). When a national RA Manager \
+asks and the request is first in the queue and funded, it is approved at once. RA Managers of \
+the block's organisation (or national ones).",
+        after_help = format!("Examples:\n  vsc ra licences extend 12 --to 2028-03-31\n  vsc ra licences extensions\n\n{LICENCES_HELP}")
     )]
     Extend {
         /// The block (application id).
         application: i64,
-        /// The new last day (YYYY-MM-DD).
-        #[arg(long, value_name = "DATE")]
-        end: String,
+        /// The new last day (YYYY-MM-DD), after the current one.
+        #[arg(long, visible_alias = "end", value_name = "DATE")]
+        to: String,
+    },
+    /// The extension queue; approve it in order (--approve) or withdraw a request (--withdraw).
+    #[command(
+        long_about = "List the requests to extend blocks' terms: the waiting ones first come, first \
+served with their place in the queue and what each would cost now, then the decided ones \
+(approved, withdrawn, lapsed). RAs see their own organisations' requests; national RAs all. \
+With --approve, a national RA Manager approves the queue in order while the pool's funding \
+lasts: the first request is approved in full or the run stops and it keeps its place (a later, \
+cheaper one never jumps it); `--approve ID` approves only that one, which must be first. A \
+request whose block's grace period ended while it waited lapses. With --withdraw ID, an RA \
+Manager of the request's organisation (or a national one) withdraws a waiting request.",
+        after_help = format!("Examples:\n  vsc ra licences extensions\n  vsc ra licences extensions --approve\n  vsc ra licences extensions --approve 4\n  vsc ra licences extensions --withdraw 4\n\n{LICENCES_HELP}")
+    )]
+    Extensions {
+        /// Approve the queue in order while the funding lasts (with ID: only that request).
+        #[arg(long, value_name = "ID", num_args = 0..=1, conflicts_with = "withdraw")]
+        approve: Option<Option<i64>>,
+        /// Withdraw this waiting request.
+        #[arg(long, value_name = "ID")]
+        withdraw: Option<i64>,
     },
     /// Per organisation: allocated, used, free, waiting, expiring (text, --json or --csv).
     #[command(
         long_about = "Report each organisation's licences: allocated (in blocks not past their \
 grace period), used (held by cards), free (in blocks in term), waiting (asked for, with the \
 first application's place in the waiting list) and expiring (in blocks ending within the \
-warning period or in grace, with the earliest end), then each block and the warnings. RAs see \
-their own organisations; RAs at the national organisation see all.",
+warning period or in grace, with the earliest end) and extension requests waiting (with the \
+first one's place in the extension queue and the day it asks for); then the blocks expiring, \
+the extension requests waiting, each block and the warnings. RAs see their own organisations; \
+RAs at the national organisation see all. The CSV has one line per organisation with the \
+columns of the text table; --json adds each block's `extension_requested_to`.",
         after_help = format!("Examples:\n  vsc ra licences report\n  vsc ra licences report --csv > licences.csv\n  vsc ra --json licences report\n\n{LICENCES_HELP}")
     )]
     Report {
@@ -179,8 +213,78 @@ fn application_line(a: &Application) -> String {
             a.end.as_deref().unwrap_or("-")
         ));
     }
+    if let (Some(to), Some(p)) = (&a.extension_requested_to, a.extension_position) {
+        line.push_str(&format!(", extension to {to} requested (place {p})"));
+    }
     line.push_str(&format!("  [{}; {}]", a.systems, a.contact));
     line
+}
+
+fn extension_line(e: &Extension) -> String {
+    let head = format!(
+        "{:>5}  {:<8} block #{} ({} licences)",
+        format!("#{}", e.id),
+        e.organisation,
+        e.application,
+        e.licences
+    );
+    let by = |what: &str| {
+        format!(
+            "{what} by {} {}",
+            e.decided_by.as_deref().unwrap_or("-"),
+            e.decided_at.as_deref().unwrap_or("-")
+        )
+    };
+    match (e.state.as_str(), e.position) {
+        ("waiting", Some(p)) => format!(
+            "{head}: {} -> {}, place {p}, costs {} licence-days now; asked by {} {}",
+            e.current_end, e.end, e.cost, e.requested_by, e.requested_at
+        ),
+        ("approved", _) => format!(
+            "{head}: extended to {}, {}",
+            e.end,
+            by(&format!("approved ({} licence-days)", e.cost))
+        ),
+        (state, _) => format!("{head}: to {}, {}", e.end, by(state)),
+    }
+}
+
+fn print_extensions(x: &Extensions) {
+    println!(
+        "Extension funding left: {} licence-days; {} requests waiting",
+        x.funding, x.waiting
+    );
+    if x.requests.is_empty() {
+        println!("No extension requests.");
+    } else {
+        println!("Extension requests (waiting first, first come, first served):");
+        for e in &x.requests {
+            println!("{}", extension_line(e));
+        }
+    }
+}
+
+fn print_extensions_changed(c: &ExtensionsChanged, what: &str) {
+    if let Some(e) = &c.request {
+        println!("{what}:");
+        println!("{}", extension_line(e));
+    }
+    if !c.approved.is_empty() {
+        println!("Extensions approved:");
+        for e in &c.approved {
+            println!("{}", extension_line(e));
+        }
+    }
+    if !c.lapsed.is_empty() {
+        println!("Lapsed (the block's grace period was over):");
+        for e in &c.lapsed {
+            println!("{}", extension_line(e));
+        }
+    }
+    println!(
+        "Extension funding left: {} licence-days; {} requests waiting",
+        c.funding, c.waiting
+    );
 }
 
 fn print_pool(p: &Pool) {
@@ -221,6 +325,12 @@ fn print_changed(c: &LicencesChanged, what: &str) {
     } else if c.application.is_none() {
         println!("{what}; no application approved.");
     }
+    if !c.extensions_approved.is_empty() {
+        println!("Extensions approved:");
+        for e in &c.extensions_approved {
+            println!("{}", extension_line(e));
+        }
+    }
     print_pool(&c.pool);
 }
 
@@ -229,12 +339,20 @@ fn print_report(r: &Report) {
         println!("Licences are not enforced: there is no licence pool.");
     }
     println!(
-        "{:<8} {:>9} {:>6} {:>6} {:>8} {:>6} {:>9}  expiring on",
-        "org", "allocated", "used", "free", "waiting", "place", "expiring"
+        "{:<8} {:>9} {:>6} {:>6} {:>8} {:>6} {:>9} {:>11}  {:<11} extension to",
+        "org",
+        "allocated",
+        "used",
+        "free",
+        "waiting",
+        "place",
+        "expiring",
+        "expiring on",
+        "extensions"
     );
     for o in &r.organisations {
         println!(
-            "{:<8} {:>9} {:>6} {:>6} {:>8} {:>6} {:>9}  {}",
+            "{:<8} {:>9} {:>6} {:>6} {:>8} {:>6} {:>9} {:>11}  {:<11} {}",
             o.organisation,
             o.allocated,
             o.used,
@@ -244,8 +362,29 @@ fn print_report(r: &Report) {
                 .map(|p| p.to_string())
                 .unwrap_or("-".into()),
             o.expiring,
-            o.expiring_on.as_deref().unwrap_or("-")
+            o.expiring_on.as_deref().unwrap_or("-"),
+            match o.extension_position {
+                Some(p) => format!("{} (place {p})", o.extensions_waiting),
+                None => "-".into(),
+            },
+            o.extension_requested_to.as_deref().unwrap_or("-")
         );
+    }
+    if !r.warnings.is_empty() {
+        println!();
+        println!("Expiring blocks (their cards stop signing in after the grace period):");
+        for w in &r.warnings {
+            println!("warning: {w}");
+        }
+    }
+    println!();
+    if r.extensions.is_empty() {
+        println!("Extension requests waiting: none");
+    } else {
+        println!("Extension requests waiting (first come, first served):");
+        for e in &r.extensions {
+            println!("{}", extension_line(e));
+        }
     }
     if !r.applications.is_empty() {
         println!();
@@ -253,9 +392,6 @@ fn print_report(r: &Report) {
         for a in &r.applications {
             println!("{}", application_line(a));
         }
-    }
-    for w in &r.warnings {
-        println!("warning: {w}");
     }
 }
 
@@ -281,16 +417,25 @@ pub async fn run(
                 warn_days,
                 term_days,
             };
-            let pool: Pool = if change == SetPool::default() {
-                client
+            if change == SetPool::default() {
+                let pool: Pool = client
                     .get_json(routes::RA_LICENCES_POOL, Some(token))
-                    .await?
+                    .await?;
+                print(json, &pool, print_pool)?;
             } else {
-                client
+                let changed: LicencesChanged = client
                     .post_json(routes::RA_LICENCES_POOL, &change, Some(token))
-                    .await?
-            };
-            print(json, &pool, print_pool)?;
+                    .await?;
+                print(json, &changed, |c| {
+                    for a in &c.approved {
+                        println!("Approved from the top-up: {}", application_line(a));
+                    }
+                    for e in &c.extensions_approved {
+                        println!("Extension approved from the top-up: {}", extension_line(e));
+                    }
+                    print_pool(&c.pool)
+                })?;
+            }
         }
         LicencesCommand::Apply {
             organisation,
@@ -337,12 +482,59 @@ pub async fn run(
                 .await?;
             print(json, &changed, |c| print_changed(c, "Returned"))?;
         }
-        LicencesCommand::Extend { application, end } => {
-            let req = Extend { application, end };
-            let changed: LicencesChanged = client
-                .post_json(routes::RA_LICENCES_EXTEND, &req, Some(token))
+        LicencesCommand::Extend { application, to } => {
+            let req = Extend {
+                application,
+                end: to,
+            };
+            let changed: ExtensionsChanged = client
+                .post_json(routes::RA_LICENCES_EXTENSIONS, &req, Some(token))
                 .await?;
-            print(json, &changed, |c| print_changed(c, "Extended"))?;
+            print(json, &changed, |c| {
+                let approved = c
+                    .approved
+                    .iter()
+                    .any(|e| Some(e.id) == c.request.as_ref().map(|r| r.id));
+                print_extensions_changed(
+                    c,
+                    if approved {
+                        "Extended"
+                    } else {
+                        "Requested (waiting for a national RA Manager's approval)"
+                    },
+                )
+            })?;
+        }
+        LicencesCommand::Extensions { approve, withdraw } => {
+            if let Some(request) = approve {
+                let changed: ExtensionsChanged = client
+                    .post_json(
+                        routes::RA_LICENCES_EXTENSIONS_APPROVE,
+                        &ApproveExtensions { request },
+                        Some(token),
+                    )
+                    .await?;
+                print(json, &changed, |c| {
+                    if c.approved.is_empty() {
+                        println!("No extension request approved.");
+                    }
+                    print_extensions_changed(c, "Approved")
+                })?;
+            } else if let Some(request) = withdraw {
+                let changed: ExtensionsChanged = client
+                    .post_json(
+                        routes::RA_LICENCES_EXTENSIONS_WITHDRAW,
+                        &WithdrawExtension { request },
+                        Some(token),
+                    )
+                    .await?;
+                print(json, &changed, |c| print_extensions_changed(c, "Withdrawn"))?;
+            } else {
+                let list: Extensions = client
+                    .get_json(routes::RA_LICENCES_EXTENSIONS, Some(token))
+                    .await?;
+                print(json, &list, print_extensions)?;
+            }
         }
         LicencesCommand::Report { csv } => {
             let report: Report = client

@@ -42,17 +42,43 @@ pub enum WorkstationCommand {
         /// Workstation id (from `vsc ra workstation list`).
         id: String,
     },
-    /// Show or set whether workstations that are not registered may open sign-in requests for
-    /// the organisation's cards (default: no; RA Managers set it).
+    /// Show or set an organisation's workstation policy (RA Managers set it): whether
+    /// workstations that are not registered may open sign-in requests for its cards (default:
+    /// no), the unlock grace period (default: off) and fast user switching (default: off).
+    /// Settings not given keep their current value.
     Policy {
+        /// ODS code (or `--org ODS`).
+        #[arg(
+            value_name = "ODS",
+            required_unless_present = "org",
+            conflicts_with = "org"
+        )]
+        ods: Option<String>,
         /// ODS code.
         #[arg(long)]
-        org: String,
+        org: Option<String>,
         /// `true` to allow unregistered workstations (phones then mark their requests
         /// "UNREGISTERED WORKSTATION"), `false` to refuse them.
         #[arg(long, value_name = "true|false")]
         allow_unregistered_workstations: Option<bool>,
+        /// Minutes after a lock within which a workstation re-opens the locked session without a
+        /// new phone approval: 0 (off) to 15.
+        #[arg(long, value_name = "N")]
+        unlock_grace_minutes: Option<u32>,
+        /// `on` to let a second person sign in on a locked workstation (the first person's
+        /// session stays locked for them), `off` to end the first session instead.
+        #[arg(long, value_name = "on|off", value_parser = on_off)]
+        fast_user_switching: Option<bool>,
     },
+}
+
+/// `on`/`off` (also `true`/`false`) for a switch.
+fn on_off(s: &str) -> std::result::Result<bool, String> {
+    match s.trim() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("`{other}`: say on or off")),
+    }
 }
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> Result<()> {
@@ -154,25 +180,49 @@ pub async fn run(
             })?;
         }
         WorkstationCommand::Policy {
+            ods,
             org,
             allow_unregistered_workstations,
+            unlock_grace_minutes,
+            fast_user_switching,
         } => {
+            let org = ods.or(org).unwrap_or_default();
             let path = routes::fill(routes::RA_ORGANISATION_WORKSTATION_POLICY, &urlencode(&org));
-            let policy: WorkstationPolicy = match allow_unregistered_workstations {
-                Some(allow) => {
-                    client
-                        .post_json(
-                            &path,
-                            &WorkstationPolicy {
-                                allow_unregistered_workstations: allow,
-                            },
-                            Some(token),
-                        )
-                        .await?
-                }
-                None => client.get_json(&path, Some(token)).await?,
+            let current: WorkstationPolicy = client.get_json(&path, Some(token)).await?;
+            let changes = allow_unregistered_workstations.is_some()
+                || unlock_grace_minutes.is_some()
+                || fast_user_switching.is_some();
+            let policy: WorkstationPolicy = if changes {
+                // The whole policy is sent: what was not given keeps its current value.
+                let wanted = WorkstationPolicy {
+                    allow_unregistered_workstations: allow_unregistered_workstations
+                        .unwrap_or(current.allow_unregistered_workstations),
+                    unlock_grace_minutes: unlock_grace_minutes
+                        .unwrap_or(current.unlock_grace_minutes),
+                    fast_user_switching: fast_user_switching.unwrap_or(current.fast_user_switching),
+                };
+                client.post_json(&path, &wanted, Some(token)).await?
+            } else {
+                current
             };
             print(json, &policy, |p| {
+                match p.unlock_grace_minutes {
+                    0 => {
+                        println!("{org}: no unlock grace period (unlocking always asks the phone).")
+                    }
+                    n => println!(
+                        "{org}: a locked workstation re-opens without the phone within {n} minute(s) of the lock."
+                    ),
+                }
+                if p.fast_user_switching {
+                    println!(
+                        "{org}: fast user switching is on (a second person may sign in on a locked workstation; the first session stays locked)."
+                    );
+                } else {
+                    println!(
+                        "{org}: fast user switching is off (a second sign-in ends the first session)."
+                    );
+                }
                 if p.allow_unregistered_workstations {
                     println!(
                         "{org}: unregistered workstations MAY open sign-in requests for its cards (phones mark them as unregistered)."

@@ -1,7 +1,8 @@
 //! `vsc ra licences` through the real `vsc` binary against `vsc serve` on loopback: no pool (not
 //! enforced), creating the pool, an application approved and one waiting, issuance refused with
-//! the waiting-list position, the report as text, CSV and JSON, bad input refused, and `--help`
-//! that reads like a manual page.
+//! the waiting-list position, the report as text, CSV and JSON, bad input refused, an
+//! extension approved at once and one waiting for funding until a top-up serves it, and
+//! `--help` that reads like a manual page.
 
 #![allow(clippy::unwrap_used)]
 
@@ -72,7 +73,19 @@ fn pool_apply_approve_issue_and_report() {
             &["Examples:", "first come, first served", "--end"][..],
         ),
         ("return", &["Example:", "--count", "waiting list"][..]),
-        ("extend", &["Example:", "funding", "--end"][..]),
+        (
+            "extend",
+            &["Examples:", "funding", "--to", "extension queue"][..],
+        ),
+        (
+            "extensions",
+            &[
+                "Examples:",
+                "--approve",
+                "--withdraw",
+                "first come, first served",
+            ][..],
+        ),
         ("report", &["Examples:", "--csv", "expiring"][..]),
     ] {
         let help = ra(&["licences", sub, "--help"]);
@@ -163,7 +176,7 @@ fn pool_apply_approve_issue_and_report() {
     let csv = ra(&["licences", "report", "--csv"]);
     assert_eq!(
         csv,
-        "organisation,allocated,used,free,waiting,waiting_position,expiring,expiring_on\nRX1,1,1,0,1,1,0,\n"
+        "organisation,allocated,used,free,waiting,waiting_position,expiring,expiring_on,extensions_waiting,extension_position,extension_requested_to\nRX1,1,1,0,1,1,0,,0,,\n"
     );
     let report = ra_json(&["licences", "report"]);
     assert_eq!(report["enforced"], true);
@@ -190,4 +203,60 @@ fn pool_apply_approve_issue_and_report() {
     assert!(err.contains("YYYY-MM-DD"), "{err}");
     let err = ra_fails(&["licences", "return", "RX1", "--count", "1"]);
     assert!(err.contains("unused licences"), "{err}");
+
+    // Extensions: the block's last day, plus some days.
+    let block = report["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["state"] == "approved")
+        .unwrap()
+        .clone();
+    let id = block["id"].as_i64().unwrap().to_string();
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let end = time::Date::parse(block["end"].as_str().unwrap(), &format).unwrap();
+    let plus = |days: i64| (end + time::Duration::days(days)).format(&format).unwrap();
+    // The national RA Manager's own request, first and funded (1 licence × 4 days of 10): at once.
+    let out = ra(&["licences", "extend", &id, "--to", &plus(4)]);
+    assert!(
+        out.contains("Extended") && out.contains("funding left: 6"),
+        "{out}"
+    );
+    // Beyond the funding (7 days): it waits, and approving says why.
+    let out = ra(&["licences", "extend", &id, "--to", &plus(11)]);
+    assert!(out.contains("waiting") && out.contains("place 1"), "{out}");
+    let out = ra(&["licences", "extensions"]);
+    assert!(
+        out.contains("place 1, costs 7 licence-days") && out.contains("approved (4 licence-days)"),
+        "{out}"
+    );
+    let text = ra(&["licences", "report"]);
+    assert!(
+        text.contains("Extension requests waiting (first come, first served):")
+            && text.contains(&plus(11)),
+        "{text}"
+    );
+    let err = ra_fails(&["licences", "extensions", "--approve"]);
+    assert!(
+        err.contains("licence_funding_exhausted") || err.contains("keeps its place"),
+        "{err}"
+    );
+    // A funding top-up serves the queue.
+    let out = ra(&["licences", "pool", "--add-funding", "10"]);
+    assert!(out.contains("Extension approved from the top-up"), "{out}");
+    let text = ra(&["licences", "report"]);
+    assert!(text.contains("Extension requests waiting: none"), "{text}");
+    let report = ra_json(&["licences", "report"]);
+    let block = report["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"].as_i64().unwrap().to_string() == id)
+        .unwrap();
+    assert_eq!(block["end"], plus(11).as_str());
+    let err = ra_fails(&["licences", "extensions", "--withdraw", "999"]);
+    assert!(
+        err.contains("no extension request #999 is waiting"),
+        "{err}"
+    );
 }

@@ -83,6 +83,11 @@ fn renew_outside_the_window_then_after_renew_now() {
     );
     let status = ok(&["authenticator", "--home", path(&phone), "status"], None);
     assert!(status.contains("expires"), "{status}");
+    // The phone has not heard of the instance's window yet: the default, said as such.
+    assert!(
+        status.contains("90 days before expiry, the default window"),
+        "{status}"
+    );
 
     // Outside the window: refused, saying when it opens; nothing kept on the phone.
     let out = run(
@@ -93,6 +98,12 @@ fn renew_outside_the_window_then_after_renew_now() {
     assert!(!out.status.success());
     assert!(err.contains("renewal window opens on"), "{err}");
     assert!(!phone.join("keystore.renewing.json").exists());
+    // The challenge told the phone the instance's window: 30 days.
+    let status = ok(&["authenticator", "--home", path(&phone), "status"], None);
+    assert!(
+        status.contains("30 days before expiry, the server's window") && !status.contains("RENEW"),
+        "{status}"
+    );
 
     // The RA makes it due; `card show` says so.
     let shown = ok(
@@ -120,6 +131,19 @@ fn renew_outside_the_window_then_after_renew_now() {
     );
     assert!(shown.contains("renewal      DUE"), "{shown}");
     assert!(shown.contains("made due by an RA"), "{shown}");
+    // A renewal stopped by a mistyped passcode has heard the server: `status` says an RA
+    // made it due.
+    let out = run(
+        &["authenticator", "--home", path(&phone), "renew"],
+        Some("135799"),
+    );
+    assert!(!out.status.success());
+    let status = ok(&["authenticator", "--home", path(&phone), "status"], None);
+    assert!(
+        status.contains("RENEW: your RA asked for this card to be renewed now")
+            && status.contains("an RA made it due now"),
+        "{status}"
+    );
 
     // The phone renews: four old certificates superseded, new keys in place.
     let before = std::fs::read(phone.join("keystore.json")).unwrap();

@@ -152,6 +152,47 @@ fn register_list_set_policy_and_revoke_a_workstation() {
         "true",
     ]);
     assert_eq!(policy["allow_unregistered_workstations"], true);
+    assert_eq!(policy["unlock_grace_minutes"], 0);
+    assert_eq!(policy["fast_user_switching"], false);
+
+    // Issue 14: the grace period and fast user switching (the ODS code may come first); what
+    // is not given keeps its value, and more than 15 minutes is refused.
+    let policy = ra(&[
+        "workstation",
+        "policy",
+        "RX1",
+        "--unlock-grace-minutes",
+        "5",
+        "--fast-user-switching",
+        "on",
+    ]);
+    assert_eq!(policy["unlock_grace_minutes"], 5);
+    assert_eq!(policy["fast_user_switching"], true);
+    assert_eq!(policy["allow_unregistered_workstations"], true, "kept");
+    let err = fails(&[
+        "ra",
+        "--home",
+        path(&ram),
+        "workstation",
+        "policy",
+        "RX1",
+        "--unlock-grace-minutes",
+        "16",
+    ]);
+    assert!(
+        err.contains("invalid_workstation_policy") || err.contains("0 (off) to 15"),
+        "{err}"
+    );
+    let policy = ra(&[
+        "workstation",
+        "policy",
+        "--org",
+        "RX1",
+        "--fast-user-switching",
+        "off",
+    ]);
+    assert_eq!(policy["fast_user_switching"], false);
+    assert_eq!(policy["unlock_grace_minutes"], 5, "kept");
 
     // Revoked: the workstation's agent is refused at once.
     let revoked = ra(&["workstation", "revoke", &id]);

@@ -513,6 +513,12 @@ pub const LICENCE_EXPIRED: &str = "licence_expired";
 // Licence extensions (issue 14).
 /// No extension request has this id, or it is not waiting.
 pub const UNKNOWN_LICENCE_EXTENSION: &str = "unknown_licence_extension";
+/// Extending a block whose term and grace period are over (the organisation applies again).
+pub const LICENCE_TERM_OVER: &str = "licence_term_over";
+/// Asking for an extension of a block that already has one waiting (withdraw it first).
+pub const LICENCE_EXTENSION_PENDING: &str = "licence_extension_pending";
+/// Approving an extension request that is not first in the queue (first come, first served).
+pub const LICENCE_EXTENSION_NOT_FIRST: &str = "licence_extension_not_first";
 // (end of licence extensions)
 
 // Grace period and fast user switching (issue 14).
@@ -756,6 +762,9 @@ pub const ALL: &[&str] = &[
     LICENCE_EXPIRED,
     // licence extensions (issue 14)
     UNKNOWN_LICENCE_EXTENSION,
+    LICENCE_TERM_OVER,
+    LICENCE_EXTENSION_PENDING,
+    LICENCE_EXTENSION_NOT_FIRST,
     // grace period and fast user switching (issue 14)
     SESSION_LOCKED,
     UNLOCK_GRACE_OVER,

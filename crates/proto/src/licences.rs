@@ -87,14 +87,100 @@ pub struct Return {
     pub count: i64,
 }
 
-/// `POST /api/v1/ra/licences/extend`: extends a block's term (national RA Managers), paid from
-/// the pool's funding (licences × days).
+/// `POST /api/v1/ra/licences/extensions`: asks for a block's term to be extended (an RA Manager
+/// of the block's organisation, or a national one). The request joins the extension queue;
+/// national RA Managers approve the queue first come, first served while the pool's funding
+/// lasts. A national RA Manager's own request is approved at once when it is first and funded.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Extend {
     /// The block (its application id).
     pub application: i64,
-    /// The new last day (`YYYY-MM-DD`), after the current one.
+    /// The new last day (`YYYY-MM-DD`), after the current one, at most 3650 days later.
     pub end: String,
+}
+
+/// `POST /api/v1/ra/licences/extensions/approve`: approves waiting extension requests in order
+/// while the pool's funding lasts (national RA Managers). With `request`, only that one, which
+/// must be first in the queue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApproveExtensions {
+    /// The request to approve (it must be first in the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<i64>,
+}
+
+/// `POST /api/v1/ra/licences/extensions/withdraw`: withdraws a waiting extension request (an RA
+/// Manager of its organisation, or a national one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WithdrawExtension {
+    /// The request's id.
+    pub request: i64,
+}
+
+/// One extension request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Extension {
+    /// Its id.
+    pub id: i64,
+    /// The block (application id).
+    pub application: i64,
+    /// The block's organisation.
+    pub organisation: String,
+    /// The new last day asked for (`YYYY-MM-DD`).
+    pub end: String,
+    /// The block's last day now (`YYYY-MM-DD`; once approved, the day it was extended to).
+    pub current_end: String,
+    /// Licences in the block now.
+    pub licences: i64,
+    /// What it costs (licence-days): what it would cost now while waiting, what it cost once
+    /// approved, 0 otherwise.
+    pub cost: i64,
+    /// `waiting`, `approved`, `withdrawn` or `lapsed` (the block's grace period ended before it
+    /// was approved).
+    pub state: String,
+    /// The requesting RA's UID.
+    pub requested_by: String,
+    /// When (RFC 3339).
+    pub requested_at: String,
+    /// Position in the extension queue (1 = next), when waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+    /// Who approved or withdrew it (`system` when a funding top-up served the queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+}
+
+/// `GET /api/v1/ra/licences/extensions`: the extension requests the caller may see (RAs at the
+/// national organisation: all; others: their organisations'), waiting ones first in queue
+/// order, then the decided ones, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Extensions {
+    /// The pool's extension funding left (licence-days).
+    pub funding: i64,
+    /// Requests waiting in the whole queue (including those the caller cannot see).
+    pub waiting: i64,
+    /// The requests.
+    pub requests: Vec<Extension>,
+}
+
+/// What an extension request, approval or withdrawal did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExtensionsChanged {
+    /// The request this change made or changed, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<Extension>,
+    /// Requests approved by this change, in order.
+    pub approved: Vec<Extension>,
+    /// Requests that lapsed meanwhile (their block's grace period was over), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lapsed: Vec<Extension>,
+    /// The pool's funding left afterwards (licence-days).
+    pub funding: i64,
+    /// Requests still waiting in the queue.
+    pub waiting: i64,
 }
 
 /// One application: waiting, or approved (then a block with a term).
@@ -127,6 +213,12 @@ pub struct Application {
     /// The term's last day, when approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<String>,
+    /// The new last day a waiting extension request asks for, if one waits for this block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_requested_to: Option<String>,
+    /// That request's position in the extension queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_position: Option<i64>,
 }
 
 /// What a change did.
@@ -139,6 +231,9 @@ pub struct LicencesChanged {
     pub application: Option<Application>,
     /// The pool afterwards.
     pub pool: Pool,
+    /// Extension requests approved by this change (a funding top-up serves the queue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions_approved: Vec<Extension>,
 }
 
 /// One organisation's line of the report.
@@ -162,6 +257,15 @@ pub struct ReportRow {
     /// The earliest end among those blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring_on: Option<String>,
+    /// Extension requests of the organisation waiting in the extension queue.
+    #[serde(default)]
+    pub extensions_waiting: i64,
+    /// Position of its first waiting extension request in the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_position: Option<i64>,
+    /// The new last day that first waiting request asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_requested_to: Option<String>,
 }
 
 /// `GET /api/v1/ra/licences/report`: per organisation the caller may see.
@@ -175,12 +279,15 @@ pub struct Report {
     pub applications: Vec<Application>,
     /// Warnings for RAs (terms ending, ended terms in grace).
     pub warnings: Vec<String>,
+    /// The waiting extension requests the caller may see, in queue order.
+    #[serde(default)]
+    pub extensions: Vec<Extension>,
 }
 
 impl Report {
     /// The header of the CSV report.
-    pub const CSV_HEADER: &'static str =
-        "organisation,allocated,used,free,waiting,waiting_position,expiring,expiring_on";
+    pub const CSV_HEADER: &'static str = "organisation,allocated,used,free,waiting,waiting_position,expiring,expiring_on,\
+         extensions_waiting,extension_position,extension_requested_to";
 
     /// The report as CSV (one line per organisation).
     pub fn to_csv(&self) -> String {
@@ -188,7 +295,7 @@ impl Report {
         out.push('\n');
         for r in &self.organisations {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
                 csv_field(&r.organisation),
                 r.allocated,
                 r.used,
@@ -198,7 +305,15 @@ impl Report {
                     .map(|p| p.to_string())
                     .unwrap_or_default(),
                 r.expiring,
-                r.expiring_on.as_deref().map(csv_field).unwrap_or_default()
+                r.expiring_on.as_deref().map(csv_field).unwrap_or_default(),
+                r.extensions_waiting,
+                r.extension_position
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                r.extension_requested_to
+                    .as_deref()
+                    .map(csv_field)
+                    .unwrap_or_default()
             ));
         }
         out

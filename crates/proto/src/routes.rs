@@ -216,8 +216,6 @@ pub const RA_LICENCES_APPLY: &str = "/api/v1/ra/licences/applications";
 pub const RA_LICENCES_APPROVE: &str = "/api/v1/ra/licences/approve";
 /// `POST`: an organisation returns unused licences to the pool.
 pub const RA_LICENCES_RETURN: &str = "/api/v1/ra/licences/return";
-/// `POST`: extend a block's term from the pool's funding.
-pub const RA_LICENCES_EXTEND: &str = "/api/v1/ra/licences/extend";
 /// `GET`: the per-organisation report.
 pub const RA_LICENCES_REPORT: &str = "/api/v1/ra/licences/report";
 // (end of licences)
@@ -228,6 +226,8 @@ pub const RA_LICENCES_REPORT: &str = "/api/v1/ra/licences/report";
 pub const RA_LICENCES_EXTENSIONS: &str = "/api/v1/ra/licences/extensions";
 /// `POST`: approve waiting extension requests in order while the pool's funding lasts.
 pub const RA_LICENCES_EXTENSIONS_APPROVE: &str = "/api/v1/ra/licences/extensions/approve";
+/// `POST`: withdraw a waiting extension request.
+pub const RA_LICENCES_EXTENSIONS_WITHDRAW: &str = "/api/v1/ra/licences/extensions/withdraw";
 // (end of licence extensions)
 
 // Grace period and fast user switching (issue 14).

@@ -388,6 +388,18 @@ pub struct SessionInfo {
     /// The card's licence term is ending or has ended (issue 14): the agent warns the person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub licence_warning: Option<crate::licences::LicenceWarning>,
+    /// Whether the session is locked on the server (issue 14): the workstation was locked and
+    /// the session waits for its holder to resume it; only resume and logout work meanwhile.
+    #[serde(default)]
+    pub locked: bool,
+    /// The grace period of the session's organisation, in minutes (0: off): a locked session
+    /// resumes without a phone approval within this time of the lock.
+    #[serde(default)]
+    pub unlock_grace_minutes: u32,
+    /// Whether the session's organisation allows fast user switching: a second person may sign
+    /// in on a locked workstation while this session stays locked.
+    #[serde(default)]
+    pub fast_user_switching: bool,
 }
 
 /// `POST /api/v1/session/role` (bearer: ticket).

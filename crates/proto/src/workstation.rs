@@ -1,7 +1,8 @@
 //! Wire types of workstation registration: an RA issues a one-time code for an organisation,
 //! the workstation's identity agent redeems it with a CSR for a key it generated itself, and
 //! gets a `workstation` certificate from the instance CA. RA Managers set whether unregistered
-//! workstations may open sign-in requests for their organisation's cards.
+//! workstations may open sign-in requests for their organisation's cards, and how a locked
+//! workstation may be re-opened (grace period) or switched to another person.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -95,4 +96,24 @@ pub struct WorkstationPolicy {
     /// Whether workstations that are not registered may open sign-in requests for the cards
     /// this organisation issued (default: no).
     pub allow_unregistered_workstations: bool,
+    /// Minutes after a lock within which the workstation may resume the locked session without
+    /// a new phone approval (0: off, the default; at most [`MAX_UNLOCK_GRACE_MINUTES`]).
+    #[serde(default)]
+    pub unlock_grace_minutes: u32,
+    /// Whether a second person may sign in on a locked workstation, the first person's session
+    /// staying locked (not ended) until they resume it (default: no).
+    #[serde(default)]
+    pub fast_user_switching: bool,
+}
+
+/// The longest grace period an organisation may set.
+pub const MAX_UNLOCK_GRACE_MINUTES: u32 = 15;
+
+/// `POST /api/v1/session/resume`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionResumed {
+    /// Seconds between the lock and the resume.
+    pub seconds_since_lock: u64,
+    /// The organisation's grace period, minutes.
+    pub unlock_grace_minutes: u32,
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod hub;
 pub mod instance;
 pub mod metrics;
+pub mod renewal_sweep;
 pub mod routes;
 pub mod state;
 pub mod throttle;
@@ -54,6 +55,9 @@ pub async fn serve(
     // OpenID Connect clients hear of sessions that ended other than by `/oauth2/logout`.
     let sweeper = tokio::spawn(routes::oidc::logout::sweeper(state.clone()));
     let _sweeper = AbortOnDrop(sweeper.abort_handle());
+    // Renewals never confirmed lapse and their certificates are revoked (`renewal_sweep`).
+    let renewal_sweep =
+        AbortOnDrop(tokio::spawn(renewal_sweep::sweeper(state.clone())).abort_handle());
     let handle = axum_server::Handle::<SocketAddr>::new();
     let shutdown_handle = handle.clone();
     let hub_state = state.clone();
@@ -72,6 +76,7 @@ pub async fn serve(
     refresher.abort();
     flusher.abort();
     sweeper.abort();
+    drop(renewal_sweep);
     state.flush_refusals(true).await;
     state.store().close().await;
     tracing::info!("stopped");

@@ -4,7 +4,9 @@
 //! waiting-list position and nothing written; cancelling frees a licence; a return serves the
 //! waiting list in order; extensions are paid from the pool's funding and refused beyond it; a
 //! term that ended stops its cards signing in after the grace period; permissions; hostile
-//! input; and enforcement is off until a pool exists.
+//! input; and enforcement is off until a pool exists. Top-ups serve the waiting list and the
+//! extension queue in order; extension requests wait first come first served while funding
+//! lasts; holders are warned before their licence's term ends.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,11 +16,19 @@ mod common;
 use common::{Ra, TestServer, assert_api_error, auth_context, start};
 use vsc_authenticator::ClientError;
 use vsc_proto::errors as code;
-use vsc_proto::licences::{Apply, Approve, Extend, LicencesChanged, Pool, Report, Return, SetPool};
+use vsc_proto::licences::{
+    Apply, Approve, ApproveExtensions, Extend, Extensions, ExtensionsChanged, LicencesChanged,
+    Report, Return, SetPool, WithdrawExtension,
+};
 use vsc_proto::routes;
 use vsc_proto::{CancelCard, Card};
 
-const LICENCE_TABLES: &[&str] = &["licence_pool", "licence_applications", "card_licences"];
+const LICENCE_TABLES: &[&str] = &[
+    "licence_pool",
+    "licence_applications",
+    "card_licences",
+    "licence_extension_requests",
+];
 
 /// Every row of the licence tables, as text.
 async fn licence_rows(s: &TestServer) -> Vec<Vec<String>> {
@@ -68,7 +78,11 @@ where
     );
 }
 
-async fn set_pool(s: &TestServer, token: &str, req: &SetPool) -> Result<Pool, ClientError> {
+async fn set_pool(
+    s: &TestServer,
+    token: &str,
+    req: &SetPool,
+) -> Result<LicencesChanged, ClientError> {
     s.post(Some(token), routes::RA_LICENCES_POOL, req).await
 }
 
@@ -121,16 +135,48 @@ async fn extend(
     token: &str,
     application: i64,
     end: &str,
-) -> Result<LicencesChanged, ClientError> {
+) -> Result<ExtensionsChanged, ClientError> {
     s.post(
         Some(token),
-        routes::RA_LICENCES_EXTEND,
+        routes::RA_LICENCES_EXTENSIONS,
         &Extend {
             application,
             end: end.into(),
         },
     )
     .await
+}
+
+async fn approve_extensions(
+    s: &TestServer,
+    token: &str,
+    request: Option<i64>,
+) -> Result<ExtensionsChanged, ClientError> {
+    s.post(
+        Some(token),
+        routes::RA_LICENCES_EXTENSIONS_APPROVE,
+        &ApproveExtensions { request },
+    )
+    .await
+}
+
+async fn withdraw(
+    s: &TestServer,
+    token: &str,
+    request: i64,
+) -> Result<ExtensionsChanged, ClientError> {
+    s.post(
+        Some(token),
+        routes::RA_LICENCES_EXTENSIONS_WITHDRAW,
+        &WithdrawExtension { request },
+    )
+    .await
+}
+
+async fn extensions(s: &TestServer, token: &str) -> Extensions {
+    s.get(Some(token), routes::RA_LICENCES_EXTENSIONS)
+        .await
+        .expect("the extension queue")
 }
 
 async fn report(s: &TestServer, token: &str) -> Report {
@@ -224,7 +270,8 @@ async fn licences_across_two_organisations_with_a_waiting_list() {
         },
     )
     .await
-    .expect("the national RA Manager creates the pool");
+    .expect("the national RA Manager creates the pool")
+    .pool;
     assert!(pool.exists);
     assert_eq!((pool.total, pool.available, pool.funding), (3, 3, 10));
 
@@ -347,8 +394,8 @@ async fn licences_across_two_organisations_with_a_waiting_list() {
     );
     let csv = r.to_csv();
     assert!(csv.starts_with(Report::CSV_HEADER), "{csv}");
-    assert!(csv.contains("\nRX1,2,2,0,1,2,0,\n"), "{csv}");
-    assert!(csv.contains("\nRY2,0,0,0,2,1,0,\n"), "{csv}");
+    assert!(csv.contains("\nRX1,2,2,0,1,2,0,,0,,\n"), "{csv}");
+    assert!(csv.contains("\nRY2,0,0,0,2,1,0,,0,,\n"), "{csv}");
     // A trust's RA sees its own organisation only.
     let mine = report(&s, &ry.token).await;
     assert_eq!(
@@ -396,23 +443,32 @@ async fn licences_across_two_organisations_with_a_waiting_list() {
     assert_eq!((y.allocated, y.used, y.free, y.waiting), (2, 1, 1, 0));
     let _ = card3;
 
-    // Extension within the funding (block a: 1 licence × 5 days = 5 of 10), then beyond it.
-    let a_end = r
-        .applications
-        .iter()
-        .find(|x| x.id == a.id)
-        .unwrap()
-        .end
-        .clone()
-        .unwrap();
-    let done = extend(&s, &ram.token, a.id, &day(&s, 364 + 5)).await;
-    let _ = a_end;
-    let done = done.expect("extension within funding");
-    assert_eq!(done.pool.funding, 5);
-    assert_eq!(done.application.unwrap().end.unwrap(), day(&s, 364 + 5));
+    // A national RA Manager's extension request, first in the queue and funded, is approved at
+    // once (block a: 1 licence × 5 days = 5 of 10); one beyond the funding waits.
+    let done = extend(&s, &ram.token, a.id, &day(&s, 364 + 5))
+        .await
+        .expect("extension within funding");
+    assert_eq!(done.funding, 5);
+    assert_eq!(done.approved.len(), 1);
+    assert_eq!(done.approved[0].end, day(&s, 364 + 5));
+    assert_eq!(done.approved[0].cost, 5);
+    let r = report(&s, &ram.token).await;
+    assert_eq!(
+        r.applications.iter().find(|x| x.id == a.id).unwrap().end,
+        Some(day(&s, 364 + 5))
+    );
+    let waiting = extend(&s, &ram.token, a.id, &day(&s, 364 + 11))
+        .await
+        .expect("a request beyond the funding waits");
+    assert!(waiting.approved.is_empty());
+    let w = waiting.request.unwrap();
+    assert_eq!(
+        (w.state.as_str(), w.position, w.cost),
+        ("waiting", Some(1), 6)
+    );
     unchanged(&s, "extension beyond funding", async || {
         let m = assert_api_error(
-            extend(&s, &ram.token, a.id, &day(&s, 364 + 11)).await,
+            approve_extensions(&s, &ram.token, None).await,
             409,
             code::LICENCE_FUNDING_EXHAUSTED,
         );
@@ -468,7 +524,7 @@ async fn permissions_and_hostile_input() {
             code::RA_OUTSIDE_ORGANISATION,
         );
         assert_api_error(
-            extend(&s, &rx.token, a.id, "2030-01-01").await,
+            approve_extensions(&s, &rx.token, None).await,
             403,
             code::RA_OUTSIDE_ORGANISATION,
         );
@@ -744,14 +800,15 @@ async fn a_term_that_ends_stops_sign_in_after_the_grace_period() {
         .await
         .expect("a card from before the pool");
     // Too late to extend once the grace period is over.
-    assert_api_error(
-        extend(&s, &ram_token2, a.id, &day(&s, 30)).await,
-        409,
-        code::UNKNOWN_LICENCE_APPLICATION,
-    )
-    .contains("grace period is over")
-    .then_some(())
-    .expect("message says the grace period is over");
+    unchanged(&s, "extension after the grace period", async || {
+        let m = assert_api_error(
+            extend(&s, &ram_token2, a.id, &day(&s, 30)).await,
+            409,
+            code::LICENCE_TERM_OVER,
+        );
+        assert!(m.contains("applies again"), "{m}");
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -797,7 +854,7 @@ async fn extending_in_grace_restores_sign_in() {
     assert_api_error(
         extend(&s, &ram_token, a.id, &day(&s, 10)).await,
         409,
-        code::UNKNOWN_LICENCE_APPLICATION,
+        code::LICENCE_TERM_OVER,
     );
     set_pool(
         &s,
@@ -812,7 +869,8 @@ async fn extending_in_grace_restores_sign_in() {
     let done = extend(&s, &ram_token, a.id, &day(&s, 10))
         .await
         .expect("extend in grace");
-    assert_eq!(done.pool.funding, 30 - 11);
+    assert_eq!(done.funding, 30 - 11);
+    assert_eq!(done.approved.len(), 1, "{done:?}");
     s.try_open_request(&uid, &auth_context("ws-2"))
         .await
         .expect("extended");
@@ -851,4 +909,586 @@ async fn two_issuances_racing_for_the_last_licence() {
         .await
         .unwrap();
     assert_eq!(n, 1);
+}
+
+/// `n` of the audit events of `action` whose detail says `how`.
+async fn audited_how(s: &TestServer, action: &str, how: &str) -> usize {
+    s.audit_events(action)
+        .await
+        .iter()
+        .filter(|e| e.detail.contains(&format!("\"how\":\"{how}\"")))
+        .count()
+}
+
+#[tokio::test]
+async fn a_licence_top_up_serves_the_waiting_list_in_order() {
+    let World { s, ram, rx, ry, .. } = world().await;
+    set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_licences: Some(1),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    // RX1 asks for 2 (more than the pool has), then RY2 for 1: RY2 must not jump RX1.
+    let a = apply(&s, &rx.token, "RX1", 2)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    let b = apply(&s, &ry.token, "RY2", 1)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    assert_api_error(
+        approve(&s, &ram.token, &Approve::default()).await,
+        409,
+        code::LICENCE_POOL_EXHAUSTED,
+    );
+    // Changing only a setting approves nothing.
+    let done = set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            warn_days: Some(20),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(done.approved.is_empty());
+    assert_eq!(done.pool.waiting.len(), 2);
+    // A top-up of 1: the pool has 2, which serves RX1 (first) in the same request; RY2 waits.
+    let done = set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_licences: Some(1),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .expect("top-up");
+    assert_eq!(
+        done.approved.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![a.id]
+    );
+    assert_eq!(done.approved[0].end, Some(day(&s, 364)), "the default term");
+    assert_eq!(
+        done.pool
+            .waiting
+            .iter()
+            .map(|x| (x.id, x.position))
+            .collect::<Vec<_>>(),
+        vec![(b.id, Some(1))]
+    );
+    assert_eq!((done.pool.total, done.pool.available), (2, 0));
+    // RX1 can issue at once.
+    s.person_with_card(&rx.token, "RX1").await;
+    // The next top-up serves RY2.
+    let done = set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_licences: Some(3),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        done.approved.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
+    assert!(done.pool.waiting.is_empty());
+    assert_eq!(done.pool.available, 2);
+    assert_eq!(
+        audited_how(&s, "licences.approved", "after a top-up").await,
+        2
+    );
+    s.assert_audit_intact().await;
+}
+
+#[tokio::test]
+async fn the_extension_queue_is_first_come_first_served_while_funding_lasts() {
+    let World {
+        s,
+        ram,
+        rx,
+        ry,
+        rx_agent,
+    } = world().await;
+    set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_licences: Some(10),
+            add_funding: Some(5),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    let a = apply(&s, &rx.token, "RX1", 3)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    let b = apply(&s, &ry.token, "RY2", 1)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    approve(&s, &ram.token, &Approve::default()).await.unwrap();
+    let end = day(&s, 364);
+
+    // RX1 asks first: 3 licences × 10 days = 30, more than the 5 left. It waits.
+    let ea = extend(&s, &rx.token, a.id, &day(&s, 374))
+        .await
+        .expect("RX1's RA Manager asks")
+        .request
+        .unwrap();
+    assert_eq!(
+        (ea.state.as_str(), ea.position, ea.cost, ea.licences),
+        ("waiting", Some(1), 30, 3)
+    );
+    assert_eq!(
+        (ea.current_end.as_str(), ea.end.clone()),
+        (end.as_str(), day(&s, 374))
+    );
+    // RY2 asks second: 1 × 2 = 2 would fit the funding, but does not jump RX1.
+    let eb = extend(&s, &ry.token, b.id, &day(&s, 366))
+        .await
+        .expect("RY2's RA Manager asks")
+        .request
+        .unwrap();
+    assert_eq!((eb.position, eb.cost), (Some(2), 2));
+
+    unchanged(&s, "refused extension requests", async || {
+        // The same request again (a replay, or a second one for the block) is refused.
+        let m = assert_api_error(
+            extend(&s, &rx.token, a.id, &day(&s, 374)).await,
+            409,
+            code::LICENCE_EXTENSION_PENDING,
+        );
+        assert!(m.contains("withdraw"), "{m}");
+        // Another organisation's RA Manager can neither ask for nor withdraw ours; an RA
+        // Agent cannot ask; a trust RA Manager cannot approve.
+        assert_api_error(
+            extend(&s, &ry.token, a.id, &day(&s, 380)).await,
+            403,
+            code::RA_OUTSIDE_ORGANISATION,
+        );
+        assert_api_error(
+            withdraw(&s, &ry.token, ea.id).await,
+            403,
+            code::RA_OUTSIDE_ORGANISATION,
+        );
+        assert_api_error(
+            extend(&s, &rx_agent.token, a.id, &day(&s, 380)).await,
+            403,
+            code::RA_ROLE_NOT_PERMITTED,
+        );
+        assert_api_error(
+            withdraw(&s, &rx_agent.token, ea.id).await,
+            403,
+            code::RA_ROLE_NOT_PERMITTED,
+        );
+        assert_api_error(
+            approve_extensions(&s, &rx.token, None).await,
+            403,
+            code::RA_OUTSIDE_ORGANISATION,
+        );
+        assert_api_error(
+            approve_extensions(&s, &rx_agent.token, Some(ea.id)).await,
+            403,
+            code::RA_ROLE_NOT_PERMITTED,
+        );
+        // Strictly in order: the second cannot be approved first, and the first waits for
+        // funding.
+        let m = assert_api_error(
+            approve_extensions(&s, &ram.token, Some(eb.id)).await,
+            409,
+            code::LICENCE_EXTENSION_NOT_FIRST,
+        );
+        assert!(m.contains(&format!("approve #{} first", ea.id)), "{m}");
+        let m = assert_api_error(
+            approve_extensions(&s, &ram.token, None).await,
+            409,
+            code::LICENCE_FUNDING_EXHAUSTED,
+        );
+        assert!(m.contains("costs 30") && m.contains("has 5 left"), "{m}");
+        assert_api_error(
+            approve_extensions(&s, &ram.token, Some(ea.id)).await,
+            409,
+            code::LICENCE_FUNDING_EXHAUSTED,
+        );
+        // Hostile input: dates, blocks, ids.
+        for bad in [
+            "2026-13-01",
+            "-2026-01-01",
+            "+99999-01-01",
+            "99999-01-01",
+            "1970-01-01",
+            "",
+            "2026-01-01\u{202e}",
+            "2026-01-01T00:00:00Z",
+        ] {
+            assert_api_error(
+                extend(&s, &rx.token, a.id, bad).await,
+                400,
+                code::INVALID_LICENCE_REQUEST,
+            );
+        }
+        // Not after the current end, or more than ten years after it.
+        for bad in [day(&s, 364), day(&s, 100), day(&s, -5), day(&s, 364 + 3651)] {
+            let m = assert_api_error(
+                extend(&s, &ram.token, b.id, &bad).await,
+                400,
+                code::INVALID_LICENCE_REQUEST,
+            );
+            assert!(m.contains(&end), "{m}");
+        }
+        for block in [999_999, -1, 0, i64::MAX, i64::MIN] {
+            assert_api_error(
+                extend(&s, &ram.token, block, &day(&s, 400)).await,
+                404,
+                code::UNKNOWN_LICENCE_APPLICATION,
+            );
+        }
+        for id in [999_999, -1, i64::MAX] {
+            assert_api_error(
+                approve_extensions(&s, &ram.token, Some(id)).await,
+                404,
+                code::UNKNOWN_LICENCE_EXTENSION,
+            );
+            assert_api_error(
+                withdraw(&s, &rx.token, id).await,
+                404,
+                code::UNKNOWN_LICENCE_EXTENSION,
+            );
+        }
+    })
+    .await;
+
+    // The queue as each RA sees it: RY2 only its own (with its place in the whole queue).
+    let all = extensions(&s, &ram.token).await;
+    assert_eq!((all.funding, all.waiting), (5, 2));
+    assert_eq!(
+        all.requests
+            .iter()
+            .map(|e| (e.id, e.position))
+            .collect::<Vec<_>>(),
+        vec![(ea.id, Some(1)), (eb.id, Some(2))]
+    );
+    let mine = extensions(&s, &ry.token).await;
+    assert_eq!(mine.waiting, 2);
+    assert_eq!(
+        mine.requests
+            .iter()
+            .map(|e| (e.id, e.position))
+            .collect::<Vec<_>>(),
+        vec![(eb.id, Some(2))]
+    );
+    // The report shows the waiting requests per organisation and per block.
+    let r = report(&s, &ry.token).await;
+    let y = row(&r, "RY2");
+    assert_eq!(
+        (
+            y.extensions_waiting,
+            y.extension_position,
+            y.extension_requested_to.clone()
+        ),
+        (1, Some(2), Some(day(&s, 366)))
+    );
+    assert_eq!(
+        r.extensions.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![eb.id]
+    );
+    let block_b = r.applications.iter().find(|x| x.id == b.id).unwrap();
+    assert_eq!(
+        (
+            block_b.extension_requested_to.clone(),
+            block_b.extension_position
+        ),
+        (Some(day(&s, 366)), Some(2))
+    );
+    assert!(
+        r.to_csv()
+            .contains(&format!("\nRY2,1,0,1,0,,0,,1,2,{}\n", day(&s, 366))),
+        "{}",
+        r.to_csv()
+    );
+
+    // A funding top-up serves the queue in order in the same request: RX1 (30), then RY2 (2).
+    let done = set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_funding: Some(30),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .expect("funding top-up");
+    assert_eq!(
+        done.extensions_approved
+            .iter()
+            .map(|e| (e.id, e.state.as_str(), e.cost))
+            .collect::<Vec<_>>(),
+        vec![(ea.id, "approved", 30), (eb.id, "approved", 2)]
+    );
+    assert_eq!(done.pool.funding, 3);
+    let r = report(&s, &ram.token).await;
+    let ends: Vec<_> = [a.id, b.id]
+        .iter()
+        .map(|id| {
+            r.applications
+                .iter()
+                .find(|x| x.id == *id)
+                .unwrap()
+                .end
+                .clone()
+        })
+        .collect();
+    assert_eq!(ends, vec![Some(day(&s, 374)), Some(day(&s, 366))]);
+    assert!(r.extensions.is_empty());
+    assert_eq!(
+        audited_how(&s, "licences.extended", "after a funding top-up").await,
+        2
+    );
+
+    // A replayed approval does nothing twice.
+    unchanged(&s, "replayed approval", async || {
+        assert_api_error(
+            approve_extensions(&s, &ram.token, Some(ea.id)).await,
+            404,
+            code::UNKNOWN_LICENCE_EXTENSION,
+        );
+        let none = approve_extensions(&s, &ram.token, None)
+            .await
+            .expect("an empty queue");
+        assert!(none.approved.is_empty());
+    })
+    .await;
+    assert_eq!(s.audit_events("licences.extended").await.len(), 2);
+
+    // Withdrawal by the requesting organisation; a second withdrawal finds nothing waiting.
+    let ec = extend(&s, &rx.token, a.id, &day(&s, 375))
+        .await
+        .unwrap()
+        .request
+        .unwrap();
+    assert_eq!((ec.position, ec.cost), (Some(1), 3));
+    let w = withdraw(&s, &rx.token, ec.id).await.expect("withdraw");
+    assert_eq!(w.request.unwrap().state, "withdrawn");
+    assert_eq!(w.waiting, 0);
+    unchanged(&s, "replayed withdrawal", async || {
+        assert_api_error(
+            withdraw(&s, &rx.token, ec.id).await,
+            404,
+            code::UNKNOWN_LICENCE_EXTENSION,
+        );
+    })
+    .await;
+    // Once withdrawn, the block may be asked for again; a national RA Manager's own request,
+    // first and funded, is approved at once.
+    let done = extend(&s, &ram.token, a.id, &day(&s, 375)).await.unwrap();
+    assert_eq!(done.approved.len(), 1);
+    assert_eq!(done.funding, 0);
+    s.assert_audit_intact().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_grace_period_ends_while_it_waits_lapses() {
+    let World { s, ram, rx, ry, .. } = world().await;
+    set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_licences: Some(2),
+            grace_days: Some(1),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    let a = apply(&s, &rx.token, "RX1", 1)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    let b = apply(&s, &ry.token, "RY2", 1)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    approve(
+        &s,
+        &ram.token,
+        &Approve {
+            end: Some(day(&s, 0)),
+            ..Approve::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ea = extend(&s, &rx.token, a.id, &day(&s, 10))
+        .await
+        .unwrap()
+        .request
+        .unwrap();
+    let eb = extend(&s, &ry.token, b.id, &day(&s, 10))
+        .await
+        .unwrap()
+        .request
+        .unwrap();
+    // Past the term and the grace period: RX1's request lapses, RY2's (also past) too; with
+    // funding added nothing is spent on them.
+    s.clock.advance(time::Duration::days(3));
+    let ram_token = s.login(&ram.phone).await;
+    let done = set_pool(
+        &s,
+        &ram_token,
+        &SetPool {
+            add_funding: Some(100),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(done.extensions_approved.is_empty());
+    assert_eq!(done.pool.funding, 100);
+    let all = extensions(&s, &ram_token).await;
+    assert_eq!(all.waiting, 0);
+    let states: std::collections::BTreeMap<i64, String> = all
+        .requests
+        .iter()
+        .map(|e| (e.id, e.state.clone()))
+        .collect();
+    assert_eq!(states[&ea.id], "lapsed");
+    assert_eq!(states[&eb.id], "lapsed");
+    assert_eq!(s.audit_events("licences.extension_lapsed").await.len(), 2);
+}
+
+#[tokio::test]
+async fn holders_are_warned_before_their_licence_term_ends() {
+    use vsc_authenticator::PhoneLink;
+    let World { s, ram, rx, .. } = world().await;
+    set_pool(
+        &s,
+        &ram.token,
+        &SetPool {
+            add_licences: Some(1),
+            add_funding: Some(100),
+            grace_days: Some(3),
+            warn_days: Some(10),
+            ..SetPool::default()
+        },
+    )
+    .await
+    .unwrap();
+    let a = apply(&s, &rx.token, "RX1", 1)
+        .await
+        .unwrap()
+        .application
+        .unwrap();
+    let term_end = day(&s, 20);
+    let last_day = day(&s, 23);
+    approve(
+        &s,
+        &ram.token,
+        &Approve {
+            end: Some(term_end.clone()),
+            ..Approve::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (uid, _, phone) = s.enrolled_person(&rx.token, "RX1").await;
+    // Moves the clock to noon of the `days`th day after today (never backwards), so the test
+    // does not depend on the hour it runs at.
+    let d0 = s.state.now().date();
+    let noon_of = |days: i64| {
+        let target =
+            (d0 + time::Duration::days(days)).midnight().assume_utc() + time::Duration::hours(12);
+        s.clock.advance(target - s.state.now());
+    };
+
+    // One sign-in: what the phone shows with the request, and what the agent collects.
+    let sign_in = async |ws: &str| {
+        let link = PhoneLink::new(&phone.home).expect("the phone's link");
+        let created = s.open_request(&uid, ws).await;
+        let request = link
+            .pending(5)
+            .await
+            .expect("pending")
+            .into_iter()
+            .find(|r| r.request_id == created.request_id)
+            .expect("the request reaches the phone");
+        link.approve(&request, created.number, &common::passcode())
+            .await
+            .expect("approve");
+        let collected = s.outcome(&created, 5).await;
+        let session = collected.session.expect("the session, with the ticket");
+        assert_eq!(
+            session.licence_warning, request.licence_warning,
+            "the agent and the phone say the same"
+        );
+        session.licence_warning
+    };
+
+    // Before the warning period: nothing.
+    assert_eq!(sign_in("ws-1").await, None);
+    // 11 days before the end (the warning period is 10): still nothing.
+    noon_of(10);
+    assert_eq!(sign_in("ws-2").await, None);
+    // Inside the warning period.
+    noon_of(11);
+    let w = sign_in("ws-3").await.expect("a warning inside the period");
+    assert_eq!(
+        (
+            w.organisation.as_str(),
+            w.term_end.as_str(),
+            w.last_sign_in_day.as_str(),
+            w.ended
+        ),
+        ("RX1", term_end.as_str(), last_day.as_str(), false)
+    );
+    assert!(
+        w.message.contains(&format!("ends on {term_end}"))
+            && w.message.contains(&format!("after {last_day}"))
+            && w.message.contains("RA"),
+        "{}",
+        w.message
+    );
+    // An extension request waiting: the holder is told.
+    let rx_token = s.login(&rx.phone).await;
+    extend(&s, &rx_token, a.id, &day(&s, 30)).await.unwrap();
+    let w = sign_in("ws-4").await.unwrap();
+    assert!(
+        w.message
+            .contains(&format!("asked for an extension to {}", day(&s, 30))),
+        "{}",
+        w.message
+    );
+    // In the grace period: ended.
+    noon_of(22);
+    let w = sign_in("ws-5").await.expect("a warning in grace");
+    assert!(w.ended);
+    assert!(
+        w.message.contains(&format!("ended on {term_end}")),
+        "{}",
+        w.message
+    );
+    // The extension approved: no warning any more.
+    let ram_token = s.login(&ram.phone).await;
+    approve_extensions(&s, &ram_token, None)
+        .await
+        .expect("approved");
+    assert_eq!(sign_in("ws-6").await, None);
 }

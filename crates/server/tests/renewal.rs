@@ -561,3 +561,244 @@ async fn post_confirm(
     s.post(None, vsc_proto::routes::DEVICE_RENEWAL_CONFIRM, &body)
         .await
 }
+
+/// The state of a renewal, straight from the database.
+async fn renewal_state(s: &TestServer, id: &str) -> String {
+    let row: (String,) = sqlx::query_as("SELECT state FROM card_renewals WHERE id = $1")
+        .bind(id)
+        .fetch_one(s.state.store().pool())
+        .await
+        .unwrap();
+    row.0
+}
+
+/// A renewal left unconfirmed past its hour is lapsed by the sweep: its certificates are revoked
+/// `superseded` and listed in the CRL, one audit event says so, and a late confirmation is
+/// refused with `renewal_not_open`. A renewal confirmed in time and one still within its hour
+/// are untouched, and a second sweep finds nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_lapses_unconfirmed_renewals_and_revokes_their_certificates() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    s.create_org(&ram.token, "RX1").await;
+    let (_, card, phone) = s.enrolled_person(&ram.token, "RX1").await;
+    let (_, other_card, other_phone) = s.enrolled_person(&ram.token, "RX1").await;
+    days_before_expiry(&s, 5);
+
+    // Nothing to do yet.
+    assert_eq!(
+        vsc_server::renewal_sweep::sweep_once(&s.state)
+            .await
+            .unwrap(),
+        0
+    );
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let left = issue(&s, &phone, &card, &key).await;
+    let other_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let confirmed = issue(&s, &other_phone, &other_card, &other_key).await;
+    post_confirm(&s, confirm(&s, &other_card, &confirmed, &other_key))
+        .await
+        .unwrap();
+    // Within its hour, the sweep leaves it alone.
+    s.clock.advance(Duration::minutes(59));
+    assert_eq!(
+        vsc_server::renewal_sweep::sweep_once(&s.state)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(renewal_state(&s, &left.renewal_id).await, "issued");
+    let pending: Vec<String> = certificates(&s, &card)
+        .await
+        .into_iter()
+        .filter(|r| r.3.as_deref() == Some(left.renewal_id.as_str()))
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(pending.len(), 2);
+    let other_before = certificates(&s, &other_card).await;
+    let old = in_force(&certificates(&s, &card).await);
+
+    s.clock.advance(Duration::minutes(2));
+    assert_eq!(
+        vsc_server::renewal_sweep::sweep_once(&s.state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(renewal_state(&s, &left.renewal_id).await, "lapsed");
+    let rows = certificates(&s, &card).await;
+    for serial in &pending {
+        assert!(
+            rows.iter().any(|r| &r.0 == serial && r.2 == Some(4)),
+            "{serial} revoked superseded: {rows:?}"
+        );
+    }
+    assert_eq!(
+        in_force(&rows),
+        old,
+        "the card's own certificates stay in force"
+    );
+    let crl = crl_entries(&s).await;
+    for serial in &pending {
+        assert!(
+            crl.contains(&(serial.clone(), Some(4))),
+            "{serial} in the CRL: {crl:?}"
+        );
+    }
+    // The confirmed renewal is untouched.
+    assert_eq!(renewal_state(&s, &confirmed.renewal_id).await, "confirmed");
+    assert_eq!(certificates(&s, &other_card).await, other_before);
+    let events = s.audit_events("card.renewal.lapsed").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].subject, card);
+    assert_eq!(events[0].actor, "system");
+
+    // A second pass changes nothing.
+    let before = s.snapshot().await;
+    assert_eq!(
+        vsc_server::renewal_sweep::sweep_once(&s.state)
+            .await
+            .unwrap(),
+        0
+    );
+    s.assert_unchanged(&before, &s.snapshot().await, "a sweep with nothing to do");
+
+    // The phone coming back late is told to renew again.
+    let message = assert_api_error(
+        post_confirm(&s, confirm(&s, &card, &left, &key)).await,
+        409,
+        "renewal_not_open",
+    );
+    assert!(message.contains("renew again"), "{message}");
+    assert_eq!(in_force(&certificates(&s, &card).await), old);
+    s.assert_audit_intact().await;
+}
+
+/// Two nodes on one PostgreSQL store sweep at the same moment: exactly one lapses the renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_sweeping_at_once_lapse_a_renewal_once() {
+    if std::env::var_os("VSC_TEST_POSTGRES").is_none() {
+        eprintln!(
+            "skipped: several nodes need a shared PostgreSQL database; set VSC_TEST_POSTGRES"
+        );
+        return;
+    }
+    let a = start().await;
+    let ram = a.enrol_bootstrap_ram().await;
+    a.create_org(&ram.token, "RX1").await;
+    let (_, card, phone) = a.enrolled_person(&ram.token, "RX1").await;
+    days_before_expiry(&a, 5);
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let left = issue(&a, &phone, &card, &key).await;
+    let b = a.start_node().await;
+    a.clock.advance(Duration::minutes(61));
+    let (one, two) = tokio::join!(
+        vsc_server::renewal_sweep::sweep_once(&a.state),
+        vsc_server::renewal_sweep::sweep_once(&b.state)
+    );
+    assert_eq!(one.unwrap() + two.unwrap(), 1);
+    assert_eq!(renewal_state(&a, &left.renewal_id).await, "lapsed");
+    assert_eq!(a.audit_events("card.renewal.lapsed").await.len(), 1);
+    a.assert_audit_intact().await;
+}
+
+/// The phone hears of a due renewal beside each sign-in request (`card_renewal`), and not
+/// before it is due; `status` then uses the server's window instead of its default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_cards_requests_carry_its_renewal_window() {
+    let s = common::start_with(|c| c.renewal_window = Duration::days(30)).await;
+    let ram = s.enrol_bootstrap_ram().await;
+    s.create_org(&ram.token, "RX1").await;
+    let (uid, _card, phone) = s.enrolled_person(&ram.token, "RX1").await;
+    let link = vsc_authenticator::phone::PhoneLink::new(&phone.home).unwrap();
+
+    // 60 days before expiry: inside the default 90 days, outside this instance's 30.
+    days_before_expiry(&s, 60);
+    s.open_request(&uid, "pc-1").await;
+    let pending = link.pending(0).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].card_renewal, None, "not due: no warning");
+    let status = vsc_authenticator::status(&phone.home).unwrap();
+    assert!(!status.renewal_due && !status.renewal_forced, "{status:?}");
+
+    // 20 days before expiry: due, and the phone is told.
+    s.clock.advance(Duration::days(40));
+    s.open_request(&uid, "pc-2").await;
+    let pending = link.pending(0).await.unwrap();
+    assert!(!pending.is_empty());
+    for request in &pending {
+        let window = request
+            .card_renewal
+            .as_ref()
+            .expect("a due card's request warns");
+        assert!(window.due && !window.forced, "{window:?}");
+        assert_eq!(window.window_days, 30);
+    }
+    let status = vsc_authenticator::status(&phone.home).unwrap();
+    assert!(
+        status.renewal_due && status.renewal_window_from_server,
+        "{status:?}"
+    );
+    assert_eq!(status.renewal_window_days, 30);
+}
+
+/// Reasons are shown to people (the console, the audit log): `renew-now`, `replace` and
+/// `cancel` refuse one with a bidirectional override, a zero-width character or a control
+/// character, with `invalid_reason`, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasons_that_would_display_as_something_else_are_refused() {
+    let s = start().await;
+    let ram = s.enrol_bootstrap_ram().await;
+    s.create_org(&ram.token, "RX1").await;
+    let (_, card, _phone) = s.enrolled_person(&ram.token, "RX1").await;
+    let before = s.snapshot().await;
+    for reason in [
+        "new \u{202e}enohp",
+        "new\u{200b}phone",
+        "new\u{1b}[2Jphone",
+        "new\nphone",
+    ] {
+        let message = assert_api_error(
+            s.post::<_, RenewalWindow>(
+                Some(&ram.token),
+                &format!("/api/v1/ra/cards/{card}/renew-now"),
+                &RenewNow {
+                    reason: reason.to_owned(),
+                },
+            )
+            .await,
+            400,
+            "invalid_reason",
+        );
+        assert!(message.contains("invisible formatting"), "{message}");
+        assert_api_error(
+            s.post::<_, vsc_proto::CardWithCode>(
+                Some(&ram.token),
+                &format!("/api/v1/ra/cards/{card}/replace"),
+                &vsc_proto::replacement::ReplaceCard {
+                    lost: true,
+                    reason: reason.to_owned(),
+                },
+            )
+            .await,
+            400,
+            "invalid_reason",
+        );
+        assert_api_error(
+            s.post::<_, vsc_proto::Card>(
+                Some(&ram.token),
+                &format!("/api/v1/ra/cards/{card}/cancel"),
+                &CancelCard {
+                    reason_code: Some("key-compromise".to_owned()),
+                    reason: reason.to_owned(),
+                    invalidity_date: None,
+                },
+            )
+            .await,
+            400,
+            "invalid_reason",
+        );
+    }
+    s.assert_unchanged(&before, &s.snapshot().await, "reasons that hide text");
+    assert_eq!(s.card_state(&card).await, "active");
+}

@@ -1,7 +1,8 @@
 //! Typed queries for virtual smartcard licences: the national pool (`licence_pool`, one row,
 //! absent until a national RA Manager creates it), organisations' applications, which become
 //! blocks with a term when approved (`licence_applications`), and the licence each card holds
-//! (`card_licences`).
+//! (`card_licences`), and the queue of requests to extend a block's term
+//! (`licence_extension_requests`).
 //!
 //! Every function takes `&mut Conn`; the server calls the changing ones inside its write
 //! transaction, so the pool, the waiting list and the cards' licences change together. Taking
@@ -17,6 +18,13 @@ use crate::row::from_row;
 pub const WAITING: &str = "waiting";
 /// Approved: a block with a term.
 pub const APPROVED: &str = "approved";
+
+/// An extension request approved (its cost spent from the pool's funding).
+pub const EXTENDED: &str = "approved";
+/// An extension request withdrawn before approval.
+pub const WITHDRAWN: &str = "withdrawn";
+/// An extension request whose block's grace period ended while it waited.
+pub const LAPSED: &str = "lapsed";
 
 /// Seconds in a day.
 pub const DAY: i64 = 86_400;
@@ -251,14 +259,180 @@ pub async fn give_back(conn: &mut Conn, id: i64, count: i64) -> Result<bool, Sto
     Ok(done.rows_affected() == 1)
 }
 
-/// Moves a block's term end.
-pub async fn set_term_end(conn: &mut Conn, id: i64, end: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE licence_applications SET term_end = $1 WHERE id = $2")
-        .bind(end)
+/// Moves an approved block's term end from `from` to `to`; answers whether the block was
+/// still approved and ending at `from`.
+pub async fn extend_term(conn: &mut Conn, id: i64, from: i64, to: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE licence_applications SET term_end = $1 WHERE id = $2 AND state = $3 \
+         AND term_end = $4",
+    )
+    .bind(to)
+    .bind(id)
+    .bind(APPROVED)
+    .bind(from)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One request to extend a block's term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionRow {
+    /// Id (0 before insert).
+    pub id: i64,
+    /// The block (its application id).
+    pub application_id: i64,
+    /// The block's organisation.
+    pub ods_code: String,
+    /// The new term end asked for, exclusive (Unix seconds).
+    pub new_end: i64,
+    /// UID of the requesting RA.
+    pub requested_by: String,
+    /// When (Unix seconds).
+    pub requested_at: i64,
+    /// [`WAITING`], [`EXTENDED`], [`WITHDRAWN`] or [`LAPSED`].
+    pub state: String,
+    /// What it cost (licence-days), once approved.
+    pub cost: Option<i64>,
+    /// Who approved or withdrew it.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<i64>,
+}
+
+from_row!(ExtensionRow in "licence_extension_requests" {
+    id, application_id, ods_code, new_end, requested_by, requested_at, state, cost, decided_by,
+    decided_at,
+});
+
+const EXT_SELECT: &str = "SELECT id, application_id, ods_code, new_end, requested_by, \
+     requested_at, state, cost, decided_by, decided_at FROM licence_extension_requests";
+
+/// Inserts a waiting extension request unless one already waits for its block (one
+/// conditional statement); answers its id, or `None` when one was waiting.
+pub async fn insert_extension(
+    conn: &mut Conn,
+    e: &ExtensionRow,
+) -> Result<Option<i64>, StoreError> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO licence_extension_requests (application_id, ods_code, new_end, \
+         requested_by, requested_at, state) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM \
+         licence_extension_requests w WHERE w.application_id = $7 AND w.state = $8) \
+         RETURNING id",
+    )
+    .bind(e.application_id)
+    .bind(&e.ods_code)
+    .bind(e.new_end)
+    .bind(&e.requested_by)
+    .bind(e.requested_at)
+    .bind(WAITING)
+    .bind(e.application_id)
+    .bind(WAITING)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(id,)| id))
+}
+
+/// One extension request by id.
+pub async fn extension(conn: &mut Conn, id: i64) -> Result<Option<ExtensionRow>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, ExtensionRow>(sqlx::AssertSqlSafe(format!(
+            "{EXT_SELECT} WHERE id = $1"
+        )))
         .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
+        .fetch_optional(conn)
+        .await?,
+    )
+}
+
+/// The extension queue, first come first served: by time of request, ties by id.
+pub async fn waiting_extensions(conn: &mut Conn) -> Result<Vec<ExtensionRow>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, ExtensionRow>(sqlx::AssertSqlSafe(format!(
+            "{EXT_SELECT} WHERE state = $1 ORDER BY requested_at, id"
+        )))
+        .bind(WAITING)
+        .fetch_all(conn)
+        .await?,
+    )
+}
+
+/// Every extension request: the queue in order, then the decided ones, newest first.
+pub async fn extensions(conn: &mut Conn) -> Result<Vec<ExtensionRow>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, ExtensionRow>(sqlx::AssertSqlSafe(format!(
+            "{EXT_SELECT} ORDER BY CASE WHEN state = '{WAITING}' THEN 0 ELSE 1 END, \
+         CASE WHEN state = '{WAITING}' THEN requested_at ELSE -COALESCE(decided_at, 0) END, \
+         id"
+        )))
+        .fetch_all(conn)
+        .await?,
+    )
+}
+
+/// Decides a waiting extension request (`state`: [`EXTENDED`], [`WITHDRAWN`] or [`LAPSED`]);
+/// answers whether it was still waiting.
+pub async fn decide_extension(
+    conn: &mut Conn,
+    id: i64,
+    state: &str,
+    cost: Option<i64>,
+    by: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE licence_extension_requests SET state = $1, cost = $2, decided_by = $3, \
+         decided_at = $4 WHERE id = $5 AND state = $6",
+    )
+    .bind(state)
+    .bind(cost)
+    .bind(by)
+    .bind(now)
+    .bind(id)
+    .bind(WAITING)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What the holder of a card is told about its licence's term: the block's organisation and
+/// end, the pool's periods, and the new end of an extension request waiting for the block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderTerm {
+    /// The block's organisation.
+    pub ods_code: String,
+    /// The block's term end, exclusive (Unix seconds).
+    pub term_end: i64,
+    /// The pool's grace period (days).
+    pub grace_days: i64,
+    /// The pool's warning period (days).
+    pub warn_days: i64,
+    /// The new end a waiting extension request asks for.
+    pub extension_to: Option<i64>,
+}
+
+from_row!(HolderTerm in "licence_applications" {
+    ods_code, term_end, grace_days, warn_days, extension_to,
+});
+
+/// [`HolderTerm`] for `card_id`, in one query (it is on the sign-in path): the card's licence
+/// joined to its block and the pool, with the waiting extension request as a subquery. `None`
+/// when no pool exists or the card holds no licence.
+pub async fn holder_term(conn: &mut Conn, card_id: &str) -> Result<Option<HolderTerm>, StoreError> {
+    Ok(sqlx::query_as::<_, HolderTerm>(
+        "SELECT a.ods_code, a.term_end, p.grace_days, p.warn_days, \
+         (SELECT MAX(e.new_end) FROM licence_extension_requests e \
+          WHERE e.application_id = a.id AND e.state = $1) AS extension_to \
+         FROM card_licences c \
+         JOIN licence_applications a ON a.id = c.application_id \
+         JOIN licence_pool p ON p.id = 1 \
+         WHERE c.card_id = $2 AND c.returned_at IS NULL AND a.term_end IS NOT NULL",
+    )
+    .bind(WAITING)
+    .bind(card_id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// Gives `card_id` a licence from one of `ods`'s blocks in term at `now` with a licence free

@@ -1,5 +1,6 @@
 //! Certificate renewal (issue 14): `card_renewals` (one row per renewal: `issued` →
-//! `confirmed`, or `lapsed` when the next one starts first), `card_renewal_orders` (an RA made
+//! `confirmed`, or `lapsed` when the next one starts first or the server's sweep finds it past
+//! its confirmation deadline), `card_renewal_orders` (an RA made
 //! the card's renewal due now) and the `pending_renewal` mark on certificates issued by a renewal
 //! the phone has not confirmed yet (such certificates are not the card's:
 //! [`crate::repo::certificates_of`] leaves them out).
@@ -11,8 +12,8 @@ use crate::StoreError;
 pub const ISSUED: &str = "issued";
 /// `card_renewals.state`: the phone confirmed; the old certificates are revoked.
 pub const CONFIRMED: &str = "confirmed";
-/// `card_renewals.state`: not confirmed before the next renewal started; its certificates are
-/// revoked.
+/// `card_renewals.state`: not confirmed before the next renewal started or before it expired;
+/// its certificates are revoked.
 pub const LAPSED: &str = "lapsed";
 
 /// One renewal.
@@ -165,6 +166,66 @@ pub async fn lapse_open(
     .execute(conn)
     .await?;
     Ok(serials.into_iter().map(|(s,)| s).collect())
+}
+
+/// [`ISSUED`] renewals whose confirmation deadline (`expires_at`) is at or before `now`, oldest
+/// first, at most `limit`.
+pub async fn expired_issued(
+    conn: &mut Conn,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<RenewalRow>, StoreError> {
+    let rows: Vec<RawRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM card_renewals WHERE state = $1 AND expires_at <= $2
+         ORDER BY expires_at, id LIMIT $3"
+    )))
+    .bind(ISSUED)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(from_raw).collect())
+}
+
+/// Lapses one [`ISSUED`] renewal past its deadline and revokes its certificates with
+/// `reason_code`. The state change is conditional, so of two nodes sweeping at once exactly one
+/// lapses it; the other gets `None` and changes nothing. Returns the revoked serials.
+pub async fn lapse_expired(
+    conn: &mut Conn,
+    renewal_id: &str,
+    now: i64,
+    reason_code: u8,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let done = sqlx::query(
+        "UPDATE card_renewals SET state = $2, ended_at = $3
+         WHERE id = $1 AND state = $4 AND expires_at <= $3",
+    )
+    .bind(renewal_id)
+    .bind(LAPSED)
+    .bind(now)
+    .bind(ISSUED)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let serials: Vec<(String,)> = sqlx::query_as(
+        "SELECT serial FROM certificates
+         WHERE pending_renewal = $1 AND revoked_at IS NULL ORDER BY serial",
+    )
+    .bind(renewal_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE certificates SET revoked_at = $2, revocation_reason_code = $3
+         WHERE pending_renewal = $1 AND revoked_at IS NULL",
+    )
+    .bind(renewal_id)
+    .bind(now)
+    .bind(i64::from(reason_code))
+    .execute(conn)
+    .await?;
+    Ok(Some(serials.into_iter().map(|(s,)| s).collect()))
 }
 
 /// Confirms an [`ISSUED`] renewal that has not expired: its certificates become the card's and

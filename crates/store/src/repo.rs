@@ -832,11 +832,17 @@ from_row!(RevokedRow in "certificates" {
     serial, revoked_at, reason_code = "revocation_reason_code": small_opt, invalidity_date,
 });
 
-/// Every revoked certificate that has not yet expired (what the CRL must list).
+/// Every revoked certificate of the issuing CA that has not yet expired (what the CRL must
+/// list): people's certificates and registered workstations' certificates (revoked with the
+/// workstation, without a reason, as the OCSP responder answers for them).
 pub async fn revoked_unexpired(conn: &mut Conn, now: i64) -> Result<Vec<RevokedRow>, StoreError> {
     Ok(sqlx::query_as::<_, RevokedRow>(
         "SELECT serial, revoked_at, revocation_reason_code, invalidity_date FROM certificates
-         WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revoked_at, serial",
+         WHERE revoked_at IS NOT NULL AND not_after > $1
+         UNION ALL
+         SELECT cert_serial, revoked_at, NULL, NULL FROM workstations
+         WHERE revoked_at IS NOT NULL AND not_after > $1
+         ORDER BY 2, 1",
     )
     .bind(now)
     .fetch_all(conn)

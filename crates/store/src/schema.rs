@@ -665,6 +665,8 @@ CREATE TABLE licence_extension_requests (
     decided_at      INTEGER
 );
 CREATE INDEX licence_extension_queue ON licence_extension_requests(state, requested_at, id);
+-- The renewal sweep's read (issue 14): renewals still `issued` past their confirm time.
+CREATE INDEX card_renewals_open ON card_renewals(state, expires_at);
 "#,
     ),
 ];

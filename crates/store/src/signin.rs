@@ -478,14 +478,65 @@ pub async fn session_by_ticket(
     .await?)
 }
 
-/// Records use of a live session (moving its idle deadline). `false` if it has ended or timed out.
+/// Records use of a live, unlocked session (moving its idle deadline). `false` if it has ended,
+/// timed out or is locked (a locked session's idle timeout keeps running).
 pub async fn touch_session(conn: &mut Conn, id: &str, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE sessions SET last_used = $2
-         WHERE id = $1 AND ended_at IS NULL AND expires_at > $2 AND last_used + idle_seconds > $2",
+         WHERE id = $1 AND ended_at IS NULL AND locked_at IS NULL AND expires_at > $2 AND last_used + idle_seconds > $2",
     )
     .bind(id)
     .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A session's agent key hash and when it was locked (`None`: no such session).
+pub async fn session_agent_key_and_lock(
+    conn: &mut Conn,
+    id: &str,
+) -> Result<Option<(Option<Vec<u8>>, Option<i64>)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT agent_key_hash, locked_at FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// When a session was locked (`None`: not locked, or no such session).
+pub async fn session_locked_at(conn: &mut Conn, id: &str) -> Result<Option<i64>, StoreError> {
+    let row: Option<(Option<i64>,)> =
+        sqlx::query_as("SELECT locked_at FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.and_then(|(at,)| at))
+}
+
+/// Locks a live, unlocked session at `now`; `false` if it was locked already or has ended.
+pub async fn lock_session(conn: &mut Conn, id: &str, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET locked_at = $2 WHERE id = $1 AND locked_at IS NULL AND ended_at IS NULL",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Resumes a live session locked at or after `cutoff` (the grace period's start); `false` if it
+/// is not locked, was locked before `cutoff`, or has ended. One conditional update, so of two
+/// concurrent resumes one wins.
+pub async fn resume_session(conn: &mut Conn, id: &str, cutoff: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET locked_at = NULL \
+         WHERE id = $1 AND locked_at IS NOT NULL AND locked_at >= $2 AND ended_at IS NULL",
+    )
+    .bind(id)
+    .bind(cutoff)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -1,6 +1,6 @@
 //! Typed queries for registered workstations: the one-time registration codes an RA issues,
 //! the registry itself (key, certificate, organisation, state), and each organisation's policy
-//! on unregistered workstations.
+//! on unregistered workstations, unlock grace period and fast user switching.
 //!
 //! Registration codes live in their own table rather than in `one_time_codes`, whose rows must
 //! name a card; they follow the same rules (hashed secret, expiry, single use by one
@@ -246,18 +246,73 @@ pub async fn allows_unregistered(conn: &mut Conn, ods: &str) -> Result<Option<bo
     Ok(row.map(|(allow,)| allow != 0))
 }
 
-/// Sets that policy; `false` if there is no such organisation.
-pub async fn set_allows_unregistered(
-    conn: &mut Conn,
-    ods: &str,
-    allow: bool,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE organisations SET allow_unregistered_workstations = $1 WHERE ods_code = $2",
+/// An organisation's workstation policy as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyRow {
+    /// Whether unregistered workstations may open sign-in requests for its cards.
+    pub allow_unregistered: bool,
+    /// Minutes after a lock within which a session resumes without a phone approval (0: off).
+    pub unlock_grace_minutes: i64,
+    /// Whether a second person may sign in on a locked workstation.
+    pub fast_user_switching: bool,
+}
+
+/// The whole workstation policy of `ods` (`None`: no such organisation).
+pub async fn policy(conn: &mut Conn, ods: &str) -> Result<Option<PolicyRow>, StoreError> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT allow_unregistered_workstations, unlock_grace_minutes, fast_user_switching \
+         FROM organisations WHERE ods_code = $1",
     )
-    .bind(i64::from(allow))
+    .bind(ods)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(allow, grace, fus)| PolicyRow {
+        allow_unregistered: allow != 0,
+        unlock_grace_minutes: grace,
+        fast_user_switching: fus != 0,
+    }))
+}
+
+/// Sets the whole workstation policy of `ods`; `false` if there is no such organisation.
+pub async fn set_policy(conn: &mut Conn, ods: &str, p: &PolicyRow) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE organisations SET allow_unregistered_workstations = $1, unlock_grace_minutes = $2, \
+         fast_user_switching = $3 WHERE ods_code = $4",
+    )
+    .bind(i64::from(p.allow_unregistered))
+    .bind(p.unlock_grace_minutes)
+    .bind(i64::from(p.fast_user_switching))
     .bind(ods)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The organisation whose workstation policy governs a session, with that policy: the
+/// organisation of the session's workstation when it is registered, else the card's issuing
+/// organisation (as for admitting unregistered workstations). `None`: no such session.
+pub async fn session_policy(
+    conn: &mut Conn,
+    session_id: &str,
+) -> Result<Option<(String, PolicyRow)>, StoreError> {
+    let row: Option<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT o.ods_code, o.allow_unregistered_workstations, o.unlock_grace_minutes, o.fast_user_switching \
+         FROM sessions s JOIN cards c ON c.id = s.card_id \
+         LEFT JOIN workstations w ON w.id = s.workstation_id \
+         JOIN organisations o ON o.ods_code = COALESCE(w.ods_code, c.issued_by) \
+         WHERE s.id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(ods, allow, grace, fus)| {
+        (
+            ods,
+            PolicyRow {
+                allow_unregistered: allow != 0,
+                unlock_grace_minutes: grace,
+                fast_user_switching: fus != 0,
+            },
+        )
+    }))
 }

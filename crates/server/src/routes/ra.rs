@@ -1244,8 +1244,11 @@ pub(crate) async fn cancel_card(
 ) -> ApiResult<Json<Card>> {
     audited(&state, &caller, "card.cancel", &id, async {
         let reason = req.reason.trim();
-        if reason.is_empty() || reason.len() > 500 {
-            return Err(ApiError::bad_request(code::INVALID_REASON, "give a reason of 1 to 500 characters"));
+        if reason.is_empty() || reason.chars().count() > 500 || !vsc_core::text::displays_as_written(reason) {
+            return Err(ApiError::bad_request(
+                code::INVALID_REASON,
+                "give a reason of 1 to 500 characters, without control or invisible formatting characters (such as bidirectional overrides)",
+            ));
         }
         let reason_code = parse_reason_code(req.reason_code.as_deref())?;
         let invalidity = parse_invalidity_date(req.invalidity_date.as_deref(), reason_code, state.now())?;
@@ -1319,10 +1322,10 @@ pub(crate) async fn replace_card(
 ) -> ApiResult<Json<CardWithCode>> {
     audited(&state, &caller, "card.replace", &id, async {
         let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        if reason.is_empty() || reason.chars().count() > 500 || !vsc_core::text::displays_as_written(reason) {
             return Err(ApiError::bad_request(
                 code::INVALID_REASON,
-                "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): 1 to 500 printable characters",
+                "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): 1 to 500 characters, without control or invisible formatting characters",
             ));
         }
         let mut tx = state.write().await?;
@@ -1453,8 +1456,11 @@ pub(crate) async fn renew_now_card(
 ) -> ApiResult<Json<vsc_proto::renewal::RenewalWindow>> {
     audited(&state, &caller, "card.renew-now", &id, async {
         let reason = req.reason.trim();
-        if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-            return Err(ApiError::bad_request(code::INVALID_REASON, "the reason is at most 500 printable characters"));
+        if reason.chars().count() > 500 || !vsc_core::text::displays_as_written(reason) {
+            return Err(ApiError::bad_request(
+                code::INVALID_REASON,
+                "the reason is at most 500 characters, without control or invisible formatting characters (such as bidirectional overrides)",
+            ));
         }
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::UnlockCard).await?;
@@ -1475,6 +1481,39 @@ pub(crate) async fn renew_now_card(
         Ok(window)
     })
     .await
+}
+
+/// Where a card stands with renewal, for the console's person page (read after `get_person`
+/// admitted the RA): the window (active cards only), an RA's order to renew now, and a renewal
+/// the phone has not confirmed yet (issued and still within its hour).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CardRenewalFacts {
+    pub window: Option<vsc_proto::renewal::RenewalWindow>,
+    pub order: Option<vsc_store::renewal::OrderRow>,
+    pub unfinished: Option<vsc_store::renewal::RenewalRow>,
+}
+
+pub(crate) async fn card_renewal_facts(
+    state: &AppState,
+    conn: &mut Conn,
+    card: &vsc_proto::Card,
+) -> ApiResult<CardRenewalFacts> {
+    if card.state != CardState::Active.as_str() {
+        return Ok(CardRenewalFacts::default());
+    }
+    let row = views::card_by_id(conn, &card.id).await?;
+    let now = state.now_unix();
+    let window = super::device::renewal_window(state, conn, &row, now).await?;
+    let order = vsc_store::renewal::order(conn, &card.id).await?;
+    let unfinished = vsc_store::renewal::renewals_of(conn, &card.id)
+        .await?
+        .into_iter()
+        .find(|r| r.state == vsc_store::renewal::ISSUED && r.expires_at > now);
+    Ok(CardRenewalFacts {
+        window,
+        order,
+        unfinished,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,11 +4,14 @@
 //! | route | caller | what |
 //! |---|---|---|
 //! | `GET /api/v1/ra/licences/pool` | any RA | the pool and its waiting list |
-//! | `POST /api/v1/ra/licences/pool` | RA Manager at the national organisation | create the pool, top it up (licences, extension funding), set its grace, warning and default term periods |
+//! | `POST /api/v1/ra/licences/pool` | RA Manager at the national organisation | create the pool, top it up (licences, extension funding), set its grace, warning and default term periods; a licence top-up serves the waiting list in order, a funding top-up the extension queue |
 //! | `POST /api/v1/ra/licences/applications` | RA Manager of the organisation (or national) | apply for licences: how many, contact, for which systems |
 //! | `POST /api/v1/ra/licences/approve` | RA Manager at the national organisation | approve waiting applications, first come first served, while the pool lasts |
 //! | `POST /api/v1/ra/licences/return` | RA Manager of the organisation (or national) | give unused licences back; the pool then serves the waiting list in order |
-//! | `POST /api/v1/ra/licences/extend` | RA Manager at the national organisation | extend a block's term, paid from the pool's funding (licences × days) |
+//! | `GET /api/v1/ra/licences/extensions` | any RA | extension requests with their place in the queue (their own organisations'; national: all) |
+//! | `POST /api/v1/ra/licences/extensions` | RA Manager of the block's organisation (or national) | ask for a block's term to be extended to a day; joins the extension queue (a national RA Manager's request is approved at once when first and funded) |
+//! | `POST /api/v1/ra/licences/extensions/approve` | RA Manager at the national organisation | approve the extension queue first come first served while the funding lasts (licences × days each) |
+//! | `POST /api/v1/ra/licences/extensions/withdraw` | RA Manager of the request's organisation (or national) | withdraw a waiting extension request |
 //! | `GET /api/v1/ra/licences/report` | any RA | per organisation (their own; national: all): allocated, used, free, waiting, expiring |
 //!
 //! **Enforcement is off until a pool exists.** An instance without a `licence_pool` row issues
@@ -31,7 +34,18 @@
 //! (UTC). A card takes a licence only from a block in term. After the term ends, the block's
 //! cards still sign in for the pool's grace period (`grace_days`), and then are refused with
 //! `licence_expired`. From `warn_days` before the end, the block is `expiring` in the report,
-//! whose `warnings` RAs see (and `vsc ra licences report` prints).
+//! whose `warnings` RAs see (and `vsc ra licences report` prints), and each sign-in tells the
+//! card's holder ([`holder_warning`]: the agent's session, the phone's request) until the grace
+//! period ends.
+//!
+//! **Extensions** are a queue like the waiting list: an organisation asks for a block's term to
+//! end on a later day; national RA Managers approve the queue in order (time of request, ties
+//! by id), each request in full — the block's licences × the days added, spent from the pool's
+//! funding — or the run stops, so a later, cheaper request never jumps one the funding is short
+//! for. A block has at most one waiting request (withdraw it to ask for another day). A request
+//! for a block whose grace period is over is refused (`licence_term_over`); one whose block's
+//! grace period ends while it waits lapses when the queue is next served. A funding top-up
+//! serves the queue at once, as a licence top-up (and a return) serves the waiting list.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -40,11 +54,13 @@ use time::{Date, OffsetDateTime};
 use vsc_core::{OdsCode, RaAction, RaRole};
 use vsc_proto::errors as code;
 use vsc_proto::licences::{
-    Application, Apply, Approve, Extend, LicencesChanged, Pool, Report, ReportRow, Return, SetPool,
+    Application, Apply, Approve, ApproveExtensions, Extend, Extension, Extensions,
+    ExtensionsChanged, LicenceWarning, LicencesChanged, Pool, Report, ReportRow, Return, SetPool,
+    WithdrawExtension,
 };
 use vsc_proto::routes;
 use vsc_store::Conn;
-use vsc_store::licences::{self as db, ApplicationRow, DAY, PoolRow};
+use vsc_store::licences::{self as db, ApplicationRow, DAY, ExtensionRow, PoolRow};
 
 use super::ApiJson;
 use super::ra::RaCaller;
@@ -69,7 +85,18 @@ pub fn routes() -> Router<AppState> {
         .route(routes::RA_LICENCES_APPLY, post(apply))
         .route(routes::RA_LICENCES_APPROVE, post(approve))
         .route(routes::RA_LICENCES_RETURN, post(give_back))
-        .route(routes::RA_LICENCES_EXTEND, post(extend))
+        .route(
+            routes::RA_LICENCES_EXTENSIONS,
+            get(list_extensions).post(request_extension),
+        )
+        .route(
+            routes::RA_LICENCES_EXTENSIONS_APPROVE,
+            post(approve_extensions),
+        )
+        .route(
+            routes::RA_LICENCES_EXTENSIONS_WITHDRAW,
+            post(withdraw_extension),
+        )
         .route(routes::RA_LICENCES_REPORT, get(report))
 }
 
@@ -148,14 +175,44 @@ pub async fn check_signin(conn: &mut Conn, card_id: &str, now: i64) -> ApiResult
 /// What the holder of `card_id` is told about their licence's term at `now`: from the pool's
 /// warning period before the term ends until the grace period is over; `None` otherwise (and
 /// always when no pool exists or the card holds no licence).
+///
+/// This runs on the sign-in path (each collected session, each phone poll), so it is one query
+/// ([`db::holder_term`]: the card's licence joined to its block and the pool, with a waiting
+/// extension request as a subquery) and no writes.
 pub async fn holder_warning(
     conn: &mut Conn,
     card_id: &str,
     now: i64,
-) -> ApiResult<Option<vsc_proto::licences::LicenceWarning>> {
-    // Filled in by the licence-warnings work (issue 14).
-    let _ = (conn, card_id, now);
-    Ok(None)
+) -> ApiResult<Option<LicenceWarning>> {
+    let Some(t) = db::holder_term(conn, card_id).await? else {
+        return Ok(None);
+    };
+    let cutoff = t.term_end.saturating_add(t.grace_days.saturating_mul(DAY));
+    if now < t.term_end.saturating_sub(t.warn_days.saturating_mul(DAY)) || now >= cutoff {
+        return Ok(None);
+    }
+    let ended = now >= t.term_end;
+    let term_end = day(t.term_end - DAY);
+    let last_sign_in_day = day(cutoff - DAY);
+    let next = match t.extension_to {
+        Some(to) => format!(
+            "Your RA has asked for an extension to {}, which waits for approval — ask them if unsure.",
+            day(to - DAY)
+        ),
+        None => "Ask your RA about extending it.".to_owned(),
+    };
+    let message = format!(
+        "Your organisation's ({}) smartcard licence {} on {term_end}; after {last_sign_in_day} this card can no longer sign in. {next}",
+        t.ods_code,
+        if ended { "ended" } else { "ends" }
+    );
+    Ok(Some(LicenceWarning {
+        organisation: t.ods_code,
+        term_end,
+        last_sign_in_day,
+        ended,
+        message,
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,6 +363,8 @@ fn application(a: &ApplicationRow, position: Option<i64>) -> Application {
         used: a.used,
         start: a.term_start.map(day),
         end: a.term_end.map(|e| day(e - DAY)),
+        extension_requested_to: None,
+        extension_position: None,
     }
 }
 
@@ -399,7 +458,7 @@ async fn set_pool(
     State(state): State<AppState>,
     caller: RaCaller,
     ApiJson(req): ApiJson<SetPool>,
-) -> ApiResult<Json<Pool>> {
+) -> ApiResult<Json<LicencesChanged>> {
     state
         .audited(&caller.ctx, "licences.pool.set", "", async {
             national_manager(&state, &caller, "change the licence pool")?;
@@ -441,9 +500,28 @@ async fn set_pool(
                     state.now_ms(),
                 )
                 .await?;
+            // A top-up serves the queues in order, in this transaction: added licences the
+            // waiting list (with the default term), added funding the extension queue.
+            let approved = if add > 0 {
+                serve_waiting(&mut tx, &p, None, None, "system", now, None).await?
+            } else {
+                Vec::new()
+            };
+            audit_approved(&state, &caller, &mut tx, &approved, "after a top-up").await?;
+            let served = if funding > 0 {
+                serve_extensions(&mut tx, "system", now, None).await?
+            } else {
+                Served::default()
+            };
+            audit_extensions(&state, &caller, &mut tx, &served, "after a funding top-up").await?;
             tx.commit().await?;
-            let mut conn = state.store().pool().acquire().await?;
-            pool_view(&mut conn, now).await.map(Json)
+            let mut changed = changed(&state, approved, None).await?;
+            changed.extensions_approved = served
+                .approved
+                .iter()
+                .map(|(e, b)| extension_view(e, Some(b), None))
+                .collect();
+            Ok(changed)
         })
         .await
 }
@@ -528,6 +606,7 @@ async fn changed(
             .collect(),
         application,
         pool,
+        extensions_approved: Vec::new(),
     }))
 }
 
@@ -664,14 +743,257 @@ async fn give_back(
         .await
 }
 
-async fn extend(
+// ---------------------------------------------------------------------------------------------
+// Extensions: a queue of requests, approved first come first served while funding lasts
+
+/// Days a request adds to its block's term and what that costs now (licence-days: the block's
+/// licences × the days).
+fn extension_cost(block: &ApplicationRow, new_end: i64) -> (i64, i64) {
+    let days = ((new_end - block.term_end.unwrap_or(new_end)) / DAY).max(0);
+    (days, days.saturating_mul(block.allocated.max(0)))
+}
+
+fn extension_view(
+    e: &ExtensionRow,
+    block: Option<&ApplicationRow>,
+    position: Option<i64>,
+) -> Extension {
+    let cost = match (e.state.as_str(), block) {
+        (db::WAITING, Some(b)) => extension_cost(b, e.new_end).1,
+        (db::EXTENDED, _) => e.cost.unwrap_or(0),
+        _ => 0,
+    };
+    Extension {
+        id: e.id,
+        application: e.application_id,
+        organisation: e.ods_code.clone(),
+        end: day(e.new_end - DAY),
+        current_end: block
+            .and_then(|b| b.term_end)
+            .map(|t| day(t - DAY))
+            .unwrap_or_default(),
+        licences: block.map_or(0, |b| b.allocated),
+        cost,
+        state: e.state.clone(),
+        requested_by: e.requested_by.clone(),
+        requested_at: rfc3339(e.requested_at),
+        position,
+        decided_by: e.decided_by.clone(),
+        decided_at: e.decided_at.map(rfc3339),
+    }
+}
+
+/// What [`serve_extensions`] did.
+#[derive(Default)]
+struct Served {
+    approved: Vec<(ExtensionRow, ApplicationRow)>,
+    lapsed: Vec<(ExtensionRow, Option<ApplicationRow>)>,
+    /// The request the funding was short for (it keeps its place): it, its cost, the funding.
+    short: Option<(ExtensionRow, i64, i64)>,
+}
+
+/// Approves the extension queue in order while the pool's funding lasts (`only`: just the
+/// first, which the caller checked is that one). The first request is approved in full or the
+/// run stops, so a later, cheaper one never jumps it. A request whose block's grace period
+/// ended while it waited lapses (it can no longer be extended) and the run goes on.
+async fn serve_extensions(
+    conn: &mut Conn,
+    by: &str,
+    now: i64,
+    only: Option<i64>,
+) -> ApiResult<Served> {
+    let pool = require_pool(conn).await?;
+    let mut served = Served::default();
+    let changed = || {
+        ApiError::conflict(
+            code::UNKNOWN_LICENCE_EXTENSION,
+            "the extension queue changed meanwhile; look at it again (`vsc ra licences extensions`)",
+        )
+    };
+    let mut funding = pool.funding;
+    for e in db::waiting_extensions(conn).await? {
+        let block = db::application(conn, e.application_id)
+            .await?
+            .filter(|b| b.state == db::APPROVED);
+        let end = block.as_ref().and_then(|b| b.term_end).unwrap_or(0);
+        let Some(block) = block.filter(|_| end + pool.grace_days * DAY > now && e.new_end > end)
+        else {
+            if !db::decide_extension(conn, e.id, db::LAPSED, None, by, now).await? {
+                return Err(changed());
+            }
+            let block = db::application(conn, e.application_id).await?;
+            served.lapsed.push((e, block));
+            if only.is_some() {
+                break;
+            }
+            continue;
+        };
+        let (_, cost) = extension_cost(&block, e.new_end);
+        if !db::spend_funding(conn, cost, now).await? {
+            served.short = Some((e, cost, funding));
+            break;
+        }
+        funding -= cost;
+        if !db::decide_extension(conn, e.id, db::EXTENDED, Some(cost), by, now).await?
+            || !db::extend_term(conn, block.id, end, e.new_end).await?
+        {
+            return Err(changed());
+        }
+        let after = db::application(conn, block.id).await?.unwrap_or(block);
+        let e = db::extension(conn, e.id).await?.unwrap_or(e);
+        served.approved.push((e, after));
+        if only.is_some() {
+            break;
+        }
+    }
+    Ok(served)
+}
+
+/// Appends the audit events of what [`serve_extensions`] did.
+async fn audit_extensions(
+    state: &AppState,
+    caller: &RaCaller,
+    tx: &mut vsc_store::Tx,
+    served: &Served,
+    how: &str,
+) -> ApiResult<()> {
+    for (e, b) in &served.approved {
+        state
+            .append_audit(
+                tx,
+                &caller.ctx.event(
+                    "licences.extended",
+                    &b.id.to_string(),
+                    &b.ods_code,
+                    serde_json::json!({"request": e.id, "to": e.new_end, "cost": e.cost, "how": how}),
+                ),
+                state.now_ms(),
+            )
+            .await?;
+    }
+    for (e, _) in &served.lapsed {
+        state
+            .append_audit(
+                tx,
+                &caller.ctx.event(
+                    "licences.extension_lapsed",
+                    &e.id.to_string(),
+                    &e.ods_code,
+                    serde_json::json!({"application": e.application_id, "to": e.new_end}),
+                ),
+                state.now_ms(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Extension requests: RA Managers somewhere (the organisation is checked once the block is
+/// known).
+fn some_manager(caller: &RaCaller, what: &str) -> ApiResult<()> {
+    if caller.grants.iter().any(|g| g.role == RaRole::RaManager) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        code::RA_ROLE_NOT_PERMITTED,
+        format!("only an RA Manager (of the block's organisation, or a national one) may {what}"),
+    ))
+}
+
+async fn extensions_changed(
+    conn: &mut Conn,
+    request: Option<i64>,
+    served: &Served,
+) -> ApiResult<Json<ExtensionsChanged>> {
+    let waiting = db::waiting_extensions(conn).await?;
+    let funding = db::pool(conn).await?.map_or(0, |p| p.funding);
+    let request = match request {
+        Some(id) => match db::extension(conn, id).await? {
+            Some(e) => {
+                let block = db::application(conn, e.application_id).await?;
+                let position = waiting
+                    .iter()
+                    .position(|w| w.id == e.id)
+                    .map(|i| i as i64 + 1);
+                Some(extension_view(&e, block.as_ref(), position))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    Ok(Json(ExtensionsChanged {
+        request,
+        approved: served
+            .approved
+            .iter()
+            .map(|(e, b)| extension_view(e, Some(b), None))
+            .collect(),
+        lapsed: served
+            .lapsed
+            .iter()
+            .map(|(e, b)| extension_view(e, b.as_ref(), None))
+            .collect(),
+        funding,
+        waiting: waiting.len() as i64,
+    }))
+}
+
+async fn list_extensions(
+    State(state): State<AppState>,
+    caller: RaCaller,
+) -> ApiResult<Json<Extensions>> {
+    state
+        .audited(&caller.ctx, "licences.extensions.view", "", async {
+            if !caller.grants.iter().any(|g| g.role.permits(RaAction::View)) {
+                return Err(ApiError::forbidden(
+                    code::RA_ROLE_NOT_PERMITTED,
+                    "your RA roles do not allow you to view RA records",
+                ));
+            }
+            let national = state.national_ods();
+            let all = caller
+                .grants
+                .iter()
+                .any(|g| g.organisation.as_str() == national);
+            let visible =
+                |ods: &str| all || caller.grants.iter().any(|g| g.organisation.as_str() == ods);
+            let mut conn = state.store().pool().acquire().await?;
+            let funding = db::pool(&mut conn).await?.map_or(0, |p| p.funding);
+            let blocks: std::collections::BTreeMap<i64, ApplicationRow> =
+                db::applications(&mut conn)
+                    .await?
+                    .into_iter()
+                    .map(|a| (a.id, a))
+                    .collect();
+            let rows = db::extensions(&mut conn).await?;
+            let mut position = 0;
+            let mut requests = Vec::new();
+            for e in &rows {
+                let p = (e.state == db::WAITING).then(|| {
+                    position += 1;
+                    position
+                });
+                if visible(&e.ods_code) {
+                    requests.push(extension_view(e, blocks.get(&e.application_id), p));
+                }
+            }
+            Ok(Json(Extensions {
+                funding,
+                waiting: position,
+                requests,
+            }))
+        })
+        .await
+}
+
+async fn request_extension(
     State(state): State<AppState>,
     caller: RaCaller,
     ApiJson(req): ApiJson<Extend>,
-) -> ApiResult<Json<LicencesChanged>> {
+) -> ApiResult<Json<ExtensionsChanged>> {
     state
-        .audited(&caller.ctx, "licences.extend", &req.application.to_string(), async {
-            national_manager(&state, &caller, "extend licence terms")?;
+        .audited(&caller.ctx, "licences.extension.request", &req.application.to_string(), async {
+            some_manager(&caller, "ask for a licence term to be extended")?;
             let new_end = parse_day("the end", &req.end)? + DAY;
             let now = state.now_unix();
             let mut tx = state.write().await?;
@@ -679,35 +1001,165 @@ async fn extend(
             let block = db::application(&mut tx, req.application)
                 .await?
                 .filter(|a| a.state == db::APPROVED)
-                .ok_or_else(|| ApiError::not_found(code::UNKNOWN_LICENCE_APPLICATION, format!("no approved block has id {}", req.application)))?;
+                .ok_or_else(|| ApiError::not_found(
+                    code::UNKNOWN_LICENCE_APPLICATION,
+                    format!("no approved block has id {}: `vsc ra licences report` lists the blocks", req.application),
+                ))?;
+            let ods = parse_ods(&block.ods_code)?;
+            organisation_manager(&state, &caller, &ods, "ask for its licence terms to be extended")?;
             let end = block.term_end.unwrap_or(0);
             if end + pool.grace_days * DAY <= now {
                 return Err(ApiError::conflict(
-                    code::UNKNOWN_LICENCE_APPLICATION,
-                    format!("block #{} ended on {} and its grace period is over: the organisation applies again", block.id, day(end - DAY)),
+                    code::LICENCE_TERM_OVER,
+                    format!("block #{} ended on {} and its grace period ended on {}: it can no longer be extended; the organisation applies again (`vsc ra licences apply`)", block.id, day(end - DAY), day(end + pool.grace_days * DAY - DAY)),
                 ));
             }
             if new_end <= end || new_end - end > MAX_TERM_DAYS * DAY {
-                return Err(invalid(format!("the new end must be after the current one ({}) and at most {MAX_TERM_DAYS} days later", day(end - DAY))));
+                return Err(invalid(format!("the new end must be after the block's current one ({}) and at most {MAX_TERM_DAYS} days later", day(end - DAY))));
             }
-            let days = (new_end - end) / DAY;
-            let cost = days.saturating_mul(block.allocated.max(0));
-            if !db::spend_funding(&mut tx, cost, now).await? {
-                return Err(ApiError::conflict(
-                    code::LICENCE_FUNDING_EXHAUSTED,
-                    format!("extending block #{} ({} licences) by {days} days costs {cost} licence-days and the pool's funding has {} left: top the funding up (`vsc ra licences pool --add-funding N`)", block.id, block.allocated, pool.funding),
-                ));
+            let pending = || {
+                ApiError::conflict(
+                    code::LICENCE_EXTENSION_PENDING,
+                    format!("block #{} already has an extension request waiting: withdraw it first (`vsc ra licences extensions --withdraw ID`) or wait for its approval", block.id),
+                )
+            };
+            if db::waiting_extensions(&mut tx).await?.iter().any(|w| w.application_id == block.id) {
+                return Err(pending());
             }
-            db::set_term_end(&mut tx, block.id, new_end).await?;
+            let id = db::insert_extension(
+                &mut tx,
+                &ExtensionRow {
+                    id: 0,
+                    application_id: block.id,
+                    ods_code: block.ods_code.clone(),
+                    new_end,
+                    requested_by: caller.uid.clone(),
+                    requested_at: now,
+                    state: db::WAITING.into(),
+                    cost: None,
+                    decided_by: None,
+                    decided_at: None,
+                },
+            )
+            .await?
+            .ok_or_else(pending)?;
+            let (days, cost) = extension_cost(&block, new_end);
             state
                 .append_audit(
                     &mut tx,
-                    &caller.ctx.event("licences.extended", &block.id.to_string(), &block.ods_code, serde_json::json!({"from": end, "to": new_end, "cost": cost})),
+                    &caller.ctx.event(
+                        "licences.extension_requested",
+                        &id.to_string(),
+                        &block.ods_code,
+                        serde_json::json!({"application": block.id, "from": end, "to": new_end, "days": days, "cost_now": cost}),
+                    ),
+                    state.now_ms(),
+                )
+                .await?;
+            // A national RA Manager's own request: approved at once when it is first in the
+            // queue and the funding covers it; otherwise it waits like any other.
+            let first = db::waiting_extensions(&mut tx).await?.first().map(|w| w.id) == Some(id);
+            let served = if first && is_ram_at(&caller, state.national_ods()) {
+                serve_extensions(&mut tx, &caller.uid, now, Some(id)).await?
+            } else {
+                Served::default()
+            };
+            audit_extensions(&state, &caller, &mut tx, &served, "requested by a national RA Manager").await?;
+            tx.commit().await?;
+            let mut conn = state.store().pool().acquire().await?;
+            extensions_changed(&mut conn, Some(id), &served).await
+        })
+        .await
+}
+
+async fn approve_extensions(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    ApiJson(req): ApiJson<ApproveExtensions>,
+) -> ApiResult<Json<ExtensionsChanged>> {
+    let subject = req.request.map(|r| r.to_string()).unwrap_or_default();
+    state
+        .audited(&caller.ctx, "licences.extensions.approve", &subject, async {
+            national_manager(&state, &caller, "approve licence term extensions")?;
+            let now = state.now_unix();
+            let mut tx = state.write().await?;
+            require_pool(&mut tx).await?;
+            let waiting = db::waiting_extensions(&mut tx).await?;
+            if let Some(id) = req.request {
+                match waiting.iter().position(|e| e.id == id) {
+                    None => {
+                        return Err(ApiError::not_found(
+                            code::UNKNOWN_LICENCE_EXTENSION,
+                            format!("no extension request #{id} is waiting: `vsc ra licences extensions` lists the queue"),
+                        ));
+                    }
+                    Some(0) => {}
+                    Some(i) => {
+                        return Err(ApiError::conflict(
+                            code::LICENCE_EXTENSION_NOT_FIRST,
+                            format!("extension request #{id} is number {} in the queue; extensions are approved first come, first served: approve #{} first", i + 1, waiting[0].id),
+                        ));
+                    }
+                }
+            }
+            let served = serve_extensions(&mut tx, &caller.uid, now, req.request).await?;
+            if served.approved.is_empty()
+                && served.lapsed.is_empty()
+                && let Some((e, cost, funding)) = &served.short
+            {
+                return Err(ApiError::conflict(
+                    code::LICENCE_FUNDING_EXHAUSTED,
+                    format!("the first extension request in the queue (#{}, {}, block #{}) costs {cost} licence-days and the pool's funding has {funding} left: it keeps its place; top the funding up (`vsc ra licences pool --add-funding N`), which serves the queue in order", e.id, e.ods_code, e.application_id),
+                ));
+            }
+            audit_extensions(&state, &caller, &mut tx, &served, "approved").await?;
+            tx.commit().await?;
+            let mut conn = state.store().pool().acquire().await?;
+            extensions_changed(&mut conn, None, &served).await
+        })
+        .await
+}
+
+async fn withdraw_extension(
+    State(state): State<AppState>,
+    caller: RaCaller,
+    ApiJson(req): ApiJson<WithdrawExtension>,
+) -> ApiResult<Json<ExtensionsChanged>> {
+    state
+        .audited(&caller.ctx, "licences.extension.withdraw", &req.request.to_string(), async {
+            some_manager(&caller, "withdraw a licence extension request")?;
+            let now = state.now_unix();
+            let mut tx = state.write().await?;
+            let e = db::extension(&mut tx, req.request)
+                .await?
+                .filter(|e| e.state == db::WAITING)
+                .ok_or_else(|| ApiError::not_found(
+                    code::UNKNOWN_LICENCE_EXTENSION,
+                    format!("no extension request #{} is waiting: `vsc ra licences extensions` lists them", req.request),
+                ))?;
+            let ods = parse_ods(&e.ods_code)?;
+            organisation_manager(&state, &caller, &ods, "withdraw its extension requests")?;
+            if !db::decide_extension(&mut tx, e.id, db::WITHDRAWN, None, &caller.uid, now).await? {
+                return Err(ApiError::not_found(
+                    code::UNKNOWN_LICENCE_EXTENSION,
+                    format!("extension request #{} is no longer waiting: look at the queue again", e.id),
+                ));
+            }
+            state
+                .append_audit(
+                    &mut tx,
+                    &caller.ctx.event(
+                        "licences.extension_withdrawn",
+                        &e.id.to_string(),
+                        &e.ods_code,
+                        serde_json::json!({"application": e.application_id, "to": e.new_end}),
+                    ),
                     state.now_ms(),
                 )
                 .await?;
             tx.commit().await?;
-            changed(&state, Vec::new(), Some(block.id)).await
+            let mut conn = state.store().pool().acquire().await?;
+            extensions_changed(&mut conn, Some(e.id), &Served::default()).await
         })
         .await
 }
@@ -732,6 +1184,13 @@ async fn report(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Js
             let warn = pool.as_ref().map_or(0, |p| p.warn_days) * DAY;
             let apps: Vec<ApplicationRow> = db::applications(&mut conn).await?;
             let waiting: Vec<&ApplicationRow> = apps.iter().filter(|a| a.state == db::WAITING).collect();
+            // The extension queue: per block, the waiting request's new end and place.
+            let ext_queue = db::waiting_extensions(&mut conn).await?;
+            let ext_of: std::collections::BTreeMap<i64, (i64, i64)> = ext_queue
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.application_id, (e.new_end, i as i64 + 1)))
+                .collect();
             let visible = |ods: &str| all || mine.contains(ods);
             let mut orgs: std::collections::BTreeSet<String> =
                 apps.iter().map(|a| a.ods_code.clone()).filter(|o| visible(o)).collect();
@@ -750,7 +1209,17 @@ async fn report(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Js
                     waiting_position: None,
                     expiring: 0,
                     expiring_on: None,
+                    extensions_waiting: 0,
+                    extension_position: None,
+                    extension_requested_to: None,
                 };
+                for (i, e) in ext_queue.iter().enumerate().filter(|(_, e)| &e.ods_code == ods) {
+                    row.extensions_waiting += 1;
+                    if row.extension_position.is_none() {
+                        row.extension_position = Some(i as i64 + 1);
+                        row.extension_requested_to = Some(day(e.new_end - DAY));
+                    }
+                }
                 for a in apps.iter().filter(|a| &a.ods_code == ods) {
                     if a.state == db::WAITING {
                         row.waiting += a.requested;
@@ -774,10 +1243,14 @@ async fn report(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Js
                         if row.expiring_on.as_ref().is_none_or(|e| *e > last) {
                             row.expiring_on = Some(last.clone());
                         }
+                        let extension = match ext_of.get(&a.id) {
+                            Some((to, place)) => format!("; an extension to {} is requested, number {place} in the extension queue", day(to - DAY)),
+                            None => "; no extension is requested (`vsc ra licences extend`)".to_owned(),
+                        };
                         warnings.push(if now < end {
-                            format!("{ods}: {} licences (block #{}, {} in use) end on {last}; their cards stop signing in on {} unless the term is extended", a.allocated, a.id, a.used, day(end + grace))
+                            format!("{ods}: {} licences (block #{}, {} in use) end on {last}; their cards stop signing in on {} unless the term is extended{extension}", a.allocated, a.id, a.used, day(end + grace))
                         } else {
-                            format!("{ods}: {} licences (block #{}, {} in use) ended on {last}; their cards stop signing in on {} (grace period) unless the term is extended", a.allocated, a.id, a.used, day(end + grace))
+                            format!("{ods}: {} licences (block #{}, {} in use) ended on {last}; their cards stop signing in on {} (grace period) unless the term is extended{extension}", a.allocated, a.id, a.used, day(end + grace))
                         });
                     }
                 }
@@ -791,9 +1264,24 @@ async fn report(State(state): State<AppState>, caller: RaCaller) -> ApiResult<Js
                 applications: apps
                     .iter()
                     .filter(|a| visible(&a.ods_code))
-                    .map(|a| application(a, positions.get(&a.id).copied()))
+                    .map(|a| {
+                        let mut view = application(a, positions.get(&a.id).copied());
+                        if let Some((to, place)) = ext_of.get(&a.id) {
+                            view.extension_requested_to = Some(day(to - DAY));
+                            view.extension_position = Some(*place);
+                        }
+                        view
+                    })
                     .collect(),
                 warnings,
+                extensions: ext_queue
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| visible(&e.ods_code))
+                    .map(|(i, e)| {
+                        extension_view(e, apps.iter().find(|a| a.id == e.application_id), Some(i as i64 + 1))
+                    })
+                    .collect(),
             }))
         })
         .await

@@ -6,6 +6,8 @@
 //! | `GET /api/v1/session[?touch=false]` | ticket holder | the session, its roles and timeouts (counts as use unless `touch=false`) |
 //! | `POST /api/v1/session/role` | identity agent (ticket + agent key) | select one of the person's positions |
 //! | `POST /api/v1/session/logout` | identity agent (ticket + agent key) | end the session at once ("card removal") |
+//! | `POST /api/v1/session/lock` | identity agent (ticket + agent key) | the workstation locked: record it (idempotent) |
+//! | `POST /api/v1/session/resume` | identity agent (ticket + agent key) | re-open a locked session within the organisation's grace period |
 //! | `POST /api/v1/tickets/validate` | relying system | who, which role, which organisation, when, how assured |
 //!
 //! The ticket is 256 random bits, returned once and stored only as its SHA-256. A session ends at
@@ -15,6 +17,19 @@
 //! The ticket travels to relying systems, so it only reads: changing the session (its role, its
 //! end) also needs the session's agent key, which only the workstation's identity agent holds
 //! (header [`vsc_proto::signin::AGENT_KEY_HEADER`]); without it the answer is `agent_key_required`.
+//!
+//! Locking (issue 14). The server, not the agent, is the authority on a lock: the agent reports
+//! it (`session/lock`, which records `locked_at`), and from then on every use through
+//! [`AgentSession`] (card operations, signing, role selection) is refused with `session_locked`
+//! (HTTP 423 Locked), ticket validation by relying systems too (a locked workstation's person
+//! has walked away, so a stolen ticket buys nothing meanwhile), and nothing counts as use: the
+//! idle and absolute timeouts keep running and a locked session can time out. `GET
+//! /api/v1/session` still answers (with `locked: true`) so the agent can watch it. Two ways
+//! out: `session/resume`, allowed only within the grace period of the session's organisation
+//! (that of its registered workstation, else the card's issuing organisation, as for admitting
+//! unregistered workstations) by one conditional update, else `unlock_grace_over` and nothing
+//! changes; or a new phone approval, i.e. a new session (the agent then logs the locked one out,
+//! or with fast user switching keeps it locked for its holder to come back to).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -49,6 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route(routes::SESSION, get(current))
         .route(routes::SESSION_ROLE, post(select_role))
         .route(routes::SESSION_LOGOUT, post(logout))
+        .route(routes::SESSION_LOCK, post(lock))
+        .route(routes::SESSION_RESUME, post(resume))
         .route(routes::TICKETS_VALIDATE, post(validate))
 }
 
@@ -94,7 +111,16 @@ async fn info_with_roles(
         .position_id
         .as_ref()
         .and_then(|id| roles.iter().find(|r| &r.position_id == id).cloned());
+    let locked = db::session_locked_at(conn, &s.id).await?.is_some();
+    let policy = vsc_store::workstation::session_policy(conn, &s.id)
+        .await?
+        .map(|(_, p)| p);
     Ok(SessionInfo {
+        locked,
+        unlock_grace_minutes: policy
+            .map(|p| u32::try_from(p.unlock_grace_minutes).unwrap_or(0))
+            .unwrap_or(0),
+        fast_user_switching: policy.is_some_and(|p| p.fast_user_switching),
         uid: s.uid.clone(),
         given_name: person.given_name,
         family_name: person.family_name,
@@ -259,6 +285,14 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
     let mut tx = state.write().await?;
     let touched = db::touch_session(&mut tx, &s.id, now).await?;
     tx.commit().await?;
+    // A locked session is not touched (see `touch_session`): being looked at while locked is
+    // not use, so the idle timeout keeps running.
+    if !touched {
+        let mut conn = state.store().pool().acquire().await?;
+        if db::session_locked_at(&mut conn, &s.id).await?.is_some() {
+            return Ok(s);
+        }
+    }
     if !touched {
         return Err(ApiError::unauthorized(
             code::SESSION_ENDED,
@@ -348,7 +382,14 @@ impl FromRequestParts<AppState> for AgentSession {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let holder = TicketHolder::from_request_parts(parts, state).await?;
-        if let Err(err) = check_agent_key(state, &holder.session.id, &parts.headers).await {
+        let checked = check_agent_key(state, &holder.session.id, &parts.headers)
+            .await
+            .and_then(|locked_at| match locked_at {
+                // The one place every agent-key use other than lock, resume and logout passes.
+                Some(_) => Err(session_locked()),
+                None => Ok(()),
+            });
+        if let Err(err) = checked {
             let path = parts.uri.path().to_owned();
             state
                 .audit_failure(&holder.ctx, "session.agent_key", &path, "", &err)
@@ -359,19 +400,31 @@ impl FromRequestParts<AppState> for AgentSession {
     }
 }
 
+/// The refusal of a use of a locked session.
+fn session_locked() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::LOCKED,
+        code::SESSION_LOCKED,
+        "this session's workstation is locked: unlock it first (`vsc agent unlock`)",
+    )
+}
+
 /// Checks the session's agent key (header [`vsc_proto::signin::AGENT_KEY_HEADER`]) against its
-/// stored hash, in constant time; `agent_key_required` when it is missing or wrong.
+/// stored hash, in constant time; `agent_key_required` when it is missing or wrong. Returns when
+/// the session was locked, if it is.
 async fn check_agent_key(
     state: &AppState,
     session_id: &str,
     headers: &axum::http::HeaderMap,
-) -> ApiResult<()> {
+) -> ApiResult<Option<i64>> {
     let given = headers
         .get(vsc_proto::signin::AGENT_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|k| sha256(k.trim().as_bytes()));
     let mut conn = state.store().pool().acquire().await?;
-    let stored = vsc_store::signing::session_agent_key_hash(&mut conn, session_id).await?;
+    let (stored, locked_at) = db::session_agent_key_and_lock(&mut conn, session_id)
+        .await?
+        .unwrap_or((None, None));
     drop(conn);
     let matches = match (given, stored) {
         (Some(given), Some(stored)) => bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -381,7 +434,7 @@ async fn check_agent_key(
         _ => false,
     };
     if matches {
-        Ok(())
+        Ok(locked_at)
     } else {
         Err(ApiError::unauthorized(
             code::AGENT_KEY_REQUIRED,
@@ -495,6 +548,7 @@ async fn logout_inner(
                 )
             })?
     };
+    // Logging out works on a locked session too (that is how a locked session is replaced).
     check_agent_key(state, &s.id, headers).await?;
     let mut tx = state.write().await?;
     let ended = db::end_session(&mut tx, &s.id, state.now_unix(), "logout").await?;
@@ -520,6 +574,144 @@ async fn logout_inner(
     Ok(serde_json::json!({"ended": true, "already_ended": !ended}))
 }
 
+/// The holder of a session that is also its identity agent, whether or not the session is
+/// locked: for lock and resume only.
+async fn agent_even_if_locked(
+    state: &AppState,
+    holder: &TicketHolder,
+    headers: &axum::http::HeaderMap,
+    action: &str,
+) -> ApiResult<Option<i64>> {
+    match check_agent_key(state, &holder.session.id, headers).await {
+        Ok(locked_at) => Ok(locked_at),
+        Err(err) => {
+            state
+                .audit_failure(&holder.ctx, action, &holder.session.uid, "", &err)
+                .await;
+            Err(err)
+        }
+    }
+}
+
+/// Records that the session's workstation locked. Idempotent: locking a locked session keeps
+/// the first lock's time (so the grace period cannot be stretched by locking again).
+async fn lock(
+    State(state): State<AppState>,
+    holder: TicketHolder,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    agent_even_if_locked(&state, &holder, &headers, "session.lock").await?;
+    let s = &holder.session;
+    state
+        .audited(&holder.ctx, "session.lock", &s.uid, async {
+            let now = state.now_unix();
+            let mut tx = state.write().await?;
+            let newly = db::lock_session(&mut tx, &s.id, now).await?;
+            if newly {
+                state
+                    .append_audit(
+                        &mut tx,
+                        &holder.ctx.event(
+                            "session.locked",
+                            &s.uid,
+                            "",
+                            serde_json::json!({"session_id": s.id, "workstation_id": s.workstation_id}),
+                        ),
+                        state.now_ms(),
+                    )
+                    .await?;
+            }
+            let locked_at = db::session_locked_at(&mut tx, &s.id).await?;
+            tx.commit().await?;
+            let Some(locked_at) = locked_at else {
+                return Err(ApiError::unauthorized(
+                    code::SESSION_ENDED,
+                    "this session has ended; sign in again",
+                ));
+            };
+            Ok(Json(serde_json::json!({
+                "locked": true,
+                "already_locked": !newly,
+                "locked_at": ts(locked_at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            })))
+        })
+        .await
+}
+
+/// Re-opens a locked session without a phone approval, within the grace period of the
+/// session's organisation; otherwise `unlock_grace_over` (nothing changes: the agent asks the
+/// phone instead) or `session_not_locked`.
+async fn resume(
+    State(state): State<AppState>,
+    holder: TicketHolder,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Json<vsc_proto::workstation::SessionResumed>> {
+    let locked_at = agent_even_if_locked(&state, &holder, &headers, "session.resume").await?;
+    let s = &holder.session;
+    state
+        .audited(&holder.ctx, "session.resume", &s.uid, async {
+            let not_locked = || {
+                ApiError::conflict(
+                    code::SESSION_NOT_LOCKED,
+                    "this session is not locked: there is nothing to resume",
+                )
+            };
+            let Some(locked_at) = locked_at else {
+                return Err(not_locked());
+            };
+            let now = state.now_unix();
+            let mut tx = state.write().await?;
+            let (ods, policy) = vsc_store::workstation::session_policy(&mut tx, &s.id)
+                .await?
+                .ok_or_else(|| ApiError::internal("session without organisation"))?;
+            let grace_over = || {
+                ApiError::forbidden(
+                    code::UNLOCK_GRACE_OVER,
+                    if policy.unlock_grace_minutes == 0 {
+                        format!("{ods} has no unlock grace period: approve the unlock on your phone")
+                    } else {
+                        format!(
+                            "the {}-minute unlock grace period of {ods} is over: approve the unlock on your phone",
+                            policy.unlock_grace_minutes
+                        )
+                    },
+                )
+            };
+            if policy.unlock_grace_minutes <= 0 {
+                return Err(grace_over());
+            }
+            let cutoff = now - policy.unlock_grace_minutes * 60;
+            if !db::resume_session(&mut tx, &s.id, cutoff).await? {
+                // Lost to a concurrent resume or logout, or the grace period is over.
+                return Err(match db::session_locked_at(&mut tx, &s.id).await? {
+                    Some(_) => grace_over(),
+                    None => not_locked(),
+                });
+            }
+            // The person is back: this counts as use.
+            db::touch_session(&mut tx, &s.id, now).await?;
+            let seconds = u64::try_from(now - locked_at).unwrap_or(0);
+            state
+                .append_audit(
+                    &mut tx,
+                    &holder.ctx.event(
+                        "session.resumed",
+                        &s.uid,
+                        &ods,
+                        serde_json::json!({"session_id": s.id, "grace": true, "seconds_since_lock": seconds}),
+                    ),
+                    state.now_ms(),
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(Json(vsc_proto::workstation::SessionResumed {
+                seconds_since_lock: seconds,
+                unlock_grace_minutes: u32::try_from(policy.unlock_grace_minutes).unwrap_or(0),
+            }))
+        })
+        .await
+}
+
 async fn validate(
     State(state): State<AppState>,
     Client(ctx): Client,
@@ -536,6 +728,15 @@ async fn validate(
     };
     let mut conn = state.store().pool().acquire().await?;
     let info = info(&mut conn, &s).await?;
+    // While the workstation is locked its person is away: the ticket admits nobody meanwhile.
+    if info.locked {
+        let err = session_locked();
+        drop(conn);
+        state
+            .audit_failure(&ctx, "ticket.validate", &s.uid, "", &err)
+            .await;
+        return Err(err);
+    }
     Ok(Json(TicketValidation {
         uid: info.uid,
         given_name: info.given_name,

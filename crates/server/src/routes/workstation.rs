@@ -5,7 +5,7 @@
 //! | `POST /api/v1/ra/workstations/codes` | RA Manager, RA Agent or Local Smartcard Administrator of the organisation; a national RA Manager anywhere | a one-time registration code (24 h, single use, 5 wrong guesses) |
 //! | `GET /api/v1/ra/workstations?organisation=ODS` | the same | the registry |
 //! | `POST /api/v1/ra/workstations/{id}/revoke` | the same, for the workstation's organisation | revoke: it can no longer open or collect requests, and its live sessions end |
-//! | `GET`/`POST /api/v1/ra/organisations/{ods}/workstation-policy` | any RA role / RA Manager of the organisation or a national RA Manager | whether unregistered workstations may open sign-in requests for the organisation's cards (default: no) |
+//! | `GET`/`POST /api/v1/ra/organisations/{ods}/workstation-policy` | any RA role / RA Manager of the organisation or a national RA Manager | whether unregistered workstations may open sign-in requests for the organisation's cards (default: no); the unlock grace period (0 = off, the default, to 15 minutes; else `invalid_workstation_policy`) and fast user switching (default: off) of its workstations' sessions |
 //! | `POST /api/v1/workstations/enrol` | identity agent, with the code | CSR for a key made on the workstation → `workstation` certificate |
 //! | `POST /api/v1/workstations/challenge` | registered identity agent | a single-use challenge to sign when opening a sign-in request |
 //!
@@ -271,13 +271,16 @@ async fn revoke(
         // Sessions opened from it end too: whoever made the workstation untrusted wants its
         // sign-ins gone, not only its future ones.
         let ended = db::end_sessions_of(&mut tx, &id, now, "workstation-revoked").await?;
+        // Its certificate is the issuing CA's: relying parties that check the CRL (not only
+        // OCSP) must see it revoked now, not at the next scheduled refresh.
+        let crl_number = crate::crl::publish(&state, &mut tx, crate::crl::CrlIssuer::Issuing).await?;
         state.append_audit(
             &mut tx,
             &caller.ctx.event(
                 "workstation.revoked",
                 &id,
                 &w.ods_code,
-                serde_json::json!({"name": w.name, "certificate_serial": w.cert_serial, "sessions_ended": ended}),
+                serde_json::json!({"name": w.name, "certificate_serial": w.cert_serial, "sessions_ended": ended, "crl_number": crl_number}),
             ),
             state.now_ms(),
         )
@@ -305,16 +308,16 @@ pub(crate) async fn get_policy(
             &ods,
             async {
                 let mut conn = state.store().pool().acquire().await?;
-                let allow = db::allows_unregistered(&mut conn, &ods)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found(
-                            code::UNKNOWN_ORGANISATION,
-                            format!("no organisation has ODS code {ods}"),
-                        )
-                    })?;
+                let policy = db::policy(&mut conn, &ods).await?.ok_or_else(|| {
+                    ApiError::not_found(
+                        code::UNKNOWN_ORGANISATION,
+                        format!("no organisation has ODS code {ods}"),
+                    )
+                })?;
                 Ok(Json(WorkstationPolicy {
-                    allow_unregistered_workstations: allow,
+                    allow_unregistered_workstations: policy.allow_unregistered,
+                    unlock_grace_minutes: u32::try_from(policy.unlock_grace_minutes).unwrap_or(0),
+                    fast_user_switching: policy.fast_user_switching,
                 }))
             },
         )
@@ -331,8 +334,23 @@ pub(crate) async fn set_policy(
 ) -> ApiResult<Json<WorkstationPolicy>> {
     state.audited(&caller.ctx, "organisation.workstation_policy", &ods, async {
         may_set_policy(&state, &caller, &ods)?;
+        if req.unlock_grace_minutes > vsc_proto::workstation::MAX_UNLOCK_GRACE_MINUTES {
+            return Err(ApiError::bad_request(
+                code::INVALID_WORKSTATION_POLICY,
+                format!(
+                    "the unlock grace period is 0 (off) to {} minutes, not {}: nothing was changed",
+                    vsc_proto::workstation::MAX_UNLOCK_GRACE_MINUTES,
+                    req.unlock_grace_minutes
+                ),
+            ));
+        }
+        let row = db::PolicyRow {
+            allow_unregistered: req.allow_unregistered_workstations,
+            unlock_grace_minutes: i64::from(req.unlock_grace_minutes),
+            fast_user_switching: req.fast_user_switching,
+        };
         let mut tx = state.write().await?;
-        if !db::set_allows_unregistered(&mut tx, &ods, req.allow_unregistered_workstations).await? {
+        if !db::set_policy(&mut tx, &ods, &row).await? {
             return Err(ApiError::not_found(
                 code::UNKNOWN_ORGANISATION,
                 format!("no organisation has ODS code {ods}"),
@@ -344,7 +362,11 @@ pub(crate) async fn set_policy(
                 "organisation.workstation_policy_set",
                 &ods,
                 &ods,
-                serde_json::json!({"allow_unregistered_workstations": req.allow_unregistered_workstations}),
+                serde_json::json!({
+                    "allow_unregistered_workstations": req.allow_unregistered_workstations,
+                    "unlock_grace_minutes": req.unlock_grace_minutes,
+                    "fast_user_switching": req.fast_user_switching,
+                }),
             ),
             state.now_ms(),
         )

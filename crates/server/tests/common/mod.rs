@@ -482,6 +482,7 @@ const SNAPSHOT_TABLES: &[&str] = &[
     "licence_pool",
     "licence_applications",
     "card_licences",
+    "licence_extension_requests",
 ];
 
 impl TestServer {

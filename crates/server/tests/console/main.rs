@@ -17,4 +17,6 @@ mod bulk;
 mod dashboard;
 mod organisations;
 mod person_actions;
+mod renewal;
 mod signin;
+mod workstation_grace;

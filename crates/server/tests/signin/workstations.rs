@@ -17,6 +17,30 @@ async fn count_requests(s: &TestServer) -> i64 {
     n
 }
 
+/// The serials (lowercase hex, no leading zeros) the published issuing CRL lists.
+async fn crl_serials(s: &TestServer) -> Vec<String> {
+    use x509_parser::prelude::FromDer;
+    let der = s
+        .raw_http()
+        .get(s.url.join("ca/issuing.crl").expect("url"))
+        .send()
+        .await
+        .expect("fetch the CRL")
+        .bytes()
+        .await
+        .expect("CRL body");
+    let (_, crl) =
+        x509_parser::revocation_list::CertificateRevocationList::from_der(&der).expect("a CRL");
+    crl.iter_revoked_certificates()
+        .map(|e| hex_serial(e.raw_serial()))
+        .collect()
+}
+
+fn hex_serial(raw: &[u8]) -> String {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
+    raw[start..].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The phone approves `created` with the number the workstation shows.
 async fn approve(s: &TestServer, phone: &Phone, created: &AuthRequestCreated) {
     let token = s.device_token(phone).await;
@@ -49,6 +73,8 @@ async fn set_policy(
         &format!("/api/v1/ra/organisations/{ods}/workstation-policy"),
         &WorkstationPolicy {
             allow_unregistered_workstations: allow,
+            unlock_grace_minutes: 0,
+            fast_user_switching: false,
         },
     )
     .await
@@ -425,6 +451,7 @@ async fn a_revoked_workstation_opens_and_collects_nothing_and_its_sessions_end()
     approve(&s, &phone2, &pending).await;
     let challenge = s.workstation_challenge(&ws.id).await.expect("challenge");
 
+    assert!(crl_serials(&s).await.is_empty(), "nothing revoked yet");
     // Revoked: only by an RA who manages RX1's workstations.
     assert_api_error(
         s.post::<_, WorkstationInfo>(
@@ -445,6 +472,13 @@ async fn a_revoked_workstation_opens_and_collects_nothing_and_its_sessions_end()
         .await
         .expect("the RA Agent revokes it");
     assert_eq!(revoked.state, "revoked");
+    // The workstation's certificate is in the published CRL at once (relying parties that
+    // check CRLs, not only OCSP, see the revocation).
+    let cert_der = vsc_pki::pem::pem_to_der(&ws.enrolled.certificate_pem).expect("cert PEM");
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).expect("cert");
+    let serial = hex_serial(cert.raw_serial());
+    let listed = crl_serials(&s).await;
+    assert!(listed.contains(&serial), "{serial} not in the CRL {listed:?}");
     assert_api_error(s.validate(&ticket).await, 401, "session_ended");
     assert_api_error(s.try_outcome(&pending, 0).await, 403, "workstation_revoked");
     let proof = ws.open_proof(&challenge, &uid, &ctx, &s.origin());

@@ -6,7 +6,7 @@
 //! | `GET /ra/organisations` | any RA role (`ra::list_organisations`) | every organisation with its session limits and workstation policy; the create form for national RAs, the session limits form where `ra::may_set_session_limits` allows it (RA Managers there or national), the workstation policy form where `workstation::may_set_policy` allows it |
 //! | `POST /ra/organisations` | RA Manager at the national organisation (`ra::create_organisation`) | create (ODS code, name) |
 //! | `POST /ra/organisations/{ods}/session-limits` | RA Manager at that organisation or national (`ra::set_session_limits`) | idle minutes, maximum hours |
-//! | `POST /ra/organisations/{ods}/workstation-policy` | RA Manager at that organisation or national (`workstation::set_policy`) | whether unregistered workstations may open sign-in requests for its cards (a checkbox: absent is "no") |
+//! | `POST /ra/organisations/{ods}/workstation-policy` | RA Manager at that organisation or national (`workstation::set_policy`) | whether unregistered workstations may open sign-in requests for its cards, whether a second person may sign in on a locked workstation (checkboxes: absent is "no"), and the unlock grace period in minutes (0 = off, to 15; absent is 0) |
 //!
 //! Which forms are *shown* is only a convenience; every POST goes to the API's handler, which
 //! makes the decision (a hand-crafted POST gets the API's refusal, shown on the page). Forms
@@ -55,7 +55,7 @@ struct Done {
 /// An organisation's settings as the list shows them.
 struct Settings {
     limits: Option<(i64, i64)>,
-    allow_unregistered: Option<bool>,
+    policy: Option<vsc_store::workstation::PolicyRow>,
 }
 
 async fn settings(
@@ -67,8 +67,7 @@ async fn settings(
     for o in orgs {
         out.push(Settings {
             limits: vsc_store::signin::session_limits(&mut conn, &o.ods_code).await?,
-            allow_unregistered: vsc_store::workstation::allows_unregistered(&mut conn, &o.ods_code)
-                .await?,
+            policy: vsc_store::workstation::policy(&mut conn, &o.ods_code).await?,
         });
     }
     Ok(out)
@@ -150,6 +149,8 @@ async fn list(
                         th scope="col" { "Session idle timeout" }
                         th scope="col" { "Session maximum" }
                         th scope="col" { "Unregistered workstations" }
+                        th scope="col" { "Unlock grace period" }
+                        th scope="col" { "Fast user switching" }
                     }
                 }
                 tbody {
@@ -161,7 +162,14 @@ async fn list(
                                 Some((idle, max)) => { td { (minutes(idle)) " min" } td { (hours(max)) " h" } }
                                 None => { td { "—" } td { "—" } }
                             }
-                            td { @match s.allow_unregistered { Some(true) => "allowed", Some(false) => "not allowed", None => "—" } }
+                            @match s.policy {
+                                Some(p) => {
+                                    td { @if p.allow_unregistered { "allowed" } @else { "not allowed" } }
+                                    td { @if p.unlock_grace_minutes == 0 { "off" } @else { (p.unlock_grace_minutes) " min" } }
+                                    td { @if p.fast_user_switching { "on" } @else { "off" } }
+                                }
+                                None => { td { "—" } td { "—" } td { "—" } }
+                            }
                         }
                     }
                 }
@@ -179,10 +187,10 @@ async fn list(
                 }
             }
             h2 { "Workstation policy" }
-            p class="hint" { "Whether workstations that are not registered may open sign-in requests for the cards an organisation issued (default: no, only registered workstations). Set by the organisation's RA Manager." }
+            p class="hint" { "Whether workstations that are not registered may open sign-in requests for the cards an organisation issued (default: no, only registered workstations); how long after a lock a workstation may be re-opened without a new phone approval (default: off); and whether a second person may sign in on a locked workstation, the first person's session staying locked for them (default: no). Set by the organisation's RA Manager." }
             @for (o, s) in orgs.iter().zip(&settings) {
                 @if may_set_policy(&o.ods_code) {
-                    (policy_form(&c, o, s.allow_unregistered.unwrap_or(false)))
+                    (policy_form(&c, o, s.policy))
                 }
             }
             @if !policy_forms {
@@ -226,8 +234,15 @@ fn limits_form(c: &Console, o: &Organisation, limits: Option<(i64, i64)>) -> Mar
     }
 }
 
-fn policy_form(c: &Console, o: &Organisation, allow: bool) -> Markup {
+fn policy_form(
+    c: &Console,
+    o: &Organisation,
+    policy: Option<vsc_store::workstation::PolicyRow>,
+) -> Markup {
     let id = |f: &str| format!("{f}-{}", o.ods_code);
+    let allow = policy.is_some_and(|p| p.allow_unregistered);
+    let switching = policy.is_some_and(|p| p.fast_user_switching);
+    let grace = policy.map_or(0, |p| p.unlock_grace_minutes);
     html! {
         form method="post" action=(format!("/ra/organisations/{}/workstation-policy", o.ods_code)) {
             fieldset {
@@ -241,6 +256,22 @@ fn policy_form(c: &Console, o: &Organisation, allow: bool) -> Markup {
                 p class="hint" id=(id("allow-unregistered-hint")) {
                     "Ticked: any workstation may open sign-in requests for cards issued by " (o.ods_code)
                     ". Unticked: only workstations registered with vsc may."
+                }
+                label for=(id("unlock-grace")) { "Unlock grace period (minutes, 0 = off)" }
+                input id=(id("unlock-grace")) name=(UNLOCK_GRACE) type="number" min="0"
+                    max=(vsc_proto::workstation::MAX_UNLOCK_GRACE_MINUTES) step="1" required value=(grace)
+                    aria-describedby=(id("unlock-grace-hint"));
+                p class="hint" id=(id("unlock-grace-hint")) {
+                    "Within this many minutes of a lock, the workstation re-opens the locked session without a new phone approval (at most "
+                    (vsc_proto::workstation::MAX_UNLOCK_GRACE_MINUTES) ")."
+                }
+                div class="check" {
+                    input id=(id("fast-user-switching")) name=(FAST_USER_SWITCHING) type="checkbox" value="true"
+                        checked[switching] aria-describedby=(id("fast-user-switching-hint"));
+                    label for=(id("fast-user-switching")) { "Allow fast user switching" }
+                }
+                p class="hint" id=(id("fast-user-switching-hint")) {
+                    "Ticked: a second person may sign in on a locked workstation; the first person's session stays locked until they unlock it with their own approval. Unticked: a second sign-in ends the first session."
                 }
                 button type="submit" { "Save workstation policy of " (o.ods_code) }
             }
@@ -345,6 +376,25 @@ async fn session_limits(
 
 /// The workstation policy form's checkbox.
 const ALLOW_UNREGISTERED: &str = "allow_unregistered_workstations";
+/// The workstation policy form's grace period field.
+const UNLOCK_GRACE: &str = "unlock_grace_minutes";
+/// The workstation policy form's fast user switching checkbox.
+const FAST_USER_SWITCHING: &str = "fast_user_switching";
+
+/// The grace period field: absent is 0 (off); a whole number once, else `None` (refused).
+fn grace_minutes(body: &str) -> Option<u32> {
+    let mut values = url::form_urlencoded::parse(body.as_bytes())
+        .filter(|(k, _)| k == UNLOCK_GRACE)
+        .map(|(_, v)| v);
+    let value = values.next();
+    if values.next().is_some() {
+        return None;
+    }
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Some(0),
+        Some(v) => v.parse().ok(),
+    }
+}
 
 /// A checkbox's value in a form body: a browser sends an unticked box not at all (no), a
 /// ticked one once with its value `true`; `false` is taken too, for a hand-written POST.
@@ -388,8 +438,24 @@ async fn workstation_policy(
         );
         return refused(&c, &e, "/ra/organisations");
     };
+    let Some(fast_user_switching) = checkbox(&body, FAST_USER_SWITCHING) else {
+        let e = ApiError::bad_request(
+            code::INVALID_REQUEST,
+            "\"Allow fast user switching\" is either ticked (true) or left out (false); nothing was changed",
+        );
+        return refused(&c, &e, "/ra/organisations");
+    };
+    let Some(unlock_grace_minutes) = grace_minutes(&body) else {
+        let e = ApiError::bad_request(
+            code::INVALID_WORKSTATION_POLICY,
+            "the unlock grace period is a whole number of minutes, 0 (off) to 15; nothing was changed",
+        );
+        return refused(&c, &e, "/ra/organisations");
+    };
     let req = WorkstationPolicy {
         allow_unregistered_workstations,
+        unlock_grace_minutes,
+        fast_user_switching,
     };
     match workstation::set_policy(
         State(state.clone()),

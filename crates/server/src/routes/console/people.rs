@@ -1,6 +1,8 @@
 //! The console's people pages: search (name, UID, email, within the RA's organisations; paged)
 //! and a person's page (identity checks, positions with activities, RA roles, cards with their
-//! state and certificates, the last [`SIGN_INS_SHOWN`] sign-ins). The person's page reads
+//! state, renewal window (expiry, when it opens, due or forced by an RA, a renewal the phone has
+//! not confirmed), the phones that held them and their certificates, the last
+//! [`SIGN_INS_SHOWN`] sign-ins). The person's page reads
 //! through the RA API's `get_person`, so the same scope rule and the same `person.view` audit
 //! event apply, and the sign-ins are read only once that has admitted the RA; its action forms
 //! come from `person_actions`.
@@ -12,6 +14,8 @@
 //! one's claimed name marked as such, or for the web sign-in page "web: " and the application's
 //! registered name; the address is the one the server saw. A session nobody ended but whose
 //! idle or absolute limit has passed shows as timed out at that moment.
+
+use std::collections::HashMap;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -192,14 +196,31 @@ async fn person_page(
         Ok(rows) => rows,
         Err(e) => return internal_error_page(e.into()),
     };
+    // Renewal (issue 14): each active card's window, an RA's order and an unfinished renewal.
+    let renewals = async {
+        let mut conn = state.store().pool().acquire().await?;
+        let mut out = HashMap::new();
+        for card in &p.cards {
+            out.insert(
+                card.id.clone(),
+                ra::card_renewal_facts(&state, &mut conn, card).await?,
+            );
+        }
+        Ok::<_, crate::error::ApiError>(out)
+    }
+    .await;
+    let renewals = match renewals {
+        Ok(r) => r,
+        Err(e) => return internal_error_page(e),
+    };
     page(
         &c,
         StatusCode::OK,
         &format!("{} {}", p.given_name, p.family_name),
         html! {
-            (person_view(&p))
+            (person_view(&p, &renewals))
             (sign_ins_view(&sign_ins, state.now_unix()))
-            (person_actions::person_forms(&c, &p))
+            (person_actions::person_forms(&c, &p, &renewals))
         },
     )
 }
@@ -313,8 +334,8 @@ fn date(t: time::OffsetDateTime) -> String {
     format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
 }
 
-/// A person's record.
-pub fn person_view(p: &Person) -> Markup {
+/// A person's record; `renewals` holds each card's renewal facts (see [`card_view`]).
+pub(crate) fn person_view(p: &Person, renewals: &HashMap<String, ra::CardRenewalFacts>) -> Markup {
     html! {
         h1 { (p.given_name) " " (p.family_name) }
         dl class="facts" {
@@ -343,17 +364,104 @@ pub fn person_view(p: &Person) -> Markup {
         h2 { "Cards" }
         @if p.cards.is_empty() { p { "No cards." } } @else {
             @for card in &p.cards {
-                section class="card" aria-label=(format!("Card {}", card.id)) {
-                    h3 { "Card " (card.id) " – " span class=(format!("state state-{}", card.state)) { (card.state) } }
-                    p { "Issued by " (card.issued_by) @if let Some(d) = &card.device_id { ", on device " (d) } }
-                    @if !card.certificates.is_empty() {
-                        table {
-                            thead { tr { th scope="col" { "Certificate" } th scope="col" { "Use" } th scope="col" { "Expires" } th scope="col" { "Revoked" } } }
-                            tbody { @for cert in &card.certificates { tr { td { (cert.serial) } td { (cert.usage) } td { (date(cert.not_after)) } td { @if cert.revoked { "yes" } @else { "no" } } } } }
+                (card_view(card, renewals.get(&card.id)))
+            }
+        }
+    }
+}
+
+/// One card: its state, its renewal (window, an RA's order, a renewal the phone has not
+/// confirmed), the phones that held it (replacements keep them all) and its certificates, the
+/// revoked ones included. Every text an RA or a phone supplied is escaped by maud.
+fn card_view(card: &vsc_proto::Card, renewal: Option<&ra::CardRenewalFacts>) -> Markup {
+    let heading = format!("card-{}-heading", card.id);
+    html! {
+        section class="card" aria-labelledby=(heading) {
+            h3 id=(heading) { "Card " (card.id) " – " span class=(format!("state state-{}", card.state)) { (card.state) } }
+            p { "Issued by " (card.issued_by) @if let Some(d) = &card.device_id { ", on device " (d) } }
+            @if let Some(r) = renewal {
+                @if let Some(w) = &r.window {
+                    h4 { "Renewal" }
+                    dl class="facts" {
+                        dt { "Certificates expire" } dd { (time_at(w.not_after.unix_timestamp())) }
+                        dt { "Renewal window opens" } dd { (time_at(w.opens_at.unix_timestamp())) " (" (w.window_days) " days before expiry)" }
+                        dt { "Renewal" } dd {
+                            @if w.forced { strong { "Due now: an RA asked for it" } }
+                            @else if w.due { strong { "Due: the holder should renew" } }
+                            @else { "Not due yet" }
+                        }
+                        @if let Some(o) = &r.order {
+                            dt { "Renew-now order" } dd { "By " (o.ordered_by) ", " (time_at(o.ordered_at)) @if !o.reason.is_empty() { ": " (o.reason) } }
+                        }
+                        @if let Some(u) = &r.unfinished {
+                            dt { "Unfinished renewal" } dd { "New certificates issued " (time_at(u.created_at)) "; the phone must confirm by " (time_at(u.expires_at)) ", or they are revoked" }
+                        }
+                    }
+                }
+            }
+            @if let Some(pr) = &card.pending_replacement {
+                div class="notice" role="status" {
+                    p {
+                        "Waiting for a replacement phone"
+                        @if pr.lost { " (the old phone was reported lost; its certificates are revoked)" }
+                        ": " (pr.reason)
+                    }
+                }
+            }
+            @if !card.devices.is_empty() {
+                table {
+                    caption { "Phones that held card " (card.id) ", oldest first" }
+                    thead { tr { th scope="col" { "Device" } th scope="col" { "Platform" } th scope="col" { "Enrolled" } th scope="col" { "Left" } } }
+                    tbody {
+                        @for d in &card.devices {
+                            tr {
+                                td { (d.device_id) }
+                                td { (d.platform) " " (d.model) }
+                                td { (time_at(d.bound_at.unix_timestamp())) }
+                                td {
+                                    @match d.unbound_at {
+                                        Some(at) => { (time_at(at.unix_timestamp())) " (" (unbound_text(d.unbound_reason.as_deref().unwrap_or(""))) ")" }
+                                        None => "holds the card",
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !card.certificates.is_empty() {
+                table {
+                    caption { "Certificates of card " (card.id) }
+                    thead { tr { th scope="col" { "Certificate" } th scope="col" { "Use" } th scope="col" { "Issued" } th scope="col" { "Expires" } th scope="col" { "Revoked" } } }
+                    tbody {
+                        @for cert in &card.certificates {
+                            tr {
+                                td { (cert.serial) }
+                                td { (cert.usage) }
+                                td { @if let Some(t) = cert.not_before { (date(t)) } }
+                                td { (date(cert.not_after)) }
+                                td {
+                                    @if cert.revoked {
+                                        "yes"
+                                        @if let Some(t) = cert.revoked_at { ", " (date(t)) }
+                                        @if let Some(r) = &cert.revocation_reason { " (" (r) ")" }
+                                    } @else { "no" }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Why a phone stopped holding a card, in words.
+fn unbound_text(reason: &str) -> &str {
+    match reason {
+        "replaced" => "replaced by a new phone",
+        "lost" => "reported lost",
+        "card-cancelled" => "card cancelled",
+        other => other,
     }
 }

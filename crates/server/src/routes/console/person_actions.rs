@@ -1,7 +1,7 @@
 //! A person's actions: create, identity checks, positions (assign, end), RA roles (give,
 //! remove), cards (issue with QR and
-//! activation letter, new activation, unlock, cancel), with re-approval on the phone for
-//! destructive actions.
+//! activation letter, new activation, unlock, renew now, replace, cancel), with re-approval on
+//! the phone for destructive actions.
 //!
 //! | route | caller (decided by the RA API) | what |
 //! |---|---|---|
@@ -14,6 +14,8 @@
 //! | `POST /ra/people/{uid}/cards` | RAM, RAA (`ra::issue_card`) | answers the activation letter (QR code, code, expiry) at once |
 //! | `POST /ra/cards/{id}/activation` | RAM, RAA (`ra::reissue_activation`) | a new activation letter for a pending card |
 //! | `POST /ra/cards/{id}/unlock` | RAM, RAA, Sponsor, LSA (`ra::unlock_card`) | the unlock code as QR code and text |
+//! | `POST /ra/cards/{id}/renew-now` | RAM, RAA in the holder's organisations, never one's own card (`ra::renew_now_card`) | makes an active card's renewal due now, with a reason |
+//! | `POST /ra/cards/{id}/replace` | RAM, RAA, never one's own card (`ra::replace_card`) | moves an active or locked card to a new phone (reason, "the phone is lost"); answers the new activation letter at once |
 //! | `POST /ra/cards/{id}/cancel` | RAM, RAA (`ra::cancel_card`), **after re-approval on the phone** | RFC 5280 reason code, reason, invalidity date |
 //! | `GET /ra/reapprove/callback` | the browser that started the re-approval (state cookie, PKCE) | records the phone's approval and offers the action to confirm |
 //!
@@ -89,6 +91,8 @@ pub fn routes() -> Router<AppState> {
         .route("/ra/people/{uid}/cards", post(issue_card))
         .route("/ra/cards/{id}/activation", post(new_activation))
         .route("/ra/cards/{id}/unlock", post(unlock))
+        .route("/ra/cards/{id}/renew-now", post(renew_now))
+        .route("/ra/cards/{id}/replace", post(replace))
         .route("/ra/cards/{id}/cancel", post(cancel))
         .route(CALLBACK, get(reapprove_callback))
 }
@@ -341,8 +345,40 @@ fn cancel_form(c: &Console, card_id: &str, v: &Form) -> Markup {
     }
 }
 
+fn renew_now_form(c: &Console, card_id: &str, v: &Form) -> Markup {
+    let id = format!("renew-reason-{card_id}");
+    html! {
+        form method="post" action=(format!("/ra/cards/{card_id}/renew-now")) class="action" {
+            (csrf_field(c))
+            (text_field(&id, "reason", "Why renew now (for the audit log)", v.get("reason"), Some("For example: new CA profile, key may be weak. The holder renews from their phone with `vsc authenticator renew`; the current certificates stay in force until then."), true))
+            button type="submit" class="secondary" { "Renew card " (card_id) " now" }
+        }
+    }
+}
+
+fn replace_form(c: &Console, card_id: &str, v: &Form) -> Markup {
+    let id = |s: &str| format!("replace-{s}-{card_id}");
+    html! {
+        form method="post" action=(format!("/ra/cards/{card_id}/replace")) class="action" {
+            (csrf_field(c))
+            (text_field(&id("reason"), "reason", "Why (for the audit log)", v.get("reason"), Some("For example: new phone, phone lost on the bus."), true))
+            div class="check" {
+                input type="checkbox" id=(id("lost")) name="lost" value="yes" checked[v.get("lost") == "yes"] aria-describedby=(id("lost-hint"));
+                label for=(id("lost")) { "The phone is lost" }
+                p class="hint" id=(id("lost-hint")) { "Lost: the old phone's certificates are revoked (key compromise) and its sessions end now. Not lost: the old phone keeps working until the new one is activated." }
+            }
+            p class="hint" { "The new activation is shown once, as a QR code and an activation letter to print." }
+            button type="submit" { "Replace card " (card_id) }
+        }
+    }
+}
+
 /// The action forms of a person's page: what the console offers; the API decides.
-pub fn person_forms(c: &Console, p: &Person) -> Markup {
+pub(crate) fn person_forms(
+    c: &Console,
+    p: &Person,
+    renewals: &HashMap<String, ra::CardRenewalFacts>,
+) -> Markup {
     let uid = &p.uid;
     let org = p.registered_by.as_str();
     let empty = Form::default();
@@ -385,18 +421,35 @@ pub fn person_forms(c: &Console, p: &Person) -> Markup {
                 details { summary { "Issue a card" } (issue_form(c, uid, &empty, org)) }
             }
             @for card in &p.cards {
-                (card_forms(c, card))
+                (card_forms(c, card, c.caller.uid == p.uid, renewals.get(&card.id)))
             }
         }
     }
 }
 
-fn card_forms(c: &Console, card: &Card) -> Markup {
+/// A card's forms. Renew now and replace are offered only where the API would take them: not on
+/// one's own card, renew now for an active card with certificates (a window), replace for an
+/// active or locked one.
+fn card_forms(
+    c: &Console,
+    card: &Card,
+    own: bool,
+    renewal: Option<&ra::CardRenewalFacts>,
+) -> Markup {
     let Ok(state) = card.state.parse::<CardState>() else {
         return html! {};
     };
     let id = &card.id;
+    let renewable =
+        !own && state == CardState::Active && renewal.is_some_and(|r| r.window.is_some());
+    let replaceable = !own && matches!(state, CardState::Active | CardState::Locked);
     html! {
+        @if renewable {
+            details { summary { "Renew card " (id) " now" } (renew_now_form(c, id, &Form::default())) }
+        }
+        @if replaceable {
+            details { summary { "Replace card " (id) " (new or lost phone)" } (replace_form(c, id, &Form::default())) }
+        }
         @if state == CardState::Pending {
             form method="post" action=(format!("/ra/cards/{id}/activation")) class="action inline-action" {
                 (csrf_field(c))
@@ -740,6 +793,71 @@ async fn unlock(
     match ra::unlock_card(State(state.clone()), c.caller.clone(), Path(id)).await {
         Ok(axum::Json(issued)) => unlock_page(&state, &c, &issued).await,
         Err(e) => refused(&c, &e, "/ra/people"),
+    }
+}
+
+async fn renew_now(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(c, form): Posted,
+) -> Response {
+    // The holder, for the way back; also the API's scope check before anything is written.
+    let card = match ra::get_card(State(state.clone()), c.caller.clone(), Path(id.clone())).await {
+        Ok(axum::Json(card)) => card,
+        Err(e) => return refused(&c, &e, "/ra/people"),
+    };
+    let req = vsc_proto::renewal::RenewNow {
+        reason: form.get("reason").to_owned(),
+    };
+    let done = ra::renew_now_card(
+        State(state.clone()),
+        c.caller.clone(),
+        Path(id.clone()),
+        ApiJson(req),
+    )
+    .await;
+    back_to_person(&c, done, &card.uid, "Renew a card now", || {
+        renew_now_form(&c, &id, &form)
+    })
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(c, form): Posted,
+) -> Response {
+    let card = match ra::get_card(State(state.clone()), c.caller.clone(), Path(id.clone())).await {
+        Ok(axum::Json(card)) => card,
+        Err(e) => return refused(&c, &e, "/ra/people"),
+    };
+    let req = vsc_proto::replacement::ReplaceCard {
+        reason: form.get("reason").to_owned(),
+        lost: form.get("lost") == "yes",
+    };
+    match ra::replace_card(
+        State(state.clone()),
+        c.caller.clone(),
+        Path(id.clone()),
+        ApiJson(req),
+    )
+    .await
+    {
+        Ok(axum::Json(issued)) => {
+            letter(
+                &state,
+                &c,
+                &issued,
+                "Card replaced: activation letter for the new phone",
+            )
+            .await
+        }
+        Err(e) => failed(
+            &c,
+            &e,
+            "Replace a card",
+            replace_form(&c, &id, &form),
+            &person_url(&card.uid),
+        ),
     }
 }
 

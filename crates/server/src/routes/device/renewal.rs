@@ -11,12 +11,13 @@
 //!   unconfirmed renewal of the card lapses (its certificates are revoked `superseded`), the new
 //!   certificates are issued and stored marked `pending_renewal` (not the card's yet: sign-in,
 //!   signing and the virtual card keep using the old ones), and the renewal is recorded
-//!   (`issued`, an hour to confirm) with its audit event.
+//!   (`issued`, an hour to confirm) with its audit event. A renewal still unconfirmed after its
+//!   hour is lapsed, and its certificates revoked, by [`crate::renewal_sweep`].
 //! - `POST /api/v1/device/renewal/confirm`: a signature by the *new* authentication key. In one
 //!   transaction the old certificates are revoked `superseded`, the new ones become the card's,
 //!   the RA's order is cleared and the CRL published. Confirming a confirmed renewal again
 //!   answers the same without changing anything, so a phone that stopped before it heard the
-//!   answer finishes by retrying.
+//!   answer finishes by retrying; confirming a lapsed renewal answers `renewal_not_open`.
 
 use axum::Json;
 use axum::extract::State;

@@ -44,6 +44,8 @@ enum BenchCommand {
     Sign(crate::bench_sign::SignBench),
     /// Sign-in latency with and without a flood of unauthenticated bad requests on loopback.
     Flood(FloodBench),
+    /// OCSP answers per second and their latency (`/ca/ocsp`, a fresh nonce each, verified).
+    Ocsp(crate::bench_ocsp::OcspBench),
     /// Run a benchmark server on its own (sandbox mode, no per-card request cap) for
     /// `vsc bench login --server` to load from another process; several on one PostgreSQL
     /// database are the nodes of one instance.
@@ -230,7 +232,7 @@ impl Pair {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -767,6 +769,7 @@ pub async fn run(args: BenchArgs) -> Result<ExitCode> {
         BenchCommand::Login(l) => login_bench(l).await,
         BenchCommand::Sign(s) => crate::bench_sign::run(s).await,
         BenchCommand::Flood(f) => flood_bench(f).await,
+        BenchCommand::Ocsp(o) => crate::bench_ocsp::run(o).await,
         BenchCommand::Server(s) => server_bench(s).await,
     }
 }

@@ -233,7 +233,7 @@ const OCSP_MAX_RESPONSE: usize = 64 * 1024;
 /// An HTTP client for OCSP responders: HTTPS verified against the `--trust` anchors only (a vsc
 /// instance's responder is under its own root); plain HTTP, the usual OCSP transport, as it is
 /// (the response is signed).
-fn ocsp_client(anchors: &[Vec<u8>]) -> Result<reqwest::Client> {
+pub(crate) fn ocsp_client(anchors: &[Vec<u8>]) -> Result<reqwest::Client> {
     let roots = anchors
         .iter()
         .map(|der| reqwest::Certificate::from_der(der))

@@ -18,6 +18,7 @@ mod audit;
 mod authenticator;
 mod backup;
 mod bench;
+mod bench_ocsp;
 mod bench_sign;
 mod db;
 mod demo;

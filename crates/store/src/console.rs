@@ -781,6 +781,7 @@ mod tests {
                     expires_at: at + 43_200,
                     ended_at: ended.map(|e| e.0),
                     end_reason: ended.map(|e| e.1.to_owned()),
+                    locked_at: None,
                 },
                 None,
             )

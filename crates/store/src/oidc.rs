@@ -449,14 +449,15 @@ pub async fn session(
     conn: &mut Conn,
     id: &str,
 ) -> Result<Option<crate::signin::SessionRow>, StoreError> {
-    Ok(sqlx::query_as::<_, crate::signin::SessionRow>(
-        "SELECT id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time,
-                last_used, idle_seconds, expires_at, ended_at, end_reason
-         FROM sessions WHERE id = $1",
+    Ok(
+        sqlx::query_as::<_, crate::signin::SessionRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM sessions WHERE id = $1",
+            crate::signin::SESSION_COLUMNS
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?,
     )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?)
 }
 
 /// Sessions that have ended (logged out, card cancelled or locked, "not me", past their

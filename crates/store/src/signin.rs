@@ -427,14 +427,16 @@ pub struct SessionRow {
     pub ended_at: Option<i64>,
     /// Why.
     pub end_reason: Option<String>,
+    /// When its workstation locked it (`None`: not locked). While locked it is not used.
+    pub locked_at: Option<i64>,
 }
 
-const SESSION_COLUMNS: &str = "id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time, \
-     last_used, idle_seconds, expires_at, ended_at, end_reason";
+pub(crate) const SESSION_COLUMNS: &str = "id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time, \
+     last_used, idle_seconds, expires_at, ended_at, end_reason, locked_at";
 
 from_row!(SessionRow in "sessions" {
     id, ticket_hash, uid, card_id, request_id, position_id, workstation_id, auth_time,
-    last_used, idle_seconds, expires_at, ended_at, end_reason,
+    last_used, idle_seconds, expires_at, ended_at, end_reason, locked_at,
 });
 
 /// Stores a session, with the SHA-256 of its agent's key when it has one.
@@ -444,7 +446,7 @@ pub async fn insert_session(
     agent_key_hash: Option<&[u8]>,
 ) -> Result<(), StoreError> {
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO sessions ({SESSION_COLUMNS}, agent_key_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        "INSERT INTO sessions ({SESSION_COLUMNS}, agent_key_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     )))
     .bind(&s.id)
     .bind(&s.ticket_hash)
@@ -459,6 +461,7 @@ pub async fn insert_session(
     .bind(s.expires_at)
     .bind(s.ended_at)
     .bind(&s.end_reason)
+    .bind(s.locked_at)
     .bind(agent_key_hash)
     .execute(conn)
     .await?;

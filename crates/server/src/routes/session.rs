@@ -94,12 +94,29 @@ fn to_roles(positions: Vec<(repo::PositionRow, String)>) -> Vec<SessionRole> {
         .collect()
 }
 
+/// The session as its identity agent sees it: with the lock policy of its organisation.
 async fn info(conn: &mut Conn, s: &SessionRow) -> ApiResult<SessionInfo> {
     let roles = roles_of(conn, &s.uid).await?;
     info_with_roles(conn, s, roles).await
 }
 
 async fn info_with_roles(
+    conn: &mut Conn,
+    s: &SessionRow,
+    roles: Vec<SessionRole>,
+) -> ApiResult<SessionInfo> {
+    let mut info = info_without_policy(conn, s, roles).await?;
+    // The agent decides from these whether a second sign-in may park this session.
+    if let Some((_, policy)) = vsc_store::workstation::session_policy(conn, &s.id).await? {
+        info.unlock_grace_minutes = u32::try_from(policy.unlock_grace_minutes).unwrap_or(0);
+        info.fast_user_switching = policy.fast_user_switching;
+    }
+    Ok(info)
+}
+
+/// The session without its organisation's lock policy (what relying systems are told needs
+/// none of it).
+async fn info_without_policy(
     conn: &mut Conn,
     s: &SessionRow,
     roles: Vec<SessionRole>,
@@ -111,16 +128,10 @@ async fn info_with_roles(
         .position_id
         .as_ref()
         .and_then(|id| roles.iter().find(|r| &r.position_id == id).cloned());
-    let locked = db::session_locked_at(conn, &s.id).await?.is_some();
-    let policy = vsc_store::workstation::session_policy(conn, &s.id)
-        .await?
-        .map(|(_, p)| p);
     Ok(SessionInfo {
-        locked,
-        unlock_grace_minutes: policy
-            .map(|p| u32::try_from(p.unlock_grace_minutes).unwrap_or(0))
-            .unwrap_or(0),
-        fast_user_switching: policy.is_some_and(|p| p.fast_user_switching),
+        locked: s.locked_at.is_some(),
+        unlock_grace_minutes: 0,
+        fast_user_switching: false,
         uid: s.uid.clone(),
         given_name: person.given_name,
         family_name: person.family_name,
@@ -201,6 +212,7 @@ pub async fn collect(
         expires_at: now + max,
         ended_at: None,
         end_reason: None,
+        locked_at: None,
     };
     // The agent's own key, beside the ticket that relying systems will see (see
     // `AGENT_KEY_HEADER`): only its hash is kept.
@@ -277,7 +289,8 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
     // a ticket on every page, and a write per validation would put them all in the writer's
     // queue. The deadline then moves in steps, so an idle session ends at most one step
     // earlier than exact, never later.
-    if !touch || now - s.last_used < touch_step(s.idle_seconds) {
+    // A locked session is looked at, never used: its idle timeout keeps running.
+    if !touch || s.locked_at.is_some() || now - s.last_used < touch_step(s.idle_seconds) {
         return Ok(s);
     }
     // The conditional update also catches an end that happened since the read.
@@ -285,15 +298,15 @@ async fn live_session(state: &AppState, ticket: &str, touch: bool) -> ApiResult<
     let mut tx = state.write().await?;
     let touched = db::touch_session(&mut tx, &s.id, now).await?;
     tx.commit().await?;
-    // A locked session is not touched (see `touch_session`): being looked at while locked is
-    // not use, so the idle timeout keeps running.
     if !touched {
+        // Ended, timed out or locked since the read: a lock that won the race is not an end.
         let mut conn = state.store().pool().acquire().await?;
-        if db::session_locked_at(&mut conn, &s.id).await?.is_some() {
-            return Ok(s);
+        if let Some(now_locked) = db::session_by_ticket(&mut conn, &s.ticket_hash)
+            .await?
+            .filter(|r| r.ended_at.is_none() && r.locked_at.is_some())
+        {
+            return Ok(now_locked);
         }
-    }
-    if !touched {
         return Err(ApiError::unauthorized(
             code::SESSION_ENDED,
             "this session has ended; sign in again",
@@ -726,17 +739,17 @@ async fn validate(
             return Err(err);
         }
     };
-    let mut conn = state.store().pool().acquire().await?;
-    let info = info(&mut conn, &s).await?;
     // While the workstation is locked its person is away: the ticket admits nobody meanwhile.
-    if info.locked {
+    if s.locked_at.is_some() {
         let err = session_locked();
-        drop(conn);
         state
             .audit_failure(&ctx, "ticket.validate", &s.uid, "", &err)
             .await;
         return Err(err);
     }
+    let mut conn = state.store().pool().acquire().await?;
+    let roles = roles_of(&mut conn, &s.uid).await?;
+    let info = info_without_policy(&mut conn, &s, roles).await?;
     Ok(Json(TicketValidation {
         uid: info.uid,
         given_name: info.given_name,

@@ -478,7 +478,10 @@ async fn a_revoked_workstation_opens_and_collects_nothing_and_its_sessions_end()
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).expect("cert");
     let serial = hex_serial(cert.raw_serial());
     let listed = crl_serials(&s).await;
-    assert!(listed.contains(&serial), "{serial} not in the CRL {listed:?}");
+    assert!(
+        listed.contains(&serial),
+        "{serial} not in the CRL {listed:?}"
+    );
     assert_api_error(s.validate(&ticket).await, 401, "session_ended");
     assert_api_error(s.try_outcome(&pending, 0).await, 403, "workstation_revoked");
     let proof = ws.open_proof(&challenge, &uid, &ctx, &s.origin());

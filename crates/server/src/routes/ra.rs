@@ -1314,6 +1314,22 @@ pub(crate) async fn cancel_card(
 /// lost: nothing changes for the old phone until the new one enrols (see
 /// `device::replacement`), so the person is not locked out meanwhile. Asking again replaces the
 /// earlier request and its code (and turns a not-lost replacement into a lost one).
+/// The reason given for a replacement, trimmed: 1 to 500 characters that display as written
+/// (the console checks it before asking the RA's phone to approve the replacement).
+pub(crate) fn replacement_reason(reason: &str) -> ApiResult<&str> {
+    let reason = reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > 500
+        || !vsc_core::text::displays_as_written(reason)
+    {
+        return Err(ApiError::bad_request(
+            code::INVALID_REASON,
+            "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): 1 to 500 characters, without control or invisible formatting characters",
+        ));
+    }
+    Ok(reason)
+}
+
 pub(crate) async fn replace_card(
     State(state): State<AppState>,
     caller: RaCaller,
@@ -1321,13 +1337,7 @@ pub(crate) async fn replace_card(
     ApiJson(req): ApiJson<vsc_proto::replacement::ReplaceCard>,
 ) -> ApiResult<Json<CardWithCode>> {
     audited(&state, &caller, "card.replace", &id, async {
-        let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 || !vsc_core::text::displays_as_written(reason) {
-            return Err(ApiError::bad_request(
-                code::INVALID_REASON,
-                "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): 1 to 500 characters, without control or invisible formatting characters",
-            ));
-        }
+        let reason = replacement_reason(&req.reason)?;
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
         match card.state {

@@ -64,7 +64,7 @@ async fn ra_roles(s: &TestServer, uid: &str) -> Vec<String> {
 
 /// Goes through the provider's pages from a re-approval redirect with `phone` approving as `uid`;
 /// returns the confirmation page.
-async fn reapprove(
+pub(crate) async fn reapprove(
     s: &TestServer,
     b: &mut Browser,
     started: &Page,

@@ -6,8 +6,9 @@
 //! show the reasons escaped.
 
 use crate::common::{Phone, start};
+use crate::person_actions::reapprove;
 use crate::signin::console_sign_in;
-use crate::support::Browser;
+use crate::support::{Browser, field};
 
 /// The text of the first `<code class="{class}">` element, unescaped.
 fn code_text(body: &str, class: &str) -> String {
@@ -76,16 +77,26 @@ async fn an_ra_renews_and_replaces_a_card_through_the_console() {
     // Refused, nothing written: the RA's own card (hand-crafted), no or a wrong CSRF token,
     // a reason with a right-to-left override or a control character.
     let before = s.snapshot().await;
-    for path in [
-        format!("/ra/cards/{}/renew-now", ram.card_id),
-        format!("/ra/cards/{}/replace", ram.card_id),
-    ] {
-        let r = b
-            .post(&path, &[("csrf", &csrf), ("reason", "new phone")])
-            .await;
-        assert_eq!(r.status, 403, "{path}: {}", r.body);
-        assert!(r.body.contains("own_record"), "{path}: {}", r.body);
-    }
+    let own_renew = format!("/ra/cards/{}/renew-now", ram.card_id);
+    let r = b
+        .post(&own_renew, &[("csrf", &csrf), ("reason", "new phone")])
+        .await;
+    assert_eq!(r.status, 403, "{own_renew}: {}", r.body);
+    assert!(r.body.contains("own_record"), "{own_renew}: {}", r.body);
+    // Replacing asks the RA's phone first; the API then refuses the RA's own card.
+    let own_replace = format!("/ra/cards/{}/replace", ram.card_id);
+    let own_form = [("csrf", csrf.as_str()), ("reason", "new phone")];
+    let started = b.post(&own_replace, &own_form).await;
+    let confirm = reapprove(&s, &mut b, &started, &ram.uid, &ram.phone).await;
+    let grant = field(&confirm.body, "reapproval").unwrap();
+    let r = b
+        .post(
+            &own_replace,
+            &[own_form[0], own_form[1], ("reapproval", &grant)],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{own_replace}: {}", r.body);
+    assert!(r.body.contains("own_record"), "{own_replace}: {}", r.body);
     for path in [
         format!("/ra/cards/{card}/renew-now"),
         format!("/ra/cards/{card}/replace"),
@@ -112,7 +123,7 @@ async fn an_ra_renews_and_replaces_a_card_through_the_console() {
     s.assert_unchanged(
         &before,
         &s.snapshot().await,
-        "refused console renewal forms",
+        "refused console renewal forms (the own-card replacement approved on the phone)",
     );
 
     // Renew now, with a reason that is markup: done, and shown as text.
@@ -160,17 +171,34 @@ async fn an_ra_renews_and_replaces_a_card_through_the_console() {
             .unwrap();
     assert_eq!(orders, 1);
 
-    // Replace, the phone lost: the activation letter at once, the card waits for the new phone.
-    let letter = b
-        .post(
-            &format!("/ra/cards/{card}/replace"),
-            &[
-                ("csrf", &csrf),
-                ("reason", "Lost <b>phone</b>"),
-                ("lost", "yes"),
-            ],
-        )
-        .await;
+    // Replace, the phone lost: approved on the RA's phone first (nothing happens before), then
+    // the activation letter at once, the card waits for the new phone.
+    let replace_path = format!("/ra/cards/{card}/replace");
+    let replace_form = [
+        ("csrf", csrf.as_str()),
+        ("reason", "Lost <b>phone</b>"),
+        ("lost", "yes"),
+    ];
+    let started = b.post(&replace_path, &replace_form).await;
+    assert_eq!(
+        s.card_state(&card).await,
+        "active",
+        "not before the approval"
+    );
+    let confirm = reapprove(&s, &mut b, &started, &ram.uid, &ram.phone).await;
+    assert!(
+        confirm.body.contains("Replace the card now"),
+        "{}",
+        confirm.body
+    );
+    let grant = field(&confirm.body, "reapproval").unwrap();
+    let with_grant = [
+        replace_form[0],
+        replace_form[1],
+        replace_form[2],
+        ("reapproval", grant.as_str()),
+    ];
+    let letter = b.post(&replace_path, &with_grant).await;
     assert_eq!(letter.status, 200, "{}", letter.body);
     assert!(letter.body.contains("<svg"), "{}", letter.body);
     assert_eq!(letter.headers["cache-control"], "no-store");
@@ -186,21 +214,19 @@ async fn an_ra_renews_and_replaces_a_card_through_the_console() {
         "{}",
         page.body
     );
-    // The same form again (a replay) is refused, the card now waiting for its new phone; the
-    // letter already given stays good.
+    // The same approved form again (a replay): the approval was spent, so it only starts a new
+    // re-approval; nothing changes, and the letter already given stays good.
     let before = s.snapshot().await;
-    let replay = b
-        .post(
-            &format!("/ra/cards/{card}/replace"),
-            &[
-                ("csrf", &csrf),
-                ("reason", "Lost <b>phone</b>"),
-                ("lost", "yes"),
-            ],
-        )
-        .await;
-    assert_eq!(replay.status, 409, "{}", replay.body);
-    assert!(replay.body.contains("is pending"), "{}", replay.body);
+    let replay = b.post(&replace_path, &with_grant).await;
+    assert_eq!(replay.status, 303, "{}", replay.body);
+    assert!(
+        replay
+            .location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/oauth2/authorize?")),
+        "{:?}",
+        replay.location
+    );
     s.assert_unchanged(&before, &s.snapshot().await, "a replayed replacement");
     // A pending card is not renewed nor replaced from here (the API would refuse).
     assert!(!page.body.contains(&format!("/ra/cards/{card}/renew-now")));

@@ -15,7 +15,7 @@
 //! | `POST /ra/cards/{id}/activation` | RAM, RAA (`ra::reissue_activation`) | a new activation letter for a pending card |
 //! | `POST /ra/cards/{id}/unlock` | RAM, RAA, Sponsor, LSA (`ra::unlock_card`) | the unlock code as QR code and text |
 //! | `POST /ra/cards/{id}/renew-now` | RAM, RAA in the holder's organisations, never one's own card (`ra::renew_now_card`) | makes an active card's renewal due now, with a reason |
-//! | `POST /ra/cards/{id}/replace` | RAM, RAA, never one's own card (`ra::replace_card`) | moves an active or locked card to a new phone (reason, "the phone is lost"); answers the new activation letter at once |
+//! | `POST /ra/cards/{id}/replace` | RAM, RAA, never one's own card (`ra::replace_card`), **after re-approval on the phone** | moves an active or locked card to a new phone (reason, "the phone is lost"); answers the new activation letter at once |
 //! | `POST /ra/cards/{id}/cancel` | RAM, RAA (`ra::cancel_card`), **after re-approval on the phone** | RFC 5280 reason code, reason, invalidity date |
 //! | `GET /ra/reapprove/callback` | the browser that started the re-approval (state cookie, PKCE) | records the phone's approval and offers the action to confirm |
 //!
@@ -25,7 +25,7 @@
 //! issued: its secret exists only in the API's answer, so that answer is rendered at once (the
 //! activation letter, the unlock code) and never stored.
 //!
-//! **Re-approval.** Cancelling a card and giving an RA role need a fresh approval on the RA's
+//! **Re-approval.** Cancelling or replacing a card and giving an RA role need a fresh approval on the RA's
 //! phone. The first POST checks the caller may see the subject (through the API's `get_card` /
 //! `get_person`, so a hand-crafted POST outside the RA's scope gets the API's refusal), keeps the
 //! action's fields in a short-lived state cookie and sends the browser to the provider with
@@ -367,7 +367,7 @@ fn replace_form(c: &Console, card_id: &str, v: &Form) -> Markup {
                 label for=(id("lost")) { "The phone is lost" }
                 p class="hint" id=(id("lost-hint")) { "Lost: the old phone's certificates are revoked (key compromise) and its sessions end now. Not lost: the old phone keeps working until the new one is activated." }
             }
-            p class="hint" { "The new activation is shown once, as a QR code and an activation letter to print." }
+            p class="hint" { "You will approve this on your phone before it is done. The new activation is then shown once, as a QR code and an activation letter to print." }
             button type="submit" { "Replace card " (card_id) }
         }
     }
@@ -826,10 +826,26 @@ async fn replace(
     Path(id): Path<String>,
     Posted(c, form): Posted,
 ) -> Response {
+    let path = format!("/ra/cards/{id}/replace");
     let card = match ra::get_card(State(state.clone()), c.caller.clone(), Path(id.clone())).await {
         Ok(axum::Json(card)) => card,
         Err(e) => return refused(&c, &e, "/ra/people"),
     };
+    // A reason the API would refuse is refused before the phone is asked to approve it.
+    if let Err(e) = ra::replacement_reason(form.get("reason")) {
+        return failed(
+            &c,
+            &e,
+            "Replace a card",
+            replace_form(&c, &id, &form),
+            &person_url(&card.uid),
+        );
+    }
+    // Moving a card to another phone hands the person's keys to whoever holds that phone: as
+    // for cancelling, the RA approves it on their own phone first.
+    if let Err(r) = reapproved(&state, &c, &path, &form).await {
+        return r;
+    }
     let req = vsc_proto::replacement::ReplaceCard {
         reason: form.get("reason").to_owned(),
         lost: form.get("lost") == "yes",
@@ -1150,6 +1166,8 @@ async fn reapprove_callback(
     };
     let what = if pending.path.ends_with("/cancel") {
         "Cancel the card"
+    } else if pending.path.ends_with("/replace") {
+        "Replace the card"
     } else {
         "Give the RA role"
     };

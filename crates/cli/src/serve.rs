@@ -59,6 +59,20 @@ pub struct ServeArgs {
     /// Master key file (default: DATA/master.key); keep it off the data directory's backups.
     #[arg(long, env = "VSC_MASTER_KEY")]
     master_key: Option<PathBuf>,
+    /// Web Push (VAPID, RFC 8292) signing key that wakes the closed phone app: a PKCS#8 P-256
+    /// key, PEM or DER, readable by its owner only (default: DATA/vapid-key.pem; made, mode
+    /// 0600, when the file does not exist). Keep it: phones' push subscriptions are bound to
+    /// its public key, and a new key means every phone subscribes again.
+    #[arg(long, value_name = "FILE", env = "VSC_VAPID_KEY")]
+    vapid_key: Option<PathBuf>,
+    /// The contact push services are given with each Web Push message (the VAPID `sub`):
+    /// `mailto:ADDRESS` or an `https:` URL (default: the public URL).
+    #[arg(
+        long,
+        value_name = "mailto:ADDRESS|https://URL",
+        env = "VSC_VAPID_CONTACT"
+    )]
+    vapid_contact: Option<String>,
     /// Approved authenticator versions, as semver requirements, optionally per platform
     /// (`>=0.1.0, <0.2.0` or `ios=>=3.4.0`); repeatable. Default: this release's series. Only
     /// seeds the policy on the instance's first start; afterwards `vsc ra versions` changes it.
@@ -152,6 +166,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
     config.public_url = args.public_url;
     config.hostnames = args.hostnames;
     config.master_key_file = args.master_key;
+    config.push.vapid_key_file = args.vapid_key;
+    if let Some(contact) = &args.vapid_contact {
+        config.push.contact = Some(vsc_webpush::Contact::parse(contact).map_err(|_| {
+            anyhow::anyhow!(
+                "--vapid-contact {contact:?} is neither mailto:ADDRESS nor an https: URL with a host"
+            )
+        })?);
+    }
     config.national_ods = args.national_ods;
     config.activation_ttl = time::Duration::hours(i64::from(args.activation_hours));
     config.certificate_validity = time::Duration::days(i64::from(args.certificate_days));
@@ -200,6 +222,11 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode> {
         state.ca().root_fingerprint().to_colon_hex()
     );
     println!("  CRL             {}", state.crl_url());
+    println!(
+        "  Web Push key    {} (VAPID public key {})",
+        state.config().vapid_key_path().display(),
+        state.push().public_key_base64url()
+    );
     if instance.created {
         println!("  (new instance: CA and TLS certificate created)");
     }

@@ -534,6 +534,17 @@ pub const SESSION_NOT_LOCKED: &str = "session_not_locked";
 pub const INVALID_WORKSTATION_POLICY: &str = "invalid_workstation_policy";
 // (end of grace period and fast user switching)
 
+// Web Push (issue 13).
+/// A push subscription that is not the browser's `PushSubscription.toJSON()` (not JSON, a
+/// field missing), or whose `p256dh` key is not an uncompressed P-256 point or whose `auth`
+/// secret is not 16 bytes: nothing was stored; send the subscription exactly as the browser
+/// made it.
+pub const PUSH_SUBSCRIPTION_INVALID: &str = "push_subscription_invalid";
+/// A push subscription whose endpoint is not an `https:` URL with a host (and no user name or
+/// password): nothing was stored; browsers' push services are always `https:`.
+pub const PUSH_ENDPOINT_INVALID: &str = "push_endpoint_invalid";
+// (end of Web Push)
+
 // Never sent to a client: recorded as the `error` of audit events only.
 /// The holder declined a sign-in request.
 pub const DECLINED: &str = "declined";
@@ -770,6 +781,9 @@ pub const ALL: &[&str] = &[
     UNLOCK_GRACE_OVER,
     SESSION_NOT_LOCKED,
     INVALID_WORKSTATION_POLICY,
+    // Web Push (issue 13)
+    PUSH_SUBSCRIPTION_INVALID,
+    PUSH_ENDPOINT_INVALID,
 ];
 
 #[cfg(test)]

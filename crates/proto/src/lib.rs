@@ -15,6 +15,7 @@ pub mod errors;
 pub mod licences;
 pub mod oidc;
 pub mod passcode;
+pub mod push;
 pub mod renewal;
 pub mod replacement;
 pub mod routes;

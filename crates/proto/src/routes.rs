@@ -238,6 +238,17 @@ pub const SESSION_LOCK: &str = "/api/v1/session/lock";
 pub const SESSION_RESUME: &str = "/api/v1/session/resume";
 // (end of grace period and fast user switching)
 
+// Web Push (issue 13).
+/// `GET`: the server's VAPID public key (the phone app's `applicationServerKey`) and whether
+/// the calling phone has a push subscription (device token).
+pub const DEVICE_PUSH: &str = "/api/v1/device/push";
+/// `POST`: store (or replace) the calling phone's push subscription, the browser's
+/// `PushSubscription.toJSON()` (device token).
+pub const DEVICE_PUSH_SUBSCRIPTION: &str = "/api/v1/device/push/subscription";
+/// `POST`: remove the calling phone's push subscription (device token).
+pub const DEVICE_PUSH_UNSUBSCRIBE: &str = "/api/v1/device/push/unsubscribe";
+// (end of Web Push)
+
 /// The OpenID Connect provider (issue 11): discovery.
 pub const OIDC_DISCOVERY: &str = "/.well-known/openid-configuration";
 /// Authorization endpoint (`GET` and `POST`).

@@ -67,6 +67,24 @@ pub struct ServerConfig {
     pub metrics: MetricsAccess,
     /// The OpenID Connect provider.
     pub oidc: OidcConfig,
+    /// Web Push to the phone app (issue 13).
+    pub push: PushConfig,
+}
+
+/// Web Push (issue 13): the VAPID key that identifies this server to browsers' push services,
+/// the contact it names, and (tests only) loopback `http:` push services. Push is always on:
+/// the key is made at start-up when its file does not exist.
+#[derive(Debug, Clone, Default)]
+pub struct PushConfig {
+    /// The VAPID key file (PKCS#8, PEM or DER, 0600; default `<data>/vapid-key.pem`), made at
+    /// start-up when absent (`vsc serve --vapid-key FILE`).
+    pub vapid_key_file: Option<PathBuf>,
+    /// The contact named in VAPID tokens, `mailto:…` or `https:…` (`vsc serve
+    /// --vapid-contact`); default the server's public URL.
+    pub contact: Option<vsc_webpush::Contact>,
+    /// Tests and the in-process lab only, never a command-line flag: accept `http:` push
+    /// endpoints on loopback (stand-in push services) and send to them.
+    pub allow_loopback_http_for_tests: bool,
 }
 
 /// The OpenID Connect provider's lifetimes and key rotation.
@@ -246,7 +264,16 @@ impl ServerConfig {
             signing: SigningConfig::default(),
             metrics: MetricsAccess::loopback(),
             oidc: OidcConfig::default(),
+            push: PushConfig::default(),
         }
+    }
+
+    /// The VAPID key file's path.
+    pub fn vapid_key_path(&self) -> PathBuf {
+        self.push
+            .vapid_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("vapid-key.pem"))
     }
 
     /// The master key's path.

@@ -18,6 +18,8 @@
 //! tls/server.key.sealed   its private key, sealed like the CA keys (0600)
 //! vsc.db (+ -wal, -shm)   the SQLite database, WAL mode (absent when `--database` names PostgreSQL)
 //! bootstrap.json          the first RA Manager's activation until it is redeemed (0600)
+//! vapid-key.pem           the Web Push (VAPID) signing key, PKCS#8 PEM, made when absent (0600;
+//!                         `vsc serve --vapid-key` puts it elsewhere)
 //! ```
 
 use std::fs;
@@ -176,6 +178,8 @@ pub async fn prepare(
             .await?
             .map(|o| o.ods_code)
     };
+    let (push, _) = crate::push::Push::load(&config, &public_url)
+        .map_err(|e| InstanceError::Config(e.to_string()))?;
     let national_known = national_ods.is_some();
     let national_ods = national_ods.unwrap_or_else(|| config.national_ods.clone());
     let state = AppState::new(
@@ -186,6 +190,7 @@ pub async fn prepare(
         public_url,
         national_ods,
         clock,
+        push,
     );
     if !national_known {
         bootstrap_national(&state).await?;

@@ -14,6 +14,7 @@ pub mod error;
 pub mod hub;
 pub mod instance;
 pub mod metrics;
+pub mod push;
 pub mod renewal_sweep;
 pub mod routes;
 pub mod state;

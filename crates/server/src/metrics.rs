@@ -323,6 +323,7 @@ pub struct Metrics {
     process_cpu: Counter<f64, AtomicU64>,
     store_transactions: Counter,
     store_commits: Counter,
+    push_notices: Family<OutcomeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -423,6 +424,12 @@ impl Metrics {
             Unit::Seconds,
             process_cpu.clone(),
         );
+        let push_notices = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "push_notices",
+            "Web Push notices to phones by outcome: delivered, gone (the subscription was deleted) or failed",
+            push_notices.clone(),
+        );
         registry.register(
             "build",
             "The running server",
@@ -444,7 +451,17 @@ impl Metrics {
             process_cpu,
             store_transactions,
             store_commits,
+            push_notices,
         }
+    }
+
+    /// A Web Push notice ended with `outcome`.
+    pub fn push_sent(&self, outcome: crate::push::PushOutcome) {
+        self.push_notices
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 
     /// One answered request.

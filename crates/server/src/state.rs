@@ -40,10 +40,12 @@ struct Inner {
     hub: Hub,
     metrics: Metrics,
     oidc_keys: crate::routes::oidc::keys::KeyCache,
+    push: crate::push::Push,
 }
 
 impl AppState {
     /// Assembles the state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         ca: CertificateAuthority,
@@ -52,6 +54,7 @@ impl AppState {
         public_url: url::Url,
         national_ods: String,
         clock: Arc<dyn Clock>,
+        push: crate::push::Push,
     ) -> AppState {
         // Nodes sharing a PostgreSQL store share their throttles' counts too.
         let shared =
@@ -80,6 +83,7 @@ impl AppState {
                 hub: Hub::default(),
                 metrics: Metrics::new(),
                 oidc_keys: Default::default(),
+                push,
             }),
         }
     }
@@ -110,6 +114,10 @@ impl AppState {
             .metrics
             .audit_appended(result.is_ok().then_some(event.outcome));
         result
+    }
+    /// Web Push: the VAPID key and the client that sends to push services.
+    pub fn push(&self) -> &crate::push::Push {
+        &self.inner.push
     }
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {

@@ -21,6 +21,7 @@ pub mod ocsp;
 pub mod oidc;
 pub mod oidc_clients;
 pub mod postgres;
+pub mod push;
 pub mod renewal;
 pub mod repo;
 mod row;

@@ -669,6 +669,22 @@ CREATE INDEX licence_extension_queue ON licence_extension_requests(state, reques
 CREATE INDEX card_renewals_open ON card_renewals(state, expires_at);
 "#,
     ),
+    (
+        "0022_push_subscriptions",
+        r#"
+-- Web Push (issue 13): each phone's one push subscription (the browser's endpoint and keys),
+-- used to wake the closed phone app when a request is opened for the card it holds. The auth
+-- secret is sealed under master.key (AAD names the device); the endpoint and the public key are
+-- not secret.
+CREATE TABLE push_subscriptions (
+    device_id    TEXT PRIMARY KEY REFERENCES devices(device_id),
+    endpoint     TEXT NOT NULL,
+    p256dh       BLOB NOT NULL,
+    auth_sealed  BLOB NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+"#,
+    ),
 ];
 
 #[cfg(test)]

@@ -16,11 +16,12 @@
 //!   personal (the app fetches the request over its authenticated channel), and
 //!   [`build_request`], which assembles URL, headers and body without sending anything.
 //!
-//! Not here, for the server to wire in later: `vsc serve --vapid-key FILE` calling
-//! [`VapidKey::load_or_generate`], a device route that stores the phone's subscription and hands
-//! out [`VapidKey::public_key_base64url`] as the `applicationServerKey`, and sending the
-//! [`PushRequest`] with the server's HTTP client when a request is opened for the device (a
-//! `404`/`410` answer from the push service means the subscription is gone).
+//! Not here, but in the server (`vsc_server::push` and its device routes): `vsc serve
+//! --vapid-key FILE` calling [`VapidKey::load_or_generate`], the device routes that store the
+//! phone's subscription and hand out [`VapidKey::public_key_base64url`] as the
+//! `applicationServerKey`, and sending the [`PushRequest`] with the server's HTTP client when a
+//! request is opened for the device (a `404`/`410` answer from the push service means the
+//! subscription is gone).
 
 pub mod ece;
 pub mod notice;

@@ -180,7 +180,7 @@ mod route_table_tests {
     use crate::state::AppState;
 
     /// Every route of the phone's API (and enrolment, where a phone starts).
-    const PHONE_ROUTES: [&str; 18] = [
+    const PHONE_ROUTES: [&str; 21] = [
         routes::ENROL,
         routes::PASSCODE_CHALLENGE,
         routes::PASSCODE_CHECK,
@@ -199,6 +199,9 @@ mod route_table_tests {
         routes::DEVICE_RENEWAL_CHALLENGE,
         routes::DEVICE_RENEWAL,
         routes::DEVICE_RENEWAL_CONFIRM,
+        routes::DEVICE_PUSH,
+        routes::DEVICE_PUSH_SUBSCRIPTION,
+        routes::DEVICE_PUSH_UNSUBSCRIBE,
     ];
 
     /// The path templates a router registers. axum has no accessor for them; its `Debug` output

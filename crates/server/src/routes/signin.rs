@@ -335,6 +335,8 @@ pub(crate) async fn open_request(
             state: request_state::SUPERSEDED.into(),
         });
     }
+    // Wakes a closed phone app (Web Push); from this node only, never from hub events.
+    crate::push::notify(state, &card.id, &row.id, row.expires_at);
     state.hub().publish(Event::Opened {
         card_id: card.id,
         request_id: row.id.clone(),

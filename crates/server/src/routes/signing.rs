@@ -402,6 +402,8 @@ pub(crate) async fn open_request(
     db::insert(&mut tx, row).await?;
     state.append_audit(&mut tx, event, state.now_ms()).await?;
     tx.commit().await?;
+    // Wakes a closed phone app (Web Push); from this node only, never from hub events.
+    crate::push::notify(state, &row.card_id, &row.id, row.expires_at);
     state.hub().publish(Event::SigningOpened {
         card_id: row.card_id.clone(),
         request_id: row.id.clone(),

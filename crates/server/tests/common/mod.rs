@@ -483,6 +483,7 @@ const SNAPSHOT_TABLES: &[&str] = &[
     "licence_applications",
     "card_licences",
     "licence_extension_requests",
+    "push_subscriptions",
 ];
 
 impl TestServer {

@@ -9,7 +9,7 @@ use vsc_proto::routes;
 use crate::common::start;
 
 /// Every phone route with the method it takes.
-const PHONE_ROUTES: [(&str, Method); 15] = [
+const PHONE_ROUTES: [(&str, Method); 18] = [
     (routes::ENROL, Method::POST),
     (routes::PASSCODE_CHALLENGE, Method::POST),
     (routes::PASSCODE_CHECK, Method::POST),
@@ -25,6 +25,9 @@ const PHONE_ROUTES: [(&str, Method); 15] = [
     (routes::DEVICE_SIGNING_COMPLETE, Method::POST),
     (routes::DEVICE_SIGNING_DECLINE, Method::POST),
     (routes::DEVICE_CARD_PIN, Method::POST),
+    (routes::DEVICE_PUSH, Method::GET),
+    (routes::DEVICE_PUSH_SUBSCRIPTION, Method::POST),
+    (routes::DEVICE_PUSH_UNSUBSCRIBE, Method::POST),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,6 +67,7 @@ async fn every_phone_route_is_registered_with_its_body_limit() {
     let big = vec![b' '; 100 * 1024];
     for (template, limited) in [
         (routes::DEVICE_CARD_PIN, true),
+        (routes::DEVICE_PUSH_SUBSCRIPTION, true),
         (routes::DEVICE_REQUEST_APPROVE, true),
         (routes::DEVICE_TOKEN, true),
         (routes::ENROL, true),

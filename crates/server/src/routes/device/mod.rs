@@ -21,6 +21,9 @@
 //! | `POST /api/v1/device/renewal/challenge` | phone (enrolled device id; no token) | a single-use challenge for a renewal, and the card's renewal window | `renewal` |
 //! | `POST /api/v1/device/renewal` | phone (current authentication key's signature over that challenge) | new CSRs in, new certificates out (unconfirmed) | `renewal` |
 //! | `POST /api/v1/device/renewal/confirm` | phone (new authentication key's signature) | the new certificates take over; the old ones are revoked `superseded` | `renewal` |
+//! | `GET /api/v1/device/push` | phone (device token) | the server's VAPID public key (`applicationServerKey`) and whether this phone has a push subscription | `push` |
+//! | `POST /api/v1/device/push/subscription` | phone (device token) | store or replace this phone's one Web Push subscription | `push` |
+//! | `POST /api/v1/device/push/unsubscribe` | phone (device token) | remove this phone's Web Push subscription | `push` |
 //!
 //! A device token is issued only against a signature by the device key the phone registered at
 //! enrolment, and a phone's request carrying one is checked by `DeviceCaller`. The workstation's
@@ -29,6 +32,7 @@
 
 mod card;
 mod enrol;
+mod push;
 mod renewal;
 mod replacement;
 mod signin;
@@ -82,6 +86,9 @@ pub fn routes() -> Router<AppState> {
         .route(routes::DEVICE_RENEWAL_CHALLENGE, post(renewal::challenge))
         .route(routes::DEVICE_RENEWAL, post(renewal::renew))
         .route(routes::DEVICE_RENEWAL_CONFIRM, post(renewal::confirm))
+        .route(routes::DEVICE_PUSH, get(push::status))
+        .route(routes::DEVICE_PUSH_SUBSCRIPTION, post(push::subscribe))
+        .route(routes::DEVICE_PUSH_UNSUBSCRIBE, post(push::unsubscribe))
         .layer(RequestBodyLimitLayer::new(super::MAX_BODY))
         .merge(signing)
 }

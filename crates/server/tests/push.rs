@@ -210,7 +210,49 @@ fn check_message(
         .expect("the phone's keys decrypt the message");
     let text = String::from_utf8(plaintext.to_vec()).unwrap();
     assert_eq!(text, format!(r#"{{"request_id":"{request_id}"}}"#));
+    // And an implementation that shares no code with vsc (Python `cryptography`) opens the same
+    // message and verifies the same token.
+    let independent = open_with_python(r, keys, token, k);
+    assert_eq!(independent["plaintext"], text.as_str(), "{independent}");
+    assert_eq!(independent["claims"], claims, "{independent}");
     text
+}
+
+/// Opens `r` with `crates/webpush/testdata/open_message.py` (RFC 8291 and RFC 8292 written
+/// against Python's `cryptography`, which the test command installs with python3-authlib).
+fn open_with_python(r: &Received, keys: &ReceiverKeys, token: &str, k: &str) -> serde_json::Value {
+    use std::io::Write;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../webpush/testdata/open_message.py"
+    );
+    let input = serde_json::json!({
+        "body": URL_SAFE_NO_PAD.encode(&r.body),
+        "ua_private": URL_SAFE_NO_PAD.encode(keys.private_scalar().unwrap().as_slice()),
+        "auth": URL_SAFE_NO_PAD.encode(keys.auth_secret().as_bytes()),
+        "token": token,
+        "k": k,
+    });
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (the test command installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the independent receiver refused the message: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../eps/tests/data/corpus");

@@ -1048,8 +1048,15 @@ impl Agent {
                 Err(_) => {}
             }
         }
-        // First without the phone, within the grace period; then with it.
-        let (ticket, info, report) = match self.try_resume(&target_ticket).await {
+        // First without the phone, within the grace period; then with it. A parked session's
+        // holder always approves on their phone: the person at the keyboard is somebody else's
+        // (the server refuses a grace resume after another sign-in here anyway).
+        let resumed_in_grace = if switching {
+            Resume::NeedsPhone("another person's session is active here".into())
+        } else {
+            self.try_resume(&target_ticket).await
+        };
+        let (ticket, info, report) = match resumed_in_grace {
             Resume::Ended(reason) => {
                 self.forget(&target_ticket, generation, &reason);
                 let err = AgentError::SessionEnded(reason);
@@ -1154,9 +1161,9 @@ impl Agent {
             }
         };
         let Some(_report) = outcome else {
-            if !resumed {
-                let _ = self.inner.link.logout(&ticket).await;
-            }
+            // Nothing here holds the session any more (logged out meanwhile): end it on the
+            // server too, resumed or new, rather than leave it open with no agent.
+            let _ = self.inner.link.logout(&ticket).await;
             return Err(self.ended_error());
         };
         self.emit(AgentEvent::Unlocked {

@@ -33,6 +33,10 @@ use crate::state::AppState;
 
 /// How long one delivery to a push service may take.
 const SEND_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+/// Most deliveries in flight at once; beyond it a notice is dropped (and counted `failed`):
+/// the app also hears of requests on its open channel, and a silent push service must not
+/// pile up tasks and sockets.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// The server's side of Web Push: its VAPID key, contact, endpoint policy and HTTP client.
 pub struct Push {
@@ -40,6 +44,29 @@ pub struct Push {
     contact: Contact,
     loopback: LoopbackHttp,
     http: reqwest::Client,
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Resolves push services' names to public addresses only ([`vsc_webpush::is_public_address`]):
+/// an endpoint whose name leads into a private network (or is rebound there after it was
+/// checked) is not connected to.
+struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let public: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 443))
+                .await?
+                .filter(|a| vsc_webpush::is_public_address(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(public.into_iter());
+            Ok(addrs)
+        })
+    }
 }
 
 impl std::fmt::Debug for Push {
@@ -90,11 +117,17 @@ impl Push {
         } else {
             LoopbackHttp::Refuse
         };
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(SEND_TIMEOUT)
             .connect_timeout(SEND_TIMEOUT / 2)
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(loopback == LoopbackHttp::Refuse)
+            // A proxy from the environment would connect for us, past the address check.
+            .no_proxy()
+            .https_only(loopback == LoopbackHttp::Refuse);
+        if loopback == LoopbackHttp::Refuse {
+            http = http.dns_resolver(PublicOnlyResolver);
+        }
+        let http = http
             .build()
             .map_err(|e| PushSetupError::Http(e.to_string()))?;
         Ok((
@@ -103,6 +136,7 @@ impl Push {
                 contact,
                 loopback,
                 http,
+                in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             },
             created,
         ))
@@ -157,6 +191,14 @@ impl PushOutcome {
 /// Unix seconds), if it has a push subscription. Call after the request's transaction has
 /// committed; returns at once (the sending runs in a task of its own).
 pub fn notify(state: &AppState, card_id: &str, request_id: &str, expires_at: i64) {
+    let Ok(permit) = state.push().in_flight.clone().try_acquire_owned() else {
+        tracing::warn!(
+            request_id,
+            "push: too many notices in flight; this one is dropped"
+        );
+        state.metrics().push_sent(PushOutcome::Failed);
+        return;
+    };
     let state = state.clone();
     let card_id = card_id.to_owned();
     let request_id = request_id.to_owned();
@@ -164,6 +206,7 @@ pub fn notify(state: &AppState, card_id: &str, request_id: &str, expires_at: i64
         if let Some(outcome) = deliver(&state, &card_id, &request_id, expires_at).await {
             state.metrics().push_sent(outcome);
         }
+        drop(permit);
     });
 }
 

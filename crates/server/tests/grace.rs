@@ -373,3 +373,32 @@ async fn after_the_grace_period_or_without_one_nothing_resumes_and_a_locked_sess
     assert_api_error(resume(&s, &b).await, 401, "session_idle_timeout");
     s.assert_audit_intact().await;
 }
+
+/// Fast user switching: once another person has signed in on the workstation after the lock,
+/// the locked session is not resumed without its holder's phone, even within the grace period
+/// (whoever is at the keyboard is no longer known to be its holder).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_grace_resume_after_another_person_signed_in_on_the_workstation() {
+    let s = start().await;
+    let (t, uid, phone, ws) = setup(&s).await;
+    set_policy(&s, &t, "RX1", &policy(15, true)).await.unwrap();
+    let (other, _card, other_phone) = s.enrolled_person(&t, "RX1").await;
+    s.assign_position(&t, &other, "RX1", "S8000:G8000:R8000")
+        .await
+        .expect("position");
+    let a = sign_in(&s, &ws, &uid, &phone).await;
+    lock(&s, &a).await.unwrap();
+    s.clock.advance(Duration::seconds(30));
+    let b = sign_in(&s, &ws, &other, &other_phone).await;
+    lock(&s, &b).await.unwrap();
+    let before = session_row(&s, &a.ticket).await;
+    let refused = resume(&s, &a).await;
+    assert_api_error(refused, 403, "unlock_grace_over");
+    assert_eq!(session_row(&s, &a.ticket).await, before, "nothing changed");
+    assert!(look(&s, &a.ticket).await.unwrap().locked);
+    // The person who signed in last may still come back within the grace period.
+    resume(&s, &b)
+        .await
+        .expect("the latest session resumes in grace");
+    s.assert_audit_intact().await;
+}

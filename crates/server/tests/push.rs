@@ -567,6 +567,16 @@ async fn hostile_subscriptions_are_refused_and_nothing_is_stored() {
             code::PUSH_ENDPOINT_INVALID,
         ),
         (
+            "an endpoint inside the network (an address)",
+            subscription_json("https://10.0.0.5/push/1", &p256dh, &auth),
+            code::PUSH_ENDPOINT_INVALID,
+        ),
+        (
+            "an endpoint inside the network (an internal name)",
+            subscription_json("https://metadata.internal/push/1", &p256dh, &auth),
+            code::PUSH_ENDPOINT_INVALID,
+        ),
+        (
             "an ftp: endpoint",
             subscription_json("ftp://push.example.net/1", &p256dh, &auth),
             code::PUSH_ENDPOINT_INVALID,
@@ -644,7 +654,7 @@ async fn hostile_subscriptions_are_refused_and_nothing_is_stored() {
     }
     s.assert_unchanged(&before, &s.snapshot().await, "hostile subscriptions");
     assert_eq!(subscription_rows(&s).await, 0);
-    s.assert_audited("device.push_subscribed", code::PUSH_ENDPOINT_INVALID, 4)
+    s.assert_audited("device.push_subscribed", code::PUSH_ENDPOINT_INVALID, 6)
         .await;
     let refused = s
         .assert_audited("device.push_subscribed", code::PUSH_SUBSCRIPTION_INVALID, 9)

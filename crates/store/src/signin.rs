@@ -533,16 +533,38 @@ pub async fn lock_session(conn: &mut Conn, id: &str, now: i64) -> Result<bool, S
 /// Resumes a live session locked at or after `cutoff` (the grace period's start); `false` if it
 /// is not locked, was locked before `cutoff`, or has ended. One conditional update, so of two
 /// concurrent resumes one wins.
-pub async fn resume_session(conn: &mut Conn, id: &str, cutoff: i64) -> Result<bool, StoreError> {
+pub async fn resume_session(
+    conn: &mut Conn,
+    id: &str,
+    cutoff: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE sessions SET locked_at = NULL \
-         WHERE id = $1 AND locked_at IS NOT NULL AND locked_at >= $2 AND ended_at IS NULL",
+         WHERE id = $1 AND locked_at IS NOT NULL AND locked_at >= $2 AND ended_at IS NULL \
+         AND expires_at > $3 AND last_used + idle_seconds > $3",
     )
     .bind(id)
     .bind(cutoff)
+    .bind(now)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Whether a session of another person at the same workstation was approved after the locked session
+/// `id` was locked (fast user switching): then its holder is no longer known to be the one at
+/// the keyboard, and only their own phone approval re-opens it.
+pub async fn signed_in_since_lock(conn: &mut Conn, id: &str) -> Result<bool, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sessions o JOIN sessions s ON s.id = $1 \
+         WHERE o.workstation_id = s.workstation_id AND o.uid <> s.uid \
+         AND s.locked_at IS NOT NULL AND o.auth_time >= s.locked_at",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(n > 0)
 }
 
 /// Selects the session's role; `false` if the session has ended meanwhile.

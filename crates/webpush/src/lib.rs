@@ -30,5 +30,7 @@ pub mod vapid;
 
 pub use ece::{EceError, MAX_PLAINTEXT_LEN, ReceiverKeys};
 pub use notice::{DeliveryOptions, PushError, PushNotice, PushRequest, Urgency, build_request};
-pub use subscription::{Endpoint, LoopbackHttp, Subscription, SubscriptionError};
+pub use subscription::{
+    Endpoint, LoopbackHttp, Subscription, SubscriptionError, is_public_address,
+};
 pub use vapid::{Contact, KeyFileFormat, VapidError, VapidKey};

@@ -2,11 +2,13 @@
 //! and the two keys the browser made for it (`PushSubscription.toJSON()`), each checked once here
 //! so that encryption and VAPID signing only ever see valid values.
 
+use std::net::IpAddr;
+
 use aws_lc_rs::agreement::{self, ParsedPublicKey, UnparsedPublicKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use url::Url;
+use url::{Host, Url};
 use zeroize::Zeroizing;
 
 /// Length of an uncompressed P-256 point (0x04 || X || Y), the only form RFC 8291 allows.
@@ -14,6 +16,22 @@ pub const UNCOMPRESSED_POINT_LEN: usize = 65;
 
 /// Length of the authentication secret (RFC 8291 §3.2).
 pub const AUTH_SECRET_LEN: usize = 16;
+
+/// Longest endpoint accepted (browsers' endpoints are a few hundred characters).
+pub const MAX_ENDPOINT_LEN: usize = 2048;
+
+/// Name suffixes that only ever mean a private network.
+const INTERNAL_SUFFIXES: &[&str] = &[
+    ".localhost",
+    ".local",
+    ".internal",
+    ".intranet",
+    ".corp",
+    ".home",
+    ".lan",
+    ".home.arpa",
+    ".localdomain",
+];
 
 /// Why a subscription (or one of its parts) was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -27,6 +45,12 @@ pub enum SubscriptionError {
     /// The endpoint has no host, or carries user information.
     #[error("the push endpoint must name a host and carry no user name or password")]
     EndpointMalformed,
+    /// The endpoint names the inside of a network (an IP address, a single-label or internal
+    /// name) or is too long: push services are public, named hosts.
+    #[error(
+        "the push endpoint must be a push service on the internet, named by a public host name; {0} is not"
+    )]
+    EndpointNotPublic(String),
     /// A key is not base64url.
     #[error("the subscription's {field} key is not base64url")]
     NotBase64Url {
@@ -77,8 +101,11 @@ impl Endpoint {
         }
         let loopback_host = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
         match url.scheme() {
-            "https" => {}
+            // The stand-in push service of a test: nothing more to check.
             "http" if loopback == LoopbackHttp::AllowForTests && loopback_host => {}
+            // The server POSTs to this URL: refuse what names the inside of a network (the
+            // server's own, or its neighbours'), so that a phone cannot make it a probe.
+            "https" => public_host(&url, text.len())?,
             other => return Err(SubscriptionError::EndpointNotHttps(other.to_owned())),
         }
         Ok(Self(url))
@@ -93,6 +120,74 @@ impl Endpoint {
     /// token's audience (RFC 8292 §2).
     pub fn origin(&self) -> String {
         self.0.origin().ascii_serialization()
+    }
+}
+
+/// Refuses an `https:` endpoint that is an IP address, a single-label or internal name, or
+/// longer than [`MAX_ENDPOINT_LEN`]. (Names that resolve to private addresses are refused when
+/// the server connects: [`is_public_address`].)
+fn public_host(url: &Url, len: usize) -> Result<(), SubscriptionError> {
+    if len > MAX_ENDPOINT_LEN {
+        return Err(SubscriptionError::EndpointNotPublic(format!(
+            "an endpoint of {len} characters"
+        )));
+    }
+    match url.host() {
+        Some(Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let internal = name == "localhost"
+                || !name.contains('.')
+                || INTERNAL_SUFFIXES.iter().any(|s| name.ends_with(s));
+            if internal {
+                Err(SubscriptionError::EndpointNotPublic(format!("host {name}")))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) => Err(SubscriptionError::EndpointNotPublic(
+            "an IP address".to_owned(),
+        )),
+        None => Err(SubscriptionError::EndpointMalformed),
+    }
+}
+
+/// Whether `ip` is an address on the public internet: not loopback, private (RFC 1918, unique
+/// local), link-local, shared (RFC 6598), benchmarking, documentation, multicast, reserved or
+/// unspecified; an IPv4-mapped or NAT64 IPv6 address is judged by its IPv4 address. The server
+/// connects to push services only at such addresses, whatever a name resolves to.
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let [first, second, third, _] = a.octets();
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || a.is_multicast()
+                || first == 0
+                || first >= 240
+                || (first == 100 && (second & 0xc0) == 64)
+                || (first == 198 && (second & 0xfe) == 18)
+                || (first == 192 && second == 0 && third == 0))
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_public_address(IpAddr::V4(v4));
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [hi, lo] = [s[6].to_be_bytes(), s[7].to_be_bytes()];
+                return is_public_address(IpAddr::from([hi[0], hi[1], lo[0], lo[1]]));
+            }
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
     }
 }
 
@@ -221,6 +316,75 @@ mod tests {
     const P256DH: &str =
         "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
     const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+
+    #[test]
+    fn endpoints_inside_a_network_are_refused() {
+        for bad in [
+            "https://127.0.0.1/push",
+            "https://10.0.0.5/push",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::1]/push",
+            "https://[fd00::1]/push",
+            "https://localhost/push",
+            "https://metadata/computeMetadata",
+            "https://metadata.internal:8443/x",
+            "https://printer.local/x",
+            "https://router.home.arpa/x",
+        ] {
+            assert!(
+                matches!(
+                    Endpoint::parse(bad),
+                    Err(SubscriptionError::EndpointNotPublic(_))
+                ),
+                "{bad}"
+            );
+        }
+        let long = format!("https://push.example.net/{}", "a".repeat(MAX_ENDPOINT_LEN));
+        assert!(matches!(
+            Endpoint::parse(&long),
+            Err(SubscriptionError::EndpointNotPublic(_))
+        ));
+        // Even the test policy allows loopback only over http: (the stand-in push service).
+        assert!(Endpoint::parse_with("https://127.0.0.1/p", LoopbackHttp::AllowForTests).is_err());
+        assert!(Endpoint::parse_with("http://127.0.0.1:9/p", LoopbackHttp::AllowForTests).is_ok());
+        assert!(Endpoint::parse("https://fcm.googleapis.com/fcm/send/x").is_ok());
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "0.1.2.3",
+            "10.1.2.3",
+            "100.64.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fc00::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(!is_public_address(private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "142.250.180.10",
+            "2a00:1450:4009:81f::200a",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(is_public_address(public.parse().unwrap()), "{public}");
+        }
+    }
 
     #[test]
     fn browser_json_parses() {

@@ -1303,17 +1303,6 @@ pub(crate) async fn cancel_card(
     .await
 }
 
-/// Moves a card to a new phone (the person changed or lost theirs): the same card record with a
-/// new activation. Who may issue cards to the person may replace them, never their own. Only a
-/// card that is on a phone (active or locked) is replaced: a pending one just gets a new
-/// activation, a cancelled one needs a new card.
-///
-/// Lost: everything the old phone could do ends now, in this transaction (certificates revoked
-/// `key-compromise` and published in the CRL, sessions, open sign-in requests, device tokens,
-/// unlock codes, the holder's RA sessions), and the card waits, pending, for the new phone. Not
-/// lost: nothing changes for the old phone until the new one enrols (see
-/// `device::replacement`), so the person is not locked out meanwhile. Asking again replaces the
-/// earlier request and its code (and turns a not-lost replacement into a lost one).
 /// The reason given for a replacement, trimmed: 1 to 500 characters that display as written
 /// (the console checks it before asking the RA's phone to approve the replacement).
 pub(crate) fn replacement_reason(reason: &str) -> ApiResult<&str> {
@@ -1330,6 +1319,17 @@ pub(crate) fn replacement_reason(reason: &str) -> ApiResult<&str> {
     Ok(reason)
 }
 
+/// Moves a card to a new phone (the person changed or lost theirs): the same card record with a
+/// new activation. Who may issue cards to the person may replace them, never their own. Only a
+/// card that is on a phone (active or locked) is replaced: a pending one just gets a new
+/// activation, a cancelled one needs a new card.
+///
+/// Lost: everything the old phone could do ends now, in this transaction (certificates revoked
+/// `key-compromise` and published in the CRL, sessions, open sign-in requests, device tokens,
+/// unlock codes, the holder's RA sessions), and the card waits, pending, for the new phone. Not
+/// lost: nothing changes for the old phone until the new one enrols (see
+/// `device::replacement`), so the person is not locked out meanwhile. Asking again replaces the
+/// earlier request and its code (and turns a not-lost replacement into a lost one).
 pub(crate) async fn replace_card(
     State(state): State<AppState>,
     caller: RaCaller,
@@ -1393,6 +1393,9 @@ pub(crate) async fn replace_card(
             repo::record_card_unbound(&mut tx, &id, now, repo::UNBOUND_LOST).await?;
             repo::clear_card_device(&mut tx, &id).await?;
             let tokens = repo::delete_device_tokens(&mut tx, &old_device).await?;
+            // Nothing more is pushed to the lost phone: its subscription goes with its tokens.
+            detail["push_subscription_removed"] =
+                vsc_store::push::delete(&mut tx, &old_device).await?.into();
             let crl_number = crl::publish(&state, &mut tx, CrlIssuer::Issuing).await?;
             detail["reason_code"] = reason_code_name(RevocationReason::KeyCompromise).into();
             detail["certificates_revoked"] = revoked.into();
@@ -1473,7 +1476,7 @@ pub(crate) async fn renew_now_card(
             ));
         }
         let mut tx = state.write().await?;
-        let card = card_for(&state, &caller, &mut tx, &id, RaAction::UnlockCard).await?;
+        let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
         if card.state != CardState::Active {
             return Err(ApiError::conflict(
                 code::CARD_NOT_ACTIVE,

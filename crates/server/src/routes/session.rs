@@ -693,12 +693,32 @@ async fn resume(
             if policy.unlock_grace_minutes <= 0 {
                 return Err(grace_over());
             }
+            // Somebody else signed in here after the lock (fast user switching): whoever is at
+            // the keyboard now may not be this session's holder.
+            if db::signed_in_since_lock(&mut tx, &s.id).await? {
+                return Err(ApiError::forbidden(
+                    code::UNLOCK_GRACE_OVER,
+                    "another person signed in on this workstation after it was locked: approve the unlock on your phone",
+                ));
+            }
             let cutoff = now - policy.unlock_grace_minutes * 60;
-            if !db::resume_session(&mut tx, &s.id, cutoff).await? {
-                // Lost to a concurrent resume or logout, or the grace period is over.
-                return Err(match db::session_locked_at(&mut tx, &s.id).await? {
-                    Some(_) => grace_over(),
-                    None => not_locked(),
+            if !db::resume_session(&mut tx, &s.id, cutoff, now).await? {
+                // Lost to a concurrent resume or logout, timed out meanwhile, or the grace
+                // period is over.
+                let now_row = db::session_by_ticket(&mut tx, &s.ticket_hash).await?;
+                return Err(match now_row {
+                    Some(r)
+                        if r.ended_at.is_some()
+                            || r.expires_at <= now
+                            || r.last_used + r.idle_seconds <= now =>
+                    {
+                        ApiError::unauthorized(
+                            code::SESSION_ENDED,
+                            "this session has ended; sign in again",
+                        )
+                    }
+                    Some(r) if r.locked_at.is_some() => grace_over(),
+                    _ => not_locked(),
                 });
             }
             // The person is back: this counts as use.

@@ -50,7 +50,8 @@ fn refusal(e: &SubscriptionError) -> ApiError {
     match e {
         SubscriptionError::EndpointNotUrl(_)
         | SubscriptionError::EndpointNotHttps(_)
-        | SubscriptionError::EndpointMalformed => ApiError::bad_request(
+        | SubscriptionError::EndpointMalformed
+        | SubscriptionError::EndpointNotPublic(_) => ApiError::bad_request(
             code::PUSH_ENDPOINT_INVALID,
             format!("{e}; send the subscription exactly as the browser's push service made it"),
         ),

@@ -108,14 +108,19 @@ pub(super) async fn retire_old_phone(
         // An unlock code was for the old phone's keystore.
         repo::void_codes(tx, &card.id, "unlock", now).await?;
         repo::record_card_unbound(tx, &card.id, now, repo::UNBOUND_REPLACED).await?;
-        let tokens = match card.device_id.as_deref() {
-            Some(old) => repo::delete_device_tokens(tx, old).await?,
-            None => 0,
+        let (tokens, push_removed) = match card.device_id.as_deref() {
+            // The old phone's push subscription goes with its tokens.
+            Some(old) => (
+                repo::delete_device_tokens(tx, old).await?,
+                vsc_store::push::delete(tx, old).await?,
+            ),
+            None => (0, false),
         };
         let crl_number = crl::publish(state, tx, CrlIssuer::Issuing).await?;
         detail["reason_code"] = "superseded".into();
         detail["certificates_revoked"] = revoked.into();
         detail["sessions_ended"] = sessions.into();
+        detail["push_subscription_removed"] = push_removed.into();
         detail["device_tokens_deleted"] = tokens.into();
         detail["crl_number"] = serde_json::json!(crl_number);
     }

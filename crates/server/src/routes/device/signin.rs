@@ -67,6 +67,40 @@ fn to_pending(row: &AuthRequestRow) -> ApiResult<PendingAuthRequest> {
     })
 }
 
+/// What the phone shows beside each request of `card_id` at `now`: its renewal when due, its
+/// licence term when ending. Every path that hands the phone a request fills these in, since
+/// the phone takes a request without them to mean "not due".
+async fn card_notices(
+    state: &AppState,
+    conn: &mut vsc_store::Conn,
+    card_id: &str,
+    now: i64,
+) -> ApiResult<(
+    Option<vsc_proto::renewal::RenewalWindow>,
+    Option<vsc_proto::licences::LicenceWarning>,
+)> {
+    let card_renewal = match repo::card(conn, card_id).await? {
+        Some(row) => super::renewal_window(state, conn, &row, now)
+            .await?
+            .filter(|w| w.due),
+        None => None,
+    };
+    let licence_warning = crate::routes::ra_licences::holder_warning(conn, card_id, now).await?;
+    Ok((card_renewal, licence_warning))
+}
+
+/// [`to_pending`] with the card's notices ([`card_notices`]).
+async fn pending_with_notices(
+    state: &AppState,
+    conn: &mut vsc_store::Conn,
+    row: &AuthRequestRow,
+) -> ApiResult<PendingAuthRequest> {
+    let mut pending = to_pending(row)?;
+    (pending.card_renewal, pending.licence_warning) =
+        card_notices(state, conn, &row.card_id, state.now_unix()).await?;
+    Ok(pending)
+}
+
 async fn pending_for_device(
     state: &AppState,
     caller: &DeviceCaller,
@@ -79,15 +113,7 @@ async fn pending_for_device(
         if rows.is_empty() {
             continue;
         }
-        // What the phone shows beside each request: renewal due, licence term ending.
-        let card_renewal = match repo::card(&mut conn, &card).await? {
-            Some(row) => super::renewal_window(state, &mut conn, &row, now)
-                .await?
-                .filter(|w| w.due),
-            None => None,
-        };
-        let licence_warning =
-            crate::routes::ra_licences::holder_warning(&mut conn, &card, now).await?;
+        let (card_renewal, licence_warning) = card_notices(state, &mut conn, &card, now).await?;
         for row in rows {
             let mut pending = to_pending(&row)?;
             pending.card_renewal = card_renewal.clone();
@@ -200,15 +226,19 @@ pub(super) async fn device_events(
                     if !stream_still_authorised(&state, &token_hash, &cards).await {
                         break;
                     }
-                    let row = match state.store().pool().acquire().await {
-                        Ok(mut conn) => db::auth_request(&mut conn, &request_id).await.ok().flatten(),
-                        Err(_) => None,
-                    };
                     // The event only names the request (it may have come from another node,
                     // over a channel any database user can notify on): what the phone is sent is
                     // decided by the row, which must be this phone's card's and still pending.
-                    let row = row.filter(|r| cards.contains(&r.card_id) && r.state == AuthRequestState::Pending);
-                    if let Some(p) = row.and_then(|r| to_pending(&r).ok())
+                    let pending = match state.store().pool().acquire().await {
+                        Ok(mut conn) => match db::auth_request(&mut conn, &request_id).await.ok().flatten() {
+                            Some(r) if cards.contains(&r.card_id) && r.state == AuthRequestState::Pending => {
+                                pending_with_notices(&state, &mut conn, &r).await.ok()
+                            }
+                            _ => None,
+                        },
+                        Err(_) => None,
+                    };
+                    if let Some(p) = pending
                         && let Ok(data) = serde_json::to_string(&p)
                     {
                         yield Ok(SseEvent::default().event("auth-request").data(data));

@@ -1243,13 +1243,7 @@ pub(crate) async fn cancel_card(
     ApiJson(req): ApiJson<CancelCard>,
 ) -> ApiResult<Json<Card>> {
     audited(&state, &caller, "card.cancel", &id, async {
-        let reason = req.reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 || !vsc_core::text::displays_as_written(reason) {
-            return Err(ApiError::bad_request(
-                code::INVALID_REASON,
-                "give a reason of 1 to 500 characters, without control or invisible formatting characters (such as bidirectional overrides)",
-            ));
-        }
+        let reason = audit_reason(&req.reason, true, "give a reason of ")?;
         let reason_code = parse_reason_code(req.reason_code.as_deref())?;
         let invalidity = parse_invalidity_date(req.invalidity_date.as_deref(), reason_code, state.now())?;
         let mut tx = state.write().await?;
@@ -1306,14 +1300,28 @@ pub(crate) async fn cancel_card(
 /// The reason given for a replacement, trimmed: 1 to 500 characters that display as written
 /// (the console checks it before asking the RA's phone to approve the replacement).
 pub(crate) fn replacement_reason(reason: &str) -> ApiResult<&str> {
+    audit_reason(
+        reason,
+        true,
+        "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): ",
+    )
+}
+
+/// A reason an RA gives for the audit log (cancel, replace, renew now), trimmed: at most 500
+/// characters that display as written (no control or invisible formatting characters such as
+/// bidirectional overrides), and not empty when `required`. `lead` opens the refusal.
+fn audit_reason<'a>(reason: &'a str, required: bool, lead: &str) -> ApiResult<&'a str> {
     let reason = reason.trim();
-    if reason.is_empty()
+    if (required && reason.is_empty())
         || reason.chars().count() > 500
         || !vsc_core::text::displays_as_written(reason)
     {
+        let size = if required { "1 to 500" } else { "at most 500" };
         return Err(ApiError::bad_request(
             code::INVALID_REASON,
-            "say why the card is replaced (for example \"new phone\" or \"phone lost on the bus\"): 1 to 500 characters, without control or invisible formatting characters",
+            format!(
+                "{lead}{size} characters, without control or invisible formatting characters (such as bidirectional overrides)"
+            ),
         ));
     }
     Ok(reason)
@@ -1459,7 +1467,7 @@ pub(crate) async fn unlock_card(
 }
 
 /// `vsc ra card renew-now`: makes an active card's renewal due now, whatever its window says
-/// (the unlock permission: RAM, or RAA in the holder's organisations; never one's own card).
+/// (the issue-card permission: RAM, or RAA in the holder's organisations; never one's own card).
 /// The phone renews at its next `renew` and the order is cleared when that renewal is confirmed.
 pub(crate) async fn renew_now_card(
     State(state): State<AppState>,
@@ -1468,13 +1476,7 @@ pub(crate) async fn renew_now_card(
     ApiJson(req): ApiJson<vsc_proto::renewal::RenewNow>,
 ) -> ApiResult<Json<vsc_proto::renewal::RenewalWindow>> {
     audited(&state, &caller, "card.renew-now", &id, async {
-        let reason = req.reason.trim();
-        if reason.chars().count() > 500 || !vsc_core::text::displays_as_written(reason) {
-            return Err(ApiError::bad_request(
-                code::INVALID_REASON,
-                "the reason is at most 500 characters, without control or invisible formatting characters (such as bidirectional overrides)",
-            ));
-        }
+        let reason = audit_reason(&req.reason, false, "the reason is ")?;
         let mut tx = state.write().await?;
         let card = card_for(&state, &caller, &mut tx, &id, RaAction::IssueCard).await?;
         if card.state != CardState::Active {

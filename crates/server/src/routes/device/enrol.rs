@@ -338,15 +338,6 @@ async fn enrol_inner(
         ),
         None => None,
     };
-    let subject_dn = PersonSubject {
-        uid: person.uid.clone(),
-        given_name: person.given_name.clone(),
-        family_name: person.family_name.clone(),
-    };
-    let validity = state.config().certificate_validity;
-    let crl_url = state.crl_url();
-    let ocsp_url = state.ocsp_url();
-    let mut issued = Vec::new();
     let mut requested = vec![
         (&auth_csr, CertProfile::Authentication, "authentication"),
         (&signing_csr, CertProfile::Signing, "signing"),
@@ -357,32 +348,7 @@ async fn enrol_inner(
     if let Some(csr) = &piv_signing_csr {
         requested.push((csr, CertProfile::Signing, "piv-signature"));
     }
-    for (csr, profile, usage) in requested {
-        let cert = state.ca().issue_person_certificate(
-            csr,
-            profile,
-            &subject_dn,
-            validity,
-            &crl_url,
-            &ocsp_url,
-            now,
-        )?;
-        repo::insert_certificate(
-            &mut tx,
-            &CertificateRow {
-                serial: cert.serial_hex.clone(),
-                card_id: card.id.clone(),
-                usage: usage.into(),
-                der: cert.der.clone(),
-                spki_sha256: csr.spki_sha256_hex(),
-                not_before: cert.not_before.unix_timestamp(),
-                not_after: cert.not_after.unix_timestamp(),
-                revoked_at: None,
-            },
-        )
-        .await?;
-        issued.push(cert);
-    }
+    let issued = issue_certificates(state, &mut tx, &card.id, &person, &requested, now).await?;
     repo::bind_card_device(&mut tx, &card.id, device_id, &sealed_recovery).await?;
     repo::record_card_bound(&mut tx, &card.id, device_id, now.unix_timestamp()).await?;
     store_passcode_deposit(
@@ -947,4 +913,46 @@ async fn unlock_inner(
         card_id: card.id,
         recovery_key: B64.encode(&*key),
     })
+}
+
+/// Issues the card's certificates for `requested` (CSR, profile, usage) to `person` at `now` and
+/// stores each in `certificates`, in the caller's transaction: what enrolment and renewal both
+/// do (renewal then marks them pending until the phone confirms).
+pub(super) async fn issue_certificates(
+    state: &AppState,
+    tx: &mut Tx,
+    card_id: &str,
+    person: &repo::PersonRow,
+    requested: &[(&ValidatedCsr, CertProfile, &str)],
+    now: time::OffsetDateTime,
+) -> ApiResult<Vec<vsc_pki::IssuedCertificate>> {
+    let subject = PersonSubject {
+        uid: person.uid.clone(),
+        given_name: person.given_name.clone(),
+        family_name: person.family_name.clone(),
+    };
+    let validity = state.config().certificate_validity;
+    let (crl_url, ocsp_url) = (state.crl_url(), state.ocsp_url());
+    let mut issued = Vec::with_capacity(requested.len());
+    for &(csr, profile, usage) in requested {
+        let cert = state
+            .ca()
+            .issue_person_certificate(csr, profile, &subject, validity, &crl_url, &ocsp_url, now)?;
+        repo::insert_certificate(
+            tx,
+            &CertificateRow {
+                serial: cert.serial_hex.clone(),
+                card_id: card_id.to_owned(),
+                usage: usage.into(),
+                der: cert.der.clone(),
+                spki_sha256: csr.spki_sha256_hex(),
+                not_before: cert.not_before.unix_timestamp(),
+                not_after: cert.not_after.unix_timestamp(),
+                revoked_at: None,
+            },
+        )
+        .await?;
+        issued.push(cert);
+    }
+    Ok(issued)
 }

@@ -111,21 +111,32 @@ async fn device_challenge(
         .map(Json)
 }
 
-async fn device_challenge_inner(
+/// Whether `device_id` may be given a challenge (a device token's, a renewal's): it must be an
+/// enrolled device, and asking counts against its challenge throttle; an unknown device counts
+/// against the caller's address instead.
+pub(super) async fn admit_challenge(
     state: &AppState,
+    tx: &mut vsc_store::Tx,
     ctx: &AuditContext,
-    req: &DeviceChallengeRequest,
-) -> ApiResult<ChallengeResponse> {
-    let mut tx = state.write().await?;
-    // Unknown devices count against the caller's address; enrolled ones against the device.
-    if db::device_key(&mut tx, &req.device_id).await?.is_none() {
+    device_id: &str,
+) -> ApiResult<()> {
+    if db::device_key(tx, device_id).await?.is_none() {
         state.admit_unauthenticated(ctx.source).await?;
         return Err(ApiError::not_found(
             code::UNKNOWN_DEVICE,
             "this device is not enrolled (or enrolled before device keys existed): enrol again",
         ));
     }
-    state.admit_device_challenge(&req.device_id).await?;
+    state.admit_device_challenge(device_id).await
+}
+
+async fn device_challenge_inner(
+    state: &AppState,
+    ctx: &AuditContext,
+    req: &DeviceChallengeRequest,
+) -> ApiResult<ChallengeResponse> {
+    let mut tx = state.write().await?;
+    admit_challenge(state, &mut tx, ctx, &req.device_id).await?;
     let issued = challenge::issue(
         state,
         &mut tx,

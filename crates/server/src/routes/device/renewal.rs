@@ -24,7 +24,7 @@ use axum::extract::State;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use vsc_core::CardState;
-use vsc_pki::{CertProfile, KeyKind, PersonSubject, RevocationReason};
+use vsc_pki::{CertProfile, KeyKind, RevocationReason};
 use vsc_proto::errors as code;
 use vsc_proto::renewal::{
     RenewalChallenge, RenewalChallengeRequest, RenewalConfirm, RenewalConfirmed, RenewalIssued,
@@ -130,17 +130,7 @@ async fn challenge_inner(
     req: &RenewalChallengeRequest,
 ) -> ApiResult<RenewalChallenge> {
     let mut tx = state.write().await?;
-    if vsc_store::signin::device_key(&mut tx, &req.device_id)
-        .await?
-        .is_none()
-    {
-        state.admit_unauthenticated(ctx.source).await?;
-        return Err(ApiError::not_found(
-            code::UNKNOWN_DEVICE,
-            "this device is not enrolled: enrol again",
-        ));
-    }
-    state.admit_device_challenge(&req.device_id).await?;
+    super::admit_challenge(state, &mut tx, ctx, &req.device_id).await?;
     let card = card_on_device(&mut tx, &req.card_id, &req.device_id).await?;
     let window = window_of(state, &mut tx, &card, state.now_unix())
         .await?
@@ -302,41 +292,11 @@ async fn renew_inner(
     let lapsed =
         db::lapse_open(&mut tx, &card.id, now, RevocationReason::Superseded.code()).await?;
     let renewal_id = state.new_id()?;
-    let subject_dn = PersonSubject {
-        uid: person.uid.clone(),
-        given_name: person.given_name.clone(),
-        family_name: person.family_name.clone(),
-    };
-    let validity = state.config().certificate_validity;
-    let (crl_url, ocsp_url) = (state.crl_url(), state.ocsp_url());
-    let issued_at = state.now();
-    let mut issued = Vec::new();
-    for (csr, profile, usage) in requested {
-        let cert = state.ca().issue_person_certificate(
-            csr,
-            profile,
-            &subject_dn,
-            validity,
-            &crl_url,
-            &ocsp_url,
-            issued_at,
-        )?;
-        repo::insert_certificate(
-            &mut tx,
-            &CertificateRow {
-                serial: cert.serial_hex.clone(),
-                card_id: card.id.clone(),
-                usage: usage.into(),
-                der: cert.der.clone(),
-                spki_sha256: csr.spki_sha256_hex(),
-                not_before: cert.not_before.unix_timestamp(),
-                not_after: cert.not_after.unix_timestamp(),
-                revoked_at: None,
-            },
-        )
-        .await?;
+    let issued =
+        enrol::issue_certificates(state, &mut tx, &card.id, &person, &requested, state.now())
+            .await?;
+    for cert in &issued {
         db::mark_pending(&mut tx, &cert.serial_hex, &renewal_id).await?;
-        issued.push(cert);
     }
     let confirm_nonce = B64.encode(state.random::<32>()?);
     let expires_at = now + CONFIRM_TTL_SECONDS;

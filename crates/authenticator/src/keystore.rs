@@ -51,15 +51,18 @@
 //! over a digest (EPS `rsa-sha1` and `rsa-sha256`) go through `vsc-rsa-digest`, which
 //! calls the same AWS-LC library, so the unlocked keys keep the signing key's PKCS#8 bytes
 //! (zeroized on drop) for it.
+//!
+//! # Shared with the web app
+//!
+//! Argon2id, the HKDF derivations, AES-256-GCM and the AAD labels are
+//! [`vsc_phone_core::seal`], which the web app's keystore (WebAssembly) uses too; this module
+//! keeps the file, the keys and the flows.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use argon2::{Algorithm, Argon2, Params, Version};
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::hkdf;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
@@ -68,6 +71,13 @@ use aws_lc_rs::signature::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
+// The sealing primitives (Argon2id, HKDF, AES-256-GCM, the AAD labels) live in
+// `vsc-phone-core`, shared with the web app's keystore, so both seal alike.
+use vsc_phone_core::seal::StretchedPasscode as CoreStretched;
+use vsc_phone_core::seal::{
+    AAD_AUTH_KEY, AAD_DEK_PASSCODE, AAD_DEK_RECOVERY, AAD_PIV_AUTH_KEY, AAD_PIV_SIGN_KEY,
+    AAD_SIGNING_KEY, CryptoError, KEY_LEN, KdfParams, SALT_LEN, Sealed, key_aad,
+};
 use zeroize::Zeroizing;
 
 use crate::fsutil;
@@ -81,36 +91,6 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The format before the server checked passcodes: read, refused for unlocking, upgraded by an
 /// RA unlock.
 pub const LEGACY_FORMAT_VERSION: u32 = 1;
-
-/// Argon2id memory cost, KiB (64 MiB).
-const ARGON2_M_KIB: u32 = 65536;
-/// Argon2id passes.
-const ARGON2_T: u32 = 3;
-/// Argon2id lanes.
-const ARGON2_P: u32 = 1;
-/// Largest memory cost accepted from a file (1 GiB), so a damaged file cannot exhaust memory.
-const ARGON2_MAX_M_KIB: u32 = 1 << 20;
-const SALT_LEN: usize = 16;
-const KEY_LEN: usize = 32;
-
-const AAD_DEK_PASSCODE: &[u8] = b"vsc-keystore/v2 dek wrapped by passcode and server secret";
-const AAD_DEK_RECOVERY: &[u8] = b"vsc-keystore/v1 dek wrapped by recovery key";
-const AAD_AUTH_KEY: &[u8] = b"vsc-keystore/v1 authentication key p256 pkcs8\n";
-const AAD_SIGNING_KEY: &[u8] = b"vsc-keystore/v1 signing key rsa2048 pkcs8\n";
-const AAD_PIV_AUTH_KEY: &[u8] = b"vsc-keystore/v1 piv 9a key p256 pkcs8\n";
-const AAD_PIV_SIGN_KEY: &[u8] = b"vsc-keystore/v1 piv 9c key p256 pkcs8\n";
-
-/// HKDF info: the half of the stretched passcode that stays on the phone.
-const INFO_WRAP: &[u8] = b"vsc-keystore/v2 passcode wrapping input";
-/// HKDF info: the half the server checks.
-const INFO_VERIFIER: &[u8] = b"vsc-keystore/v2 server verifier";
-/// HKDF info: the DEK's wrapping key, from the phone's half and the server's secret.
-const INFO_KEK: &[u8] = b"vsc-keystore/v2 dek wrapping key";
-
-/// Shortest passcode.
-const PASSCODE_MIN: usize = 6;
-/// Longest passcode.
-const PASSCODE_MAX: usize = 64;
 
 /// Why a keystore operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -232,9 +212,7 @@ impl Passcode {
     /// Checks and wraps a passcode as typed.
     pub fn new(s: impl Into<String>) -> Result<Passcode, KeystoreError> {
         let s = Zeroizing::new(s.into());
-        if !(PASSCODE_MIN..=PASSCODE_MAX).contains(&s.len())
-            || !s.bytes().all(|b| b.is_ascii_digit())
-        {
+        if !vsc_phone_core::seal::passcode_ok(&s) {
             return Err(KeystoreError::PasscodeFormat);
         }
         Ok(Passcode(s))
@@ -339,10 +317,8 @@ pub struct StretchedPasscode {
 
 impl StretchedPasscode {
     fn from_argon2(stretched: &[u8; KEY_LEN]) -> Result<StretchedPasscode, KeystoreError> {
-        Ok(StretchedPasscode {
-            wrap: hkdf_sha256(&[stretched.as_slice()], INFO_WRAP)?,
-            verifier: hkdf_sha256(&[stretched.as_slice()], INFO_VERIFIER)?,
-        })
+        let (wrap, verifier) = CoreStretched::from_argon2(stretched)?.into_parts();
+        Ok(StretchedPasscode { wrap, verifier })
     }
 
     /// The verifier `V`, as the server receives it (standard base64).
@@ -352,7 +328,9 @@ impl StretchedPasscode {
 
     /// The DEK's wrapping key: `HKDF(W ‖ S)`.
     fn kek(&self, secret: &ServerSecret) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
-        hkdf_sha256(&[self.wrap.as_slice(), secret.0.as_slice()], INFO_KEK)
+        Ok(vsc_phone_core::seal::dek_wrapping_key(
+            &self.wrap, &secret.0,
+        )?)
     }
 }
 
@@ -374,15 +352,10 @@ pub struct NewPasscode {
 impl NewPasscode {
     /// Runs Argon2id once over `passcode` with a new salt and draws a new server secret.
     pub fn new(passcode: &Passcode) -> Result<NewPasscode, KeystoreError> {
-        let mut salt = [0u8; SALT_LEN];
-        random(&mut salt)?;
-        let kdf = KdfParams {
-            algorithm: "argon2id".to_owned(),
-            m_cost_kib: ARGON2_M_KIB,
-            t_cost: ARGON2_T,
-            p_cost: ARGON2_P,
-            salt: B64.encode(salt),
-        };
+        let kdf = KdfParams::generate()?;
+        let salt = kdf
+            .salt_bytes()
+            .map_err(|_| KeystoreError::Crypto("Argon2id salt"))?;
         let stretched = StretchedPasscode::from_argon2(&*stretch_argon2id(passcode, &kdf, &salt)?)?;
         Ok(NewPasscode {
             kdf,
@@ -448,23 +421,6 @@ pub trait Keystore {
     /// ECDSA P-256 with a virtual-smartcard key over a SHA-256-sized digest computed elsewhere
     /// (by the workstation's middleware); ASN.1 DER signature.
     fn sign_piv_digest(&self, key: PivKey, digest: &[u8; 32]) -> Result<Vec<u8>, KeystoreError>;
-}
-
-/// Argon2id parameters as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct KdfParams {
-    algorithm: String,
-    m_cost_kib: u32,
-    t_cost: u32,
-    p_cost: u32,
-    salt: String,
-}
-
-/// An AES-256-GCM blob: nonce and ciphertext with its tag, base64.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Sealed {
-    nonce: String,
-    ciphertext: String,
 }
 
 /// A sealed ECDSA P-256 private key with its public key (SPKI, base64).
@@ -659,18 +615,7 @@ impl SoftwareKeystore {
         }
         let file: KeystoreFile = serde_json::from_slice(&bytes)
             .map_err(|e| corrupt(format!("not a keystore file: {e}")))?;
-        let kdf = &file.kdf;
-        if kdf.algorithm != "argon2id"
-            || kdf.m_cost_kib > ARGON2_MAX_M_KIB
-            || kdf.t_cost == 0
-            || kdf.t_cost > 100
-            || kdf.p_cost == 0
-            || kdf.p_cost > 16
-        {
-            return Err(corrupt(
-                "unexpected passcode key-derivation parameters".to_owned(),
-            ));
-        }
+        file.kdf.check().map_err(corrupt)?;
         let auth_spki = B64
             .decode(&file.auth_public_key)
             .map_err(|e| corrupt(format!("authentication public key: {e}")))?;
@@ -1187,32 +1132,8 @@ fn rsa_spki(key: &RsaKeyPair) -> Result<Vec<u8>, KeystoreError> {
     Ok(der.as_ref().to_vec())
 }
 
-/// AAD for a private-key blob: its purpose, then its public key.
-fn key_aad(label: &[u8], spki: &[u8]) -> Vec<u8> {
-    let mut aad = label.to_vec();
-    aad.extend_from_slice(spki);
-    aad
-}
-
 fn random(out: &mut [u8]) -> Result<(), KeystoreError> {
-    aws_lc_rs::rand::fill(out).map_err(|_| KeystoreError::Crypto("random number generator"))
-}
-
-/// HKDF-SHA256 (empty salt) over the concatenation of `ikm`, 32 bytes out.
-fn hkdf_sha256(ikm: &[&[u8]], info: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
-    let mut input = Zeroizing::new(Vec::with_capacity(2 * KEY_LEN));
-    for part in ikm {
-        input.extend_from_slice(part);
-    }
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(&input);
-    let info = [info];
-    let okm = prk
-        .expand(&info, hkdf::HKDF_SHA256)
-        .map_err(|_| KeystoreError::Crypto("HKDF expand"))?;
-    let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    okm.fill(out.as_mut())
-        .map_err(|_| KeystoreError::Crypto("HKDF fill"))?;
-    Ok(out)
+    Ok(vsc_phone_core::seal::random(out)?)
 }
 
 /// Argon2id(passcode, salt) → 256 bits, from which [`StretchedPasscode`] derives `W` and `V`.
@@ -1221,38 +1142,16 @@ fn stretch_argon2id(
     kdf: &KdfParams,
     salt: &[u8],
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, KeystoreError> {
-    let params = Params::new(kdf.m_cost_kib, kdf.t_cost, kdf.p_cost, Some(KEY_LEN))
-        .map_err(|_| KeystoreError::Crypto("Argon2id parameters"))?;
-    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    let mut kek = Zeroizing::new([0u8; KEY_LEN]);
-    argon
-        .hash_password_into(passcode.as_bytes(), salt, kek.as_mut())
-        .map_err(|_| KeystoreError::Crypto("Argon2id"))?;
-    Ok(kek)
-}
-
-fn aead_key(key: &[u8; KEY_LEN]) -> Result<LessSafeKey, KeystoreError> {
-    let unbound =
-        UnboundKey::new(&AES_256_GCM, key).map_err(|_| KeystoreError::Crypto("AES-256-GCM key"))?;
-    Ok(LessSafeKey::new(unbound))
+    Ok(vsc_phone_core::seal::argon2id(
+        passcode.as_bytes(),
+        kdf,
+        salt,
+    )?)
 }
 
 /// AES-256-GCM with a fresh random nonce.
 fn seal(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Sealed, KeystoreError> {
-    let key = aead_key(key)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    random(&mut nonce)?;
-    let mut in_out = Zeroizing::new(plaintext.to_vec());
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad),
-        &mut *in_out,
-    )
-    .map_err(|_| KeystoreError::Crypto("AES-256-GCM seal"))?;
-    Ok(Sealed {
-        nonce: B64.encode(nonce),
-        ciphertext: B64.encode(&*in_out),
-    })
+    Ok(vsc_phone_core::seal::seal(key, aad, plaintext)?)
 }
 
 /// Opens a blob: `Ok(None)` when the key is wrong (or the blob tampered with), `Err` when the
@@ -1262,25 +1161,12 @@ fn open_sealed(
     aad: &[u8],
     sealed: &Sealed,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
-    let nonce = B64
-        .decode(&sealed.nonce)
-        .map_err(|e| format!("nonce: {e}"))?;
-    let nonce: [u8; NONCE_LEN] = nonce
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("the nonce is {} bytes, not {NONCE_LEN}", nonce.len()))?;
-    let mut in_out = Zeroizing::new(
-        B64.decode(&sealed.ciphertext)
-            .map_err(|e| format!("ciphertext: {e}"))?,
-    );
-    let key = aead_key(key).map_err(|e| e.to_string())?;
-    match key.open_in_place(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad),
-        &mut in_out,
-    ) {
-        Ok(plain) => Ok(Some(Zeroizing::new(plain.to_vec()))),
-        Err(_) => Ok(None),
+    vsc_phone_core::seal::open(key, aad, sealed)
+}
+
+impl From<CryptoError> for KeystoreError {
+    fn from(e: CryptoError) -> KeystoreError {
+        KeystoreError::Crypto(e.0)
     }
 }
 
@@ -1726,5 +1612,41 @@ mod tests {
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// A store written by this keystore before its sealing moved to `vsc-phone-core` (aws-lc-rs
+    /// HKDF and AES-GCM then; RustCrypto now) still stretches to the same verifier and opens
+    /// with its server secret and with its recovery key: the move changed no byte.
+    #[test]
+    fn store_made_before_the_move_still_opens() {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../phone-core/tests/data");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keystore.json");
+        std::fs::copy(format!("{data}/native-keystore-v2.json"), &path).expect("copy");
+        let secrets: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{data}/native-keystore-v2.secrets.json"))
+                .expect("read"),
+        )
+        .expect("json");
+        let field = |name: &str| secrets[name].as_str().expect("field").to_owned();
+        let mut store = SoftwareKeystore::open(&path).expect("opens");
+        let passcode = Passcode::new(field("passcode")).expect("passcode");
+        let stretched = store.stretch(&passcode).expect("stretch");
+        assert_eq!(*stretched.verifier_base64(), field("verifier"));
+        let secret = ServerSecret::from_base64(&field("secret")).expect("secret");
+        let keys = store
+            .unlock_with_secret(&stretched, &secret)
+            .expect("unlocks");
+        keys.sign_auth(b"still works").expect("signs");
+        assert!(
+            keys.piv_csr_der(PivKey::Signature, "x")
+                .expect("csr")
+                .is_some()
+        );
+        let recovery = RecoveryKey::from_base64(&field("recovery_key")).expect("recovery");
+        let new = NewPasscode::new(&Passcode::new("97531086").expect("passcode")).expect("new");
+        store
+            .reset_passcode(&recovery, &new)
+            .expect("recovery key opens");
     }
 }

@@ -37,6 +37,33 @@ pub use phone::{
 pub use unlock::unlock_keys;
 pub use vsc_https::{fsutil, sse};
 
+impl From<vsc_phone_core::signin::SignInError> for AuthenticatorError {
+    fn from(e: vsc_phone_core::signin::SignInError) -> AuthenticatorError {
+        use vsc_phone_core::signin::SignInError;
+        match e {
+            SignInError::ContextMismatch { request_id } => {
+                AuthenticatorError::ContextMismatch { request_id }
+            }
+            SignInError::RequestExpired { request_id } => {
+                AuthenticatorError::RequestExpired { request_id }
+            }
+            SignInError::BadRequestId(id) => AuthenticatorError::BadRequestId(id),
+            SignInError::NotTwoDigits { number } => AuthenticatorError::NotTwoDigits {
+                number: u8::try_from(number).unwrap_or(u8::MAX),
+            },
+        }
+    }
+}
+
+impl From<vsc_phone_core::review::ReviewError> for AuthenticatorError {
+    fn from(e: vsc_phone_core::review::ReviewError) -> AuthenticatorError {
+        AuthenticatorError::BadSigningRequest {
+            request_id: e.request_id,
+            reason: e.reason,
+        }
+    }
+}
+
 /// Why a flow failed. Each message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthenticatorError {

@@ -55,7 +55,7 @@ use crate::client::{Client, ClientError, ClientForHome as _};
 use crate::device_key::DeviceKey;
 use crate::home::{Home, HomeError};
 use crate::keystore::{Keystore as _, KeystoreError, Passcode};
-use crate::signing::SigningReview;
+use crate::signing::{SignReview as _, SigningReview};
 use crate::sse::{SseEvent, SseParser};
 
 /// `POST`: a challenge for the device key.
@@ -150,36 +150,18 @@ impl DeviceEvent {
 
 /// Checks a request before it is shown or signed: the context digest recomputed from what will
 /// be shown must equal the server's (otherwise the context on screen would not be the one
-/// signed), and the request must not have expired at `now`.
+/// signed), and the request must not have expired at `now`. The check is
+/// [`vsc_phone_core::signin::check_request`], the one the web app runs too.
 pub fn check_request(
     req: &PendingAuthRequest,
     now: OffsetDateTime,
 ) -> Result<(), AuthenticatorError> {
-    let digest = vsc_proto::signin::context_digest(&req.context, req.created_at);
-    if digest != req.context_digest.to_ascii_lowercase() {
-        return Err(AuthenticatorError::ContextMismatch {
-            request_id: req.request_id.clone(),
-        });
-    }
-    if req.expires_at <= now {
-        return Err(AuthenticatorError::RequestExpired {
-            request_id: req.request_id.clone(),
-        });
-    }
-    Ok(())
+    Ok(vsc_phone_core::signin::check_request(req, now)?)
 }
 
 /// Request ids come from the server; one typed in is checked before it becomes part of a path.
 fn check_request_id(id: &str) -> Result<(), AuthenticatorError> {
-    if id.is_empty()
-        || id.len() > 128
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(AuthenticatorError::BadRequestId(id.to_owned()));
-    }
-    Ok(())
+    Ok(vsc_phone_core::signin::check_request_id(id)?)
 }
 
 /// A device token and when to renew it.
@@ -452,21 +434,14 @@ impl PhoneLink {
         request: &PendingAuthRequest,
         number: u8,
     ) -> Result<Vec<u8>, AuthenticatorError> {
-        check_request(request, OffsetDateTime::now_utc())?;
-        check_request_id(&request.request_id)?;
-        // Whether it is the right number only the server knows; it fails the request if not.
-        if number > 99 {
-            return Err(AuthenticatorError::NotTwoDigits { number });
-        }
-        // Recomputed by `check_request` and equal to the server's; signed as recomputed.
-        let digest = vsc_proto::signin::context_digest(&request.context, request.created_at);
-        Ok(vsc_proto::signin::approval_statement(
-            &request.request_id,
-            &request.nonce,
-            &digest,
-            number,
+        // Digest, expiry, id and number checked as the web app checks them; whether it is the
+        // right number only the server knows (it fails the request if not).
+        Ok(vsc_phone_core::signin::approval_statement(
+            request,
+            u32::from(number),
             &self.inner.client.origin(),
-        ))
+            OffsetDateTime::now_utc(),
+        )?)
     }
 
     async fn send_approval(

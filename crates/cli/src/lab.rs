@@ -222,7 +222,7 @@ impl Lab {
         self.root_pem.clone()
     }
 
-    async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
+    pub(crate) async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
         Ok(self.client.get_json(path, Some(&self.ram_token)).await?)
     }
 
@@ -284,6 +284,16 @@ impl Lab {
             )
             .await?;
         Ok((uid, card))
+    }
+
+    /// A new activation code for a card that is still waiting for its phone, as
+    /// `vsc ra card activation` gets it.
+    pub async fn reissue_activation(&self, card_id: &str) -> Result<CardWithCode> {
+        self.post(
+            &routes::fill(routes::RA_CARD_ACTIVATION, card_id),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     /// A one-time registration code for a workstation of the lab organisation named `name`,

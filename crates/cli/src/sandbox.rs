@@ -37,6 +37,14 @@ pub struct SandboxArgs {
     /// Server address (loopback).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
+    /// The address phones and browsers use, when it is not `https://LISTEN` (for a phone on
+    /// the same network: `--listen 0.0.0.0:8443 --public-url https://laptop.example:8443
+    /// --hostname laptop.example`; see README, "The phone web app").
+    #[arg(long)]
+    public_url: Option<url::Url>,
+    /// Extra DNS name or IP address for the server's TLS certificate (repeatable).
+    #[arg(long = "hostname", value_name = "NAME")]
+    hostnames: Vec<String>,
     /// The identity agent's ticket API address (loopback only).
     #[arg(long, default_value = "127.0.0.1:8444")]
     agent_listen: SocketAddr,
@@ -69,6 +77,12 @@ struct SandboxFile {
     /// Its secret (the server keeps only its hash; printed at every start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     oidc_client_secret: Option<String>,
+    /// The second test person, who sets up the phone web app (`/app`) themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app_uid: Option<String>,
+    /// Their card (pending until the web app enrols it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app_card_id: Option<String>,
 }
 
 /// The name of the sandbox's OpenID Connect test client, as the sign-in page and phone show it.
@@ -91,6 +105,73 @@ async fn until(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// The sandbox's second test person, for the phone web app.
+struct AppPerson {
+    uid: String,
+    card_id: String,
+    /// A fresh one-time link into the web app (`…/app/#code=…&fp=…`) while the card waits for
+    /// its phone; `None` once a browser has enrolled it.
+    activation: Option<String>,
+    /// When the link stops working.
+    expires: String,
+}
+
+/// Registers the app-based test clinician on the first start and, while their card is still
+/// pending, issues a new activation at every start (a code is single-use and expires, and the
+/// one printed last time may be spent or stale).
+async fn app_person(
+    lab: &Lab,
+    file: &mut SandboxFile,
+    state_file: &std::path::Path,
+) -> Result<AppPerson> {
+    let code = match (&file.app_uid, &file.app_card_id) {
+        (Some(uid), Some(card_id)) => {
+            let card: vsc_proto::Card = lab
+                .get(&routes::fill(routes::RA_CARD, card_id))
+                .await
+                .context("look up the app person's card")?;
+            if card.state != vsc_core::CardState::Pending.as_str() {
+                return Ok(AppPerson {
+                    uid: uid.clone(),
+                    card_id: card_id.clone(),
+                    activation: None,
+                    expires: String::new(),
+                });
+            }
+            lab.reissue_activation(card_id)
+                .await
+                .context("issue a new activation for the app person")?
+                .code
+        }
+        _ => {
+            let (uid, card) = lab.register("App", "Clinician", &[CLINICIAN]).await?;
+            file.app_uid = Some(uid);
+            file.app_card_id = Some(card.card.id.clone());
+            save_sandbox_file(state_file, file)?;
+            card.code
+        }
+    };
+    Ok(AppPerson {
+        uid: file.app_uid.clone().unwrap_or_default(),
+        card_id: file.app_card_id.clone().unwrap_or_default(),
+        activation: Some(app_link(&lab.url, &code.url)?),
+        expires: code
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    })
+}
+
+/// The web app's form of an activation link: the same fragment (code and CA fingerprint,
+/// never sent to a server) after `/app/` instead of `/activate`.
+fn app_link(server: &url::Url, activation_url: &str) -> Result<String> {
+    let fragment = url::Url::parse(activation_url)
+        .ok()
+        .and_then(|u| u.fragment().map(str::to_owned))
+        .context("the server's activation link has no fragment")?;
+    Ok(format!("{server}app/#{fragment}"))
+}
+
 /// Runs the sandbox.
 pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     if !args.agent_listen.ip().is_loopback() {
@@ -102,7 +183,10 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
     // also the number a web sign-in page shows in the browser.
     let screen = vsc_authenticator::WorkstationScreen::new();
     let page_screen = screen.clone();
+    let (public_url, hostnames) = (args.public_url.clone(), args.hostnames.clone());
     let lab = Lab::start(&data, args.listen, move |config| {
+        config.public_url = public_url;
+        config.hostnames = hostnames;
         config.oidc.number_screen = Some(std::sync::Arc::new(move |uid: &str, number: u8| {
             page_screen.show(uid, number)
         }));
@@ -123,6 +207,8 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
                 card_id: card.card.id,
                 oidc_client_id: None,
                 oidc_client_secret: None,
+                app_uid: None,
+                app_card_id: None,
             };
             save_sandbox_file(&state_file, &p)?;
             p
@@ -146,6 +232,7 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
                 (id, secret)
             }
         };
+    let app_person = app_person(&lab, &mut person, &state_file).await?;
     let phone_home = vsc_authenticator::Home::open(&phone_dir)?;
     lab::follow_server(&phone_home, &lab.url)?;
     if !args.no_card {
@@ -277,6 +364,18 @@ pub async fn run(args: SandboxArgs) -> Result<ExitCode> {
         lab.url,
         lab.ram_home.enrolment()?.map(|e| e.uid).unwrap_or_default()
     );
+    println!("  phone web app    {}app/", lab.url);
+    println!(
+        "  app person       App Clinician, UID {} (card {}), sets up the web app themselves",
+        app_person.uid, app_person.card_id
+    );
+    match &app_person.activation {
+        Some(link) => println!(
+            "  app activation   {link}  (one-time, until {}; open it on the phone or in a browser)",
+            app_person.expires
+        ),
+        None => println!("  app activation   none: the card is already set up in a browser"),
+    }
     println!(
         "  passcode         {} (every simulated phone here)",
         lab::LAB_PASSCODE

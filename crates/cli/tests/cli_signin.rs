@@ -106,15 +106,46 @@ fn sandbox_is_ready_serves_tickets_and_stops_cleanly() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
 
+    // The phone web app is served, and the second test person has a one-time link into it.
+    let app_url = sandbox.field("phone web app");
+    assert_eq!(app_url, format!("{server}app/"));
+    let out = Command::new("curl")
+        .args(["-sSf", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(data.join("server/ca/root.pem"))
+        .arg(&app_url)
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{app_url}");
+    let app_person = sandbox.field("app person");
+    let first_link = first_word(&sandbox.field("app activation"));
+    assert!(
+        first_link.starts_with(&format!("{app_url}#code=")) && first_link.contains("&fp="),
+        "{first_link}"
+    );
+
     assert!(
         sandbox.stop().success(),
         "SIGTERM stops the sandbox cleanly"
     );
 
-    // The next start reuses the same person.
+    // The next start reuses the same people; the app person's card still waits for its
+    // phone, so they get a new one-time link.
     let again = Sandbox::start(&data);
     assert!(again.field("test person").contains(&uid));
+    assert_eq!(again.field("app person"), app_person);
+    let second_link = first_word(&again.field("app activation"));
+    // The server's port may differ from the first start's.
+    let again_app_url = again.field("phone web app");
+    assert!(
+        second_link.starts_with(&format!("{again_app_url}#code=")),
+        "{second_link}"
+    );
+    assert_ne!(second_link, first_link, "a new code at every start");
     assert!(again.stop().success());
+}
+
+fn first_word(s: &str) -> String {
+    s.split_whitespace().next().unwrap_or_default().to_owned()
 }
 
 #[test]

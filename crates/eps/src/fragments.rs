@@ -20,8 +20,8 @@
 //! (`xmlns=""`), or a second copy — makes the prescription an error instead of
 //! deciding what is signed, shown or checked. The copy is iterative.
 
-use aws_lc_rs::digest;
 use roxmltree::{Document, Node};
+use sha1::Digest as _;
 
 use crate::HL7_NS;
 use crate::c14n::{self, C14nOptions, escape_attribute, escape_text};
@@ -93,11 +93,11 @@ impl DigestAlgorithm {
 
     /// Hash `data` with this algorithm.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        let algorithm = match self {
-            Self::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
-            Self::Sha256 => &digest::SHA256,
-        };
-        digest::digest(algorithm, data).as_ref().to_vec()
+        // SHA-1 only because EPS R2 still uses rsa-sha1 signatures.
+        match self {
+            Self::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Self::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        }
     }
 }
 

@@ -14,7 +14,9 @@
 //! * [`screen`]: the phone's approval screen for prescriptions, shared by
 //!   the phone and `vsc eps preview`.
 //! * [`verify`]: EPS's signature checks, in EPS's order, as a report
-//!   (including CRL-based revocation and chain building to a trusted CA).
+//!   (including CRL-based revocation and chain building to a trusted CA);
+//!   behind the default feature `verify`, which the phone app's WebAssembly
+//!   core turns off (it needs aws-lc-rs and the PKI crates).
 #![forbid(unsafe_code)]
 
 pub mod c14n;
@@ -22,6 +24,7 @@ pub mod fragments;
 pub mod screen;
 pub mod sign;
 pub mod summary;
+#[cfg(feature = "verify")]
 pub mod verify;
 pub mod xml;
 

@@ -11,7 +11,7 @@
 //! indented, then the items that will not be signed and why — every line made
 //! [`displayable`] first.
 
-use aws_lc_rs::digest;
+use sha2::Digest as _;
 
 use crate::sign::{self, SignatureAlgorithm};
 use crate::summary;
@@ -102,8 +102,8 @@ pub fn render(
 /// A short fingerprint of bytes, for a person to compare: the first 8 bytes
 /// of SHA-256, hex in groups of four.
 pub fn short_fingerprint(bytes: &[u8]) -> String {
-    let d = digest::digest(&digest::SHA256, bytes);
-    let hex: String = d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let d = sha2::Sha256::digest(bytes);
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
     hex.as_bytes()
         .chunks(4)
         .map(|c| String::from_utf8_lossy(c).into_owned())

@@ -34,9 +34,9 @@
 
 use roxmltree::Node;
 use serde::{Deserialize, Serialize};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::fragments::{self, FragmentsError, child, children, is_hl7};
-use crate::verify::parse_hl7_time;
 use crate::xml::{self, XmlError};
 
 /// OID of NHS numbers.
@@ -647,6 +647,30 @@ impl LineItemSummary {
         }
         lines
     }
+}
+
+/// Parse an HL7 `TS` value (`YYYYMMDD[hh[mm[ss]]]`, no zone: taken as UTC).
+pub fn parse_hl7_time(value: &str) -> Option<OffsetDateTime> {
+    let digits = value.get(
+        ..value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len()),
+    )?;
+    if digits.len() < 8 || digits.len() % 2 != 0 || digits.len() > 14 {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| -> Option<u32> {
+        digits.get(range).map_or(Some(0), |s| s.parse().ok())
+    };
+    let year = i32::try_from(field(0..4)?).ok()?;
+    let month = Month::try_from(u8::try_from(field(4..6)?).ok()?).ok()?;
+    let day = u8::try_from(field(6..8)?).ok()?;
+    let hour = u8::try_from(field(8..10)?).ok()?;
+    let minute = u8::try_from(field(10..12)?).ok()?;
+    let second = u8::try_from(field(12..14)?).ok()?;
+    let date = Date::from_calendar_date(year, month, day).ok()?;
+    let time = Time::from_hms(hour, minute, second).ok()?;
+    Some(PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 #[cfg(test)]

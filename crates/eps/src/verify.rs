@@ -81,7 +81,7 @@ use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use base64::Engine as _;
 use roxmltree::Node;
 use serde::Serialize;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
+use time::OffsetDateTime;
 use x509_parser::prelude::{CertificateRevocationList, FromDer, X509Certificate};
 use x509_parser::public_key::PublicKey;
 use x509_parser::revocation_list::RevokedCertificate;
@@ -297,29 +297,9 @@ fn compact_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     base64::engine::general_purpose::STANDARD.decode(compact)
 }
 
-/// Parse an HL7 `TS` value (`YYYYMMDD[hh[mm[ss]]]`, no zone: taken as UTC).
-pub fn parse_hl7_time(value: &str) -> Option<OffsetDateTime> {
-    let digits = value.get(
-        ..value
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(value.len()),
-    )?;
-    if digits.len() < 8 || digits.len() % 2 != 0 || digits.len() > 14 {
-        return None;
-    }
-    let field = |range: std::ops::Range<usize>| -> Option<u32> {
-        digits.get(range).map_or(Some(0), |s| s.parse().ok())
-    };
-    let year = i32::try_from(field(0..4)?).ok()?;
-    let month = Month::try_from(u8::try_from(field(4..6)?).ok()?).ok()?;
-    let day = u8::try_from(field(6..8)?).ok()?;
-    let hour = u8::try_from(field(8..10)?).ok()?;
-    let minute = u8::try_from(field(10..12)?).ok()?;
-    let second = u8::try_from(field(12..14)?).ok()?;
-    let date = Date::from_calendar_date(year, month, day).ok()?;
-    let time = Time::from_hms(hour, minute, second).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_utc())
-}
+// Also what the prescriber's screen uses (summary), so it lives there: the phone's build has
+// no `verify`.
+pub use crate::summary::parse_hl7_time;
 
 /// Verify the signature of a prescription document (a `ParentPrescription`,
 /// alone or inside a message).

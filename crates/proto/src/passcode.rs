@@ -55,8 +55,8 @@ pub struct PasscodeCheckResponse {
 /// SHA-256 of `value`, lowercase hex: binds a secret into a signed statement without putting it
 /// there.
 fn sha256_hex(value: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(value.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the device key signs to have its passcode verifier checked: the challenge, the device,

@@ -132,8 +132,8 @@ pub struct RenewNow {
 }
 
 fn sha256_hex(value: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(value);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the current authentication key signs to renew: the challenge, the device, the card, the

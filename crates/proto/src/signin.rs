@@ -76,7 +76,8 @@ impl AuthContext {
 /// SHA-256 over every context field (length-prefixed, the registration included) and the
 /// server's creation time, hex.
 pub fn context_digest(ctx: &AuthContext, created_at_unix: i64) -> String {
-    let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    use sha2::Digest as _;
+    let mut c = sha2::Sha256::new();
     c.update(b"vsc-auth-context/v2");
     let registered: &[u8] = if ctx.registered {
         b"registered"
@@ -93,18 +94,18 @@ pub fn context_digest(ctx: &AuthContext, created_at_unix: i64) -> String {
         ctx.organisation.as_bytes(),
         ctx.organisation_name.as_bytes(),
     ] {
-        c.update(&(field.len() as u64).to_be_bytes());
+        c.update((field.len() as u64).to_be_bytes());
         c.update(field);
     }
     // Only web sign-ins carry a client: a workstation's digest stays what it always was.
     if !ctx.web_client.is_empty() {
         c.update(b"web-client");
-        c.update(&(ctx.web_client.len() as u64).to_be_bytes());
+        c.update((ctx.web_client.len() as u64).to_be_bytes());
         c.update(ctx.web_client.as_bytes());
     }
-    c.update(&created_at_unix.to_be_bytes());
-    let digest = c.finish();
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    c.update(created_at_unix.to_be_bytes());
+    let digest = c.finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The bytes the phone signs (ECDSA P-256 SHA-256, card authentication key) to approve.

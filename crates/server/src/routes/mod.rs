@@ -1,7 +1,9 @@
 //! The HTTP surface: public CA publication, the phone's device API (every `/api/v1/device/*`
-//! route, in [`device`]), the agent's sign-in, session, signing and card API, and the RA API.
+//! route, in [`device`]), the phone web app's static files ([`app`]), the agent's sign-in,
+//! session, signing and card API, and the RA API.
 //! Each sub-module documents its routes.
 
+pub mod app;
 pub mod card;
 pub mod challenge;
 pub mod console;
@@ -40,6 +42,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public::routes())
+        .merge(app::routes())
         .merge(ra::routes())
         .merge(ra_clients::routes())
         .merge(ra_versions::routes())

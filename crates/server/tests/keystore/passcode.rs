@@ -153,7 +153,7 @@ async fn wrong_passcodes_are_counted_by_the_server_and_a_restored_file_does_not_
     let s = start().await;
     let ram = s.enrol_bootstrap_ram().await;
     let t = ram.token.as_str();
-    let (_, card_id, phone) = s.enrolled_person(t, "X26").await;
+    let (uid, card_id, phone) = s.enrolled_person(t, "X26").await;
     let home = &phone.home;
 
     // (c) The honest path: the right passcode opens the keys, again and again.
@@ -188,11 +188,19 @@ async fn wrong_passcodes_are_counted_by_the_server_and_a_restored_file_does_not_
             .failed_attempts,
         0
     );
-    let err = vsc_authenticator::unlock_keys(home, &wrong)
-        .await
-        .expect_err("third wrong");
+    // A sign-in is waiting for the phone when the third wrong passcode locks the card: it
+    // fails with the lock, and the workstation's long-poll hears at once (not at its expiry,
+    // and the request does not come back to the phone after an unlock).
+    let waiting = s.open_request(&uid, "WS-LOCKED-CARD").await;
+    let (outcome, third) = tokio::join!(s.outcome(&waiting, 25), async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        vsc_authenticator::unlock_keys(home, &wrong).await
+    });
+    let err = third.expect_err("third wrong");
     assert!(is_locked(&err), "{err}");
     assert_eq!(s.card_state(&card_id).await, "locked");
+    assert_eq!(outcome.state, "failed", "{outcome:?}");
+    assert_eq!(s.request_state(&waiting.request_id).await, "failed");
     let err = vsc_authenticator::unlock_keys(home, &passcode())
         .await
         .expect_err("locked refuses the right passcode");
@@ -211,7 +219,8 @@ async fn wrong_passcodes_are_counted_by_the_server_and_a_restored_file_does_not_
     let locked = s.audit_events("card.locked").await;
     assert_eq!(locked.len(), 1);
     assert!(
-        locked[0].detail.contains("three wrong passcodes"),
+        locked[0].detail.contains("three wrong passcodes")
+            && locked[0].detail.contains(&waiting.request_id),
         "{:?}",
         locked[0]
     );

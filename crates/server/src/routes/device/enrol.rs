@@ -577,8 +577,16 @@ async fn passcode_check_inner(
     )
     .await
     {
-        Ok(answer) => {
+        Ok((answer, failed_requests)) => {
             tx.commit().await?;
+            // The workstations waiting on the locked card's requests hear now, not at expiry.
+            for request_id in failed_requests {
+                state.hub().publish(crate::hub::Event::Decided {
+                    card_id: req.card_id.clone(),
+                    request_id,
+                    state: vsc_proto::signin::state::FAILED.into(),
+                });
+            }
             Ok(answer)
         }
         Err(err) => {
@@ -601,7 +609,10 @@ async fn passcode_check_inner(
 }
 
 /// The passcode check proper, inside the transaction that consumed the challenge; the caller
-/// commits. A wrong passcode is an `Ok` answer whose count and audit events are in `tx`.
+/// commits. A wrong passcode is an `Ok` answer whose count and audit events are in `tx`; when
+/// it locks the card, the card's open sign-in requests fail with it (their ids come back for
+/// the caller to announce after the commit): a request the person could no longer approve must
+/// not wait for its expiry, nor reappear on the phone after an RA unlock.
 #[allow(clippy::too_many_arguments)]
 async fn check_passcode(
     state: &AppState,
@@ -613,7 +624,7 @@ async fn check_passcode(
     now: i64,
     tx: &mut Tx,
     subject: &mut String,
-) -> ApiResult<PasscodeCheckResponse> {
+) -> ApiResult<(PasscodeCheckResponse, Vec<String>)> {
     let (key, uid) = vsc_store::signin::device_key(tx, &req.device_id)
         .await?
         .ok_or_else(|| ApiError::not_found(code::UNKNOWN_DEVICE, "this device is not enrolled"))?;
@@ -679,20 +690,25 @@ async fn check_passcode(
                 state.now_ms(),
             )
             .await?;
-        return Ok(PasscodeCheckResponse {
-            correct: true,
-            tries_left: PASSCODE_TRIES as u32,
-            locked: false,
-            secret: Some(B64.encode(&*secret)),
-        });
+        return Ok((
+            PasscodeCheckResponse {
+                correct: true,
+                tries_left: PASSCODE_TRIES as u32,
+                locked: false,
+                secret: Some(B64.encode(&*secret)),
+            },
+            Vec::new(),
+        ));
     }
     // A wrong passcode is counted and audited in `tx`, committed before the answer goes out.
     let failures = device_secrets::record_passcode_failure(tx, &card.id, now).await?;
     let locked = failures >= PASSCODE_TRIES
         && repo::transition_card(tx, &card.id, &[CardState::Active], CardState::Locked, now)
             .await?;
+    let mut failed_requests = Vec::new();
     if locked {
         vsc_store::signin::end_sessions_of_card(tx, &card.id, now, "card-locked").await?;
+        failed_requests = repo::fail_open_requests_of_card(tx, &card.id, now).await?;
     }
     let mut event = actor.event(
         "card.passcode.failed",
@@ -709,18 +725,21 @@ async fn check_passcode(
                 "card.locked",
                 &card.id,
                 &card.issued_by,
-                serde_json::json!({"uid": card.uid, "reason": "three wrong passcodes", "failures": failures}),
+                serde_json::json!({"uid": card.uid, "reason": "three wrong passcodes", "failures": failures, "requests_failed": failed_requests}),
             ),
             state.now_ms(),
         )
         .await?;
     }
-    Ok(PasscodeCheckResponse {
-        correct: false,
-        tries_left: u32::try_from((PASSCODE_TRIES - failures).max(0)).unwrap_or(0),
-        locked: failures >= PASSCODE_TRIES,
-        secret: None,
-    })
+    Ok((
+        PasscodeCheckResponse {
+            correct: false,
+            tries_left: u32::try_from((PASSCODE_TRIES - failures).max(0)).unwrap_or(0),
+            locked: failures >= PASSCODE_TRIES,
+            secret: None,
+        },
+        failed_requests,
+    ))
 }
 
 pub(super) async fn unlock(

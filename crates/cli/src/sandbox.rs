@@ -34,12 +34,14 @@ pub struct SandboxArgs {
     /// Where the sandbox keeps its server, phones and agent (reused across runs).
     #[arg(long, default_value = "./vsc-sandbox", env = "VSC_SANDBOX_DATA")]
     data: PathBuf,
-    /// Server address (loopback).
+    /// Server address (loopback by default; `0.0.0.0:8443` for a phone on the same network,
+    /// with --public-url).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
     /// The address phones and browsers use, when it is not `https://LISTEN` (for a phone on
-    /// the same network: `--listen 0.0.0.0:8443 --public-url https://laptop.example:8443
-    /// --hostname laptop.example`; see README, "The phone web app").
+    /// the same network: `--listen 0.0.0.0:8443 --public-url https://laptop.example:8443`; see
+    /// README, "The phone web app"). The sandbox's own agent and simulated phones use it too,
+    /// so the name must also resolve on this machine.
     #[arg(long)]
     public_url: Option<url::Url>,
     /// Extra DNS name or IP address for the server's TLS certificate (repeatable).

@@ -7,6 +7,7 @@
 //! * [`seal`]: the keystore's format-2 primitives (Argon2id, HKDF, AES-256-GCM with AAD).
 //! * [`signin`]: checks on a sign-in request, the approval statement, what the phone shows.
 //! * [`review`]: the signing review (what a prescriber sees, what each item signs).
+//! * [`cert`]: serial, expiry and key of a certificate the server issued.
 //! * [`csr`]: PKCS#10 requests signed elsewhere (WebCrypto), ECDSA P1363 to DER.
 //! * [`webstore`]: the web app's keystore document.
 //! * [`link`]: the activation link and the root CA check.
@@ -17,6 +18,7 @@
 #[cfg(all(test, target_arch = "wasm32"))]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+pub mod cert;
 pub mod csr;
 pub mod link;
 pub mod qr;

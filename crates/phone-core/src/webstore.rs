@@ -387,29 +387,6 @@ pub fn install_passcode(
     Ok(serde_json::to_string(&file).map_err(|_| CryptoError("serialise the web keystore"))?)
 }
 
-/// [`NewPasscode::new`] and [`install_passcode`] in one step (for tests and tools that do not
-/// talk to a server in between): the new document, verifier and secret. The keys stay the same.
-pub fn reset_passcode(
-    store: &str,
-    recovery_b64: &str,
-    new_passcode: &str,
-) -> Result<NewWebStore, WebStoreError> {
-    // Checked before the slow step.
-    parse(store)?;
-    let prepared = NewPasscode::new(new_passcode)?;
-    let new_store = install_passcode(store, &prepared, recovery_b64)?;
-    let unlocked = unlock(&new_store, &prepared.stretched, &prepared.secret_base64())?;
-    Ok(NewWebStore {
-        store: new_store,
-        verifier: prepared.verifier_base64(),
-        secret: prepared.secret_base64(),
-        recovery_key: Zeroizing::new(recovery_b64.trim().to_owned()),
-        wrapping_key: unlocked.wrapping_key.clone(),
-        piv_auth_csr: Vec::new(),
-        piv_signing_csr: Vec::new(),
-    })
-}
-
 /// The public key (SPKI DER) of a PIV slot, readable without the passcode.
 pub fn piv_spki(store: &str, slot: PivSlot) -> Result<Vec<u8>, WebStoreError> {
     let file = parse(store)?;

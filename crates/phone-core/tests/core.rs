@@ -177,17 +177,18 @@ fn webstore_round_trip() {
     );
 
     // After an RA unlock: a new passcode with the recovery key, the same keys.
-    let reset = webstore::reset_passcode(&new.store, &new.recovery_key, "864200").unwrap();
-    let stretched = webstore::stretch(&reset.store, "864200").unwrap();
-    assert_eq!(*stretched.verifier_base64(), *reset.verifier);
-    let again = webstore::unlock(&reset.store, &stretched, &reset.secret).unwrap();
+    let first = webstore::NewPasscode::new("864200").unwrap();
+    let reset_store = webstore::install_passcode(&new.store, &first, &new.recovery_key).unwrap();
+    let stretched = webstore::stretch(&reset_store, "864200").unwrap();
+    assert_eq!(*stretched.verifier_base64(), *first.verifier_base64());
+    let again = webstore::unlock(&reset_store, &stretched, &first.secret_base64()).unwrap();
     assert_eq!(again.wrapping_key(), &*new.wrapping_key);
     assert_eq!(
-        webstore::piv_spki(&reset.store, PivSlot::Signature).unwrap(),
+        webstore::piv_spki(&reset_store, PivSlot::Signature).unwrap(),
         webstore::piv_spki(&new.store, PivSlot::Signature).unwrap()
     );
     assert_eq!(
-        webstore::reset_passcode(&new.store, &other_secret, "864200").unwrap_err(),
+        webstore::install_passcode(&new.store, &first, &other_secret).unwrap_err(),
         WebStoreError::WrongRecoveryKey
     );
 
@@ -199,10 +200,10 @@ fn webstore_round_trip() {
         WebStoreError::PasscodeFormat
     );
     assert_eq!(
-        webstore::install_passcode(&reset.store, &prepared, &other_secret).unwrap_err(),
+        webstore::install_passcode(&reset_store, &prepared, &other_secret).unwrap_err(),
         WebStoreError::WrongRecoveryKey
     );
-    let installed = webstore::install_passcode(&reset.store, &prepared, &new.recovery_key).unwrap();
+    let installed = webstore::install_passcode(&reset_store, &prepared, &new.recovery_key).unwrap();
     let stretched = webstore::stretch(&installed, "97531864").unwrap();
     assert_eq!(*stretched.verifier_base64(), *prepared.verifier_base64());
     let opened = webstore::unlock(&installed, &stretched, &prepared.secret_base64()).unwrap();

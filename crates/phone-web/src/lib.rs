@@ -15,7 +15,7 @@
 //! what this crate controls.
 #![forbid(unsafe_code)]
 
-use vsc_phone_core::{csr, link, qr, review, signin, vsc_proto, webstore};
+use vsc_phone_core::{cert, csr, link, qr, review, seal, signin, vsc_proto, webstore};
 use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
 
@@ -127,21 +127,6 @@ impl NewStore {
 pub fn create_keystore(passcode: &str, common_name: &str) -> Result<NewStore, JsError> {
     let passcode = Zeroizing::new(passcode.to_owned());
     webstore::create(&passcode, common_name)
-        .map(NewStore)
-        .map_err(js_error)
-}
-
-/// After an RA unlock: re-wraps the keystore under `new_passcode` with the recovery key the
-/// server released. The result's `store`, `verifier` and `secret` replace the old ones (its
-/// CSRs are empty: the keys stay the same).
-#[wasm_bindgen(js_name = resetPasscode)]
-pub fn reset_passcode(
-    store: &str,
-    recovery_key_b64: &str,
-    new_passcode: &str,
-) -> Result<NewStore, JsError> {
-    let passcode = Zeroizing::new(new_passcode.to_owned());
-    webstore::reset_passcode(store, recovery_key_b64, &passcode)
         .map(NewStore)
         .map_err(js_error)
 }
@@ -353,21 +338,49 @@ pub fn review_signing(request_json: &str) -> Result<JsValue, JsError> {
     to_js(&serde_json::to_string(&review.view()).map_err(js_error)?)
 }
 
-/// The SHA-1 digest of `bytes` (what an EPS `rsa-sha1` signature covers), for checks and
-/// display. WebCrypto itself signs RSASSA-PKCS1-v1_5 with SHA-1, and the app signs that way.
-#[wasm_bindgen(js_name = sha1Digest)]
-pub fn sha1_digest(bytes: &[u8]) -> Vec<u8> {
-    review::sha1_digest(bytes).to_vec()
-}
-
 /// Decodes a QR code in a greyscale frame (`width` × `height` bytes); `undefined` if none.
 #[wasm_bindgen(js_name = decodeQr)]
 pub fn decode_qr(luma: &[u8], width: u32, height: u32) -> Option<String> {
     qr::decode_luma(luma, width as usize, height as usize)
 }
 
-/// Decodes a QR code in an RGBA frame (a canvas's `getImageData().data`); `undefined` if none.
-#[wasm_bindgen(js_name = decodeQrRgba)]
-pub fn decode_qr_rgba(rgba: &[u8], width: u32, height: u32) -> Option<String> {
-    qr::decode_luma(&qr::rgba_to_luma(rgba), width as usize, height as usize)
+/// Whether `passcode` is a well-formed passcode (6 to 64 digits: the keystores' one rule).
+#[wasm_bindgen(js_name = passcodeWellFormed)]
+pub fn passcode_well_formed(passcode: &str) -> bool {
+    seal::passcode_ok(passcode)
+}
+
+/// Whether `pin` is a well-formed card PIN (`vsc_proto::card::pin_is_well_formed`: 6 to 8
+/// digits).
+#[wasm_bindgen(js_name = pinWellFormed)]
+pub fn pin_well_formed(pin: &str) -> bool {
+    vsc_proto::card::pin_is_well_formed(pin)
+}
+
+/// The card PIN's length rule for messages: `{min, max}` (`vsc_proto::card::{PIN_MIN, PIN_MAX}`).
+#[wasm_bindgen(js_name = pinLengths)]
+pub fn pin_lengths() -> Result<JsValue, JsError> {
+    let json = serde_json::json!({
+        "min": vsc_proto::card::PIN_MIN,
+        "max": vsc_proto::card::PIN_MAX,
+    });
+    to_js(&json.to_string())
+}
+
+/// The first certificate of `pem`: `{serial (hex), notAfter (RFC 3339), spkiMatches}`, where
+/// `spkiMatches` says whether it is for the key whose SubjectPublicKeyInfo (DER) is `spki`
+/// (`null` without one); throws when there is no certificate or it does not parse.
+#[wasm_bindgen(js_name = certificateFacts)]
+pub fn certificate_facts(pem: &str, spki: Option<Vec<u8>>) -> Result<JsValue, JsError> {
+    let facts = cert::certificate_facts(pem).map_err(js_error)?;
+    let not_after = facts
+        .not_after
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(js_error)?;
+    let json = serde_json::json!({
+        "serial": facts.serial,
+        "notAfter": not_after,
+        "spkiMatches": spki.map(|s| facts.is_for_key(&s)),
+    });
+    to_js(&json.to_string())
 }

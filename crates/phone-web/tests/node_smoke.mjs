@@ -29,9 +29,12 @@ function opensslVerifiesCsr(der) {
   return out;
 }
 
+let passed = 0;
+let failed = 0;
+const ok = (name) => { passed += 1; console.log(`ok - ${name}`); };
+
+// The checks build on each other: the first failure ends the run (and is counted).
 (async () => {
-  let passed = 0;
-  const ok = (name) => { passed += 1; console.log(`ok - ${name}`); };
 
   assert.match(core.version(), /^\d+\.\d+\.\d+/);
   ok('version');
@@ -232,11 +235,42 @@ function opensslVerifiesCsr(der) {
   un2.free(); st2.free(); np.free();
   ok('RA unlock: newPasscode, parseUnlock, unlockStatement, installPasscode');
 
-  assert.equal(Buffer.from(core.sha1Digest(new TextEncoder().encode('abc'))).toString('hex'),
-    'a9993e364706816aba3e25717850c26c9cd0d89d');
   assert.equal(core.decodeQr(new Uint8Array(100), 10, 10), undefined);
-  ok('sha1Digest, decodeQr (no code)');
+  ok('decodeQr (no code)');
+
+  // A certificate made by OpenSSL: the core reads its serial, expiry and key.
+  const cdir = fs.mkdtempSync(path.join(os.tmpdir(), 'cert-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+    '-nodes', '-keyout', path.join(cdir, 'key.pem'), '-out', path.join(cdir, 'cert.pem'),
+    '-subj', '/CN=Dr Ada Example', '-set_serial', '0x0a1b2c3d4e', '-days', '30'], { stdio: 'ignore' });
+  const certPem = fs.readFileSync(path.join(cdir, 'cert.pem'), 'utf8');
+  const certSpki = new Uint8Array(execFileSync('openssl', ['pkey', '-in', path.join(cdir, 'key.pem'),
+    '-pubout', '-outform', 'DER']));
+  const enddate = execFileSync('openssl', ['x509', '-in', path.join(cdir, 'cert.pem'), '-noout',
+    '-enddate']).toString().trim().replace(/^notAfter=/, '');
+  const facts = core.certificateFacts(certPem, certSpki);
+  assert.equal(facts.serial, '0a1b2c3d4e');
+  assert.equal(Date.parse(facts.notAfter), Date.parse(enddate));
+  assert.equal(facts.spkiMatches, true);
+  assert.equal(core.certificateFacts(certPem, spki).spkiMatches, false);
+  assert.equal(core.certificateFacts(certPem).spkiMatches, null);
+  assert.throws(() => core.certificateFacts('no certificate here'), /no certificate/);
+  ok('certificateFacts (serial, expiry, key of an OpenSSL certificate)');
+
+  for (const good of ['123456', '1'.repeat(64)]) assert.equal(core.passcodeWellFormed(good), true);
+  for (const bad of ['12345', '1'.repeat(65), '12345a', ' 123456', '']) {
+    assert.equal(core.passcodeWellFormed(bad), false);
+  }
+  for (const good of ['123456', '12345678']) assert.equal(core.pinWellFormed(good), true);
+  for (const bad of ['12345', '123456789', '12345a']) assert.equal(core.pinWellFormed(bad), false);
+  assert.deepEqual(core.pinLengths(), { min: 6, max: 8 });
+  ok('passcodeWellFormed, pinWellFormed, pinLengths');
 
   stretched.free(); wrong.free(); unlocked.free(); store.free();
-  console.log(`${passed} passed, 0 failed`);
-})().catch((e) => { console.error(e); process.exit(1); });
+})().catch((e) => {
+  failed += 1;
+  console.error(`not ok - ${e && e.stack ? e.stack : e}`);
+}).finally(() => {
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+});

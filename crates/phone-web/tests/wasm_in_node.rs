@@ -16,8 +16,16 @@ fn the_shipped_wasm_build_works_in_node() {
         "{} has no WebAssembly build: run scripts/build-app",
         pkg.display()
     );
+    let script = root.join("tests/node_smoke.mjs");
+    // Every `ok('…')` line of the script is one check; all of them must pass.
+    let source = std::fs::read_to_string(&script).expect("read node_smoke.mjs");
+    let checks = source
+        .lines()
+        .filter(|line| line.trim_start().starts_with("ok('"))
+        .count();
+    assert!(checks > 10, "the script has {checks} checks");
     let output = Command::new("node")
-        .arg(root.join("tests/node_smoke.mjs"))
+        .arg(&script)
         .arg(&pkg)
         .output()
         .unwrap_or_else(|e| panic!("run node (Node.js, on the machine image): {e}"));
@@ -28,5 +36,18 @@ fn the_shipped_wasm_build_works_in_node() {
         output.status.success(),
         "the smoke test failed in Node.js:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let (passed, failed) = line.trim().split_once(" passed, ")?;
+            let failed = failed.strip_suffix(" failed")?;
+            Some((passed.parse::<usize>().ok()?, failed.parse::<usize>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no \"N passed, M failed\" line:\n{stdout}\n{stderr}"));
+    assert_eq!(
+        summary,
+        (checks, 0),
+        "(passed, failed) in Node.js, against the script's {checks} checks:\n{stdout}\n{stderr}"
+    );
 }

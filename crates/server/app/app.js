@@ -306,62 +306,8 @@ async function csr(keyPair, kind) {
 // ---------------------------------------------------------------------------------------------
 // Certificates (only what the status screen shows, and the key check after enrolment)
 
-function pemToDer(pem) {
-  const m = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem || "");
-  return m ? unb64(m[1]) : null;
-}
-
-function derItem(buf, pos) {
-  const tag = buf[pos];
-  let len = buf[pos + 1];
-  let start = pos + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + buf[start + i];
-    start += n;
-  }
-  if (start + len > buf.length) throw new Error("a certificate from the server does not parse");
-  return { tag, start, end: start + len, pos };
-}
-
-function derChildren(buf, item) {
-  const out = [];
-  for (let p = item.start; p < item.end;) {
-    const c = derItem(buf, p);
-    out.push(c);
-    p = c.end;
-  }
-  return out;
-}
-
-function derTime(buf, item) {
-  const s = new TextDecoder().decode(buf.subarray(item.start, item.end));
-  const m = item.tag === 0x17
-    ? /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s)
-    : /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s);
-  if (!m) return null;
-  let year = Number(m[1]);
-  if (item.tag === 0x17) year += year < 50 ? 2000 : 1900;
-  return new Date(Date.UTC(year, m[2] - 1, m[3], m[4], m[5], m[6]));
-}
-
-/** Serial (hex), expiry and SubjectPublicKeyInfo of a PEM certificate. */
-function certificateFacts(pem) {
-  const der = pemToDer(pem);
-  if (!der) return null;
-  const cert = derItem(der, 0);
-  const tbs = derChildren(der, cert)[0];
-  let fields = derChildren(der, tbs);
-  if (fields[0].tag === 0xa0) fields = fields.slice(1);
-  const [serial, , , validity, , spki] = fields;
-  const [, notAfter] = derChildren(der, validity);
-  return {
-    serial: hex(der.subarray(serial.start, serial.end)).replace(/^00(?=[0-9a-f]{2})/, ""),
-    notAfter: derTime(der, notAfter),
-    spki: der.subarray(spki.pos, spki.end),
-  };
-}
+// The core reads them (core.certificateFacts): serial, expiry, and whether a certificate is
+// for a given public key.
 
 function sameBytes(a, b) {
   if (!a || !b || a.length !== b.length) return false;
@@ -401,8 +347,8 @@ async function enrol() {
   const passcode = $("new-passcode").value;
   const again = $("new-passcode-again").value;
   clearError();
-  if (!/^[0-9]{6,}$/.test(passcode)) {
-    showError("The passcode must be at least 6 digits (numbers only).");
+  if (!core.passcodeWellFormed(passcode)) {
+    showError("The passcode must be 6 to 64 digits (numbers only).");
     return;
   }
   if (passcode !== again) {
@@ -478,8 +424,13 @@ async function enrol() {
       [answer.auth_certificate, authCsr.spki, "authentication"],
       [answer.signing_certificate, signingCsr.spki, "signing"],
     ]) {
-      const facts = certificateFacts(pem);
-      if (!facts || !sameBytes(facts.spki, spki)) {
+      let matches = false;
+      try {
+        matches = core.certificateFacts(pem, spki).spkiMatches === true;
+      } catch (_) {
+        matches = false;
+      }
+      if (!matches) {
         throw new Error(`The ${what} certificate from the server is not for this phone's ${what} key.`);
       }
     }
@@ -563,7 +514,10 @@ async function authed(op) {
 // ---------------------------------------------------------------------------------------------
 // Listening (phone.rs `Listener`)
 
-/** Requests waiting for an answer: id -> the request's JSON as the server sent it. */
+/**
+ * Requests waiting for an answer: id -> the request's JSON (parsed and serialised again, so a
+ * request from the event stream and the same request from a list compare equal).
+ */
 const pending = new Map();
 /** Requests this app answered (their "closed" events are expected). */
 const answered = new Set();
@@ -580,7 +534,7 @@ function setChannel(text) {
 function absorbRequest(json) {
   const request = JSON.parse(json);
   if (answered.has(request.request_id)) return;
-  pending.set(request.request_id, json);
+  pending.set(request.request_id, JSON.stringify(request));
   presentNext();
 }
 
@@ -835,6 +789,11 @@ function startListening() {
 
 let busy = false;
 let countdown = null;
+/**
+ * The sign-in request on screen: {id, json}, `json` exactly as checked and shown. The approval
+ * is built from this JSON, never from a newer copy the server sent since.
+ */
+let shownSignIn = null;
 
 /**
  * Throws unless the request (`json`, as the server sent it) is for the person enrolled here: a
@@ -871,6 +830,7 @@ function presentNext() {
       continue;
     }
     current = id;
+    shownSignIn = { id, json };
     showSignIn(view);
     buzz();
     return;
@@ -1005,9 +965,8 @@ async function openKeystore(passcode, progress) {
 }
 
 async function approve() {
-  if (!current || busy) return;
-  const id = current;
-  const json = pending.get(id);
+  if (!current || busy || !shownSignIn || shownSignIn.id !== current) return;
+  const { id, json } = shownSignIn;
   const numberText = $("signin-number").value.trim();
   const passcode = $("signin-passcode").value;
   clearError();
@@ -1016,9 +975,16 @@ async function approve() {
     $("signin-number").focus();
     return;
   }
-  if (!/^[0-9]{6,}$/.test(passcode)) {
-    showError("Type your passcode (at least 6 digits).");
+  if (!core.passcodeWellFormed(passcode)) {
+    showError("Type your passcode (6 to 64 digits).");
     $("signin-passcode").focus();
+    return;
+  }
+  // The approval covers exactly the request on screen: if the server has since sent a different
+  // version of it, nothing is signed.
+  const latest = pending.get(id);
+  if (latest !== undefined && latest !== json) {
+    showError("This sign-in request changed after it was shown; nothing was signed. Decline it and sign in again at the workstation.");
     return;
   }
   const number = Number(numberText);
@@ -1026,8 +992,7 @@ async function approve() {
   busy = true;
   setAnswerButtons(false);
   try {
-    // Checked again now: the request must still be the one shown, for this person, and not
-    // expired.
+    // Checked again now: the request shown must still be for this person and not expired.
     checkForMe(json, "sign-in request");
     const view = core.checkSignIn(json, Math.floor(Date.now() / 1000));
     const wk = await openWrappingKey(passcode, progress);
@@ -1095,6 +1060,7 @@ async function decline(notMe) {
 function finishRequest(id) {
   pending.delete(id);
   if (current === id) current = null;
+  if (shownSignIn && shownSignIn.id === id) shownSignIn = null;
   stopCountdown();
 }
 
@@ -1105,7 +1071,10 @@ function finishRequest(id) {
 // each SignedInfo, and renders what the prescriber sees from those same bytes. This screen shows
 // the core's lines and signs exactly the core's `toSign` bytes, nothing else.
 
-/** The review on screen: {id, json, review, key} (`key` = the review as JSON, to compare). */
+/**
+ * The review on screen: {id, json, review}: `json` is the request exactly as reviewed and
+ * shown, `review` the core's review of it, which is what is signed.
+ */
 let shownSigning = null;
 
 /** WebCrypto's hash for the review's algorithm (`RS1` / `RS256`, as vsc-eps names them). */
@@ -1147,7 +1116,7 @@ function showSigningRequest(id, json) {
   } catch (_) {
     // shown without a countdown
   }
-  shownSigning = { id, json, review, key: JSON.stringify(review) };
+  shownSigning = { id, json, review };
   const card = review.kind === "card";
   const prefix = card ? "card" : "signing";
   if (card) {
@@ -1254,28 +1223,29 @@ function finishSigning(id) {
 
 async function approveSigning() {
   if (!shownSigning || busy || current !== shownSigning.id) return;
-  const { id, json, key } = shownSigning;
-  const card = shownSigning.review.kind === "card";
+  const { id, json, review } = shownSigning;
+  const card = review.kind === "card";
   const prefix = card ? "card" : "signing";
   const passcodeInput = $(`${prefix}-passcode`);
   const passcode = passcodeInput.value;
   const progress = (text) => ($(`${prefix}-progress`).textContent = text);
   clearError();
-  // Checked again now, by the core: what is signed is exactly what is on the screen.
-  let review;
+  // What is signed is exactly what is on the screen: the core's review of the request as
+  // shown. If the server's current version of the request differs from the one shown, nothing
+  // is signed.
   try {
     checkForMe(json, "signing request");
-    review = core.reviewSigning(json);
   } catch (e) {
     showError(e);
     return;
   }
-  if (JSON.stringify(review) !== key) {
-    showError("The request changed after it was shown; nothing was signed. Decline it and start again.");
+  const latest = signingPending.get(id);
+  if (latest !== undefined && latest !== json) {
+    showError("This signing request changed after it was shown; nothing was signed. Decline it and send it again from the workstation.");
     return;
   }
-  if (review.items.length && !/^[0-9]{6,}$/.test(passcode)) {
-    showError("Type your passcode (at least 6 digits).");
+  if (review.items.length && !core.passcodeWellFormed(passcode)) {
+    showError("Type your passcode (6 to 64 digits).");
     passcodeInput.focus();
     return;
   }
@@ -1391,13 +1361,25 @@ function goLocked(message, codeOrLink) {
     state.locked = true;
     save({ locked: true }).catch(() => {});
   }
-  $("unlock-code").value = codeOrLink || "";
+  // An unlock link shows as the code it carries (checked for this server and CA now; a link
+  // for another server stays as it is and says why).
+  let filled = codeOrLink || "";
+  let linkProblem = null;
+  if (filled) {
+    try {
+      filled = core.parseUnlock(filled, ORIGIN, state.enrolment.ca_fingerprint || "");
+    } catch (e) {
+      linkProblem = e;
+    }
+  }
+  $("unlock-code").value = filled;
   $("unlock-passcode").value = "";
   $("unlock-passcode-again").value = "";
   $("unlock-progress").textContent = "";
   show("locked");
   if (message) showError(message);
-  (codeOrLink ? $("unlock-passcode") : $("unlock-code")).focus();
+  if (linkProblem) showError(linkProblem);
+  (filled && !linkProblem ? $("unlock-passcode") : $("unlock-code")).focus();
 }
 
 async function redeemUnlock() {
@@ -1414,8 +1396,8 @@ async function redeemUnlock() {
     $("unlock-code").focus();
     return;
   }
-  if (!/^[0-9]{6,}$/.test(passcode)) {
-    showError("The new passcode must be at least 6 digits (numbers only).");
+  if (!core.passcodeWellFormed(passcode)) {
+    showError("The new passcode must be 6 to 64 digits (numbers only).");
     $("unlock-passcode").focus();
     return;
   }
@@ -1494,8 +1476,8 @@ function renderHome() {
     const detail = document.createElement("span");
     detail.className = "detail";
     try {
-      const facts = certificateFacts(pem);
-      const expiry = facts.notAfter ? facts.notAfter.toISOString().slice(0, 10) : "unknown";
+      const facts = core.certificateFacts(pem);
+      const expiry = facts.notAfter ? facts.notAfter.slice(0, 10) : "unknown";
       detail.append("expires " + expiry + " · serial ");
       const serial = document.createElement("span");
       serial.className = "mono";
@@ -1514,14 +1496,6 @@ function renderHome() {
 // ---------------------------------------------------------------------------------------------
 // Card PIN (phone.rs `set_card_pin`): the PIN the agent asks for when the smartcard is used.
 
-/** Shortest and longest card PIN (vsc_proto::card::{PIN_MIN, PIN_MAX}). */
-const PIN_MIN = 6;
-const PIN_MAX = 8;
-
-function pinWellFormed(pin) {
-  return pin.length >= PIN_MIN && pin.length <= PIN_MAX && /^[0-9]+$/.test(pin);
-}
-
 async function setCardPin() {
   if (!state || busy) return;
   clearError();
@@ -1529,8 +1503,9 @@ async function setCardPin() {
   const again = $("pin-again");
   const stateText = $("pin-state");
   const pin = first.value;
-  if (!pinWellFormed(pin)) {
-    showError(`A card PIN is ${PIN_MIN} to ${PIN_MAX} digits.`);
+  if (!core.pinWellFormed(pin)) {
+    const { min, max } = core.pinLengths();
+    showError(`A card PIN is ${min} to ${max} digits.`);
     first.focus();
     return;
   }

@@ -285,6 +285,33 @@ export function approvalStatement(request_json, number, origin) {
 }
 
 /**
+ * The first certificate of `pem`: `{serial (hex), notAfter (RFC 3339), spkiMatches}`, where
+ * `spkiMatches` says whether it is for the key whose SubjectPublicKeyInfo (DER) is `spki`
+ * (`null` without one); throws when there is no certificate or it does not parse.
+ * @param {string} pem
+ * @param {Uint8Array | number[] | null} [spki]
+ * @returns {any}
+ */
+export function certificateFacts(pem, spki) {
+    let ptr0, len0, ptr1, len1;
+    try {
+        ptr0 = passStringToWasm0(pem, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len0 = WASM_VECTOR_LEN;
+        ptr1 = isLikeNone(spki) ? 0 : passArray8ToWasm0(spki, wasm.__wbindgen_malloc);
+        len1 = WASM_VECTOR_LEN;
+    } catch (e) {
+        if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+        throw e;
+    }
+    const ret = wasm.certificateFacts(ptr0, len0, ptr1, len1);
+    if (ret[2]) {
+        throw takeFromExternrefTable0(ret[1]);
+    }
+    return takeFromExternrefTable0(ret[0]);
+}
+
+/**
  * Throws unless a certificate in `chain_pem` has the SHA-256 fingerprint from the link.
  * @param {string} chain_pem
  * @param {string} ca_fingerprint_hex
@@ -423,27 +450,6 @@ export function decodeQr(luma, width, height) {
     const ptr0 = passArray8ToWasm0(luma, wasm.__wbindgen_malloc);
     const len0 = WASM_VECTOR_LEN;
     const ret = wasm.decodeQr(ptr0, len0, val2, val3);
-    let v4;
-    if (ret[0] !== 0) {
-        v4 = getStringFromWasm0(ret[0], ret[1]);
-        wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
-    }
-    return v4;
-}
-
-/**
- * Decodes a QR code in an RGBA frame (a canvas's `getImageData().data`); `undefined` if none.
- * @param {Uint8Array | number[]} rgba
- * @param {number} width
- * @param {number} height
- * @returns {string | undefined}
- */
-export function decodeQrRgba(rgba, width, height) {
-    const val2 = +width;
-    const val3 = +height;
-    const ptr0 = passArray8ToWasm0(rgba, wasm.__wbindgen_malloc);
-    const len0 = WASM_VECTOR_LEN;
-    const ret = wasm.decodeQrRgba(ptr0, len0, val2, val3);
     let v4;
     if (ret[0] !== 0) {
         v4 = getStringFromWasm0(ret[0], ret[1]);
@@ -665,34 +671,40 @@ export function passcodeCheckStatement(challenge_id, nonce, device_id, card_id, 
 }
 
 /**
- * After an RA unlock: re-wraps the keystore under `new_passcode` with the recovery key the
- * server released. The result's `store`, `verifier` and `secret` replace the old ones (its
- * CSRs are empty: the keys stay the same).
- * @param {string} store
- * @param {string} recovery_key_b64
- * @param {string} new_passcode
- * @returns {NewStore}
+ * Whether `passcode` is a well-formed passcode (6 to 64 digits: the keystores' one rule).
+ * @param {string} passcode
+ * @returns {boolean}
  */
-export function resetPasscode(store, recovery_key_b64, new_passcode) {
-    let ptr0, len0, ptr1, len1, ptr2, len2;
-    try {
-        ptr0 = passStringToWasm0(store, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
-        len0 = WASM_VECTOR_LEN;
-        ptr1 = passStringToWasm0(recovery_key_b64, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
-        len1 = WASM_VECTOR_LEN;
-        ptr2 = passStringToWasm0(new_passcode, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
-        len2 = WASM_VECTOR_LEN;
-    } catch (e) {
-        if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
-        if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
-        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
-        throw e;
-    }
-    const ret = wasm.resetPasscode(ptr0, len0, ptr1, len1, ptr2, len2);
+export function passcodeWellFormed(passcode) {
+    const ptr0 = passStringToWasm0(passcode, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    const len0 = WASM_VECTOR_LEN;
+    const ret = wasm.passcodeWellFormed(ptr0, len0);
+    return ret !== 0;
+}
+
+/**
+ * The card PIN's length rule for messages: `{min, max}` (`vsc_proto::card::{PIN_MIN, PIN_MAX}`).
+ * @returns {any}
+ */
+export function pinLengths() {
+    const ret = wasm.pinLengths();
     if (ret[2]) {
         throw takeFromExternrefTable0(ret[1]);
     }
-    return NewStore.__wrap(ret[0]);
+    return takeFromExternrefTable0(ret[0]);
+}
+
+/**
+ * Whether `pin` is a well-formed card PIN (`vsc_proto::card::pin_is_well_formed`: 6 to 8
+ * digits).
+ * @param {string} pin
+ * @returns {boolean}
+ */
+export function pinWellFormed(pin) {
+    const ptr0 = passStringToWasm0(pin, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    const len0 = WASM_VECTOR_LEN;
+    const ret = wasm.pinWellFormed(ptr0, len0);
+    return ret !== 0;
 }
 
 /**
@@ -710,21 +722,6 @@ export function reviewSigning(request_json) {
         throw takeFromExternrefTable0(ret[1]);
     }
     return takeFromExternrefTable0(ret[0]);
-}
-
-/**
- * The SHA-1 digest of `bytes` (what an EPS `rsa-sha1` signature covers), for checks and
- * display. WebCrypto itself signs RSASSA-PKCS1-v1_5 with SHA-1, and the app signs that way.
- * @param {Uint8Array | number[]} bytes
- * @returns {Uint8Array}
- */
-export function sha1Digest(bytes) {
-    const ptr0 = passArray8ToWasm0(bytes, wasm.__wbindgen_malloc);
-    const len0 = WASM_VECTOR_LEN;
-    const ret = wasm.sha1Digest(ptr0, len0);
-    var v2 = getArrayU8FromWasm0(ret[0], ret[1]).slice();
-    wasm.__wbindgen_free(ret[0], ret[1] * 1, 1);
-    return v2;
 }
 
 /**
@@ -936,6 +933,10 @@ function handleError(f, args) {
         const idx = addToExternrefTable0(e);
         wasm.__wbindgen_exn_store(idx);
     }
+}
+
+function isLikeNone(x) {
+    return x === undefined || x === null;
 }
 
 function passArray8ToWasm0(arg, malloc) {

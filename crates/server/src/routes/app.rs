@@ -113,7 +113,7 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// The app's version, as the page and the service worker's cache name carry it.
+/// The app's version, as the page's footer and the service worker's cache name carry it.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A rendered file with its validator.
@@ -150,7 +150,7 @@ fn asset_body(path: &str) -> &'static [u8] {
     asset(path).map_or(&[], |a| a.body)
 }
 
-/// The page with its integrity values and version filled in.
+/// The page with its integrity values and version (footer) filled in.
 fn index_html() -> String {
     INDEX_TEMPLATE
         .replace("{{sri:app.js}}", &sri(asset_body("app.js")))

@@ -141,16 +141,16 @@ const LANDING_CSS: &str = "body{font-family:sans-serif;max-width:40em;margin:2em
 padding:0 1em}.button{display:inline-block;padding:.8em 1.2em;background:#005eb8;color:#fff;\
 border-radius:6px;text-decoration:none;font-size:1.1em}";
 
-/// The landing pages' Content Security Policy: their one style sheet, scripts only from this
-/// server (`/app/activate.js`), nothing else; never framed.
-fn landing_csp() -> String {
+/// The landing pages' Content Security Policy: their one style sheet (by hash), scripts only
+/// from this server (`/app/activate.js`), nothing else; never framed. Made once.
+static LANDING_CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, LANDING_CSS.as_bytes());
     format!(
         "default-src 'none'; script-src 'self'; style-src 'sha256-{}'; base-uri 'none'; \
          form-action 'none'; frame-ancestors 'none'",
         B64.encode(digest.as_ref())
     )
-}
+});
 
 /// A landing page, with `extra` (trusted markup) after its explanation.
 fn landing_page(state: &AppState, extra: &str) -> Response {
@@ -168,9 +168,13 @@ fn landing_page(state: &AppState, extra: &str) -> Response {
     ));
     (
         [
-            (header::CONTENT_SECURITY_POLICY, landing_csp()),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
-            (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            (header::CONTENT_SECURITY_POLICY, LANDING_CSP.as_str()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (
+                header::HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin",
+            ),
         ],
         page,
     )

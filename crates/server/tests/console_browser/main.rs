@@ -21,19 +21,19 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../browser/driver.rs"]
+mod driver;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use vsc_authenticator::{ClientError, PhoneLink};
 use vsc_proto::bulk::{BulkIssueReport, BulkIssueRequest};
 use vsc_proto::{CreatePerson, Person};
 
 use crate::common::{Phone, Ra, TestServer, passcode, start};
+use crate::driver::Driver;
 
 /// The whole conversation, browser included, must finish within this.
 const OVERALL: Duration = Duration::from_secs(180);
@@ -237,7 +237,12 @@ async fn run(tools: Tools) {
     let shots = screenshots(temp.path());
     let bulk = bulk_case(&s, &ram).await;
 
-    let mut d = Driver::spawn(&tools).await;
+    let mut d = Driver::spawn(
+        &tools.python,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_browser/driver.py"),
+        "console_browser",
+    )
+    .await;
     d.send(&json!({"config": {
         "base": s.state.issuer(),
         "chromium": tools.chromium,
@@ -431,135 +436,5 @@ async fn check(s: &TestServer, m: &Value, bulk: &Bulk) -> Value {
             json!({"ok": true, "state": s.card_state(card).await})
         }
         other => panic!("driver.py asked about {other:?}"),
-    }
-}
-
-// --- the driver process (driver.py) -----------------------------------------------------------
-
-/// `driver.py` running in its own process group (it starts chromedriver and chromium), killed
-/// with the whole group when dropped: on success, failure, panic or timeout alike.
-struct Driver {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Driver {
-    async fn spawn(tools: &Tools) -> Driver {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_browser/driver.py");
-        let mut child = Command::new(&tools.python)
-            .arg("-u")
-            .arg(&script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} {}: {e}",
-                    tools.python.display(),
-                    script.display()
-                )
-            });
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let stderr: Arc<Mutex<String>> = Arc::default();
-        let mut err = child.stderr.take().unwrap();
-        let keep = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                keep.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Driver {
-            child,
-            stdin,
-            lines,
-            stderr,
-        }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let all = self.stderr.lock().unwrap();
-        let start = all.char_indices().rev().nth(3000).map_or(0, |(i, _)| i);
-        all[start..].to_owned()
-    }
-
-    async fn send(&mut self, message: &Value) {
-        let line = format!("{message}\n");
-        if let Err(e) = self.stdin.write_all(line.as_bytes()).await {
-            panic!(
-                "cannot write to driver.py ({e}); its stderr:\n{}",
-                self.stderr_tail()
-            );
-        }
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The next message that is not progress; progress and notes are printed, and an error
-    /// from driver.py fails the test with its message.
-    async fn next(&mut self) -> Value {
-        loop {
-            let line = match self.lines.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) | Err(_) => {
-                    let status = self.child.wait().await.ok();
-                    panic!(
-                        "driver.py ended (status {status:?}); its stderr:\n{}",
-                        self.stderr_tail()
-                    );
-                }
-            };
-            let message: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-                panic!("driver.py wrote something that is not JSON ({e}): {line}")
-            });
-            match message["event"].as_str() {
-                Some("step") => eprintln!("console_browser (driver.py): {message}"),
-                Some("note") => eprintln!(
-                    "console_browser: NOTE: {}",
-                    message["message"].as_str().unwrap_or_default()
-                ),
-                Some("error") => panic!(
-                    "the browser side failed: {}\ndriver.py's stderr:\n{}",
-                    message["message"].as_str().unwrap_or_default(),
-                    self.stderr_tail()
-                ),
-                _ => return message,
-            }
-        }
-    }
-
-    /// Waits for driver.py to exit by itself (it has closed the browser).
-    async fn finish(&mut self) {
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("driver.py exits within 20 s after its last step")
-            .unwrap();
-        assert!(
-            status.success(),
-            "driver.py exited with {status}; stderr:\n{}",
-            self.stderr_tail()
-        );
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // The group is driver.py, chromedriver and chromium; after a clean exit it is gone.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
     }
 }

@@ -192,6 +192,7 @@ async fn wrong_passcodes_are_counted_by_the_server_and_a_restored_file_does_not_
     // fails with the lock, and the workstation's long-poll hears at once (not at its expiry,
     // and the request does not come back to the phone after an unlock).
     let waiting = s.open_request(&uid, "WS-LOCKED-CARD").await;
+    let asked = std::time::Instant::now();
     let (outcome, third) = tokio::join!(s.outcome(&waiting, 25), async {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         vsc_authenticator::unlock_keys(home, &wrong).await
@@ -200,6 +201,12 @@ async fn wrong_passcodes_are_counted_by_the_server_and_a_restored_file_does_not_
     assert!(is_locked(&err), "{err}");
     assert_eq!(s.card_state(&card_id).await, "locked");
     assert_eq!(outcome.state, "failed", "{outcome:?}");
+    // Woken by the lock, not by the end of its 25 s wait (which re-reads the row as well).
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(15),
+        "the workstation heard after {:?}",
+        asked.elapsed()
+    );
     assert_eq!(s.request_state(&waiting.request_id).await, "failed");
     let err = vsc_authenticator::unlock_keys(home, &passcode())
         .await

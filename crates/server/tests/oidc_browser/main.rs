@@ -24,6 +24,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../browser/driver.rs"]
+mod driver;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,13 +40,12 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use vsc_authenticator::PhoneLink;
 use vsc_oidc::jose::{Alg, JwkSet};
 use vsc_store::oidc_clients::ClientRow;
 
 use crate::common::{Phone, TestServer, passcode, start};
+use crate::driver::Driver;
 
 /// The whole conversation, browser included, must finish within this.
 const OVERALL: Duration = Duration::from_secs(120);
@@ -150,7 +151,12 @@ async fn run(tools: Tools) {
     let ca_pem = dir.path().join("root.pem");
     std::fs::write(&ca_pem, s.state.ca().root_pem()).unwrap();
 
-    let mut rp = RpProcess::spawn(&tools).await;
+    let mut rp = Driver::spawn(
+        &tools.python,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_browser/rp.py"),
+        "oidc_browser",
+    )
+    .await;
     let hello = rp.expect("hello").await;
     let jwks_b = hello["jwks"].clone();
     let key_b: JwkSet = serde_json::from_value(jwks_b.clone())
@@ -376,132 +382,6 @@ async fn check_logout_tokens(
         "oidc_browser: back-channel logout tokens verified for {:?}",
         by_client.keys().collect::<Vec<_>>()
     );
-}
-
-// --- the relying party process (rp.py) --------------------------------------------------------
-
-/// `rp.py` running in its own process group (it starts chromedriver and chromium), killed with
-/// the whole group when dropped: on success, failure, panic or timeout alike.
-struct RpProcess {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl RpProcess {
-    async fn spawn(tools: &Tools) -> RpProcess {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc_browser/rp.py");
-        let mut child = Command::new(&tools.python)
-            .arg("-u")
-            .arg(&script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} {}: {e}",
-                    tools.python.display(),
-                    script.display()
-                )
-            });
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let stderr: Arc<Mutex<String>> = Arc::default();
-        let mut err = child.stderr.take().unwrap();
-        let keep = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                keep.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        RpProcess {
-            child,
-            stdin,
-            lines,
-            stderr,
-        }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let all = self.stderr.lock().unwrap();
-        let start = all.char_indices().rev().nth(3000).map_or(0, |(i, _)| i);
-        all[start..].to_owned()
-    }
-
-    async fn send(&mut self, message: &Value) {
-        let line = format!("{message}\n");
-        if let Err(e) = self.stdin.write_all(line.as_bytes()).await {
-            panic!(
-                "cannot write to rp.py ({e}); its stderr:\n{}",
-                self.stderr_tail()
-            );
-        }
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The next message that is not progress, which must be the event `name`; progress is
-    /// printed, and an error from rp.py fails the test with its message.
-    async fn expect(&mut self, name: &str) -> Value {
-        loop {
-            let line = match self.lines.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) | Err(_) => {
-                    let status = self.child.wait().await.ok();
-                    panic!(
-                        "rp.py ended (status {status:?}) while the test waited for {name:?}; its stderr:\n{}",
-                        self.stderr_tail()
-                    );
-                }
-            };
-            let message: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("rp.py wrote something that is not JSON ({e}): {line}"));
-            match message["event"].as_str() {
-                Some("step") => eprintln!("oidc_browser (rp.py): {message}"),
-                Some("error") => panic!(
-                    "the relying party failed while the test waited for {name:?}: {}\nrp.py's stderr:\n{}",
-                    message["message"].as_str().unwrap_or_default(),
-                    self.stderr_tail()
-                ),
-                Some(event) if event == name => return message,
-                _ => panic!("rp.py sent {message} while the test waited for {name:?}"),
-            }
-        }
-    }
-
-    /// Waits for rp.py to exit by itself (it has closed the browser).
-    async fn finish(&mut self) {
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("rp.py exits within 20 s after its last step")
-            .unwrap();
-        assert!(
-            status.success(),
-            "rp.py exited with {status}; stderr:\n{}",
-            self.stderr_tail()
-        );
-    }
-}
-
-impl Drop for RpProcess {
-    fn drop(&mut self) {
-        // The group is rp.py, chromedriver and chromium; after a clean exit it is gone already.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-    }
 }
 
 // --- the provider side ------------------------------------------------------------------------

@@ -61,24 +61,26 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../browser/driver.rs"]
+mod driver;
 mod qr_letter;
 mod round2;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 use vsc_authenticator::ClientError;
 use vsc_proto::signin::AuthRequestCreated;
 use vsc_proto::{CardWithCode, CreatePerson, Person};
 
 use crate::common::{TestServer, auth_context, start};
+use crate::driver::Driver;
 
 /// The whole conversation, browser included, must finish within this (enrolment runs Argon2id
 /// and RSA key generation in the browser, on a shared machine).
@@ -545,7 +547,12 @@ async fn run(tools: Tools) {
         eprintln!("phone_app: SKIPPING the card operation: {why}");
     }
     let mut round2 = round2::Round2::new(temp.path(), &person.uid, &card.card.id, t, card_tools);
-    let mut d = Driver::spawn(&tools).await;
+    let mut d = Driver::spawn(
+        &tools.python,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/phone_app/driver.py"),
+        "phone_app",
+    )
+    .await;
     d.send(&json!({"config": {
         "base": origin,
         "chromium": tools.chromium,
@@ -1151,135 +1158,5 @@ impl Workstation {
             "phone_app: `vsc agent login` for {request_id}: {state}, {ended}; it said:\n{seen}"
         );
         answer
-    }
-}
-
-// --- the driver process (driver.py) -----------------------------------------------------------
-
-/// `driver.py` running in its own process group (it starts chromedriver and chromium), killed
-/// with the whole group when dropped: on success, failure, panic or timeout alike.
-struct Driver {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Driver {
-    async fn spawn(tools: &Tools) -> Driver {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/phone_app/driver.py");
-        let mut child = Command::new(&tools.python)
-            .arg("-u")
-            .arg(&script)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {} {}: {e}",
-                    tools.python.display(),
-                    script.display()
-                )
-            });
-        let stdin = child.stdin.take().unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let stderr: Arc<Mutex<String>> = Arc::default();
-        let mut err = child.stderr.take().unwrap();
-        let keep = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                keep.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Driver {
-            child,
-            stdin,
-            lines,
-            stderr,
-        }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let all = self.stderr.lock().unwrap();
-        let start = all.char_indices().rev().nth(3000).map_or(0, |(i, _)| i);
-        all[start..].to_owned()
-    }
-
-    async fn send(&mut self, message: &Value) {
-        let line = format!("{message}\n");
-        if let Err(e) = self.stdin.write_all(line.as_bytes()).await {
-            panic!(
-                "cannot write to driver.py ({e}); its stderr:\n{}",
-                self.stderr_tail()
-            );
-        }
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The next message that is not progress; progress and notes are printed, and an error
-    /// from driver.py fails the test with its message.
-    async fn next(&mut self) -> Value {
-        loop {
-            let line = match self.lines.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) | Err(_) => {
-                    let status = self.child.wait().await.ok();
-                    panic!(
-                        "driver.py ended (status {status:?}); its stderr:\n{}",
-                        self.stderr_tail()
-                    );
-                }
-            };
-            let message: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
-                panic!("driver.py wrote something that is not JSON ({e}): {line}")
-            });
-            match message["event"].as_str() {
-                Some("step") => eprintln!("phone_app (driver.py): {message}"),
-                Some("note") => eprintln!(
-                    "phone_app: NOTE: {}",
-                    message["message"].as_str().unwrap_or_default()
-                ),
-                Some("error") => panic!(
-                    "the browser side failed: {}\ndriver.py's stderr:\n{}",
-                    message["message"].as_str().unwrap_or_default(),
-                    self.stderr_tail()
-                ),
-                _ => return message,
-            }
-        }
-    }
-
-    /// Waits for driver.py to exit by itself (it has closed the browser).
-    async fn finish(&mut self) {
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("driver.py exits within 20 s after its last step")
-            .unwrap();
-        assert!(
-            status.success(),
-            "driver.py exited with {status}; stderr:\n{}",
-            self.stderr_tail()
-        );
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // The group is driver.py, chromedriver and chromium; after a clean exit it is gone.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
     }
 }

@@ -228,6 +228,37 @@ impl Round2 {
                     .expect("the RA's unlock code");
                 json!({"ok": true, "code": unlock.code.code, "url": unlock.code.url})
             }
+            // The server's approved-version policy, as an RA sets it (`vsc ra versions deny`):
+            // this exact version of the web app (platform `web`) refused, then allowed again.
+            "deny_app_version" => {
+                let changed: vsc_proto::versions::VersionRuleChanged = s
+                    .post(
+                        Some(&self.ra_token),
+                        vsc_proto::routes::RA_VERSIONS_DENY,
+                        &vsc_proto::versions::SetVersionRule {
+                            client: "authenticator".into(),
+                            // The web app's version is the workspace's (vsc-phone-web's).
+                            versions: env!("CARGO_PKG_VERSION").to_owned(),
+                            platform: Some("web".into()),
+                            reason: Some("withdrawn in the phone app test".into()),
+                        },
+                    )
+                    .await
+                    .expect("the RA denies the app's version");
+                json!({"ok": true, "rule": changed.rule.id})
+            }
+            "remove_version_rule" => {
+                let id = m["rule"].as_i64().unwrap_or_default().to_string();
+                let removed: serde_json::Value = s
+                    .post(
+                        Some(&self.ra_token),
+                        &vsc_proto::routes::fill(vsc_proto::routes::RA_VERSION_RULE_REMOVE, &id),
+                        &json!({}),
+                    )
+                    .await
+                    .expect("the RA removes the rule");
+                json!({"ok": true, "removed": removed})
+            }
             _ => return None,
         })
     }

@@ -612,7 +612,9 @@ async fn passcode_check_inner(
 /// commits. A wrong passcode is an `Ok` answer whose count and audit events are in `tx`; when
 /// it locks the card, the card's open sign-in requests fail with it (their ids come back for
 /// the caller to announce after the commit): a request the person could no longer approve must
-/// not wait for its expiry, nor reappear on the phone after an RA unlock.
+/// not wait for its expiry, nor reappear on the phone after an RA unlock. (Signing requests
+/// belong to sessions, which the lock ends: the phone no longer lists them and nothing is
+/// signed for them.)
 #[allow(clippy::too_many_arguments)]
 async fn check_passcode(
     state: &AppState,
